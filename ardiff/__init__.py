@@ -1,0 +1,1 @@
+"""ardiff: differentiation of NumPy programs by Activation Relaxation."""
