@@ -1,1 +1,22 @@
-"""ardiff: differentiation of NumPy programs by Activation Relaxation."""
+"""ardiff: differentiation of NumPy programs by Activation Relaxation.
+
+Gradients are the equilibrium of a local leaky-integrator dynamics on the
+recorded computation graph (Millidge et al., *Activation Relaxation*).  Start
+with :func:`grad`, or build a :class:`Graph` and call :func:`relax`.
+"""
+
+from . import numpy  # noqa: F401  (installs Tracer operators; must come first)
+from .api import (
+    elementwise_grad, grad, hessian, jacobian, make_vjp, trace, value_and_grad, vjp,
+)
+from .graph import Graph, Node
+from .solvers import ConvergenceWarning, NonFiniteWarning, Result, backprop, relax
+from .trace import Op, Tracer, TracingError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
+    "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
+    "jacobian", "hessian", "make_vjp", "vjp", "trace",
+]

@@ -1,0 +1,208 @@
+"""The recorded computation graph: nodes in topological order with forward values.
+
+A :class:`Graph` is filled either programmatically (``g.input(...)`` then ordinary
+operations on the returned traced values) or by :func:`ardiff.trace`.  Nodes are
+appended as operations execute, so creation order *is* a topological order; no
+sort is ever needed and every pass over the graph is a plain loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any
+
+import numpy as np
+
+_level_lock = threading.Lock()
+_level_counter = itertools.count(1)
+
+
+def _next_level() -> int:
+    with _level_lock:
+        return next(_level_counter)
+
+
+class Node:
+    """One recorded value.
+
+    Attributes
+    ----------
+    index : int
+        Position in the graph's topological order.
+    op : Op or str
+        The elementary op that produced the value, or ``"input"`` / ``"constant"``.
+    args : tuple
+        The op's positional arguments as raw values (parents' values in traced slots).
+    kwargs : dict
+        The op's keyword arguments (never traced).
+    parents : tuple of (int, int)
+        ``(argnum, parent index)`` for every traced argument.
+    value : array_like
+        The forward value recorded when the op ran.
+    name : str or None
+        Optional label.
+    """
+
+    __slots__ = ("index", "op", "args", "kwargs", "parents", "value", "name")
+
+    def __init__(self, index, op, args, kwargs, parents, value, name=None):
+        self.index = index
+        self.op = op
+        self.args = args
+        self.kwargs = kwargs
+        self.parents = parents
+        self.value = value
+        self.name = name
+
+    @property
+    def op_name(self) -> str:
+        """The op's name as a string."""
+        return self.op if isinstance(self.op, str) else self.op.name
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for inputs and constants."""
+        return isinstance(self.op, str)
+
+    def label(self) -> str:
+        """A short human-readable description, used in error messages."""
+        shape = np.shape(_raw(self.value))
+        named = f" '{self.name}'" if self.name else ""
+        return f"node {self.index}{named} (op {self.op_name}, shape {shape})"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.label()}>"
+
+
+def _raw(x: Any) -> Any:
+    """Strip every level of tracing from ``x``."""
+    from .trace import Tracer
+
+    while isinstance(x, Tracer):
+        x = x._value
+    return x
+
+
+class Graph:
+    """A recorded computation graph.
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff, ardiff.numpy as anp
+    >>> g = ardiff.Graph()
+    >>> x = g.input(np.array([0.5, -1.0]), name="x")
+    >>> loss = anp.sum(x ** 2)
+    >>> ardiff.relax(g, loss, wrt=[x]).grads[0]
+    array([ 1., -2.])
+    """
+
+    def __init__(self) -> None:
+        self.nodes: list[Node] = []
+        # Nesting level for higher-order tracing: a graph created while another is
+        # being traced gets a higher level and is unwrapped first.
+        self.level = _next_level()
+        self.inputs: list = []
+        self.output: Any = None
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        return f"<ardiff.Graph with {len(self.nodes)} nodes>"
+
+    # -- building -------------------------------------------------------------
+    def _append(self, op, args, kwargs, parents, value, name=None) -> Node:
+        node = Node(len(self.nodes), op, args, kwargs, parents, value, name)
+        self.nodes.append(node)
+        return node
+
+    def input(self, value: Any, name: str | None = None):
+        """Add a differentiable leaf and return it as a traced value.
+
+        Parameters
+        ----------
+        value : array_like
+            A float array or scalar (ints are cast to float64).
+        name : str, optional
+            Label shown in exports and error messages.
+        """
+        from .trace import Tracer, as_differentiable
+
+        value = as_differentiable(value, where=f"Graph.input({name or ''})")
+        node = self._append("input", (), {}, (), value, name)
+        tracer = Tracer(self, node.index, value)
+        self.inputs.append(tracer)
+        return tracer
+
+    def constant(self, value: Any, name: str | None = None):
+        """Add a non-differentiable leaf (recorded, but never given a gradient)."""
+        from .trace import Tracer
+
+        value = np.asarray(value) if not np.isscalar(value) else value
+        node = self._append("constant", (), {}, (), value, name)
+        return Tracer(self, node.index, value)
+
+    # -- queries --------------------------------------------------------------
+    def node_of(self, ref: Any) -> Node:
+        """Resolve a traced value, node, index or name to a node of this graph."""
+        from .trace import Tracer
+
+        if isinstance(ref, Tracer):
+            if ref._graph is not self:
+                raise ValueError(
+                    "The traced value belongs to a different graph; pass values created "
+                    "from this graph (g.input(...) or operations on them)."
+                )
+            return self.nodes[ref._node]
+        if isinstance(ref, Node):
+            if ref.index >= len(self.nodes) or self.nodes[ref.index] is not ref:
+                raise ValueError(f"{ref!r} is not a node of this graph.")
+            return ref
+        if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
+            if not -len(self.nodes) <= ref < len(self.nodes):
+                raise IndexError(f"Node index {ref} out of range for a graph of "
+                                 f"{len(self.nodes)} nodes.")
+            return self.nodes[ref]
+        if isinstance(ref, str):
+            matches = [n for n in self.nodes if n.name == ref]
+            if len(matches) != 1:
+                found = "no node" if not matches else f"{len(matches)} nodes"
+                raise KeyError(f"Graph has {found} named {ref!r}.")
+            return matches[0]
+        raise TypeError(
+            f"Cannot refer to a graph node with {type(ref).__name__}; use a traced value, "
+            "a Node, an index or a name."
+        )
+
+    def children(self) -> list[list[tuple[int, int]]]:
+        """For every node, the list of ``(child index, argnum)`` using it."""
+        kids: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
+        for node in self.nodes:
+            for argnum, parent in node.parents:
+                kids[parent].append((node.index, argnum))
+        return kids
+
+    def to_networkx(self):
+        """Export to a :class:`networkx.DiGraph`.
+
+        Node attributes: ``op``, ``name``, ``shape``, ``dtype``; edge attribute
+        ``argnum`` (the position of the parent among the child's arguments; a
+        parent used twice gets a list).
+        """
+        import networkx as nx
+
+        G = nx.DiGraph()
+        for node in self.nodes:
+            value = _raw(node.value)
+            G.add_node(node.index, op=node.op_name, name=node.name,
+                       shape=tuple(np.shape(value)), dtype=str(np.result_type(value)))
+        for node in self.nodes:
+            for argnum, parent in node.parents:
+                if G.has_edge(parent, node.index):
+                    old = G.edges[parent, node.index]["argnum"]
+                    G.edges[parent, node.index]["argnum"] = (
+                        (old if isinstance(old, list) else [old]) + [argnum])
+                else:
+                    G.add_edge(parent, node.index, argnum=argnum)
+        return G

@@ -1,0 +1,259 @@
+"""``ardiff.numpy``: the NumPy namespace whose functions trace.
+
+``import ardiff.numpy as anp`` and write NumPy code.  Differentiable functions
+come from the op table (:mod:`ardiff.ops`) or are composed here from it;
+functions without a gradient (``argmax``, ``zeros_like``, comparisons, ...) work
+on the plain values; anything else falls through to NumPy itself, where a traced
+argument raises a clear error instead of silently losing its gradient.
+``anp.random`` is NumPy's random module.
+"""
+
+from __future__ import annotations
+
+import numpy as _np
+from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random)
+
+from ..graph import _raw
+from ..ops import OPS
+from ..ops.elementwise import (  # noqa: F401
+    absolute, add, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, ceil, cos, cosh,
+    deg2rad, divide, exp, exp2, expm1, floor, fmax, fmin, hypot, log, log1p, log2, log10,
+    logaddexp, logaddexp2, maximum, minimum, multiply, negative, positive, power, rad2deg,
+    reciprocal, remainder, rint, sign, sin, sinh, sqrt, square, subtract, tan, tanh, trunc,
+)
+from ..ops.linalg import dot, einsum as _einsum, matmul, tensordot  # noqa: F401
+from ..ops.shape import astype as _astype, getitem as _getitem, untake as _untake
+from ..trace import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer
+from . import linalg
+from ._shape import (  # noqa: F401
+    array_split, atleast_1d, atleast_2d, atleast_3d, broadcast_to, concatenate, diag, diagonal,
+    expand_dims, flip, fliplr, flipud, hsplit, hstack, moveaxis, pad, ravel, repeat, reshape,
+    roll, sort, split, squeeze, stack, swapaxes, take, take_along_axis, tile, transpose, tril,
+    triu, vsplit, vstack,
+)
+
+abs = absolute
+true_divide = divide
+mod = remainder
+fmod_ = None  # fmod has C-style sign semantics; not in the table (see docs)
+del fmod_
+
+
+def round(a, decimals=0, out=None):
+    """Round to ``decimals`` (zero gradient almost everywhere)."""
+    _no_out("round", out)
+    return OPS["round"](a, decimals=decimals)
+
+
+around = round
+
+
+def _no_out(name, out, dtype=None):
+    if out is not None:
+        raise TypeError(f"ardiff.numpy.{name}: out= writes in place and cannot be traced.")
+    if dtype is not None:
+        raise TypeError(f"ardiff.numpy.{name}: dtype= is not supported on traced values; "
+                        "cast with .astype() before or after.")
+
+
+# -- reductions ------------------------------------------------------------------
+def _reduction(name):
+    op = OPS[name]
+
+    def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        _no_out(name, out, dtype)
+        if kwargs.get("initial", _np._NoValue) is not _np._NoValue or "where" in kwargs:
+            raise TypeError(f"ardiff.numpy.{name}: initial= and where= are not supported.")
+        if isinstance(axis, list):
+            axis = tuple(axis)
+        return op(a, axis=axis, keepdims=bool(keepdims))
+
+    reduce.__name__ = name
+    reduce.__doc__ = f"Traced ``numpy.{name}`` with ``axis`` and ``keepdims``."
+    return reduce
+
+
+def _extreme(name):
+    op = OPS[name]
+
+    def reduce(a, axis=None, out=None, keepdims=False, **kwargs):
+        _no_out(name, out)
+        if isinstance(axis, list):
+            axis = tuple(axis)
+        return op(a, axis=axis, keepdims=bool(keepdims))
+
+    reduce.__name__ = name
+    reduce.__doc__ = f"Traced ``numpy.{name}``; ties share the gradient evenly."
+    return reduce
+
+
+sum = _reduction("sum")
+mean = _reduction("mean")
+prod = _reduction("prod")
+max = amax = _extreme("max")
+min = amin = _extreme("min")
+
+
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    """Traced ``numpy.var``."""
+    _no_out("var", out, dtype)
+    return OPS["var"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+
+
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
+    """Traced ``numpy.std`` (gradient 0 where the standard deviation is 0)."""
+    _no_out("std", out, dtype)
+    return OPS["std"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+
+
+def cumsum(a, axis=None, dtype=None, out=None):
+    """Traced ``numpy.cumsum``."""
+    _no_out("cumsum", out, dtype)
+    return OPS["cumsum"](a, axis=axis)
+
+
+def cumprod(a, axis=None, dtype=None, out=None):
+    """Traced ``numpy.cumprod``."""
+    _no_out("cumprod", out, dtype)
+    return OPS["cumprod"](a, axis=axis)
+
+
+# -- selection ------------------------------------------------------------------
+def where(condition, x=None, y=None):
+    """Traced ``numpy.where``; the one-argument form returns plain indices."""
+    if x is None and y is None:
+        return _np.where(_raw(condition))
+    return OPS["where"](_plain(condition), x, y)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
+    """Traced ``numpy.clip``; the gradient passes where ``a_min <= a <= a_max``."""
+    _no_out("clip", out)
+    a_min = min if a_min is None else a_min
+    a_max = max if a_max is None else a_max
+    if a_min is None and a_max is None:
+        raise ValueError("ardiff.numpy.clip: give at least one of a_min and a_max.")
+    return OPS["clip"](a, a_min, a_max)
+
+
+# -- linear algebra composed from the table ---------------------------------------
+def einsum(subscripts, *operands, **kwargs):
+    """Traced ``numpy.einsum`` (string subscripts only)."""
+    if not isinstance(subscripts, str):
+        raise TypeError("ardiff.numpy.einsum: only the string form of subscripts is supported.")
+    if kwargs.get("out") is not None:
+        raise TypeError("ardiff.numpy.einsum: out= cannot be traced.")
+    return _einsum(subscripts, *operands)
+
+
+def inner(a, b):
+    """Traced ``numpy.inner``: contraction over the last axes."""
+    if _np.ndim(_raw(a)) == 0 or _np.ndim(_raw(b)) == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a, b):
+    """Traced ``numpy.outer``."""
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+def vdot(a, b):
+    """Traced ``numpy.vdot`` for real inputs."""
+    return dot(ravel(a), ravel(b))
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """Traced ``numpy.trace``."""
+    _no_out("trace", out, dtype)
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1)
+
+
+def kron(a, b):
+    """Traced ``numpy.kron``."""
+    sa, sb = _np.shape(_raw(a)), _np.shape(_raw(b))
+    n = builtins_max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    a2 = reshape(a, tuple(x for d in sa for x in (d, 1)))
+    b2 = reshape(b, tuple(x for d in sb for x in (1, d)))
+    return reshape(multiply(a2, b2), tuple(i * j for i, j in zip(sa, sb)))
+
+
+def builtins_max(*args):
+    """Python's max (the name ``max`` here is numpy's)."""
+    import builtins
+
+    return builtins.max(*args)
+
+
+# -- building arrays --------------------------------------------------------------
+def _contains_tracer(obj) -> bool:
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Tracer):
+            return True
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def array(obj, dtype=None, copy=True, **kwargs):
+    """Like ``numpy.array``, but nested lists of traced values are stacked and traced."""
+    if isinstance(obj, Tracer):
+        return obj if dtype is None else _astype(obj, dtype)
+    if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
+        out = stack([array(item) for item in obj])
+        return out if dtype is None else _astype(out, dtype)
+    return _np.array(obj, dtype=dtype, copy=copy, **kwargs)
+
+
+def asarray(obj, dtype=None, **kwargs):
+    """Like ``numpy.asarray``, keeping traced values traced."""
+    if isinstance(obj, Tracer) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
+        return array(obj, dtype=dtype)
+    return _np.asarray(obj, dtype=dtype, **kwargs)
+
+
+def _plain(obj):
+    """Strip tracing from a value or a (nested) list/tuple of values."""
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(o) for o in obj)
+    return _raw(obj)
+
+
+def _without_gradient(name):
+    fun = getattr(_np, name)
+
+    def plain(*args, **kwargs):
+        return fun(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
+
+    plain.__name__ = name
+    plain.__doc__ = f"``numpy.{name}`` on plain values (its result carries no gradient)."
+    return plain
+
+
+WITHOUT_GRADIENT = (
+    "argmax argmin argsort argwhere nonzero count_nonzero flatnonzero searchsorted shape ndim "
+    "size zeros_like ones_like empty_like full_like isnan isinf isfinite isclose allclose "
+    "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
+    "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
+    "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
+    "may_share_memory shares_memory copysign"
+).split()
+for _name in WITHOUT_GRADIENT:
+    globals()[_name] = _without_gradient(_name)
+del _name
+
+
+def __getattr__(name):
+    """Anything not defined here is NumPy's own (e.g. ``anp.pi``, ``anp.float32``)."""
+    try:
+        return getattr(_np, name)
+    except AttributeError:
+        raise AttributeError(f"module 'ardiff.numpy' has no attribute {name!r}") from None
+
+
+from ._methods import install as _install  # noqa: E402
+
+_install(globals(), UFUNC_IMPLS, FUNCTION_IMPLS, _getitem, _untake)

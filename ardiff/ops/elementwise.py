@@ -1,0 +1,158 @@
+"""Elementwise ops: unary math ufuncs, binary arithmetic, ``where`` and ``clip``.
+
+Each entry gives the local derivative; ``scale_by`` turns it into the staged VJP
+``g -> g * f'`` so the derivative is computed once per node, not once per
+relaxation step.  Ops marked ``nonlinear=True`` are the ones the
+:class:`ardiff.rules.NoDerivative` rule passes through without ``f'``.
+
+Kink conventions (documented subgradients): ``abs`` and ``sign`` give 0 at 0;
+ties of ``maximum``/``minimum``/``fmax``/``fmin`` split the gradient evenly;
+``clip`` passes the gradient where ``a_min <= x <= a_max``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import _raw
+from . import defop, scale_by
+
+LN2 = float(np.log(2.0))
+LN10 = float(np.log(10.0))
+
+
+def unary(name, fwd, deriv, nonlinear=True):
+    """Register an elementwise op with local derivative ``deriv(ans, x)``."""
+    return defop(name, fwd, lambda ans, x: scale_by(deriv(ans, x)), nonlinear=nonlinear)
+
+
+def zero_gradient(name, fwd):
+    """Register a piecewise-constant op: its derivative is zero almost everywhere."""
+    def vjp(ans, x, *args, **kwargs):
+        zeros = np.zeros(np.shape(_raw(x)), dtype=np.result_type(_raw(x)))
+        return lambda g: zeros
+    return defop(name, fwd, vjp)
+
+
+negative = defop("negative", np.negative, lambda ans, x: lambda g: -g)
+positive = defop("positive", np.positive, lambda ans, x: lambda g: g)
+absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(_raw(x)))
+square = unary("square", np.square, lambda ans, x: 2.0 * x)
+sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
+reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))
+exp = unary("exp", np.exp, lambda ans, x: ans)
+exp2 = unary("exp2", np.exp2, lambda ans, x: ans * LN2)
+expm1 = unary("expm1", np.expm1, lambda ans, x: ans + 1.0)
+log = unary("log", np.log, lambda ans, x: 1.0 / x)
+log2 = unary("log2", np.log2, lambda ans, x: 1.0 / (x * LN2))
+log10 = unary("log10", np.log10, lambda ans, x: 1.0 / (x * LN10))
+log1p = unary("log1p", np.log1p, lambda ans, x: 1.0 / (x + 1.0))
+sin = unary("sin", np.sin, lambda ans, x: cos(x))
+cos = unary("cos", np.cos, lambda ans, x: -sin(x))
+tan = unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans)
+arcsin = unary("arcsin", np.arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x))
+arccos = unary("arccos", np.arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x))
+arctan = unary("arctan", np.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
+sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x))
+cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x))
+tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans)
+arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0))
+arccosh = unary("arccosh", np.arccosh, lambda ans, x: 1.0 / sqrt(x * x - 1.0))
+arctanh = unary("arctanh", np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
+deg2rad = unary("deg2rad", np.deg2rad, lambda ans, x: float(np.pi / 180.0), nonlinear=False)
+rad2deg = unary("rad2deg", np.rad2deg, lambda ans, x: float(180.0 / np.pi), nonlinear=False)
+
+sign = zero_gradient("sign", np.sign)
+floor = zero_gradient("floor", np.floor)
+ceil = zero_gradient("ceil", np.ceil)
+rint = zero_gradient("rint", np.rint)
+trunc = zero_gradient("trunc", np.trunc)
+round_ = zero_gradient("round", lambda x, decimals=0: np.round(x, decimals))
+
+add = defop("add", np.add, lambda ans, x, y: lambda g: g, lambda ans, x, y: lambda g: g)
+subtract = defop("subtract", np.subtract,
+                 lambda ans, x, y: lambda g: g, lambda ans, x, y: lambda g: -g)
+multiply = defop("multiply", np.multiply,
+                 lambda ans, x, y: scale_by(y), lambda ans, x, y: scale_by(x))
+divide = defop("divide", np.divide,
+               lambda ans, x, y: scale_by(1.0 / y), lambda ans, x, y: scale_by(-ans / y))
+
+
+def _log_base(x):
+    """log(x) where x > 0 and 0 elsewhere: d(x**y)/dy for x <= 0 is taken as 0."""
+    positive_part = _raw(x) > 0
+    return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
+
+
+power = defop("power", np.power,
+              lambda ans, x, y: scale_by(y * x ** (y - 1.0)),
+              lambda ans, x, y: scale_by(ans * _log_base(x)))
+
+
+def _tie_split(x, y, x_wins):
+    """Derivative of a max/min-like selection w.r.t. x: 1 if x wins, 1/2 on ties."""
+    xr, yr = _raw(x), _raw(y)
+    dtype = np.result_type(xr, yr)
+    return (x_wins(xr, yr) + 0.5 * (xr == yr)).astype(dtype)
+
+
+maximum = defop("maximum", np.maximum,
+                lambda ans, x, y: scale_by(_tie_split(x, y, np.greater)),
+                lambda ans, x, y: scale_by(_tie_split(y, x, np.greater)), nonlinear=True)
+minimum = defop("minimum", np.minimum,
+                lambda ans, x, y: scale_by(_tie_split(x, y, np.less)),
+                lambda ans, x, y: scale_by(_tie_split(y, x, np.less)), nonlinear=True)
+
+
+def _nan_aware(x, y, x_wins):
+    """fmax/fmin ignore NaN: the non-NaN argument takes the whole gradient."""
+    xr, yr = _raw(x), _raw(y)
+    d = _tie_split(x, y, x_wins)
+    return np.where(np.isnan(yr), 1.0, np.where(np.isnan(xr), 0.0, d)).astype(d.dtype)
+
+
+fmax = defop("fmax", np.fmax,
+             lambda ans, x, y: scale_by(_nan_aware(x, y, np.greater)),
+             lambda ans, x, y: scale_by(_nan_aware(y, x, np.greater)), nonlinear=True)
+fmin = defop("fmin", np.fmin,
+             lambda ans, x, y: scale_by(_nan_aware(x, y, np.less)),
+             lambda ans, x, y: scale_by(_nan_aware(y, x, np.less)), nonlinear=True)
+arctan2 = defop("arctan2", np.arctan2,
+                lambda ans, y, x: scale_by(x / (x * x + y * y)),
+                lambda ans, y, x: scale_by(-y / (x * x + y * y)), nonlinear=True)
+hypot = defop("hypot", np.hypot,
+              lambda ans, x, y: scale_by(x / ans), lambda ans, x, y: scale_by(y / ans),
+              nonlinear=True)
+logaddexp = defop("logaddexp", np.logaddexp,
+                  lambda ans, x, y: scale_by(exp(x - ans)),
+                  lambda ans, x, y: scale_by(exp(y - ans)), nonlinear=True)
+logaddexp2 = defop("logaddexp2", np.logaddexp2,
+                   lambda ans, x, y: scale_by(exp2(x - ans)),
+                   lambda ans, x, y: scale_by(exp2(y - ans)), nonlinear=True)
+remainder = defop("remainder", np.remainder,
+                  lambda ans, x, y: lambda g: g,
+                  lambda ans, x, y: scale_by(-np.floor_divide(_raw(x), _raw(y))))
+
+
+def _where_vjp(k, ans, condition, x, y):
+    if k == 0:
+        raise TypeError("ardiff op 'where': the condition carries no gradient.")
+    mask = np.asarray(_raw(condition), dtype=bool)
+    return (lambda g: where(mask, g, 0.0)) if k == 1 else (lambda g: where(mask, 0.0, g))
+
+
+where = defop("where", np.where, vjp=_where_vjp)
+
+
+def _clip_derivative(ans, x, a_min=None, a_max=None):
+    xr = _raw(x)
+    inside = np.ones(np.shape(xr), dtype=bool)
+    if a_min is not None:
+        inside &= xr >= _raw(a_min)
+    if a_max is not None:
+        inside &= xr <= _raw(a_max)
+    return scale_by(inside.astype(np.result_type(xr)))
+
+
+clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
+             _clip_derivative, nonlinear=True)

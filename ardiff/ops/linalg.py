@@ -1,0 +1,261 @@
+"""Linear algebra: dot, matmul, tensordot, einsum, inv, solve, det, log|det|, norm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import _raw
+from . import defop, scale_by
+from .shape import broadcast_to, reshape, transpose
+
+
+def _ndim(x):
+    return np.ndim(_raw(x))
+
+
+def _swap(x):
+    """Swap the last two axes (batched matrix transpose)."""
+    n = _ndim(x)
+    perm = tuple(range(n - 2)) + (n - 1, n - 2)
+    return transpose(x, perm)
+
+
+# -- tensordot and dot ----------------------------------------------------------
+def normalize_axes(axes, a_ndim):
+    """Turn tensordot's ``axes`` argument into two lists of non-negative axes."""
+    if isinstance(axes, (int, np.integer)):
+        return list(range(a_ndim - axes, a_ndim)), list(range(axes))
+    a_axes, b_axes = axes
+    a_axes = [a_axes] if isinstance(a_axes, (int, np.integer)) else list(a_axes)
+    b_axes = [b_axes] if isinstance(b_axes, (int, np.integer)) else list(b_axes)
+    return a_axes, b_axes
+
+
+def _tensordot_vjp(k, ans, a, b, axes=2):
+    na, nb = _ndim(a), _ndim(b)
+    a_axes, b_axes = normalize_axes(axes, na)
+    a_axes = [i % na for i in a_axes]
+    b_axes = [i % nb for i in b_axes]
+    a_free = [i for i in range(na) if i not in a_axes]
+    b_free = [i for i in range(nb) if i not in b_axes]
+    g_a_part = list(range(len(a_free)))
+    g_b_part = list(range(len(a_free), len(a_free) + len(b_free)))
+    if k == 0:
+        # result axes: a_free, then b's contracted axes in increasing order
+        labels = a_free + [a_axes[j] for j in np.argsort(b_axes)]
+        perm = tuple(int(i) for i in np.argsort(labels))
+        return lambda g: transpose(tensordot(g, b, axes=(g_b_part, b_free)), perm)
+    labels = [b_axes[j] for j in np.argsort(a_axes)] + b_free
+    perm = tuple(int(i) for i in np.argsort(labels))
+    return lambda g: transpose(tensordot(a, g, axes=(a_free, g_a_part)), perm)
+
+
+tensordot = defop("tensordot", lambda a, b, axes=2: np.tensordot(a, b, axes=axes),
+                  vjp=_tensordot_vjp)
+
+
+def _dot_vjp(k, ans, a, b):
+    if _ndim(a) == 0 or _ndim(b) == 0:
+        return scale_by(b if k == 0 else a)
+    axes = ([_ndim(a) - 1], [0 if _ndim(b) == 1 else _ndim(b) - 2])
+    return _tensordot_vjp(k, ans, a, b, axes=axes)
+
+
+dot = defop("dot", np.dot, vjp=_dot_vjp)
+
+
+def _matmul_vjp(k, ans, a, b):
+    a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
+
+    def as_matrices(g):
+        if a_vec:
+            g = reshape(g, np.shape(_raw(g))[:-1] + (1,) + np.shape(_raw(g))[-1:]) if not b_vec \
+                else reshape(g, np.shape(_raw(g)) + (1,))
+        if b_vec:
+            g = reshape(g, np.shape(_raw(g)) + (1,)) if not a_vec else g
+        return g
+
+    a2 = reshape(a, (1,) + np.shape(_raw(a))) if a_vec else a
+    b2 = reshape(b, np.shape(_raw(b)) + (1,)) if b_vec else b
+    if k == 0:
+        bt = _swap(b2)
+
+        def vjp(g):
+            ga = matmul(as_matrices(g), bt)
+            return reshape(ga, np.shape(_raw(ga))[:-2] + np.shape(_raw(ga))[-1:]) if a_vec else ga
+        return vjp
+    at = _swap(a2)
+
+    def vjp(g):
+        gb = matmul(at, as_matrices(g))
+        return reshape(gb, np.shape(_raw(gb))[:-1]) if b_vec else gb
+    return vjp
+
+
+matmul = defop("matmul", np.matmul, vjp=_matmul_vjp)
+
+
+# -- einsum -------------------------------------------------------------------
+_SPARE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def parse_einsum(subscripts, shapes):
+    """Explicit input and output subscripts, with ellipses replaced by letters."""
+    subscripts = subscripts.replace(" ", "")
+    if "->" in subscripts:
+        lhs, out = subscripts.split("->")
+    else:
+        lhs, out = subscripts, None
+    inputs = lhs.split(",")
+    spare = [c for c in _SPARE_LETTERS if c not in subscripts]
+    n_ell = max((len(shape) - len(s.replace("...", ""))
+                 for s, shape in zip(inputs, shapes) if "..." in s), default=0)
+    ell = "".join(spare[:n_ell])
+    expanded = []
+    for s, shape in zip(inputs, shapes):
+        if "..." in s:
+            width = len(shape) - len(s.replace("...", ""))
+            s = s.replace("...", ell[n_ell - width:])
+        expanded.append(s)
+    if out is None:
+        letters = "".join(expanded)
+        out = ell + "".join(sorted(c for c in set(letters.replace(ell, "") if ell else letters)
+                                   if letters.count(c) == 1 and c not in ell))
+    else:
+        out = out.replace("...", ell)
+    return expanded, out
+
+
+def _einsum_vjp(k, ans, subscripts, *operands):
+    if k == 0:
+        raise TypeError("ardiff op 'einsum': the subscripts string carries no gradient.")
+    shapes = [np.shape(_raw(o)) for o in operands]
+    inputs, out = parse_einsum(subscripts, shapes)
+    i = k - 1
+    target, shape = inputs[i], shapes[i]
+    sizes = dict(zip(target, shape))
+    others = [o for j, o in enumerate(operands) if j != i]
+    other_subs = [s for j, s in enumerate(inputs) if j != i]
+    unique = "".join(dict.fromkeys(target))
+    present = "".join(c for c in unique if c in out or any(c in s for s in other_subs))
+    spec = ",".join(other_subs + [out]) + "->" + present
+    # letters summed only inside this operand get a broadcast copy of the gradient
+    full_shape = tuple(sizes[c] for c in unique)
+    kept = tuple(sizes[c] if c in present else 1 for c in unique)
+    order = [present.index(c) for c in unique if c in present]
+    repeated = len(unique) < len(target)
+    if repeated:
+        # place the gradient on the generalised diagonal of repeated letters
+        grids = np.indices(shape, sparse=True)
+        mask = np.ones(shape, dtype=bool)
+        for c in unique:
+            positions = [p for p, d in enumerate(target) if d == c]
+            for p in positions[1:]:
+                mask = mask & (grids[positions[0]] == grids[p])
+        expand = tuple(unique.index(c) if target.index(c) == p else None
+                       for p, c in enumerate(target))
+
+    def vjp(g):
+        r = einsum(spec, *others, g)
+        r = transpose(r, tuple(order)) if order != sorted(order) else r
+        r = broadcast_to(reshape(r, kept), full_shape)
+        if not repeated:
+            return r
+        view = tuple(full_shape[e] if e is not None else 1 for e in expand)
+        src = [e for e in expand if e is not None]
+        r = transpose(r, tuple(int(j) for j in np.argsort(np.argsort(src)))) \
+            if src != sorted(src) else r
+        return broadcast_to(reshape(r, view), shape) * mask
+    return vjp
+
+
+einsum = defop("einsum", lambda subscripts, *operands: np.einsum(subscripts, *operands),
+               vjp=_einsum_vjp)
+
+
+# -- inverses and determinants -------------------------------------------------
+inv = defop("inv", np.linalg.inv,
+            lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(_swap(ans)))
+
+
+def _solve_is_vector(a, b):
+    if int(np.__version__.split(".")[0]) >= 2:
+        return _ndim(b) == 1
+    return _ndim(b) == _ndim(a) - 1
+
+
+def _solve_vjp(k, ans, a, b):
+    vector = _solve_is_vector(a, b)
+    at = _swap(a)
+    if k == 1:
+        return lambda g: solve(at, g)
+
+    def vjp(g):
+        gb = solve(at, g)
+        if vector:
+            gbm = reshape(gb, np.shape(_raw(gb)) + (1,))
+            xm = reshape(ans, np.shape(_raw(ans))[:-1] + (1,) + np.shape(_raw(ans))[-1:])
+            return -(gbm * xm)
+        return -matmul(gb, _swap(ans))
+    return vjp
+
+
+solve = defop("solve", np.linalg.solve, vjp=_solve_vjp)
+
+
+def _batched_scalar(x):
+    return reshape(x, np.shape(_raw(x)) + (1, 1))
+
+
+det = defop("det", np.linalg.det,
+            lambda ans, a: (lambda cof: lambda g: _batched_scalar(g) * cof)(
+                _batched_scalar(ans) * _swap(inv(a))), nonlinear=True)
+logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
+                  lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(_swap(inv(a))),
+                  nonlinear=True)
+
+
+# -- norms ---------------------------------------------------------------------
+def _norm_fwd(x, ord=None, axis=None, keepdims=False):
+    return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+
+
+def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
+    from .elementwise import absolute, where
+    from .reduce import kept_shape, spread
+
+    xr = _raw(x)
+    shape = np.shape(xr)
+    matrix = (axis is None and xr.ndim == 2 and ord is not None) or (
+        isinstance(axis, tuple) and len(axis) == 2)
+    if matrix and ord not in (None, "fro"):
+        raise NotImplementedError(
+            f"ardiff.numpy.linalg.norm: the gradient of the matrix norm ord={ord!r} is not in "
+            "the op table; use ord='fro' or write the norm with supported ops.")
+    if ord in (None, 2, "fro") or (axis is None and ord is None):
+        reduce_axis = axis
+        p = 2.0
+    elif ord in (np.inf, -np.inf):
+        reduce_axis = axis
+        a = np.abs(xr)
+        ext = np.max(a, axis=axis, keepdims=True) if ord == np.inf else \
+            np.min(a, axis=axis, keepdims=True)
+        hits = (a == ext).astype(xr.dtype)
+        share = np.sign(xr) * hits / np.sum(hits, axis=axis, keepdims=True)
+        return lambda g: spread(g, shape, reduce_axis) * share
+    elif ord == 0:
+        zeros = np.zeros(shape, dtype=xr.dtype)
+        return lambda g: zeros
+    else:
+        reduce_axis = axis
+        p = float(ord)
+    kept = reshape(ans, kept_shape(shape, reduce_axis))
+    positive = np.asarray(_raw(kept)) > 0
+    # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 at the zero vector (a subgradient)
+    denom = where(positive, kept, 1.0) ** (p - 1.0)
+    factor = where(positive, (x if p == 2.0 else
+                              np.sign(xr) * absolute(x) ** (p - 1.0)) / denom, 0.0)
+    return lambda g: spread(g, shape, reduce_axis) * factor
+
+
+norm = defop("norm", _norm_fwd, _norm_vjp, nonlinear=True)

@@ -1,0 +1,204 @@
+"""Reductions with ``axis``/``keepdims``, and cumulative sums and products.
+
+The adjoint of a reduction spreads the incoming activity back over the reduced
+axes (reshape to the kept shape, then broadcast); ``max``/``min`` split it evenly
+among tied maxima.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import _raw
+from . import defop
+from .shape import broadcast_to, getitem, reshape
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (tuple, list)):
+        return tuple(a % ndim for a in axis)
+    return (axis % ndim,)
+
+
+def kept_shape(shape, axis):
+    """Shape of a reduction over ``axis`` with ``keepdims=True``."""
+    axes = _axes(axis, len(shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def spread(g, shape, axis):
+    """Adjoint of summing over ``axis``: copy ``g`` back over the reduced axes."""
+    return broadcast_to(reshape(g, kept_shape(shape, axis)), shape)
+
+
+def _count(shape, axis):
+    return int(np.prod([shape[a] for a in _axes(axis, len(shape))], dtype=np.int64))
+
+
+def _sum_vjp(ans, x, axis=None, keepdims=False, **_):
+    shape = np.shape(_raw(x))
+    return lambda g: spread(g, shape, axis)
+
+
+def _mean_vjp(ans, x, axis=None, keepdims=False, **_):
+    shape = np.shape(_raw(x))
+    inv_n = 1.0 / max(_count(shape, axis), 1)
+    return lambda g: spread(g, shape, axis) * inv_n
+
+
+sum_ = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+             _sum_vjp)
+mean = defop("mean",
+             lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
+             _mean_vjp)
+
+
+def _extreme_vjp(ans, x, axis=None, keepdims=False):
+    xr = _raw(x)
+    shape = np.shape(xr)
+    hits = (xr == np.reshape(_raw(ans), kept_shape(shape, axis))).astype(np.result_type(xr))
+    share = hits / np.sum(hits, axis=axis, keepdims=True)  # ties split evenly
+    return lambda g: spread(g, shape, axis) * share
+
+
+max_ = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
+             _extreme_vjp, nonlinear=True)
+min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
+             _extreme_vjp, nonlinear=True)
+
+
+def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False):
+    shape = np.shape(_raw(x))
+    n = _count(shape, axis)
+    centred = x - mean(x, axis=axis, keepdims=True)
+    factor = centred * (2.0 / max(n - ddof, 1))
+    return lambda g: spread(g, shape, axis) * factor
+
+
+var = defop("var", lambda x, axis=None, ddof=0, keepdims=False:
+            np.var(x, axis=axis, ddof=ddof, keepdims=keepdims), _var_vjp)
+
+
+def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
+    shape = np.shape(_raw(x))
+    n = _count(shape, axis)
+    centred = x - mean(x, axis=axis, keepdims=True)
+    std_kept = reshape(ans, kept_shape(shape, axis))
+    safe = np.asarray(_raw(std_kept)) > 0
+    # d std / dx = (x - mean) / ((n - ddof) std); taken as 0 where std == 0 (constant input)
+    inv = where_positive(std_kept, safe)
+    factor = centred * inv * (1.0 / max(n - ddof, 1))
+    return lambda g: spread(g, shape, axis) * factor
+
+
+def where_positive(value, positive):
+    """1/value where ``positive`` (a plain boolean mask), 0 elsewhere."""
+    from .elementwise import where
+
+    return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
+
+
+std = defop("std", lambda x, axis=None, ddof=0, keepdims=False:
+            np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), _std_vjp)
+
+
+def _flip_axis(x, axis):
+    return getitem(x, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+def reverse_cumsum(g, axis):
+    """Sum of ``g`` from each position to the end along ``axis``."""
+    return _flip_axis(cumsum(_flip_axis(g, axis), axis=axis), axis)
+
+
+def _cumsum_vjp(ans, x, axis=None):
+    shape = np.shape(_raw(x))
+    if axis is None:
+        return lambda g: reshape(reverse_cumsum(g, 0), shape)
+    axis = axis % len(shape)
+    return lambda g: reverse_cumsum(g, axis)
+
+
+cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp)
+
+
+def _exclusive_products(x, axis):
+    """Product of all other elements along ``axis`` (exact with zeros present)."""
+    from .shape import concatenate
+
+    n = np.shape(_raw(x))[axis]
+    ones_shape = list(np.shape(_raw(x)))
+    ones_shape[axis] = 1
+    ones = np.ones(ones_shape, dtype=np.result_type(_raw(x)))
+    head = (slice(None),) * axis + (slice(0, n - 1),)
+    before = concatenate(ones, getitem(cumprod(x, axis=axis), head), axis=axis)
+    after = _flip_axis(concatenate(ones, getitem(cumprod(_flip_axis(x, axis), axis=axis), head),
+                                   axis=axis), axis)
+    return before * after
+
+
+def _prod_vjp(ans, x, axis=None, keepdims=False):
+    from .shape import transpose
+
+    shape = np.shape(_raw(x))
+    axes = _axes(axis, len(shape))
+    rest = tuple(i for i in range(len(shape)) if i not in axes)
+    perm = rest + axes
+    moved = transpose(x, perm)
+    flat_shape = tuple(shape[i] for i in rest) + (_count(shape, axis),)
+    others = _exclusive_products(reshape(moved, flat_shape), len(flat_shape) - 1)
+    others = transpose(reshape(others, np.shape(_raw(moved))), tuple(np.argsort(perm)))
+    return lambda g: spread(g, shape, axis) * others
+
+
+prod = defop("prod",
+             lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+             _prod_vjp, nonlinear=True)
+
+
+def _cumprod_vjp(ans, x, axis=None):
+    shape = np.shape(_raw(x))
+    flat = axis is None
+    ax = 0 if flat else axis % len(shape)
+    xf = reshape(x, (-1,)) if flat else x
+    xr = _raw(xf)
+    if np.all(xr != 0):
+        def vjp(g):
+            out = reverse_cumsum(g * ans, ax) / xf
+            return reshape(out, shape) if flat else out
+        return vjp
+    # With zeros, d ans_j / d x_i = prod_{k<=j, k!=i} x_k: build it explicitly (O(n^2)).
+    return _cumprod_vjp_with_zeros(xf, ax, np.shape(xr)[ax], shape if flat else None)
+
+
+def _cumprod_vjp_with_zeros(xf, ax, n, flat_shape):
+    from .shape import transpose
+
+    # Move the axis last, build the (…, n_out, n_in) local Jacobian with masked products.
+    ndim = np.ndim(_raw(xf))
+    perm = tuple(i for i in range(ndim) if i != ax) + (ax,)
+    xm = transpose(xf, perm)
+    rows = []
+    for i in range(n):
+        # column i of the Jacobian: d ans_j / d x_i for all j
+        mask = np.ones(n, dtype=bool)
+        mask[i] = False
+        masked = xm * mask.astype(np.result_type(_raw(xm))) + (1.0 - mask)
+        partial = cumprod(masked, axis=ndim - 1) * (np.arange(n) >= i)
+        rows.append(partial)
+    inverse = tuple(np.argsort(perm))
+
+    def vjp(g):
+        from .shape import concatenate
+
+        gm = transpose(g, perm)
+        cols = [sum_(gm * r, axis=ndim - 1, keepdims=True) for r in rows]
+        out = transpose(concatenate(*cols, axis=ndim - 1), inverse)
+        return reshape(out, flat_shape) if flat_shape is not None else out
+    return vjp
+
+
+cumprod = defop("cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), _cumprod_vjp,
+                nonlinear=True)

@@ -1,0 +1,65 @@
+"""Shape ops: indexing, reshaping, transposing, broadcasting, joining, casting.
+
+Indexing is the workhorse: flips, rolls, repeats, tiles, diagonals, sorts and
+padding are all expressed in :mod:`ardiff.numpy` as ``getitem`` with an index
+array, whose adjoint is ``untake`` (scatter-add), whose adjoint is ``getitem``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import _raw
+from . import defop
+
+
+def is_basic_index(index) -> bool:
+    """True when ``index`` selects each element at most once (no integer arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
+               for i in items)
+
+
+def _untake_fwd(g, index, shape):
+    out = np.zeros(shape, dtype=np.result_type(g))
+    if is_basic_index(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)
+    return out
+
+
+getitem = defop("getitem", lambda x, index: x[index],
+                lambda ans, x, index: lambda g: untake(g, index, np.shape(_raw(x))))
+untake = defop("untake", _untake_fwd,
+               lambda ans, g, index, shape: lambda h: getitem(h, index))
+
+reshape = defop("reshape", np.reshape,
+                lambda ans, x, shape: lambda g: reshape(g, np.shape(_raw(x))))
+
+
+def _transpose_vjp(ans, x, axes=None):
+    inverse = None if axes is None else tuple(np.argsort(axes))
+    return lambda g: transpose(g, inverse)
+
+
+transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp)
+
+# The generic unbroadcast in Op.local_vjp does the summation.
+broadcast_to = defop("broadcast_to", np.broadcast_to, lambda ans, x, shape: lambda g: g)
+
+
+def _concatenate_vjp(k, ans, *arrays, axis=0):
+    sizes = [np.shape(_raw(a))[axis] for a in arrays]
+    start = sum(sizes[:k])
+    ndim = np.ndim(_raw(ans))
+    axis = axis % ndim
+    index = (slice(None),) * axis + (slice(start, start + sizes[k]),)
+    return lambda g: getitem(g, index)
+
+
+concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
+                    vjp=_concatenate_vjp)
+
+astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype),
+               lambda ans, x, dtype: lambda g: astype(g, np.result_type(_raw(x))))

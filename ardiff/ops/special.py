@@ -1,0 +1,29 @@
+"""Special functions from scipy.special: expit, erf, logsumexp."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.special as sps
+
+from ..graph import _raw
+from . import defop, scale_by
+from .elementwise import exp
+from .reduce import kept_shape, spread
+from .shape import reshape
+
+TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))
+
+expit = defop("expit", sps.expit, lambda ans, x: scale_by(ans * (1.0 - ans)), nonlinear=True)
+erf = defop("erf", sps.erf, lambda ans, x: scale_by(TWO_OVER_SQRT_PI * exp(-(x * x))),
+            nonlinear=True)
+
+
+def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
+    shape = np.shape(_raw(x))
+    softmax = exp(x - reshape(ans, kept_shape(shape, axis)))
+    return lambda g: spread(g, shape, axis) * softmax
+
+
+logsumexp = defop("logsumexp", lambda x, axis=None, keepdims=False:
+                  sps.logsumexp(x, axis=axis, keepdims=keepdims), _logsumexp_vjp,
+                  nonlinear=True)

@@ -1,0 +1,3 @@
+"""``ardiff.scipy``: traced versions of a few scipy functions (``ardiff.scipy.special``)."""
+
+from . import special  # noqa: F401

@@ -1,0 +1,15 @@
+"""Solvers for the relaxation's fixed point: relax (AR dynamics) and backprop (exact)."""
+
+from .backprop import backprop, run_backprop
+from .plan import NonFiniteWarning, Plan, compile_plan
+from .relax import PRESETS, ConvergenceWarning, relax, run_relaxation
+from .result import Result
+
+# method name -> function(plan, seed, **options) -> Result; other solvers register here
+RUNNERS = {
+    "relax": run_relaxation,
+    "backprop": lambda plan, seed=None: run_backprop(plan, seed),
+}
+
+__all__ = ["backprop", "relax", "compile_plan", "Plan", "Result", "ConvergenceWarning",
+           "NonFiniteWarning", "PRESETS", "RUNNERS", "run_backprop", "run_relaxation"]

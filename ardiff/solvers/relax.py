@@ -1,0 +1,271 @@
+"""The Activation Relaxation solver: gradients as the equilibrium of local dynamics.
+
+After the forward pass every relaxing node i follows the leaky integrator
+
+    dx_i/dt = -x_i + Σ_{j ∈ children(i)} vjp_ji(x_j),        x_output clamped to the seed,
+
+whose unique fixed point is the chain rule, x_i* = dL/dx_i (Millidge et al.,
+Appendix A).  Euler steps of size ``eta`` are taken on one of two schedules:
+
+* ``"parallel"`` (Jacobi; Algorithm 1 of the paper): every node updates from the
+  previous state.  The iteration matrix is (1-η)I + ηN with N nilpotent, so it
+  converges for 0 < η < 2; at η = 1 it is exact after D steps (D = depth).
+* ``"sequential"`` (top-down Gauss–Seidel, as in the paper's training code):
+  nodes update in reverse topological order using their children's new
+  activities.  At η = 1 one sweep is exact and costs one backprop sweep.
+
+Convergence is judged on the *relative* residual of every node,
+max|target - x| / max(|target|, |x|), so nodes whose true gradient is tiny
+(1e-100) are held to the same standard as the others.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..graph import Graph, _raw
+from .plan import NonFiniteWarning, Plan, compile_plan
+from .result import Result, read_out
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """The relaxation stopped at ``max_iter`` before reaching ``tol``."""
+
+
+PRESETS = {
+    # The paper's protocol: Algorithm 1, η = 0.1, exactly T = 100 steps, units start
+    # at their forward values.  tol = 0 means "run all the steps".
+    "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0),
+}
+
+SCHEDULES = ("sequential", "parallel")
+INITS = ("zeros", "forward")
+
+
+def check_options(eta: float, schedule: str, init: str, tol: float, max_iter: int | None):
+    """Validate relaxation options, explaining what is wrong."""
+    try:
+        eta_f = float(eta)
+    except (TypeError, ValueError):
+        raise TypeError(f"eta must be a real number, got {eta!r}") from None
+    if not math.isfinite(eta_f) or not 0.0 < eta_f < 2.0:
+        raise ValueError(
+            f"eta={eta!r} is outside (0, 2). The Euler step of the relaxation dynamics has "
+            "iteration matrix (1-eta)I + eta*N whose eigenvalues are all 1-eta, so it only "
+            "converges for 0 < eta < 2 (eta = 1 is exact fastest).")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if not isinstance(tol, (int, float, np.floating)) or not math.isfinite(tol) or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if max_iter is not None:
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
+            raise TypeError(f"max_iter must be a positive integer or None, got {max_iter!r}")
+        if max_iter < 1:
+            raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    return eta_f
+
+
+def default_max_iter(depth: int, eta: float, schedule: str) -> int:
+    """A generous iteration budget: about (D + 10√D + 50)/min(η, 2-η) steps.
+
+    For η <= 1 the error of a node at distance k after t parallel steps is the
+    tail P(Binomial(t, η) < k), which is negligible once t exceeds
+    (k + 10√k + 50)/η.  For η > 1 the contraction factor is |1-η|.
+    """
+    if schedule == "sequential" and eta == 1.0:
+        return 1
+    rate = min(eta, 2.0 - eta)
+    return int(math.ceil((depth + 10.0 * math.sqrt(depth) + 50.0) / rate)) + 10
+
+
+def relative_residual(target: Any, x: Any) -> float:
+    """max|target - x| / max(|target|, |x|) (0 when both are zero)."""
+    t, v = _raw(target), _raw(x)
+    if np.size(t) == 0:
+        return 0.0
+    num = float(np.max(np.abs(t - v)))
+    if num == 0.0:
+        return 0.0
+    den = max(float(np.max(np.abs(t))), float(np.max(np.abs(v))))
+    return num / den if den > 0 else math.inf
+
+
+def initial_activities(plan: Plan, init: str) -> dict:
+    """Start states: zeros, or the nodes' forward values (the paper's choice)."""
+    nodes = plan.graph.nodes
+    x = {}
+    for i in plan.relaxing:
+        value = nodes[i].value
+        if init == "forward":
+            x[i] = value
+        else:
+            raw = _raw(value)
+            x[i] = np.zeros(np.shape(raw), dtype=np.result_type(raw))
+    return x
+
+
+def make_seed(plan: Plan, seed: Any) -> Any:
+    """The clamped output activity: 1 for a scalar output, else the given array."""
+    out_value = _raw(plan.graph.nodes[plan.output].value)
+    dtype = np.result_type(out_value)
+    if seed is None:
+        if np.size(out_value) != 1:
+            raise ValueError(
+                f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
+                "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
+        return np.ones(np.shape(out_value), dtype=dtype)
+    if np.shape(_raw(seed)) != np.shape(out_value):
+        raise ValueError(f"seed has shape {np.shape(_raw(seed))} but the output has shape "
+                         f"{np.shape(out_value)}")
+    if not hasattr(seed, "_graph"):
+        seed = np.asarray(seed, dtype=dtype)
+    return seed
+
+
+def _non_finite(plan: Plan, i: int, iteration: int) -> None:
+    warnings.warn(
+        f"Non-finite activity at {plan.graph.nodes[i].label()} in relaxation step "
+        f"{iteration}; it is the first node where a NaN or infinity appears. Check the "
+        "forward value and local derivative there (e.g. sqrt or log at 0).",
+        NonFiniteWarning, stacklevel=4)
+
+
+def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
+                   schedule: str = "sequential", init: str = "zeros", tol: float = 1e-12,
+                   max_iter: int | None = None, record: bool = False) -> Result:
+    """Relax a compiled plan (see :func:`relax` for the parameters)."""
+    eta = check_options(eta, schedule, init, tol, max_iter)
+    seed = make_seed(plan, seed)
+    if max_iter is None:
+        max_iter = default_max_iter(plan.max_depth, eta, schedule)
+    x = initial_activities(plan, init)
+    x[plan.output] = seed
+    order = plan.relaxing[::-1]  # children before parents
+    trajectory = {i: [x[i]] for i in plan.relaxing} if record else None
+    residuals: list[float] = []
+    evals = 0
+    iterations = 0
+    converged = not order
+    finite = True
+    while order and iterations < max_iter + (schedule == "parallel"):
+        worst = 0.0
+        if schedule == "parallel":
+            targets = {}
+            for i in order:
+                targets[i] = plan.activity_target(i, x)
+                evals += len(plan.edges[i])
+                r = relative_residual(targets[i], x[i])
+                if not r <= worst:  # also catches NaN
+                    worst = r
+                    if not math.isfinite(r) and finite:
+                        finite = False
+                        _non_finite(plan, i, iterations + 1)
+            residuals.append(worst)
+            if worst <= tol or not finite or iterations == max_iter:
+                converged = worst <= tol
+                break
+            for i in order:
+                x[i] = x[i] + eta * (targets[i] - x[i]) if eta != 1.0 else targets[i]
+        else:
+            for i in order:
+                target = plan.activity_target(i, x)
+                evals += len(plan.edges[i])
+                new = x[i] + eta * (target - x[i]) if eta != 1.0 else target
+                # residual of the state after the sweep: children no longer change
+                r = abs(1.0 - eta) * relative_residual(target, x[i]) if eta != 1.0 else \
+                    (0.0 if _is_finite(target) else math.nan)
+                x[i] = new
+                if not r <= worst:
+                    worst = r
+                    if not math.isfinite(r) and finite:
+                        finite = False
+                        _non_finite(plan, i, iterations + 1)
+            residuals.append(worst)
+            converged = worst <= tol
+        iterations += 1
+        if record:
+            for i in plan.relaxing:
+                trajectory[i].append(x[i])
+        if schedule == "sequential" and (converged or not finite):
+            break
+    if not converged and tol > 0 and finite:
+        warnings.warn(
+            f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
+            f"({schedule} schedule, eta={eta:g}); final relative residual "
+            f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning,
+            stacklevel=3)
+    grads, read_evals = read_out(plan, x, seed)
+    if record:
+        trajectory = {i: np.stack([_raw(a) for a in acts]) for i, acts in trajectory.items()}
+    return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method="relax",
+                  iterations=iterations, converged=converged, residuals=np.asarray(residuals),
+                  trajectory=trajectory, activities={i: x[i] for i in plan.relaxing},
+                  vjp_evals=evals + read_evals, plan=plan)
+
+
+def _is_finite(value: Any) -> bool:
+    return bool(np.all(np.isfinite(_raw(value))))
+
+
+def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed: Any = None,
+          eta: float = 1.0, schedule: str = "sequential", init: str = "zeros",
+          tol: float = 1e-12, max_iter: int | None = None, record: bool = False,
+          rules: Sequence | None = None, preset: str | None = None) -> Result:
+    """Compute gradients as the equilibrium of the Activation Relaxation dynamics.
+
+    Parameters
+    ----------
+    graph : Graph
+        The recorded graph.
+    output : traced value, optional
+        The node whose gradient is propagated (default ``graph.output``).
+    wrt : sequence, optional
+        Traced values (or node indices/names) to differentiate with respect to
+        (default ``graph.inputs``).
+    seed : array_like, optional
+        dL/d(output); default 1 for a scalar output.
+    eta : float
+        Euler step ("inference learning rate"), in (0, 2).
+    schedule : {"sequential", "parallel"}
+        Top-down Gauss–Seidel sweeps or simultaneous (Jacobi) updates.
+    init : {"zeros", "forward"}
+        Initial activities: zeros, or the forward values (the paper).
+    tol : float
+        Stop when the maximal relative residual is at most ``tol``; 0 runs exactly
+        ``max_iter`` steps.
+    max_iter : int, optional
+        Step budget; default a generous bound from the graph's depth and ``eta``.
+    record : bool
+        Keep every node's activity per iteration in ``result.trajectory``.
+    rules : sequence, optional
+        Local-rule variants (see :mod:`ardiff.rules`) replacing some nodes' VJPs.
+    preset : {"paper"}, optional
+        Named settings; ``"paper"`` is parallel, eta 0.1, exactly 100 steps, forward init.
+
+    Returns
+    -------
+    Result
+        ``grads`` aligned with ``wrt``, plus iterations, convergence and residuals.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If ``tol > 0`` was not reached within ``max_iter``.
+    NonFiniteWarning
+        Naming the first node whose activity becomes NaN or infinite.
+    """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; available: {sorted(PRESETS)}")
+        settings = PRESETS[preset]
+        eta, schedule, init = settings["eta"], settings["schedule"], settings["init"]
+        tol, max_iter = settings["tol"], settings["max_iter"]
+    plan = compile_plan(graph, output, wrt, rules)
+    return run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init, tol=tol,
+                          max_iter=max_iter, record=record)

@@ -1,0 +1,303 @@
+"""Traced values and the elementary-op dispatch that records them.
+
+A :class:`Tracer` wraps a forward value together with the graph node that
+produced it.  Calling an :class:`Op` on arguments that contain tracers runs the
+op's NumPy forward on the unwrapped values and appends a node to the tracer's
+graph.  Tracing is *concrete*: values are real arrays, so Python control flow
+simply runs.
+
+Higher order works by nesting: a graph created while another one is being traced
+gets a higher level; an op unwraps only the highest level present and calls
+itself again on what is inside, which records into the lower-level graph too.
+There is no global "current trace", so an exception inside a traced function
+leaves nothing behind and threads never share tracing state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .graph import Graph, _raw
+
+# Filled by ardiff.numpy: NumPy ufuncs / functions -> traced implementations.
+UFUNC_IMPLS: dict = {}
+FUNCTION_IMPLS: dict = {}
+
+
+class TracingError(TypeError):
+    """A traced value was used in a way that would silently lose its gradient."""
+
+
+def shape_of(x: Any) -> tuple:
+    """Shape of a possibly traced value."""
+    return np.shape(_raw(x))
+
+
+def unbroadcast(grad: Any, shape: tuple) -> Any:
+    """Sum ``grad`` down to ``shape``: the one place broadcasting is undone.
+
+    Broadcasting copies an argument along new leading axes and along axes of
+    length one; the adjoint of a copy is a sum over the copies.
+    """
+    from . import numpy as anp
+
+    gshape = shape_of(grad)
+    if gshape == shape:
+        return grad
+    extra = len(gshape) - len(shape)
+    if extra > 0:
+        grad = anp.sum(grad, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and shape_of(grad)[i] != 1)
+    if axes:
+        grad = anp.sum(grad, axis=axes, keepdims=True)
+    if shape_of(grad) != shape:
+        grad = anp.broadcast_to(grad, shape)
+    return grad
+
+
+class Op:
+    """An elementary operation: a NumPy forward plus one local VJP per argument.
+
+    Parameters
+    ----------
+    name : str
+        Name in the op table.
+    fwd : callable
+        The NumPy implementation, called on plain values.
+    vjps : sequence of callables or None
+        ``vjps[k](ans, *args, **kwargs)`` returns a function ``g -> g · ∂ans/∂args[k]``.
+        The outer call happens once per node (a good place to precompute local
+        derivatives); the returned function is what relaxation iterates.
+        ``None`` marks an argument that carries no gradient.
+    vjp : callable, optional
+        For variadic ops: ``vjp(k, ans, *args, **kwargs)`` instead of ``vjps``.
+    jac : callable, optional
+        ``jac(k, ans, *args, **kwargs)`` returning the local Jacobian as a scipy
+        sparse matrix of shape ``(ans.size, args[k].size)`` (for the triangular solver).
+    """
+
+    def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
+                 nonlinear: bool = False):
+        self.name = name
+        self.fwd = fwd
+        self.vjps = tuple(vjps)
+        self.vjp = vjp
+        self.jac = jac
+        self.nonlinear = nonlinear
+        self.__name__ = name
+        self.__doc__ = f"Traced ``{name}`` (see the op table in ardiff.ops)."
+
+    def __repr__(self) -> str:
+        return f"<ardiff op {self.name}>"
+
+    def __call__(self, *args, **kwargs):
+        graph = None
+        for a in args:
+            if isinstance(a, Tracer) and (graph is None or a._graph.level > graph.level):
+                graph = a._graph
+        if graph is None:
+            return self.fwd(*args, **kwargs)
+        raw = list(args)
+        parents = []
+        for i, a in enumerate(args):
+            if isinstance(a, Tracer) and a._graph is graph:
+                raw[i] = a._value
+                parents.append((i, a._node))
+        value = self(*raw, **kwargs)
+        node = graph._append(self, tuple(raw), kwargs, tuple(parents), value)
+        return Tracer(graph, node.index, value)
+
+    def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
+        """The staged VJP of argument ``argnum`` at a recorded point, shaped like it."""
+        if self.vjp is not None:
+            inner = self.vjp(argnum, ans, *args, **kwargs)
+        else:
+            maker = self.vjps[argnum] if argnum < len(self.vjps) else None
+            if maker is None:
+                raise TypeError(
+                    f"ardiff op '{self.name}' has no derivative with respect to argument "
+                    f"{argnum}; pass that argument as a plain (untraced) value."
+                )
+            inner = maker(ans, *args, **kwargs)
+        target = _raw(args[argnum])
+        shape = np.shape(target)
+        dtype = np.result_type(target)
+
+        def vjp(g):
+            out = inner(g)
+            if shape_of(out) != shape:
+                out = unbroadcast(out, shape)
+            if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
+                out = out.astype(dtype)
+            return out
+
+        return vjp
+
+
+def as_differentiable(value: Any, where: str = "input") -> Any:
+    """Check and normalise a value that is about to receive a gradient.
+
+    Python and NumPy ints become float64; floats of any precision are kept;
+    booleans, complex numbers and objects are refused with a clear message.
+    """
+    if isinstance(value, Tracer):
+        dtype = np.result_type(_raw(value))
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{where}: cannot differentiate a traced {dtype} value.")
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: cannot differentiate with respect to a boolean; pass a float.")
+    if isinstance(value, (int, np.integer)):
+        return np.float64(value)
+    if isinstance(value, float):
+        return np.float64(value)
+    if isinstance(value, (np.floating,)):
+        return value
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{where}: complex numbers are not supported; differentiate the real "
+                        "and imaginary parts as separate float arguments.")
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+        if kind == "f":
+            return value
+        if kind in "iu":
+            return value.astype(np.float64)
+        if kind == "b":
+            raise TypeError(f"{where}: cannot differentiate with respect to a boolean array; "
+                            "cast it with .astype(float) first.")
+        if kind == "c":
+            raise TypeError(f"{where}: complex arrays are not supported; differentiate the real "
+                            "and imaginary parts as separate float arrays.")
+        raise TypeError(f"{where}: cannot differentiate an array of dtype {value.dtype}; "
+                        "convert it to a float array first.")
+    raise TypeError(
+        f"{where}: cannot differentiate with respect to a {type(value).__name__}; expected a "
+        "float, an int, a NumPy float array, or a tuple/list/dict of those."
+    )
+
+
+_DETACH_HELP = (
+    "Keep the computation traced: use ardiff.numpy (import ardiff.numpy as anp) instead of "
+    "math or plain conversions, build arrays with anp.array / anp.stack instead of np.array, "
+    "and instead of assigning into an array (a[i] = x) build the result with anp.stack, "
+    "anp.concatenate or anp.where. Use x.value for the plain number when you really want "
+    "no gradient."
+)
+
+
+class Tracer:
+    """A value recorded in a :class:`~ardiff.Graph`; behaves like a NumPy array.
+
+    Arithmetic, indexing, NumPy ufuncs and functions on a tracer record new nodes.
+    Conversions that would leave the graph (``float()``, ``np.array``, assignment into
+    a NumPy array) raise :class:`TracingError` instead of silently losing the gradient.
+    """
+
+    __slots__ = ("_graph", "_node", "_value", "__weakref__")
+    __array_priority__ = 1000.0
+
+    def __init__(self, graph: Graph, node: int, value: Any):
+        self._graph = graph
+        self._node = node
+        self._value = value
+
+    # -- inspection -----------------------------------------------------------
+    @property
+    def graph(self) -> Graph:
+        """The graph this value is recorded in."""
+        return self._graph
+
+    @property
+    def node(self):
+        """The graph node that produced this value."""
+        return self._graph.nodes[self._node]
+
+    @property
+    def value(self) -> Any:
+        """The plain NumPy value (no gradient flows through it)."""
+        return _raw(self._value)
+
+    shape = property(lambda self: np.shape(_raw(self._value)), doc="Shape of the value.")
+    ndim = property(lambda self: np.ndim(_raw(self._value)), doc="Number of dimensions.")
+    size = property(lambda self: np.size(_raw(self._value)), doc="Number of elements.")
+    dtype = property(lambda self: np.result_type(_raw(self._value)), doc="Data type.")
+
+    def __repr__(self) -> str:
+        return f"Tracer({_raw(self._value)!r}, node={self._node})"
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d traced value")
+        return shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        return bool(_raw(self._value))
+
+    __hash__ = object.__hash__
+
+    # -- ways to lose the gradient: refuse them loudly --------------------------
+    def _detach_error(self, what: str):
+        raise TracingError(f"{what} on a traced value would drop its gradient. {_DETACH_HELP}")
+
+    def __float__(self):
+        self._detach_error("float() (also called by math.* functions and C extensions)")
+
+    def __int__(self):
+        self._detach_error("int()")
+
+    def __complex__(self):
+        self._detach_error("complex()")
+
+    def __index__(self):
+        self._detach_error("Using it as an integer index (__index__)")
+
+    def __array__(self, dtype=None, copy=None):
+        self._detach_error(
+            "Converting to a NumPy array (np.array/np.asarray, or assigning it into a NumPy "
+            "array with a[i] = x)")
+
+    def __setitem__(self, key, value):
+        raise TracingError(
+            "Traced values are immutable: x[idx] = v is not supported. Build the new value "
+            "with anp.where(mask, v, x), anp.concatenate or anp.stack instead.")
+
+    # -- NumPy protocols ---------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__":
+            raise TracingError(
+                f"np.{ufunc.__name__}.{method} is not supported on traced values; use the "
+                "matching ardiff.numpy function (e.g. anp.sum instead of np.add.reduce).")
+        if kwargs.get("out") is not None:
+            raise TracingError(
+                f"np.{ufunc.__name__}(..., out=...) writes in place, which cannot be traced; "
+                "use the returned value instead.")
+        impl = UFUNC_IMPLS.get(ufunc)
+        if impl is None:
+            raise TracingError(
+                f"NumPy ufunc np.{ufunc.__name__} is not in ardiff's op table, so its gradient "
+                "is unknown. Express it with supported ops, or add it to the op table "
+                "(see ardiff.ops).")
+        extra = sorted(k for k in kwargs if k != "out")
+        if extra:
+            raise TracingError(
+                f"np.{ufunc.__name__}: keyword arguments {extra} are not supported on traced "
+                "values.")
+        return impl(*inputs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        impl = FUNCTION_IMPLS.get(func)
+        if impl is None:
+            name = getattr(func, "__name__", str(func))
+            module = getattr(func, "__module__", "numpy") or "numpy"
+            raise TracingError(
+                f"NumPy function {module}.{name} is not supported on traced values (it is "
+                "not in ardiff's op table, so its gradient is unknown). Use the functions in "
+                "ardiff.numpy, express it with supported ops, or add it to the op table.")
+        return impl(*args, **kwargs)

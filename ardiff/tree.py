@@ -1,0 +1,42 @@
+"""Nested containers of arrays ("trees"): flatten to a list of leaves and rebuild.
+
+Function arguments and gradients may be tuples, lists or dicts of arrays, nested
+arbitrarily. Everything else is a leaf.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def flatten(tree: Any) -> tuple[list, Callable[[list], Any]]:
+    """Return the leaves of ``tree`` in a fixed order and a function rebuilding it.
+
+    The traversal uses an explicit stack, so very deep nesting does not hit
+    Python's recursion limit.
+    """
+    leaves: list = []
+
+    def build(node):
+        if isinstance(node, (tuple, list)):
+            parts = [build(child) for child in node]
+            kind = type(node)
+            if kind is tuple or kind is list:
+                return lambda it: kind(p(it) for p in parts)
+            # namedtuple and other tuple subclasses keep their type
+            return lambda it: kind(*(p(it) for p in parts))
+        if isinstance(node, dict):
+            keys = list(node)
+            parts = [build(node[k]) for k in keys]
+            return lambda it: {k: p(it) for k, p in zip(keys, parts)}
+        leaves.append(node)
+        return lambda it: next(it)
+
+    rebuild_from = build(tree)
+    return leaves, lambda new_leaves: rebuild_from(iter(new_leaves))
+
+
+def map_leaves(fun: Callable[[Any], Any], tree: Any) -> Any:
+    """Apply ``fun`` to every leaf of ``tree``, keeping its structure."""
+    leaves, rebuild = flatten(tree)
+    return rebuild([fun(leaf) for leaf in leaves])
