@@ -7,7 +7,14 @@ with :func:`grad`, or build a :class:`Graph` and call :func:`relax`.
 
 from . import numpy  # noqa: F401  (installs Tracer operators; must come first)
 from .api import (
-    elementwise_grad, grad, hessian, jacobian, make_vjp, trace, value_and_grad, vjp,
+    elementwise_grad,
+    grad,
+    hessian,
+    jacobian,
+    make_vjp,
+    trace,
+    value_and_grad,
+    vjp,
 )
 from .graph import Graph, Node
 from .solvers import ConvergenceWarning, NonFiniteWarning, Result, backprop, relax

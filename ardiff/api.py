@@ -11,7 +11,7 @@ sweep), ``"backprop"`` or ``"triangular"``, plus the keywords of
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -15,7 +15,8 @@ leaves nothing behind and threads never share tracing state.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as _np
 
 from ..graph import _raw
-from ..ops.linalg import det, inv, logabsdet, norm as _norm, solve  # noqa: F401
+from ..ops.linalg import det, inv, logabsdet, solve  # noqa: F401
+from ..ops.linalg import norm as _norm
 
 
 def slogdet(a):
