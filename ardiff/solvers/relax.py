@@ -72,17 +72,20 @@ def check_options(eta: float, schedule: str, init: str, tol: float, max_iter: in
     return eta_f
 
 
-def default_max_iter(depth: int, eta: float, schedule: str) -> int:
-    """A generous iteration budget: about (D + 10√D + 50)/min(η, 2-η) steps.
+def default_max_iter(depth: int, eta: float, schedule: str, tol: float = 1e-12) -> int:
+    """A generous step budget from the depth D, eta and tol.
 
     For η <= 1 the error of a node at distance k after t parallel steps is the
-    tail P(Binomial(t, η) < k), which is negligible once t exceeds
-    (k + 10√k + 50)/η.  For η > 1 the contraction factor is |1-η|.
+    tail P(Binomial(t, η) < k), negligible once t exceeds about (k + 10√k)/η plus a
+    term for the tolerance; for η > 1 the contraction factor per step is |1-η|
+    after a transient growth.  The budget doubles that estimate; it only matters
+    when the dynamics do not converge.
     """
     if schedule == "sequential" and eta == 1.0:
         return 1
     rate = min(eta, 2.0 - eta)
-    return int(math.ceil((depth + 10.0 * math.sqrt(depth) + 50.0) / rate)) + 10
+    log_tol = abs(math.log(max(tol, 1e-300)))
+    return int(math.ceil(2.0 * (depth + 10.0 * math.sqrt(depth) + 2.0 * log_tol + 50.0) / rate))
 
 
 def relative_residual(target: Any, x: Any) -> float:
@@ -144,7 +147,7 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
     eta = check_options(eta, schedule, init, tol, max_iter)
     seed = make_seed(plan, seed)
     if max_iter is None:
-        max_iter = default_max_iter(plan.max_depth, eta, schedule)
+        max_iter = default_max_iter(plan.max_depth, eta, schedule, tol)
     x = initial_activities(plan, init)
     x[plan.output] = seed
     order = plan.relaxing[::-1]  # children before parents
