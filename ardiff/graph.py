@@ -75,11 +75,16 @@ class Node:
         return f"<Node {self.label()}>"
 
 
+class TracerBase:
+    """Base of :class:`ardiff.trace.Tracer`, defined here so this module can recognise
+    traced values without importing the tracing layer."""
+
+    __slots__ = ()
+
+
 def _raw(x: Any) -> Any:
     """Strip every level of tracing from ``x``."""
-    from .trace import Tracer
-
-    while isinstance(x, Tracer):
+    while isinstance(x, TracerBase):
         x = x._value
     return x
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, _raw
+from .graph import Graph, TracerBase, _raw
 
 # Filled by ardiff.numpy: NumPy ufuncs / functions -> traced implementations.
 UFUNC_IMPLS: dict = {}
@@ -188,7 +188,7 @@ _DETACH_HELP = (
 )
 
 
-class Tracer:
+class Tracer(TracerBase):
     """A value recorded in a :class:`~ardiff.Graph`; behaves like a NumPy array.
 
     Arithmetic, indexing, NumPy ufuncs and functions on a tracer record new nodes.
