@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..graph import Graph
-from .plan import Plan, compile_plan
-from .relax import make_seed
+from .plan import Plan, compile_plan, warn_non_finite
+from .relax import make_seed, sweep
 from .result import Result, read_out
 
 
@@ -15,11 +15,9 @@ def run_backprop(plan: Plan, seed: Any = None) -> Result:
     """One reverse sweep over a compiled plan."""
     seed = make_seed(plan, seed)
     x = {plan.output: seed}
-    evals = 0
-    for i in reversed(plan.relaxing):
-        x[i] = plan.activity_target(i, x)
-        evals += len(plan.edges[i])
+    evals = sweep(plan, x)
     grads, read_evals = read_out(plan, x, seed)
+    warn_non_finite(plan, x, grads)
     x.pop(plan.output)
     return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method="backprop",
                   activities=x, vjp_evals=evals + read_evals, plan=plan)

@@ -90,14 +90,19 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     out, wrt_idx = resolve(graph, output, wrt)
     nodes = graph.nodes
     start = min(wrt_idx, default=out + 1)
-    # forward reachability from wrt
-    from_wrt = np.zeros(len(nodes), dtype=bool)
-    from_wrt[wrt_idx] = True
+    # forward reachability from wrt (plain lists: indexing them is faster than arrays)
+    from_wrt = [False] * (out + 1)
+    for i in wrt_idx:
+        if i <= out:
+            from_wrt[i] = True
     for k in range(start, out + 1):
         if not from_wrt[k]:
-            from_wrt[k] = any(from_wrt[p] for _, p in nodes[k].parents)
+            for _, p in nodes[k].parents:
+                if from_wrt[p]:
+                    from_wrt[k] = True
+                    break
     # backward reachability from the output, restricted to the forward set
-    relevant = np.zeros(len(nodes), dtype=bool)
+    relevant = [False] * (out + 1)
     relevant[out] = from_wrt[out]
     for k in range(out, start - 1, -1):
         if relevant[k]:
@@ -125,8 +130,8 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
                     break
             if vjp is None:
                 vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
-            edges.setdefault(p, []).append((k, vjp))
-        edges.setdefault(k, [])
+            edges[p].append((k, vjp))
+        edges[k] = []
         if k != out and has_relevant_parent:
             relaxing.append(k)
     for rule in rules:
@@ -138,16 +143,38 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     for k in range(out - 1, start - 1, -1):
         if relevant[k]:
             depth[k] = 1 + max(depth[c] for c, _ in edges[k])
-    _check_forward_values(graph, relevant, start, out)
     return Plan(graph, out, wrt_idx, edges, relaxing, depth, matched)
 
 
-def _check_forward_values(graph: Graph, relevant: np.ndarray, start: int, out: int) -> None:
-    for k in range(start, out + 1):
-        if relevant[k]:
-            value = _raw(graph.nodes[k].value)
-            if not np.all(np.isfinite(value)):
-                warnings.warn(
-                    f"Non-finite forward value at {graph.nodes[k].label()}: the gradients "
-                    "through it will not be finite.", NonFiniteWarning, stacklevel=4)
-                return
+def warn_non_finite(plan: Plan, activities: dict, grads: list) -> None:
+    """If a gradient is not finite, name the first node where a NaN/inf appears.
+
+    Checked once after solving (not per node per step, which would cost as much as
+    the solve): first the forward values in topological order, then the activities
+    in the order the relaxation computes them (from the output down).
+    """
+    if all(np.all(np.isfinite(_raw(g))) for g in grads):
+        return
+    nodes = plan.graph.nodes
+    for i in sorted(plan.depth):
+        if not np.all(np.isfinite(_raw(nodes[i].value))):
+            warnings.warn(
+                f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
+                "are not finite. Check the inputs and the ops feeding this node.",
+                NonFiniteWarning, stacklevel=4)
+            return
+    for i in reversed(plan.relaxing):
+        if i in activities and not np.all(np.isfinite(_raw(activities[i]))):
+            warnings.warn(
+                f"Non-finite activity first appears at {nodes[i].label()}: the local "
+                "derivative of one of its children is not finite there (e.g. sqrt or log "
+                "at 0, or an overflow).", NonFiniteWarning, stacklevel=4)
+            return
+    for i, g in zip(plan.wrt, grads):
+        if not np.all(np.isfinite(_raw(g))):
+            children = ", ".join(nodes[c].label() for c, _ in plan.edges.get(i, ()))
+            warnings.warn(
+                f"Non-finite gradient read out at {nodes[i].label()} from its children "
+                f"{children}; check their local derivatives (e.g. sqrt or log at 0).",
+                NonFiniteWarning, stacklevel=4)
+            return

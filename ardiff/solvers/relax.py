@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, _raw
-from .plan import NonFiniteWarning, Plan, compile_plan
+from ..graph import Graph, TracerBase, _raw
+from .plan import Plan, compile_plan, warn_non_finite
 from .result import Result, read_out
 
 
@@ -100,20 +100,6 @@ def relative_residual(target: Any, x: Any) -> float:
     return num / den if den > 0 else math.inf
 
 
-def initial_activities(plan: Plan, init: str) -> dict:
-    """Start states: zeros, or the nodes' forward values (the paper's choice)."""
-    nodes = plan.graph.nodes
-    x = {}
-    for i in plan.relaxing:
-        value = nodes[i].value
-        if init == "forward":
-            x[i] = value
-        else:
-            raw = _raw(value)
-            x[i] = np.zeros(np.shape(raw), dtype=np.result_type(raw))
-    return x
-
-
 def make_seed(plan: Plan, seed: Any) -> Any:
     """The clamped output activity: 1 for a scalar output, else the given array."""
     out_value = _raw(plan.graph.nodes[plan.output].value)
@@ -127,17 +113,93 @@ def make_seed(plan: Plan, seed: Any) -> Any:
     if np.shape(_raw(seed)) != np.shape(out_value):
         raise ValueError(f"seed has shape {np.shape(_raw(seed))} but the output has shape "
                          f"{np.shape(out_value)}")
-    if not hasattr(seed, "_graph"):
+    if not isinstance(seed, TracerBase):
         seed = np.asarray(seed, dtype=dtype)
     return seed
 
 
-def _non_finite(plan: Plan, i: int, iteration: int) -> None:
-    warnings.warn(
-        f"Non-finite activity at {plan.graph.nodes[i].label()} in relaxation step "
-        f"{iteration}; it is the first node where a NaN or infinity appears. Check the "
-        "forward value and local derivative there (e.g. sqrt or log at 0).",
-        NonFiniteWarning, stacklevel=4)
+def sweep(plan: Plan, x: dict) -> int:
+    """One top-down pass setting every relaxing node to its target; returns VJP count.
+
+    This is the sequential schedule at eta = 1, and also exact backprop: children are
+    final before their parents are visited, so each node lands on its fixed point.
+    """
+    evals = 0
+    edges = plan.edges
+    for i in reversed(plan.relaxing):
+        x[i] = plan.activity_target(i, x)
+        evals += len(edges[i])
+    return evals
+
+
+def _parallel(plan, x, eta, tol, max_iter, init, trajectory):
+    """Jacobi iteration that recomputes a node's target only when a child changed.
+
+    VJPs are linear in the activity, so a node whose children are unchanged since
+    the last evaluation has the same target: reusing it gives exactly the dense
+    iteration.  At eta = 1 on a layered graph every node is then evaluated once.
+    """
+    order = plan.relaxing[::-1]
+    edges = plan.edges
+    targets, residual = {}, {}
+    if init == "forward":
+        changed = None  # everything is stale at the start
+    else:
+        changed = {plan.output}
+        for i in order:  # all children at zero: the target is zero too
+            targets[i] = x[i]
+            residual[i] = 0.0
+    residuals, evals, iterations = [], 0, 0
+    while True:
+        for i in order:
+            if changed is None or any(c in changed for c, _ in edges[i]):
+                targets[i] = plan.activity_target(i, x)
+                evals += len(edges[i])
+                residual[i] = relative_residual(targets[i], x[i])
+            elif i in changed:
+                residual[i] = relative_residual(targets[i], x[i])
+        worst = max(residual.values())
+        residuals.append(worst)
+        if worst <= tol:
+            return iterations, True, residuals, evals
+        if not math.isfinite(worst) or iterations == max_iter:
+            return iterations, False, residuals, evals
+        changed = set()
+        for i in order:
+            if residual[i] > 0.0:
+                x[i] = targets[i] if eta == 1.0 else x[i] + eta * (targets[i] - x[i])
+                changed.add(i)
+        iterations += 1
+        if trajectory is not None:
+            for i in plan.relaxing:
+                trajectory[i].append(x[i])
+
+
+def _sequential(plan, x, eta, tol, max_iter, trajectory):
+    """Top-down Gauss–Seidel sweeps; the residual is that of the state after a sweep."""
+    order = plan.relaxing[::-1]
+    residuals, evals, iterations = [], 0, 0
+    converged = False
+    while iterations < max_iter and not converged:
+        worst = 0.0
+        for i in order:
+            target = plan.activity_target(i, x)
+            evals += len(plan.edges[i])
+            # After the sweep the children of i no longer change, so its residual is
+            # |target - x_new| = |1 - eta| |target - x_old|.
+            r = abs(1.0 - eta) * relative_residual(target, x[i])
+            x[i] = x[i] + eta * (target - x[i])
+            if not r <= worst:
+                worst = r
+        residuals.append(worst)
+        iterations += 1
+        converged = worst <= tol
+        if trajectory is not None:
+            for i in plan.relaxing:
+                trajectory[i].append(x[i])
+        if not math.isfinite(worst):
+            break
+    return iterations, converged, residuals, evals
 
 
 def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
@@ -148,56 +210,31 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
     seed = make_seed(plan, seed)
     if max_iter is None:
         max_iter = default_max_iter(plan.max_depth, eta, schedule, tol)
-    x = initial_activities(plan, init)
-    x[plan.output] = seed
-    order = plan.relaxing[::-1]  # children before parents
-    trajectory = {i: [x[i]] for i in plan.relaxing} if record else None
-    residuals: list[float] = []
-    evals = 0
-    iterations = 0
-    converged = not order
-    finite = True
-    while order and iterations < max_iter + (schedule == "parallel"):
-        worst = 0.0
-        if schedule == "parallel":
-            targets = {}
-            for i in order:
-                targets[i] = plan.activity_target(i, x)
-                evals += len(plan.edges[i])
-                r = relative_residual(targets[i], x[i])
-                if not r <= worst:  # also catches NaN
-                    worst = r
-                    if not math.isfinite(r) and finite:
-                        finite = False
-                        _non_finite(plan, i, iterations + 1)
-            residuals.append(worst)
-            if worst <= tol or not finite or iterations == max_iter:
-                converged = worst <= tol
-                break
-            for i in order:
-                x[i] = x[i] + eta * (targets[i] - x[i]) if eta != 1.0 else targets[i]
+    x = {plan.output: seed}
+    nodes = plan.graph.nodes
+    fast = schedule == "sequential" and eta == 1.0 and not record
+    for i in ([] if fast else plan.relaxing):
+        value = nodes[i].value
+        if init == "forward":
+            x[i] = value
         else:
-            for i in order:
-                target = plan.activity_target(i, x)
-                evals += len(plan.edges[i])
-                new = x[i] + eta * (target - x[i]) if eta != 1.0 else target
-                # residual of the state after the sweep: children no longer change
-                r = abs(1.0 - eta) * relative_residual(target, x[i]) if eta != 1.0 else \
-                    (0.0 if _is_finite(target) else math.nan)
-                x[i] = new
-                if not r <= worst:
-                    worst = r
-                    if not math.isfinite(r) and finite:
-                        finite = False
-                        _non_finite(plan, i, iterations + 1)
-            residuals.append(worst)
-            converged = worst <= tol
-        iterations += 1
-        if record:
-            for i in plan.relaxing:
-                trajectory[i].append(x[i])
-        if schedule == "sequential" and (converged or not finite):
-            break
+            raw = _raw(value)
+            x[i] = np.zeros(np.shape(raw), dtype=np.result_type(raw))
+    trajectory = {i: [x[i]] for i in plan.relaxing} if record else None
+    if not plan.relaxing:
+        iterations, converged, residuals, evals = 0, True, [], 0
+    elif fast:
+        # One sweep lands every node on its fixed point; the residual of the state
+        # after it is zero by construction (a certificate, not a guess).
+        evals = sweep(plan, x)
+        iterations, converged, residuals = 1, True, [0.0]
+    elif schedule == "parallel":
+        iterations, converged, residuals, evals = _parallel(
+            plan, x, eta, tol, max_iter, init, trajectory)
+    else:
+        iterations, converged, residuals, evals = _sequential(
+            plan, x, eta, tol, max_iter, trajectory)
+    finite = not residuals or math.isfinite(residuals[-1])
     if not converged and tol > 0 and finite:
         warnings.warn(
             f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
@@ -205,16 +242,13 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
             f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning,
             stacklevel=3)
     grads, read_evals = read_out(plan, x, seed)
+    warn_non_finite(plan, x, grads)
     if record:
         trajectory = {i: np.stack([_raw(a) for a in acts]) for i, acts in trajectory.items()}
-    return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method="relax",
+    del x[plan.output]
+    return Result(grads=grads, value=nodes[plan.output].value, method="relax",
                   iterations=iterations, converged=converged, residuals=np.asarray(residuals),
-                  trajectory=trajectory, activities={i: x[i] for i in plan.relaxing},
-                  vjp_evals=evals + read_evals, plan=plan)
-
-
-def _is_finite(value: Any) -> bool:
-    return bool(np.all(np.isfinite(_raw(value))))
+                  trajectory=trajectory, activities=x, vjp_evals=evals + read_evals, plan=plan)
 
 
 def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed: Any = None,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..graph import _raw
-from .plan import NonFiniteWarning, Plan
+from .plan import Plan
 
 
 @dataclass(repr=False)
@@ -77,11 +76,6 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
         elif plan.edges.get(i):
             grads.append(plan.activity_target(i, x))
             evals += len(plan.edges[i])
-            if not np.all(np.isfinite(_raw(grads[-1]))):
-                children = ", ".join(graph.nodes[c].label() for c, _ in plan.edges[i])
-                warnings.warn(f"Non-finite gradient read out at {graph.nodes[i].label()} from "
-                              f"its children {children}; check their local derivatives "
-                              "(e.g. sqrt or log at 0).", NonFiniteWarning, stacklevel=4)
         else:  # not connected to the output: the gradient is exactly zero
             value = _raw(graph.nodes[i].value)
             grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
