@@ -36,6 +36,13 @@ def shape_of(x: Any) -> tuple:
     return np.shape(_raw(x))
 
 
+def _shape_and_dtype(value: Any) -> tuple:
+    try:  # arrays and NumPy scalars: attribute access is much cheaper than np.shape
+        return value.shape, value.dtype
+    except AttributeError:
+        return np.shape(value), np.result_type(value)
+
+
 def unbroadcast(grad: Any, shape: tuple) -> Any:
     """Sum ``grad`` down to ``shape``: the one place broadcasting is undone.
 
@@ -102,11 +109,15 @@ class Op:
             return self.fwd(*args, **kwargs)
         raw = list(args)
         parents = []
+        nested = False
         for i, a in enumerate(args):
-            if isinstance(a, Tracer) and a._graph is graph:
-                raw[i] = a._value
-                parents.append((i, a._node))
-        value = self(*raw, **kwargs)
+            if isinstance(a, Tracer):
+                if a._graph is graph:
+                    parents.append((i, a._node))
+                    a = raw[i] = a._value
+                nested = nested or isinstance(a, Tracer)
+        # lower-level tracers inside: record there too (higher-order differentiation)
+        value = self(*raw, **kwargs) if nested else self.fwd(*raw, **kwargs)
         node = graph._append(self, tuple(raw), kwargs, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
@@ -122,9 +133,10 @@ class Op:
                     f"{argnum}; pass that argument as a plain (untraced) value."
                 )
             inner = maker(ans, *args, **kwargs)
-        target = _raw(args[argnum])
-        shape = np.shape(target)
-        dtype = np.result_type(target)
+        shape, dtype = _shape_and_dtype(_raw(args[argnum]))
+        if _shape_and_dtype(_raw(ans)) == (shape, dtype):
+            # VJPs come out shaped like the answer (or the argument): nothing to undo
+            return inner
 
         def vjp(g):
             out = inner(g)
