@@ -92,8 +92,9 @@ power = defop("power", np.power,
 def _tie_split(x, y, x_wins):
     """Derivative of a max/min-like selection w.r.t. x: 1 if x wins, 1/2 on ties."""
     xr, yr = _raw(x), _raw(y)
-    dtype = np.result_type(xr, yr)
-    return (x_wins(xr, yr) + 0.5 * (xr == yr)).astype(dtype)
+    share = x_wins(xr, yr).astype(np.result_type(xr, yr))
+    ties = xr == yr
+    return share + 0.5 * ties if np.any(ties) else share
 
 
 maximum = defop("maximum", np.maximum,
