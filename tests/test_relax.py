@@ -233,3 +233,18 @@ def test_change_tracking_matches_dense_iteration(eta):
     dense = dense_jacobi(res.plan, np.float64(1.0), eta, res.iterations)
     for i in res.plan.relaxing:
         np.testing.assert_array_equal(res.activities[i], dense[i])
+
+
+def test_dead_units_from_forward_values_converge():
+    # every unit of the first hidden layer is dead (relu of negative): its gradient is
+    # exactly zero, yet its forward value is not; a purely relative test could never pass
+    g = ardiff.Graph()
+    x = g.input(np.ones(3))
+    W = g.input(-np.ones((4, 3)))
+    h = anp.maximum(W @ x, 0.0)
+    out = anp.sum(anp.tanh(h + 1.0) ** 2)
+    res = ardiff.relax(g, out, [x, W], schedule="parallel", eta=0.5, init="forward")
+    assert res.converged
+    ref = ardiff.backprop(g, out, [x, W])
+    for a, b in zip(res.grads, ref.grads):
+        np.testing.assert_allclose(a, b, atol=1e-11)

@@ -88,16 +88,35 @@ def default_max_iter(depth: int, eta: float, schedule: str, tol: float = 1e-12) 
     return int(math.ceil(2.0 * (depth + 10.0 * math.sqrt(depth) + 2.0 * log_tol + 50.0) / rate))
 
 
-def relative_residual(target: Any, x: Any) -> float:
-    """max|target - x| / max(|target|, |x|) (0 when both are zero)."""
+def _max_abs(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a))) if np.size(a) else 0.0
+
+
+def residual_parts(target: Any, x: Any) -> tuple[float, float, float]:
+    """``(max|target - x|, max|target|, max|x|)`` of one node's activity."""
     t, v = _raw(target), _raw(x)
-    if np.size(t) == 0:
-        return 0.0
-    num = float(np.max(np.abs(t - v)))
-    if num == 0.0:
-        return 0.0
-    den = max(float(np.max(np.abs(t))), float(np.max(np.abs(v))))
-    return num / den if den > 0 else math.inf
+    return _max_abs(t - v), _max_abs(t), _max_abs(v)
+
+
+def worst_residual(parts, scale: float) -> float:
+    """The largest relative residual over nodes, from their :func:`residual_parts`.
+
+    A node is measured against its own size, max(|target|, |x|), so a node whose
+    gradient is 1e-100 is held to the same relative standard as one of size 1.  A
+    node whose target is exactly zero has no size of its own (a relative error to
+    zero is infinite however small x is); it is measured against ``scale``, the
+    largest target in the graph, so dead units started from forward values still
+    converge.  NaN propagates.
+    """
+    worst = 0.0
+    for num, tmax, xmax in parts:
+        if num == 0.0:
+            continue
+        den = max(tmax, xmax) if tmax > 0.0 else scale
+        r = num / den if den > 0.0 else math.inf
+        if not r <= worst:
+            worst = r
+    return worst
 
 
 def make_seed(plan: Plan, seed: Any) -> Any:
@@ -132,7 +151,7 @@ def sweep(plan: Plan, x: dict) -> int:
     return evals
 
 
-def _parallel(plan, x, eta, tol, max_iter, init, trajectory):
+def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
     """Jacobi iteration that recomputes a node's target only when a child changed.
 
     VJPs are linear in the activity, so a node whose children are unchanged since
@@ -141,24 +160,25 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory):
     """
     order = plan.relaxing[::-1]
     edges = plan.edges
-    targets, residual = {}, {}
+    targets, parts = {}, {}
     if init == "forward":
         changed = None  # everything is stale at the start
     else:
         changed = {plan.output}
         for i in order:  # all children at zero: the target is zero too
             targets[i] = x[i]
-            residual[i] = 0.0
+            parts[i] = (0.0, 0.0, 0.0)
     residuals, evals, iterations = [], 0, 0
     while True:
         for i in order:
-            if changed is None or any(c in changed for c, _ in edges[i]):
+            stale = changed is None or any(c in changed for c, _ in edges[i])
+            if stale:
                 targets[i] = plan.activity_target(i, x)
                 evals += len(edges[i])
-                residual[i] = relative_residual(targets[i], x[i])
-            elif i in changed:
-                residual[i] = relative_residual(targets[i], x[i])
-        worst = max(residual.values())
+            if stale or i in changed:
+                parts[i] = residual_parts(targets[i], x[i])
+        scale = max(scale, max(p[1] for p in parts.values()))
+        worst = worst_residual(parts.values(), scale)
         residuals.append(worst)
         if worst <= tol:
             return iterations, True, residuals, evals
@@ -166,7 +186,7 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory):
             return iterations, False, residuals, evals
         changed = set()
         for i in order:
-            if residual[i] > 0.0:
+            if parts[i][0] > 0.0:
                 x[i] = targets[i] if eta == 1.0 else x[i] + eta * (targets[i] - x[i])
                 changed.add(i)
         iterations += 1
@@ -175,22 +195,23 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory):
                 trajectory[i].append(x[i])
 
 
-def _sequential(plan, x, eta, tol, max_iter, trajectory):
+def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
     """Top-down Gauss–Seidel sweeps; the residual is that of the state after a sweep."""
     order = plan.relaxing[::-1]
     residuals, evals, iterations = [], 0, 0
     converged = False
     while iterations < max_iter and not converged:
-        worst = 0.0
+        parts = []
         for i in order:
             target = plan.activity_target(i, x)
             evals += len(plan.edges[i])
-            # After the sweep the children of i no longer change, so its residual is
-            # |target - x_new| = |1 - eta| |target - x_old|.
-            r = abs(1.0 - eta) * relative_residual(target, x[i])
-            x[i] = x[i] + eta * (target - x[i])
-            if not r <= worst:
-                worst = r
+            x_new = x[i] + eta * (target - x[i])
+            # After the sweep the children of i no longer change, so the residual of
+            # the new state is |target - x_new| = |1 - eta| |target - x_old|.
+            parts.append(residual_parts(target, x_new))
+            x[i] = x_new
+        scale = max(scale, max(p[1] for p in parts))
+        worst = worst_residual(parts, scale)
         residuals.append(worst)
         iterations += 1
         converged = worst <= tol
@@ -230,10 +251,10 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
         iterations, converged, residuals = 1, True, [0.0]
     elif schedule == "parallel":
         iterations, converged, residuals, evals = _parallel(
-            plan, x, eta, tol, max_iter, init, trajectory)
+            plan, x, eta, tol, max_iter, init, trajectory, _max_abs(_raw(seed)))
     else:
         iterations, converged, residuals, evals = _sequential(
-            plan, x, eta, tol, max_iter, trajectory)
+            plan, x, eta, tol, max_iter, trajectory, _max_abs(_raw(seed)))
     finite = not residuals or math.isfinite(residuals[-1])
     if not converged and tol > 0 and finite:
         warnings.warn(
