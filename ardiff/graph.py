@@ -109,6 +109,9 @@ class Graph:
         self.level = _next_level()
         self.inputs: list = []
         self.output: Any = None
+        # Concrete facts read off traced values while tracing (comparisons, truth
+        # tests, integer indices): ardiff.compile re-checks them before a replay.
+        self.guards: list = []
 
     def __len__(self) -> int:
         return len(self.nodes)

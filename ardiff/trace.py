@@ -27,6 +27,10 @@ UFUNC_IMPLS: dict = {}
 FUNCTION_IMPLS: dict = {}
 
 
+def _identity(x):
+    return x
+
+
 class TracingError(TypeError):
     """A traced value was used in a way that would silently lose its gradient."""
 
@@ -149,6 +153,87 @@ class Op:
         return vjp
 
 
+class Guard:
+    """A concrete value read off traced values: ``fun(*args)`` gave ``result``.
+
+    ``args`` keeps the traced arguments as ``(graph level, node index)`` slots so
+    that a replay on new inputs (:func:`ardiff.compile`) can evaluate it again and
+    re-trace when the answer changes.
+    """
+
+    __slots__ = ("fun", "args", "kwargs", "result")
+
+    def __init__(self, fun, args, kwargs, result):
+        self.fun, self.args, self.kwargs, self.result = fun, args, kwargs, result
+
+    def holds(self, values: list) -> bool:
+        """Whether ``fun`` still gives ``result`` with node values from ``values``."""
+        args = _fill(self.args, values)
+        now = self.fun(*args, **self.kwargs)
+        return _same(now, self.result)
+
+
+class _Slot:
+    __slots__ = ("node",)
+
+    def __init__(self, node):
+        self.node = node
+
+
+def _template(obj, graph):
+    """``obj`` with this graph's tracers replaced by slots (lists/tuples walked)."""
+    if isinstance(obj, Tracer) and obj._graph is graph:
+        return _Slot(obj._node)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_template(o, graph) for o in obj)
+    return _raw(obj)
+
+
+def _fill(obj, values):
+    if isinstance(obj, _Slot):
+        return values[obj.node]
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_fill(o, values) for o in obj)
+    return obj
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+
+
+def _graphs_in(obj, found: dict) -> None:
+    if isinstance(obj, Tracer):
+        found.setdefault(id(obj._graph), obj._graph)
+        _graphs_in(obj._value, found)
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            _graphs_in(o, found)
+
+
+def _plain_tree(obj):
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain_tree(o) for o in obj)
+    return _raw(obj)
+
+
+def concrete(fun: Callable, *args, **kwargs):
+    """Evaluate ``fun`` on the plain values of ``args`` and remember the answer as a
+    guard in every graph whose traced values it read.
+
+    This is how comparisons, truth tests and integer indices of traced values are
+    made: tracing stays concrete, and a compiled replay can tell when the same
+    Python code would now take another branch.
+    """
+    result = fun(*_plain_tree(args), **kwargs)
+    graphs: dict = {}
+    _graphs_in(args, graphs)
+    for graph in graphs.values():
+        graph.guards.append(Guard(fun, _template(args, graph), kwargs, result))
+    return result
+
+
 def as_differentiable(value: Any, where: str = "input") -> Any:
     """Check and normalise a value that is about to receive a gradient.
 
@@ -230,7 +315,7 @@ class Tracer(TracerBase):
     @property
     def value(self) -> Any:
         """The plain NumPy value (no gradient flows through it)."""
-        return _raw(self._value)
+        return concrete(_identity, self)
 
     shape = property(lambda self: np.shape(_raw(self._value)), doc="Shape of the value.")
     ndim = property(lambda self: np.ndim(_raw(self._value)), doc="Number of dimensions.")
@@ -251,7 +336,7 @@ class Tracer(TracerBase):
             yield self[i]
 
     def __bool__(self) -> bool:
-        return bool(_raw(self._value))
+        return concrete(bool, self)
 
     __hash__ = object.__hash__
 

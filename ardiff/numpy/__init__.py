@@ -68,7 +68,7 @@ from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
 from ..ops.shape import getitem as _getitem
 from ..ops.shape import untake as _untake
-from ..trace import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer
+from ..trace import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer, concrete
 from . import linalg  # noqa: F401
 from ._shape import (  # noqa: F401
     array_split,
@@ -300,7 +300,7 @@ def _without_gradient(name):
     fun = getattr(_np, name)
 
     def plain(*args, **kwargs):
-        return fun(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
+        return concrete(fun, *args, **{k: _plain(v) for k, v in kwargs.items()})
 
     plain.__name__ = name
     plain.__doc__ = f"``numpy.{name}`` on plain values (its result carries no gradient)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import _raw
-from ..trace import Tracer, TracingError
+from ..trace import Tracer, TracingError, concrete
 
 
 def _index(key):
@@ -17,7 +17,7 @@ def _index(key):
     out = []
     for item in items:
         if isinstance(item, Tracer):
-            item = _raw(item)
+            item = concrete(np.asarray, item)
             if not np.issubdtype(np.result_type(item), np.integer) and \
                     np.result_type(item) != np.bool_:
                 raise TracingError("A traced float value cannot be used as an index.")
@@ -47,7 +47,7 @@ def install(ns, ufunc_impls, function_impls, getitem, untake):
     for name, fun in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                       ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
         setattr(Tracer, f"__{name}__",
-                lambda self, other, fun=fun: fun(_raw(self), _raw(other)))
+                lambda self, other, fun=fun: concrete(fun, self, other))
     Tracer.__getitem__ = lambda self, key: getitem(self, _index(key))
 
     Tracer.T = property(lambda self: ns["transpose"](self), doc="Transposed view (traced).")
