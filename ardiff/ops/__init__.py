@@ -32,3 +32,6 @@ def scale_by(factor):
 
 
 from . import elementwise, linalg, reduce, shape, special  # noqa: E402,F401
+
+# isort: split
+from . import jacobians  # noqa: E402,F401  (sparse Jacobians for the triangular solver)
