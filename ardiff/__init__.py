@@ -16,6 +16,7 @@ from .api import (
     value_and_grad,
     vjp,
 )
+from .compile import CompiledGrad, compile  # noqa: A004
 from .graph import Graph, Node
 from .solvers import ConvergenceWarning, NonFiniteWarning, Result, backprop, relax
 from .trace import Op, Tracer, TracingError
@@ -25,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
-    "jacobian", "hessian", "make_vjp", "vjp", "trace",
+    "jacobian", "hessian", "make_vjp", "vjp", "trace", "compile", "CompiledGrad",
 ]

@@ -117,7 +117,8 @@ def chain_fun(np_mod):
 
 
 def workload_chain():
-    engines = {"ardiff": lambda: ardiff.grad(chain_fun(anp))(0.5)}
+    compiled = ardiff.compile(chain_fun(anp))
+    engines = {"ardiff": lambda: ardiff.grad(chain_fun(anp))(0.5), "compiled": lambda: compiled(0.5)}
     if autograd:
         engines["autograd"] = lambda: autograd.grad(chain_fun(agnp))(0.5)
     if torch:
@@ -164,7 +165,9 @@ def wide_fun(np_mod, spec, n_inputs=20):
 def workload_wide_scalar():
     spec = wide_dag_spec()
     xs = [float(v) for v in np.random.default_rng(1).uniform(-0.5, 0.5, 20)]
-    engines = {"ardiff": lambda: ardiff.grad(wide_fun(anp, spec))(xs)}
+    compiled = ardiff.compile(wide_fun(anp, spec))
+    engines = {"ardiff": lambda: ardiff.grad(wide_fun(anp, spec))(xs),
+               "compiled": lambda: compiled(xs)}
     if autograd:
         engines["autograd"] = lambda: autograd.grad(wide_fun(agnp, spec))(xs)
     if torch:

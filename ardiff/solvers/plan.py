@@ -34,22 +34,53 @@ class Plan:
     relaxing : list of int
         Nodes that relax, in topological order (relevant nodes with relevant parents,
         except the output).
+    links : list of (int, int, int)
+        ``(parent, child, argnum)`` for every edge between relevant nodes.
     edges : dict
         ``edges[i]`` lists ``(child, vjp)`` pairs: ``vjp(x_child)`` is the child's
-        contribution to node ``i``'s equilibrium.
+        contribution to node ``i``'s equilibrium (staged from the recorded values).
     depth : dict
         Longest path (in edges) from each relevant node to the output.
     """
 
-    def __init__(self, graph: Graph, output: int, wrt: list[int], edges: dict,
-                 relaxing: list[int], depth: dict, matched_rules: dict):
+    def __init__(self, graph: Graph, output: int, wrt: list[int], links: list,
+                 relaxing: list[int], depth: dict, rules: list):
         self.graph = graph
         self.output = output
         self.wrt = wrt
-        self.edges = edges
+        self.links = links
         self.relaxing = relaxing
         self.depth = depth
-        self.matched_rules = matched_rules
+        self.rules = rules
+        self.edges: dict = {}
+
+    def stage(self) -> Plan:
+        """(Re)build every edge's local VJP from the nodes' current recorded values.
+
+        Called once by :func:`compile_plan`; :func:`ardiff.compile` calls it again
+        after replaying the forward pass on new inputs, reusing the pruning.
+        """
+        nodes = self.graph.nodes
+        edges: dict = {i: [] for i in self.depth}
+        matched = {id(rule): False for rule in self.rules}
+        for parent, child, argnum in self.links:
+            node = nodes[child]
+            vjp = None
+            for rule in self.rules:
+                vjp = rule.local_vjp(self.graph, node, argnum)
+                if vjp is not None:
+                    matched[id(rule)] = True
+                    break
+            if vjp is None:
+                vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
+            edges[parent].append((child, vjp))
+        for rule in self.rules:
+            if not matched[id(rule)]:
+                raise ValueError(
+                    f"Rule {rule!r} matches no node between the inputs and the output of "
+                    "this graph, so it would do nothing; remove it or check the graph.")
+        self.edges = edges
+        return self
 
     @property
     def max_depth(self) -> int:
@@ -109,41 +140,26 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
             for _, p in nodes[k].parents:
                 if from_wrt[p]:
                     relevant[p] = True
-    rules = list(rules or ())
-    matched = {id(rule): False for rule in rules}
-    edges: dict[int, list] = {}
+    links = []
     relaxing = []
+    children: dict[int, list] = {}
     for k in range(start, out + 1):
         if not relevant[k]:
             continue
-        node = nodes[k]
+        children[k] = []
         has_relevant_parent = False
-        for argnum, p in node.parents:
-            if not relevant[p]:
-                continue
-            has_relevant_parent = True
-            vjp = None
-            for rule in rules:
-                vjp = rule.local_vjp(graph, node, argnum)
-                if vjp is not None:
-                    matched[id(rule)] = True
-                    break
-            if vjp is None:
-                vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
-            edges[p].append((k, vjp))
-        edges[k] = []
+        for argnum, p in nodes[k].parents:
+            if relevant[p]:
+                has_relevant_parent = True
+                links.append((p, k, argnum))
+                children[p].append(k)
         if k != out and has_relevant_parent:
             relaxing.append(k)
-    for rule in rules:
-        if not matched[id(rule)]:
-            raise ValueError(f"Rule {rule!r} matches no node between the inputs and the output "
-                             "of this graph, so it would do nothing; remove it or check the "
-                             "graph.")
     depth = {out: 0} if relevant[out] else {}
     for k in range(out - 1, start - 1, -1):
         if relevant[k]:
-            depth[k] = 1 + max(depth[c] for c, _ in edges[k])
-    return Plan(graph, out, wrt_idx, edges, relaxing, depth, matched)
+            depth[k] = 1 + max(depth[c] for c in children[k])
+    return Plan(graph, out, wrt_idx, links, relaxing, depth, list(rules or ())).stage()
 
 
 def warn_non_finite(plan: Plan, activities: dict, grads: list) -> None:

@@ -1,0 +1,102 @@
+"""ardiff.compile: replays agree with fresh traces, and guards force re-tracing."""
+
+import numpy as np
+import pytest
+
+import ardiff
+import ardiff.numpy as anp
+
+
+def branchy(x):
+    if anp.sum(x) > 0:
+        return anp.sum(anp.tanh(x) ** 2)
+    return anp.sum(anp.sin(x) * x)
+
+
+def test_replay_gives_the_fresh_gradient():
+    f = ardiff.compile(branchy)
+    rng = np.random.default_rng(0)
+    first = np.abs(rng.standard_normal(4))
+    f(first)
+    for _ in range(5):
+        x = np.abs(rng.standard_normal(4))
+        np.testing.assert_array_equal(f(x), ardiff.grad(branchy)(x))
+    assert f.traces == 1 and f.replays == 5
+
+
+def test_branch_flip_retraces_instead_of_replaying():
+    f = ardiff.compile(branchy)
+    pos, neg = np.array([1.0, 2.0]), np.array([-1.0, -2.0])
+    np.testing.assert_allclose(f(pos), 2 * np.tanh(pos) * (1 - np.tanh(pos) ** 2))
+    # same signature, other branch: a replay of the first trace would be wrong
+    np.testing.assert_allclose(f(neg), np.cos(neg) * neg + np.sin(neg))
+    assert f.traces == 2
+    # both branch patterns are now cached
+    f(pos)
+    f(neg)
+    assert f.traces == 2 and f.replays == 2
+
+
+def test_traced_integer_index_is_a_guard():
+    def pick(x):
+        i = anp.argmax(x)  # an integer read off a traced value
+        return x[i] ** 2
+
+    f = ardiff.compile(pick)
+    np.testing.assert_allclose(f(np.array([3.0, 1.0, 2.0])), [6.0, 0.0, 0.0])
+    np.testing.assert_allclose(f(np.array([1.0, 5.0, 2.0])), [0.0, 10.0, 0.0])
+    assert f.traces == 2
+
+
+def test_new_shape_or_other_static_argument_retraces():
+    def scaled(x, k):
+        return anp.sum(x ** 2) * k
+
+    f = ardiff.compile(scaled)
+    np.testing.assert_allclose(f(np.ones(2), 3.0), [6.0, 6.0])
+    np.testing.assert_allclose(f(np.ones(3), 3.0), [6.0, 6.0, 6.0])
+    np.testing.assert_allclose(f(np.ones(3), 5.0), [10.0, 10.0, 10.0])
+    np.testing.assert_allclose(f(2 * np.ones(3), 5.0), [20.0, 20.0, 20.0])
+    assert f.traces == 3 and f.replays == 1
+
+
+def test_static_array_argument_is_compared_by_value():
+    def weighted(x, w):
+        return anp.sum(x * w)
+
+    f = ardiff.compile(weighted)
+    w = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(f(np.ones(2), w), w)
+    w2 = np.array([5.0, 7.0])
+    np.testing.assert_array_equal(f(np.ones(2), w2), w2)
+    assert f.traces == 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_equals_uncompiled_on_random_mlps(seed):
+    rng = np.random.default_rng(seed)
+
+    def loss(params, x):
+        h = x
+        for W in params:
+            h = anp.maximum(h @ W, 0.0) if W is not params[-1] else h @ W
+        return anp.sum(h ** 2) + anp.max(h)
+
+    params = [rng.standard_normal((5, 4)), rng.standard_normal((4, 3))]
+    f = ardiff.compile(loss, method="relax", schedule="parallel", eta=1.0)
+    for _ in range(3):
+        x = rng.standard_normal((2, 5))
+        got = f(params, x)
+        want = ardiff.grad(loss, schedule="parallel", eta=1.0)(params, x)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_value_and_grad_and_higher_order():
+    f = ardiff.compile(lambda x: anp.sum(anp.sin(x) ** 2))
+    value, grad = f.value_and_grad(np.array([0.3, 0.4]))
+    assert value == pytest.approx(np.sum(np.sin([0.3, 0.4]) ** 2))
+    np.testing.assert_allclose(grad, np.sin(2 * np.array([0.3, 0.4])))
+    # inside an outer trace the compiled function traces normally (higher order)
+    hess = ardiff.jacobian(f)(np.array([0.3, 0.4]))
+    np.testing.assert_allclose(hess, np.diag(2 * np.cos(2 * np.array([0.3, 0.4]))))
