@@ -192,25 +192,39 @@ class Graph:
         return kids
 
     def to_networkx(self):
-        """Export to a :class:`networkx.DiGraph`.
+        """Export to a :class:`networkx.DiGraph` that :meth:`from_networkx` reads back.
 
-        Node attributes: ``op``, ``name``, ``shape``, ``dtype``; edge attribute
+        Node attributes: ``op``, ``name``, ``shape``, ``dtype``, plus ``value`` for
+        leaves and ``args``/``kwargs`` (non-node arguments) for ops; edge attribute
         ``argnum`` (the position of the parent among the child's arguments; a
-        parent used twice gets a list).
+        parent used twice gets a list).  See :mod:`ardiff.interchange`.
         """
-        import networkx as nx
+        from .interchange import to_networkx
 
-        G = nx.DiGraph()
-        for node in self.nodes:
-            value = _raw(node.value)
-            G.add_node(node.index, op=node.op_name, name=node.name,
-                       shape=tuple(np.shape(value)), dtype=str(np.result_type(value)))
-        for node in self.nodes:
-            for argnum, parent in node.parents:
-                if G.has_edge(parent, node.index):
-                    old = G.edges[parent, node.index]["argnum"]
-                    G.edges[parent, node.index]["argnum"] = (
-                        (old if isinstance(old, list) else [old]) + [argnum])
-                else:
-                    G.add_edge(parent, node.index, argnum=argnum)
-        return G
+        return to_networkx(self)
+
+    # -- interchange (thin wrappers over ardiff.interchange) ------------------------
+    @classmethod
+    def from_networkx(cls, G, output: Any = None) -> Graph:
+        """Build a graph from a :class:`networkx.DiGraph`, validating it.
+
+        See :func:`ardiff.interchange.from_networkx`; a cycle, an unknown op, wrong
+        arity, missing or duplicate argnums and misfitting shapes raise
+        :class:`ardiff.interchange.GraphValidationError`.
+        """
+        from .interchange import from_networkx
+
+        return from_networkx(G, output=output)
+
+    @classmethod
+    def from_json(cls, text: str, output: Any = None) -> Graph:
+        """Rebuild a graph from the JSON written by :meth:`to_json` (never pickle)."""
+        from .interchange import from_json
+
+        return from_json(text, output=output)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """Serialise structure, leaf values and op arguments to JSON."""
+        from .interchange import to_json
+
+        return to_json(self, indent=indent)
