@@ -118,7 +118,8 @@ def chain_fun(np_mod):
 
 def workload_chain():
     compiled = ardiff.compile(chain_fun(anp))
-    engines = {"ardiff": lambda: ardiff.grad(chain_fun(anp))(0.5), "compiled": lambda: compiled(0.5)}
+    engines = {"ardiff": lambda: ardiff.grad(chain_fun(anp))(0.5),
+               "compiled": lambda: compiled(0.5)}
     if autograd:
         engines["autograd"] = lambda: autograd.grad(chain_fun(agnp))(0.5)
     if torch:
