@@ -10,7 +10,7 @@ family (plain or gzipped).  :func:`load` returns ``(images, labels)`` for
     and Ubuntu, ``apt-get install dataset-fashion-mnist`` puts the files where
     :func:`load` finds them.
 ``"fashion-mnist-small"``
-    The first 10,000 training and 2,000 test images of Fashion-MNIST, shipped
+    The first 9,000 training and 2,000 test images of Fashion-MNIST, shipped
     inside this package, so it works offline and without any install step.
 
 Files are looked for in ``data_dir``, in each directory of ``$ARDIFF_DATA``,
@@ -512,7 +512,7 @@ def load(
     Parameters
     ----------
     name : {"mnist", "fashion-mnist", "fashion-mnist-small"}
-        The dataset.  ``"fashion-mnist-small"`` ships with ardiff (first 10,000
+        The dataset.  ``"fashion-mnist-small"`` ships with ardiff (first 9,000
         training and 2,000 test images) and ignores the other arguments.
     split : {"train", "test"}
         Which split.

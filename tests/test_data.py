@@ -460,7 +460,7 @@ def test_published_checksum_table_is_complete():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("split", "n"), [("train", 10_000), ("test", 2_000)])
+@pytest.mark.parametrize(("split", "n"), [("train", 9_000), ("test", 2_000)])
 def test_bundled_fashion_mnist_small(isolated, split, n):
     x, y = load("fashion-mnist-small", split)
     assert x.shape == (n, 784) and x.dtype == np.float64

@@ -1,6 +1,6 @@
 """Build ardiff's bundled ``fashion-mnist-small`` dataset from a full Fashion-MNIST copy.
 
-Takes the first 10,000 training and the first 2,000 test examples (no shuffling,
+Takes the first 9,000 training and the first 2,000 test examples (no shuffling,
 no other change to the data) and writes them as gzipped IDX files into
 ``ardiff/datasets/fashion-mnist-small/``.  The source is by default the copy that
 Debian's ``dataset-fashion-mnist`` package installs::
@@ -28,8 +28,8 @@ from ardiff.data import read_idx, write_idx  # noqa: E402
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
 DEST = ROOT / "ardiff" / "datasets" / "fashion-mnist-small"
-COUNTS = {"train": 10_000, "t10k": 2_000}
-MAX_TOTAL_BYTES = 5 * 1024 * 1024
+COUNTS = {"train": 9_000, "t10k": 2_000}
+MAX_TOTAL_BYTES = 5_000_000  # "at most 5 MB", in decimal megabytes
 
 
 def main(argv: list[str] | None = None) -> int:
