@@ -1,0 +1,62 @@
+"""The seven training conditions of the paper's Figures 2 and 3.
+
+Each condition is a factory ``make(seed, eta, steps, init, schedule) -> Method``;
+rules carry state (random or learned backward matrices), so every run builds its
+own.  The random matrices are seeded with the run's seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..nn import Method, backprop, relaxation
+from ..rules import FeedbackAlignment, LearnedFeedback, NoDerivative, combined, compose
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named gradient method of the paper's experiments."""
+
+    name: str
+    label: str
+    build: Callable[..., Method]
+
+    def method(self, seed: int = 0, eta: float = 0.1, steps: int = 100, init: str = "forward",
+               schedule: str = "parallel") -> Method:
+        """The :class:`~ardiff.nn.Method` of this condition for one run."""
+        return self.build(seed=seed, eta=eta, steps=steps, init=init, schedule=schedule)
+
+
+def _ar(rules_factory=None):
+    def build(seed, eta, steps, init, schedule):
+        rules = None if rules_factory is None else rules_factory(seed)
+        return relaxation(eta=eta, steps=steps, init=init, schedule=schedule, rules=rules)
+    return build
+
+
+CONDITIONS: dict[str, Condition] = {c.name: c for c in [
+    Condition("backprop", "Backprop", lambda **kw: backprop()),
+    Condition("ar", "AR (default)", _ar()),
+    Condition("learned-feedback", "AR, learned backward weights", _ar(
+        lambda seed: LearnedFeedback(seed=seed))),
+    Condition("feedback-alignment", "AR, feedback alignment", _ar(
+        lambda seed: FeedbackAlignment(seed=seed))),
+    Condition("fa-no-derivative", "AR, feedback alignment, no nonlinear derivative", _ar(
+        lambda seed: compose(FeedbackAlignment(seed=seed), NoDerivative()))),
+    Condition("no-derivative", "AR, no nonlinear derivative", _ar(
+        lambda seed: NoDerivative())),
+    Condition("combined", "AR, learned backward weights, no nonlinear derivative", _ar(
+        lambda seed: combined(seed=seed))),
+]}
+
+#: The conditions of Fig. 2 (AR against backprop) and Fig. 3 (all variants).
+FIG2 = ("backprop", "ar")
+FIG3 = tuple(CONDITIONS)
+
+
+def get_condition(name: str) -> Condition:
+    """Look a condition up by name, listing the valid names on error."""
+    if name not in CONDITIONS:
+        raise ValueError(f"Unknown condition {name!r}; choose from {', '.join(CONDITIONS)}.")
+    return CONDITIONS[name]

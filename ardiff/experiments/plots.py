@@ -1,0 +1,118 @@
+"""Matplotlib figures of the experiments (PNG files; the Agg backend, no display).
+
+matplotlib is an optional dependency (the ``cli`` extra); it is imported only
+when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("Figures need matplotlib: pip install 'ardiff[cli]' (or "
+                          "pip install matplotlib).") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fig1(result: dict, path: Path, eta: float = 0.1) -> Path:
+    """Fig. 1a: per-layer MSE to the exact gradient against relaxation step (log scale)."""
+    plt = _pyplot()
+    data = result["etas"][repr(float(eta))]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for k, name in enumerate(result["layers"]):
+        axes[0].semilogy(data["mse"][k], label=name)
+        axes[1].semilogy(data["relative"][k], label=name)
+    axes[0].set_ylabel("mean squared error to exact gradient")
+    axes[1].set_ylabel("relative error ||x - g|| / ||g||")
+    for ax in axes:
+        ax.set_xlabel("relaxation step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Relaxation to the backprop gradients (eta = {eta:g}, {result['schedule']}, "
+                 f"{'-'.join(map(str, result['sizes']))} {result['activation']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_eta_sweep(result: dict, path: Path) -> Path:
+    """Fig. 1b: per layer, MSE against step for every eta."""
+    plt = _pyplot()
+    layers = result["layers"]
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.8), sharey=True)
+    axes = np.atleast_1d(axes)
+    for eta_key, data in result["etas"].items():
+        for k, ax in enumerate(axes):
+            ax.semilogy(data["mse"][k], label=f"eta = {float(eta_key):g}")
+    for k, ax in enumerate(axes):
+        ax.set_title(layers[k])
+        ax.set_xlabel("relaxation step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean squared error to exact gradient")
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training(summary: dict, path: Path, title: str = "") -> Path:
+    """Train and test accuracy per epoch, mean over seeds with a ±1 std band."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    for s in summary.values():
+        for ax, key in zip(axes, ("train_acc", "test_acc")):
+            mean = 100 * np.asarray(s["curves"][key]["mean"], dtype=float)
+            std = 100 * np.asarray(s["curves"][key]["std"], dtype=float)
+            epochs = np.arange(len(mean))
+            line, = ax.plot(epochs, mean, marker="o", ms=3,
+                            label=f"{s['label']} (n={len(s['seeds'])})")
+            if len(s["seeds"]) > 1:
+                ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(),
+                                alpha=0.2)
+    for ax, what in zip(axes, ("train", "test")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{what} accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> Path:
+    """Mean angle (over layers) between each method's and backprop's weight gradients."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in conditions:
+        rows = [np.asarray(r["history"]["angles"], dtype=float) for r in runs
+                if r["condition"] == name and r.get("history", {}).get("angles")]
+        if not rows:
+            continue
+        n = min(len(a) for a in rows)
+        stacked = np.stack([a[:n] for a in rows])
+        label = next(r.get("label", name) for r in runs if r["condition"] == name)
+        ax.plot(stacked[0, :, 0], stacked[:, :, 1:].mean(axis=(0, 2)), label=label)
+    ax.set_xlabel("training batch")
+    ax.set_ylabel("angle to backprop gradient (degrees, mean over layers)")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,274 @@
+"""Figures 2 and 3: train the paper's MLP under several conditions and seeds.
+
+Every run (one condition, one seed) is written to ``<out>/runs/<condition>_seed<k>.json``
+after each epoch, so an interrupted experiment keeps what it finished.  A run whose
+file is complete and was made with the same settings is reused instead of being
+trained again: ``fig3`` after ``fig2`` in the same directory only trains the five
+variants.  After the runs, ``summary.json``, ``results.csv``, ``table.md`` and the
+figures are (re)written from the run files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..nn import MLP, OPTIMIZERS, History, train
+from .conditions import CONDITIONS, get_condition
+
+
+@dataclass
+class TrainingConfig:
+    """Settings shared by all runs of an experiment (the defaults are the paper's)."""
+
+    dataset: str = "fashion-mnist"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 5e-4
+    optimizer: str = "sgd"
+    loss: str = "sse"
+    sizes: tuple = (784, 300, 300, 100, 10)
+    activation: str = "relu"
+    init_std: float = 0.05
+    eta: float = 0.1
+    steps: int = 100
+    init: str = "forward"
+    schedule: str = "parallel"
+    train_size: int | None = None
+    test_size: int | None = None
+    angle_every: int = 100
+
+    def to_dict(self) -> dict:
+        """JSON-friendly settings (used to decide whether a saved run can be reused)."""
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+
+def clean(value: Any) -> Any:
+    """Replace NaN/inf by None recursively so that the JSON is standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return clean(value.item())
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (a half-written file never replaces a good one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(clean(data), indent=1) + "\n")
+    tmp.replace(path)
+
+
+def run_path(out: Path, condition: str, seed: int) -> Path:
+    """Where one run's results live."""
+    return out / "runs" / f"{condition}_seed{seed}.json"
+
+
+def load_run(path: Path) -> dict | None:
+    """A saved run, or None if missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def train_one(config: TrainingConfig, condition: str, seed: int, data: dict, out: Path,
+              progress: Callable[..., Any] | None = None, command: str | None = None) -> dict:
+    """Train one condition with one seed, saving after every epoch; returns the run dict."""
+    cond = get_condition(condition)
+    method = cond.method(seed=seed, eta=config.eta, steps=config.steps, init=config.init,
+                         schedule=config.schedule)
+    model = MLP(config.sizes, activation=config.activation, init_std=config.init_std,
+                seed=seed)
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose from "
+                         f"{sorted(OPTIMIZERS)}.")
+    optimizer = OPTIMIZERS[config.optimizer](lr=config.lr)
+    history = History()
+    path = run_path(out, condition, seed)
+    run = {"condition": condition, "label": cond.label, "seed": seed,
+           "config": config.to_dict(), "method": method.describe(), "command": command,
+           "status": "running",
+           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def save(status: str) -> None:
+        run["status"] = status
+        run["history"] = history.to_dict()
+        write_json(path, run)
+
+    per_epoch = math.ceil(len(data["train"][0]) / config.batch_size)
+    run["batches_per_epoch"] = per_epoch
+    n_batches = per_epoch * config.epochs
+    bar = progress(total=n_batches, desc=f"{condition} seed {seed}", unit="batch",
+                   leave=False) if progress else None
+    try:
+        train(model, data["train"], data["test"], method=method, loss=config.loss,
+              optimizer=optimizer, epochs=config.epochs, batch_size=config.batch_size,
+              seed=seed, angle_every=config.angle_every, history=history, progress=bar,
+              on_epoch=lambda h: save("running"))
+    except KeyboardInterrupt:
+        save("interrupted")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    save("complete")
+    return run
+
+
+def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
+    """Per condition: final accuracies (mean, sample std over seeds), time per epoch,
+    mean gradient angle over the last epoch's records, and per-epoch mean curves."""
+    out = {}
+    for name in conditions:
+        mine = [r for r in runs if r["condition"] == name and r.get("history")]
+        complete = [r for r in mine if r["status"] == "complete"]
+        if not mine:
+            continue
+        use = complete or mine
+
+        def final(key, rs=use):
+            vals = np.array([r["history"][key][-1] for r in rs], dtype=float)
+            return (float(np.mean(vals)),
+                    float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+
+        n_epochs = min(len(r["history"]["epoch"]) for r in use)
+        curves = {}
+        for key in ("train_acc", "test_acc", "train_loss", "test_loss"):
+            arr = np.array([r["history"][key][:n_epochs] for r in use], dtype=float)
+            curves[key] = {"mean": arr.mean(0).tolist(),
+                           "std": (arr.std(0, ddof=1) if len(arr) > 1 else 0 * arr[0]).tolist()}
+        times = [t for r in use for t in r["history"]["epoch_time"][1:]]
+        last_rows = []
+        for r in use:  # angle records of each run's last epoch
+            per_epoch = r.get("batches_per_epoch") or 1
+            cut = (len(r["history"]["epoch"]) - 2) * per_epoch
+            last_rows += [a[1:] for a in r["history"].get("angles", []) if a[0] >= cut]
+        last = {"angle_last_epoch_deg": np.mean(last_rows, axis=0).tolist()} if last_rows \
+            else {}
+        train_mean, train_std = final("train_acc")
+        test_mean, test_std = final("test_acc")
+        out[name] = {
+            "label": CONDITIONS[name].label if name in CONDITIONS else name,
+            "seeds": [r["seed"] for r in use], "complete": len(complete) == len(mine),
+            "epochs": n_epochs - 1,
+            "final_train_acc": train_mean, "final_train_acc_std": train_std,
+            "final_test_acc": test_mean, "final_test_acc_std": test_std,
+            "seconds_per_epoch": float(np.mean(times)) if times else None,
+            "curves": curves, **last,
+        }
+    return out
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+
+
+def format_table(summary: dict) -> str:
+    """A Markdown table of the summary (accuracies in percent)."""
+    lines = ["| condition | seeds | epochs | final train acc (%) | final test acc (%) | "
+             "s / epoch |", "|---|---|---|---|---|---|"]
+    for s in summary.values():
+        sec = f"{s['seconds_per_epoch']:.1f}" if s["seconds_per_epoch"] is not None else "n/a"
+        flag = "" if s["complete"] else " (partial)"
+        lines.append(f"| {s['label']}{flag} | {len(s['seeds'])} | {s['epochs']} | "
+                     f"{_pm(s['final_train_acc'], s['final_train_acc_std'])} | "
+                     f"{_pm(s['final_test_acc'], s['final_test_acc_std'])} | {sec} |")
+    return "\n".join(lines)
+
+
+def write_results(out: Path, runs: Sequence[dict], conditions: Sequence[str], figure: str,
+                  command: str | None = None) -> dict:
+    """Write summary.json, results.csv, table.md and the figure; return the summary."""
+    from .plots import plot_angles, plot_training
+
+    summary = summarize(runs, conditions)
+    write_json(out / f"{figure}_summary.json", {"command": command, "conditions": summary})
+    with open(out / f"{figure}_results.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        keys = ["train_acc", "test_acc", "train_loss", "test_loss", "running_acc", "epoch_time"]
+        writer.writerow(["condition", "seed", "status", "epoch", *keys])
+        for r in runs:
+            h = r.get("history") or {}
+            for i, epoch in enumerate(h.get("epoch", [])):
+                writer.writerow([r["condition"], r["seed"], r["status"], epoch,
+                                 *[_csv(h[k][i]) for k in keys]])
+    table = format_table(summary)
+    (out / f"{figure}_table.md").write_text(
+        (f"Command: `{command}`\n\n" if command else "") + table + "\n")
+    if summary:
+        plot_training(summary, out / f"{figure}_accuracy.png",
+                      title="AR vs backprop" if figure == "fig2" else "AR variants")
+        if any("angle_last_epoch_deg" in s for s in summary.values()):
+            plot_angles(runs, conditions, out / f"{figure}_angles.png")
+    return summary
+
+
+def _csv(v):
+    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+@dataclass
+class Experiment:
+    """Run ``conditions`` x ``seeds`` with shared settings, reusing finished runs."""
+
+    config: TrainingConfig
+    conditions: Sequence[str]
+    seeds: Sequence[int]
+    out: Path
+    figure: str = "fig2"
+    command: str | None = None
+    log: Callable[[str], None] = print
+    progress: Callable[..., Any] | None = None
+    reuse: bool = True
+    runs: list = field(default_factory=list)
+
+    def run(self, data: dict) -> dict:
+        """Train what is missing, then write the results; Ctrl-C writes partial results
+        and re-raises ``KeyboardInterrupt``."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        wanted = self.config.to_dict()
+        try:
+            for name in self.conditions:
+                for seed in self.seeds:
+                    saved = load_run(run_path(self.out, name, seed))
+                    if self.reuse and saved and saved.get("status") == "complete" and \
+                            saved.get("config") == wanted:
+                        self.log(f"{name} seed {seed}: reusing {run_path(self.out, name, seed)}")
+                        self.runs.append(saved)
+                        continue
+                    run = train_one(self.config, name, seed, data, self.out, self.progress,
+                                    self.command)
+                    h = run["history"]
+                    self.log(f"{name} seed {seed}: train {100 * h['train_acc'][-1]:.2f}%  "
+                             f"test {100 * h['test_acc'][-1]:.2f}%  "
+                             f"{np.mean(h['epoch_time'][1:]):.1f} s/epoch")
+                    self.runs.append(run)
+        except KeyboardInterrupt:
+            for name in self.conditions:
+                for seed in self.seeds:
+                    saved = load_run(run_path(self.out, name, seed))
+                    if saved and saved.get("status") == "interrupted" and \
+                            saved.get("config") == wanted and saved not in self.runs:
+                        self.runs.append(saved)
+            self.log("Interrupted: writing the results so far.")
+            write_results(self.out, self.runs, self.conditions, self.figure, self.command)
+            raise
+        return write_results(self.out, self.runs, self.conditions, self.figure, self.command)

@@ -1,0 +1,311 @@
+"""Training with a pluggable gradient method: backprop, relaxation, or relaxation + rules.
+
+Every batch the network is traced into a fresh graph (one ``dense`` node per
+layer), the output is clamped to the loss derivative (the paper's "top-layer
+error") and the hidden layers' activities are computed by the chosen solver; the
+weight gradients are then read out locally (eq. 1).  The same compiled machinery
+serves all methods, so a :class:`Method` is just solver settings plus rules.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..graph import _raw
+from ..rules import learning_rules
+from ..solvers import compile_plan, run_backprop, run_relaxation
+from .losses import Loss, accuracy, get_loss
+from .model import MLP
+from .optim import SGD, Optimizer
+
+
+@dataclass
+class Method:
+    """How a batch's gradients are computed.
+
+    Parameters
+    ----------
+    solver : {"backprop", "relax"}
+        Exact reverse sweep, or Activation Relaxation.
+    eta : float
+        Euler step of the relaxation (the paper: 0.1).
+    steps : int
+        Number of relaxation steps T, run in full (the paper: 100).
+    init : {"forward", "zeros"}
+        Initial activities (the paper: the forward values).
+    schedule : {"parallel", "sequential"}
+        Algorithm 1 of the paper (all layers at once) or top-down sweeps (the order of
+        the paper's training code).
+    rules : rule or list of rules, optional
+        Local-rule variants from :mod:`ardiff.rules` (need ``solver="relax"``).
+    """
+
+    solver: str = "relax"
+    eta: float = 0.1
+    steps: int = 100
+    init: str = "forward"
+    schedule: str = "parallel"
+    rules: Any = None
+
+    def __post_init__(self):
+        if self.solver not in ("backprop", "relax"):
+            raise ValueError(f"solver must be 'backprop' or 'relax', got {self.solver!r}")
+        if self.rules is not None and self.solver != "relax":
+            raise ValueError("Local rules change the relaxation dynamics; use solver='relax'.")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
+                or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+
+    def rule_list(self) -> list | None:
+        """The rules as a list for ``compile_plan`` (None when there are none)."""
+        if self.rules is None:
+            return None
+        return list(self.rules) if isinstance(self.rules, (list, tuple)) else [self.rules]
+
+    def describe(self) -> dict:
+        """JSON-friendly description (rules by their repr)."""
+        d = asdict(self) if self.rules is None else {
+            **{k: v for k, v in asdict(self).items() if k != "rules"},
+            "rules": [repr(r) for r in self.rule_list()]}
+        if self.solver == "backprop":
+            d = {"solver": "backprop"}
+        return d
+
+
+def backprop() -> Method:
+    """The exact reference method."""
+    return Method(solver="backprop")
+
+
+def relaxation(eta: float = 0.1, steps: int = 100, init: str = "forward",
+               schedule: str = "parallel", rules: Any = None) -> Method:
+    """Activation Relaxation; defaults are the paper's (eta 0.1, T = 100, forward init,
+    all layers updated in parallel as in Algorithm 1)."""
+    return Method(solver="relax", eta=eta, steps=steps, init=init, schedule=schedule,
+                  rules=rules)
+
+
+@dataclass
+class BatchGradients:
+    """Result of :func:`batch_gradients`: loss, output, parameter gradients, solver result."""
+
+    loss: float
+    output: np.ndarray
+    grads: list
+    result: Any
+    seed: np.ndarray
+    graph: Any = None
+    out: Any = None
+    params: list = field(default_factory=list)
+
+
+def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | str = "sse",
+                    method: Method | None = None) -> BatchGradients:
+    """Gradients of ``loss(model(x), target)`` w.r.t. all parameters by ``method``.
+
+    The output layer is clamped to ``loss.grad(output, target)``; the hidden layers
+    relax (or are swept, for backprop).  ``grads`` follow ``model.parameters()``.
+    """
+    loss = get_loss(loss)
+    method = method or relaxation()
+    graph, out, params, _ = model.trace(x)
+    output = _raw(out)
+    seed = loss.grad(output, target)
+    plan = compile_plan(graph, out, params, method.rule_list())
+    if method.solver == "backprop":
+        result = run_backprop(plan, seed)
+    else:
+        result = run_relaxation(plan, seed, eta=method.eta, schedule=method.schedule,
+                                init=method.init, tol=0.0, max_iter=int(method.steps))
+    return BatchGradients(float(loss(output, target)), output, result.grads, result, seed,
+                          graph, out, params)
+
+
+def gradient_angles(model: MLP, batch: BatchGradients) -> list[float]:
+    """Angle in degrees between the method's and backprop's weight gradient, per layer.
+
+    Backprop runs on the same recorded graph without rules (one extra sweep).
+    """
+    plan = compile_plan(batch.graph, batch.out, batch.params)
+    exact = run_backprop(plan, batch.seed).grads
+    names = model.parameter_names()
+    angles = []
+    for name, g, e in zip(names, batch.grads, exact):
+        if not name.startswith("W"):
+            continue
+        g, e = np.ravel(_raw(g)), np.ravel(_raw(e))
+        denom = np.linalg.norm(g) * np.linalg.norm(e)
+        cos = float(np.dot(g, e) / denom) if denom > 0 else 1.0
+        angles.append(math.degrees(math.acos(min(1.0, max(-1.0, cos)))))
+    return angles
+
+
+def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:
+    """Rows of the identity: ``one_hot([2], 3) == [[0, 0, 1]]``."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}); got values from "
+                         f"{labels.min()} to {labels.max()}.")
+    return np.eye(n_classes, dtype=dtype)[labels]
+
+
+def evaluate(model: MLP, x: np.ndarray, labels: np.ndarray, loss: Loss | str = "sse",
+             chunk: int = 2000) -> tuple[float, float]:
+    """``(accuracy, mean loss per example)`` of a plain forward pass over a dataset."""
+    loss = get_loss(loss)
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    correct, total_loss = 0, 0.0
+    n_out = model.sizes[-1]
+    for start in range(0, len(x), chunk):
+        out = model.forward(x[start:start + chunk])
+        lab = labels[start:start + chunk]
+        correct += int(np.sum(np.argmax(out, axis=1) == lab))
+        value = float(loss(out, one_hot(lab, n_out, out.dtype)))
+        total_loss += value * len(lab) if loss.reduction == "mean" else value
+    return correct / len(x), total_loss / len(x)
+
+
+@dataclass
+class History:
+    """What :func:`train` measured.  Lists are per epoch; index 0 is before training.
+
+    Attributes
+    ----------
+    epoch : list of int
+    train_acc, test_acc : list of float
+        Accuracy of a full forward pass over each set at the end of every epoch.
+    train_loss, test_loss : list of float
+        Mean loss per example, same passes.
+    running_acc : list of float
+        Mean accuracy of the training batches as they were met (before their update).
+    epoch_time : list of float
+        Seconds of training per epoch (gradients and updates, not the evaluation).
+    angles : list
+        ``[batch index, angle layer 1, angle layer 2, ...]`` every ``angle_every`` batches.
+    interrupted : bool
+        True when training stopped early (Ctrl-C) and the lists are partial.
+    """
+
+    epoch: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    test_loss: list = field(default_factory=list)
+    running_acc: list = field(default_factory=list)
+    epoch_time: list = field(default_factory=list)
+    angles: list = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict of every field."""
+        return asdict(self)
+
+
+def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
+          method: Method | None = None, loss: Loss | str = "sse",
+          optimizer: Optimizer | None = None, epochs: int = 10, batch_size: int = 64,
+          seed: int = 0, angle_every: int = 0, history: History | None = None,
+          progress: Any = None, on_epoch: Callable[[History], None] | None = None
+          ) -> History:
+    """Train ``model`` with gradients from ``method`` and report accuracy per epoch.
+
+    Parameters
+    ----------
+    model : MLP
+        Trained in place.
+    train_data, test_data : tuple
+        ``(images (n, d) float array, labels (n,) int array)``.
+    method : Method, optional
+        Gradient method (default: the paper's relaxation, :func:`relaxation`).
+    loss : str or Loss
+        ``"sse"`` (the paper), ``"mse"`` or ``"xent"``.
+    optimizer : Optimizer, optional
+        Default ``SGD(lr=5e-4)`` (the paper).
+    epochs, batch_size : int
+        The paper: 10 shown, 64.
+    seed : int
+        Seed of the per-epoch shuffling.
+    angle_every : int
+        Every this many batches record the angle between the method's and backprop's
+        weight gradients (0: never).
+    history : History, optional
+        Filled in place (pass one to keep partial results if training is interrupted).
+    progress : object, optional
+        Anything with ``update(n)`` (e.g. a tqdm bar), advanced once per batch.
+    on_epoch : callable, optional
+        Called with the history after every epoch (e.g. to save results).
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Re-raised after marking ``history.interrupted``; completed epochs are kept.
+    """
+    method = method or relaxation()
+    loss = get_loss(loss)
+    optimizer = optimizer or SGD(lr=5e-4)
+    history = history if history is not None else History()
+    x_train, y_train = train_data
+    n_out = model.sizes[-1]
+    if x_train.shape[1] != model.sizes[0]:
+        raise ValueError(f"train images have {x_train.shape[1]} features but the model "
+                         f"expects {model.sizes[0]}.")
+    rng = np.random.default_rng(seed)
+    learners = learning_rules(method.rules)
+    names = model.parameter_names()
+    targets = one_hot(y_train, n_out, x_train.dtype)
+
+    def record(epoch: int, running: float, seconds: float) -> None:
+        tr = evaluate(model, x_train, y_train, loss)
+        te = evaluate(model, *test_data, loss) if test_data is not None else (math.nan,) * 2
+        history.epoch.append(epoch)
+        history.train_acc.append(tr[0])
+        history.train_loss.append(tr[1])
+        history.test_acc.append(te[0])
+        history.test_loss.append(te[1])
+        history.running_acc.append(running)
+        history.epoch_time.append(seconds)
+
+    try:
+        if not history.epoch:
+            record(0, math.nan, 0.0)
+        batch_index = 0
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(x_train))
+            start_time = time.perf_counter()
+            correct = 0
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                xb, tb = x_train[idx], targets[idx]
+                batch = batch_gradients(model, xb, tb, loss, method)
+                correct += int(np.sum(np.argmax(batch.output, 1) == y_train[idx]))
+                if angle_every and batch_index % angle_every == 0 and method.solver == "relax":
+                    history.angles.append([batch_index] + gradient_angles(model, batch))
+                steps = optimizer.step(model.parameters(), [np.asarray(_raw(g))
+                                                            for g in batch.grads])
+                for rule in learners:
+                    rule.learn(dict(zip(names, steps)))
+                batch_index += 1
+                if progress is not None:
+                    progress.update(1)
+            record(epoch, correct / len(order), time.perf_counter() - start_time)
+            if on_epoch is not None:
+                on_epoch(history)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        raise
+    return history
+
+
+__all__ = ["Method", "backprop", "relaxation", "batch_gradients", "gradient_angles", "evaluate",
+           "History", "train", "one_hot", "accuracy"]
