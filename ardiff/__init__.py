@@ -17,8 +17,16 @@ from .api import (
     vjp,
 )
 from .compile import CompiledGrad, compile  # noqa: A004
+from .convexity import check_convexity
 from .graph import Graph, Node
-from .solvers import ConvergenceWarning, NonFiniteWarning, Result, backprop, relax
+from .solvers import (
+    ConvergenceWarning,
+    NonFiniteWarning,
+    Result,
+    backprop,
+    relax,
+    solve_triangular,
+)
 from .trace import Op, Tracer, TracingError
 
 __version__ = "0.1.0"
@@ -27,4 +35,5 @@ __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
     "jacobian", "hessian", "make_vjp", "vjp", "trace", "compile", "CompiledGrad",
+    "solve_triangular", "check_convexity",
 ]
