@@ -212,8 +212,20 @@ def workload_paper():
     params = mlp_params(rng)
     X = rng.random((64, 784))
     Y = np.eye(10)[rng.integers(0, 10, 64)]
-    graph = ardiff.trace(lambda p: mlp_loss(anp)(p, X, Y), params)
+    from ardiff.nn import dense
+
+    def network(p):
+        # the paper's network: one elementary op, hence one relaxing node, per layer
+        h = X
+        for k in range(0, len(p), 2):
+            h = dense(h, p[k], p[k + 1], "relu" if k < len(p) - 2 else "linear")
+        return h
+
+    # As in the paper, the output layer is clamped to the loss derivative 2 (out - Y)
+    # and the hidden layers relax.
+    graph = ardiff.trace(network, params)
     plan = ardiff.solvers.compile_plan(graph)
+    seed = 2.0 * (graph.output.value - Y)
     # forward values for the hand-written sweep
     pre, hs, h = [], [X], X
     for k in range(0, len(params), 2):
@@ -234,7 +246,7 @@ def workload_paper():
     steps = 100
 
     def relax_paper():
-        return ardiff.solvers.run_relaxation(plan, None, schedule="parallel", eta=0.1,
+        return ardiff.solvers.run_relaxation(plan, seed, schedule="parallel", eta=0.1,
                                              init="forward", max_iter=steps, tol=0.0)
 
     return {"ardiff": relax_paper, "numpy": vjp_sweep}, steps

@@ -92,27 +92,43 @@ def _max_abs(a: np.ndarray) -> float:
     return float(np.max(np.abs(a))) if np.size(a) else 0.0
 
 
-def residual_parts(target: Any, x: Any) -> tuple[float, float, float]:
-    """``(max|target - x|, max|target|, max|x|)`` of one node's activity."""
-    t, v = _raw(target), _raw(x)
-    return _max_abs(t - v), _max_abs(t), _max_abs(v)
+def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
+    """``(max|target - x|, max|target|, target - x)`` of one node's activity.
+
+    The difference is returned so the Euler step can reuse it.
+    """
+    diff = target - x  # traced when differentiating to higher order
+    t, d = _raw(target), _raw(diff)
+    if not np.size(d):
+        return 0.0, 0.0, diff
+    return (max(float(np.max(d)), -float(np.min(d))),
+            max(float(np.max(t)), -float(np.min(t))), diff)
+
+
+def _times(diff: Any, eta: float) -> Any:
+    """eta * diff, in place when diff is a fresh NumPy array (it is only used once)."""
+    if isinstance(diff, np.ndarray) and diff.ndim and diff.flags.writeable:
+        return np.multiply(diff, eta, out=diff)
+    return diff * eta
 
 
 def worst_residual(parts, scale: float) -> float:
     """The largest relative residual over nodes, from their :func:`residual_parts`.
 
-    A node is measured against its own size, max(|target|, |x|), so a node whose
-    gradient is 1e-100 is held to the same relative standard as one of size 1.  A
-    node whose target is exactly zero has no size of its own (a relative error to
-    zero is infinite however small x is); it is measured against ``scale``, the
-    largest target in the graph, so dead units started from forward values still
-    converge.  NaN propagates.
+    A node is measured against its own size, so a node whose gradient is 1e-100 is
+    held to the same relative standard as one of size 1: the residual is
+    max|t - x| / (max|t| + max|t - x|), where the denominator is the bound on
+    max(|t|, |x|) that needs no extra pass over x (it is within a factor 1 + r of
+    it, so tolerances mean the same).  A node whose target is exactly zero has no
+    size of its own (any x != 0 is infinitely wrong relative to 0); it is measured
+    against ``scale``, the largest target in the graph, so dead units started from
+    forward values still converge.  NaN propagates.
     """
     worst = 0.0
-    for num, tmax, xmax in parts:
+    for num, tmax, _ in parts:
         if num == 0.0:
             continue
-        den = max(tmax, xmax) if tmax > 0.0 else scale
+        den = tmax + num if tmax > 0.0 else scale
         r = num / den if den > 0.0 else math.inf
         if not r <= worst:
             worst = r
@@ -186,8 +202,9 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
             return iterations, False, residuals, evals
         changed = set()
         for i in order:
-            if parts[i][0] > 0.0:
-                x[i] = targets[i] if eta == 1.0 else x[i] + eta * (targets[i] - x[i])
+            num, _, diff = parts[i]
+            if num > 0.0:
+                x[i] = targets[i] if eta == 1.0 else x[i] + _times(diff, eta)
                 changed.add(i)
         iterations += 1
         if trajectory is not None:
@@ -205,11 +222,11 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
         for i in order:
             target = plan.activity_target(i, x)
             evals += len(plan.edges[i])
-            x_new = x[i] + eta * (target - x[i])
+            num, tmax, diff = residual_parts(target, x[i])
+            x[i] = x[i] + _times(diff, eta)
             # After the sweep the children of i no longer change, so the residual of
             # the new state is |target - x_new| = |1 - eta| |target - x_old|.
-            parts.append(residual_parts(target, x_new))
-            x[i] = x_new
+            parts.append((abs(1.0 - eta) * num, tmax, None))
         scale = max(scale, max(p[1] for p in parts))
         worst = worst_residual(parts, scale)
         residuals.append(worst)
