@@ -61,5 +61,13 @@ def _concatenate_vjp(k, ans, *arrays, axis=0):
 concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
                     vjp=_concatenate_vjp)
 
-astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype),
-               lambda ans, x, dtype: lambda g: astype(g, np.result_type(_raw(x))))
+def _astype_vjp(ans, x, dtype):
+    source = np.result_type(_raw(x))
+    if np.dtype(dtype).kind in "biu":
+        # a cast to int or bool truncates: piecewise constant, so the derivative is 0
+        zeros = np.zeros(np.shape(_raw(x)), dtype=source)
+        return lambda g: zeros
+    return lambda g: astype(g, source)
+
+
+astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp)
