@@ -7,7 +7,8 @@ relaxation step.  Ops marked ``nonlinear=True`` are the ones the
 
 Kink conventions (documented subgradients): ``abs`` and ``sign`` give 0 at 0;
 ties of ``maximum``/``minimum``/``fmax``/``fmin`` split the gradient evenly;
-``clip`` passes the gradient where ``a_min <= x <= a_max``.
+``clip`` passes the gradient to x where ``a_min <= x <= a_max`` and to the bound
+that the value follows elsewhere.
 """
 
 from __future__ import annotations
@@ -121,9 +122,15 @@ fmin = defop("fmin", np.fmin,
 arctan2 = defop("arctan2", np.arctan2,
                 lambda ans, y, x: scale_by(x / (x * x + y * y)),
                 lambda ans, y, x: scale_by(-y / (x * x + y * y)), nonlinear=True)
+def _over_hypot(x, ans):
+    """x / hypot, taken as 0 at the origin (as for the norm of a zero vector)."""
+    nonzero = _raw(ans) != 0
+    return where(nonzero, x / where(nonzero, ans, 1.0), 0.0)
+
+
 hypot = defop("hypot", np.hypot,
-              lambda ans, x, y: scale_by(x / ans), lambda ans, x, y: scale_by(y / ans),
-              nonlinear=True)
+              lambda ans, x, y: scale_by(_over_hypot(x, ans)),
+              lambda ans, x, y: scale_by(_over_hypot(y, ans)), nonlinear=True)
 logaddexp = defop("logaddexp", np.logaddexp,
                   lambda ans, x, y: scale_by(exp(x - ans)),
                   lambda ans, x, y: scale_by(exp(y - ans)), nonlinear=True)
@@ -145,15 +152,31 @@ def _where_vjp(k, ans, condition, x, y):
 where = defop("where", np.where, vjp=_where_vjp)
 
 
-def _clip_derivative(ans, x, a_min=None, a_max=None):
+def _clip_masks(ans, x, a_min, a_max):
+    """Which of x, a_min, a_max the clipped value follows, as float masks shaped like ans.
+
+    x owns the closed interval a_min <= x <= a_max; a_min owns x < a_min <= a_max;
+    a_max owns the rest (x > a_max, or a_min > a_max where NumPy returns a_max).
+    """
     xr = _raw(x)
-    inside = np.ones(np.shape(xr), dtype=bool)
+    shape, dtype = np.shape(_raw(ans)), np.result_type(xr)
+    inside = np.ones(shape, dtype=bool)
+    below = np.zeros(shape, dtype=bool)
     if a_min is not None:
-        inside &= xr >= _raw(a_min)
+        lo = _raw(a_min)
+        inside = inside & (xr >= lo)
+        below = (xr < lo) & (True if a_max is None else lo <= _raw(a_max))
     if a_max is not None:
-        inside &= xr <= _raw(a_max)
-    return scale_by(inside.astype(np.result_type(xr)))
+        inside = inside & (xr <= _raw(a_max))
+    above = ~(inside | below)
+    return inside.astype(dtype), below.astype(dtype), above.astype(dtype)
+
+
+def _clip_vjp(which):
+    def maker(ans, x, a_min=None, a_max=None):
+        return scale_by(_clip_masks(ans, x, a_min, a_max)[which])
+    return maker
 
 
 clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
-             _clip_derivative, nonlinear=True)
+             _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), nonlinear=True)
