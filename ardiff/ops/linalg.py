@@ -65,29 +65,31 @@ dot = defop("dot", np.dot, vjp=_dot_vjp)
 
 
 def _matmul_vjp(k, ans, a, b):
+    # A 1-D operand is a row (a) or a column (b) whose extra axis NumPy drops from
+    # the answer; the VJP puts the axis back on g, multiplies, and drops it again.
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
 
-    def as_matrices(g):
+    def as_matrix(g):
+        s = np.shape(_raw(g))
+        if a_vec and b_vec:
+            return reshape(g, (1, 1))
         if a_vec:
-            g = reshape(g, np.shape(_raw(g))[:-1] + (1,) + np.shape(_raw(g))[-1:]) if not b_vec \
-                else reshape(g, np.shape(_raw(g)) + (1,))
+            return reshape(g, s[:-1] + (1,) + s[-1:])
         if b_vec:
-            g = reshape(g, np.shape(_raw(g)) + (1,)) if not a_vec else g
+            return reshape(g, s + (1,))
         return g
 
-    a2 = reshape(a, (1,) + np.shape(_raw(a))) if a_vec else a
-    b2 = reshape(b, np.shape(_raw(b)) + (1,)) if b_vec else b
     if k == 0:
-        bt = _swap(b2)
+        bt = _swap(reshape(b, np.shape(_raw(b)) + (1,)) if b_vec else b)
 
         def vjp(g):
-            ga = matmul(as_matrices(g), bt)
+            ga = matmul(as_matrix(g), bt)
             return reshape(ga, np.shape(_raw(ga))[:-2] + np.shape(_raw(ga))[-1:]) if a_vec else ga
         return vjp
-    at = _swap(a2)
+    at = _swap(reshape(a, (1,) + np.shape(_raw(a))) if a_vec else a)
 
     def vjp(g):
-        gb = matmul(at, as_matrices(g))
+        gb = matmul(at, as_matrix(g))
         return reshape(gb, np.shape(_raw(gb))[:-1]) if b_vec else gb
     return vjp
 

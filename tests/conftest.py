@@ -1,0 +1,26 @@
+"""Shared pytest configuration: the hypothesis profiles of the test suite.
+
+Choose one with the environment variable ``HYPOTHESIS_PROFILE``:
+
+* ``ci`` (default): few examples, derandomized, so the whole suite stays fast
+  and a CI run is reproducible;
+* ``dev``: more random examples, for local work on an op or a solver;
+* ``fuzz``: 10 000 examples per property, for a long bug hunt.
+
+Deadlines are off everywhere: tracing plus relaxation of a drawn program has
+a variable cost, and a slow example is not a wrong one.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+settings.register_profile("ci", max_examples=6, deadline=None, derandomize=True,
+                          suppress_health_check=_QUIET, print_blob=True)
+settings.register_profile("dev", max_examples=60, deadline=None,
+                          suppress_health_check=_QUIET, print_blob=True)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None,
+                          suppress_health_check=_QUIET, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
