@@ -1,0 +1,205 @@
+"""The convexity / convergence checker against closed forms and measured relaxations.
+
+Truth: chains of known depth (the error after t steps is an exact binomial tail
+there), a hand-assembled H for a tanh MLP, and what relax actually does.
+"""
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+import ardiff
+import ardiff.numpy as anp
+from ardiff.convexity import (
+    NEGATIVE_SYMMETRIC_NOTE,
+    error_bound,
+    predict_iterations,
+    stability,
+    transient_growth,
+)
+from ardiff.solvers import compile_plan
+from ardiff.solvers.triangular import assemble
+
+KEYS = {"is_dag", "cycle", "size", "nnz", "unit_diagonal", "strictly_upper_triangular",
+        "eigenvalues_all_one", "depth", "eta", "schedule", "stable", "predicted_iterations",
+        "measured_iterations", "min_symmetric_eigenvalue", "ok"}
+
+
+def chain(length, factor=1.1):
+    """x -> factor * x, ``length`` times: D = length - 1 relaxing nodes in a row."""
+    g = ardiff.Graph()
+    x = g.input(0.3, name="x")
+    h = x
+    for _ in range(length):
+        h = h * factor
+    return g, h, x
+
+
+def tanh_mlp(seed=3, sizes=(4, 3, 3, 2)):
+    rng = np.random.default_rng(seed)
+    g = ardiff.Graph()
+    x = g.input(rng.standard_normal(sizes[0]), name="x")
+    weights = [g.input(rng.standard_normal((m, n)), name=f"W{i}")
+               for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
+    h, hidden = x, []
+    for W in weights:
+        h = anp.tanh(W @ h)
+        hidden.append(h)
+    return g, anp.sum(h), [x] + weights, weights, hidden
+
+
+@pytest.mark.parametrize("length", [2, 5, 12])
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.1), ("parallel", 0.5),
+                                          ("parallel", 1.0), ("sequential", 1.0)])
+def test_predicted_iterations_match_relax_on_chains(length, schedule, eta):
+    g, out, x = chain(length)
+    report = ardiff.check_convexity(g, out, [x], eta=eta, schedule=schedule, tol=1e-10)
+    assert report.depth == length - 1
+    assert report.nilpotency_index == length - 1
+    assert report.ok and report.measured_converged
+    pred, meas = report.predicted_iterations, report.measured_iterations
+    if eta == 1.0:
+        # exact: D parallel steps, one sequential sweep
+        assert pred == meas == (length - 1 if schedule == "parallel" else 1)
+    else:
+        # the bound is on the error, relax stops on the residual: a step or two apart
+        assert abs(pred - meas) <= max(2, 0.02 * meas), (pred, meas)
+    assert report.measured_error < 1e-8
+
+
+@pytest.mark.parametrize("schedule,eta,steps", [("parallel", 0.3, 9), ("parallel", 0.8, 4),
+                                                ("sequential", 0.4, 6)])
+def test_error_bound_is_the_exact_error_on_a_chain(schedule, eta, steps):
+    length = 5
+    g, out, x = chain(length)
+    res = ardiff.relax(g, out, [x], schedule=schedule, eta=eta, tol=0.0, max_iter=steps,
+                       record=True)
+    depth = length - 1
+    exact = 1.1 ** length  # gradient at the deepest relaxing node is 1.1**(length-1)
+    deepest = min(res.activities)
+    rel_error = abs(res.activities[deepest] - exact / 1.1) / (exact / 1.1)
+    assert rel_error == pytest.approx(float(error_bound(steps, depth, eta, schedule)), rel=1e-9)
+    trials = steps if schedule == "parallel" else steps + depth - 1
+    assert float(error_bound(steps, depth, eta, schedule)) == pytest.approx(
+        binom.cdf(depth - 1, trials, eta), rel=1e-12)
+
+
+def test_error_bound_above_one_bounds_the_chain_error_and_shows_transient_growth():
+    length, eta = 8, 1.7
+    g, out, x = chain(length, factor=1.0)
+    for steps in (3, 10, 30):
+        res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
+        err = abs(res.activities[min(res.activities)] - 1.0)
+        assert err <= float(error_bound(steps, length - 1, eta)) * (1 + 1e-9)
+    assert transient_growth(length - 1, eta) > 10.0
+    assert transient_growth(length - 1, 0.5) == 1.0
+
+
+def test_predictions_at_eta_one_and_for_unstable_steps():
+    assert predict_iterations(7, 1.0, "parallel") == 7
+    assert predict_iterations(7, 1.0, "sequential") == 1
+    assert predict_iterations(0, 0.5) == 0
+    for eta in (0.0, -0.5, 2.0, 2.5):
+        assert predict_iterations(7, eta) is None
+
+
+@pytest.mark.parametrize("eta,stable", [(1.9, True), (2.0, False), (2.5, False)])
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+def test_stability_verdict(eta, stable, schedule):
+    g, out, x = chain(4)
+    if not stable:  # relax itself refuses these steps ...
+        with pytest.raises(ValueError, match="outside"):
+            ardiff.relax(g, out, [x], eta=eta, schedule=schedule)
+    report = ardiff.check_convexity(g, out, [x], eta=eta, schedule=schedule)  # ... we do not
+    assert report.stable is stable and report.ok is stable
+    assert report.unit_diagonal and report.eigenvalues_all_one  # structure is unaffected
+    if stable:
+        assert report.measured_converged and report.predicted_iterations is not None
+        assert report.spectral_radius == pytest.approx(0.9)
+    else:
+        assert report.measured_iterations is None and report.predicted_iterations is None
+        assert "NOT OK" in str(report)
+    ok, reason = stability(eta, 3)
+    assert ok is stable
+    assert ("polynomially" in reason) if eta == 2.0 else True
+    assert ("geometrically" in reason) if eta == 2.5 else True
+
+
+def _mlp_H_by_hand(weights, hidden, x_value):
+    """H = I - N for the traced MLP, relaxing nodes [a1, h1, a2, h2, a3] (h3 feeds the sum).
+
+    N[a_l, h_l] = diag(1 - h_l^2) (d h_l / d a_l, transposed) and
+    N[h_l, a_{l+1}] = W_{l+1} (transpose of d a_{l+1} / d h_l = W_{l+1}^T).
+    """
+    blocks = []
+    for l, h in enumerate(hidden):
+        blocks.append(("a", l, h.shape[0]))
+        blocks.append(("h", l, h.shape[0]))
+    blocks = blocks[:-1] + [blocks[-1]]  # a3, h3 both relax: the output is sum(h3)
+    offsets = np.cumsum([0] + [n for *_, n in blocks])
+    H = np.eye(offsets[-1])
+    index = {(kind, l): k for k, (kind, l, _) in enumerate(blocks)}
+    for l, h in enumerate(hidden):
+        i, j = index[("a", l)], index[("h", l)]
+        H[offsets[i]:offsets[i + 1], offsets[j]:offsets[j + 1]] = -np.diag(1 - h.value ** 2)
+        if l + 1 < len(hidden):
+            k = index[("a", l + 1)]
+            H[offsets[j]:offsets[j + 1], offsets[k]:offsets[k + 1]] = -weights[l + 1].value.T
+    return H
+
+
+def test_tanh_mlp_symmetric_part_is_indefinite_but_relaxation_converges():
+    g, out, wrt, weights, hidden = tanh_mlp()
+    plan = compile_plan(g, out, wrt)
+    H = assemble(plan, np.ones(())).H.toarray()
+    np.testing.assert_allclose(H, _mlp_H_by_hand(weights, hidden, wrt[0].value), atol=1e-15)
+    report = ardiff.check_convexity(g, out, wrt, eta=0.5, schedule="parallel")
+    expected = np.linalg.eigvalsh((H + H.T) / 2)[0]
+    assert report.min_symmetric_eigenvalue == pytest.approx(expected, rel=1e-12)
+    assert report.min_symmetric_eigenvalue < 0  # not convex as a quadratic form ...
+    assert report.eigenvalues_all_one and report.strictly_upper_triangular
+    assert report.ok and report.measured_converged  # ... and the dynamics converge anyway
+    assert NEGATIVE_SYMMETRIC_NOTE.split(":")[0] in str(report).replace("\n    ", " ")
+    assert report.size == H.shape[0] and report.nnz == np.count_nonzero(H)
+
+
+def test_report_dict_is_json_with_all_keys():
+    g, out, wrt, *_ = tanh_mlp()
+    data = ardiff.check_convexity(g, out, wrt, eta=1.5).to_dict()
+    assert KEYS <= set(data)
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+    assert data["transient_growth"] > 1.0 and data["ok"] is True
+
+
+def test_function_form_and_zero_derivatives_lower_the_nilpotency_index():
+    def f(x):
+        h = anp.maximum(anp.sin(x), 0.0)  # sin(x) < 0: the ReLU's derivative is 0 everywhere
+        return anp.sum(anp.tanh(h) * 2.0)
+
+    report = ardiff.check_convexity(f, -np.ones(3), eta=1.0)
+    assert report.depth == 4 and report.nilpotency_index == 3
+    assert "exactly zero" in str(report) and report.ok
+
+
+def test_cycle_is_reported_not_raised():
+    G = nx.DiGraph()
+    G.add_node("x", op="input", value=np.ones(2))
+    G.add_node("a", op="add")
+    G.add_node("b", op="tanh")
+    G.add_edges_from([("x", "a", {"argnum": 0}), ("b", "a", {"argnum": 1}),
+                      ("a", "b", {"argnum": 0})])
+    report = ardiff.check_convexity(G)
+    assert report.is_dag is False and not report.ok
+    assert report.cycle[0] == report.cycle[-1] and set(report.cycle) == {"a", "b"}
+    assert "cycle" in str(report) and "'a'" in str(report)
+    assert report.to_dict()["cycle"] == report.cycle
+    # the same graph without the back edge is accepted as a DAG
+    G.remove_edge("b", "a")
+    G.add_node("c", op="constant", value=np.ones(2))
+    G.add_edge("c", "a", argnum=1)
+    G.add_node("L", op="sum")
+    G.add_edge("b", "L", argnum=0)
+    assert ardiff.check_convexity(G, eta=0.5).ok
