@@ -101,8 +101,26 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     t, d = _raw(target), _raw(diff)
     if not np.size(d):
         return 0.0, 0.0, diff
-    return (max(float(np.max(d)), -float(np.min(d))),
-            max(float(np.max(t)), -float(np.min(t))), diff)
+    num, tmax = max(float(np.max(d)), -float(np.min(d))), max(float(np.max(t)), -float(np.min(t)))
+    if not math.isfinite(num + tmax):
+        return _non_finite_parts(t, _raw(x), diff)
+    return num, tmax, diff
+
+
+def _non_finite_parts(t: Any, v: Any, diff: Any) -> tuple[float, float, Any]:
+    """Residual parts of a node with a NaN or infinite entry in its target or activity.
+
+    Such an entry never settles (inf - inf is NaN), so convergence is judged on the
+    entries finite on both sides; an entry finite on one side only is still moving and
+    counts as an infinite residual, so the node keeps being updated.  Without this the
+    first NaN would stop the iteration with every finite entry unfinished.  After the
+    solve, warn_non_finite names the node where the non-finite values start.
+    """
+    t, v = np.broadcast_arrays(t, v)
+    ft, fv = np.isfinite(t), np.isfinite(v)
+    both = ft & fv
+    num = math.inf if np.any(ft != fv) else _max_abs(t[both] - v[both])
+    return num, _max_abs(t[both]), diff
 
 
 def _times(diff: Any, eta: float) -> Any:
@@ -198,7 +216,7 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
         residuals.append(worst)
         if worst <= tol:
             return iterations, True, residuals, evals
-        if not math.isfinite(worst) or iterations == max_iter:
+        if iterations == max_iter:
             return iterations, False, residuals, evals
         changed = set()
         for i in order:
@@ -226,7 +244,7 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
             x[i] = x[i] + _times(diff, eta)
             # After the sweep the children of i no longer change, so the residual of
             # the new state is |target - x_new| = |1 - eta| |target - x_old|.
-            parts.append((abs(1.0 - eta) * num, tmax, None))
+            parts.append((abs(1.0 - eta) * num if num < math.inf else num, tmax, None))
         scale = max(scale, max(p[1] for p in parts))
         worst = worst_residual(parts, scale)
         residuals.append(worst)
@@ -235,8 +253,6 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
         if trajectory is not None:
             for i in plan.relaxing:
                 trajectory[i].append(x[i])
-        if not math.isfinite(worst):
-            break
     return iterations, converged, residuals, evals
 
 
