@@ -107,14 +107,37 @@ class Graph:
         # Nesting level for higher-order tracing: a graph created while another is
         # being traced gets a higher level and is unwrapped first.
         self.level = _next_level()
-        self.inputs: list = []
-        self.output: Any = None
+        # Inputs and output are kept as nodes, not tracers: a tracer refers to its graph,
+        # and that cycle would keep every forward value alive until the cyclic garbage
+        # collector runs, long after the gradient has been returned.
+        self._inputs: list[Node] = []
+        self._output: Any = None
         # Concrete facts read off traced values while tracing (comparisons, truth
         # tests, integer indices): ardiff.compile re-checks them before a replay.
         self.guards: list = []
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+    @property
+    def inputs(self) -> list:
+        """The differentiable leaves (added with :meth:`input`) as traced values, in order."""
+        from .trace import Tracer
+
+        return [Tracer(self, n.index, n.value) for n in self._inputs]
+
+    @property
+    def output(self) -> Any:
+        """The traced output (set by :func:`ardiff.trace`), or ``None``."""
+        from .trace import Tracer
+
+        out = self._output
+        return Tracer(self, out.index, out.value) if isinstance(out, Node) else out
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        own = isinstance(value, TracerBase) and value._graph is self
+        self._output = self.nodes[value._node] if own else value
 
     def __repr__(self) -> str:
         return f"<ardiff.Graph with {len(self.nodes)} nodes>"
@@ -139,9 +162,8 @@ class Graph:
 
         value = as_differentiable(value, where=f"Graph.input({name or ''})")
         node = self._append("input", (), {}, (), value, name)
-        tracer = Tracer(self, node.index, value)
-        self.inputs.append(tracer)
-        return tracer
+        self._inputs.append(node)
+        return Tracer(self, node.index, value)
 
     def constant(self, value: Any, name: str | None = None):
         """Add a non-differentiable leaf (recorded, but never given a gradient)."""
