@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -43,6 +44,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _etas(text: str) -> list[float]:
+    try:
+        etas = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        etas = []
+    if not etas or not all(0 < e < 2 for e in etas):
+        raise argparse.ArgumentTypeError(f"--etas takes comma-separated numbers in (0, 2), "
+                                         f"got {text!r}")
+    return etas
+
+
 def _conditions(text: str) -> list[str]:
     from .experiments import CONDITIONS
 
@@ -52,6 +64,46 @@ def _conditions(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"unknown condition(s) {unknown}; choose from {', '.join(CONDITIONS)}")
     return names
+
+
+THREADS_HELP = ("BLAS threads (default: %(default)s; the matrices are small, and more "
+                "threads than free cores slow everything down)")
+
+
+def limit_blas_threads(n: int) -> bool:
+    """Set the number of BLAS threads of NumPy's OpenBLAS; True if it worked.
+
+    Uses threadpoolctl when installed, else OpenBLAS's own setter; a BLAS without
+    either is left alone.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(n, user_api="blas")
+        return True
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line and "/" in line}
+    except OSError:
+        return False
+    done = False
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter(int(n))
+                done = True
+                break
+    return done
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-size", type=_positive, default=None, help=argparse.SUPPRESS)
     demo.add_argument("--test-size", type=_positive, default=None, help=argparse.SUPPRESS)
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.add_argument("--threads", type=_positive, default=1, help=THREADS_HELP)
 
     rep = sub.add_parser("reproduce", help="run one of the paper's experiments",
                          description="fig1: relaxation error per layer vs step and the eta "
@@ -79,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--dataset", default="fashion-mnist",
                      help="mnist, fashion-mnist or fashion-mnist-small (default: %(default)s)")
     rep.add_argument("--data-dir", default=None, help="directory holding the IDX files")
+    rep.add_argument("--no-download", action="store_true",
+                     help="never download: fail if the data is not found locally")
     rep.add_argument("--out", default=None,
                      help="output directory (default: ardiff-results/<dataset>)")
     rep.add_argument("--seeds", type=_seeds, default=None,
@@ -97,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "%(default)s)")
     rep.add_argument("--steps", type=_positive, default=None,
                      help="relaxation steps T (default: 100; fig1: 200 for the eta sweep)")
+    rep.add_argument("--etas", type=_etas, default=None,
+                     help="fig1: comma-separated eta values of the sweep (default: the "
+                     "paper's 0.5,0.2,0.1,0.05,0.02,0.01,0.005)")
     rep.add_argument("--init", choices=("forward", "zeros"), default="forward")
     rep.add_argument("--schedule", choices=("parallel", "sequential"), default="parallel",
                      help="parallel = Algorithm 1 of the paper; sequential = the top-down "
@@ -109,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record the angle to backprop's gradient every N batches "
                      "(0: never; default: %(default)s)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rep.add_argument("--threads", type=_positive, default=1, help=THREADS_HELP)
     return parser
 
 
@@ -123,14 +182,37 @@ def _progress(disabled: bool):
     return tqdm
 
 
+def _stop_on_sigterm() -> None:
+    """Make ``kill`` (SIGTERM) stop like Ctrl-C, so that results so far get written."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``ardiff`` command; returns the exit status."""
+    if argv is None:  # the console command: a plain `kill` also stops cleanly
+        _stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     command = "ardiff " + " ".join(shlex.quote(a) for a in argv)
+    limit_blas_threads(args.threads)
     progress = _progress(args.no_progress)
     from .data import DataError
-    from .experiments import FIG2, FIG3, TrainingConfig, load_data, run_demo, run_fig1, run_training
+    from .experiments import (
+        FIG2,
+        FIG3,
+        PAPER_ETAS,
+        TrainingConfig,
+        load_data,
+        run_demo,
+        run_fig1,
+        run_training,
+    )
 
     out = None
     try:
@@ -141,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         out = Path(args.out or f"ardiff-results/{args.dataset}")
         data = load_data(args.dataset, args.data_dir, args.train_size, args.test_size,
-                         progress=progress is not None)
+                         progress=progress is not None, download=not args.no_download)
         if args.figure == "fig1":
             seed = (args.seeds or [0])[0]
-            run_fig1(data, out, steps=args.steps or 200, main_eta=args.eta, seed=seed,
-                     command=command)
+            run_fig1(data, out, etas=args.etas or PAPER_ETAS, steps=args.steps or 200,
+                     main_eta=args.eta, seed=seed, command=command)
             return 0
         config = TrainingConfig(
             dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

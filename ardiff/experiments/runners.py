@@ -3,6 +3,7 @@ and the demo."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,18 +17,29 @@ from .training import Experiment, TrainingConfig, format_table, write_json
 
 
 def load_data(dataset: str, data_dir: str | None = None, train_size: int | None = None,
-              test_size: int | None = None, progress: bool = True) -> dict:
+              test_size: int | None = None, progress: bool = True,
+              download: bool = True) -> dict:
     """``{"train": (x, y), "test": (x, y)}`` from :func:`ardiff.data.load`, optionally cut
     to the first ``train_size`` / ``test_size`` examples."""
-    from .. import data
-
     out = {}
     for split, size in (("train", train_size), ("test", test_size)):
-        x, y = data.load(dataset, split, data_dir=data_dir, progress=progress)
+        x, y = _load_split(dataset, split, data_dir, download, progress)
         if size is not None:
             x, y = x[:size], y[:size]
         out[split] = (np.ascontiguousarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64))
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _load_split(dataset: str, split: str, data_dir: str | None, download: bool,
+                progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    # Cached: the demo and repeated runs in one process read the files once.  Callers
+    # never write into these arrays (batches are copies made by fancy indexing).
+    from .. import data
+
+    x, y = data.load(dataset, split, data_dir=data_dir, download=download, progress=progress)
+    x.flags.writeable = False
+    return x, y
 
 
 def run_fig1(data: dict, out: Path, *, etas: Sequence[float] = PAPER_ETAS, steps: int = 200,
