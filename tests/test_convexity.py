@@ -203,3 +203,20 @@ def test_cycle_is_reported_not_raised():
     G.add_node("L", op="sum")
     G.add_edge("b", "L", argnum=0)
     assert ardiff.check_convexity(G, eta=0.5).ok
+
+
+def test_rounding_floor_for_eta_above_one_on_a_deep_chain():
+    # measured: rounding leaves the top node flipping between two neighbouring floats,
+    # and each of the 29 levels amplifies that period-2 oscillation by eta/(2-eta) = 3
+    g, out, x = chain(30)
+    report = ardiff.check_convexity(g, out, [x], eta=1.5, tol=1e-10)
+    assert report.predicted_iterations < 200  # in exact arithmetic
+    assert report.rounding_floor > 1e-3 and not report.measured_converged and not report.ok
+    assert "Rounding may stall" in str(report)
+    with pytest.warns(ardiff.ConvergenceWarning):
+        res = ardiff.relax(g, out, [x], schedule="parallel", eta=1.5, tol=1e-10)
+    assert report.rounding_floor / 10 < res.residuals[-1] < report.rounding_floor * 10
+    # at eta = 1.1 the gain per level is 1.22 and the same chain converges as predicted
+    small = ardiff.check_convexity(g, out, [x], eta=1.1, tol=1e-10)
+    assert small.ok and small.rounding_floor < 1e-10
+    assert abs(small.predicted_iterations - small.measured_iterations) <= 2
