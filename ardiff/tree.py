@@ -34,6 +34,7 @@ def flatten(tree: Any) -> tuple[list, Callable[[list], Any]]:
         return lambda it: next(it)
 
     rebuild_from = build(tree)
+    build = None  # the recursive closure refers to itself: break that cycle for prompt freeing
     return leaves, lambda new_leaves: rebuild_from(iter(new_leaves))
 
 
