@@ -88,12 +88,12 @@ def report_rows(result: dict, eta: float = 0.1, at: Sequence[int] = REPORT_AT) -
 
 
 def format_report(result: dict, eta: float = 0.1, at: Sequence[int] = REPORT_AT) -> str:
-    """A Markdown table: per layer, MSE and relative error at the given steps."""
+    """A Markdown table: per layer, MSE and (relative error) at the given steps."""
     at = [t for t in at if t <= result["steps"]]
     head = "| layer | " + " | ".join(f"t = {t}" for t in at) + " |"
     lines = [head, "|---" * (len(at) + 1) + "|"]
     data = result["etas"][repr(float(eta))]
     for k, name in enumerate(result["layers"]):
-        cells = [f"{data['mse'][k][t]:.2e} ({100 * data['relative'][k][t]:.3g}%)" for t in at]
+        cells = [f"{data['mse'][k][t]:.2e} (rel. {data['relative'][k][t]:.1e})" for t in at]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -70,6 +70,8 @@ def plot_eta_sweep(result: dict, path: Path) -> Path:
 def plot_training(summary: dict, path: Path, title: str = "") -> Path:
     """Train and test accuracy per epoch, mean over seeds with a ±1 std band."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
     for s in summary.values():
         for ax, key in zip(axes, ("train_acc", "test_acc")):
@@ -82,6 +84,7 @@ def plot_training(summary: dict, path: Path, title: str = "") -> Path:
                 ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(),
                                 alpha=0.2)
     for ax, what in zip(axes, ("train", "test")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{what} accuracy (%)")
         ax.grid(alpha=0.3)
@@ -95,23 +98,33 @@ def plot_training(summary: dict, path: Path, title: str = "") -> Path:
 
 
 def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> Path:
-    """Mean angle (over layers) between each method's and backprop's weight gradients."""
+    """Angle between each method's and backprop's weight gradient during training, one
+    panel per layer (mean over seeds; layers whose angle is always 0 are left out)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    curves = {}
     for name in conditions:
         rows = [np.asarray(r["history"]["angles"], dtype=float) for r in runs
                 if r["condition"] == name and r.get("history", {}).get("angles")]
-        if not rows:
-            continue
-        n = min(len(a) for a in rows)
-        stacked = np.stack([a[:n] for a in rows])
-        label = next(r.get("label", name) for r in runs if r["condition"] == name)
-        ax.plot(stacked[0, :, 0], stacked[:, :, 1:].mean(axis=(0, 2)), label=label)
-    ax.set_xlabel("training batch")
-    ax.set_ylabel("angle to backprop gradient (degrees, mean over layers)")
-    ax.set_yscale("symlog", linthresh=0.1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        if rows:
+            n = min(len(a) for a in rows)
+            stacked = np.stack([a[:n] for a in rows])
+            label = next(r.get("label", name) for r in runs if r["condition"] == name)
+            curves[label] = (stacked[0, :, 0], stacked[:, :, 1:].mean(axis=0))
+    n_layers = max(c[1].shape[1] for c in curves.values())
+    shown = [k for k in range(n_layers)
+             if any(np.any(c[1][:, k] > 1e-6) for c in curves.values() if c[1].shape[1] > k)]
+    shown = shown or [0]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.3 * len(shown), 3.8), squeeze=False)
+    for ax, k in zip(axes[0], shown):
+        for label, (batches, angles) in curves.items():
+            values = np.where(angles[:, k] > 0, angles[:, k], np.nan)
+            ax.plot(batches, values, label=label)
+        ax.set_yscale("log")
+        ax.set_title(f"W{k + 1}")
+        ax.set_xlabel("training batch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("angle to backprop gradient (degrees)")
+    axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -215,7 +215,7 @@ def write_results(out: Path, runs: Sequence[dict], conditions: Sequence[str], fi
         (f"Command: `{command}`\n\n" if command else "") + table + "\n")
     if summary:
         plot_training(summary, out / f"{figure}_accuracy.png",
-                      title="AR vs backprop" if figure == "fig2" else "AR variants")
+                      title="AR variants" if figure == "fig3" else "AR vs backprop")
         if any("angle_last_epoch_deg" in s for s in summary.values()):
             plot_angles(runs, conditions, out / f"{figure}_angles.png")
     return summary

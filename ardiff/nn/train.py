@@ -140,9 +140,14 @@ def gradient_angles(model: MLP, batch: BatchGradients) -> list[float]:
         if not name.startswith("W"):
             continue
         g, e = np.ravel(_raw(g)), np.ravel(_raw(e))
-        denom = np.linalg.norm(g) * np.linalg.norm(e)
-        cos = float(np.dot(g, e) / denom) if denom > 0 else 1.0
-        angles.append(math.degrees(math.acos(min(1.0, max(-1.0, cos)))))
+        ng, ne = np.linalg.norm(g), np.linalg.norm(e)
+        if ng == 0 or ne == 0:
+            angles.append(0.0 if ng == ne else 90.0)
+            continue
+        u, v = g / ng, e / ne
+        # 2 atan2(|u - v|, |u + v|) is accurate for tiny angles, unlike acos of the cosine
+        angles.append(math.degrees(2.0 * math.atan2(np.linalg.norm(u - v),
+                                                    np.linalg.norm(u + v))))
     return angles
 
 
