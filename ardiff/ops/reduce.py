@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import TracerBase, _raw
 from . import defop
 from .shape import broadcast_to, getitem, reshape
 
@@ -163,40 +163,47 @@ def _cumprod_vjp(ans, x, axis=None):
     flat = axis is None
     ax = 0 if flat else axis % len(shape)
     xf = reshape(x, (-1,)) if flat else x
-    xr = _raw(xf)
-    if np.all(xr != 0):
-        def vjp(g):
-            out = reverse_cumsum(g * ans, ax) / xf
-            return reshape(out, shape) if flat else out
-        return vjp
-    # With zeros, d ans_j / d x_i = prod_{k<=j, k!=i} x_k: build it explicitly (O(n^2)).
-    return _cumprod_vjp_with_zeros(xf, ax, np.shape(xr)[ax], shape if flat else None)
+    xr, ansr = _raw(xf), np.abs(_raw(ans))
+    # d ans_j / d x_i = ans_j / x_i gives the fast VJP reverse_cumsum(g * ans) / x. It
+    # is only used on plain values with no zero and no under/overflowed partial product
+    # (x = [1e-171, 1e-171] has ans = [1e-171, 0]): differentiated again, its quotient
+    # rule cancels terms of size g / x, which loses everything when x is small.
+    fast = not isinstance(x, TracerBase) and not isinstance(ans, TracerBase) and \
+        np.all(xr != 0) and np.all(np.isfinite(ansr)) and \
+        np.all(ansr >= np.finfo(np.result_type(ansr, np.float32)).tiny)
+    inner = (lambda g: reverse_cumsum(g * ans, ax) / xf) if fast else \
+        _cumprod_vjp_without_division(xf, ax)
+    return (lambda g: reshape(inner(g), shape)) if flat else inner
 
 
-def _cumprod_vjp_with_zeros(xf, ax, n, flat_shape):
-    from .shape import transpose
+def _cumprod_vjp_without_division(x, axis):
+    """VJP of cumprod by products only: exact with zeros, stable to any order.
 
-    # Move the axis last, build the (…, n_out, n_in) local Jacobian with masked products.
-    ndim = np.ndim(_raw(xf))
-    perm = tuple(i for i in range(ndim) if i != ax) + (ax,)
-    xm = transpose(xf, perm)
-    rows = []
-    for i in range(n):
-        # column i of the Jacobian: d ans_j / d x_i for all j
-        mask = np.ones(n, dtype=bool)
-        mask[i] = False
-        masked = xm * mask.astype(np.result_type(_raw(xm))) + (1.0 - mask)
-        partial = cumprod(masked, axis=ndim - 1) * (np.arange(n) >= i)
-        rows.append(partial)
-    inverse = tuple(np.argsort(perm))
+    grad_i = sum_{j>=i} g_j prod_{k<=j, k!=i} x_k = P_i S_i with the exclusive
+    prefix product P_i = prod_{k<i} x_k and the suffix recurrence
+    S_i = g_i + x_{i+1} S_{i+1}, run backwards along the axis (O(n) ops).
+    """
+    from .shape import concatenate, transpose
+
+    ndim = np.ndim(_raw(x))
+    n = np.shape(_raw(x))[axis]
+    if n <= 1:
+        return lambda g: g
+    perm = (axis,) + tuple(i for i in range(ndim) if i != axis)
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    xm = transpose(x, perm)
+    ones = np.ones((1,) + np.shape(_raw(xm))[1:], dtype=np.result_type(_raw(xm)))
+    prefix = concatenate(ones, getitem(cumprod(xm, axis=0), slice(0, n - 1)), axis=0)
+    nexts = [getitem(xm, slice(i + 1, i + 2)) for i in range(n - 1)]
 
     def vjp(g):
-        from .shape import concatenate
-
         gm = transpose(g, perm)
-        cols = [sum_(gm * r, axis=ndim - 1, keepdims=True) for r in rows]
-        out = transpose(concatenate(*cols, axis=ndim - 1), inverse)
-        return reshape(out, flat_shape) if flat_shape is not None else out
+        s = getitem(gm, slice(n - 1, n))
+        suffix = [s]
+        for i in range(n - 2, -1, -1):
+            s = getitem(gm, slice(i, i + 1)) + nexts[i] * s
+            suffix.append(s)
+        return transpose(prefix * concatenate(*suffix[::-1], axis=0), inverse)
     return vjp
 
 
