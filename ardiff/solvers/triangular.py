@@ -141,8 +141,8 @@ def _refuse_if_too_large(plan: Plan, max_nnz: int) -> None:
     if bound > max_nnz:
         raise SystemTooLargeError(
             f"The triangular system for this graph has {size:,} unknowns and up to "
-            f"{bound:,} stored non-zeros (about {bound * 16 / 2**20:,.0f} MiB), over the "
-            f"limit max_nnz={max_nnz:,}. Use method='backprop' (the same exact answer by one "
+            f"{bound:,} stored non-zeros (about {bound * 16 / 2**20:.2g} MiB), over the limit "
+            f"max_nnz={max_nnz:,}. Use method='backprop' (the same exact answer by one "
             "reverse sweep, no matrix) or relax(); or raise the limit with "
             "solve_triangular(..., max_nnz=...) or ardiff.solvers.triangular.MAX_NNZ.")
 
