@@ -68,11 +68,16 @@ def layer_errors(x: np.ndarray, y: np.ndarray, *, etas: Sequence[float] = (0.1,)
         for i, g in zip(hidden, truth):
             traj = res.trajectory[i]
             diff = traj - g[None]
-            mse.append(np.mean(diff.reshape(len(traj), -1) ** 2, axis=1).tolist())
-            rel.append((np.linalg.norm(diff.reshape(len(traj), -1), axis=1)
-                        / np.linalg.norm(g)).tolist())
+            mse.append(_four_digits(np.mean(diff.reshape(len(traj), -1) ** 2, axis=1)))
+            rel.append(_four_digits(np.linalg.norm(diff.reshape(len(traj), -1), axis=1)
+                                    / np.linalg.norm(g)))
         result["etas"][repr(float(eta))] = {"mse": mse, "relative": rel}
     return result
+
+
+def _four_digits(values: np.ndarray) -> list[float]:
+    # four significant digits keep the JSON small; the curves span 30 decades
+    return [float(f"{v:.4g}") for v in values]
 
 
 def report_rows(result: dict, eta: float = 0.1, at: Sequence[int] = REPORT_AT) -> list[dict]:

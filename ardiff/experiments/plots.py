@@ -60,8 +60,9 @@ def plot_eta_sweep(result: dict, path: Path) -> Path:
         ax.set_xlabel("relaxation step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mean squared error to exact gradient")
-    axes[-1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center right")
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
