@@ -219,7 +219,7 @@ def test_model_and_method_validation():
         nn.train(nn.MLP((3, 2)), (np.ones((4, 2)), np.zeros(4, int)), epochs=1)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(deadline=None)  # example count from the suite's hypothesis profile
 @given(widths=st.lists(st.integers(1, 5), min_size=2, max_size=4),
        batch=st.integers(1, 4), activation=st.sampled_from(["tanh", "sigmoid", "linear"]),
        seed=st.integers(0, 2**16))
