@@ -167,13 +167,31 @@ def _weight_is_leaf(graph: Graph, node: Node, k: int) -> bool:
     return True  # an untraced array
 
 
+_NAME_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def node_key(graph: Graph, node: Node) -> Any:
+    """Stable key of a leaf: its name when no other node of the graph has that name,
+    else ``("node", index)`` (indices are stable when the same program is re-traced)."""
+    if node.name:
+        cached = _NAME_COUNTS.get(graph)
+        if cached is None or cached[0] != len(graph.nodes):
+            counts: dict = {}
+            for n in graph.nodes:
+                if n.name:
+                    counts[n.name] = counts.get(n.name, 0) + 1
+            cached = _NAME_COUNTS[graph] = (len(graph.nodes), counts)
+        if cached[1].get(node.name) == 1:
+            return node.name
+    return ("node", node.index)
+
+
 def weight_key(graph: Graph, node: Node, k: int) -> Any:
-    """Stable key of a weight: its node name when named, else its node index (or, for an
-    untraced weight, the consuming node and argument)."""
+    """Key of the weight in argument ``k`` of ``node`` (see :func:`node_key`); an
+    untraced weight is keyed by the consuming node and argument."""
     for argnum, parent in node.parents:
         if argnum == k:
-            p = graph.nodes[parent]
-            return p.name if p.name else ("node", p.index)
+            return node_key(graph, graph.nodes[parent])
     return ("untraced", node.index, k)
 
 
@@ -204,8 +222,7 @@ def _refs_to_keys(graph: Graph, refs: Iterable | None) -> set | None:
         if isinstance(ref, str):
             keys.add(ref)
         else:
-            n = graph.node_of(ref)
-            keys.add(n.name if n.name else ("node", n.index))
+            keys.add(node_key(graph, graph.node_of(ref)))
     return keys
 
 
@@ -229,7 +246,8 @@ class FeedbackAlignment(Rule):
 
     Notes
     -----
-    ``B`` is kept per weight *key*: the weight node's name, or its index when unnamed.
+    ``B`` is kept per weight *key* (:func:`node_key`): the weight node's name, or its
+    index when it is unnamed or its name is not unique.
     A graph re-traced every batch with the same parameter names (as
     :meth:`ardiff.nn.MLP.trace` does) therefore keeps the same ``B``.  The matrices
     are in ``self.B`` (key -> array shaped like the weight).
@@ -307,9 +325,7 @@ class LearnedFeedback(FeedbackAlignment):
         graph = result.plan.graph
         steps = {}
         for i, g in zip(result.plan.wrt, result.grads):
-            node = graph.nodes[i]
-            key = node.name if node.name else ("node", node.index)
-            steps[key] = -lr * np.asarray(_raw(g))
+            steps[node_key(graph, graph.nodes[i])] = -lr * np.asarray(_raw(g))
         self.learn(steps)
 
 

@@ -199,3 +199,24 @@ def test_feedback_matrices_are_seeded_and_scaled():
     assert np.std(rules.FeedbackAlignment(scale=2.0)._draw("k", W)) > 1.5
     with pytest.raises(TypeError, match="Rule objects"):
         rules.compose(rules.NoDerivative(), object())
+
+
+def test_weights_in_one_container_argument_get_separate_matrices():
+    """ardiff.grad names every leaf of a list argument alike: each weight must still get
+    its own B, stable when the function is traced again."""
+    Wa, Wb = 0.5 * RNG.standard_normal((4, 4)), 0.5 * RNG.standard_normal((4, 4))
+
+    def net(x, ws):
+        return anp.sum(C * anp.tanh(anp.tanh(x @ ws[0]) @ ws[1]))
+
+    fa = rules.FeedbackAlignment(seed=9)
+    dx = ardiff.grad(net, rules=[fa])(X, [Wa, Wb])
+    assert len(fa.B) == 2
+    Ba, Bb = (fa.B[k] for k in sorted(fa.B))
+    assert not np.allclose(Ba, Bb)
+    h1 = np.tanh(X @ Wa)
+    h2 = np.tanh(h1 @ Wb)
+    want = (((C * (1 - h2 ** 2)) @ Bb.T) * (1 - h1 ** 2)) @ Ba.T
+    np.testing.assert_allclose(dx, want, rtol=1e-10)
+    np.testing.assert_allclose(ardiff.grad(net, rules=[fa])(X, [Wa, Wb]), dx)
+    assert len(fa.B) == 2
