@@ -20,7 +20,7 @@ import numpy as np
 from . import numpy as anp
 from .graph import Graph, _raw
 from .solvers import PRESETS, RUNNERS, compile_plan
-from .trace import Tracer
+from .trace import Tracer, TracingError
 from .tree import flatten
 
 RELAX_OPTIONS = {"eta", "schedule", "init", "tol", "max_iter", "record"}
@@ -49,15 +49,25 @@ def _fun_name(fun: Callable) -> str:
 
 
 def _argnums(argnum, n_args: int, fun: Callable) -> tuple[int, ...]:
-    nums = (argnum,) if isinstance(argnum, (int, np.integer)) else tuple(argnum)
+    if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
+        nums = (argnum,)
+    elif isinstance(argnum, (tuple, list)):
+        nums = tuple(argnum)
+    else:
+        nums = (None,)
     for k in nums:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"argnum must be an int or a tuple of ints, got {argnum!r}")
+            raise TypeError(f"{_fun_name(fun)}: argnum must be an int or a tuple of ints, got "
+                            f"{argnum!r}.")
         if not -n_args <= k < n_args:
             raise ValueError(
                 f"argnum={k} is out of range: {_fun_name(fun)} was called with {n_args} "
                 "positional argument(s).")
-    return tuple(int(k) % n_args for k in nums)
+    normalised = tuple(int(k) % n_args for k in nums)
+    if len(set(normalised)) != len(normalised):
+        raise ValueError(f"{_fun_name(fun)}: argnum={argnum!r} names the same argument twice; "
+                         "list each argument once.")
+    return normalised
 
 
 def _split_options(options: dict) -> tuple[str, list | None, dict]:
@@ -92,13 +102,22 @@ class _Traced:
         self.rebuilds = []
         self.inputs = []
         name = _fun_name(fun)
+        self.scalar_leaf = []  # gradients of scalar inputs are scalars, of arrays arrays
         for k in self.argnums:
             leaves, rebuild = flatten(args[k])
+            self.scalar_leaf.extend(not isinstance(leaf, (np.ndarray, Tracer)) for leaf in leaves)
             tracers = [self.graph.input(leaf, name=f"{name}:arg{k}") for leaf in leaves]
             boxed[k] = rebuild(tracers)
             self.rebuilds.append((rebuild, len(tracers)))
             self.inputs.extend(tracers)
-        self.output = fun(*boxed, **kwargs)
+        try:
+            self.output = fun(*boxed, **kwargs)
+        except ValueError as exc:
+            # NumPy turns the TracingError of `a[i] = x` into "setting an array element
+            # with a sequence" (a traced value has __getitem__); give back the real reason.
+            if isinstance(exc.__cause__, TracingError):
+                raise TracingError(f"{name}: {exc.__cause__}") from exc
+            raise
         self.graph.output = self.output
 
     def output_node(self, what: str):
@@ -107,9 +126,15 @@ class _Traced:
         name = _fun_name(self.fun)
         if isinstance(out, Tracer) and out._graph is self.graph:
             return out
-        if isinstance(out, Tracer) or isinstance(out, (int, float, np.ndarray, np.number)) \
-                and not isinstance(out, bool):
+        if isinstance(out, Tracer):
             return None
+        if isinstance(out, (np.ndarray, np.generic)) and out.dtype.kind in "fiu" or \
+                isinstance(out, (int, float)) and not isinstance(out, bool):
+            return None  # a constant: every gradient is zero
+        if isinstance(out, (np.ndarray, np.generic)):
+            raise TypeError(
+                f"{what}: {name} returned an array of dtype {out.dtype}; it must return a real "
+                "float array or scalar computed from its inputs.")
         kind = type(out).__name__
         raise TypeError(
             f"{what}: {name} returned a {kind}; it must return a float array or scalar "
@@ -143,7 +168,17 @@ def _solve(traced: _Traced, out: Tracer | None, seeds, method, rules, options):
     return [runner(plan, seed, **options).grads for seed in seeds]
 
 
+def _like_leaf(grad, scalar: bool):
+    """A scalar input gets a NumPy scalar gradient, an array input an array."""
+    if isinstance(grad, np.ndarray) and scalar and grad.ndim == 0:
+        return grad[()]
+    if isinstance(grad, np.generic) and not scalar:
+        return np.asarray(grad)
+    return grad
+
+
 def _pack(traced: _Traced, flat: list, argnum):
+    flat = [_like_leaf(g, scalar) for g, scalar in zip(flat, traced.scalar_leaf)]
     grouped = traced.regroup(flat)
     return grouped[0] if isinstance(argnum, (int, np.integer)) else tuple(grouped)
 

@@ -345,7 +345,8 @@ class Tracer(TracerBase):
         raise TracingError(f"{what} on a traced value would drop its gradient. {_DETACH_HELP}")
 
     def __float__(self):
-        self._detach_error("float() (also called by math.* functions and C extensions)")
+        self._detach_error("float() (also called by math.* functions, by C extensions, and by "
+                           "assigning it into an element of a NumPy array, a[i] = x)")
 
     def __int__(self):
         self._detach_error("int()")

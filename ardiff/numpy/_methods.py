@@ -44,6 +44,9 @@ def install(ns, ufunc_impls, function_impls, getitem, untake):
     Tracer.__neg__ = lambda self: ns["negative"](self)
     Tracer.__pos__ = lambda self: self
     Tracer.__abs__ = lambda self: ns["absolute"](self)
+    Tracer.__divmod__ = lambda self, other: (self // other, self % other)
+    Tracer.__rdivmod__ = lambda self, other: (other // self, other % self)
+    Tracer.__round__ = lambda self, ndigits=None: ns["round"](self, ndigits or 0)
     for name, fun in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
                       ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
         setattr(Tracer, f"__{name}__",
