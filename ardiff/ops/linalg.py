@@ -189,11 +189,20 @@ def _solve_is_vector(a, b):
 def _solve_vjp(k, ans, a, b):
     vector = _solve_is_vector(a, b)
     at = _swap(a)
+
+    def solve_t(g):
+        """A^-T g; a (batched) vector right-hand side is solved as a column, because
+        with a batch NumPy would read g (shaped like the answer) as a matrix."""
+        if not vector:
+            return solve(at, g)
+        column = solve(at, reshape(g, np.shape(_raw(g)) + (1,)))
+        return reshape(column, np.shape(_raw(column))[:-1])
+
     if k == 1:
-        return lambda g: solve(at, g)
+        return solve_t
 
     def vjp(g):
-        gb = solve(at, g)
+        gb = solve_t(g)
         if vector:
             gbm = reshape(gb, np.shape(_raw(gb)) + (1,))
             xm = reshape(ans, np.shape(_raw(ans))[:-1] + (1,) + np.shape(_raw(ans))[-1:])
