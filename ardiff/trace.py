@@ -121,7 +121,13 @@ class Op:
                     a = raw[i] = a._value
                 nested = nested or isinstance(a, Tracer)
         # lower-level tracers inside: record there too (higher-order differentiation)
-        value = self(*raw, **kwargs) if nested else self.fwd(*raw, **kwargs)
+        if nested:
+            value = self(*raw, **kwargs)
+        else:
+            try:
+                value = self.fwd(*raw, **kwargs)
+            except (ValueError, IndexError) as exc:
+                raise _recording_error(self, graph, raw, exc) from exc
         node = graph._append(self, tuple(raw), kwargs, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
@@ -151,6 +157,21 @@ class Op:
             return out
 
         return vjp
+
+
+def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:
+    """``exc`` (same type) naming the op, the node it would have been, and the arguments."""
+    described = ", ".join(str(np.shape(v)) if isinstance(v, (np.ndarray, np.generic)) else
+                          type(v).__name__ for v in map(_raw, raw))
+    detail = str(exc).strip()
+    message = (f"ardiff op '{op.name}' failed while recording node {len(graph.nodes)} from "
+               f"arguments ({described}): {detail}{'' if detail.endswith('.') else '.'} Check "
+               "the arguments of this call (shapes, axes, indices or values); nothing was "
+               "recorded.")
+    try:
+        return type(exc)(message)
+    except Exception:  # an exception type with another constructor: keep it as it is
+        return exc
 
 
 class Guard:
