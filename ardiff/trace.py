@@ -346,6 +346,10 @@ class Tracer(TracerBase):
     def __repr__(self) -> str:
         return f"Tracer({_raw(self._value)!r}, node={self._node})"
 
+    def __format__(self, spec: str) -> str:
+        # f"{loss:.3f}" only reads the number for display: nothing is detached
+        return format(_raw(self._value), spec)
+
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
