@@ -348,7 +348,7 @@ class Tracer(TracerBase):
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.3f}" only reads the number for display: nothing is detached
-        return format(_raw(self._value), spec)
+        return format(_raw(self._value), spec) if spec else str(self)
 
     def __len__(self) -> int:
         shape = self.shape
