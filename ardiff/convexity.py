@@ -247,10 +247,14 @@ class ConvexityReport:
         if not self.is_dag:
             from .interchange import describe_cycle
 
-            return ("Convergence report\n"
-                    f"  graph is a DAG (networkx)          no: cycle {describe_cycle(self.cycle)}\n"
-                    "  verdict: NOT OK. A cyclic graph has no topological order, so there is "
-                    "no triangular system and no relaxation to run; unroll the recurrence.")
+            return "\n".join([
+                "Convergence report",
+                f"  graph is a DAG (networkx)                    no: cycle "
+                f"{describe_cycle(self.cycle)}",
+                "  verdict: NOT OK",
+                _wrap("A cyclic graph has no topological order, so there is no triangular "
+                      "system and no relaxation to run; unroll the recurrence over its time "
+                      "steps so that every step is a new node.")])
         yes = {True: "yes", False: "NO", None: "n/a"}
         lines = [f"Convergence report for the relaxation of {self.output}"]
 
