@@ -265,7 +265,8 @@ class _Contraction:
             if len(subs) != len(shape):
                 raise NotImplementedError("subscripts do not match the operand")
             for c, n in zip(subs, shape):
-                sizes[c] = max(sizes.get(c, 1), n)
+                # broadcasting stretches only length-1 axes: a zero-length axis stays 0
+                sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]
         self.sizes = sizes
         self.letters = "".join(dict.fromkeys(out + target))
 
