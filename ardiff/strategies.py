@@ -171,6 +171,7 @@ _TABLE = {
         {np}.mean({a})
         {a}.sum() * {inv_n}
         {a}.prod()
+        {a}.dot({a}) * {inv_n}
         {np}.cumsum({a}) * {inv_n}
         sum({np}.sin(t) for t in {a}) * {inv_n}
         {a}[::-1]
@@ -191,7 +192,6 @@ _TABLE = {
         !{np}.linalg.norm({a})
     """,
     "n n": """
-        {a}.dot({b}) * {inv_n}
         {np}.dot({a}, {b}) * {inv_n}
         {np}.concatenate([{a}, {b}])[::2]
         {anp}.stack([{a}, {b}], axis=1).mean(axis=1)

@@ -384,8 +384,8 @@ class Tracer(TracerBase):
 
     def __array__(self, dtype=None, copy=None):
         self._detach_error(
-            "Converting to a NumPy array (np.array/np.asarray, or assigning it into a NumPy "
-            "array with a[i] = x)")
+            "Converting to a NumPy array (np.array/np.asarray, a method of a plain NumPy array "
+            "such as a.dot(x), or assigning it into a NumPy array with a[i] = x)")
 
     def __setitem__(self, key, value):
         raise TracingError(

@@ -216,12 +216,16 @@ def test_higher_order_closed_forms(method):
     assert mixed(0.5, 0.3) == pytest.approx(2 * 0.5 * np.cos(0.3), rel=1e-13)
 
 
-def test_higher_order_with_damped_relaxation():
-    opts = dict(schedule="parallel", eta=0.5)
+@pytest.mark.parametrize("options", [dict(schedule="parallel", eta=0.9),
+                                     dict(schedule="sequential", eta=0.8, init="forward")])
+def test_higher_order_with_damped_relaxation(options):
+    # the outer relaxation runs on the recorded inner one (one node per step and edge)
+    second = ardiff.grad(ardiff.grad(lambda t: anp.sin(t) * t, **options), **options)(0.7)
+    assert second == pytest.approx(2 * np.cos(0.7) - 0.7 * np.sin(0.7), rel=1e-10)
     fun = lambda x: anp.sum(anp.sin(x) * x ** 2)  # noqa: E731
-    H = ardiff.hessian(fun, **opts)(X)
+    H = ardiff.hessian(fun, schedule="parallel", init="forward")(X)
     expected = np.diag(-np.sin(X) * X ** 2 + 4 * X * np.cos(X) + 2 * np.sin(X))
-    np.testing.assert_allclose(H, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(H, expected, rtol=1e-12, atol=1e-15)
     check_grads(fun, order=3)(X)
 
 

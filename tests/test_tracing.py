@@ -230,6 +230,13 @@ def test_numpy_functions_on_traced_values(call):
     assert_matches_numpy_and_fd(call, X)
 
 
+def test_a_method_of_a_plain_array_on_a_traced_value_raises():
+    # ndarray.dot cannot be intercepted; np.dot can
+    with pytest.raises(TracingError, match=r"a\.dot\(x\)"):
+        ardiff.grad(lambda v: anp.sum(C.dot(v)))(V)
+    np.testing.assert_allclose(ardiff.grad(lambda v: anp.sum(np.dot(C, v)))(V), C.sum(axis=0))
+
+
 def test_ardiff_numpy_random_is_numpy_random():
     assert anp.random is np.random
     assert anp.pi == np.pi and anp.float32 is np.float32
