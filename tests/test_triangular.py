@@ -100,8 +100,7 @@ CASES += [
     ("matmul", (r(3, 4), r(4, 2)), {}, [0, 1]),
     ("matmul", (r(4), r(4, 2)), {}, [0, 1]),
     ("matmul", (r(3, 4), r(4)), {}, [0, 1]),
-    # vector @ vector: only argument 0, the VJP of argument 1 fails in ops/linalg.py
-    ("matmul", (r(4), r(4)), {}, [0]),
+    ("matmul", (r(4), r(4)), {}, [0, 1]),
     ("matmul", (r(2, 1, 3, 4), r(5, 4, 2)), {}, [0, 1]),
     ("tensordot", (r(2, 3, 4), r(4, 3, 5)), {"axes": ([1, 2], [1, 0])}, [0, 1]),
     ("tensordot", (r(2, 3), r(4, 5)), {"axes": 0}, [0, 1]),
