@@ -39,7 +39,10 @@ reshape = defop("reshape", np.reshape,
 
 
 def _transpose_vjp(ans, x, axes=None):
-    inverse = None if axes is None else tuple(np.argsort(axes))
+    # NumPy accepts negative axes; the inverse permutation needs them normalised
+    ndim = np.ndim(_raw(x))
+    inverse = None if axes is None else tuple(int(i) for i in np.argsort(
+        [a % ndim for a in axes]))
     return lambda g: transpose(g, inverse)
 
 

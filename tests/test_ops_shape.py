@@ -1,0 +1,241 @@
+"""Property-based cases for shape ops: reshaping, transposing, broadcasting, joining and
+splitting, reordering (flip, roll, sort, repeat, tile, pad), diagonals and triangles,
+indexing, and casts.
+
+Every one of them is linear (a copy, a sum of copies or a selection), so any values
+do; ``sort`` sees distinct values so that its permutation is stable under finite
+differences.  Functions returning several arrays (``split``) are checked through
+a weighted concatenation of the pieces, which also catches swapped pieces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from test_ops import Case, broadcast_shapes, grid, make_op_test, reals, shapes
+
+
+def one(shape_strategy=None, **kw_strategies):
+    """One array of a drawn shape plus keyword arguments drawn from ``shape -> strategy``."""
+    @st.composite
+    def draw(draw_):
+        shape = draw_(shapes() if shape_strategy is None else shape_strategy)
+        kwargs = {k: draw_(make(shape)) for k, make in kw_strategies.items()}
+        return (draw_(reals(shape)),), kwargs
+    return draw()
+
+
+def axis_of(shape, extra=0):
+    """A valid (possibly negative) axis of an array with len(shape) + extra dims."""
+    n = len(shape) + extra
+    return st.integers(-n, n - 1) if n else st.nothing()
+
+
+def axes_or_none(shape):
+    tuples = hnp.valid_tuple_axes(len(shape), min_size=1) if shape else st.nothing()
+    return st.none() | axis_of(shape) | tuples
+
+
+def same_size_shape(shape):
+    """Another shape with the same number of elements (1-3 dims), maybe with a -1."""
+    size = int(np.prod(shape))
+
+    @st.composite
+    def draw(draw_):
+        rest, new = size, []
+        for _ in range(draw_(st.integers(0, 2))):
+            d = draw_(st.sampled_from([d for d in range(1, rest + 1) if rest % d == 0]))
+            new.append(d)
+            rest //= d
+        new.append(rest)
+        if draw_(st.booleans()):
+            new[draw_(st.integers(0, len(new) - 1))] = -1
+        return tuple(new)
+    return draw()
+
+
+def permutation(shape):
+    n = len(shape)
+    return st.permutations(range(n)).flatmap(
+        lambda p: st.tuples(*[st.sampled_from([a, a - n]) for a in p]) if n else st.just(()))
+
+
+@st.composite
+def joinable(draw, min_dims=1, vary=True, axis=None, max_dims=3):
+    """1-3 arrays equal in shape except (if ``vary``) along ``axis`` (drawn if None)."""
+    shape = list(draw(shapes(min_dims=min_dims, max_dims=max_dims)))
+    if axis is None:
+        axis = draw(st.integers(-len(shape), len(shape) - 1)) if shape else 0
+    arrays = []
+    for _ in range(draw(st.integers(1, 3))):
+        if vary and shape:
+            shape[axis] = draw(st.integers(1, 3))
+        arrays.append(draw(reals(tuple(shape))))
+    return tuple(arrays), {"axis": axis}
+
+
+def _weighted(xp, pieces, axis):
+    return xp.concatenate([p * (i + 1.0) for i, p in enumerate(pieces)], axis=axis)
+
+
+@st.composite
+def split_args(draw, array_split=False, min_dims=1, axis=None):
+    shape = draw(shapes(min_dims=min_dims))
+    ax = draw(st.integers(-len(shape), len(shape) - 1)) if axis is None else axis
+    n = shape[ax]
+    if draw(st.booleans()):
+        sections = draw(st.integers(1, 4) if array_split else
+                        st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
+    else:
+        sections = sorted(draw(st.lists(st.integers(0, n + 1), max_size=3)))
+    return (draw(reals(shape)),), {"sections": sections, "axis": ax}
+
+
+@st.composite
+def pad_args(draw):
+    shape = draw(shapes())
+    mode = draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]))
+    if not shape or draw(st.booleans()):
+        width = draw(st.integers(0, 2))
+    else:
+        width = [(draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape]
+    kwargs = {"pad_width": width, "mode": mode}
+    if mode == "constant" and draw(st.booleans()):
+        kwargs["constant_values"] = draw(st.floats(-2, 2))
+    return (draw(reals(shape)),), kwargs
+
+
+@st.composite
+def index_args(draw):
+    shape = draw(shapes(min_dims=1))
+    kind = draw(st.sampled_from(["basic", "integer", "mask"]))
+    if kind == "basic":
+        index = draw(hnp.basic_indices(shape, allow_newaxis=True))
+    elif kind == "integer":  # repeated integers: the adjoint must add, not overwrite
+        index = draw(hnp.integer_array_indices(shape))
+    else:
+        index = draw(hnp.arrays(np.bool_, shape[:draw(st.integers(1, len(shape)))]))
+    return (draw(reals(shape)),), {"index": index}
+
+
+@st.composite
+def take_along_args(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    ishape = list(shape)
+    ishape[axis] = draw(st.integers(1, 4))
+    indices = draw(hnp.arrays(np.int64, tuple(ishape),
+                              elements=st.integers(0, shape[axis] - 1)))
+    return (draw(reals(shape)),), {"indices": indices, "axis": axis}
+
+
+CASES = [
+    Case("reshape", lambda xp, x, shape: xp.reshape(x, shape),
+         one(shape=same_size_shape)),
+    Case("reshape_method", lambda xp, x, shape: x.reshape(*shape), one(shape=same_size_shape),
+         ops=("reshape",), dispatch=False),
+    Case("ravel", lambda xp, x: xp.ravel(x), one(), ops=("reshape",)),
+    Case("flatten_method", lambda xp, x: x.flatten(), one(), ops=("reshape",), dispatch=False),
+    Case("transpose", lambda xp, x, axes: xp.transpose(x, axes),
+         one(axes=lambda s: st.none() | permutation(s))),
+    Case("transpose_method", lambda xp, x, axes: x.transpose(*axes), one(axes=permutation),
+         ops=("transpose",), dispatch=False),
+    Case("T", lambda xp, x: x.T, one(), ops=("transpose",), dispatch=False),
+    Case("swapaxes", lambda xp, x, a, b: xp.swapaxes(x, a, b),
+         one(shapes(min_dims=1), a=axis_of, b=axis_of), ops=("transpose",)),
+    Case("moveaxis", lambda xp, x, perm, k: xp.moveaxis(x, perm[:k], perm[-k:]),
+         one(shapes(min_dims=1), perm=permutation, k=lambda s: st.integers(1, len(s))),
+         ops=("transpose",)),
+    Case("expand_dims", lambda xp, x, axis: xp.expand_dims(x, axis),
+         one(axis=lambda s: axis_of(s, 1) | hnp.valid_tuple_axes(len(s) + 2, min_size=2,
+                                                               max_size=2)),
+         ops=("reshape",)),
+    Case("squeeze", lambda xp, x, axis: xp.squeeze(x, axis),
+         one(shapes(min_side=1, max_side=2),
+             axis=lambda s: st.none() | st.sampled_from(
+                 [i for i, n in enumerate(s) if n == 1] or [None])), ops=("reshape",)),
+    Case("broadcast_to", lambda xp, x, shape: xp.broadcast_to(x, shape),
+         broadcast_shapes(2).flatmap(lambda s: reals(s[0]).map(
+             lambda x: ((x,), {"shape": np.broadcast_shapes(*s)})))),
+    Case("concatenate", lambda xp, *a, axis: xp.concatenate(a, axis=axis), joinable()),
+    Case("concatenate_flat", lambda xp, *a, axis: xp.concatenate(a, axis=None),
+         joinable(min_dims=0, vary=False), ops=("concatenate",)),
+    Case("stack", lambda xp, *a, axis: xp.stack(a, axis=axis),
+         joinable(min_dims=0, vary=False).map(
+             lambda p: (p[0], {"axis": -1 - p[1]["axis"]})), ops=("concatenate",)),
+    Case("hstack", lambda xp, *a, axis: xp.hstack(a),
+         joinable(0, vary=False) | joinable(1, axis=0, max_dims=1) | joinable(2, axis=1),
+         ops=("concatenate",)),
+    Case("vstack", lambda xp, *a, axis: xp.vstack(a),
+         joinable(1, vary=False, max_dims=1) | joinable(2, axis=0), ops=("concatenate",)),
+    Case("split", lambda xp, x, sections, axis: _weighted(xp, xp.split(x, sections, axis), axis),
+         split_args(), ops=("getitem",)),
+    Case("array_split", lambda xp, x, sections, axis: _weighted(
+        xp, xp.array_split(x, sections, axis), axis), split_args(True), ops=("getitem",)),
+    Case("hsplit", lambda xp, x, sections, axis: _weighted(xp, xp.hsplit(x, sections), axis),
+         st.integers(1, 3).flatmap(lambda nd: split_args(
+             min_dims=nd, axis=0 if nd == 1 else 1)).filter(
+             lambda p: p[0][0].ndim == 1 or p[1]["axis"] == 1), ops=("getitem",)),
+    Case("vsplit", lambda xp, x, sections, axis: _weighted(xp, xp.vsplit(x, sections), 0),
+         split_args(min_dims=2, axis=0), ops=("getitem",)),
+    Case("repeat", lambda xp, x, repeats, axis: xp.repeat(x, repeats, axis),
+         one(axis=lambda s: st.none() | axis_of(s), repeats=lambda s: st.integers(0, 3)),
+         ops=("getitem",)),
+    Case("repeat_per_element", lambda xp, x, repeats, axis: xp.repeat(x, repeats, axis),
+         shapes(min_dims=1).flatmap(lambda s: st.tuples(
+             reals(s), st.integers(0, len(s) - 1)).flatmap(lambda p: hnp.arrays(
+                 np.int64, (s[p[1]],), elements=st.integers(0, 3)).map(
+                 lambda r: ((p[0],), {"repeats": r, "axis": p[1]})))), ops=("getitem",)),
+    Case("tile", lambda xp, x, reps: xp.tile(x, reps),
+         one(reps=lambda s: st.integers(1, 3) | st.lists(st.integers(1, 2), min_size=1,
+                                                           max_size=3).map(tuple)),
+         ops=("reshape",)),
+    Case("flip", lambda xp, x, axis: xp.flip(x, axis), one(axis=axes_or_none),
+         ops=("getitem",)),
+    Case("fliplr", lambda xp, x: xp.fliplr(x), one(shapes(min_dims=2)), ops=("getitem",)),
+    Case("flipud", lambda xp, x: xp.flipud(x), one(shapes(min_dims=1)), ops=("getitem",)),
+    Case("roll", lambda xp, x, shift, axis: xp.roll(x, shift, axis),
+         one(shapes(min_dims=1), shift=lambda s: st.integers(-4, 4),
+             axis=lambda s: st.none() | axis_of(s)), ops=("getitem",)),
+    Case("roll_several_axes", lambda xp, x, axis, shift: xp.roll(x, shift, axis),
+         one(shapes(min_dims=2), axis=lambda s: hnp.valid_tuple_axes(len(s), min_size=1),
+             shift=lambda s: st.lists(st.integers(-4, 4), min_size=1, max_size=1)),
+         ops=("getitem",)),
+    Case("diag", lambda xp, x, k: xp.diag(x, k), one(shapes(min_dims=2, max_dims=2),
+                                                      k=lambda s: st.integers(-3, 3)),
+         ops=("getitem",)),
+    Case("diag_build", lambda xp, x, k: xp.diag(x, k), one(shapes(min_dims=1, max_dims=1),
+                                                            k=lambda s: st.integers(-2, 2)),
+         ops=("untake",)),
+    Case("diagonal", lambda xp, x, offset, axes: xp.diagonal(x, offset, *axes[:2]),
+         one(shapes(min_dims=2), offset=lambda s: st.integers(-2, 2), axes=permutation),
+         ops=("getitem",)),
+    Case("triu", lambda xp, x, k: xp.triu(x, k), one(shapes(min_dims=2),
+                                                      k=lambda s: st.integers(-2, 2)),
+         ops=("where",)),
+    Case("tril", lambda xp, x, k: xp.tril(x, k), one(shapes(min_dims=2),
+                                                      k=lambda s: st.integers(-2, 2)),
+         ops=("where",)),
+    Case("pad", lambda xp, x, pad_width, **kw: xp.pad(x, pad_width, **kw), pad_args()),
+    Case("pad_constant", lambda xp, x: xp.pad(x, 1), one(), ops=("untake",)),
+    Case("sort", lambda xp, x, axis: xp.sort(x, axis),
+         shapes().flatmap(lambda s: st.tuples(grid(s, unique=True), st.none() | (
+             axis_of(s) if s else st.none()))).map(lambda p: ((p[0],), {"axis": p[1]})),
+         ops=("getitem",)),
+    Case("getitem", lambda xp, x, index: x[index], index_args(), dispatch=False),
+    Case("take", lambda xp, x, indices, axis: xp.take(x, indices, axis),
+         take_along_args().map(lambda p: (p[0], {**p[1], "indices": p[1]["indices"].ravel()})),
+         ops=("getitem",)),
+    Case("take_along_axis", lambda xp, x, indices, axis: xp.take_along_axis(x, indices, axis),
+         take_along_args(), ops=("getitem",)),
+    Case("atleast_1d", lambda xp, x: xp.atleast_1d(x) * 1.0, one(), ops=("multiply",)),
+    Case("atleast_2d", lambda xp, x: xp.atleast_2d(x) * 1.0, one(), ops=("multiply",)),
+    Case("atleast_3d", lambda xp, x: xp.atleast_3d(x), one(), ops=("reshape",)),
+    Case("astype", lambda xp, x: x.astype(np.float64) * 2.0, one(), dispatch=False),
+    Case("array_of_traced", lambda xp, x, y: xp.array([x, y, x]),
+         shapes().flatmap(lambda s: st.tuples(reals(s), reals(s))).map(lambda a: (a, {})),
+         ops=("concatenate",), dispatch=False),
+]
+
+test_shape = make_op_test(CASES)
