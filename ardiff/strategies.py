@@ -5,11 +5,12 @@ differences or the exact backprop reference::
 
     from hypothesis import given
     from ardiff.strategies import random_programs
+    from ardiff.testing import check_grads
 
     @given(random_programs(min_nodes=50))
     def test_gradients(drawn):
         program, args = drawn
-        ardiff.testing.check_grads(program, order=1)(*args)
+        check_grads(program, order=1)(*args)
 
 This module needs `hypothesis <https://hypothesis.readthedocs.io>`_ (the
 ``test`` extra: ``pip install 'ardiff[test]'``); it is imported only when a
@@ -34,9 +35,12 @@ indexing moving between them.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # hypothesis is optional at run time
+    from hypothesis.strategies import SearchStrategy
 
 __all__ = ["random_programs", "random_graphs", "Program", "DrawnGraph"]
 
@@ -379,8 +383,6 @@ class _Writer:
         return None if text is None else [f"{new} = {text}"]
 
 
-
-
 def _draw(draw, st, min_nodes, max_nodes, max_inputs, max_dim, kinks, control_flow, prefix):
     """Draw inputs and statements, executing them on traced inputs as they come.
 
@@ -462,7 +464,8 @@ class DrawnGraph(tuple):
 
 
 def random_programs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int = 3,
-                    max_dim: int = 4, kinks: bool = True, control_flow: bool = True):
+                    max_dim: int = 4, kinks: bool = True, control_flow: bool = True
+                    ) -> SearchStrategy[tuple[Program, tuple]]:
     """Strategy for ``(program, args)``: a plain Python/NumPy function and its arguments.
 
     The function mixes ``np.*`` and ``anp.*`` calls, operators (reflected ones with
@@ -512,7 +515,7 @@ def random_programs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int
 
 
 def random_graphs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int = 3,
-                  max_dim: int = 4, kinks: bool = True):
+                  max_dim: int = 4, kinks: bool = True) -> SearchStrategy[DrawnGraph]:
     """Strategy for ``(graph, output, wrt)``: a programmatically built :class:`ardiff.Graph`.
 
     Inputs are added with ``g.input`` (shapes as in :func:`random_programs`), then a

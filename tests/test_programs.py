@@ -7,6 +7,8 @@ reverse-mode gradient (1e-9 relative); ardiff's derivatives (first and second
 order) must match central finite differences of the plain NumPy program.
 """
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -87,6 +89,17 @@ def test_random_programs_trace_to_big_graphs_with_the_plain_numpy_value(drawn):
     plain = program(*args)
     assert not isinstance(plain, ardiff.Tracer) and np.isfinite(plain)
     assert graph.output.value == pytest.approx(plain, rel=1e-12, abs=1e-12)
+
+
+def test_strategies_import_hypothesis_only_when_used():
+    # ardiff.strategies ships with the package; hypothesis is the optional `test` extra
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "import ardiff.strategies as s\n"
+        "try:\n    s.random_programs()\nexcept ImportError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "pip install 'ardiff[test]'" in out
 
 
 # -- relaxation against exact backprop ------------------------------------------------

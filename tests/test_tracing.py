@@ -142,6 +142,23 @@ def test_indexing_with_a_traced_mask_and_repeated_indices_of_a_vector():
     np.testing.assert_allclose(grad, 2 * V * (V > 0) + np.array([3.0, 0, 0, 0]))
 
 
+def test_in_place_numpy_operations_on_traced_values_raise():
+    def accumulate(v):
+        a = np.zeros(4)
+        a += v  # np.add(a, v, out=a)
+        return anp.sum(a)
+
+    with pytest.raises(TracingError, match="in place"):
+        ardiff.grad(accumulate)(V)
+
+    def rebind(v):
+        v += 1.0  # a traced value has no in-place form: this rebinds v to v + 1
+        v *= 2.0
+        return anp.sum(v)
+
+    np.testing.assert_allclose(ardiff.grad(rebind)(V), np.full(4, 2.0))
+
+
 def test_traced_values_are_immutable():
     def assign(x):
         x[0] = 1.0
