@@ -8,7 +8,8 @@
   mkdocstrings renders literally; the role prefix is dropped from the HTML so
   the name reads as code.
 * ``<!-- ardiff:op-table -->`` in a page is replaced by the table of elementary
-  ops read from ``ardiff.ops.OPS`` at build time, so the list never goes stale.
+  ops read from ``ardiff.ops.OPS`` at build time, and ``<!-- ardiff:numpy-names -->``
+  by the functions of ``ardiff.numpy``, so these lists never go stale.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ log = logging.getLogger("mkdocs.hooks.ardiff")
 
 OPTIONAL_PAGES = {"solvers.md", "results.md", "reproduce.md", "sharp-edges.md"}
 OP_TABLE_MARKER = "<!-- ardiff:op-table -->"
+NUMPY_NAMES_MARKER = "<!-- ardiff:numpy-names -->"
+# Helpers that live in the ardiff.numpy namespace but are not NumPy functions.
+NOT_NUMPY = {"builtins_max", "concrete"}
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|exc|obj|const):(<code>)")
 
 FAMILIES = {
@@ -87,10 +91,37 @@ def op_table_markdown() -> str:
     return "\n".join(lines)
 
 
+def numpy_names_markdown() -> str:
+    """The functions ``ardiff.numpy`` defines, split into traced ones and plain-value ones."""
+    import types
+
+    import ardiff.numpy as anp
+    import ardiff.numpy.linalg as alinalg
+
+    def public(module) -> list[str]:
+        return sorted(n for n, v in vars(module).items()
+                      if not n.startswith("_") and n not in NOT_NUMPY and callable(v)
+                      and not isinstance(v, (type, types.ModuleType)))
+
+    plain = set(anp.WITHOUT_GRADIENT)
+    traced = [n for n in public(anp) if n not in plain]
+
+    def codes(names) -> str:
+        return ", ".join(f"`{n}`" for n in names)
+
+    return "\n".join([
+        f"**Traced, with gradients** ({len(traced)}): {codes(traced)}.", "",
+        f"**`ardiff.numpy.linalg`**: {codes(public(alinalg))}.", "",
+        f"**On plain values, no gradient** ({len(plain)}): {codes(sorted(plain))}.",
+    ])
+
+
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
-    """Fill in the generated op table."""
+    """Fill in the generated op table and namespace listing."""
     if OP_TABLE_MARKER in markdown:
         markdown = markdown.replace(OP_TABLE_MARKER, op_table_markdown())
+    if NUMPY_NAMES_MARKER in markdown:
+        markdown = markdown.replace(NUMPY_NAMES_MARKER, numpy_names_markdown())
     return markdown
 
 
