@@ -137,6 +137,22 @@ def test_relaxation_equals_exact_reverse_mode(api, options):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.max(np.abs(b)))
 
 
+def test_defaults_equal_exact_reverse_mode_for_every_function():
+    scalar = lambda x, y: anp.sum(anp.tanh(y @ anp.exp(anp.sin(x))) ** 2)  # noqa: E731
+    vector = lambda x, y: anp.tanh(y @ anp.exp(anp.sin(x)))  # noqa: E731
+    pairs = [
+        (ardiff.value_and_grad(scalar, (0, 1))(X, Y),
+         ardiff.value_and_grad(scalar, (0, 1), method="backprop")(X, Y)),
+        (ardiff.hessian(scalar)(X, Y), ardiff.hessian(scalar, method="backprop")(X, Y)),
+        (ardiff.hessian(scalar, 1)(X, Y), ardiff.hessian(scalar, 1, method="backprop")(X, Y)),
+        (ardiff.make_vjp(vector, (0, 1))(X, Y)[0](np.array([0.3, -1.2])),
+         ardiff.make_vjp(vector, (0, 1), method="backprop")(X, Y)[0](np.array([0.3, -1.2]))),
+    ]
+    for got, exact in pairs:
+        for a, b in zip(ardiff.tree.flatten(got)[0], ardiff.tree.flatten(exact)[0]):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.max(np.abs(b)))
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="Unknown method 'newton'"):
         ardiff.grad(f, method="newton")
