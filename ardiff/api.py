@@ -279,8 +279,25 @@ def jacobian(fun: Callable, argnum=0, **options) -> Callable:
 
 
 def hessian(fun: Callable, argnum=0, **options) -> Callable:
-    """The Hessian of scalar ``fun``: ``jacobian(jacobian(fun))``, shaped ``x.shape * 2``."""
-    return jacobian(jacobian(fun, argnum, **options), argnum, **options)
+    """The Hessian of scalar ``fun``: ``jacobian(jacobian(fun))``, shaped ``x.shape * 2``.
+
+    With a tuple ``argnum`` the result is a tuple of tuples of blocks:
+    ``H[i][j]`` is the derivative of the gradient w.r.t. ``args[argnum[i]]`` with
+    respect to ``args[argnum[j]]``, shaped ``x_i.shape + x_j.shape``.
+    """
+    if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
+        return jacobian(jacobian(fun, argnum, **options), argnum, **options)
+    _split_options(options)  # validate now, not at the first call
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        nums = _argnums(argnum, len(args), fun)
+        return tuple(
+            tuple(jacobian(jacobian(fun, i, **options), j, **options)(*args, **kwargs)
+                  for j in nums)
+            for i in nums)
+
+    return wrapped
 
 
 def make_vjp(fun: Callable, argnum=0, **options) -> Callable:

@@ -102,6 +102,16 @@ def test_hessian(method):
         for j in range(3):
             expected[i, j, i, j] = 6 * Y[i, j]
     np.testing.assert_allclose(H, expected, rtol=1e-12)
+    # a tuple argnum gives the blocks of the joint Hessian
+    fun = lambda a, b: anp.sum(a ** 2 * anp.sin(b)) + a @ b  # noqa: E731
+    a, b = np.array([0.5, 1.0]), np.array([0.3, -0.2])
+    (Haa, Hab), (Hba, Hbb) = ardiff.hessian(fun, (0, 1), method=method)(a, b)
+    np.testing.assert_allclose(Haa, np.diag(2 * np.sin(b)), rtol=1e-13)
+    np.testing.assert_allclose(Hab, np.diag(2 * a * np.cos(b)) + np.eye(2), rtol=1e-13)
+    np.testing.assert_allclose(Hba, Hab.T, rtol=1e-13)
+    np.testing.assert_allclose(Hbb, np.diag(-a ** 2 * np.sin(b)), rtol=1e-13, atol=1e-16)
+    ((only,),) = ardiff.hessian(fun, (1,), method=method)(a, b)
+    np.testing.assert_allclose(only, Hbb, rtol=1e-13, atol=1e-16)
 
 
 @pytest.mark.parametrize("method", METHODS)
