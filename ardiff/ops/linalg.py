@@ -159,6 +159,14 @@ def _einsum_vjp(k, ans, subscripts, *operands):
 
     def vjp(g):
         r = einsum(spec, *others, g)
+        # letters (ellipsis dims) of size 1 here but broadcast against larger ones
+        # elsewhere: the adjoint of that broadcast is a sum
+        rs = np.shape(_raw(r))
+        summed = tuple(p for p, c in enumerate(present) if sizes[c] == 1 and rs[p] != 1)
+        if summed:
+            from .reduce import sum_
+
+            r = sum_(r, axis=summed, keepdims=True)
         r = transpose(r, tuple(order)) if order != sorted(order) else r
         r = broadcast_to(reshape(r, kept), full_shape)
         if not repeated:
