@@ -382,6 +382,7 @@ FLOAT32_PROGRAMS = {
     "matmul": lambda x, y: anp.sum(anp.tanh(x.reshape(2, 3) @ y.reshape(3, 2))),
     "reductions": lambda x, y: anp.max(x) + anp.mean(y) + anp.var(x * y),
     "logsumexp": lambda x, y: ardiff.scipy.special.logsumexp(x - y),
+    "astype": lambda x, y: anp.sum(x.astype(np.float64) * anp.sort(y)),
 }
 
 
@@ -391,7 +392,12 @@ def test_float32_inputs_give_float32_gradients(name, options):
     rng = np.random.default_rng(1)
     x, y = (rng.standard_normal(6).astype(np.float32) for _ in range(2))
     fun = FLOAT32_PROGRAMS[name]
-    gx, gy = ardiff.grad(fun, argnum=(0, 1), **options)(x, y)
+    if options["method"] == "relax":
+        # float32 cannot reach the default relative tolerance of 1e-12 (reported)
+        options = {**options, "tol": 1e-6}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gx, gy = ardiff.grad(fun, argnum=(0, 1), **options)(x, y)
     assert gx.dtype == np.float32 and gy.dtype == np.float32
     rx, ry = ardiff.grad(fun, argnum=(0, 1), method="backprop")(x.astype(np.float64),
                                                                y.astype(np.float64))

@@ -144,6 +144,10 @@ OPERATORS = {
                    "remainder"),
     "operator unary -": (lambda x, y: -x + (+y), FREE, FREE, "negative"),
     "operator abs": (lambda x, y: abs(x) * y, nonzero, FREE, "absolute"),
+    # a NumPy array on the left hands over to the tracer (__array_ufunc__ / reflected ops)
+    "operator ndarray-left": (lambda x, y: np.full(np.shape(x), 2.0) - x *
+                              (np.full(np.shape(y), 3.0) / y) + np.ones(np.shape(x)) ** x,
+                              FREE, nonzero, "subtract"),
 }
 CASES += [Case(name, lambda xp, x, y, f=f: f(x, y), two_args(xs, ys), ops=(op,), dispatch=False)
           for name, (f, xs, ys, op) in OPERATORS.items()]

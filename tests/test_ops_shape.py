@@ -232,6 +232,10 @@ CASES = [
     Case("atleast_1d", lambda xp, x: xp.atleast_1d(x) * 1.0, one(), ops=("multiply",)),
     Case("atleast_2d", lambda xp, x: xp.atleast_2d(x) * 1.0, one(), ops=("multiply",)),
     Case("atleast_3d", lambda xp, x: xp.atleast_3d(x), one(), ops=("reshape",)),
+    Case("other_methods", lambda xp, x: x.squeeze().swapaxes(0, -1).repeat(2, 0).copy()
+         .take([0, -1, 0], axis=1).diagonal() * 1.0,
+         one(shapes(min_dims=2, max_dims=2, min_side=2)), ops=("getitem", "transpose"),
+         dispatch=False),
     Case("astype", lambda xp, x: x.astype(np.float64) * 2.0, one(), dispatch=False),
     Case("array_of_traced", lambda xp, x, y: xp.array([x, y, x]),
          shapes().flatmap(lambda s: st.tuples(reals(s), reals(s))).map(lambda a: (a, {})),
