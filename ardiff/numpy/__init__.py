@@ -136,7 +136,8 @@ def _reduction(name):
 
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
         _no_out(name, out, dtype)
-        if kwargs.get("initial", _np._NoValue) is not _np._NoValue or "where" in kwargs:
+        initial = kwargs.get("initial")  # NumPy's "<no value>" sentinel, known by its repr
+        if initial is not None and repr(initial) != "<no value>" or "where" in kwargs:
             raise TypeError(f"ardiff.numpy.{name}: initial= and where= are not supported.")
         if isinstance(axis, list):
             axis = tuple(axis)
