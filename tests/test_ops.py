@@ -11,7 +11,7 @@ For every drawn example :func:`run_case` checks, against independent truth:
 1. the traced forward value equals plain NumPy's;
 2. ``make_vjp(method="backprop")`` agrees with central finite differences, to
    first and second order (:func:`ardiff.testing.check_grads`, ``order=2``), and so
-   does ``method="relax"`` under a drawn schedule and init (eta = 1);
+   does ``method="relax"`` (sequential sweeps, eta = 1, drawn init);
 3. relaxation under both schedules, eta in {1, 0.5, 1.5} and both initial
    activities converges to the backprop gradient;
 4. calling plain NumPy (``np.sin(tracer)``) dispatches to the same traced op.
@@ -48,11 +48,13 @@ RELAX_CONFIGS = [(schedule, eta, init)
                  for eta in (1.0, 0.5, 1.5)
                  for init in ("zeros", "forward")]
 
-# Second order through relaxation: the outer graph records every inner step, so its depth
-# is the inner iteration count; damped (eta < 1) or over-relaxed (eta > 1) inner runs make
-# it hundreds of nodes deep, where the outer relaxation is slow (eta < 1) or grows
-# transiently past overflow (eta > 1, as the design notes predict).  eta = 1 keeps it short.
-SECOND_ORDER_CONFIGS = [c for c in RELAX_CONFIGS if c[1] == 1.0]
+# Second order through relaxation (the inner relaxation runs on traced activities).
+# Only the sequential eta = 1 sweep is drawn here: the parallel and damped runs decide
+# convergence on the plain values, so where a target already equals its activity in
+# value (an exact zero) the traced part is never propagated and the second derivative
+# is wrong (solver bug, reported; see test_second_order_through_parallel_relaxation).
+# Damped or over-relaxed inner runs also make the outer graph hundreds of nodes deep.
+SECOND_ORDER_CONFIGS = [("sequential", 1.0, "zeros"), ("sequential", 1.0, "forward")]
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,25 @@ def test_fmax_fmin_ignore_nan():
                              method="backprop")(x, y)
         np.testing.assert_array_equal(gx, [0.0, 1.0])
         np.testing.assert_array_equal(gy, [1.0, 0.0])
+
+
+@pytest.mark.xfail(strict=True, reason="solver bug: relax judges convergence on plain "
+                   "values, so a traced activity whose value already matches its target is "
+                   "never updated; remove this marker and widen SECOND_ORDER_CONFIGS once fixed")
+@pytest.mark.parametrize("options", [dict(schedule="parallel"),
+                                     dict(schedule="parallel", init="forward"),
+                                     dict(schedule="sequential", eta=0.5)],
+                         ids=["parallel-zeros", "parallel-forward", "sequential-eta0.5"])
+def test_second_order_through_parallel_relaxation(options):
+    # d/dy of d/dx [tanh(x) * y] is 1 - tanh(x)^2, also at y = 0 where the inner
+    # gradient is exactly zero in value
+    def inner_grad(x, y):
+        return ardiff.grad(lambda x, y: anp.tanh(x) * y, **options)(x, y)
+
+    for x in (0.5, 0.0):
+        # at x = 0 the forward value tanh(0) = 0 also equals the inner target in value
+        dy = ardiff.grad(lambda y: inner_grad(x, y), method="backprop")(0.0)
+        assert dy == pytest.approx(1.0 - np.tanh(x) ** 2, rel=1e-12)
 
 
 # -- float32 in, float32 out ---------------------------------------------------------------
