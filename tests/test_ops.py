@@ -445,3 +445,23 @@ def test_comparisons_on_tracers_are_plain_and_match_numpy():
         np.testing.assert_array_equal(value, getattr(np, name)(x, y), err_msg=name)
     np.testing.assert_array_equal(gx, [0.0, 0.0, 1.0])
     np.testing.assert_array_equal(gy, [2.0, 2.0, 0.0])
+
+
+# -- options an op does not support fail loudly, naming the function -----------------------
+
+UNSUPPORTED = [
+    (lambda x: anp.linalg.norm(x, ord=2), NotImplementedError, "linalg.norm.*ord='fro'"),
+    (lambda x: anp.linalg.norm(x, ord="nuc"), NotImplementedError, "linalg.norm"),
+    (lambda x: anp.sum(anp.pad(x, 1, mode="mean")), ValueError, "pad.*mode 'mean'"),
+    (lambda x: anp.sum(anp.reshape(x, (4,), order="F")), ValueError, "reshape.*order"),
+    (lambda x: anp.sum(x, dtype=np.float32), TypeError, "sum.*dtype"),
+    (lambda x: anp.sum(anp.clip(x)), ValueError, "clip"),
+    (lambda x: anp.sum(np.add.reduce(x)), ardiff.TracingError, "np.add.reduce"),
+]
+
+
+@pytest.mark.parametrize("fun, error, match", UNSUPPORTED,
+                         ids=[m.split(".")[0] for _, _, m in UNSUPPORTED])
+def test_unsupported_options_raise_clear_errors(fun, error, match):
+    with pytest.raises(error, match=match):
+        ardiff.grad(fun)(np.eye(2))

@@ -47,7 +47,7 @@ UNIT = between(-0.9, 0.9)
 # name, values, op-table name (default: the name)
 UNARY = [
     ("negative", FREE, None), ("positive", FREE, None), ("abs", nonzero, "absolute"),
-    ("absolute", nonzero, None), ("fabs_like_abs", nonzero, "absolute"),
+    ("absolute", nonzero, None), ("builtin abs", nonzero, "absolute"),
     ("sign", nonzero, None), ("sqrt", POSITIVE, None), ("square", FREE, None),
     ("reciprocal", nonzero, None), ("exp", FREE, None), ("exp2", FREE, None),
     ("expm1", FREE, None), ("log", POSITIVE, None), ("log2", POSITIVE, None),
@@ -64,7 +64,7 @@ UNARY = [
 
 
 def _unary_fun(name):
-    if name == "fabs_like_abs":
+    if name == "builtin abs":
         return lambda xp, x: abs(x)  # the builtin on a tracer
     return lambda xp, x: getattr(xp, name)(x)
 
