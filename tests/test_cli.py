@@ -3,6 +3,7 @@
 import csv
 import importlib
 import json
+import warnings
 
 import pytest
 
@@ -107,3 +108,14 @@ def test_bad_arguments_and_missing_data(tmp_path, capsys):
                          str(tmp_path), "--no-download", "--no-progress"])
     assert code == 2
     assert "mnist" in capsys.readouterr().err
+
+
+def test_diverging_run_is_marked_and_stops(tmp_path):
+    out = tmp_path / "div"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert cli.main(["reproduce", "fig2", *TINY, "--epochs", "40", "--lr", "1e4",
+                         "--conditions", "backprop", "--out", str(out)]) == 0
+    run = json.loads((out / "runs" / "backprop_seed0.json").read_text())
+    assert run["status"] == "diverged" and len(run["history"]["epoch"]) < 41
+    assert "diverged: 3 of 3" in (out / "fig2_table.md").read_text()

@@ -3,6 +3,8 @@
 Truth comes from finite differences, closed forms and a hand-written NumPy backprop.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -257,3 +259,15 @@ def test_fused_and_unfused_networks_agree(widths, batch, activation, seed):
         if "rules" not in options:  # weight updates differ under the rule (f' kept when fused)
             for ga, gb in zip(a[1], b[1]):
                 np.testing.assert_allclose(ga, gb, rtol=1e-9, atol=1e-12)
+
+
+def test_divergence_stops_training_and_is_reported():
+    x, y = small_problem(64)
+    model = nn.MLP((6, 8, 3), seed=0, init_std=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way, expected
+        hist = nn.train(model, (x, y), method=nn.backprop(), epochs=50, batch_size=8,
+                        optimizer=nn.SGD(lr=1e4))
+    assert hist.diverged is not None and hist.epoch[-1] < 50
+    assert hist.diverged == 8 * (hist.epoch[-1] - 1) + hist.diverged % 8
+    assert len(hist.epoch) == len(hist.train_acc) == len(hist.epoch_time)

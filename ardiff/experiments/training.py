@@ -53,6 +53,10 @@ class TrainingConfig:
         return d
 
 
+#: Run states that are final: a finished run is reused rather than trained again.
+FINISHED = ("complete", "diverged")
+
+
 def clean(value: Any) -> Any:
     """Replace NaN/inf by None recursively so that the JSON is standard."""
     if isinstance(value, float):
@@ -127,7 +131,7 @@ def train_one(config: TrainingConfig, condition: str, seed: int, data: dict, out
     finally:
         if bar is not None:
             bar.close()
-    save("complete")
+    save("diverged" if history.diverged is not None else "complete")
     return run
 
 
@@ -137,7 +141,7 @@ def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
     out = {}
     for name in conditions:
         mine = [r for r in runs if r["condition"] == name and r.get("history")]
-        complete = [r for r in mine if r["status"] == "complete"]
+        complete = [r for r in mine if r["status"] in FINISHED]
         if not mine:
             continue
         use = complete or mine
@@ -166,6 +170,8 @@ def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
         out[name] = {
             "label": CONDITIONS[name].label if name in CONDITIONS else name,
             "seeds": [r["seed"] for r in use], "complete": len(complete) == len(mine),
+            "diverged": sum(r["history"].get("diverged") is not None
+                            or not _finite(r["history"]["train_loss"][-1]) for r in use),
             "epochs": n_epochs - 1,
             "final_train_acc": train_mean, "final_train_acc_std": train_std,
             "final_test_acc": test_mean, "final_test_acc_std": test_std,
@@ -173,6 +179,10 @@ def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
             "curves": curves, **last,
         }
     return out
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _pm(mean: float | None, std: float | None) -> str:
@@ -188,6 +198,8 @@ def format_table(summary: dict) -> str:
     for s in summary.values():
         sec = f"{s['seconds_per_epoch']:.1f}" if s["seconds_per_epoch"] is not None else "n/a"
         flag = "" if s["complete"] else " (partial)"
+        if s.get("diverged"):
+            flag += f" (diverged: {s['diverged']} of {len(s['seeds'])})"
         lines.append(f"| {s['label']}{flag} | {len(s['seeds'])} | {s['epochs']} | "
                      f"{_pm(s['final_train_acc'], s['final_train_acc_std'])} | "
                      f"{_pm(s['final_test_acc'], s['final_test_acc_std'])} | {sec} |")
@@ -249,7 +261,7 @@ class Experiment:
             for name in self.conditions:
                 for seed in self.seeds:
                     saved = load_run(run_path(self.out, name, seed))
-                    if self.reuse and saved and saved.get("status") == "complete" and \
+                    if self.reuse and saved and saved.get("status") in FINISHED and \
                             saved.get("config") == wanted:
                         self.log(f"{name} seed {seed}: reusing {run_path(self.out, name, seed)}")
                         self.runs.append(saved)
@@ -257,6 +269,8 @@ class Experiment:
                     run = train_one(self.config, name, seed, data, self.out, self.progress,
                                     self.command)
                     h = run["history"]
+                    if h.get("diverged") is not None:
+                        self.log(f"{name} seed {seed}: diverged at batch {h['diverged']}")
                     self.log(f"{name} seed {seed}: train {100 * h['train_acc'][-1]:.2f}%  "
                              f"test {100 * h['test_acc'][-1]:.2f}%  "
                              f"{np.mean(h['epoch_time'][1:]):.1f} s/epoch")

@@ -196,6 +196,9 @@ class History:
         ``[batch index, angle layer 1, angle layer 2, ...]`` every ``angle_every`` batches.
     interrupted : bool
         True when training stopped early (Ctrl-C) and the lists are partial.
+    diverged : int or None
+        The batch at which the loss stopped being finite; training stopped there and the
+        last entry of each list describes that (partial) epoch.
     """
 
     epoch: list = field(default_factory=list)
@@ -207,6 +210,7 @@ class History:
     epoch_time: list = field(default_factory=list)
     angles: list = field(default_factory=list)
     interrupted: bool = False
+    diverged: int | None = None
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict of every field."""
@@ -250,6 +254,8 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
     Returns
     -------
     History
+        If the loss becomes non-finite, training stops at once and ``history.diverged``
+        holds the batch index.
 
     Raises
     ------
@@ -293,6 +299,12 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
                 idx = order[start:start + batch_size]
                 xb, tb = x_train[idx], targets[idx]
                 batch = batch_gradients(model, xb, tb, loss, method)
+                seen = start + len(idx)
+                if not math.isfinite(batch.loss):
+                    # diverged: nothing after this is meaningful, so stop and say so
+                    history.diverged = batch_index
+                    record(epoch, correct / max(start, 1), time.perf_counter() - start_time)
+                    return history
                 correct += int(np.sum(np.argmax(batch.output, 1) == y_train[idx]))
                 if angle_every and batch_index % angle_every == 0 and method.solver == "relax":
                     history.angles.append([batch_index] + gradient_angles(model, batch))
@@ -303,7 +315,7 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
                 batch_index += 1
                 if progress is not None:
                     progress.update(1)
-            record(epoch, correct / len(order), time.perf_counter() - start_time)
+            record(epoch, correct / seen, time.perf_counter() - start_time)
             if on_epoch is not None:
                 on_epoch(history)
     except KeyboardInterrupt:
