@@ -119,3 +119,21 @@ def test_diverging_run_is_marked_and_stops(tmp_path):
     run = json.loads((out / "runs" / "backprop_seed0.json").read_text())
     assert run["status"] == "diverged" and len(run["history"]["epoch"]) < 41
     assert "diverged: 3 of 3" in (out / "fig2_table.md").read_text()
+
+
+def test_summary_tolerates_runs_without_finite_values():
+    """A run saved after diverging has None (JSON for NaN) in its curves and angles."""
+    from ardiff.experiments import format_table, summarize
+
+    def run(seed, acc, angle, loss):
+        h = {"epoch": [0, 1], "train_acc": [0.1, acc], "test_acc": [0.1, acc],
+             "train_loss": [1.0, loss], "test_loss": [1.0, loss], "epoch_time": [0, 2.0],
+             "angles": [[0, angle, 1.0], [1, angle, 2.0]]}
+        return {"condition": "ar", "seed": seed, "status": "complete", "label": "AR",
+                "batches_per_epoch": 2, "history": h}
+
+    summary = summarize([run(0, 0.8, 3.0, 0.5), run(1, 0.1, None, None)], ["ar"])["ar"]
+    assert summary["diverged"] == 1
+    assert summary["angle_last_epoch_deg"] == [3.0, 1.5]  # both batches are in epoch 1
+    assert summary["final_test_acc"] == pytest.approx(0.45)
+    assert "(diverged: 1 of 2)" in format_table({"ar": summary})

@@ -24,6 +24,15 @@ def _pyplot():
     return plt
 
 
+def _color(name: str) -> str:
+    """One fixed colour per condition, the same in every figure."""
+    from .conditions import CONDITIONS
+
+    names = list(CONDITIONS)
+    k = names.index(name) if name in names else len(names) + hash(name) % 3
+    return f"C{k % 10}"
+
+
 def plot_fig1(result: dict, path: Path, eta: float = 0.1) -> Path:
     """Fig. 1a: per-layer MSE to the exact gradient against relaxation step (log scale)."""
     plt = _pyplot()
@@ -74,25 +83,26 @@ def plot_training(summary: dict, path: Path, title: str = "") -> Path:
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
-    for s in summary.values():
+    for name, s in summary.items():
         for ax, key in zip(axes, ("train_acc", "test_acc")):
             mean = 100 * np.asarray(s["curves"][key]["mean"], dtype=float)
             std = 100 * np.asarray(s["curves"][key]["std"], dtype=float)
             epochs = np.arange(len(mean))
-            line, = ax.plot(epochs, mean, marker="o", ms=3,
-                            label=f"{s['label']} (n={len(s['seeds'])})")
+            ax.plot(epochs, mean, marker="o", ms=3, color=_color(name),
+                    label=f"{s['label']} (n={len(s['seeds'])})")
             if len(s["seeds"]) > 1:
-                ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(),
-                                alpha=0.2)
+                ax.fill_between(epochs, mean - std, mean + std, color=_color(name), alpha=0.2)
     for ax, what in zip(axes, ("train", "test")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{what} accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = (len(labels) + 2) // 3
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(3, len(labels)))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -110,16 +120,17 @@ def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> 
             n = min(len(a) for a in rows)
             stacked = np.stack([a[:n] for a in rows])
             label = next(r.get("label", name) for r in runs if r["condition"] == name)
-            curves[label] = (stacked[0, :, 0], stacked[:, :, 1:].mean(axis=0))
+            curves[label] = (stacked[0, :, 0], stacked[:, :, 1:].mean(axis=0), _color(name))
     n_layers = max(c[1].shape[1] for c in curves.values())
     shown = [k for k in range(n_layers)
-             if any(np.any(c[1][:, k] > 1e-6) for c in curves.values() if c[1].shape[1] > k)]
+             # below 1e-4 degrees is rounding (e.g. the clamped output layer's exact gradient)
+             if any(np.any(c[1][:, k] > 1e-4) for c in curves.values() if c[1].shape[1] > k)]
     shown = shown or [0]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.3 * len(shown), 3.8), squeeze=False)
     for ax, k in zip(axes[0], shown):
-        for label, (batches, angles) in curves.items():
+        for label, (batches, angles, color) in curves.items():
             values = np.where(angles[:, k] > 0, angles[:, k], np.nan)
-            ax.plot(batches, values, label=label)
+            ax.plot(batches, values, label=label, color=color)
         ax.set_yscale("log")
         ax.set_title(f"W{k + 1}")
         ax.set_xlabel("training batch")

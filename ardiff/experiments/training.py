@@ -163,8 +163,15 @@ def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
             per_epoch = r.get("batches_per_epoch") or 1
             cut = (len(r["history"]["epoch"]) - 2) * per_epoch
             last_rows += [a[1:] for a in r["history"].get("angles", []) if a[0] >= cut]
-        last = {"angle_last_epoch_deg": np.mean(last_rows, axis=0).tolist()} if last_rows \
-            else {}
+        last = {}
+        if last_rows:  # None marks a non-finite angle (a diverged run): left out of the mean
+            rows = np.array(last_rows, dtype=float)
+            finite = np.isfinite(rows)
+            counts = finite.sum(axis=0)
+            sums = np.where(finite, rows, 0.0).sum(axis=0)
+            last = {"angle_last_epoch_deg": [float(v) if n else None
+                                             for v, n in zip(sums / np.maximum(counts, 1),
+                                                             counts)]}
         train_mean, train_std = final("train_acc")
         test_mean, test_std = final("test_acc")
         out[name] = {
