@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(about a minute)")
     demo.add_argument("--out", default="ardiff-demo", help="output directory "
                       "(default: %(default)s)")
-    demo.add_argument("--epochs", type=_positive, default=2,
+    demo.add_argument("--epochs", type=_positive, default=3,
                       help="training epochs per method (default: %(default)s)")
     demo.add_argument("--data-dir", default=None, help=argparse.SUPPRESS)
     demo.add_argument("--train-size", type=_positive, default=None, help=argparse.SUPPRESS)

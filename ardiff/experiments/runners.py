@@ -94,7 +94,7 @@ def run_training(data: dict, config: TrainingConfig, conditions: Sequence[str],
     return summary
 
 
-def run_demo(out: Path, *, epochs: int = 2, data_dir: str | None = None,
+def run_demo(out: Path, *, epochs: int = 3, data_dir: str | None = None,
              progress: Any = None, log: Callable[[str], None] = print,
              command: str | None = None, train_size: int | None = None,
              test_size: int | None = None) -> dict:
