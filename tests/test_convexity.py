@@ -9,6 +9,7 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import scalar_chain
 from scipy.stats import binom
 
 import ardiff
@@ -28,16 +29,6 @@ KEYS = {"is_dag", "cycle", "size", "nnz", "unit_diagonal", "strictly_upper_trian
         "measured_iterations", "min_symmetric_eigenvalue", "ok"}
 
 
-def chain(length, factor=1.1):
-    """x -> factor * x, ``length`` times: D = length - 1 relaxing nodes in a row."""
-    g = ardiff.Graph()
-    x = g.input(0.3, name="x")
-    h = x
-    for _ in range(length):
-        h = h * factor
-    return g, h, x
-
-
 def tanh_mlp(seed=3, sizes=(4, 3, 3, 2)):
     rng = np.random.default_rng(seed)
     g = ardiff.Graph()
@@ -55,7 +46,7 @@ def tanh_mlp(seed=3, sizes=(4, 3, 3, 2)):
 @pytest.mark.parametrize("schedule,eta", [("parallel", 0.1), ("parallel", 0.5),
                                           ("parallel", 1.0), ("sequential", 1.0)])
 def test_predicted_iterations_match_relax_on_chains(length, schedule, eta):
-    g, out, x = chain(length)
+    g, out, x = scalar_chain(length)
     report = ardiff.check_convexity(g, out, [x], eta=eta, schedule=schedule, tol=1e-10)
     assert report.depth == length - 1
     assert report.nilpotency_index == length - 1
@@ -74,7 +65,7 @@ def test_predicted_iterations_match_relax_on_chains(length, schedule, eta):
                                                 ("sequential", 0.4, 6)])
 def test_error_bound_is_the_exact_error_on_a_chain(schedule, eta, steps):
     length = 5
-    g, out, x = chain(length)
+    g, out, x = scalar_chain(length)
     res = ardiff.relax(g, out, [x], schedule=schedule, eta=eta, tol=0.0, max_iter=steps,
                        record=True)
     depth = length - 1
@@ -89,7 +80,7 @@ def test_error_bound_is_the_exact_error_on_a_chain(schedule, eta, steps):
 
 def test_error_bound_above_one_bounds_the_chain_error_and_shows_transient_growth():
     length, eta = 8, 1.7
-    g, out, x = chain(length, factor=1.0)
+    g, out, x = scalar_chain(length, factor=1.0)
     for steps in (3, 10, 30):
         res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
         err = abs(res.activities[min(res.activities)] - 1.0)
@@ -109,7 +100,7 @@ def test_predictions_at_eta_one_and_for_unstable_steps():
 @pytest.mark.parametrize("eta,stable", [(1.9, True), (2.0, False), (2.5, False)])
 @pytest.mark.parametrize("schedule", ["parallel", "sequential"])
 def test_stability_verdict(eta, stable, schedule):
-    g, out, x = chain(4)
+    g, out, x = scalar_chain(4)
     if not stable:  # relax itself refuses these steps ...
         with pytest.raises(ValueError, match="outside"):
             ardiff.relax(g, out, [x], eta=eta, schedule=schedule)
@@ -208,7 +199,7 @@ def test_cycle_is_reported_not_raised():
 def test_rounding_floor_for_eta_above_one_on_a_deep_chain():
     # measured: rounding leaves the top node flipping between two neighbouring floats,
     # and each of the 29 levels amplifies that period-2 oscillation by eta/(2-eta) = 3
-    g, out, x = chain(30)
+    g, out, x = scalar_chain(30)
     report = ardiff.check_convexity(g, out, [x], eta=1.5, tol=1e-10)
     assert report.predicted_iterations < 200  # in exact arithmetic
     assert report.rounding_floor > 1e-3 and not report.measured_converged and not report.ok

@@ -5,33 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
+from graphs import scalar_chain, tanh_mlp
 from scipy.stats import binom
 
 import ardiff
 import ardiff.numpy as anp
 from ardiff.solvers import compile_plan
-
-
-def scalar_chain(depth, factor=1.1):
-    """x -> factor * x repeated: a linear chain whose gradient is factor**depth."""
-    g = ardiff.Graph()
-    x = g.input(0.3, name="x")
-    h = x
-    for _ in range(depth):
-        h = h * factor
-    return g, h, x
-
-
-def tanh_mlp(seed=0, sizes=(5, 4, 4, 3)):
-    rng = np.random.default_rng(seed)
-    g = ardiff.Graph()
-    x = g.input(rng.standard_normal(sizes[0]), name="x")
-    weights = [g.input(rng.standard_normal((m, n)) * 0.7, name=f"W{i}")
-               for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    h = x
-    for W in weights:
-        h = anp.tanh(W @ h)
-    return g, anp.sum(h ** 2), [x] + weights
 
 
 @pytest.mark.parametrize("depth", [1, 3, 8])

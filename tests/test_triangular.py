@@ -7,6 +7,7 @@ the exact backprop reference, closed forms, and relax at convergence.
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import scalar_chain, tanh_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,25 +163,7 @@ def test_structured_jacobians_are_sparse():
 
 
 # -- the solver ----------------------------------------------------------------------------
-def chain(depth, factor=1.1):
-    g = ardiff.Graph()
-    x = g.input(0.3, name="x")
-    h = x
-    for _ in range(depth):
-        h = h * factor
-    return g, h, x
 
-
-def tanh_mlp(seed=0, sizes=(5, 4, 4, 3)):
-    rng = np.random.default_rng(seed)
-    g = ardiff.Graph()
-    x = g.input(rng.standard_normal(sizes[0]), name="x")
-    weights = [g.input(rng.standard_normal((m, n)) * 0.7, name=f"W{i}")
-               for i, (n, m) in enumerate(zip(sizes[:-1], sizes[1:]))]
-    h = x
-    for W in weights:
-        h = anp.tanh(W @ h)
-    return g, anp.sum(h ** 2), [x] + weights
 
 
 def assert_grads_close(a, b, rtol=1e-12):
@@ -191,7 +174,7 @@ def assert_grads_close(a, b, rtol=1e-12):
 
 
 def test_chain_closed_form():
-    g, out, x = chain(12)
+    g, out, x = scalar_chain(12)
     res = ardiff.solve_triangular(g, out, [x])
     assert res.method == "triangular" and res.iterations == 1 and res.converged
     assert res.grads[0] == pytest.approx(1.1 ** 12, rel=1e-14)
