@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .api import _argnums, _pack, _split_options, _Traced, gc_paused
+from .codegen import Program, sweep_is_exact
 from .graph import _raw
 from .solvers import RUNNERS, compile_plan
 from .trace import Tracer, as_differentiable
@@ -83,8 +84,6 @@ class CompiledGrad:
     def __call__(self, *args, **kwargs):
         return self.value_and_grad(*args, **kwargs)[1]
 
-    @gc_paused()
-
     def _signature(self, args, kwargs):
         nums = _argnums(self.argnum, len(args), self.fun)
         key = [len(args)]
@@ -102,6 +101,7 @@ class CompiledGrad:
         key.append(_static_key(kwargs))
         return tuple(key), leaves
 
+    @gc_paused()
     def value_and_grad(self, *args, **kwargs):
         """Return ``(fun(*args), gradient)``, replaying a recorded graph when possible."""
         if any(isinstance(leaf, Tracer) for leaf in flatten((args, kwargs))[0]):
@@ -115,9 +115,10 @@ class CompiledGrad:
             # one recording per branch pattern seen with this signature, newest first
             variants = self._cache.setdefault(key, [])
             for traced in variants:
-                if _replay(traced, leaves):
+                replayed = self._replay(traced, leaves)
+                if replayed is not None:
                     self.replays += 1
-                    return traced.value(), self._solve(traced)
+                    return replayed
             traced, value, grads = self._trace(args, kwargs)
             variants.insert(0, traced)
             del variants[self.max_variants:]
@@ -141,37 +142,39 @@ class CompiledGrad:
         result = RUNNERS[self.method](plan, None, **self.options)
         return _pack(traced, result.grads, self.argnum)
 
+    def _replay(self, traced: _Traced, leaves: list):
+        """``(value, gradient)`` from a recording and new leaves; None if a guard fails."""
+        program = getattr(traced, "program", None)
+        if program is None:
+            plan = getattr(traced, "plan", None)
+            exact = plan is not None and sweep_is_exact(self.method, self.rules, self.options)
+            program = traced.program = Program(
+                traced.graph, [t._node for t in traced.inputs], plan if exact else None)
+        values = program.forward(leaves)
+        if not all(guard.holds(values) for guard in traced.graph.guards):
+            return None
+        if program.plan is not None:
+            grads = program.gradients(values)
+            return values[program.plan.output], _pack(traced, grads, self.argnum)
+        _store(traced, values)  # other solvers run on the graph itself
+        return traced.value(), self._solve(traced)
 
-def _replay(traced: _Traced, leaves: list) -> bool:
-    """Recompute every recorded value from new input leaves; False if a guard fails."""
+
+def _store(traced: _Traced, values: list) -> None:
+    """Write replayed values into the recording (node values and arguments, tracers)."""
     graph = traced.graph
-    values = [None] * len(graph.nodes)
-    for tracer, leaf in zip(traced.inputs, leaves):
-        values[tracer._node] = leaf
-    new_args = []
-    for node in graph.nodes:
-        if node.op == "input":
-            new_args.append(node.args)
-            continue
-        if node.op == "constant":
-            values[node.index] = node.value
-            new_args.append(node.args)
-            continue
-        args = list(node.args)
-        for argnum, parent in node.parents:
-            args[argnum] = values[parent]
-        values[node.index] = node.op.fwd(*args, **node.kwargs)
-        new_args.append(tuple(args))
-    if not all(guard.holds(values) for guard in graph.guards):
-        return False
-    for node, value, args in zip(graph.nodes, values, new_args):
-        node.value, node.args = value, args
+    for node, value in zip(graph.nodes, values):
+        node.value = value
+        if node.parents:
+            args = list(node.args)
+            for argnum, parent in node.parents:
+                args[argnum] = values[parent]
+            node.args = tuple(args)
     for tracer in traced.inputs:
         tracer._value = values[tracer._node]
     out = traced.output
     if isinstance(out, Tracer) and out._graph is graph:
         out._value = values[out._node]
-    return True
 
 
 def compile(fun: Callable, argnum=0, **options) -> CompiledGrad:  # noqa: A001

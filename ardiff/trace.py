@@ -148,15 +148,16 @@ class Op:
             # VJPs come out shaped like the answer (or the argument): nothing to undo
             return inner
 
-        def vjp(g):
-            out = inner(g)
-            if shape_of(out) != shape:
-                out = unbroadcast(out, shape)
-            if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
-                out = out.astype(dtype)
-            return out
+        return lambda g: fit_to_argument(inner(g), shape, dtype)
 
-        return vjp
+
+def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
+    """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype."""
+    if shape_of(out) != shape:
+        out = unbroadcast(out, shape)
+    if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
+        out = out.astype(dtype)
+    return out
 
 
 def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:

@@ -375,3 +375,15 @@ def test_kinks_without_a_finite_subgradient_warn(fun, x, value, culprit):
     g, messages = non_finite_warnings(fun, x)
     np.testing.assert_array_equal(np.ravel(g)[:1], [value])
     assert messages and culprit in messages[0]
+
+
+def test_power_with_zero_exponent_at_zero_base_has_zero_derivative():
+    # x**0 is the constant 1, so its derivative is 0 everywhere, also at x = 0 where
+    # the textbook formula y * x**(y-1) would give 0 * inf = NaN.
+    assert ardiff.grad(lambda x: x ** 0)(0.0) == 0.0
+    exponents = np.array([0.0, 2.0, 3.0])
+    got = ardiff.grad(lambda x: anp.sum(x ** exponents))(np.zeros(3))
+    np.testing.assert_array_equal(got, [0.0, 0.0, 0.0])
+    # d/dy x**y = x**y log x is unaffected at y = 0, x != 0 (first and second order)
+    assert np.isclose(ardiff.grad(lambda y: 0.5 ** y)(0.0), np.log(0.5))
+    assert np.isclose(ardiff.grad(ardiff.grad(lambda y: 0.5 ** y))(0.0), np.log(0.5) ** 2)

@@ -31,6 +31,47 @@ def scale_by(factor):
     return lambda g: g * factor
 
 
+class Scale:
+    """The VJP maker of an elementwise derivative: ``g -> g * factor(ans, *args)``.
+
+    Equivalent to ``lambda ans, *args: scale_by(factor(ans, *args))``, but keeps
+    ``factor`` visible so that :mod:`ardiff.codegen` can write ``g * factor(...)``
+    inline instead of building and calling a closure per edge.
+    """
+
+    __slots__ = ("factor",)
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __call__(self, ans, *args, **kwargs):
+        return scale_by(self.factor(ans, *args, **kwargs))
+
+
+def _identity(g):
+    return g
+
+
+def _negate(g):
+    return -g
+
+
+class Fixed:
+    """A VJP maker whose VJP does not depend on the recorded point (``g`` or ``-g``)."""
+
+    __slots__ = ("vjp", "template")
+
+    def __init__(self, vjp, template):
+        self.vjp, self.template = vjp, template
+
+    def __call__(self, ans, *args, **kwargs):
+        return self.vjp
+
+
+PASS_THROUGH = Fixed(_identity, "{}")
+NEGATED = Fixed(_negate, "-{}")
+
+
 from . import elementwise, linalg, reduce, shape, special  # noqa: E402,F401
 
 # isort: split

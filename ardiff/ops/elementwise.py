@@ -13,10 +13,12 @@ that the value follows elsewhere.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
-from ..graph import _raw
-from . import defop, scale_by
+from ..graph import TracerBase, _raw
+from . import NEGATED, PASS_THROUGH, Scale, defop, scale_by
 
 LN2 = float(np.log(2.0))
 LN10 = float(np.log(10.0))
@@ -24,7 +26,7 @@ LN10 = float(np.log(10.0))
 
 def unary(name, fwd, deriv, nonlinear=True):
     """Register an elementwise op with local derivative ``deriv(ans, x)``."""
-    return defop(name, fwd, lambda ans, x: scale_by(deriv(ans, x)), nonlinear=nonlinear)
+    return defop(name, fwd, Scale(deriv), nonlinear=nonlinear)
 
 
 def zero_gradient(name, fwd):
@@ -35,8 +37,8 @@ def zero_gradient(name, fwd):
     return defop(name, fwd, vjp)
 
 
-negative = defop("negative", np.negative, lambda ans, x: lambda g: -g)
-positive = defop("positive", np.positive, lambda ans, x: lambda g: g)
+negative = defop("negative", np.negative, NEGATED)
+positive = defop("positive", np.positive, PASS_THROUGH)
 absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(_raw(x)))
 square = unary("square", np.square, lambda ans, x: 2.0 * x)
 sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
@@ -70,13 +72,38 @@ rint = zero_gradient("rint", np.rint)
 trunc = zero_gradient("trunc", np.trunc)
 round_ = zero_gradient("round", lambda x, decimals=0: np.round(x, decimals))
 
-add = defop("add", np.add, lambda ans, x, y: lambda g: g, lambda ans, x, y: lambda g: g)
-subtract = defop("subtract", np.subtract,
-                 lambda ans, x, y: lambda g: g, lambda ans, x, y: lambda g: -g)
-multiply = defop("multiply", np.multiply,
-                 lambda ans, x, y: scale_by(y), lambda ans, x, y: scale_by(x))
-divide = defop("divide", np.divide,
-               lambda ans, x, y: scale_by(1.0 / y), lambda ans, x, y: scale_by(-ans / y))
+# Operands for which a Python operator is the same computation as the ufunc.
+_OPERATOR_TYPES = frozenset((np.float64, np.ndarray, float, int, np.float32))
+
+
+def _via_operator(ufunc, function, symbol):
+    """``ufunc(x, y)``, through the Python operator when that is the same computation.
+
+    On NumPy float64 scalars the operator takes NumPy's scalar fast path, about ten
+    times cheaper than a ufunc call (which dominates scalar graphs), with bitwise
+    identical values and result types for these operand types (checked on NumPy 1.26
+    and 2.x by tests/test_ops_fast_paths.py).  Everything else calls the ufunc.
+    """
+    def fwd(x, y, **kwargs):
+        tx, ty = type(x), type(y)
+        if (not kwargs and tx in _OPERATOR_TYPES and ty in _OPERATOR_TYPES
+                and (tx is np.float64 or ty is np.float64 or tx is np.ndarray
+                     or ty is np.ndarray)):
+            return function(x, y)
+        return ufunc(x, y, **kwargs)
+
+    fwd.__name__ = fwd.__qualname__ = ufunc.__name__
+    fwd.operator_types = _OPERATOR_TYPES  # read by ardiff.codegen to write ``x * y`` inline
+    fwd.symbol = symbol
+    return fwd
+
+
+add = defop("add", _via_operator(np.add, operator.add, "+"), PASS_THROUGH, PASS_THROUGH)
+subtract = defop("subtract", _via_operator(np.subtract, operator.sub, "-"), PASS_THROUGH, NEGATED)
+multiply = defop("multiply", _via_operator(np.multiply, operator.mul, "*"),
+                 Scale(lambda ans, x, y: y), Scale(lambda ans, x, y: x))
+divide = defop("divide", _via_operator(np.divide, operator.truediv, "/"),
+               Scale(lambda ans, x, y: 1.0 / y), Scale(lambda ans, x, y: -ans / y))
 
 
 def _log_base(x):
@@ -85,9 +112,19 @@ def _log_base(x):
     return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
 
 
+def _exponent_less_one(x, y):
+    """y - 1, except 1 where x = y = 0: d(x**y)/dx = y * x**(y-1) is then 0 there
+    instead of 0 * inf = NaN (x**0 is constant).  Elsewhere y - 1 is kept, so the
+    derivative with respect to y stays right."""
+    raw = _raw(y)
+    if not isinstance(y, TracerBase) and np.ndim(raw) == 0 and raw != 0:
+        return y - 1.0
+    return where((raw != 0) | (_raw(x) != 0), y - 1.0, 1.0)
+
+
 power = defop("power", np.power,
-              lambda ans, x, y: scale_by(y * x ** (y - 1.0)),
-              lambda ans, x, y: scale_by(ans * _log_base(x)))
+              Scale(lambda ans, x, y: y * x ** _exponent_less_one(x, y)),
+              Scale(lambda ans, x, y: ans * _log_base(x)))
 
 
 def _tie_split(x, y, x_wins):
@@ -99,11 +136,11 @@ def _tie_split(x, y, x_wins):
 
 
 maximum = defop("maximum", np.maximum,
-                lambda ans, x, y: scale_by(_tie_split(x, y, np.greater)),
-                lambda ans, x, y: scale_by(_tie_split(y, x, np.greater)), nonlinear=True)
+                Scale(lambda ans, x, y: _tie_split(x, y, np.greater)),
+                Scale(lambda ans, x, y: _tie_split(y, x, np.greater)), nonlinear=True)
 minimum = defop("minimum", np.minimum,
-                lambda ans, x, y: scale_by(_tie_split(x, y, np.less)),
-                lambda ans, x, y: scale_by(_tie_split(y, x, np.less)), nonlinear=True)
+                Scale(lambda ans, x, y: _tie_split(x, y, np.less)),
+                Scale(lambda ans, x, y: _tie_split(y, x, np.less)), nonlinear=True)
 
 
 def _nan_aware(x, y, x_wins):
@@ -114,14 +151,14 @@ def _nan_aware(x, y, x_wins):
 
 
 fmax = defop("fmax", np.fmax,
-             lambda ans, x, y: scale_by(_nan_aware(x, y, np.greater)),
-             lambda ans, x, y: scale_by(_nan_aware(y, x, np.greater)), nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(x, y, np.greater)),
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.greater)), nonlinear=True)
 fmin = defop("fmin", np.fmin,
-             lambda ans, x, y: scale_by(_nan_aware(x, y, np.less)),
-             lambda ans, x, y: scale_by(_nan_aware(y, x, np.less)), nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(x, y, np.less)),
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), nonlinear=True)
 arctan2 = defop("arctan2", np.arctan2,
-                lambda ans, y, x: scale_by(x / (x * x + y * y)),
-                lambda ans, y, x: scale_by(-y / (x * x + y * y)), nonlinear=True)
+                Scale(lambda ans, y, x: x / (x * x + y * y)),
+                Scale(lambda ans, y, x: -y / (x * x + y * y)), nonlinear=True)
 def _over_hypot(x, ans):
     """x / hypot, taken as 0 at the origin (as for the norm of a zero vector)."""
     nonzero = _raw(ans) != 0
@@ -129,17 +166,17 @@ def _over_hypot(x, ans):
 
 
 hypot = defop("hypot", np.hypot,
-              lambda ans, x, y: scale_by(_over_hypot(x, ans)),
-              lambda ans, x, y: scale_by(_over_hypot(y, ans)), nonlinear=True)
+              Scale(lambda ans, x, y: _over_hypot(x, ans)),
+              Scale(lambda ans, x, y: _over_hypot(y, ans)), nonlinear=True)
 logaddexp = defop("logaddexp", np.logaddexp,
-                  lambda ans, x, y: scale_by(exp(x - ans)),
-                  lambda ans, x, y: scale_by(exp(y - ans)), nonlinear=True)
+                  Scale(lambda ans, x, y: exp(x - ans)),
+                  Scale(lambda ans, x, y: exp(y - ans)), nonlinear=True)
 logaddexp2 = defop("logaddexp2", np.logaddexp2,
-                   lambda ans, x, y: scale_by(exp2(x - ans)),
-                   lambda ans, x, y: scale_by(exp2(y - ans)), nonlinear=True)
+                   Scale(lambda ans, x, y: exp2(x - ans)),
+                   Scale(lambda ans, x, y: exp2(y - ans)), nonlinear=True)
 remainder = defop("remainder", np.remainder,
-                  lambda ans, x, y: lambda g: g,
-                  lambda ans, x, y: scale_by(-np.floor_divide(_raw(x), _raw(y))))
+                  PASS_THROUGH,
+                  Scale(lambda ans, x, y: -np.floor_divide(_raw(x), _raw(y))))
 
 
 def _where_vjp(k, ans, condition, x, y):

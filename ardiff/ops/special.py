@@ -6,15 +6,15 @@ import numpy as np
 import scipy.special as sps
 
 from ..graph import _raw
-from . import defop, scale_by
+from . import Scale, defop
 from .elementwise import exp
 from .reduce import kept_shape, spread
 from .shape import reshape
 
 TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))
 
-expit = defop("expit", sps.expit, lambda ans, x: scale_by(ans * (1.0 - ans)), nonlinear=True)
-erf = defop("erf", sps.erf, lambda ans, x: scale_by(TWO_OVER_SQRT_PI * exp(-(x * x))),
+expit = defop("expit", sps.expit, Scale(lambda ans, x: ans * (1.0 - ans)), nonlinear=True)
+erf = defop("erf", sps.erf, Scale(lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x))),
             nonlinear=True)
 
 

@@ -162,19 +162,22 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     return Plan(graph, out, wrt_idx, links, relaxing, depth, list(rules or ())).stage()
 
 
-def warn_non_finite(plan: Plan, activities: dict, grads: list) -> None:
+def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> None:
     """If a gradient is not finite, name the first node where a NaN/inf appears.
 
     Checked once after solving (not per node per step, which would cost as much as
     the solve): first the forward values in topological order, then the activities
-    in the order the relaxation computes them (from the output down).
+    in the order the relaxation computes them (from the output down).  ``values``
+    (indexed by node) replaces the recorded forward values, for a compiled replay.
     """
     # a sum is finite when every term is (one cheap pass); confirm exactly otherwise
     if all(np.isfinite(np.sum(_raw(g))) or np.all(np.isfinite(_raw(g))) for g in grads):
         return
     nodes = plan.graph.nodes
+    if values is None:
+        values = [node.value for node in nodes]
     for i in sorted(plan.depth):
-        if not np.all(np.isfinite(_raw(nodes[i].value))):
+        if not np.all(np.isfinite(_raw(values[i]))):
             warnings.warn(
                 f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
                 "are not finite. Check the inputs and the ops feeding this node.",
