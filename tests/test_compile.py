@@ -1,10 +1,15 @@
 """ardiff.compile: replays agree with fresh traces, and guards force re-tracing."""
 
+import warnings
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ardiff
 import ardiff.numpy as anp
+from ardiff.strategies import random_programs
 
 
 def branchy(x):
@@ -100,3 +105,33 @@ def test_value_and_grad_and_higher_order():
     # inside an outer trace the compiled function traces normally (higher order)
     hess = ardiff.jacobian(f)(np.array([0.3, 0.4]))
     np.testing.assert_allclose(hess, np.diag(2 * np.cos(2 * np.array([0.3, 0.4]))))
+
+
+def _perturbed(args, rng):
+    """The same argument types and shapes with new values (a replay, or a re-trace)."""
+    out = []
+    for a in args:
+        noise = 1.0 + 0.05 * rng.standard_normal(np.shape(a))
+        out.append(float(a * noise) if isinstance(a, float) else a * noise)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("options", [{}, {"method": "backprop"},
+                                     {"schedule": "parallel", "eta": 0.5}],
+                         ids=["default", "backprop", "parallel-0.5"])
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=random_programs(min_nodes=30, max_nodes=60), seed=st.integers(0, 2**32 - 1))
+def test_compiled_equals_uncompiled_on_random_programs(options, drawn, seed):
+    program, args = drawn
+    argnum = tuple(range(len(args)))
+    compiled = ardiff.compile(program, argnum=argnum, **options)
+    rng = np.random.default_rng(seed)
+    for call_args in (args, args, _perturbed(args, rng), _perturbed(args, rng)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. ConvergenceWarning, same on both sides
+            want = ardiff.grad(program, argnum=argnum, **options)(*call_args)
+            got = compiled(*call_args)
+        for a, b in zip(got, want):
+            assert type(a) is type(b)
+            np.testing.assert_array_equal(a, b)
+    assert compiled.replays >= 1  # the second call reused the first recording
