@@ -16,6 +16,7 @@ settings replay the forward here and run their solver on the updated graph.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class Program:
         self.plan = plan
         self.inputs = inputs
         self._names: dict[str, Any] = {"fit": fit_to_argument}
+        self._bound: dict[int, str] = {}  # id(value) -> its name (values stay alive in graph)
         base = [None] * len(graph.nodes)
         lines = []
         for node in graph.nodes:
@@ -73,8 +75,19 @@ class Program:
 
     # -- code generation --------------------------------------------------------
     def _bind(self, name: str, value: Any) -> str:
-        self._names[name] = value
-        return name
+        """A global name for ``value`` in the generated code (one name per object).
+
+        Sharing names keeps the namespace small: a replay is short enough for cache
+        misses on a large namespace to show.  Python floats and ints are written
+        as literals (``repr`` round-trips them exactly).
+        """
+        if type(value) in (float, int) and math.isfinite(value):
+            return repr(value)
+        known = self._bound.get(id(value))
+        if known is None:
+            known = self._bound[id(value)] = name
+            self._names[name] = value
+        return known
 
     def _arguments(self, node) -> str:
         """The node's positional and keyword arguments as source text."""
@@ -177,8 +190,9 @@ class Program:
         activities[plan.output] = seed
         self._backward(values, activities)
         grads = []
+        relevant = set(plan.relevant)
         for i in plan.wrt:
-            if i in plan.depth:
+            if i in relevant:
                 grads.append(activities[i])
             else:  # not connected to the output: the gradient is exactly zero
                 value = _raw(values[i])

@@ -143,11 +143,20 @@ class Op:
                     f"{argnum}; pass that argument as a plain (untraced) value."
                 )
             inner = maker(ans, *args, **kwargs)
-        shape, dtype = _shape_and_dtype(_raw(args[argnum]))
-        if _shape_and_dtype(_raw(ans)) == (shape, dtype):
+        arg = args[argnum]
+        while isinstance(arg, TracerBase):
+            arg = arg._value
+        while isinstance(ans, TracerBase):
+            ans = ans._value
+        try:  # the common case, checked without building tuples (this runs once per edge)
+            if arg.shape == ans.shape and arg.dtype == ans.dtype:
+                return inner
+        except AttributeError:
+            pass
+        shape, dtype = _shape_and_dtype(arg)
+        if _shape_and_dtype(ans) == (shape, dtype):
             # VJPs come out shaped like the answer (or the argument): nothing to undo
             return inner
-
         return lambda g: fit_to_argument(inner(g), shape, dtype)
 
 

@@ -31,6 +31,8 @@ class Plan:
         Index of the output node (its activity is clamped to the seed).
     wrt : list of int
         Indices of the nodes whose gradients are wanted.
+    relevant : list of int
+        Every node on a path from ``wrt`` to the output, in topological order.
     relaxing : list of int
         Nodes that relax, in topological order (relevant nodes with relevant parents,
         except the output).
@@ -40,19 +42,31 @@ class Plan:
         ``edges[i]`` lists ``(child, vjp)`` pairs: ``vjp(x_child)`` is the child's
         contribution to node ``i``'s equilibrium (staged from the recorded values).
     depth : dict
-        Longest path (in edges) from each relevant node to the output.
+        Longest path (in edges) from each relevant node to the output (computed on
+        first use: the one-sweep solvers do not need it).
     """
 
     def __init__(self, graph: Graph, output: int, wrt: list[int], links: list,
-                 relaxing: list[int], depth: dict, rules: list):
+                 relaxing: list[int], relevant: list[int], rules: list):
         self.graph = graph
         self.output = output
         self.wrt = wrt
         self.links = links
         self.relaxing = relaxing
-        self.depth = depth
+        self.relevant = relevant
         self.rules = rules
         self.edges: dict = {}
+        self._depth: dict | None = None
+
+    @property
+    def depth(self) -> dict:
+        if self._depth is None:
+            depth = dict.fromkeys(self.relevant, 0)
+            for parent, child, _ in reversed(self.links):  # children before parents
+                if depth[child] >= depth[parent]:
+                    depth[parent] = depth[child] + 1
+            self._depth = depth
+        return self._depth
 
     def stage(self) -> Plan:
         """(Re)build every edge's local VJP from the nodes' current recorded values.
@@ -61,7 +75,19 @@ class Plan:
         after replaying the forward pass on new inputs, reusing the pruning.
         """
         nodes = self.graph.nodes
-        edges: dict = {i: [] for i in self.depth}
+        edges: dict = {i: [] for i in self.relevant}
+        if self.rules:
+            self._stage_with_rules(edges)
+        else:
+            for parent, child, argnum in self.links:
+                node = nodes[child]
+                edges[parent].append(
+                    (child, node.op.local_vjp(argnum, node.value, node.args, node.kwargs)))
+        self.edges = edges
+        return self
+
+    def _stage_with_rules(self, edges: dict) -> None:
+        nodes = self.graph.nodes
         matched = {id(rule): False for rule in self.rules}
         for parent, child, argnum in self.links:
             node = nodes[child]
@@ -79,13 +105,12 @@ class Plan:
                 raise ValueError(
                     f"Rule {rule!r} matches no node between the inputs and the output of "
                     "this graph, so it would do nothing; remove it or check the graph.")
-        self.edges = edges
-        return self
 
     @property
     def max_depth(self) -> int:
         """D: the longest path among relaxing nodes (the nilpotency index of N)."""
-        return max((self.depth[i] for i in self.relaxing), default=0)
+        depth = self.depth
+        return max((depth[i] for i in self.relaxing), default=0)
 
     def activity_target(self, i: int, x: dict) -> Any:
         """Σ_j vjp_ji(x_j): the equilibrium value of node ``i`` given its children."""
@@ -121,6 +146,7 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     out, wrt_idx = resolve(graph, output, wrt)
     nodes = graph.nodes
     start = min(wrt_idx, default=out + 1)
+    parents = [node.parents for node in nodes[start:out + 1]]  # parents[k - start]
     # forward reachability from wrt (plain lists: indexing them is faster than arrays)
     from_wrt = [False] * (out + 1)
     for i in wrt_idx:
@@ -128,7 +154,7 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
             from_wrt[i] = True
     for k in range(start, out + 1):
         if not from_wrt[k]:
-            for _, p in nodes[k].parents:
+            for _, p in parents[k - start]:
                 if from_wrt[p]:
                     from_wrt[k] = True
                     break
@@ -137,29 +163,24 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     relevant[out] = from_wrt[out]
     for k in range(out, start - 1, -1):
         if relevant[k]:
-            for _, p in nodes[k].parents:
+            for _, p in parents[k - start]:
                 if from_wrt[p]:
                     relevant[p] = True
     links = []
     relaxing = []
-    children: dict[int, list] = {}
+    kept = []
     for k in range(start, out + 1):
         if not relevant[k]:
             continue
-        children[k] = []
+        kept.append(k)
         has_relevant_parent = False
-        for argnum, p in nodes[k].parents:
+        for argnum, p in parents[k - start]:
             if relevant[p]:
                 has_relevant_parent = True
                 links.append((p, k, argnum))
-                children[p].append(k)
-        if k != out and has_relevant_parent:
+        if has_relevant_parent and k != out:
             relaxing.append(k)
-    depth = {out: 0} if relevant[out] else {}
-    for k in range(out - 1, start - 1, -1):
-        if relevant[k]:
-            depth[k] = 1 + max(depth[c] for c in children[k])
-    return Plan(graph, out, wrt_idx, links, relaxing, depth, list(rules or ())).stage()
+    return Plan(graph, out, wrt_idx, links, relaxing, kept, list(rules or ())).stage()
 
 
 def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> None:
@@ -176,7 +197,7 @@ def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> N
     nodes = plan.graph.nodes
     if values is None:
         values = [node.value for node in nodes]
-    for i in sorted(plan.depth):
+    for i in plan.relevant:
         if not np.all(np.isfinite(_raw(values[i]))):
             warnings.warn(
                 f"Non-finite forward value at {nodes[i].label()}: the gradients through it "

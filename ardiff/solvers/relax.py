@@ -180,7 +180,11 @@ def sweep(plan: Plan, x: dict) -> int:
     evals = 0
     edges = plan.edges
     for i in reversed(plan.relaxing):
-        x[i] = plan.activity_target(i, x)
+        total = None
+        for child, vjp in edges[i]:  # Plan.activity_target, inlined: this is the hot loop
+            contribution = vjp(x[child])
+            total = contribution if total is None else total + contribution
+        x[i] = total
         evals += len(edges[i])
     return evals
 
@@ -262,11 +266,11 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
     """Relax a compiled plan (see :func:`relax` for the parameters)."""
     eta = check_options(eta, schedule, init, tol, max_iter)
     seed = make_seed(plan, seed)
-    if max_iter is None:
-        max_iter = default_max_iter(plan.max_depth, eta, schedule, tol)
     x = {plan.output: seed}
     nodes = plan.graph.nodes
     fast = schedule == "sequential" and eta == 1.0 and not record
+    if max_iter is None:
+        max_iter = 1 if fast else default_max_iter(plan.max_depth, eta, schedule, tol)
     for i in ([] if fast else plan.relaxing):
         value = nodes[i].value
         if init == "forward":
