@@ -128,11 +128,18 @@ power = defop("power", np.power,
 
 
 def _tie_split(x, y, x_wins):
-    """Derivative of a max/min-like selection w.r.t. x: 1 if x wins, 1/2 on ties."""
+    """Derivative of a max/min-like selection w.r.t. x: 1 if x wins, 1/2 on ties.
+
+    Without ties it stays a boolean mask: ``g * mask`` gives the same numbers as
+    ``g * mask.astype(float)`` (0 * g keeps its sign, NaN stays NaN) without a float
+    copy per unit, which a ReLU network would otherwise allocate for every layer.
+    """
     xr, yr = _raw(x), _raw(y)
-    share = x_wins(xr, yr).astype(np.result_type(xr, yr))
+    share = x_wins(xr, yr)
     ties = xr == yr
-    return share + 0.5 * ties if np.any(ties) else share
+    if np.any(ties):
+        return share.astype(np.result_type(xr, yr)) + 0.5 * ties
+    return share
 
 
 maximum = defop("maximum", np.maximum,
