@@ -75,6 +75,24 @@ class Node:
         return f"<Node {self.label()}>"
 
 
+class _NoKeywords(dict):
+    """The keyword arguments of a node that has none: one shared, unmodifiable empty dict.
+
+    Sharing it saves a dict per node (memory, and time to free large graphs); being
+    a dict keeps ``**kwargs`` calls on the fast path, which a read-only mapping is not.
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("This node has no keyword arguments and its (shared) kwargs cannot "
+                        "be modified; assign a new dict instead: node.kwargs = {...}.")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse
+    __ior__ = _refuse
+
+
+NO_KWARGS: dict = _NoKeywords()
+
+
 class TracerBase:
     """Base of :class:`ardiff.trace.Tracer`, defined here so this module can recognise
     traced values without importing the tracing layer."""
@@ -115,6 +133,10 @@ class Graph:
         # Concrete facts read off traced values while tracing (comparisons, truth
         # tests, integer indices): ardiff.compile re-checks them before a replay.
         self.guards: list = []
+        # Columns kept beside the nodes for the passes over whole graphs (pruning):
+        # reading them does not touch every Node object, which is slow on large graphs.
+        self._parents: list = []  # node.parents by index
+        self._roots: list[int] = []  # indices of nodes without parents (leaves), ascending
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -146,6 +168,9 @@ class Graph:
     def _append(self, op, args, kwargs, parents, value, name=None) -> Node:
         node = Node(len(self.nodes), op, args, kwargs, parents, value, name)
         self.nodes.append(node)
+        self._parents.append(parents)
+        if not parents:
+            self._roots.append(node.index)
         return node
 
     def input(self, value: Any, name: str | None = None):
@@ -161,7 +186,7 @@ class Graph:
         from .trace import Tracer, as_differentiable
 
         value = as_differentiable(value, where=f"Graph.input({name or ''})")
-        node = self._append("input", (), {}, (), value, name)
+        node = self._append("input", (), NO_KWARGS, (), value, name)
         self._inputs.append(node)
         return Tracer(self, node.index, value)
 
@@ -170,7 +195,7 @@ class Graph:
         from .trace import Tracer
 
         value = np.asarray(value) if not np.isscalar(value) else value
-        node = self._append("constant", (), {}, (), value, name)
+        node = self._append("constant", (), NO_KWARGS, (), value, name)
         return Tracer(self, node.index, value)
 
     # -- queries --------------------------------------------------------------

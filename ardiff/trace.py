@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, TracerBase, _raw
+from .graph import NO_KWARGS, Graph, TracerBase, _raw
 
 # Filled by ardiff.numpy: NumPy ufuncs / functions -> traced implementations.
 UFUNC_IMPLS: dict = {}
@@ -128,7 +128,7 @@ class Op:
                 value = self.fwd(*raw, **kwargs)
             except (ValueError, IndexError) as exc:
                 raise _recording_error(self, graph, raw, exc) from exc
-        node = graph._append(self, tuple(raw), kwargs, tuple(parents), value)
+        node = graph._append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:

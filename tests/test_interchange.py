@@ -196,6 +196,6 @@ def test_values_that_json_cannot_hold_are_refused_by_name():
     g = Graph()
     x = g.input(np.ones(2), name="x")
     anp.sum(x * x)
-    g.nodes[1].kwargs["weird"] = object()  # an op argument JSON cannot represent
+    g.nodes[1].kwargs = {"weird": object()}  # an op argument JSON cannot represent
     with pytest.raises(TypeError, match=r"node 1 .*cannot store a object"):
         g.to_json()

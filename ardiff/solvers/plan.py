@@ -9,6 +9,7 @@ of millions of nodes are fine.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -144,42 +145,44 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
                  rules: Sequence | None = None) -> Plan:
     """Prune ``graph`` to the nodes between ``wrt`` and ``output`` and stage local VJPs."""
     out, wrt_idx = resolve(graph, output, wrt)
-    nodes = graph.nodes
     start = min(wrt_idx, default=out + 1)
-    parents = [node.parents for node in nodes[start:out + 1]]  # parents[k - start]
-    # forward reachability from wrt (plain lists: indexing them is faster than arrays)
-    from_wrt = [False] * (out + 1)
-    for i in wrt_idx:
-        if i <= out:
-            from_wrt[i] = True
-    for k in range(start, out + 1):
-        if not from_wrt[k]:
-            for _, p in parents[k - start]:
-                if from_wrt[p]:
-                    from_wrt[k] = True
-                    break
-    # backward reachability from the output, restricted to the forward set
+    parents = graph._parents
+    roots = graph._roots
+    wrt_set = set(wrt_idx)
+    if all(r in wrt_set for r in roots[bisect.bisect_left(roots, start):]):
+        # Every parentless node from `start` on is differentiated, so every node from
+        # there descends from wrt (the usual case for traced functions): skip that pass.
+        from_wrt = None
+    else:  # forward reachability from wrt (plain lists index faster than arrays)
+        from_wrt = [False] * (out + 1)
+        for i in wrt_idx:
+            if i <= out:
+                from_wrt[i] = True
+        for k in range(start, out + 1):
+            if not from_wrt[k]:
+                for _, p in parents[k]:
+                    if from_wrt[p]:
+                        from_wrt[k] = True
+                        break
+    # one backward pass from the output: relevant nodes, their links, relaxing nodes
     relevant = [False] * (out + 1)
-    relevant[out] = from_wrt[out]
+    relevant[out] = out >= start and (from_wrt is None or from_wrt[out])
+    links, relaxing, kept = [], [], []
     for k in range(out, start - 1, -1):
-        if relevant[k]:
-            for _, p in parents[k - start]:
-                if from_wrt[p]:
-                    relevant[p] = True
-    links = []
-    relaxing = []
-    kept = []
-    for k in range(start, out + 1):
         if not relevant[k]:
             continue
         kept.append(k)
         has_relevant_parent = False
-        for argnum, p in parents[k - start]:
-            if relevant[p]:
+        for argnum, p in reversed(parents[k]):  # reversed twice: links stay in argnum order
+            if p >= start and (from_wrt is None or from_wrt[p]):
+                relevant[p] = True
                 has_relevant_parent = True
                 links.append((p, k, argnum))
         if has_relevant_parent and k != out:
             relaxing.append(k)
+    links.reverse()
+    relaxing.reverse()
+    kept.reverse()
     return Plan(graph, out, wrt_idx, links, relaxing, kept, list(rules or ())).stage()
 
 
