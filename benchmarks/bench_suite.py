@@ -1,6 +1,6 @@
 """Benchmark suite: ardiff against HIPS autograd, PyTorch eager and hand-written NumPy.
 
-Run:  python benchmarks/bench_suite.py [--repeats 15] [--only mlp,chain]
+Run:  python benchmarks/bench_suite.py [--repeats 15] [--only mlp,chain] [--fixed-heap]
 
 Each workload times one full gradient call (forward included) per engine, repeats
 the engines interleaved (so machine noise hits all of them alike) and prints the
@@ -189,11 +189,29 @@ def rnn_fun(np_mod, X):
     return f
 
 
+def rnn_by_hand(X, Wx, Wh):
+    """Hand-written forward and backward pass of the RNN (the NumPy baseline)."""
+    hs = [np.zeros((16, 128))]
+    for t in range(X.shape[0]):
+        hs.append(np.tanh(X[t] @ Wx + hs[-1] @ Wh))
+    g = 2.0 * hs[-1]
+    gWx, gWh = np.zeros_like(Wx), np.zeros_like(Wh)
+    for t in range(X.shape[0] - 1, -1, -1):
+        g = g * (1.0 - hs[t + 1] * hs[t + 1])
+        gWx += X[t].T @ g
+        gWh += hs[t].T @ g
+        g = g @ Wh.T
+    return gWx, gWh
+
+
 def workload_rnn():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((50, 16, 32))
     Wx, Wh = rng.standard_normal((32, 128)) * 0.1, rng.standard_normal((128, 128)) * 0.05
-    engines = {"ardiff": lambda: ardiff.grad(rnn_fun(anp, X), argnum=(0, 1))(Wx, Wh)}
+    engines = {"ardiff": lambda: ardiff.grad(rnn_fun(anp, X), argnum=(0, 1))(Wx, Wh),
+               "numpy": lambda: rnn_by_hand(X, Wx, Wh)}
+    for a, b in zip(engines["ardiff"](), engines["numpy"]()):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
     if autograd:
         engines["autograd"] = lambda: autograd.grad(rnn_fun(agnp, X), argnum=(0, 1))(Wx, Wh)
     if torch:
@@ -252,6 +270,34 @@ def workload_paper():
     return {"ardiff": relax_paper, "numpy": vjp_sweep}, steps
 
 
+def scaling(repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
+    """Chains of n scalar ops: time per op (interleaved over n) and memory per op."""
+    def chain(n):
+        def f(x):
+            for _ in range(n // 4):
+                x = anp.sin(x) * 1.01 + 0.1 * x
+            return x
+        return ardiff.grad(f)
+
+    grads = {n: chain(n) for n in sizes}
+    per_op = {n: [] for n in sizes}
+    for n in sizes:
+        grads[n](0.5)  # warm-up
+    for _ in range(repeats):
+        for n in sizes:
+            calls = max(1, sizes[-1] // n)
+            start = time.perf_counter()
+            for _ in range(calls):
+                grads[n](0.5)
+            per_op[n].append((time.perf_counter() - start) / calls / n)
+    base = statistics.median(per_op[sizes[0]])
+    for n in sizes:
+        t = statistics.median(per_op[n])
+        mem = peak_memory(lambda: grads[n](0.5)) * 2**20 / n
+        print(f"{'scaling':<12}{f'n={n:.0e}':<10}{t * 1e9:>11.0f}{t / base:>15.2f}"
+              f"  ns/op, x time/op at n={sizes[0]:.0e}; peak {mem:.0f} B/op")
+
+
 def measure(engines: dict, repeats: int) -> dict:
     for fun in engines.values():  # warm-up
         fun()
@@ -272,24 +318,57 @@ def peak_memory(fun) -> float:
     return peak / 2**20
 
 
+def fix_heap() -> None:
+    """Stop glibc from returning freed blocks of over 128 kB to the OS between calls.
+
+    With glibc's dynamic thresholds every engine's large temporaries are mapped and
+    page-faulted afresh or reused depending on what ran just before, so medians moved
+    with the order of the engines (hand-written NumPy mlp: 4.9 ms alone, 3.4 ms when
+    interleaved with torch).  Fixed thresholds apply to all engines alike.
+    """
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 * 2**20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--only", default="")
+    parser.add_argument("--only", default="",
+                        help="comma-separated workloads (default: all, scaling included)")
+    parser.add_argument("--fixed-heap", action="store_true",
+                        help="fix glibc's malloc thresholds for every engine (see below)")
+    parser.add_argument("--machine", action="store_true",
+                        help="print the machine description first (CPU, BLAS, threads)")
     args = parser.parse_args(argv)
     workloads = {"mlp": workload_mlp, "chain": workload_chain,
                  "wide_scalar": workload_wide_scalar, "rnn": workload_rnn,
-                 "mlp_f32": lambda: workload_mlp(np.float32), "paper": workload_paper}
+                 "mlp_f32": lambda: workload_mlp(np.float32), "paper": workload_paper,
+                 "scaling": None}
     only = [w for w in args.only.split(",") if w] or list(workloads)
+    unknown = sorted(set(only) - set(workloads))
+    if unknown:
+        parser.error(f"unknown workload(s) {unknown}; choose from {sorted(workloads)}")
+    if args.fixed_heap:
+        fix_heap()
+    if args.machine:
+        from bench_mlp import machine_description
+        print(machine_description())
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
           f"autograd {'yes' if autograd else 'not installed'}, "
           f"torch {torch.__version__ if torch else 'not installed'}; "
           f"{platform.machine()}, {platform.processor() or platform.system()}")
-    print(f"medians of {args.repeats} interleaved repeats\n")
+    print(f"medians of {args.repeats} interleaved repeats; heap: "
+          f"{'fixed thresholds' if args.fixed_heap else 'glibc defaults'}\n")
     header = f"{'workload':<12}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
     print(header)
     print("-" * len(header))
     for name in only:
+        if name == "scaling":
+            scaling(max(3, args.repeats // 3))
+            continue
         made = workloads[name]()
         if name == "paper":
             engines, steps = made

@@ -10,11 +10,14 @@ from .shape import broadcast_to, reshape, transpose
 
 
 def _ndim(x):
-    return np.ndim(_raw(x))
+    x = _raw(x)
+    return x.ndim if isinstance(x, (np.ndarray, np.generic)) else np.ndim(x)
 
 
 def _swap(x):
     """Swap the last two axes (batched matrix transpose)."""
+    if type(x) is np.ndarray:  # plain (not traced): no op to record, take the view
+        return np.swapaxes(x, -1, -2)
     n = _ndim(x)
     perm = tuple(range(n - 2)) + (n - 1, n - 2)
     return transpose(x, perm)
@@ -68,6 +71,12 @@ def _matmul_vjp(k, ans, a, b):
     # A 1-D operand is a row (a) or a column (b) whose extra axis NumPy drops from
     # the answer; the VJP puts the axis back on g, multiplies, and drops it again.
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
+    if not (a_vec or b_vec):  # matrices (or stacks of them): g @ b^T and a^T @ g
+        if k == 0:
+            bt = _swap(b)
+            return lambda g: matmul(g, bt)
+        at = _swap(a)
+        return lambda g: matmul(at, g)
 
     def as_matrix(g):
         s = np.shape(_raw(g))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..graph import Graph, TracerBase, _raw
-from .plan import Plan, compile_plan, warn_non_finite
+from .plan import Plan, compile_plan, sum_of_vjps, warn_non_finite
 from .result import Result, read_out
 
 
@@ -180,11 +180,7 @@ def sweep(plan: Plan, x: dict) -> int:
     evals = 0
     edges = plan.edges
     for i in reversed(plan.relaxing):
-        total = None
-        for child, vjp in edges[i]:  # Plan.activity_target, inlined: this is the hot loop
-            contribution = vjp(x[child])
-            total = contribution if total is None else total + contribution
-        x[i] = total
+        x[i] = sum_of_vjps(edges[i], x)
         evals += len(edges[i])
     return evals
 
