@@ -105,29 +105,44 @@ class Op:
         return f"<ardiff op {self.name}>"
 
     def __call__(self, *args, **kwargs):
+        # One pass for the common case (all traced arguments from the same graph);
+        # anything else (several nesting levels) goes to the general path.
+        graph = None
+        parents = []
+        for i, a in enumerate(args):
+            if isinstance(a, Tracer):
+                if graph is None:
+                    graph = a._graph
+                elif a._graph is not graph:
+                    return self._call_nested(args, kwargs)
+                parents.append((i, a._node))
+        if graph is None:
+            return self.fwd(*args, **kwargs)
+        raw = list(args)
+        for i, _ in parents:
+            value = raw[i] = raw[i]._value
+            if isinstance(value, Tracer):  # a lower-level graph inside: record there too
+                return self._call_nested(args, kwargs)
+        try:
+            value = self.fwd(*raw, **kwargs)
+        except (ValueError, IndexError) as exc:
+            raise _recording_error(self, graph, raw, exc) from exc
+        node = graph._append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        return Tracer(graph, node.index, value)
+
+    def _call_nested(self, args, kwargs):
+        """Record on the highest-level graph, then again on the lower ones inside."""
         graph = None
         for a in args:
             if isinstance(a, Tracer) and (graph is None or a._graph.level > graph.level):
                 graph = a._graph
-        if graph is None:
-            return self.fwd(*args, **kwargs)
         raw = list(args)
         parents = []
-        nested = False
         for i, a in enumerate(args):
-            if isinstance(a, Tracer):
-                if a._graph is graph:
-                    parents.append((i, a._node))
-                    a = raw[i] = a._value
-                nested = nested or isinstance(a, Tracer)
-        # lower-level tracers inside: record there too (higher-order differentiation)
-        if nested:
-            value = self(*raw, **kwargs)
-        else:
-            try:
-                value = self.fwd(*raw, **kwargs)
-            except (ValueError, IndexError) as exc:
-                raise _recording_error(self, graph, raw, exc) from exc
+            if isinstance(a, Tracer) and a._graph is graph:
+                parents.append((i, a._node))
+                raw[i] = a._value
+        value = self(*raw, **kwargs)  # lower-level tracers inside: records there too
         node = graph._append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
@@ -148,6 +163,8 @@ class Op:
             arg = arg._value
         while isinstance(ans, TracerBase):
             ans = ans._value
+        if type(arg) is np.float64 and type(ans) is np.float64:  # scalar graphs
+            return inner
         try:  # the common case, checked without building tuples (this runs once per edge)
             if arg.shape == ans.shape and arg.dtype == ans.dtype:
                 return inner

@@ -45,7 +45,8 @@ class Scale:
         self.factor = factor
 
     def __call__(self, ans, *args, **kwargs):
-        return scale_by(self.factor(ans, *args, **kwargs))
+        factor = self.factor(ans, *args, **kwargs)
+        return lambda g: g * factor  # scale_by, inlined: this runs once per edge
 
 
 def _identity(g):
