@@ -163,7 +163,8 @@ def _solve(traced: _Traced, out: Tracer | None, seeds, method, rules, options):
     """Gradients for each seed; compiles the plan once."""
     if out is None:
         return [traced.zeros() for _ in seeds]
-    plan = compile_plan(traced.graph, out, traced.inputs, rules)
+    # one seed: stage each VJP during the solve (cheaper); several: stage once for all
+    plan = compile_plan(traced.graph, out, traced.inputs, rules, stage=len(seeds) > 1)
     runner = RUNNERS[method]
     return [runner(plan, seed, **options).grads for seed in seeds]
 

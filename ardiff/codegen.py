@@ -147,14 +147,12 @@ class Program:
 
     def _sweep_lines(self) -> list[str]:
         plan = self.plan
-        edges: dict[int, list] = {}
-        for parent, child, argnum in plan.links:  # the order Plan.stage uses
-            edges.setdefault(parent, []).append((child, argnum))
+        edges = plan.children  # summed in the same order as by the solvers
         relaxing = set(plan.relaxing)
         lines = [self._target(i, edges[i]) for i in reversed(plan.relaxing)]
         # source nodes (inputs) read their gradient from their children, as read_out does
         lines += [self._target(i, edges[i]) for i in plan.wrt
-                  if i not in relaxing and i != plan.output and edges.get(i)]
+                  if i not in relaxing and i != plan.output and edges[i]]
         return lines
 
     def _define(self, params: str, lines: list[str]):

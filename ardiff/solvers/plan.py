@@ -37,35 +37,56 @@ class Plan:
     relaxing : list of int
         Nodes that relax, in topological order (relevant nodes with relevant parents,
         except the output).
+    children : list
+        Indexed by node: ``children[i]`` lists ``(child, argnum)`` for the edges out of
+        relevant node ``i``, in the order their contributions are summed (``None`` for
+        nodes without relevant children).
     links : list of (int, int, int)
-        ``(parent, child, argnum)`` for every edge between relevant nodes.
+        ``(parent, child, argnum)`` for every edge between relevant nodes, by child.
     edges : dict
         ``edges[i]`` lists ``(child, vjp)`` pairs: ``vjp(x_child)`` is the child's
-        contribution to node ``i``'s equilibrium (staged from the recorded values).
+        contribution to node ``i``'s equilibrium (staged from the recorded values on
+        first use; a one-sweep solve stages each VJP just before using it instead).
     depth : dict
         Longest path (in edges) from each relevant node to the output (computed on
         first use: the one-sweep solvers do not need it).
     """
 
-    def __init__(self, graph: Graph, output: int, wrt: list[int], links: list,
+    def __init__(self, graph: Graph, output: int, wrt: list[int], children: list,
                  relaxing: list[int], relevant: list[int], rules: list):
         self.graph = graph
         self.output = output
         self.wrt = wrt
-        self.links = links
+        self.children = children
         self.relaxing = relaxing
         self.relevant = relevant
         self.rules = rules
-        self.edges: dict = {}
+        self._edges: dict | None = None
         self._depth: dict | None = None
+
+    @property
+    def links(self) -> list:
+        children = self.children
+        return sorted((p, c, k) for p in self.relevant for c, k in children[p] or ())
+
+    @property
+    def edges(self) -> dict:
+        if self._edges is None:
+            self.stage()
+        return self._edges
+
+    @property
+    def staged(self) -> bool:
+        """Whether every edge's VJP has been staged (see :meth:`stage`)."""
+        return self._edges is not None
 
     @property
     def depth(self) -> dict:
         if self._depth is None:
-            depth = dict.fromkeys(self.relevant, 0)
-            for parent, child, _ in reversed(self.links):  # children before parents
-                if depth[child] >= depth[parent]:
-                    depth[parent] = depth[child] + 1
+            depth = {}
+            for i in reversed(self.relevant):  # children come after their parents
+                kids = self.children[i]
+                depth[i] = 1 + max(depth[c] for c, _ in kids) if kids else 0
             self._depth = depth
         return self._depth
 
@@ -76,31 +97,37 @@ class Plan:
         after replaying the forward pass on new inputs, reusing the pruning.
         """
         nodes = self.graph.nodes
-        edges: dict = {i: [] for i in self.relevant}
+        edges: dict = dict.fromkeys(self.relevant, ())
         if self.rules:
             self._stage_with_rules(edges)
         else:
-            for parent, child, argnum in self.links:
-                node = nodes[child]
-                edges[parent].append(
-                    (child, node.op.local_vjp(argnum, node.value, node.args, node.kwargs)))
-        self.edges = edges
+            for parent in self.relevant:
+                staged = []
+                for child, argnum in self.children[parent] or ():
+                    node = nodes[child]
+                    staged.append(
+                        (child, node.op.local_vjp(argnum, node.value, node.args, node.kwargs)))
+                edges[parent] = staged
+        self._edges = edges
         return self
 
     def _stage_with_rules(self, edges: dict) -> None:
         nodes = self.graph.nodes
         matched = {id(rule): False for rule in self.rules}
-        for parent, child, argnum in self.links:
-            node = nodes[child]
-            vjp = None
-            for rule in self.rules:
-                vjp = rule.local_vjp(self.graph, node, argnum)
-                if vjp is not None:
-                    matched[id(rule)] = True
-                    break
-            if vjp is None:
-                vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
-            edges[parent].append((child, vjp))
+        for parent in self.relevant:
+            staged = []
+            for child, argnum in self.children[parent] or ():
+                node = nodes[child]
+                vjp = None
+                for rule in self.rules:
+                    vjp = rule.local_vjp(self.graph, node, argnum)
+                    if vjp is not None:
+                        matched[id(rule)] = True
+                        break
+                if vjp is None:
+                    vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
+                staged.append((child, vjp))
+            edges[parent] = staged
         for rule in self.rules:
             if not matched[id(rule)]:
                 raise ValueError(
@@ -114,20 +141,32 @@ class Plan:
         return max((depth[i] for i in self.relaxing), default=0)
 
     def activity_target(self, i: int, x: dict) -> Any:
-        """Σ_j vjp_ji(x_j): the equilibrium value of node ``i`` given its children."""
-        return sum_of_vjps(self.edges[i], x)
+        """Σ_j vjp_ji(x_j): the equilibrium value of node ``i`` given its children.
+
+        On an unstaged plan each VJP is staged just before it is applied and not
+        kept: a one-sweep solve uses every VJP once, and touching each node once
+        while it is in cache is what keeps large graphs fast.
+        """
+        if self._edges is None:
+            return sum_of_vjps(self.children[i], x, self.graph.nodes)
+        return sum_of_vjps(self._edges[i], x)
 
 
-def sum_of_vjps(edges: list, x: dict) -> Any:
+def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     """Σ vjp(x[child]) over ``(child, vjp)`` pairs, summed left to right.
 
-    From the third term on the sum is accumulated in place into the array the
-    second addition created (the same additions, so the same bits): a weight shared
-    by the 50 steps of an RNN would otherwise allocate 50 fresh arrays per gradient.
+    With ``nodes``, the pairs are ``(child, argnum)`` and each VJP is staged from
+    ``nodes[child]`` on the way.  From the third term on the sum is accumulated in
+    place into the array the second addition created (the same additions, so the
+    same bits): a weight shared by the 50 steps of an RNN would otherwise allocate
+    50 fresh arrays per gradient.
     """
     total = None
     owned = False  # whether `total` is an array this function created
     for child, vjp in edges:
+        if nodes is not None:
+            node = nodes[child]
+            vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
         term = vjp(x[child])
         if total is None:
             total = term
@@ -160,8 +199,12 @@ def resolve(graph: Graph, output: Any, wrt: Any) -> tuple[int, list[int]]:
 
 
 def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
-                 rules: Sequence | None = None) -> Plan:
-    """Prune ``graph`` to the nodes between ``wrt`` and ``output`` and stage local VJPs."""
+                 rules: Sequence | None = None, *, stage: bool = True) -> Plan:
+    """Prune ``graph`` to the nodes between ``wrt`` and ``output`` and stage local VJPs.
+
+    With ``stage=False`` the VJPs are staged on first use of ``plan.edges``, or one
+    at a time by a one-sweep solve (which then never keeps them).
+    """
     out, wrt_idx = resolve(graph, output, wrt)
     start = min(wrt_idx, default=out + 1)
     parents = graph._parents
@@ -185,23 +228,30 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     # one backward pass from the output: relevant nodes, their links, relaxing nodes
     relevant = [False] * (out + 1)
     relevant[out] = out >= start and (from_wrt is None or from_wrt[out])
-    links, relaxing, kept = [], [], []
+    relaxing, kept = [], []
+    children: list = [None] * max(out + 1, max(wrt_idx, default=0) + 1)  # wrt may follow out
     for k in range(out, start - 1, -1):
         if not relevant[k]:
             continue
         kept.append(k)
+        kids = children[k]
+        if kids is not None and len(kids) > 1:
+            kids.reverse()  # built from the last child down: sums run in topological order
         has_relevant_parent = False
-        for argnum, p in reversed(parents[k]):  # reversed twice: links stay in argnum order
+        for argnum, p in reversed(parents[k]):  # reversed twice: argnum order is kept
             if p >= start and (from_wrt is None or from_wrt[p]):
                 relevant[p] = True
                 has_relevant_parent = True
-                links.append((p, k, argnum))
+                if children[p] is None:
+                    children[p] = [(k, argnum)]
+                else:
+                    children[p].append((k, argnum))
         if has_relevant_parent and k != out:
             relaxing.append(k)
-    links.reverse()
     relaxing.reverse()
     kept.reverse()
-    return Plan(graph, out, wrt_idx, links, relaxing, kept, list(rules or ())).stage()
+    plan = Plan(graph, out, wrt_idx, children, relaxing, kept, list(rules or ()))
+    return plan.stage() if stage or plan.rules else plan
 
 
 def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> None:
@@ -234,7 +284,7 @@ def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> N
             return
     for i, g in zip(plan.wrt, grads):
         if not np.all(np.isfinite(_raw(g))):
-            children = ", ".join(nodes[c].label() for c, _ in plan.edges.get(i, ()))
+            children = ", ".join(nodes[c].label() for c, _ in plan.children[i] or ())
             warnings.warn(
                 f"Non-finite gradient read out at {nodes[i].label()} from its children "
                 f"{children}; check their local derivatives (e.g. sqrt or log at 0).",

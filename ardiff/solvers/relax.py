@@ -178,10 +178,17 @@ def sweep(plan: Plan, x: dict) -> int:
     final before their parents are visited, so each node lands on its fixed point.
     """
     evals = 0
-    edges = plan.edges
-    for i in reversed(plan.relaxing):
-        x[i] = sum_of_vjps(edges[i], x)
-        evals += len(edges[i])
+    children = plan.children
+    if plan.staged:
+        edges = plan.edges
+        for i in reversed(plan.relaxing):
+            x[i] = sum_of_vjps(edges[i], x)
+            evals += len(edges[i])
+    else:  # stage each VJP just before its only use (see Plan.activity_target)
+        nodes = plan.graph.nodes
+        for i in reversed(plan.relaxing):
+            x[i] = sum_of_vjps(children[i], x, nodes)
+            evals += len(children[i])
     return evals
 
 

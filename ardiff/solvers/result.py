@@ -73,9 +73,9 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
             grads.append(seed)
         elif i in x:
             grads.append(x[i])
-        elif plan.edges.get(i):
+        elif plan.children[i]:
             grads.append(plan.activity_target(i, x))
-            evals += len(plan.edges[i])
+            evals += len(plan.children[i])
         else:  # not connected to the output: the gradient is exactly zero
             value = _raw(graph.nodes[i].value)
             grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
