@@ -135,3 +135,32 @@ def test_compiled_equals_uncompiled_on_random_programs(options, drawn, seed):
             assert type(a) is type(b)
             np.testing.assert_array_equal(a, b)
     assert compiled.replays >= 1  # the second call reused the first recording
+
+
+def test_replay_of_a_graph_longer_than_one_generated_function():
+    # 3,000 nodes: the generated forward and sweep are split into several functions
+    def chain(x):
+        for _ in range(750):
+            x = anp.sin(x) * 1.01 + 0.1 * x
+        return anp.sum(x)
+
+    f = ardiff.compile(chain)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = rng.uniform(-1.0, 1.0, 3)
+        np.testing.assert_array_equal(f(x), ardiff.grad(chain)(x))
+    assert f.traces == 1 and f.replays == 2
+    from ardiff.codegen import LINES_PER_FUNCTION
+    assert len(f._cache) == 1 and 3000 > 1.2 * LINES_PER_FUNCTION
+
+
+def test_replay_warns_about_non_finite_gradients_like_grad():
+    f = ardiff.compile(lambda x: anp.sum(anp.sqrt(x)))
+    f(np.array([1.0, 4.0]))  # first call traces
+    with pytest.warns(ardiff.NonFiniteWarning, match="sqrt") as caught:
+        got = f(np.array([0.0, 4.0]))  # replay
+    assert f.replays == 1
+    with pytest.warns(ardiff.NonFiniteWarning) as fresh:
+        want = ardiff.grad(lambda x: anp.sum(anp.sqrt(x)))(np.array([0.0, 4.0]))
+    np.testing.assert_array_equal(got, want)
+    assert str(caught[0].message) == str(fresh[0].message)
