@@ -285,7 +285,7 @@ def scaling(repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
         grads[n](0.5)  # warm-up
     for _ in range(repeats):
         for n in sizes:
-            calls = max(1, sizes[-1] // n)
+            calls = max(1, 100_000 // n)
             start = time.perf_counter()
             for _ in range(calls):
                 grads[n](0.5)
@@ -340,6 +340,8 @@ def main(argv=None) -> None:
                         help="comma-separated workloads (default: all, scaling included)")
     parser.add_argument("--fixed-heap", action="store_true",
                         help="fix glibc's malloc thresholds for every engine (see below)")
+    parser.add_argument("--big", action="store_true",
+                        help="scaling: add a chain of 1e6 ops (about a minute more)")
     parser.add_argument("--machine", action="store_true",
                         help="print the machine description first (CPU, BLAS, threads)")
     args = parser.parse_args(argv)
@@ -367,7 +369,8 @@ def main(argv=None) -> None:
     print("-" * len(header))
     for name in only:
         if name == "scaling":
-            scaling(max(3, args.repeats // 3))
+            sizes = (1_000, 10_000, 100_000) + ((1_000_000,) if args.big else ())
+            scaling(max(3, args.repeats // 3), sizes)
             continue
         made = workloads[name]()
         if name == "paper":
