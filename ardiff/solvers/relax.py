@@ -192,6 +192,23 @@ def sweep(plan: Plan, x: dict) -> int:
     return evals
 
 
+def _traced_min_iter(plan: Plan, eta: float, schedule: str, tol: float) -> int:
+    """Steps needed before a traced relaxation may stop (higher-order differentiation).
+
+    The residual is measured on plain values, but the outer graph differentiates the
+    iterates: their derivatives follow the same linear recursion from their own start
+    and can lag behind values that have already settled (an activity equal to its
+    target in value, e.g. both zero, need not be equal in its derivative).  So a traced
+    solve also runs the number of steps the error bound of the recursion needs
+    (ardiff.convexity.predict_iterations); at eta = 1 that is the depth D (parallel)
+    or one sweep (sequential).
+    """
+    from ..convexity import predict_iterations  # convexity imports the solvers
+
+    steps = predict_iterations(plan.max_depth, eta, schedule, max(tol, 1e-16))
+    return steps or 0
+
+
 def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
     """Jacobi iteration that recomputes a node's target only when a child changed.
 
@@ -210,25 +227,30 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
             targets[i] = x[i]
             parts[i] = (0.0, 0.0, 0.0)
     residuals, evals, iterations = [], 0, 0
+    min_iter = None  # set once a traced target shows up (differentiating to higher order)
     while True:
         for i in order:
             stale = changed is None or any(c in changed for c, _ in edges[i])
             if stale:
                 targets[i] = plan.activity_target(i, x)
                 evals += len(edges[i])
+                if min_iter is None and isinstance(targets[i], TracerBase):
+                    min_iter = _traced_min_iter(plan, eta, "parallel", tol)
             if stale or i in changed:
                 parts[i] = residual_parts(targets[i], x[i])
         scale = max(scale, max(p[1] for p in parts.values()))
         worst = worst_residual(parts.values(), scale)
         residuals.append(worst)
-        if worst <= tol:
+        if worst <= tol and iterations >= (min_iter or 0):
             return iterations, True, residuals, evals
         if iterations == max_iter:
             return iterations, False, residuals, evals
         changed = set()
         for i in order:
             num, _, diff = parts[i]
-            if num > 0.0:
+            # a traced activity can equal its target in value and still lag in its
+            # dependence on the outer variables: then every node keeps stepping
+            if num > 0.0 or min_iter is not None:
                 x[i] = targets[i] if eta == 1.0 else x[i] + _times(diff, eta)
                 changed.add(i)
         iterations += 1
@@ -242,11 +264,14 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
     order = plan.relaxing[::-1]
     residuals, evals, iterations = [], 0, 0
     converged = False
+    min_iter = None  # set once a traced target shows up (see _parallel)
     while iterations < max_iter and not converged:
         parts = []
         for i in order:
             target = plan.activity_target(i, x)
             evals += len(plan.edges[i])
+            if min_iter is None and isinstance(target, TracerBase):
+                min_iter = _traced_min_iter(plan, eta, "sequential", tol)
             num, tmax, diff = residual_parts(target, x[i])
             x[i] = x[i] + _times(diff, eta)
             # After the sweep the children of i no longer change, so the residual of
@@ -256,7 +281,7 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
         worst = worst_residual(parts, scale)
         residuals.append(worst)
         iterations += 1
-        converged = worst <= tol
+        converged = worst <= tol and iterations >= (min_iter or 0)
         if trajectory is not None:
             for i in plan.relaxing:
                 trajectory[i].append(x[i])
