@@ -72,6 +72,24 @@ def check_options(eta: float, schedule: str, init: str, tol: float, max_iter: in
     return eta_f
 
 
+def reachable_tol(tol: float, activities) -> float:
+    """``tol``, raised to what the activities' precision can resolve.
+
+    A relative residual cannot settle much below the machine epsilon of the least
+    precise activity (about 1e-7 in float32), so a float32 graph would otherwise never
+    meet the default 1e-12.  The floor is 16 eps (3.6e-15 in float64, where it leaves
+    the default alone); ``tol = 0`` still means "run every step".
+    """
+    if tol <= 0:
+        return tol
+    eps = 0.0
+    for a in activities:
+        dtype = np.result_type(_raw(a))
+        if dtype.kind == "f" and dtype.itemsize < 8:
+            eps = max(eps, float(np.finfo(dtype).eps))
+    return max(tol, 16.0 * eps)
+
+
 def default_max_iter(depth: int, eta: float, schedule: str, tol: float = 1e-12) -> int:
     """A generous step budget from the depth D, eta and tol.
 
@@ -307,6 +325,8 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
             raw = _raw(value)
             x[i] = np.zeros(np.shape(raw), dtype=np.result_type(raw))
     trajectory = {i: [x[i]] for i in plan.relaxing} if record else None
+    if not fast:
+        tol = reachable_tol(tol, x.values())
     if not plan.relaxing:
         iterations, converged, residuals, evals = 0, True, [], 0
     elif fast:
@@ -362,7 +382,8 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
         Initial activities: zeros, or the forward values (the paper).
     tol : float
         Stop when the maximal relative residual is at most ``tol``; 0 runs exactly
-        ``max_iter`` steps.
+        ``max_iter`` steps.  Raised to 16 machine epsilons of the least precise
+        activity (2e-6 in float32), below which rounding keeps the residual moving.
     max_iter : int, optional
         Step budget; default a generous bound from the graph's depth and ``eta``.
     record : bool
