@@ -110,6 +110,9 @@ def _max_abs(a: np.ndarray) -> float:
     return float(np.max(np.abs(a))) if np.size(a) else 0.0
 
 
+_largest, _smallest = np.maximum.reduce, np.minimum.reduce
+
+
 def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     """``(max|target - x|, max|target|, target - x)`` of one node's activity.
 
@@ -119,7 +122,10 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     t, d = _raw(target), _raw(diff)
     if not np.size(d):
         return 0.0, 0.0, diff
-    num, tmax = max(float(np.max(d)), -float(np.min(d))), max(float(np.max(t)), -float(np.min(t)))
+    # the ufunc reductions directly: np.max's Python wrapper costs as much as the
+    # reduction itself on the small arrays of a relaxation step
+    num = max(float(_largest(d, axis=None)), -float(_smallest(d, axis=None)))
+    tmax = max(float(_largest(t, axis=None)), -float(_smallest(t, axis=None)))
     if not math.isfinite(num + tmax):
         return _non_finite_parts(t, _raw(x), diff)
     return num, tmax, diff
