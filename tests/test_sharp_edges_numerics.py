@@ -387,3 +387,15 @@ def test_power_with_zero_exponent_at_zero_base_has_zero_derivative():
     # d/dy x**y = x**y log x is unaffected at y = 0, x != 0 (first and second order)
     assert np.isclose(ardiff.grad(lambda y: 0.5 ** y)(0.0), np.log(0.5))
     assert np.isclose(ardiff.grad(ardiff.grad(lambda y: 0.5 ** y))(0.0), np.log(0.5) ** 2)
+
+
+def test_zero_exponent_keeps_float32_and_pruning_ignores_constant_only_nodes():
+    x32 = np.array([1.5, 2.0], np.float32)
+    assert ardiff.grad(lambda x: anp.sum(x ** 0.0 + x))(x32).dtype == np.float32
+    g = ardiff.Graph()
+    c = g.constant(np.array([0.3, 0.5]))
+    x = g.input(np.array([1.0, 2.0]), "x")
+    out = anp.sum(anp.tanh(anp.tanh(c * 2.0)) * x)  # the tanh chain depends on c only
+    res = ardiff.relax(g, out, [x], schedule="parallel")
+    assert len(res.plan.relaxing) == 1
+    np.testing.assert_allclose(res.grads[0], np.tanh(np.tanh(np.array([0.6, 1.0]))))

@@ -117,8 +117,8 @@ def _exponent_less_one(x, y):
     instead of 0 * inf = NaN (x**0 is constant).  Elsewhere y - 1 is kept, so the
     derivative with respect to y stays right."""
     raw = _raw(y)
-    if not isinstance(y, TracerBase) and np.ndim(raw) == 0 and raw != 0:
-        return y - 1.0
+    if not isinstance(y, TracerBase) and np.ndim(raw) == 0:  # a plain scalar exponent
+        return y - 1.0 if raw != 0 else 1.0  # a Python float keeps float32 float32
     return where((raw != 0) | (_raw(x) != 0), y - 1.0, 1.0)
 
 

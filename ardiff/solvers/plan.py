@@ -9,7 +9,6 @@ of millions of nodes are fine.
 
 from __future__ import annotations
 
-import bisect
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -210,9 +209,9 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     parents = graph._parents
     roots = graph._roots
     wrt_set = set(wrt_idx)
-    if all(r in wrt_set for r in roots[bisect.bisect_left(roots, start):]):
-        # Every parentless node from `start` on is differentiated, so every node from
-        # there descends from wrt (the usual case for traced functions): skip that pass.
+    if all(r in wrt_set for r in roots):
+        # Every parentless node is differentiated, so every node from `start` on
+        # descends from wrt (the usual case for traced functions): skip that pass.
         from_wrt = None
     else:  # forward reachability from wrt (plain lists index faster than arrays)
         from_wrt = [False] * (out + 1)
