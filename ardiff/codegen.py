@@ -25,7 +25,7 @@ from .graph import _raw
 from .ops import Fixed, Scale
 from .solvers.plan import Plan, warn_non_finite
 from .solvers.relax import make_seed
-from .trace import _shape_and_dtype, fit_to_argument
+from .trace import argument_fit, fit_to_argument
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -72,6 +72,7 @@ class Program:
         self._base = base
         self._forward = self._define("V, L", lines)
         self._backward = self._define("V, X", self._sweep_lines()) if plan else None
+        self._relevant = set(plan.relevant) if plan else set()
 
     # -- code generation --------------------------------------------------------
     def _bind(self, name: str, value: Any) -> str:
@@ -89,19 +90,22 @@ class Program:
             self._names[name] = value
         return known
 
-    def _arguments(self, node) -> str:
-        """The node's positional and keyword arguments as source text."""
-        args = [self._bind(f"c{node.index}_{k}", a) for k, a in enumerate(node.args)]
-        for argnum, parent in node.parents:
-            args[argnum] = f"V[{parent}]"
+    def _arguments(self, node) -> list[str]:
+        """The node's positional and keyword arguments as source text, one per item.
+
+        Parents are read from ``V``; only the other (constant) arguments are bound.
+        """
+        parent_of = dict(node.parents)
+        args = [f"V[{parent_of[k]}]" if k in parent_of else self._bind(f"c{node.index}_{k}", a)
+                for k, a in enumerate(node.args)]
         if node.kwargs:
             args.append("**" + self._bind(f"k{node.index}", node.kwargs))
-        return ", ".join(args)
+        return args
 
     def _call(self, node, role: str, fun, *leading: str) -> str:
+        """``fun(*leading, <the node's arguments>)`` as source text."""
         name = self._bind(f"{role}{node.index}", fun)
-        arguments = self._arguments(node)
-        return f"{name}({', '.join(leading + (arguments,)) if leading else arguments})"
+        return f"{name}({', '.join([*leading, *self._arguments(node)])})"
 
     def _forward_expression(self, node) -> str:
         """The node's forward call, or ``a * b`` where that is the same computation.
@@ -120,7 +124,7 @@ class Program:
                 np.result_type(value).kind == "f"
             if not (traced_float if k in parents else type(value) in fwd.operator_types):
                 return self._call(node, "fwd", fwd)
-        left, right = self._arguments(node).split(", ")
+        left, right = self._arguments(node)
         return f"{left} {symbol} {right}"
 
     def _edge(self, child: int, argnum: int) -> str:
@@ -136,10 +140,10 @@ class Program:
             term = f"{self._call(node, 'vjp', op.vjp, str(argnum), f'V[{child}]')}(X[{child}])"
         else:
             term = f"{self._call(node, f'm{argnum}_', maker, f'V[{child}]')}(X[{child}])"
-        shape, dtype = _shape_and_dtype(_raw(node.args[argnum]))
-        if _shape_and_dtype(_raw(node.value)) != (shape, dtype):
-            term = (f"fit({term}, {self._bind(f's{child}_{argnum}', shape)}, "
-                    f"{self._bind(f'd{child}_{argnum}', dtype)})")
+        fit = argument_fit(node.args[argnum], node.value)  # the check Op.local_vjp makes
+        if fit is not None:
+            term = (f"fit({term}, {self._bind(f's{child}_{argnum}', fit[0])}, "
+                    f"{self._bind(f'd{child}_{argnum}', fit[1])})")
         return term
 
     def _target(self, parent: int, edges: list) -> str:
@@ -188,9 +192,8 @@ class Program:
         activities[plan.output] = seed
         self._backward(values, activities)
         grads = []
-        relevant = set(plan.relevant)
         for i in plan.wrt:
-            if i in relevant:
+            if i in self._relevant:
                 grads.append(activities[i])
             else:  # not connected to the output: the gradient is exactly zero
                 value = _raw(values[i])

@@ -3,9 +3,10 @@
 A compiled gradient keeps the graph recorded on the first call for each input
 signature (the structure of the arguments, the shapes and dtypes of the
 differentiated leaves, and the values of everything else).  A later call with
-the same signature re-runs only the recorded NumPy forwards on the new values,
-then stages the local VJPs and solves; no Python code of the user's function
-runs again.
+the same signature re-runs only the recorded NumPy forwards on the new values
+and solves; no Python code of the user's function runs again.  For the exact
+one-sweep solve (the default) forward and reverse sweep are generated Python
+(:mod:`ardiff.codegen`); other solver settings restage the VJPs and run their solver.
 
 Replays are sound: every concrete fact the traced function read off a traced
 value (a comparison, a truth test in an ``if``, an integer index, ``.value``)

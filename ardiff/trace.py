@@ -158,23 +158,28 @@ class Op:
                     f"{argnum}; pass that argument as a plain (untraced) value."
                 )
             inner = maker(ans, *args, **kwargs)
-        arg = args[argnum]
-        while isinstance(arg, TracerBase):
-            arg = arg._value
-        while isinstance(ans, TracerBase):
-            ans = ans._value
-        if type(arg) is np.float64 and type(ans) is np.float64:  # scalar graphs
+        fit = argument_fit(args[argnum], ans)
+        if fit is None:  # VJPs come out shaped like the answer: nothing to undo
             return inner
-        try:  # the common case, checked without building tuples (this runs once per edge)
-            if arg.shape == ans.shape and arg.dtype == ans.dtype:
-                return inner
-        except AttributeError:
-            pass
-        shape, dtype = _shape_and_dtype(arg)
-        if _shape_and_dtype(ans) == (shape, dtype):
-            # VJPs come out shaped like the answer (or the argument): nothing to undo
-            return inner
+        shape, dtype = fit
         return lambda g: fit_to_argument(inner(g), shape, dtype)
+
+
+def argument_fit(arg: Any, ans: Any) -> tuple | None:
+    """``(shape, dtype)`` of ``arg`` when a VJP from ``ans`` must be fitted to it, else None."""
+    while isinstance(arg, TracerBase):
+        arg = arg._value
+    while isinstance(ans, TracerBase):
+        ans = ans._value
+    if type(arg) is np.float64 and type(ans) is np.float64:  # scalar graphs
+        return None
+    try:  # the common case, checked without building tuples (this runs once per edge)
+        if arg.shape == ans.shape and arg.dtype == ans.dtype:
+            return None
+    except AttributeError:
+        pass
+    fit = _shape_and_dtype(arg)
+    return None if _shape_and_dtype(ans) == fit else fit
 
 
 def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:

@@ -65,11 +65,14 @@ class Plan:
 
     @property
     def links(self) -> list:
+        """``(parent, child, argnum)`` for every edge, ordered by child then argnum."""
         children = self.children
-        return sorted((p, c, k) for p in self.relevant for c, k in children[p] or ())
+        return sorted(((p, c, k) for p in self.relevant for c, k in children[p] or ()),
+                      key=lambda link: (link[1], link[2]))
 
     @property
     def edges(self) -> dict:
+        """``edges[i]``: ``(child, vjp)`` pairs of node ``i``, staged on first use."""
         if self._edges is None:
             self.stage()
         return self._edges
@@ -81,6 +84,7 @@ class Plan:
 
     @property
     def depth(self) -> dict:
+        """Longest path (in edges) from each relevant node to the output."""
         if self._depth is None:
             depth = {}
             for i in reversed(self.relevant):  # children come after their parents
@@ -97,32 +101,12 @@ class Plan:
         """
         nodes = self.graph.nodes
         edges: dict = dict.fromkeys(self.relevant, ())
-        if self.rules:
-            self._stage_with_rules(edges)
-        else:
-            for parent in self.relevant:
-                staged = []
-                for child, argnum in self.children[parent] or ():
-                    node = nodes[child]
-                    staged.append(
-                        (child, node.op.local_vjp(argnum, node.value, node.args, node.kwargs)))
-                edges[parent] = staged
-        self._edges = edges
-        return self
-
-    def _stage_with_rules(self, edges: dict) -> None:
-        nodes = self.graph.nodes
         matched = {id(rule): False for rule in self.rules}
         for parent in self.relevant:
             staged = []
             for child, argnum in self.children[parent] or ():
                 node = nodes[child]
-                vjp = None
-                for rule in self.rules:
-                    vjp = rule.local_vjp(self.graph, node, argnum)
-                    if vjp is not None:
-                        matched[id(rule)] = True
-                        break
+                vjp = self._rule_vjp(node, argnum, matched) if self.rules else None
                 if vjp is None:
                     vjp = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)
                 staged.append((child, vjp))
@@ -132,6 +116,17 @@ class Plan:
                 raise ValueError(
                     f"Rule {rule!r} matches no node between the inputs and the output of "
                     "this graph, so it would do nothing; remove it or check the graph.")
+        self._edges = edges
+        return self
+
+    def _rule_vjp(self, node, argnum: int, matched: dict):
+        """The VJP the first matching rule gives this edge, or None."""
+        for rule in self.rules:
+            vjp = rule.local_vjp(self.graph, node, argnum)
+            if vjp is not None:
+                matched[id(rule)] = True
+                return vjp
+        return None
 
     @property
     def max_depth(self) -> int:
@@ -163,7 +158,7 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     total = None
     owned = False  # whether `total` is an array this function created
     for child, vjp in edges:
-        if nodes is not None:
+        if nodes is not None:  # `vjp` is the argnum: stage it now
             node = nodes[child]
             vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
         term = vjp(x[child])
