@@ -6,7 +6,7 @@ with :func:`grad`, or build a :class:`Graph` and call :func:`relax`.
 """
 
 from . import numpy  # noqa: F401  (installs Tracer operators; must come first)
-from .api import (
+from .transforms import (
     elementwise_grad,
     grad,
     hessian,
@@ -16,7 +16,7 @@ from .api import (
     value_and_grad,
     vjp,
 )
-from .compile import CompiledGrad, compile  # noqa: A004
+from .compiled import CompiledGrad, compile  # noqa: A004
 from .convexity import check_convexity
 from .graph import Graph, Node
 from .solvers import (
@@ -27,9 +27,12 @@ from .solvers import (
     relax,
     solve_triangular,
 )
-from .trace import Op, Tracer, TracingError
+from .tracer import Op, Tracer, TracingError
 
 __version__ = "0.1.0"
+
+#: Renamed modules kept as deprecated aliases (old name -> new name); importing one warns.
+DEPRECATED_MODULES = {"ardiff.api": "ardiff.transforms"}
 
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .graph import _raw
+from .graph import unwrap
 from .ops import Fixed, Scale
 from .solvers.plan import Plan, warn_non_finite
 from .solvers.relax import make_seed
-from .trace import argument_fit, fit_to_argument
+from .tracer import argument_fit, fit_to_argument
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -196,7 +196,7 @@ class Program:
             if i in self._relevant:
                 grads.append(activities[i])
             else:  # not connected to the output: the gradient is exactly zero
-                value = _raw(values[i])
+                value = unwrap(values[i])
                 grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
         warn_non_finite(plan, _Activities(activities), grads, values)
         return grads

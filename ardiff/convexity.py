@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln
 
-from .graph import Graph, _raw
+from .graph import Graph, unwrap
 
 #: Largest system whose symmetric part is diagonalised (dense eigvalsh, O(N^3)).
 SYMMETRIC_LIMIT = 2000
@@ -362,7 +362,7 @@ def _resolve(target: Any, args: tuple, output: Any, wrt: Any):
             wrt = args[1]
         return target, output, wrt, None
     if callable(target):
-        from .api import trace
+        from .transforms import trace
 
         graph = trace(target, *args)
         return graph, output, wrt, None
@@ -373,7 +373,7 @@ def _resolve(target: Any, args: tuple, output: Any, wrt: Any):
 def _relative_gap(a_list, b_list) -> float:
     worst = 0.0
     for a, b in zip(a_list, b_list):
-        a, b = np.asarray(_raw(a), dtype=np.float64), np.asarray(_raw(b), dtype=np.float64)
+        a, b = np.asarray(unwrap(a), dtype=np.float64), np.asarray(unwrap(b), dtype=np.float64)
         scale = float(np.max(np.abs(b), initial=0.0))
         gap = float(np.max(np.abs(a - b), initial=0.0))
         worst = max(worst, gap / scale if scale > 0 else gap)
@@ -437,7 +437,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     if cycle is not None:
         return ConvexityReport(is_dag=False, cycle=cycle, eta=eta, schedule=schedule, tol=tol)
     plan = compile_plan(graph, output, wrt)
-    out_value = _raw(graph.nodes[plan.output].value)
+    out_value = unwrap(graph.nodes[plan.output].value)
     if seed is None:
         seed = np.ones(np.shape(out_value), dtype=np.result_type(out_value))
     dag = nx.DiGraph()
@@ -464,7 +464,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         report.transient_growth = transient_growth(depth, eta, schedule,
                                                    report.predicted_iterations)
     if stable:
-        dtypes = [np.result_type(_raw(graph.nodes[i].value)) for i in plan.relaxing]
+        dtypes = [np.result_type(unwrap(graph.nodes[i].value)) for i in plan.relaxing]
         worst = max(dtypes, key=lambda d: np.finfo(d).eps if d.kind == "f" else 0.0,
                     default=np.dtype(np.float64))
         report.rounding_floor = rounding_floor(

@@ -67,7 +67,7 @@ class Node:
 
     def label(self) -> str:
         """A short human-readable description, used in error messages."""
-        shape = np.shape(_raw(self.value))
+        shape = np.shape(unwrap(self.value))
         named = f" '{self.name}'" if self.name else ""
         return f"node {self.index}{named} (op {self.op_name}, shape {shape})"
 
@@ -100,7 +100,7 @@ class TracerBase:
     __slots__ = ()
 
 
-def _raw(x: Any) -> Any:
+def unwrap(x: Any) -> Any:
     """Strip every level of tracing from ``x``."""
     while isinstance(x, TracerBase):
         x = x._value
@@ -144,14 +144,14 @@ class Graph:
     @property
     def inputs(self) -> list:
         """The differentiable leaves (added with :meth:`input`) as traced values, in order."""
-        from .trace import Tracer
+        from .tracer import Tracer
 
         return [Tracer(self, n.index, n.value) for n in self._inputs]
 
     @property
     def output(self) -> Any:
         """The traced output (set by :func:`ardiff.trace`), or ``None``."""
-        from .trace import Tracer
+        from .tracer import Tracer
 
         out = self._output
         return Tracer(self, out.index, out.value) if isinstance(out, Node) else out
@@ -183,7 +183,7 @@ class Graph:
         name : str, optional
             Label shown in exports and error messages.
         """
-        from .trace import Tracer, as_differentiable
+        from .tracer import Tracer, as_differentiable
 
         value = as_differentiable(value, where=f"Graph.input({name or ''})")
         node = self._append("input", (), NO_KWARGS, (), value, name)
@@ -192,7 +192,7 @@ class Graph:
 
     def constant(self, value: Any, name: str | None = None):
         """Add a non-differentiable leaf (recorded, but never given a gradient)."""
-        from .trace import Tracer
+        from .tracer import Tracer
 
         value = np.asarray(value) if not np.isscalar(value) else value
         node = self._append("constant", (), NO_KWARGS, (), value, name)
@@ -201,7 +201,7 @@ class Graph:
     # -- queries --------------------------------------------------------------
     def node_of(self, ref: Any) -> Node:
         """Resolve a traced value, node, index or name to a node of this graph."""
-        from .trace import Tracer
+        from .tracer import Tracer
 
         if isinstance(ref, Tracer):
             if ref._graph is not self:

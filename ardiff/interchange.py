@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, TracerBase, _raw
+from .graph import Graph, TracerBase, unwrap
 
 FORMAT = "ardiff.graph"
 VERSION = 1
@@ -73,14 +73,14 @@ def to_networkx(graph: Graph):
 
     G = nx.DiGraph()
     for node in graph.nodes:
-        value = _raw(node.value)
+        value = unwrap(node.value)
         attrs = dict(op=node.op_name, name=node.name, shape=tuple(np.shape(value)),
                      dtype=str(np.result_type(value)))
         if node.is_leaf:
             attrs["value"] = value
         else:
             traced = {argnum for argnum, _ in node.parents}
-            args = {k: _raw(a) for k, a in enumerate(node.args) if k not in traced}
+            args = {k: unwrap(a) for k, a in enumerate(node.args) if k not in traced}
             if args:
                 attrs["args"] = args
             if node.kwargs:
@@ -112,7 +112,7 @@ def to_json(graph: Graph, indent: int | None = None) -> str:
     nodes = []
     for node in graph.nodes:
         where = node.label()
-        value = _raw(node.value)
+        value = unwrap(node.value)
         entry: dict[str, Any] = {"id": node.index, "op": node.op_name, "name": node.name,
                                  "shape": list(np.shape(value)),
                                  "dtype": str(np.result_type(value))}
@@ -305,7 +305,7 @@ def _node_name(nid, attrs: dict) -> str | None:
 
 def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
     from .ops import OPS
-    from .trace import Tracer
+    from .tracer import Tracer
 
     name = attrs["op"]
     op = OPS.get(name)
@@ -340,7 +340,7 @@ def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
         kind, value = slots[k]
         if kind == "node":
             parent = made[value]
-            args.append(_raw(parent._value))
+            args.append(unwrap(parent._value))
             parents.append((k, parent._node))
         else:
             args.append(value)
@@ -408,7 +408,7 @@ def from_networkx(G, output: Any = None) -> Graph:
             made[nid] = _leaf(graph, nid, attrs, G)
         else:
             _operation(graph, nid, attrs, G, made)
-        _check_declared(nid, attrs, _raw(made[nid]._value))
+        _check_declared(nid, attrs, unwrap(made[nid]._value))
     graph.output = made[_choose_output(G, output)] if G.number_of_nodes() else None
     return graph
 

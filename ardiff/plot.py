@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, _raw
+from .graph import Graph, unwrap
 
 MISSING_MATPLOTLIB = ("ardiff.plot needs matplotlib, which is an optional extra. Install it "
                       "with: pip install 'ardiff[plot]'  (or: pip install matplotlib).")
@@ -44,15 +44,15 @@ def node_residuals(result, seed: Any = None) -> dict:
     """
     plan = result.plan
     x = dict(result.activities)
-    out_value = _raw(plan.graph.nodes[plan.output].value)
+    out_value = unwrap(plan.graph.nodes[plan.output].value)
     x[plan.output] = (np.ones(np.shape(out_value), dtype=np.result_type(out_value))
                       if seed is None else seed)
     return {i: _relative_gap(plan.activity_target(i, x), x[i]) for i in plan.relaxing}
 
 
 def _relative_gap(target: Any, x: Any) -> float:
-    t = np.asarray(_raw(target), dtype=np.float64)
-    v = np.asarray(_raw(x), dtype=np.float64)
+    t = np.asarray(unwrap(target), dtype=np.float64)
+    v = np.asarray(unwrap(x), dtype=np.float64)
     gap = float(np.max(np.abs(t - v), initial=0.0))
     scale = max(float(np.max(np.abs(t), initial=0.0)), float(np.max(np.abs(v), initial=0.0)))
     return gap / scale if scale > 0 else gap
@@ -141,7 +141,7 @@ def draw_graph(graph: Graph, ax=None, color_by=None, *, metric: str = "residual"
     nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=list(range(len(graph.nodes))),
                            node_color=colours, node_size=400, edgecolors="black")
     if with_labels:
-        labels = {n.index: f"{n.op_name}\n{tuple(np.shape(_raw(n.value)))}" for n in graph.nodes}
+        labels = {n.index: f"{n.op_name}\n{tuple(np.shape(unwrap(n.value)))}" for n in graph.nodes}
         ys = [y for _, y in pos.values()]
         drop = 0.06 * ((max(ys) - min(ys)) or 1.0)  # write labels under the nodes
         below = {n: (x, y - drop) for n, (x, y) in pos.items()}

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .graph import Graph, Node, _raw
-from .trace import unbroadcast
+from .graph import Graph, Node, unwrap
+from .tracer import unbroadcast
 
 #: Ops with a weight operand that feedback alignment replaces.
 LINEAR_OPS = ("matmul", "dot", "dense")
@@ -150,7 +150,7 @@ def weight_argnum(graph: Graph, node: Node, wanted: set | None = None) -> int | 
     if node.op_name == "dense":
         candidates = (1,)
     elif node.op_name in ("matmul", "dot") and len(node.args) == 2:
-        candidates = tuple(k for k in (1, 0) if np.ndim(_raw(node.args[k])) == 2
+        candidates = tuple(k for k in (1, 0) if np.ndim(unwrap(node.args[k])) == 2
                            and _weight_is_leaf(graph, node, k))
     else:
         return None
@@ -205,10 +205,10 @@ def build_vjp(node: Node, argnum: int, change: Mapping) -> Callable:
         if node.op_name == "dense":
             kwargs["activation"] = "linear"
         else:
-            shape = np.shape(_raw(node.args[argnum]))
+            shape = np.shape(unwrap(node.args[argnum]))
 
             def identity(g):
-                return g if np.shape(_raw(g)) == shape else unbroadcast(g, shape)
+                return g if np.shape(unwrap(g)) == shape else unbroadcast(g, shape)
             return identity
     return node.op.local_vjp(argnum, node.value, tuple(args), kwargs)
 
@@ -276,7 +276,7 @@ class FeedbackAlignment(Rule):
         if k is None:
             return None
         key = weight_key(graph, node, k)
-        W = np.asarray(_raw(node.args[k]))
+        W = np.asarray(unwrap(node.args[k]))
         B = self.B.get(key)
         if B is None or B.shape != W.shape:
             B = self.B[key] = self._draw(key, W)
@@ -325,7 +325,7 @@ class LearnedFeedback(FeedbackAlignment):
         graph = result.plan.graph
         steps = {}
         for i, g in zip(result.plan.wrt, result.grads):
-            steps[node_key(graph, graph.nodes[i])] = -lr * np.asarray(_raw(g))
+            steps[node_key(graph, graph.nodes[i])] = -lr * np.asarray(unwrap(g))
         self.learn(steps)
 
 
@@ -367,8 +367,8 @@ class NoDerivative(Rule):
             return None
         if node.op_name == "dense":
             return {"derivative": False} if argnum == 0 else None
-        out_shape = np.shape(_raw(node.value))
-        arg_shape = np.shape(_raw(node.args[argnum]))
+        out_shape = np.shape(unwrap(node.value))
+        arg_shape = np.shape(unwrap(node.args[argnum]))
         try:
             elementwise = np.broadcast_shapes(arg_shape, out_shape) == out_shape
         except ValueError:

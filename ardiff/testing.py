@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import make_vjp
+from .transforms import make_vjp
 from .tree import flatten
 
 

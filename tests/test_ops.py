@@ -286,7 +286,7 @@ def test_case_op_claims_are_checked():
 
 def test_harness_catches_a_wrong_gradient():
     """A deliberately wrong VJP must be caught by the finite-difference check."""
-    from ardiff.trace import Op
+    from ardiff.tracer import Op
 
     wrong = Op("wrong_sin", np.sin, [lambda ans, x: lambda g: g * 2.0 * np.cos(x)])
     case = Case("wrong", lambda xp, x: wrong(x) if xp is anp else np.sin(x), one_arg(reals),

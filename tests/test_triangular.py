@@ -19,7 +19,7 @@ from ardiff.ops import OPS
 from ardiff.ops.jacobians import JACOBIANS, NNZ_BOUNDS, jacobian_from_vjp
 from ardiff.solvers import compile_plan
 from ardiff.solvers.triangular import SystemTooLargeError, assemble, edge_jacobian
-from ardiff.trace import Op
+from ardiff.tracer import Op
 
 try:  # written by another helper; a small local generator stands in until it lands
     from ardiff.strategies import random_graphs, random_programs

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..graph import _raw
+from ..graph import unwrap
 from ..ops import OPS, defop
 from ..ops.elementwise import multiply
 from ..ops.linalg import matmul
@@ -46,7 +46,7 @@ def _sigmoid(z):
 
 # name -> (forward on plain arrays, derivative from the output h; None means f' = 1)
 ACTIVATIONS: dict[str, tuple] = {
-    "relu": (_relu, lambda h: (_raw(h) > 0).astype(np.result_type(_raw(h)))),
+    "relu": (_relu, lambda h: (unwrap(h) > 0).astype(np.result_type(unwrap(h)))),
     "tanh": (np.tanh, lambda h: 1.0 - h * h),
     "sigmoid": (_sigmoid, lambda h: h * (1.0 - h)),
     "linear": (lambda z: z, None),
@@ -61,14 +61,14 @@ def check_activation(activation: str) -> None:
 
 
 def _check_shapes(x, W, b) -> None:
-    xs, ws = np.shape(_raw(x)), np.shape(_raw(W))
+    xs, ws = np.shape(unwrap(x)), np.shape(unwrap(W))
     if len(ws) != 2:
         raise ValueError(f"dense: the weight must be a matrix (n_in, n_out), got shape {ws}.")
     if len(xs) not in (1, 2) or xs[-1] != ws[0]:
         raise ValueError(f"dense: input of shape {xs} does not fit a weight of shape {ws}; "
                          "the input must be (n_in,) or (batch, n_in).")
-    if b is not None and np.shape(_raw(b)) not in ((ws[1],), (1, ws[1])):
-        raise ValueError(f"dense: bias of shape {np.shape(_raw(b))} does not fit a weight of "
+    if b is not None and np.shape(unwrap(b)) not in ((ws[1],), (1, ws[1])):
+        raise ValueError(f"dense: bias of shape {np.shape(unwrap(b))} does not fit a weight of "
                          f"shape {ws}; expected ({ws[1]},).")
 
 
@@ -97,10 +97,10 @@ def _vjp(k: int, ans, x, W, b=None, activation: str = "relu"):
         Wt = transpose(W)
         return lambda g: matmul(pre_activation(g), Wt)
     if k == 1:
-        if np.ndim(_raw(x)) == 1:
-            n_in = np.shape(_raw(x))[0]
+        if np.ndim(unwrap(x)) == 1:
+            n_in = np.shape(unwrap(x))[0]
             col = reshape(x, (n_in, 1))
-            return lambda g: matmul(col, reshape(pre_activation(g), (1, np.size(_raw(g)))))
+            return lambda g: matmul(col, reshape(pre_activation(g), (1, np.size(unwrap(g)))))
         xt = transpose(x)
         return lambda g: matmul(xt, pre_activation(g))
     if k == 2:
@@ -111,10 +111,10 @@ def _vjp(k: int, ans, x, W, b=None, activation: str = "relu"):
 
 def _jac(k: int, ans, x, W, b=None, activation: str = "relu"):
     """Sparse local Jacobian of vec(h) w.r.t. vec(args[k]) (row-major)."""
-    h = np.asarray(_raw(ans))
-    xr, Wr = np.asarray(_raw(x)), np.asarray(_raw(W))
+    h = np.asarray(unwrap(ans))
+    xr, Wr = np.asarray(unwrap(x)), np.asarray(unwrap(W))
     slope = local_slope(h, activation)
-    slope = np.ones_like(h) if slope is None else np.asarray(_raw(slope))
+    slope = np.ones_like(h) if slope is None else np.asarray(unwrap(slope))
     h2 = slope.reshape(-1, Wr.shape[1])
     x2 = xr.reshape(-1, Wr.shape[0])
     batch, n_out = h2.shape
@@ -135,7 +135,7 @@ def _jac(k: int, ans, x, W, b=None, activation: str = "relu"):
     if k == 2:  # d h[s, j] / d b[j] = f'[s, j]
         r = rows.ravel()
         c = np.tile(np.arange(n_out), batch)
-        return sp.csr_matrix((h2.ravel(), (r, c)), shape=(h.size, np.size(_raw(b))))
+        return sp.csr_matrix((h2.ravel(), (r, c)), shape=(h.size, np.size(unwrap(b))))
     raise TypeError(f"ardiff op 'dense' has no Jacobian with respect to argument {k}.")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import numpy as anp
-from ..graph import _raw
+from ..graph import unwrap
 
 
 class Loss:
@@ -77,7 +77,7 @@ class SoftmaxCrossEntropy(Loss):
         return anp.sum(logsumexp(out, axis=-1)) - anp.sum(target * out)
 
     def grad(self, out, target):
-        out = np.asarray(_raw(out))
+        out = np.asarray(unwrap(out))
         shifted = np.exp(out - out.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True) * np.sum(target, axis=-1,
                                                                        keepdims=True) - target

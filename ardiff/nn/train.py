@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import unwrap
 from ..rules import learning_rules
 from ..solvers import compile_plan, run_backprop, run_relaxation
 from .losses import Loss, accuracy, get_loss
@@ -115,7 +115,7 @@ def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | 
     loss = get_loss(loss)
     method = method or relaxation()
     graph, out, params, _ = model.trace(x)
-    output = _raw(out)
+    output = unwrap(out)
     seed = loss.grad(output, target)
     plan = compile_plan(graph, out, params, method.rule_list())
     if method.solver == "backprop":
@@ -139,7 +139,7 @@ def gradient_angles(model: MLP, batch: BatchGradients) -> list[float]:
     for name, g, e in zip(names, batch.grads, exact):
         if not name.startswith("W"):
             continue
-        g, e = np.ravel(_raw(g)), np.ravel(_raw(e))
+        g, e = np.ravel(unwrap(g)), np.ravel(unwrap(e))
         ng, ne = np.linalg.norm(g), np.linalg.norm(e)
         if ng == 0 or ne == 0:
             angles.append(0.0 if ng == ne else 90.0)
@@ -308,7 +308,7 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
                 correct += int(np.sum(np.argmax(batch.output, 1) == y_train[idx]))
                 if angle_every and batch_index % angle_every == 0 and method.solver == "relax":
                     history.angles.append([batch_index] + gradient_angles(model, batch))
-                steps = optimizer.step(model.parameters(), [np.asarray(_raw(g))
+                steps = optimizer.step(model.parameters(), [np.asarray(unwrap(g))
                                                             for g in batch.grads])
                 for rule in learners:
                     rule.learn(dict(zip(names, steps)))

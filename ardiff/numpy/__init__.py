@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as _np
 from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random)
 
-from ..graph import _raw
+from ..graph import unwrap
 from ..ops import OPS
 from ..ops.elementwise import (  # noqa: F401
     absolute,
@@ -68,7 +68,7 @@ from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
 from ..ops.shape import getitem as _getitem
 from ..ops.shape import untake as _untake
-from ..trace import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer, concrete
+from ..tracer import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer, concrete
 from . import linalg  # noqa: F401
 from ._shape import (  # noqa: F401
     array_split,
@@ -197,7 +197,7 @@ def cumprod(a, axis=None, dtype=None, out=None):
 def where(condition, x=None, y=None):
     """Traced ``numpy.where``; the one-argument form returns plain indices."""
     if x is None and y is None:
-        return _np.where(_raw(condition))
+        return _np.where(unwrap(condition))
     return OPS["where"](_plain(condition), x, y)
 
 
@@ -223,7 +223,7 @@ def einsum(subscripts, *operands, **kwargs):
 
 def inner(a, b):
     """Traced ``numpy.inner``: contraction over the last axes."""
-    if _np.ndim(_raw(a)) == 0 or _np.ndim(_raw(b)) == 0:
+    if _np.ndim(unwrap(a)) == 0 or _np.ndim(unwrap(b)) == 0:
         return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))
 
@@ -246,7 +246,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 
 def kron(a, b):
     """Traced ``numpy.kron``."""
-    sa, sb = _np.shape(_raw(a)), _np.shape(_raw(b))
+    sa, sb = _np.shape(unwrap(a)), _np.shape(unwrap(b))
     n = builtins_max(len(sa), len(sb))
     sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
     a2 = reshape(a, tuple(x for d in sa for x in (d, 1)))
@@ -294,7 +294,7 @@ def _plain(obj):
     """Strip tracing from a value or a (nested) list/tuple of values."""
     if isinstance(obj, (list, tuple)):
         return type(obj)(_plain(o) for o in obj)
-    return _raw(obj)
+    return unwrap(obj)
 
 
 def _without_gradient(name):

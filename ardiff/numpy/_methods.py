@@ -1,4 +1,4 @@
-"""Operators and array methods of :class:`~ardiff.trace.Tracer`, and the tables
+"""Operators and array methods of :class:`~ardiff.tracer.Tracer`, and the tables
 that route NumPy's ``__array_ufunc__`` / ``__array_function__`` calls to traced
 implementations.  Kept here so that ``trace.py`` does not depend on the op table.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import _raw
-from ..trace import Tracer, TracingError, concrete
+from ..graph import unwrap
+from ..tracer import Tracer, TracingError, concrete
 
 
 def _index(key):
@@ -40,7 +40,7 @@ def install(ns, ufunc_impls, function_impls, getitem, untake):
     binary("pow", ns["power"])
     binary("matmul", ns["matmul"])
     binary("mod", ns["remainder"])
-    binary("floordiv", lambda a, b: np.floor_divide(_raw(a), _raw(b)))
+    binary("floordiv", lambda a, b: np.floor_divide(unwrap(a), unwrap(b)))
     Tracer.__neg__ = lambda self: ns["negative"](self)
     Tracer.__pos__ = lambda self: self
     Tracer.__abs__ = lambda self: ns["absolute"](self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import unwrap
 from ..ops.elementwise import add, where
 from ..ops.shape import broadcast_to as _broadcast_to
 from ..ops.shape import concatenate as _concatenate
@@ -19,7 +19,7 @@ from ..ops.shape import transpose as _transpose
 
 
 def _shape(a):
-    return np.shape(_raw(a))
+    return np.shape(unwrap(a))
 
 
 def _shape_after(fun, shape, *args, **kwargs):
@@ -167,7 +167,7 @@ def vsplit(ary, indices_or_sections):
 
 def take(a, indices, axis=None, **kwargs):
     """Traced ``numpy.take``."""
-    indices = np.asarray(_raw(indices))
+    indices = np.asarray(unwrap(indices))
     if axis is None:
         return getitem(ravel(a), indices)
     return getitem(a, _along(axis, len(_shape(a)), indices))
@@ -183,7 +183,7 @@ def repeat(a, repeats, axis=None):
     """Traced ``numpy.repeat``."""
     if axis is None:
         a, axis = ravel(a), 0
-    return _reindex(a, axis, lambda i: np.repeat(i, _raw(repeats)))
+    return _reindex(a, axis, lambda i: np.repeat(i, unwrap(repeats)))
 
 
 def tile(A, reps):
@@ -269,7 +269,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
         inner = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, shape))
         new_shape = tuple(int(b + a) + n for (b, a), n in zip(widths, shape))
         out = untake(array, inner, new_shape)
-        fill = np.pad(np.zeros(shape, dtype=np.result_type(_raw(array))), pad_width, mode,
+        fill = np.pad(np.zeros(shape, dtype=np.result_type(unwrap(array))), pad_width, mode,
                       **kwargs)
         return add(out, fill) if np.any(fill) else out
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
@@ -283,7 +283,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
 
 def take_along_axis(arr, indices, axis):
     """Traced ``numpy.take_along_axis``."""
-    indices = np.asarray(_raw(indices))
+    indices = np.asarray(unwrap(indices))
     if axis is None:
         return getitem(ravel(arr), indices)
     axis = axis % len(_shape(arr))
@@ -296,5 +296,5 @@ def sort(a, axis=-1, kind=None, order=None):
     """Traced ``numpy.sort`` (gradients follow the sorting permutation)."""
     if axis is None:
         a, axis = ravel(a), 0
-    order_idx = np.argsort(_raw(a), axis=axis, kind="stable")
+    order_idx = np.argsort(unwrap(a), axis=axis, kind="stable")
     return take_along_axis(a, order_idx, axis)

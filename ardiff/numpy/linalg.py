@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as _np
 
-from ..graph import _raw
+from ..graph import unwrap
 from ..ops.linalg import det, inv, logabsdet, solve  # noqa: F401
 from ..ops.linalg import norm as _norm
 
 
 def slogdet(a):
     """Sign (plain, no gradient) and traced log absolute determinant."""
-    sign = _np.linalg.slogdet(_raw(a))[0]
+    sign = _np.linalg.slogdet(unwrap(a))[0]
     return sign, logabsdet(a)
 
 
@@ -25,7 +25,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """
     if isinstance(axis, list):
         axis = tuple(axis)
-    matrix = (axis is None and _np.ndim(_raw(x)) == 2) or (isinstance(axis, tuple)
+    matrix = (axis is None and _np.ndim(unwrap(x)) == 2) or (isinstance(axis, tuple)
                                                           and len(axis) == 2)
     if matrix and ord not in (None, "fro"):
         raise NotImplementedError(

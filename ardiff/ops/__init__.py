@@ -3,7 +3,7 @@
 Each family lives in its own module (``elementwise``, ``reduce``, ``linalg``,
 ``shape``, ``special``) and registers its ops here with :func:`defop`.  Adding an
 op is one ``defop`` call; nothing else in ardiff knows about individual ops
-(broadcasting is undone generically in :meth:`ardiff.trace.Op.local_vjp`).
+(broadcasting is undone generically in :meth:`ardiff.tracer.Op.local_vjp`).
 
 VJP makers receive the forward answer and arguments (plain arrays, or tracers of
 an outer graph when differentiating to higher order) and are written with
@@ -12,13 +12,13 @@ operators and ops from this table, so their own derivatives are known too.
 
 from __future__ import annotations
 
-from ..trace import Op
+from ..tracer import Op
 
 OPS: dict[str, Op] = {}
 
 
 def defop(name: str, fwd, *vjps, vjp=None, jac=None, nonlinear: bool = False) -> Op:
-    """Create an :class:`~ardiff.trace.Op` and enter it in the table ``OPS``."""
+    """Create an :class:`~ardiff.tracer.Op` and enter it in the table ``OPS``."""
     if name in OPS:
         raise ValueError(f"op {name!r} is defined twice")
     op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear)

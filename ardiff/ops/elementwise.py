@@ -17,7 +17,7 @@ import operator
 
 import numpy as np
 
-from ..graph import TracerBase, _raw
+from ..graph import TracerBase, unwrap
 from . import NEGATED, PASS_THROUGH, Scale, defop, scale_by
 
 LN2 = float(np.log(2.0))
@@ -32,14 +32,14 @@ def unary(name, fwd, deriv, nonlinear=True):
 def zero_gradient(name, fwd):
     """Register a piecewise-constant op: its derivative is zero almost everywhere."""
     def vjp(ans, x, *args, **kwargs):
-        zeros = np.zeros(np.shape(_raw(x)), dtype=np.result_type(_raw(x)))
+        zeros = np.zeros(np.shape(unwrap(x)), dtype=np.result_type(unwrap(x)))
         return lambda g: zeros
     return defop(name, fwd, vjp)
 
 
 negative = defop("negative", np.negative, NEGATED)
 positive = defop("positive", np.positive, PASS_THROUGH)
-absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(_raw(x)))
+absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(unwrap(x)))
 square = unary("square", np.square, lambda ans, x: 2.0 * x)
 sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
 reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))
@@ -108,7 +108,7 @@ divide = defop("divide", _via_operator(np.divide, operator.truediv, "/"),
 
 def _log_base(x):
     """log(x) where x > 0 and 0 elsewhere: d(x**y)/dy for x <= 0 is taken as 0."""
-    positive_part = _raw(x) > 0
+    positive_part = unwrap(x) > 0
     return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
 
 
@@ -116,10 +116,10 @@ def _exponent_less_one(x, y):
     """y - 1, except 1 where x = y = 0: d(x**y)/dx = y * x**(y-1) is then 0 there
     instead of 0 * inf = NaN (x**0 is constant).  Elsewhere y - 1 is kept, so the
     derivative with respect to y stays right."""
-    raw = _raw(y)
+    raw = unwrap(y)
     if not isinstance(y, TracerBase) and np.ndim(raw) == 0:  # a plain scalar exponent
         return y - 1.0 if raw != 0 else 1.0  # a Python float keeps float32 float32
-    return where((raw != 0) | (_raw(x) != 0), y - 1.0, 1.0)
+    return where((raw != 0) | (unwrap(x) != 0), y - 1.0, 1.0)
 
 
 power = defop("power", np.power,
@@ -134,7 +134,7 @@ def _tie_split(x, y, x_wins):
     ``g * mask.astype(float)`` (0 * g keeps its sign, NaN stays NaN) without a float
     copy per unit, which a ReLU network would otherwise allocate for every layer.
     """
-    xr, yr = _raw(x), _raw(y)
+    xr, yr = unwrap(x), unwrap(y)
     share = x_wins(xr, yr)
     ties = xr == yr
     if np.any(ties):
@@ -152,7 +152,7 @@ minimum = defop("minimum", np.minimum,
 
 def _nan_aware(x, y, x_wins):
     """fmax/fmin ignore NaN: the non-NaN argument takes the whole gradient."""
-    xr, yr = _raw(x), _raw(y)
+    xr, yr = unwrap(x), unwrap(y)
     d = _tie_split(x, y, x_wins)
     return np.where(np.isnan(yr), 1.0, np.where(np.isnan(xr), 0.0, d)).astype(d.dtype)
 
@@ -168,7 +168,7 @@ arctan2 = defop("arctan2", np.arctan2,
                 Scale(lambda ans, y, x: -y / (x * x + y * y)), nonlinear=True)
 def _over_hypot(x, ans):
     """x / hypot, taken as 0 at the origin (as for the norm of a zero vector)."""
-    nonzero = _raw(ans) != 0
+    nonzero = unwrap(ans) != 0
     return where(nonzero, x / where(nonzero, ans, 1.0), 0.0)
 
 
@@ -183,13 +183,13 @@ logaddexp2 = defop("logaddexp2", np.logaddexp2,
                    Scale(lambda ans, x, y: exp2(y - ans)), nonlinear=True)
 remainder = defop("remainder", np.remainder,
                   PASS_THROUGH,
-                  Scale(lambda ans, x, y: -np.floor_divide(_raw(x), _raw(y))))
+                  Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))))
 
 
 def _where_vjp(k, ans, condition, x, y):
     if k == 0:
         raise TypeError("ardiff op 'where': the condition carries no gradient.")
-    mask = np.asarray(_raw(condition), dtype=bool)
+    mask = np.asarray(unwrap(condition), dtype=bool)
     return (lambda g: where(mask, g, 0.0)) if k == 1 else (lambda g: where(mask, 0.0, g))
 
 
@@ -202,16 +202,16 @@ def _clip_masks(ans, x, a_min, a_max):
     x owns the closed interval a_min <= x <= a_max; a_min owns x < a_min <= a_max;
     a_max owns the rest (x > a_max, or a_min > a_max where NumPy returns a_max).
     """
-    xr = _raw(x)
-    shape, dtype = np.shape(_raw(ans)), np.result_type(xr)
+    xr = unwrap(x)
+    shape, dtype = np.shape(unwrap(ans)), np.result_type(xr)
     inside = np.ones(shape, dtype=bool)
     below = np.zeros(shape, dtype=bool)
     if a_min is not None:
-        lo = _raw(a_min)
+        lo = unwrap(a_min)
         inside = inside & (xr >= lo)
-        below = (xr < lo) & (True if a_max is None else lo <= _raw(a_max))
+        below = (xr < lo) & (True if a_max is None else lo <= unwrap(a_max))
     if a_max is not None:
-        inside = inside & (xr <= _raw(a_max))
+        inside = inside & (xr <= unwrap(a_max))
     above = ~(inside | below)
     return inside.astype(dtype), below.astype(dtype), above.astype(dtype)
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..graph import _raw
+from ..graph import unwrap
 from . import OPS
 from .linalg import normalize_axes, parse_einsum
 from .reduce import kept_shape
@@ -55,11 +55,11 @@ def register(names, jac: Callable, nnz: Callable) -> None:
 
 # -- helpers ------------------------------------------------------------------------
 def _arr(x: Any) -> np.ndarray:
-    return np.asarray(_raw(x))
+    return np.asarray(unwrap(x))
 
 
 def _size(x: Any) -> int:
-    return int(np.size(_raw(x)))
+    return int(np.size(unwrap(x)))
 
 
 def _inner_vjp(name: str, argnum: int, ans, args, kwargs) -> Callable:
@@ -138,7 +138,7 @@ def _selection_jac(name):
         numbered = list(args)
         for k, arg in enumerate(args):
             if data_args is None or k in data_args:
-                shape = np.shape(_raw(arg))
+                shape = np.shape(unwrap(arg))
                 numbered[k] = (np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
                                if k == argnum else np.full(shape, -1, dtype=np.int64))
         source = np.asarray(OPS[name].fwd(*numbered, **kwargs)).ravel()
@@ -152,7 +152,7 @@ register(tuple(_DATA_ARGS), _selection_jac, _answer_size_bound)
 
 def _untake_region(g, index, shape):
     numbers = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
-    cols = np.broadcast_to(np.arange(_size(g)).reshape(np.shape(_raw(g))), numbers.shape)
+    cols = np.broadcast_to(np.arange(_size(g)).reshape(np.shape(unwrap(g))), numbers.shape)
     return numbers, cols
 
 
@@ -235,7 +235,7 @@ def _scan_jac(name):
 
 def _scan_nnz(name):
     def nnz(argnum, ans, x, axis=None):
-        lines = _lines(np.shape(_raw(x)), axis)
+        lines = _lines(np.shape(unwrap(x)), axis)
         n = lines.shape[1]
         return int(lines.shape[0] * n * (n + 1) // 2)
     return nnz
@@ -310,7 +310,7 @@ def _fresh(n: int, skip: str = "") -> str:
 
 
 def _tensordot_contraction(argnum, ans, a, b, axes):
-    na, nb = np.ndim(_raw(a)), np.ndim(_raw(b))
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
     a_axes, b_axes = normalize_axes(axes, na)
     a_axes = [i % na for i in a_axes]
     b_axes = [i % nb for i in b_axes]
@@ -327,18 +327,18 @@ def _tensordot_contraction(argnum, ans, a, b, axes):
 def _pick(argnum, operands, out, ans, scale=1.0):
     target, value = operands[argnum]
     others = [op for k, op in enumerate(operands) if k != argnum]
-    return _Contraction(target, np.shape(_raw(value)), others, out, np.shape(_raw(ans)), scale)
+    return _Contraction(target, np.shape(unwrap(value)), others, out, np.shape(unwrap(ans)), scale)
 
 
 def _dot_contraction(argnum, ans, a, b):
-    na, nb = np.ndim(_raw(a)), np.ndim(_raw(b))
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
     if na == 0 or nb == 0:
         return _tensordot_contraction(argnum, ans, a, b, 0)
     return _tensordot_contraction(argnum, ans, a, b, ([na - 1], [0 if nb == 1 else nb - 2]))
 
 
 def _matmul_contraction(argnum, ans, a, b):
-    na, nb = np.ndim(_raw(a)), np.ndim(_raw(b))
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
     batch = _fresh(max(na, nb, 2) - 2, "mkn")
     a_subs = "k" if na == 1 else batch[len(batch) - (na - 2):] + "mk"
     b_subs = "k" if nb == 1 else batch[len(batch) - (nb - 2):] + "kn"
@@ -350,7 +350,7 @@ def _matmul_contraction(argnum, ans, a, b):
 def _einsum_contraction(argnum, ans, subscripts, *operands):
     if argnum == 0:
         raise TypeError("ardiff op 'einsum': the subscripts string carries no gradient.")
-    inputs, out = parse_einsum(subscripts, [np.shape(_raw(o)) for o in operands])
+    inputs, out = parse_einsum(subscripts, [np.shape(unwrap(o)) for o in operands])
     return _pick(argnum - 1, list(zip(inputs, operands)), out, ans)
 
 
@@ -359,9 +359,9 @@ def _batch(n: int) -> str:
 
 
 def _inv_contraction(argnum, ans, a):
-    b = _batch(np.ndim(_raw(a)) - 2)
-    return _Contraction(b + "pq", np.shape(_raw(a)), [(b + "ip", ans), (b + "ql", ans)],
-                        b + "il", np.shape(_raw(ans)), scale=-1.0)
+    b = _batch(np.ndim(unwrap(a)) - 2)
+    return _Contraction(b + "pq", np.shape(unwrap(a)), [(b + "ip", ans), (b + "ql", ans)],
+                        b + "il", np.shape(unwrap(ans)), scale=-1.0)
 
 
 def _solve_contraction(argnum, ans, a, b):
@@ -433,7 +433,7 @@ def jacobian_from_vjp(vjp: Callable, out_shape: tuple, arg_shape: tuple) -> sp.c
     unit = np.zeros(n_out)
     for r in range(n_out):
         unit[r] = 1.0
-        dense[r] = np.ravel(_raw(vjp(unit.reshape(out_shape))))
+        dense[r] = np.ravel(unwrap(vjp(unit.reshape(out_shape))))
         unit[r] = 0.0
     return sp.csr_matrix(dense)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import unwrap
 from . import defop, scale_by
 from .shape import broadcast_to, reshape, transpose
 
 
 def _ndim(x):
-    x = _raw(x)
+    x = unwrap(x)
     return x.ndim if isinstance(x, (np.ndarray, np.generic)) else np.ndim(x)
 
 
@@ -79,7 +79,7 @@ def _matmul_vjp(k, ans, a, b):
         return lambda g: matmul(at, g)
 
     def as_matrix(g):
-        s = np.shape(_raw(g))
+        s = np.shape(unwrap(g))
         if a_vec and b_vec:
             return reshape(g, (1, 1))
         if a_vec:
@@ -89,17 +89,17 @@ def _matmul_vjp(k, ans, a, b):
         return g
 
     if k == 0:
-        bt = _swap(reshape(b, np.shape(_raw(b)) + (1,)) if b_vec else b)
+        bt = _swap(reshape(b, np.shape(unwrap(b)) + (1,)) if b_vec else b)
 
         def vjp(g):
             ga = matmul(as_matrix(g), bt)
-            return reshape(ga, np.shape(_raw(ga))[:-2] + np.shape(_raw(ga))[-1:]) if a_vec else ga
+            return reshape(ga, np.shape(unwrap(ga))[:-2] + np.shape(unwrap(ga))[-1:]) if a_vec else ga
         return vjp
-    at = _swap(reshape(a, (1,) + np.shape(_raw(a))) if a_vec else a)
+    at = _swap(reshape(a, (1,) + np.shape(unwrap(a))) if a_vec else a)
 
     def vjp(g):
         gb = matmul(at, as_matrix(g))
-        return reshape(gb, np.shape(_raw(gb))[:-1]) if b_vec else gb
+        return reshape(gb, np.shape(unwrap(gb))[:-1]) if b_vec else gb
     return vjp
 
 
@@ -140,7 +140,7 @@ def parse_einsum(subscripts, shapes):
 def _einsum_vjp(k, ans, subscripts, *operands):
     if k == 0:
         raise TypeError("ardiff op 'einsum': the subscripts string carries no gradient.")
-    shapes = [np.shape(_raw(o)) for o in operands]
+    shapes = [np.shape(unwrap(o)) for o in operands]
     inputs, out = parse_einsum(subscripts, shapes)
     i = k - 1
     target, shape = inputs[i], shapes[i]
@@ -170,7 +170,7 @@ def _einsum_vjp(k, ans, subscripts, *operands):
         r = einsum(spec, *others, g)
         # letters (ellipsis dims) of size 1 here but broadcast against larger ones
         # elsewhere: the adjoint of that broadcast is a sum
-        rs = np.shape(_raw(r))
+        rs = np.shape(unwrap(r))
         summed = tuple(p for p, c in enumerate(present) if sizes[c] == 1 and rs[p] != 1)
         if summed:
             from .reduce import sum_
@@ -212,8 +212,8 @@ def _solve_vjp(k, ans, a, b):
         with a batch NumPy would read g (shaped like the answer) as a matrix."""
         if not vector:
             return solve(at, g)
-        column = solve(at, reshape(g, np.shape(_raw(g)) + (1,)))
-        return reshape(column, np.shape(_raw(column))[:-1])
+        column = solve(at, reshape(g, np.shape(unwrap(g)) + (1,)))
+        return reshape(column, np.shape(unwrap(column))[:-1])
 
     if k == 1:
         return solve_t
@@ -221,8 +221,8 @@ def _solve_vjp(k, ans, a, b):
     def vjp(g):
         gb = solve_t(g)
         if vector:
-            gbm = reshape(gb, np.shape(_raw(gb)) + (1,))
-            xm = reshape(ans, np.shape(_raw(ans))[:-1] + (1,) + np.shape(_raw(ans))[-1:])
+            gbm = reshape(gb, np.shape(unwrap(gb)) + (1,))
+            xm = reshape(ans, np.shape(unwrap(ans))[:-1] + (1,) + np.shape(unwrap(ans))[-1:])
             return -(gbm * xm)
         return -matmul(gb, _swap(ans))
     return vjp
@@ -232,7 +232,7 @@ solve = defop("solve", np.linalg.solve, vjp=_solve_vjp)
 
 
 def _batched_scalar(x):
-    return reshape(x, np.shape(_raw(x)) + (1, 1))
+    return reshape(x, np.shape(unwrap(x)) + (1, 1))
 
 
 det = defop("det", np.linalg.det,
@@ -252,7 +252,7 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     from .elementwise import absolute, where
     from .reduce import kept_shape, spread
 
-    xr = _raw(x)
+    xr = unwrap(x)
     shape = np.shape(xr)
     matrix = (axis is None and xr.ndim == 2 and ord is not None) or (
         isinstance(axis, tuple) and len(axis) == 2)
@@ -278,7 +278,7 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
         reduce_axis = axis
         p = float(ord)
     kept = reshape(ans, kept_shape(shape, reduce_axis))
-    positive = np.asarray(_raw(kept)) > 0
+    positive = np.asarray(unwrap(kept)) > 0
     # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 at the zero vector (a subgradient)
     denom = where(positive, kept, 1.0) ** (p - 1.0)
     factor = where(positive, (x if p == 2.0 else

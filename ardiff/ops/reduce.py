@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import TracerBase, _raw
+from ..graph import TracerBase, unwrap
 from . import defop
 from .shape import broadcast_to, getitem, reshape
 
@@ -38,12 +38,12 @@ def _count(shape, axis):
 
 
 def _sum_vjp(ans, x, axis=None, keepdims=False, **_):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     return lambda g: spread(g, shape, axis)
 
 
 def _mean_vjp(ans, x, axis=None, keepdims=False, **_):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     inv_n = 1.0 / max(_count(shape, axis), 1)
     return lambda g: spread(g, shape, axis) * inv_n
 
@@ -56,9 +56,9 @@ mean = defop("mean",
 
 
 def _extreme_vjp(ans, x, axis=None, keepdims=False):
-    xr = _raw(x)
+    xr = unwrap(x)
     shape = np.shape(xr)
-    hits = (xr == np.reshape(_raw(ans), kept_shape(shape, axis))).astype(np.result_type(xr))
+    hits = (xr == np.reshape(unwrap(ans), kept_shape(shape, axis))).astype(np.result_type(xr))
     share = hits / np.sum(hits, axis=axis, keepdims=True)  # ties split evenly
     return lambda g: spread(g, shape, axis) * share
 
@@ -70,7 +70,7 @@ min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, ke
 
 
 def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     n = _count(shape, axis)
     centred = x - mean(x, axis=axis, keepdims=True)
     factor = centred * (2.0 / max(n - ddof, 1))
@@ -82,11 +82,11 @@ var = defop("var", lambda x, axis=None, ddof=0, keepdims=False:
 
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     n = _count(shape, axis)
     centred = x - mean(x, axis=axis, keepdims=True)
     std_kept = reshape(ans, kept_shape(shape, axis))
-    safe = np.asarray(_raw(std_kept)) > 0
+    safe = np.asarray(unwrap(std_kept)) > 0
     # d std / dx = (x - mean) / ((n - ddof) std); taken as 0 where std == 0 (constant input)
     inv = where_positive(std_kept, safe)
     factor = centred * inv * (1.0 / max(n - ddof, 1))
@@ -114,7 +114,7 @@ def reverse_cumsum(g, axis):
 
 
 def _cumsum_vjp(ans, x, axis=None):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     if axis is None:
         return lambda g: reshape(reverse_cumsum(g, 0), shape)
     axis = axis % len(shape)
@@ -128,10 +128,10 @@ def _exclusive_products(x, axis):
     """Product of all other elements along ``axis`` (exact with zeros present)."""
     from .shape import concatenate
 
-    n = np.shape(_raw(x))[axis]
-    ones_shape = list(np.shape(_raw(x)))
+    n = np.shape(unwrap(x))[axis]
+    ones_shape = list(np.shape(unwrap(x)))
     ones_shape[axis] = 1
-    ones = np.ones(ones_shape, dtype=np.result_type(_raw(x)))
+    ones = np.ones(ones_shape, dtype=np.result_type(unwrap(x)))
     head = (slice(None),) * axis + (slice(0, n - 1),)
     before = concatenate(ones, getitem(cumprod(x, axis=axis), head), axis=axis)
     after = _flip_axis(concatenate(ones, getitem(cumprod(_flip_axis(x, axis), axis=axis), head),
@@ -142,14 +142,14 @@ def _exclusive_products(x, axis):
 def _prod_vjp(ans, x, axis=None, keepdims=False):
     from .shape import transpose
 
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     axes = _axes(axis, len(shape))
     rest = tuple(i for i in range(len(shape)) if i not in axes)
     perm = rest + axes
     moved = transpose(x, perm)
     flat_shape = tuple(shape[i] for i in rest) + (_count(shape, axis),)
     others = _exclusive_products(reshape(moved, flat_shape), len(flat_shape) - 1)
-    others = transpose(reshape(others, np.shape(_raw(moved))), tuple(np.argsort(perm)))
+    others = transpose(reshape(others, np.shape(unwrap(moved))), tuple(np.argsort(perm)))
     return lambda g: spread(g, shape, axis) * others
 
 
@@ -159,11 +159,11 @@ prod = defop("prod",
 
 
 def _cumprod_vjp(ans, x, axis=None):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     flat = axis is None
     ax = 0 if flat else axis % len(shape)
     xf = reshape(x, (-1,)) if flat else x
-    xr, ansr = _raw(xf), np.abs(_raw(ans))
+    xr, ansr = unwrap(xf), np.abs(unwrap(ans))
     # d ans_j / d x_i = ans_j / x_i gives the fast VJP reverse_cumsum(g * ans) / x. It
     # is only used on plain values with no zero and no under/overflowed partial product
     # (x = [1e-171, 1e-171] has ans = [1e-171, 0]): differentiated again, its quotient
@@ -185,14 +185,14 @@ def _cumprod_vjp_without_division(x, axis):
     """
     from .shape import concatenate, transpose
 
-    ndim = np.ndim(_raw(x))
-    n = np.shape(_raw(x))[axis]
+    ndim = np.ndim(unwrap(x))
+    n = np.shape(unwrap(x))[axis]
     if n <= 1:
         return lambda g: g
     perm = (axis,) + tuple(i for i in range(ndim) if i != axis)
     inverse = tuple(int(i) for i in np.argsort(perm))
     xm = transpose(x, perm)
-    ones = np.ones((1,) + np.shape(_raw(xm))[1:], dtype=np.result_type(_raw(xm)))
+    ones = np.ones((1,) + np.shape(unwrap(xm))[1:], dtype=np.result_type(unwrap(xm)))
     prefix = concatenate(ones, getitem(cumprod(xm, axis=0), slice(0, n - 1)), axis=0)
     nexts = [getitem(xm, slice(i + 1, i + 2)) for i in range(n - 1)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import unwrap
 from . import defop
 
 
@@ -30,17 +30,17 @@ def _untake_fwd(g, index, shape):
 
 
 getitem = defop("getitem", lambda x, index: x[index],
-                lambda ans, x, index: lambda g: untake(g, index, np.shape(_raw(x))))
+                lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))))
 untake = defop("untake", _untake_fwd,
                lambda ans, g, index, shape: lambda h: getitem(h, index))
 
 reshape = defop("reshape", np.reshape,
-                lambda ans, x, shape: lambda g: reshape(g, np.shape(_raw(x))))
+                lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))))
 
 
 def _transpose_vjp(ans, x, axes=None):
     # NumPy accepts negative axes; the inverse permutation needs them normalised
-    ndim = np.ndim(_raw(x))
+    ndim = np.ndim(unwrap(x))
     inverse = None if axes is None else tuple(int(i) for i in np.argsort(
         [a % ndim for a in axes]))
     return lambda g: transpose(g, inverse)
@@ -53,9 +53,9 @@ broadcast_to = defop("broadcast_to", np.broadcast_to, lambda ans, x, shape: lamb
 
 
 def _concatenate_vjp(k, ans, *arrays, axis=0):
-    sizes = [np.shape(_raw(a))[axis] for a in arrays]
+    sizes = [np.shape(unwrap(a))[axis] for a in arrays]
     start = sum(sizes[:k])
-    ndim = np.ndim(_raw(ans))
+    ndim = np.ndim(unwrap(ans))
     axis = axis % ndim
     index = (slice(None),) * axis + (slice(start, start + sizes[k]),)
     return lambda g: getitem(g, index)
@@ -65,10 +65,10 @@ concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays
                     vjp=_concatenate_vjp)
 
 def _astype_vjp(ans, x, dtype):
-    source = np.result_type(_raw(x))
+    source = np.result_type(unwrap(x))
     if np.dtype(dtype).kind in "biu":
         # a cast to int or bool truncates: piecewise constant, so the derivative is 0
-        zeros = np.zeros(np.shape(_raw(x)), dtype=source)
+        zeros = np.zeros(np.shape(unwrap(x)), dtype=source)
         return lambda g: zeros
     return lambda g: astype(g, source)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.special as sps
 
-from ..graph import _raw
+from ..graph import unwrap
 from . import Scale, defop
 from .elementwise import exp
 from .reduce import kept_shape, spread
@@ -19,7 +19,7 @@ erf = defop("erf", sps.erf, Scale(lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x)
 
 
 def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
-    shape = np.shape(_raw(x))
+    shape = np.shape(unwrap(x))
     softmax = exp(x - reshape(ans, kept_shape(shape, axis)))
     return lambda g: spread(g, shape, axis) * softmax
 

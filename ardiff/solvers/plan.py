@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, _raw
+from ..graph import Graph, unwrap
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -257,27 +257,27 @@ def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> N
     (indexed by node) replaces the recorded forward values, for a compiled replay.
     """
     # a sum is finite when every term is (one cheap pass); confirm exactly otherwise
-    if all(np.isfinite(np.sum(_raw(g))) or np.all(np.isfinite(_raw(g))) for g in grads):
+    if all(np.isfinite(np.sum(unwrap(g))) or np.all(np.isfinite(unwrap(g))) for g in grads):
         return
     nodes = plan.graph.nodes
     if values is None:
         values = [node.value for node in nodes]
     for i in plan.relevant:
-        if not np.all(np.isfinite(_raw(values[i]))):
+        if not np.all(np.isfinite(unwrap(values[i]))):
             warnings.warn(
                 f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
                 "are not finite. Check the inputs and the ops feeding this node.",
                 NonFiniteWarning, stacklevel=4)
             return
     for i in reversed(plan.relaxing):
-        if i in activities and not np.all(np.isfinite(_raw(activities[i]))):
+        if i in activities and not np.all(np.isfinite(unwrap(activities[i]))):
             warnings.warn(
                 f"Non-finite activity first appears at {nodes[i].label()}: the local "
                 "derivative of one of its children is not finite there (e.g. sqrt or log "
                 "at 0, or an overflow).", NonFiniteWarning, stacklevel=4)
             return
     for i, g in zip(plan.wrt, grads):
-        if not np.all(np.isfinite(_raw(g))):
+        if not np.all(np.isfinite(unwrap(g))):
             children = ", ".join(nodes[c].label() for c, _ in plan.children[i] or ())
             warnings.warn(
                 f"Non-finite gradient read out at {nodes[i].label()} from its children "

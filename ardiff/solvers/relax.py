@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, TracerBase, _raw
+from ..graph import Graph, TracerBase, unwrap
 from .plan import Plan, compile_plan, sum_of_vjps, warn_non_finite
 from .result import Result, read_out
 
@@ -84,7 +84,7 @@ def reachable_tol(tol: float, activities) -> float:
         return tol
     eps = 0.0
     for a in activities:
-        dtype = np.result_type(_raw(a))
+        dtype = np.result_type(unwrap(a))
         if dtype.kind == "f" and dtype.itemsize < 8:
             eps = max(eps, float(np.finfo(dtype).eps))
     return max(tol, 16.0 * eps)
@@ -119,7 +119,7 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     The difference is returned so the Euler step can reuse it.
     """
     diff = target - x  # traced when differentiating to higher order
-    t, d = _raw(target), _raw(diff)
+    t, d = unwrap(target), unwrap(diff)
     if not np.size(d):
         return 0.0, 0.0, diff
     # the ufunc reductions directly: np.max's Python wrapper costs as much as the
@@ -127,7 +127,7 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     num = max(float(_largest(d, axis=None)), -float(_smallest(d, axis=None)))
     tmax = max(float(_largest(t, axis=None)), -float(_smallest(t, axis=None)))
     if not math.isfinite(num + tmax):
-        return _non_finite_parts(t, _raw(x), diff)
+        return _non_finite_parts(t, unwrap(x), diff)
     return num, tmax, diff
 
 
@@ -179,7 +179,7 @@ def worst_residual(parts, scale: float) -> float:
 
 def make_seed(plan: Plan, seed: Any) -> Any:
     """The clamped output activity: 1 for a scalar output, else the given array."""
-    out_value = _raw(plan.graph.nodes[plan.output].value)
+    out_value = unwrap(plan.graph.nodes[plan.output].value)
     dtype = np.result_type(out_value)
     if seed is None:
         if np.size(out_value) != 1:
@@ -187,8 +187,8 @@ def make_seed(plan: Plan, seed: Any) -> Any:
                 f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
                 "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
         return np.ones(np.shape(out_value), dtype=dtype)
-    if np.shape(_raw(seed)) != np.shape(out_value):
-        raise ValueError(f"seed has shape {np.shape(_raw(seed))} but the output has shape "
+    if np.shape(unwrap(seed)) != np.shape(out_value):
+        raise ValueError(f"seed has shape {np.shape(unwrap(seed))} but the output has shape "
                          f"{np.shape(out_value)}")
     if not isinstance(seed, TracerBase):
         seed = np.asarray(seed, dtype=dtype)
@@ -328,7 +328,7 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
         if init == "forward":
             x[i] = value
         else:
-            raw = _raw(value)
+            raw = unwrap(value)
             x[i] = np.zeros(np.shape(raw), dtype=np.result_type(raw))
     trajectory = {i: [x[i]] for i in plan.relaxing} if record else None
     if not fast:
@@ -342,10 +342,10 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
         iterations, converged, residuals = 1, True, [0.0]
     elif schedule == "parallel":
         iterations, converged, residuals, evals = _parallel(
-            plan, x, eta, tol, max_iter, init, trajectory, _max_abs(_raw(seed)))
+            plan, x, eta, tol, max_iter, init, trajectory, _max_abs(unwrap(seed)))
     else:
         iterations, converged, residuals, evals = _sequential(
-            plan, x, eta, tol, max_iter, trajectory, _max_abs(_raw(seed)))
+            plan, x, eta, tol, max_iter, trajectory, _max_abs(unwrap(seed)))
     finite = not residuals or math.isfinite(residuals[-1])
     if not converged and tol > 0 and finite:
         warnings.warn(
@@ -356,7 +356,7 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
     grads, read_evals = read_out(plan, x, seed)
     warn_non_finite(plan, x, grads)
     if record:
-        trajectory = {i: np.stack([_raw(a) for a in acts]) for i, acts in trajectory.items()}
+        trajectory = {i: np.stack([unwrap(a) for a in acts]) for i, acts in trajectory.items()}
     del x[plan.output]
     return Result(grads=grads, value=nodes[plan.output].value, method="relax",
                   iterations=iterations, converged=converged, residuals=np.asarray(residuals),

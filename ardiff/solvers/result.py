@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import _raw
+from ..graph import unwrap
 from .plan import Plan
 
 
@@ -55,7 +55,7 @@ class Result:
         last = f"{self.residuals[-1]:.3g}" if len(self.residuals) else "n/a"
         return (f"Result(method={self.method!r}, iterations={self.iterations}, "
                 f"converged={self.converged}, final residual={last}, "
-                f"grads=[{', '.join(str(np.shape(_raw(g))) for g in self.grads)}])")
+                f"grads=[{', '.join(str(np.shape(unwrap(g))) for g in self.grads)}])")
 
 
 def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
@@ -77,6 +77,6 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
             grads.append(plan.activity_target(i, x))
             evals += len(plan.children[i])
         else:  # not connected to the output: the gradient is exactly zero
-            value = _raw(graph.nodes[i].value)
+            value = unwrap(graph.nodes[i].value)
             grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
     return grads, evals

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve_triangular
 
-from ..graph import Graph, TracerBase, _raw
+from ..graph import Graph, TracerBase, unwrap
 from ..ops.jacobians import JACOBIANS, NNZ_BOUNDS, dense_bound, jacobian_from_vjp
 from .plan import Plan, compile_plan, warn_non_finite
 from .relax import make_seed, sweep
@@ -81,7 +81,7 @@ class TriangularSystem:
         """Cut a solution vector into per-node activities shaped and typed like the nodes."""
         out = {}
         for k, i in enumerate(self.nodes):
-            value = _raw(plan.graph.nodes[i].value)
+            value = unwrap(plan.graph.nodes[i].value)
             block = x[self.offsets[k]:self.offsets[k + 1]]
             out[i] = block.reshape(np.shape(value)).astype(np.result_type(value), copy=False)
         return out
@@ -95,8 +95,8 @@ def edge_jacobian(node, argnum: int, vjp=None) -> tuple[sp.csr_matrix, bool]:
     edge's VJP to every unit vector of the output, one VJP per output element.
     """
     op = node.op
-    args = tuple(_raw(a) for a in node.args)
-    ans = _raw(node.value)
+    args = tuple(unwrap(a) for a in node.args)
+    ans = unwrap(node.value)
     builder = op.jac or JACOBIANS.get(op.name)
     if builder is not None:
         try:
@@ -109,12 +109,12 @@ def edge_jacobian(node, argnum: int, vjp=None) -> tuple[sp.csr_matrix, bool]:
 
 
 def _edge_bound(node, argnum: int) -> int:
-    args = tuple(_raw(a) for a in node.args)
+    args = tuple(unwrap(a) for a in node.args)
     bound = NNZ_BOUNDS.get(node.op.name, dense_bound) if node.op.jac is None else dense_bound
     try:
-        return int(bound(argnum, _raw(node.value), *args, **node.kwargs))
+        return int(bound(argnum, unwrap(node.value), *args, **node.kwargs))
     except NotImplementedError:
-        return dense_bound(argnum, _raw(node.value), *args, **node.kwargs)
+        return dense_bound(argnum, unwrap(node.value), *args, **node.kwargs)
 
 
 def _inner_edges(plan: Plan):
@@ -130,13 +130,13 @@ def _inner_edges(plan: Plan):
 def estimate_nnz(plan: Plan) -> int:
     """Upper bound on the stored entries of ``I - N`` without assembling it."""
     nodes = plan.graph.nodes
-    total = sum(int(np.size(_raw(nodes[i].value))) for i in plan.relaxing)
+    total = sum(int(np.size(unwrap(nodes[i].value))) for i in plan.relaxing)
     return total + sum(_edge_bound(nodes[k], argnum) for _, k, argnum in _inner_edges(plan))
 
 
 def _refuse_if_too_large(plan: Plan, max_nnz: int) -> None:
     nodes = plan.graph.nodes
-    size = sum(int(np.size(_raw(nodes[i].value))) for i in plan.relaxing)
+    size = sum(int(np.size(unwrap(nodes[i].value))) for i in plan.relaxing)
     bound = estimate_nnz(plan)
     if bound > max_nnz:
         raise SystemTooLargeError(
@@ -165,7 +165,7 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
     nodes = plan.graph.nodes
     order = list(plan.relaxing)
     position = {i: k for k, i in enumerate(order)}
-    sizes = [int(np.size(_raw(nodes[i].value))) for i in order]
+    sizes = [int(np.size(unwrap(nodes[i].value))) for i in order]
     offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
     size = int(offsets[-1])
     rows, cols, data = [], [], []
@@ -197,7 +197,7 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
     for k, i in enumerate(order):
         for child, vjp in plan.edges[i]:
             if child == plan.output:
-                b[offsets[k]:offsets[k + 1]] += np.ravel(_raw(vjp(seed)))
+                b[offsets[k]:offsets[k + 1]] += np.ravel(unwrap(vjp(seed)))
                 evals += 1
     return TriangularSystem(N, b, order, offsets, sorted(set(fallback)), evals)
 

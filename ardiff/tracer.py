@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .graph import NO_KWARGS, Graph, TracerBase, _raw
+from .graph import NO_KWARGS, Graph, TracerBase, unwrap
 
 # Filled by ardiff.numpy: NumPy ufuncs / functions -> traced implementations.
 UFUNC_IMPLS: dict = {}
@@ -37,7 +37,7 @@ class TracingError(TypeError):
 
 def shape_of(x: Any) -> tuple:
     """Shape of a possibly traced value."""
-    return np.shape(_raw(x))
+    return np.shape(unwrap(x))
 
 
 def _shape_and_dtype(value: Any) -> tuple:
@@ -194,7 +194,7 @@ def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
 def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:
     """``exc`` (same type) naming the op, the node it would have been, and the arguments."""
     described = ", ".join(str(np.shape(v)) if isinstance(v, (np.ndarray, np.generic)) else
-                          type(v).__name__ for v in map(_raw, raw))
+                          type(v).__name__ for v in map(unwrap, raw))
     detail = str(exc).strip()
     message = (f"ardiff op '{op.name}' failed while recording node {len(graph.nodes)} from "
                f"arguments ({described}): {detail}{'' if detail.endswith('.') else '.'} Check "
@@ -239,7 +239,7 @@ def _template(obj, graph):
         return _Slot(obj._node)
     if isinstance(obj, (list, tuple)):
         return type(obj)(_template(o, graph) for o in obj)
-    return _raw(obj)
+    return unwrap(obj)
 
 
 def _fill(obj, values):
@@ -268,7 +268,7 @@ def _graphs_in(obj, found: dict) -> None:
 def _plain_tree(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_plain_tree(o) for o in obj)
-    return _raw(obj)
+    return unwrap(obj)
 
 
 def concrete(fun: Callable, *args, **kwargs):
@@ -294,7 +294,7 @@ def as_differentiable(value: Any, where: str = "input") -> Any:
     booleans, complex numbers and objects are refused with a clear message.
     """
     if isinstance(value, Tracer):
-        dtype = np.result_type(_raw(value))
+        dtype = np.result_type(unwrap(value))
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"{where}: cannot differentiate a traced {dtype} value.")
         return value
@@ -370,17 +370,17 @@ class Tracer(TracerBase):
         """The plain NumPy value (no gradient flows through it)."""
         return concrete(_identity, self)
 
-    shape = property(lambda self: np.shape(_raw(self._value)), doc="Shape of the value.")
-    ndim = property(lambda self: np.ndim(_raw(self._value)), doc="Number of dimensions.")
-    size = property(lambda self: np.size(_raw(self._value)), doc="Number of elements.")
-    dtype = property(lambda self: np.result_type(_raw(self._value)), doc="Data type.")
+    shape = property(lambda self: np.shape(unwrap(self._value)), doc="Shape of the value.")
+    ndim = property(lambda self: np.ndim(unwrap(self._value)), doc="Number of dimensions.")
+    size = property(lambda self: np.size(unwrap(self._value)), doc="Number of elements.")
+    dtype = property(lambda self: np.result_type(unwrap(self._value)), doc="Data type.")
 
     def __repr__(self) -> str:
-        return f"Tracer({_raw(self._value)!r}, node={self._node})"
+        return f"Tracer({unwrap(self._value)!r}, node={self._node})"
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.3f}" only reads the number for display: nothing is detached
-        return format(_raw(self._value), spec) if spec else str(self)
+        return format(unwrap(self._value), spec) if spec else str(self)
 
     def __len__(self) -> int:
         shape = self.shape

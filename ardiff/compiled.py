@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .api import _argnums, _pack, _split_options, _Traced, gc_paused
+from .transforms import _argnums, _pack, _split_options, _Traced, gc_paused
 from .codegen import Program, sweep_is_exact
-from .graph import _raw
+from .graph import unwrap
 from .solvers import RUNNERS, compile_plan
-from .trace import Tracer, as_differentiable
+from .tracer import Tracer, as_differentiable
 from .tree import flatten
 
 
@@ -132,7 +132,7 @@ class CompiledGrad:
 
     def _solve(self, traced: _Traced):
         out = traced.output_node("compile")
-        if out is not None and np.size(_raw(out._value)) != 1:
+        if out is not None and np.size(unwrap(out._value)) != 1:
             raise TypeError("compile: the function must return a scalar (as for grad).")
         if out is None:
             return _pack(traced, traced.zeros(), self.argnum)
