@@ -6,16 +6,6 @@ with :func:`grad`, or build a :class:`Graph` and call :func:`relax`.
 """
 
 from . import numpy  # noqa: F401  (installs Tracer operators; must come first)
-from .transforms import (
-    elementwise_grad,
-    grad,
-    hessian,
-    jacobian,
-    make_vjp,
-    trace,
-    value_and_grad,
-    vjp,
-)
 from .compiled import CompiledGrad, compile  # noqa: A004
 from .convexity import check_convexity
 from .graph import Graph, Node
@@ -28,6 +18,16 @@ from .solvers import (
     solve_triangular,
 )
 from .tracer import Op, Tracer, TracingError
+from .transforms import (
+    elementwise_grad,
+    grad,
+    hessian,
+    jacobian,
+    make_vjp,
+    trace,
+    value_and_grad,
+    vjp,
+)
 
 __version__ = "0.1.0"
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .transforms import _argnums, _pack, _split_options, _Traced, gc_paused
 from .codegen import Program, sweep_is_exact
 from .graph import unwrap
 from .solvers import RUNNERS, compile_plan
 from .tracer import Tracer, as_differentiable
+from .transforms import _argnums, _pack, _split_options, _Traced, gc_paused
 from .tree import flatten
 
 

@@ -23,11 +23,11 @@ from bench_suite import fix_heap, mlp_by_hand, mlp_loss, mlp_params  # noqa: E40
 
 import ardiff  # noqa: E402
 import ardiff.numpy as anp  # noqa: E402
-from ardiff.transforms import _Traced  # noqa: E402
 from ardiff.solvers import compile_plan  # noqa: E402
 from ardiff.solvers.plan import warn_non_finite  # noqa: E402
 from ardiff.solvers.relax import make_seed, sweep  # noqa: E402
 from ardiff.solvers.result import read_out  # noqa: E402
+from ardiff.transforms import _Traced  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -93,7 +93,8 @@ def _matmul_vjp(k, ans, a, b):
 
         def vjp(g):
             ga = matmul(as_matrix(g), bt)
-            return reshape(ga, np.shape(unwrap(ga))[:-2] + np.shape(unwrap(ga))[-1:]) if a_vec else ga
+            shape = np.shape(unwrap(ga))
+            return reshape(ga, shape[:-2] + shape[-1:]) if a_vec else ga
         return vjp
     at = _swap(reshape(a, (1,) + np.shape(unwrap(a))) if a_vec else a)
 
