@@ -135,8 +135,10 @@ class Graph:
         self.guards: list = []
         # Columns kept beside the nodes for the passes over whole graphs (pruning):
         # reading them does not touch every Node object, which is slow on large graphs.
-        self._parents: list = []  # node.parents by index
-        self._roots: list[int] = []  # indices of nodes without parents (leaves), ascending
+        #: ``node.parents`` of every node, by index (read by the solvers' pruning pass).
+        self.parent_columns: list = []
+        #: Indices of the nodes without parents (leaves), ascending.
+        self.roots: list[int] = []
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -165,12 +167,17 @@ class Graph:
         return f"<ardiff.Graph with {len(self.nodes)} nodes>"
 
     # -- building -------------------------------------------------------------
-    def _append(self, op, args, kwargs, parents, value, name=None) -> Node:
+    def append(self, op, args, kwargs, parents, value, name=None) -> Node:
+        """Record one node at the end of the tape (the next topological position).
+
+        Called by :class:`~ardiff.op.Op` when it runs on traced values and by the
+        graph importers; ``parents`` lists ``(argnum, parent index)`` pairs.
+        """
         node = Node(len(self.nodes), op, args, kwargs, parents, value, name)
         self.nodes.append(node)
-        self._parents.append(parents)
+        self.parent_columns.append(parents)
         if not parents:
-            self._roots.append(node.index)
+            self.roots.append(node.index)
         return node
 
     def input(self, value: Any, name: str | None = None):
@@ -186,7 +193,7 @@ class Graph:
         from .tracer import Tracer, as_differentiable
 
         value = as_differentiable(value, where=f"Graph.input({name or ''})")
-        node = self._append("input", (), NO_KWARGS, (), value, name)
+        node = self.append("input", (), NO_KWARGS, (), value, name)
         self._inputs.append(node)
         return Tracer(self, node.index, value)
 
@@ -195,7 +202,7 @@ class Graph:
         from .tracer import Tracer
 
         value = np.asarray(value) if not np.isscalar(value) else value
-        node = self._append("constant", (), NO_KWARGS, (), value, name)
+        node = self.append("constant", (), NO_KWARGS, (), value, name)
         return Tracer(self, node.index, value)
 
     # -- queries --------------------------------------------------------------

@@ -352,7 +352,7 @@ def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
         raise GraphValidationError(
             f"Node {nid!r} (op '{name}') cannot be computed from its arguments ({shapes}): "
             f"{exc}", node=nid) from None
-    node = graph._append(op, tuple(args), kwargs, tuple(parents), value, _node_name(nid, attrs))
+    node = graph.append(op, tuple(args), kwargs, tuple(parents), value, _node_name(nid, attrs))
     made[nid] = Tracer(graph, node.index, value)
 
 

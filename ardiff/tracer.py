@@ -127,7 +127,7 @@ class Op:
             value = self.fwd(*raw, **kwargs)
         except (ValueError, IndexError) as exc:
             raise _recording_error(self, graph, raw, exc) from exc
-        node = graph._append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
     def _call_nested(self, args, kwargs):
@@ -143,7 +143,7 @@ class Op:
                 parents.append((i, a._node))
                 raw[i] = a._value
         value = self(*raw, **kwargs)  # lower-level tracers inside: records there too
-        node = graph._append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
         return Tracer(graph, node.index, value)
 
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:

@@ -201,8 +201,8 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     """
     out, wrt_idx = resolve(graph, output, wrt)
     start = min(wrt_idx, default=out + 1)
-    parents = graph._parents
-    roots = graph._roots
+    parents = graph.parent_columns
+    roots = graph.roots
     wrt_set = set(wrt_idx)
     if all(r in wrt_set for r in roots):
         # Every parentless node is differentiated, so every node from `start` on
