@@ -205,6 +205,24 @@ class Graph:
         node = self.append("constant", (), NO_KWARGS, (), value, name)
         return Tracer(self, node.index, value)
 
+    def replace_values(self, values: list) -> None:
+        """Overwrite every node's recorded value (and its parents' slots in its arguments).
+
+        ``values`` is indexed by node, as a compiled replay produces it
+        (:class:`ardiff.compiled.CompiledGrad`); the structure is unchanged.  Traced
+        values handed out before keep their old values.
+        """
+        if len(values) != len(self.nodes):
+            raise ValueError(f"replace_values needs one value per node ({len(self.nodes)}), "
+                             f"got {len(values)}.")
+        for node, value in zip(self.nodes, values):
+            node.value = value
+            if node.parents:
+                args = list(node.args)
+                for argnum, parent in node.parents:
+                    args[argnum] = values[parent]
+                node.args = tuple(args)
+
     # -- queries --------------------------------------------------------------
     def node_of(self, ref: Any) -> Node:
         """Resolve a traced value, node, index or name to a node of this graph."""
