@@ -2,13 +2,22 @@
 
 Gradients are the equilibrium of a local leaky-integrator dynamics on the
 recorded computation graph (Millidge et al., *Activation Relaxation*).  Start
-with :func:`grad`, or build a :class:`Graph` and call :func:`relax`.
+with `grad`, or build a `Graph` and call `relax`.
+
+The package in layers, each importing only from those below it (checked by
+tests/test_architecture.py): ``graph`` (the tape) <- ``guards``, ``op`` (Op, defop,
+the op table) <- ``ops`` (the op families) <- ``numpy``, ``scipy`` (traced
+namespaces) <- ``tracer`` (the array interface of traced values) <- ``interchange``,
+``rules``, ``recorder`` <- ``solvers`` <- ``convexity`` <- ``transforms``,
+``testing`` <- ``codegen``, ``compiled`` <- ``nn``, ``plot`` <- ``paper``.
 """
 
-from . import numpy  # noqa: F401  (installs Tracer operators; must come first)
+from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, ardiff.scipy)
 from .compiled import CompiledGrad, compile  # noqa: A004
 from .convexity import check_convexity
-from .graph import Graph, Node
+from .graph import Graph, Node, TracingError
+from .interchange import from_json, from_networkx, to_json, to_networkx
+from .op import Op
 from .solvers import (
     ConvergenceWarning,
     NonFiniteWarning,
@@ -17,7 +26,7 @@ from .solvers import (
     relax,
     solve_triangular,
 )
-from .tracer import Op, Tracer, TracingError
+from .tracer import Tracer
 from .transforms import (
     elementwise_grad,
     grad,
@@ -32,11 +41,16 @@ from .transforms import (
 __version__ = "0.1.0"
 
 #: Renamed modules kept as deprecated aliases (old name -> new name); importing one warns.
-DEPRECATED_MODULES = {"ardiff.api": "ardiff.transforms"}
+DEPRECATED_MODULES = {
+    "ardiff.api": "ardiff.transforms",
+    "ardiff.data": "ardiff.paper.data",
+    "ardiff.cli": "ardiff.paper.cli",
+    "ardiff.experiments": "ardiff.paper",
+}
 
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
     "jacobian", "hessian", "make_vjp", "vjp", "trace", "compile", "CompiledGrad",
-    "solve_triangular", "check_convexity",
+    "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
 ]

@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 
 from .graph import unwrap
-from .ops import Fixed, Scale
+from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
 from .solvers.plan import Plan, warn_non_finite
 from .solvers.relax import make_seed
-from .tracer import argument_fit, fit_to_argument
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -110,19 +109,19 @@ class Program:
     def _forward_expression(self, node) -> str:
         """The node's forward call, or ``a * b`` where that is the same computation.
 
-        The binary arithmetic ops use the Python operator themselves for these
-        operand types (see ``_via_operator`` in ardiff.ops.elementwise); replays keep
-        every node's dtype, so the choice made on the recorded values still holds.
+        Ops declared with ``infix`` use the Python operator themselves for these
+        operand types (see `ardiff.op.defop`); replays keep every node's dtype, so the
+        choice made on the recorded values still holds.
         """
         fwd = node.op.fwd
-        symbol = getattr(fwd, "symbol", None)
+        symbol = node.op.infix
         if symbol is None or node.kwargs or len(node.args) != 2:
             return self._call(node, "fwd", fwd)
         parents = {argnum for argnum, _ in node.parents}
         for k, value in enumerate(node.args):
             traced_float = type(value) in (np.float64, np.float32, np.ndarray) and \
                 np.result_type(value).kind == "f"
-            if not (traced_float if k in parents else type(value) in fwd.operator_types):
+            if not (traced_float if k in parents else type(value) in OPERATOR_TYPES):
                 return self._call(node, "fwd", fwd)
         left, right = self._arguments(node)
         return f"{left} {symbol} {right}"
@@ -131,7 +130,7 @@ class Program:
         """Source of one edge's contribution: the staged VJP applied to X[child]."""
         node = self.graph.nodes[child]
         op = node.op
-        maker = op.vjps[argnum] if op.vjp is None else None
+        maker = op.vjp_maker(argnum)
         if isinstance(maker, Fixed):  # g or -g: no call at all
             term = maker.template.format(f"X[{child}]")
         elif isinstance(maker, Scale):  # g * f'(...): the factor inline, no closure

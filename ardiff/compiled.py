@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from .codegen import Program, sweep_is_exact
-from .graph import unwrap
+from .graph import as_differentiable, unwrap
 from .solvers import RUNNERS, compile_plan
-from .tracer import Tracer, as_differentiable
+from .tracer import Tracer
 from .transforms import _argnums, _pack, _split_options, _Traced, gc_paused
 from .tree import flatten
 

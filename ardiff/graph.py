@@ -1,15 +1,24 @@
-"""The recorded computation graph: nodes in topological order with forward values.
+"""The tape: recorded nodes in topological order, and what the tape knows of a traced value.
 
-A :class:`Graph` is filled either programmatically (``g.input(...)`` then ordinary
-operations on the returned traced values) or by :func:`ardiff.trace`.  Nodes are
-appended as operations execute, so creation order *is* a topological order; no
-sort is ever needed and every pass over the graph is a plain loop.
+The bottom layer of ardiff.  A :class:`Graph` is filled either programmatically
+(``g.input(...)`` then ordinary operations on the returned traced values) or by
+`ardiff.trace`.  Nodes are appended as operations execute, so creation order *is*
+a topological order; no sort is ever needed and every pass over the graph is a
+plain loop.
+
+A traced value is a :class:`TracerBase`: its graph, its node index and its forward
+value.  The array interface (operators, methods, NumPy dispatch) is added by
+`ardiff.tracer.Tracer`, which sits above the NumPy namespace whose functions those
+methods call; graphs box their values in that subclass (it registers itself by
+subclassing, see :meth:`TracerBase.__init_subclass__`), so this module never imports
+the layers above it.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -93,18 +102,77 @@ class _NoKeywords(dict):
 NO_KWARGS: dict = _NoKeywords()
 
 
-class TracerBase:
-    """Base of :class:`ardiff.trace.Tracer`, defined here so this module can recognise
-    traced values without importing the tracing layer."""
+class TracingError(TypeError):
+    """A traced value was used in a way that would silently lose its gradient."""
 
-    __slots__ = ()
+
+class TracerBase:
+    """What the tape knows of a traced value: its graph, node index and forward value.
+
+    Every module below the tracer recognises traced values with
+    ``isinstance(x, TracerBase)``.  The class users meet is its subclass
+    `ardiff.tracer.Tracer`; defining that subclass registers it as the class graphs
+    and ops box new values in (there is exactly one).
+    """
+
+    __slots__ = ("_graph", "_node", "_value")
+
+    def __init__(self, graph: Graph, node: int, value: Any):
+        self._graph = graph
+        self._node = node
+        self._value = value
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Graph.tracer_class = cls
 
 
 def unwrap(x: Any) -> Any:
-    """Strip every level of tracing from ``x``."""
+    """Strip every level of tracing from ``x`` (the plain NumPy value inside)."""
     while isinstance(x, TracerBase):
         x = x._value
     return x
+
+
+def as_differentiable(value: Any, where: str = "input") -> Any:
+    """Check and normalise a value that is about to receive a gradient.
+
+    Python and NumPy ints become float64; floats of any precision are kept;
+    booleans, complex numbers and objects are refused with a clear message naming
+    ``where``.
+    """
+    if isinstance(value, TracerBase):
+        dtype = np.result_type(unwrap(value))
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{where}: cannot differentiate a traced {dtype} value.")
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: cannot differentiate with respect to a boolean; pass a float.")
+    if isinstance(value, (int, np.integer, float)):
+        return np.float64(value)
+    if isinstance(value, np.floating):
+        return value
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{where}: complex numbers are not supported; differentiate the real "
+                        "and imaginary parts as separate float arguments.")
+    if isinstance(value, np.ndarray):
+        kind = value.dtype.kind
+        if kind == "f":
+            return value
+        if kind in "iu":
+            return value.astype(np.float64)
+        if kind == "b":
+            raise TypeError(f"{where}: cannot differentiate with respect to a boolean array; "
+                            "cast it with .astype(float) first.")
+        if kind == "c":
+            raise TypeError(f"{where}: complex arrays are not supported; differentiate the real "
+                            "and imaginary parts as separate float arrays.")
+        raise TypeError(f"{where}: cannot differentiate an array of dtype {value.dtype}; "
+                        "convert it to a float array first.")
+    raise TypeError(
+        f"{where}: cannot differentiate with respect to a {type(value).__name__}; expected a "
+        "float, an int, a NumPy float array, or a tuple/list/dict of those."
+    )
 
 
 class Graph:
@@ -119,6 +187,9 @@ class Graph:
     >>> ardiff.relax(g, loss, wrt=[x]).grads[0]
     array([ 1., -2.])
     """
+
+    #: The class traced values are boxed in (`ardiff.tracer.Tracer`, set when it is defined).
+    tracer_class: type = TracerBase
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
@@ -146,17 +217,13 @@ class Graph:
     @property
     def inputs(self) -> list:
         """The differentiable leaves (added with :meth:`input`) as traced values, in order."""
-        from .tracer import Tracer
-
-        return [Tracer(self, n.index, n.value) for n in self._inputs]
+        return [self.tracer_class(self, n.index, n.value) for n in self._inputs]
 
     @property
     def output(self) -> Any:
-        """The traced output (set by :func:`ardiff.trace`), or ``None``."""
-        from .tracer import Tracer
-
+        """The traced output (set by `ardiff.trace`), or ``None``."""
         out = self._output
-        return Tracer(self, out.index, out.value) if isinstance(out, Node) else out
+        return self.tracer_class(self, out.index, out.value) if isinstance(out, Node) else out
 
     @output.setter
     def output(self, value: Any) -> None:
@@ -190,20 +257,16 @@ class Graph:
         name : str, optional
             Label shown in exports and error messages.
         """
-        from .tracer import Tracer, as_differentiable
-
         value = as_differentiable(value, where=f"Graph.input({name or ''})")
         node = self.append("input", (), NO_KWARGS, (), value, name)
         self._inputs.append(node)
-        return Tracer(self, node.index, value)
+        return self.tracer_class(self, node.index, value)
 
     def constant(self, value: Any, name: str | None = None):
         """Add a non-differentiable leaf (recorded, but never given a gradient)."""
-        from .tracer import Tracer
-
         value = np.asarray(value) if not np.isscalar(value) else value
         node = self.append("constant", (), NO_KWARGS, (), value, name)
-        return Tracer(self, node.index, value)
+        return self.tracer_class(self, node.index, value)
 
     def replace_values(self, values: list) -> None:
         """Overwrite every node's recorded value (and its parents' slots in its arguments).
@@ -226,9 +289,7 @@ class Graph:
     # -- queries --------------------------------------------------------------
     def node_of(self, ref: Any) -> Node:
         """Resolve a traced value, node, index or name to a node of this graph."""
-        from .tracer import Tracer
-
-        if isinstance(ref, Tracer):
+        if isinstance(ref, TracerBase):
             if ref._graph is not self:
                 raise ValueError(
                     "The traced value belongs to a different graph; pass values created "
@@ -263,40 +324,42 @@ class Graph:
                 kids[parent].append((node.index, argnum))
         return kids
 
+    # -- deprecated: graph import/export lives in ardiff.interchange -------------------
+    # Importing and exporting resolves op names through the op table, which sits
+    # above the tape; these aliases therefore import ardiff.interchange on call: the
+    # one upward import of this module, listed as a deprecated alias in
+    # DEPRECATED_UPWARD of tests/test_architecture.py, to be removed with them.
     def to_networkx(self):
-        """Export to a :class:`networkx.DiGraph` that :meth:`from_networkx` reads back.
-
-        Node attributes: ``op``, ``name``, ``shape``, ``dtype``, plus ``value`` for
-        leaves and ``args``/``kwargs`` (non-node arguments) for ops; edge attribute
-        ``argnum`` (the position of the parent among the child's arguments; a
-        parent used twice gets a list).  See :mod:`ardiff.interchange`.
-        """
+        """Deprecated: use ``ardiff.to_networkx(graph)``."""
         from .interchange import to_networkx
 
+        _deprecated("graph.to_networkx()", "ardiff.to_networkx(graph)")
         return to_networkx(self)
 
-    # -- interchange (thin wrappers over ardiff.interchange) ------------------------
+    def to_json(self, indent: int | None = None) -> str:
+        """Deprecated: use ``ardiff.to_json(graph)``."""
+        from .interchange import to_json
+
+        _deprecated("graph.to_json()", "ardiff.to_json(graph)")
+        return to_json(self, indent=indent)
+
     @classmethod
     def from_networkx(cls, G, output: Any = None) -> Graph:
-        """Build a graph from a :class:`networkx.DiGraph`, validating it.
-
-        See :func:`ardiff.interchange.from_networkx`; a cycle, an unknown op, wrong
-        arity, missing or duplicate argnums and misfitting shapes raise
-        :class:`ardiff.interchange.GraphValidationError`.
-        """
+        """Deprecated: use ``ardiff.from_networkx(G)``."""
         from .interchange import from_networkx
 
+        _deprecated("Graph.from_networkx(G)", "ardiff.from_networkx(G)")
         return from_networkx(G, output=output)
 
     @classmethod
     def from_json(cls, text: str, output: Any = None) -> Graph:
-        """Rebuild a graph from the JSON written by :meth:`to_json` (never pickle)."""
+        """Deprecated: use ``ardiff.from_json(text)``."""
         from .interchange import from_json
 
+        _deprecated("Graph.from_json(text)", "ardiff.from_json(text)")
         return from_json(text, output=output)
 
-    def to_json(self, indent: int | None = None) -> str:
-        """Serialise structure, leaf values and op arguments to JSON."""
-        from .interchange import to_json
 
-        return to_json(self, indent=indent)
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new} (ardiff.interchange).", DeprecationWarning,
+                  stacklevel=3)

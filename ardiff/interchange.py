@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .graph import Graph, TracerBase, unwrap
+from .op import OPS
 
 FORMAT = "ardiff.graph"
 VERSION = 1
@@ -236,11 +237,9 @@ def _argnums_of(G, u, v, data: dict) -> list[int]:
 
 
 def _close_names(name: str) -> str:
-    from .ops import OPS
-
     close = difflib.get_close_matches(str(name), list(OPS) + list(LEAF_OPS), n=5, cutoff=0.6)
     return (f" Did you mean {', '.join(repr(c) for c in close)}?" if close else
-            " See ardiff.ops.OPS for the available ops.")
+            " See ardiff.op.OPS (docs/ops.md) for the available ops.")
 
 
 def _check_arity(op, nid, n_args: int, kwargs: dict) -> None:
@@ -304,9 +303,6 @@ def _node_name(nid, attrs: dict) -> str | None:
 
 
 def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
-    from .ops import OPS
-    from .tracer import Tracer
-
     name = attrs["op"]
     op = OPS.get(name)
     if op is None:
@@ -353,7 +349,7 @@ def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
             f"Node {nid!r} (op '{name}') cannot be computed from its arguments ({shapes}): "
             f"{exc}", node=nid) from None
     node = graph.append(op, tuple(args), kwargs, tuple(parents), value, _node_name(nid, attrs))
-    made[nid] = Tracer(graph, node.index, value)
+    made[nid] = graph.tracer_class(graph, node.index, value)
 
 
 def _check_declared(nid, attrs: dict, value) -> None:

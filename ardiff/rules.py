@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .graph import Graph, Node, unwrap
-from .tracer import unbroadcast
+from .op import OPS, unbroadcast
 
 #: Ops with a weight operand that feedback alignment replaces.
 LINEAR_OPS = ("matmul", "dot", "dense")
@@ -52,8 +52,6 @@ def nonlinear_ops() -> list[str]:
     ``logsumexp`` are flagged too but are skipped: "passing through" is only defined for
     elementwise ops.
     """
-    from .ops import OPS
-
     return sorted(name for name, op in OPS.items() if getattr(op, "nonlinear", False))
 
 
@@ -347,8 +345,6 @@ class NoDerivative(Rule):
 
     def __init__(self, ops: Sequence[str] | None = None):
         if ops is not None:
-            from .ops import OPS
-
             unknown = sorted(set(ops) - set(OPS))
             if unknown:
                 raise ValueError(f"NoDerivative: unknown op name(s) {unknown}; known "

@@ -1,335 +1,38 @@
-"""Traced values and the elementary-op dispatch that records them.
+"""Traced values: the array interface of a recorded value, and NumPy's dispatch to ardiff.
 
-A :class:`Tracer` wraps a forward value together with the graph node that
-produced it.  Calling an :class:`Op` on arguments that contain tracers runs the
-op's NumPy forward on the unwrapped values and appends a node to the tracer's
-graph.  Tracing is *concrete*: values are real arrays, so Python control flow
-simply runs.
+A :class:`Tracer` wraps a forward value together with the graph node that produced
+it.  Its operators and methods call the traced functions of `ardiff.numpy`, and
+NumPy's own functions and ufuncs on a tracer (``np.sin(x)``, ``np.sum(x, axis=0)``)
+reach the same functions through ``__array_ufunc__`` / ``__array_function__``.
+Tracing is *concrete*: values are real arrays, so Python control flow simply runs
+(comparisons and truth tests are answered from the value and recorded as guards,
+see `ardiff.guards`).
 
 Higher order works by nesting: a graph created while another one is being traced
-gets a higher level; an op unwraps only the highest level present and calls
-itself again on what is inside, which records into the lower-level graph too.
-There is no global "current trace", so an exception inside a traced function
-leaves nothing behind and threads never share tracing state.
+gets a higher level; an op unwraps only the highest level present and calls itself
+again on what is inside, which records into the lower-level graph too.  There is no
+global "current trace", so an exception inside a traced function leaves nothing
+behind and threads never share tracing state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.special
 
-from .graph import NO_KWARGS, Graph, TracerBase, unwrap
+from . import numpy as anp
+from . import scipy as ascipy
+from .graph import Graph, TracerBase, TracingError, as_differentiable, unwrap
+from .guards import concrete
+from .op import Op
+from .ops.shape import getitem
 
-# Filled by ardiff.numpy: NumPy ufuncs / functions -> traced implementations.
-UFUNC_IMPLS: dict = {}
-FUNCTION_IMPLS: dict = {}
+__all__ = ["Tracer", "TracingError", "UFUNC_IMPLS", "FUNCTION_IMPLS", "as_differentiable",
+           "concrete", "Op"]
 
-
-def _identity(x):
-    return x
-
-
-class TracingError(TypeError):
-    """A traced value was used in a way that would silently lose its gradient."""
-
-
-def shape_of(x: Any) -> tuple:
-    """Shape of a possibly traced value."""
-    return np.shape(unwrap(x))
-
-
-def _shape_and_dtype(value: Any) -> tuple:
-    try:  # arrays and NumPy scalars: attribute access is much cheaper than np.shape
-        return value.shape, value.dtype
-    except AttributeError:
-        return np.shape(value), np.result_type(value)
-
-
-def unbroadcast(grad: Any, shape: tuple) -> Any:
-    """Sum ``grad`` down to ``shape``: the one place broadcasting is undone.
-
-    Broadcasting copies an argument along new leading axes and along axes of
-    length one; the adjoint of a copy is a sum over the copies.
-    """
-    from . import numpy as anp
-
-    gshape = shape_of(grad)
-    if gshape == shape:
-        return grad
-    extra = len(gshape) - len(shape)
-    if extra > 0:
-        grad = anp.sum(grad, axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and shape_of(grad)[i] != 1)
-    if axes:
-        grad = anp.sum(grad, axis=axes, keepdims=True)
-    if shape_of(grad) != shape:
-        grad = anp.broadcast_to(grad, shape)
-    return grad
-
-
-class Op:
-    """An elementary operation: a NumPy forward plus one local VJP per argument.
-
-    Parameters
-    ----------
-    name : str
-        Name in the op table.
-    fwd : callable
-        The NumPy implementation, called on plain values.
-    vjps : sequence of callables or None
-        ``vjps[k](ans, *args, **kwargs)`` returns a function ``g -> g · ∂ans/∂args[k]``.
-        The outer call happens once per node (a good place to precompute local
-        derivatives); the returned function is what relaxation iterates.
-        ``None`` marks an argument that carries no gradient.
-    vjp : callable, optional
-        For variadic ops: ``vjp(k, ans, *args, **kwargs)`` instead of ``vjps``.
-    jac : callable, optional
-        ``jac(k, ans, *args, **kwargs)`` returning the local Jacobian as a scipy
-        sparse matrix of shape ``(ans.size, args[k].size)`` (for the triangular solver).
-    """
-
-    def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
-                 nonlinear: bool = False):
-        self.name = name
-        self.fwd = fwd
-        self.vjps = tuple(vjps)
-        self.vjp = vjp
-        self.jac = jac
-        self.nonlinear = nonlinear
-        self.__name__ = name
-        self.__doc__ = f"Traced ``{name}`` (see the op table in ardiff.ops)."
-
-    def __repr__(self) -> str:
-        return f"<ardiff op {self.name}>"
-
-    def __call__(self, *args, **kwargs):
-        # One pass for the common case (all traced arguments from the same graph);
-        # anything else (several nesting levels) goes to the general path.
-        graph = None
-        parents = []
-        for i, a in enumerate(args):
-            if isinstance(a, Tracer):
-                if graph is None:
-                    graph = a._graph
-                elif a._graph is not graph:
-                    return self._call_nested(args, kwargs)
-                parents.append((i, a._node))
-        if graph is None:
-            return self.fwd(*args, **kwargs)
-        raw = list(args)
-        for i, _ in parents:
-            value = raw[i] = raw[i]._value
-            if isinstance(value, Tracer):  # a lower-level graph inside: record there too
-                return self._call_nested(args, kwargs)
-        try:
-            value = self.fwd(*raw, **kwargs)
-        except (ValueError, IndexError) as exc:
-            raise _recording_error(self, graph, raw, exc) from exc
-        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
-        return Tracer(graph, node.index, value)
-
-    def _call_nested(self, args, kwargs):
-        """Record on the highest-level graph, then again on the lower ones inside."""
-        graph = None
-        for a in args:
-            if isinstance(a, Tracer) and (graph is None or a._graph.level > graph.level):
-                graph = a._graph
-        raw = list(args)
-        parents = []
-        for i, a in enumerate(args):
-            if isinstance(a, Tracer) and a._graph is graph:
-                parents.append((i, a._node))
-                raw[i] = a._value
-        value = self(*raw, **kwargs)  # lower-level tracers inside: records there too
-        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
-        return Tracer(graph, node.index, value)
-
-    def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
-        """The staged VJP of argument ``argnum`` at a recorded point, shaped like it."""
-        if self.vjp is not None:
-            inner = self.vjp(argnum, ans, *args, **kwargs)
-        else:
-            maker = self.vjps[argnum] if argnum < len(self.vjps) else None
-            if maker is None:
-                raise TypeError(
-                    f"ardiff op '{self.name}' has no derivative with respect to argument "
-                    f"{argnum}; pass that argument as a plain (untraced) value."
-                )
-            inner = maker(ans, *args, **kwargs)
-        fit = argument_fit(args[argnum], ans)
-        if fit is None:  # VJPs come out shaped like the answer: nothing to undo
-            return inner
-        shape, dtype = fit
-        return lambda g: fit_to_argument(inner(g), shape, dtype)
-
-
-def argument_fit(arg: Any, ans: Any) -> tuple | None:
-    """``(shape, dtype)`` of ``arg`` when a VJP from ``ans`` must be fitted to it, else None."""
-    while isinstance(arg, TracerBase):
-        arg = arg._value
-    while isinstance(ans, TracerBase):
-        ans = ans._value
-    if type(arg) is np.float64 and type(ans) is np.float64:  # scalar graphs
-        return None
-    try:  # the common case, checked without building tuples (this runs once per edge)
-        if arg.shape == ans.shape and arg.dtype == ans.dtype:
-            return None
-    except AttributeError:
-        pass
-    fit = _shape_and_dtype(arg)
-    return None if _shape_and_dtype(ans) == fit else fit
-
-
-def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
-    """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype."""
-    if shape_of(out) != shape:
-        out = unbroadcast(out, shape)
-    if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
-        out = out.astype(dtype)
-    return out
-
-
-def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:
-    """``exc`` (same type) naming the op, the node it would have been, and the arguments."""
-    described = ", ".join(str(np.shape(v)) if isinstance(v, (np.ndarray, np.generic)) else
-                          type(v).__name__ for v in map(unwrap, raw))
-    detail = str(exc).strip()
-    message = (f"ardiff op '{op.name}' failed while recording node {len(graph.nodes)} from "
-               f"arguments ({described}): {detail}{'' if detail.endswith('.') else '.'} Check "
-               "the arguments of this call (shapes, axes, indices or values); nothing was "
-               "recorded.")
-    try:
-        return type(exc)(message)
-    except Exception:  # an exception type with another constructor: keep it as it is
-        return exc
-
-
-class Guard:
-    """A concrete value read off traced values: ``fun(*args)`` gave ``result``.
-
-    ``args`` keeps the traced arguments as ``(graph level, node index)`` slots so
-    that a replay on new inputs (:func:`ardiff.compile`) can evaluate it again and
-    re-trace when the answer changes.
-    """
-
-    __slots__ = ("fun", "args", "kwargs", "result")
-
-    def __init__(self, fun, args, kwargs, result):
-        self.fun, self.args, self.kwargs, self.result = fun, args, kwargs, result
-
-    def holds(self, values: list) -> bool:
-        """Whether ``fun`` still gives ``result`` with node values from ``values``."""
-        args = _fill(self.args, values)
-        now = self.fun(*args, **self.kwargs)
-        return _same(now, self.result)
-
-
-class _Slot:
-    __slots__ = ("node",)
-
-    def __init__(self, node):
-        self.node = node
-
-
-def _template(obj, graph):
-    """``obj`` with this graph's tracers replaced by slots (lists/tuples walked)."""
-    if isinstance(obj, Tracer) and obj._graph is graph:
-        return _Slot(obj._node)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_template(o, graph) for o in obj)
-    return unwrap(obj)
-
-
-def _fill(obj, values):
-    if isinstance(obj, _Slot):
-        return values[obj.node]
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_fill(o, values) for o in obj)
-    return obj
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
-
-
-def _graphs_in(obj, found: dict) -> None:
-    if isinstance(obj, Tracer):
-        found.setdefault(id(obj._graph), obj._graph)
-        _graphs_in(obj._value, found)
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            _graphs_in(o, found)
-
-
-def _plain_tree(obj):
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain_tree(o) for o in obj)
-    return unwrap(obj)
-
-
-def concrete(fun: Callable, *args, **kwargs):
-    """Evaluate ``fun`` on the plain values of ``args`` and remember the answer as a
-    guard in every graph whose traced values it read.
-
-    This is how comparisons, truth tests and integer indices of traced values are
-    made: tracing stays concrete, and a compiled replay can tell when the same
-    Python code would now take another branch.
-    """
-    result = fun(*_plain_tree(args), **kwargs)
-    graphs: dict = {}
-    _graphs_in(args, graphs)
-    for graph in graphs.values():
-        graph.guards.append(Guard(fun, _template(args, graph), kwargs, result))
-    return result
-
-
-def as_differentiable(value: Any, where: str = "input") -> Any:
-    """Check and normalise a value that is about to receive a gradient.
-
-    Python and NumPy ints become float64; floats of any precision are kept;
-    booleans, complex numbers and objects are refused with a clear message.
-    """
-    if isinstance(value, Tracer):
-        dtype = np.result_type(unwrap(value))
-        if not np.issubdtype(dtype, np.floating):
-            raise TypeError(f"{where}: cannot differentiate a traced {dtype} value.")
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{where}: cannot differentiate with respect to a boolean; pass a float.")
-    if isinstance(value, (int, np.integer)):
-        return np.float64(value)
-    if isinstance(value, float):
-        return np.float64(value)
-    if isinstance(value, (np.floating,)):
-        return value
-    if isinstance(value, (complex, np.complexfloating)):
-        raise TypeError(f"{where}: complex numbers are not supported; differentiate the real "
-                        "and imaginary parts as separate float arguments.")
-    if isinstance(value, np.ndarray):
-        kind = value.dtype.kind
-        if kind == "f":
-            return value
-        if kind in "iu":
-            return value.astype(np.float64)
-        if kind == "b":
-            raise TypeError(f"{where}: cannot differentiate with respect to a boolean array; "
-                            "cast it with .astype(float) first.")
-        if kind == "c":
-            raise TypeError(f"{where}: complex arrays are not supported; differentiate the real "
-                            "and imaginary parts as separate float arrays.")
-        raise TypeError(f"{where}: cannot differentiate an array of dtype {value.dtype}; "
-                        "convert it to a float array first.")
-    raise TypeError(
-        f"{where}: cannot differentiate with respect to a {type(value).__name__}; expected a "
-        "float, an int, a NumPy float array, or a tuple/list/dict of those."
-    )
-
-
-_DETACH_HELP = (
+DETACH_HELP = (
     "Keep the computation traced: use ardiff.numpy (import ardiff.numpy as anp) instead of "
     "math or plain conversions, build arrays with anp.array / anp.stack instead of np.array, "
     "and instead of assigning into an array (a[i] = x) build the result with anp.stack, "
@@ -338,21 +41,43 @@ _DETACH_HELP = (
 )
 
 
+def _identity(x):
+    return x
+
+
+def _index(key):
+    """Plain NumPy index from one that may contain traced integers or lists."""
+    items = key if isinstance(key, tuple) else (key,)
+    out = []
+    for item in items:
+        if isinstance(item, TracerBase):
+            item = concrete(np.asarray, item)
+            if not np.issubdtype(np.result_type(item), np.integer) and \
+                    np.result_type(item) != np.bool_:
+                raise TracingError("A traced float value cannot be used as an index.")
+        if isinstance(item, list):
+            item = np.asarray(item)
+        out.append(item)
+    return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _axes_argument(axes: tuple):
+    """``x.transpose(1, 0)`` and ``x.transpose((1, 0))`` alike; None for no axes."""
+    if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+        return axes[0]
+    return axes or None
+
+
 class Tracer(TracerBase):
-    """A value recorded in a :class:`~ardiff.Graph`; behaves like a NumPy array.
+    """A value recorded in a `ardiff.Graph`; behaves like a NumPy array.
 
     Arithmetic, indexing, NumPy ufuncs and functions on a tracer record new nodes.
     Conversions that would leave the graph (``float()``, ``np.array``, assignment into
-    a NumPy array) raise :class:`TracingError` instead of silently losing the gradient.
+    a NumPy array) raise `TracingError` instead of silently losing the gradient.
     """
 
-    __slots__ = ("_graph", "_node", "_value", "__weakref__")
+    __slots__ = ("__weakref__",)
     __array_priority__ = 1000.0
-
-    def __init__(self, graph: Graph, node: int, value: Any):
-        self._graph = graph
-        self._node = node
-        self._value = value
 
     # -- inspection -----------------------------------------------------------
     @property
@@ -370,10 +95,30 @@ class Tracer(TracerBase):
         """The plain NumPy value (no gradient flows through it)."""
         return concrete(_identity, self)
 
-    shape = property(lambda self: np.shape(unwrap(self._value)), doc="Shape of the value.")
-    ndim = property(lambda self: np.ndim(unwrap(self._value)), doc="Number of dimensions.")
-    size = property(lambda self: np.size(unwrap(self._value)), doc="Number of elements.")
-    dtype = property(lambda self: np.result_type(unwrap(self._value)), doc="Data type.")
+    @property
+    def shape(self) -> tuple:
+        """Shape of the value."""
+        return np.shape(unwrap(self._value))
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return np.ndim(unwrap(self._value))
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return np.size(unwrap(self._value))
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Data type of the value."""
+        return np.result_type(unwrap(self._value))
+
+    @property
+    def T(self) -> Tracer:
+        """Transposed value (traced)."""
+        return anp.transpose(self)
 
     def __repr__(self) -> str:
         return f"Tracer({unwrap(self._value)!r}, node={self._node})"
@@ -397,9 +142,200 @@ class Tracer(TracerBase):
 
     __hash__ = object.__hash__
 
+    # -- arithmetic (traced) ----------------------------------------------------------
+    def __add__(self, other):
+        return anp.add(self, other)
+
+    def __radd__(self, other):
+        return anp.add(other, self)
+
+    def __sub__(self, other):
+        return anp.subtract(self, other)
+
+    def __rsub__(self, other):
+        return anp.subtract(other, self)
+
+    def __mul__(self, other):
+        return anp.multiply(self, other)
+
+    def __rmul__(self, other):
+        return anp.multiply(other, self)
+
+    def __truediv__(self, other):
+        return anp.divide(self, other)
+
+    def __rtruediv__(self, other):
+        return anp.divide(other, self)
+
+    def __pow__(self, other):
+        return anp.power(self, other)
+
+    def __rpow__(self, other):
+        return anp.power(other, self)
+
+    def __matmul__(self, other):
+        return anp.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return anp.matmul(other, self)
+
+    def __mod__(self, other):
+        return anp.remainder(self, other)
+
+    def __rmod__(self, other):
+        return anp.remainder(other, self)
+
+    def __floordiv__(self, other):
+        # piecewise constant: a plain value, recorded as a guard for compiled replays
+        return concrete(np.floor_divide, self, other)
+
+    def __rfloordiv__(self, other):
+        return concrete(np.floor_divide, other, self)
+
+    def __divmod__(self, other):
+        return self // other, self % other
+
+    def __rdivmod__(self, other):
+        return other // self, other % self
+
+    def __neg__(self):
+        return anp.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return anp.absolute(self)
+
+    def __round__(self, ndigits=None):
+        return anp.round(self, ndigits or 0)
+
+    # -- comparisons: concrete answers, recorded as guards -------------------------------
+    def __lt__(self, other):
+        return concrete(np.less, self, other)
+
+    def __le__(self, other):
+        return concrete(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return concrete(np.greater, self, other)
+
+    def __ge__(self, other):
+        return concrete(np.greater_equal, self, other)
+
+    def __eq__(self, other):
+        return concrete(np.equal, self, other)
+
+    def __ne__(self, other):
+        return concrete(np.not_equal, self, other)
+
+    def __getitem__(self, key):
+        return getitem(self, _index(key))
+
+    # -- array methods --------------------------------------------------------------
+    def reshape(self, *shape, order="C"):
+        """Traced ``ndarray.reshape`` (``x.reshape(2, 3)`` or ``x.reshape((2, 3))``)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        return anp.reshape(self, shape, order)
+
+    def transpose(self, *axes):
+        """Traced ``ndarray.transpose``."""
+        return anp.transpose(self, _axes_argument(axes))
+
+    def astype(self, dtype, **kwargs):
+        """Traced cast (a cast to int or bool has zero derivative)."""
+        return anp.array(self, dtype=dtype)
+
+    def dot(self, other):
+        """Traced ``ndarray.dot``."""
+        return anp.dot(self, other)
+
+    def ravel(self, order="C"):
+        """Traced ``ndarray.ravel``."""
+        return anp.ravel(self)
+
+    flatten = ravel
+
+    def squeeze(self, axis=None):
+        """Traced ``ndarray.squeeze``."""
+        return anp.squeeze(self, axis)
+
+    def swapaxes(self, axis1, axis2):
+        """Traced ``ndarray.swapaxes``."""
+        return anp.swapaxes(self, axis1, axis2)
+
+    def repeat(self, repeats, axis=None):
+        """Traced ``ndarray.repeat``."""
+        return anp.repeat(self, repeats, axis)
+
+    def clip(self, a_min=None, a_max=None, **kwargs):
+        """Traced ``ndarray.clip``."""
+        return anp.clip(self, a_min, a_max, **kwargs)
+
+    def copy(self):
+        """Traced values are immutable: the copy is the value itself."""
+        return self
+
+    def take(self, indices, axis=None):
+        """Traced ``ndarray.take``."""
+        return anp.take(self, indices, axis)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        """Traced ``ndarray.diagonal``."""
+        return anp.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        """Traced ``ndarray.trace``."""
+        return anp.trace(self, offset, axis1, axis2)
+
+    def sum(self, *args, **kwargs):
+        """Traced ``ndarray.sum``."""
+        return anp.sum(self, *args, **kwargs)
+
+    def mean(self, *args, **kwargs):
+        """Traced ``ndarray.mean``."""
+        return anp.mean(self, *args, **kwargs)
+
+    def prod(self, *args, **kwargs):
+        """Traced ``ndarray.prod``."""
+        return anp.prod(self, *args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        """Traced ``ndarray.max`` (ties share the gradient)."""
+        return anp.max(self, *args, **kwargs)
+
+    def min(self, *args, **kwargs):
+        """Traced ``ndarray.min`` (ties share the gradient)."""
+        return anp.min(self, *args, **kwargs)
+
+    def var(self, *args, **kwargs):
+        """Traced ``ndarray.var``."""
+        return anp.var(self, *args, **kwargs)
+
+    def std(self, *args, **kwargs):
+        """Traced ``ndarray.std``."""
+        return anp.std(self, *args, **kwargs)
+
+    def cumsum(self, *args, **kwargs):
+        """Traced ``ndarray.cumsum``."""
+        return anp.cumsum(self, *args, **kwargs)
+
+    def cumprod(self, *args, **kwargs):
+        """Traced ``ndarray.cumprod``."""
+        return anp.cumprod(self, *args, **kwargs)
+
     # -- ways to lose the gradient: refuse them loudly --------------------------
     def _detach_error(self, what: str):
-        raise TracingError(f"{what} on a traced value would drop its gradient. {_DETACH_HELP}")
+        raise TracingError(f"{what} on a traced value would drop its gradient. {DETACH_HELP}")
+
+    def item(self, *args):
+        """Refused: the plain number would carry no gradient (use ``x.value``)."""
+        self._detach_error("item()")
+
+    def tolist(self):
+        """Refused: the plain list would carry no gradient (use ``x.value``)."""
+        self._detach_error("tolist()")
 
     def __float__(self):
         self._detach_error("float() (also called by math.* functions, by C extensions, and by "
@@ -439,7 +375,7 @@ class Tracer(TracerBase):
             raise TracingError(
                 f"NumPy ufunc np.{ufunc.__name__} is not in ardiff's op table, so its gradient "
                 "is unknown. Express it with supported ops, or add it to the op table "
-                "(see ardiff.ops).")
+                "(see ardiff.op.defop).")
         extra = sorted(k for k in kwargs if k != "out")
         if extra:
             raise TracingError(
@@ -457,3 +393,25 @@ class Tracer(TracerBase):
                 "not in ardiff's op table, so its gradient is unknown). Use the functions in "
                 "ardiff.numpy, express it with supported ops, or add it to the op table.")
         return impl(*args, **kwargs)
+
+
+def _dispatch_tables() -> tuple[dict, dict]:
+    """NumPy ufuncs and functions -> their traced namesakes in ardiff.numpy / ardiff.scipy."""
+    ufuncs: dict = {}
+    functions: dict = {}
+    pairs = [(np, anp), (np.linalg, anp.linalg), (scipy.special, ascipy.special)]
+    for numpy_module, traced_module in pairs:
+        for name in traced_module.__all__:
+            impl = getattr(traced_module, name)
+            target = getattr(numpy_module, name, None)
+            if not callable(impl) or isinstance(impl, type) or target is None:
+                continue
+            if isinstance(target, np.ufunc):
+                ufuncs[target] = impl
+            elif callable(target) and not isinstance(target, type):
+                functions[target] = impl
+    return ufuncs, functions
+
+
+#: NumPy ufunc / function -> traced implementation (used by the NumPy protocols above).
+UFUNC_IMPLS, FUNCTION_IMPLS = _dispatch_tables()

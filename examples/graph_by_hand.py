@@ -45,6 +45,6 @@ res1 = ardiff.relax(g, loss, wrt=[W, v])
 print(f"sequential, eta=1: {res1.iterations} sweep, residuals {res1.residuals}")
 
 # The same graph as a networkx DiGraph, e.g. for drawing or analysis.
-G = g.to_networkx()
+G = ardiff.to_networkx(g)
 print(f"networkx export: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges; "
       f"node {loss.node.index} has op {G.nodes[loss.node.index]['op']!r}")

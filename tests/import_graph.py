@@ -25,6 +25,7 @@ script to print the violations and the function-level imports of ``ardiff/``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -437,6 +438,7 @@ def _allowlisted(module: str, allowlist: Iterable[str]) -> bool:
 def check_package(package_dir: Path, layers: Sequence[Sequence[str]], *,
                   lazy_allowlist: Iterable[str] = (),
                   top_modules: Iterable[str] | None = None,
+                  exempt_imports: Iterable[tuple[str, str]] = (),
                   graph: ImportGraph | None = None) -> list[Violation]:
     """The architecture violations of the package in ``package_dir`` (a directory with an
     ``__init__.py``), sorted by kind then message; an empty list when it is clean.
@@ -447,12 +449,19 @@ def check_package(package_dir: Path, layers: Sequence[Sequence[str]], *,
     ``__init__.py``) and their submodules are the top: they may import anything and
     nothing may import them.  ``lazy_allowlist`` lists the third-party modules (and
     their submodules) that may be imported inside a function; standard-library modules
-    always may.
+    always may.  ``exempt_imports`` lists ``(importer, imported)`` module pairs whose
+    imports *inside functions* are left out of every check (deprecated aliases that must
+    reach upward until they are removed); a module-level import is never exempt.
     """
     package_dir = Path(package_dir)
     _check_layer_map(layers)
     if graph is None:
         graph = build_import_graph(package_dir)
+    exempt = set(exempt_imports)
+    if exempt:
+        graph = dataclasses.replace(graph, imports=[
+            imp for imp in graph.imports
+            if not (imp.scope == FUNCTION and (imp.source, imp.target) in exempt)])
     root = graph.root
     if top_modules is None:
         top_modules = read_deprecated_modules(package_dir)

@@ -373,7 +373,7 @@ def test_to_networkx_attributes():
     w = g.input(Y.astype(np.float32), name="W")
     h = anp.tanh(w @ x)
     loss = anp.sum(h * h)
-    G = g.to_networkx()
+    G = ardiff.to_networkx(g)
     assert isinstance(G, nx.DiGraph) and nx.is_directed_acyclic_graph(G)
     assert G.number_of_nodes() == len(g)
     attrs = G.nodes[x.node.index]
@@ -383,7 +383,7 @@ def test_to_networkx_attributes():
     assert G.nodes[h.node.index]["op"] == "tanh"
     assert tuple(G.nodes[loss.node.index]["shape"]) == ()
     matmul = w @ x
-    G = g.to_networkx()
+    G = ardiff.to_networkx(g)
     assert G.edges[w.node.index, matmul.node.index]["argnum"] == 0
     assert G.edges[x.node.index, matmul.node.index]["argnum"] == 1
     # h * h uses one parent twice

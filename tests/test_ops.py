@@ -38,7 +38,7 @@ from hypothesis.extra import numpy as hnp
 import ardiff
 import ardiff.numpy as anp
 import ardiff.scipy.special
-from ardiff.ops import OPS
+from ardiff.op import OPS
 from ardiff.testing import check_grads
 
 # -- the harness -----------------------------------------------------------------------
@@ -286,7 +286,7 @@ def test_case_op_claims_are_checked():
 
 def test_harness_catches_a_wrong_gradient():
     """A deliberately wrong VJP must be caught by the finite-difference check."""
-    from ardiff.tracer import Op
+    from ardiff.op import Op
 
     wrong = Op("wrong_sin", np.sin, [lambda ans, x: lambda g: g * 2.0 * np.cos(x)])
     case = Case("wrong", lambda xp, x: wrong(x) if xp is anp else np.sin(x), one_arg(reals),

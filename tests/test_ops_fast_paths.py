@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ardiff.ops import OPS
+from ardiff.op import OPS
 
 UFUNCS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
           "divide": np.divide}

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..graph import unwrap
-from ..ops import OPS, defop
+from ..op import OPS, defop
 from ..ops.elementwise import multiply
 from ..ops.linalg import matmul
 from ..ops.shape import reshape, transpose

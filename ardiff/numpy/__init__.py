@@ -10,11 +10,16 @@ argument raises a clear error instead of silently losing its gradient.
 
 from __future__ import annotations
 
+import builtins as _builtins
+
 import numpy as _np
 from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random)
 
-from ..graph import unwrap
-from ..ops import OPS
+from ..graph import TracerBase as _TracerBase
+from ..graph import unwrap as _unwrap
+from ..guards import concrete as _concrete
+from ..guards import plain as _plain
+from ..op import OPS as _OPS
 from ..ops.elementwise import (  # noqa: F401
     absolute,
     add,
@@ -66,9 +71,6 @@ from ..ops.elementwise import (  # noqa: F401
 from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
-from ..ops.shape import getitem as _getitem
-from ..ops.shape import untake as _untake
-from ..tracer import FUNCTION_IMPLS, UFUNC_IMPLS, Tracer, concrete
 from . import linalg  # noqa: F401
 from ._shape import (  # noqa: F401
     array_split,
@@ -109,14 +111,12 @@ from ._shape import (  # noqa: F401
 abs = absolute
 true_divide = divide
 mod = remainder
-fmod_ = None  # fmod has C-style sign semantics; not in the table (see docs)
-del fmod_
 
 
 def round(a, decimals=0, out=None):
     """Round to ``decimals`` (zero gradient almost everywhere)."""
     _no_out("round", out)
-    return OPS["round"](a, decimals=decimals)
+    return _OPS["round"](a, decimals=decimals)
 
 
 around = round
@@ -132,7 +132,7 @@ def _no_out(name, out, dtype=None):
 
 # -- reductions ------------------------------------------------------------------
 def _reduction(name):
-    op = OPS[name]
+    op = _OPS[name]
 
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
         _no_out(name, out, dtype)
@@ -149,7 +149,7 @@ def _reduction(name):
 
 
 def _extreme(name):
-    op = OPS[name]
+    op = _OPS[name]
 
     def reduce(a, axis=None, out=None, keepdims=False, **kwargs):
         _no_out(name, out)
@@ -172,33 +172,33 @@ min = amin = _extreme("min")
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
     """Traced ``numpy.var``."""
     _no_out("var", out, dtype)
-    return OPS["var"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+    return _OPS["var"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
 
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
     """Traced ``numpy.std`` (gradient 0 where the standard deviation is 0)."""
     _no_out("std", out, dtype)
-    return OPS["std"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+    return _OPS["std"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
 
 
 def cumsum(a, axis=None, dtype=None, out=None):
     """Traced ``numpy.cumsum``."""
     _no_out("cumsum", out, dtype)
-    return OPS["cumsum"](a, axis=axis)
+    return _OPS["cumsum"](a, axis=axis)
 
 
 def cumprod(a, axis=None, dtype=None, out=None):
     """Traced ``numpy.cumprod``."""
     _no_out("cumprod", out, dtype)
-    return OPS["cumprod"](a, axis=axis)
+    return _OPS["cumprod"](a, axis=axis)
 
 
 # -- selection ------------------------------------------------------------------
 def where(condition, x=None, y=None):
     """Traced ``numpy.where``; the one-argument form returns plain indices."""
     if x is None and y is None:
-        return _np.where(unwrap(condition))
-    return OPS["where"](_plain(condition), x, y)
+        return _np.where(_unwrap(condition))
+    return _OPS["where"](_plain(condition), x, y)
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
@@ -208,7 +208,7 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
     a_max = max if a_max is None else a_max
     if a_min is None and a_max is None:
         raise ValueError("ardiff.numpy.clip: give at least one of a_min and a_max.")
-    return OPS["clip"](a, a_min, a_max)
+    return _OPS["clip"](a, a_min, a_max)
 
 
 # -- linear algebra composed from the table ---------------------------------------
@@ -223,7 +223,7 @@ def einsum(subscripts, *operands, **kwargs):
 
 def inner(a, b):
     """Traced ``numpy.inner``: contraction over the last axes."""
-    if _np.ndim(unwrap(a)) == 0 or _np.ndim(unwrap(b)) == 0:
+    if _np.ndim(_unwrap(a)) == 0 or _np.ndim(_unwrap(b)) == 0:
         return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))
 
@@ -246,19 +246,12 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 
 def kron(a, b):
     """Traced ``numpy.kron``."""
-    sa, sb = _np.shape(unwrap(a)), _np.shape(unwrap(b))
-    n = builtins_max(len(sa), len(sb))
+    sa, sb = _np.shape(_unwrap(a)), _np.shape(_unwrap(b))
+    n = _builtins.max(len(sa), len(sb))
     sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
     a2 = reshape(a, tuple(x for d in sa for x in (d, 1)))
     b2 = reshape(b, tuple(x for d in sb for x in (1, d)))
     return reshape(multiply(a2, b2), tuple(i * j for i, j in zip(sa, sb)))
-
-
-def builtins_max(*args):
-    """Python's max (the name ``max`` here is numpy's)."""
-    import builtins
-
-    return builtins.max(*args)
 
 
 # -- building arrays --------------------------------------------------------------
@@ -266,7 +259,7 @@ def _contains_tracer(obj) -> bool:
     stack = [obj]
     while stack:
         item = stack.pop()
-        if isinstance(item, Tracer):
+        if isinstance(item, _TracerBase):
             return True
         if isinstance(item, (list, tuple)):
             stack.extend(item)
@@ -275,7 +268,7 @@ def _contains_tracer(obj) -> bool:
 
 def array(obj, dtype=None, copy=True, **kwargs):
     """Like ``numpy.array``, but nested lists of traced values are stacked and traced."""
-    if isinstance(obj, Tracer):
+    if isinstance(obj, _TracerBase):
         return obj if dtype is None else _astype(obj, dtype)
     if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
         out = stack([array(item) for item in obj])
@@ -285,29 +278,23 @@ def array(obj, dtype=None, copy=True, **kwargs):
 
 def asarray(obj, dtype=None, **kwargs):
     """Like ``numpy.asarray``, keeping traced values traced."""
-    if isinstance(obj, Tracer) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
+    if isinstance(obj, _TracerBase) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
         return array(obj, dtype=dtype)
     return _np.asarray(obj, dtype=dtype, **kwargs)
-
-
-def _plain(obj):
-    """Strip tracing from a value or a (nested) list/tuple of values."""
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(o) for o in obj)
-    return unwrap(obj)
 
 
 def _without_gradient(name):
     fun = getattr(_np, name)
 
     def plain(*args, **kwargs):
-        return concrete(fun, *args, **{k: _plain(v) for k, v in kwargs.items()})
+        return _concrete(fun, *args, **{k: _plain(v) for k, v in kwargs.items()})
 
     plain.__name__ = name
     plain.__doc__ = f"``numpy.{name}`` on plain values (its result carries no gradient)."
     return plain
 
 
+#: The NumPy functions offered here on plain values: their results carry no gradient.
 WITHOUT_GRADIENT = (
     "argmax argmin argsort argwhere nonzero count_nonzero flatnonzero searchsorted shape ndim "
     "size zeros_like ones_like empty_like full_like isnan isinf isfinite isclose allclose "
@@ -329,6 +316,7 @@ def __getattr__(name):
         raise AttributeError(f"module 'ardiff.numpy' has no attribute {name!r}") from None
 
 
-from ._methods import install as _install  # noqa: E402
-
-_install(globals(), UFUNC_IMPLS, FUNCTION_IMPLS, _getitem, _untake)
+# Everything public here except the list above: the traced namesakes of NumPy functions
+# (ardiff.tracer dispatches NumPy's own calls on traced values to them).
+__all__ = sorted(name for name, value in globals().items()
+                 if not name.startswith("_") and name not in ("annotations", "WITHOUT_GRADIENT"))

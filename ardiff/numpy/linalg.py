@@ -21,17 +21,16 @@ def slogdet(a):
 def norm(x, ord=None, axis=None, keepdims=False):
     """Traced ``numpy.linalg.norm``; the gradient at the zero vector is taken as 0.
 
-    Vector norms of any order and the Frobenius matrix norm are supported.
+    Vector norms of any order and the Frobenius matrix norm have gradients; other
+    matrix norms compute their value but refuse to be differentiated (the op's VJP
+    says so).
     """
     if isinstance(axis, list):
         axis = tuple(axis)
-    matrix = (axis is None and _np.ndim(unwrap(x)) == 2) or (isinstance(axis, tuple)
-                                                          and len(axis) == 2)
-    if matrix and ord not in (None, "fro"):
-        raise NotImplementedError(
-            f"ardiff.numpy.linalg.norm: the matrix norm ord={ord!r} has no gradient in the "
-            "op table; use ord='fro', or compute it from supported ops.")
     return _norm(x, ord=ord, axis=axis, keepdims=keepdims)
+
+
+__all__ = ["det", "inv", "logabsdet", "norm", "slogdet", "solve"]
 
 
 def __getattr__(name):

@@ -13,12 +13,11 @@ that the value follows elsewhere.
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from ..graph import TracerBase, unwrap
-from . import NEGATED, PASS_THROUGH, Scale, defop, scale_by
+from ..op import NEGATED, PASS_THROUGH, Scale, defop, scale_by
+from .jacobians import ELEMENTWISE
 
 LN2 = float(np.log(2.0))
 LN10 = float(np.log(10.0))
@@ -26,7 +25,7 @@ LN10 = float(np.log(10.0))
 
 def unary(name, fwd, deriv, nonlinear=True):
     """Register an elementwise op with local derivative ``deriv(ans, x)``."""
-    return defop(name, fwd, Scale(deriv), nonlinear=nonlinear)
+    return defop(name, fwd, Scale(deriv), jac=ELEMENTWISE, nonlinear=nonlinear)
 
 
 def zero_gradient(name, fwd):
@@ -34,11 +33,11 @@ def zero_gradient(name, fwd):
     def vjp(ans, x, *args, **kwargs):
         zeros = np.zeros(np.shape(unwrap(x)), dtype=np.result_type(unwrap(x)))
         return lambda g: zeros
-    return defop(name, fwd, vjp)
+    return defop(name, fwd, vjp, jac=ELEMENTWISE)
 
 
-negative = defop("negative", np.negative, NEGATED)
-positive = defop("positive", np.positive, PASS_THROUGH)
+negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE)
+positive = defop("positive", np.positive, PASS_THROUGH, jac=ELEMENTWISE)
 absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(unwrap(x)))
 square = unary("square", np.square, lambda ans, x: 2.0 * x)
 sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
@@ -72,38 +71,12 @@ rint = zero_gradient("rint", np.rint)
 trunc = zero_gradient("trunc", np.trunc)
 round_ = zero_gradient("round", lambda x, decimals=0: np.round(x, decimals))
 
-# Operands for which a Python operator is the same computation as the ufunc.
-_OPERATOR_TYPES = frozenset((np.float64, np.ndarray, float, int, np.float32))
-
-
-def _via_operator(ufunc, function, symbol):
-    """``ufunc(x, y)``, through the Python operator when that is the same computation.
-
-    On NumPy float64 scalars the operator takes NumPy's scalar fast path, about ten
-    times cheaper than a ufunc call (which dominates scalar graphs), with bitwise
-    identical values and result types for these operand types (checked on NumPy 1.26
-    and 2.x by tests/test_ops_fast_paths.py).  Everything else calls the ufunc.
-    """
-    def fwd(x, y, **kwargs):
-        tx, ty = type(x), type(y)
-        if (not kwargs and tx in _OPERATOR_TYPES and ty in _OPERATOR_TYPES
-                and (tx is np.float64 or ty is np.float64 or tx is np.ndarray
-                     or ty is np.ndarray)):
-            return function(x, y)
-        return ufunc(x, y, **kwargs)
-
-    fwd.__name__ = fwd.__qualname__ = ufunc.__name__
-    fwd.operator_types = _OPERATOR_TYPES  # read by ardiff.codegen to write ``x * y`` inline
-    fwd.symbol = symbol
-    return fwd
-
-
-add = defop("add", _via_operator(np.add, operator.add, "+"), PASS_THROUGH, PASS_THROUGH)
-subtract = defop("subtract", _via_operator(np.subtract, operator.sub, "-"), PASS_THROUGH, NEGATED)
-multiply = defop("multiply", _via_operator(np.multiply, operator.mul, "*"),
-                 Scale(lambda ans, x, y: y), Scale(lambda ans, x, y: x))
-divide = defop("divide", _via_operator(np.divide, operator.truediv, "/"),
-               Scale(lambda ans, x, y: 1.0 / y), Scale(lambda ans, x, y: -ans / y))
+add = defop("add", np.add, PASS_THROUGH, PASS_THROUGH, jac=ELEMENTWISE, infix="+")
+subtract = defop("subtract", np.subtract, PASS_THROUGH, NEGATED, jac=ELEMENTWISE, infix="-")
+multiply = defop("multiply", np.multiply, Scale(lambda ans, x, y: y),
+                 Scale(lambda ans, x, y: x), jac=ELEMENTWISE, infix="*")
+divide = defop("divide", np.divide, Scale(lambda ans, x, y: 1.0 / y),
+               Scale(lambda ans, x, y: -ans / y), jac=ELEMENTWISE, infix="/")
 
 
 def _log_base(x):
@@ -124,7 +97,7 @@ def _exponent_less_one(x, y):
 
 power = defop("power", np.power,
               Scale(lambda ans, x, y: y * x ** _exponent_less_one(x, y)),
-              Scale(lambda ans, x, y: ans * _log_base(x)))
+              Scale(lambda ans, x, y: ans * _log_base(x)), jac=ELEMENTWISE)
 
 
 def _tie_split(x, y, x_wins):
@@ -144,10 +117,11 @@ def _tie_split(x, y, x_wins):
 
 maximum = defop("maximum", np.maximum,
                 Scale(lambda ans, x, y: _tie_split(x, y, np.greater)),
-                Scale(lambda ans, x, y: _tie_split(y, x, np.greater)), nonlinear=True)
+                Scale(lambda ans, x, y: _tie_split(y, x, np.greater)),
+                jac=ELEMENTWISE, nonlinear=True)
 minimum = defop("minimum", np.minimum,
                 Scale(lambda ans, x, y: _tie_split(x, y, np.less)),
-                Scale(lambda ans, x, y: _tie_split(y, x, np.less)), nonlinear=True)
+                Scale(lambda ans, x, y: _tie_split(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True)
 
 
 def _nan_aware(x, y, x_wins):
@@ -159,13 +133,13 @@ def _nan_aware(x, y, x_wins):
 
 fmax = defop("fmax", np.fmax,
              Scale(lambda ans, x, y: _nan_aware(x, y, np.greater)),
-             Scale(lambda ans, x, y: _nan_aware(y, x, np.greater)), nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.greater)), jac=ELEMENTWISE, nonlinear=True)
 fmin = defop("fmin", np.fmin,
              Scale(lambda ans, x, y: _nan_aware(x, y, np.less)),
-             Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True)
 arctan2 = defop("arctan2", np.arctan2,
                 Scale(lambda ans, y, x: x / (x * x + y * y)),
-                Scale(lambda ans, y, x: -y / (x * x + y * y)), nonlinear=True)
+                Scale(lambda ans, y, x: -y / (x * x + y * y)), jac=ELEMENTWISE, nonlinear=True)
 def _over_hypot(x, ans):
     """x / hypot, taken as 0 at the origin (as for the norm of a zero vector)."""
     nonzero = unwrap(ans) != 0
@@ -174,16 +148,16 @@ def _over_hypot(x, ans):
 
 hypot = defop("hypot", np.hypot,
               Scale(lambda ans, x, y: _over_hypot(x, ans)),
-              Scale(lambda ans, x, y: _over_hypot(y, ans)), nonlinear=True)
+              Scale(lambda ans, x, y: _over_hypot(y, ans)), jac=ELEMENTWISE, nonlinear=True)
 logaddexp = defop("logaddexp", np.logaddexp,
                   Scale(lambda ans, x, y: exp(x - ans)),
-                  Scale(lambda ans, x, y: exp(y - ans)), nonlinear=True)
+                  Scale(lambda ans, x, y: exp(y - ans)), jac=ELEMENTWISE, nonlinear=True)
 logaddexp2 = defop("logaddexp2", np.logaddexp2,
                    Scale(lambda ans, x, y: exp2(x - ans)),
-                   Scale(lambda ans, x, y: exp2(y - ans)), nonlinear=True)
+                   Scale(lambda ans, x, y: exp2(y - ans)), jac=ELEMENTWISE, nonlinear=True)
 remainder = defop("remainder", np.remainder,
                   PASS_THROUGH,
-                  Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))))
+                  Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))), jac=ELEMENTWISE)
 
 
 def _where_vjp(k, ans, condition, x, y):
@@ -193,7 +167,7 @@ def _where_vjp(k, ans, condition, x, y):
     return (lambda g: where(mask, g, 0.0)) if k == 1 else (lambda g: where(mask, 0.0, g))
 
 
-where = defop("where", np.where, vjp=_where_vjp)
+where = defop("where", np.where, vjp=_where_vjp, jac=ELEMENTWISE)
 
 
 def _clip_masks(ans, x, a_min, a_max):
@@ -223,4 +197,4 @@ def _clip_vjp(which):
 
 
 clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
-             _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), nonlinear=True)
+             _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), jac=ELEMENTWISE, nonlinear=True)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import unwrap
-from . import defop, scale_by
+from ..op import defop, scale_by
+from .axes import kept_shape
+from .elementwise import absolute, where
+from .jacobians import Contraction, Contractions, Reduction, fresh_letters, pick
+from .reduce import spread, sum_
 from .shape import broadcast_to, reshape, transpose
+
+
+def _array(x):
+    return np.asarray(unwrap(x))
 
 
 def _ndim(x):
@@ -53,8 +61,24 @@ def _tensordot_vjp(k, ans, a, b, axes=2):
     return lambda g: transpose(tensordot(a, g, axes=(a_free, g_a_part)), perm)
 
 
+def _tensordot_contraction(argnum, ans, a, b, axes):
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
+    a_axes, b_axes = normalize_axes(axes, na)
+    a_axes = [i % na for i in a_axes]
+    b_axes = [i % nb for i in b_axes]
+    a_subs = fresh_letters(na)
+    b_list = list(fresh_letters(nb, a_subs))
+    for i, j in zip(a_axes, b_axes):
+        b_list[j] = a_subs[i]
+    b_subs = "".join(b_list)
+    out = "".join(a_subs[i] for i in range(na) if i not in a_axes)
+    out += "".join(b_subs[j] for j in range(nb) if j not in b_axes)
+    return pick(argnum, [(a_subs, a), (b_subs, b)], out, ans)
+
+
 tensordot = defop("tensordot", lambda a, b, axes=2: np.tensordot(a, b, axes=axes),
-                  vjp=_tensordot_vjp)
+                  vjp=_tensordot_vjp, jac=Contractions(
+                      lambda k, ans, a, b, axes=2: _tensordot_contraction(k, ans, a, b, axes)))
 
 
 def _dot_vjp(k, ans, a, b):
@@ -64,7 +88,14 @@ def _dot_vjp(k, ans, a, b):
     return _tensordot_vjp(k, ans, a, b, axes=axes)
 
 
-dot = defop("dot", np.dot, vjp=_dot_vjp)
+def _dot_contraction(argnum, ans, a, b):
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
+    if na == 0 or nb == 0:
+        return _tensordot_contraction(argnum, ans, a, b, 0)
+    return _tensordot_contraction(argnum, ans, a, b, ([na - 1], [0 if nb == 1 else nb - 2]))
+
+
+dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction))
 
 
 def _matmul_vjp(k, ans, a, b):
@@ -104,7 +135,17 @@ def _matmul_vjp(k, ans, a, b):
     return vjp
 
 
-matmul = defop("matmul", np.matmul, vjp=_matmul_vjp)
+def _matmul_contraction(argnum, ans, a, b):
+    na, nb = np.ndim(unwrap(a)), np.ndim(unwrap(b))
+    batch = fresh_letters(max(na, nb, 2) - 2, "mkn")
+    a_subs = "k" if na == 1 else batch[len(batch) - (na - 2):] + "mk"
+    b_subs = "k" if nb == 1 else batch[len(batch) - (nb - 2):] + "kn"
+    out = batch[len(batch) - max(na - 2, nb - 2, 0):]
+    out += ("m" if na > 1 else "") + ("n" if nb > 1 else "")
+    return pick(argnum, [(a_subs, a), (b_subs, b)], out, ans)
+
+
+matmul = defop("matmul", np.matmul, vjp=_matmul_vjp, jac=Contractions(_matmul_contraction))
 
 
 # -- einsum -------------------------------------------------------------------
@@ -174,8 +215,6 @@ def _einsum_vjp(k, ans, subscripts, *operands):
         rs = np.shape(unwrap(r))
         summed = tuple(p for p, c in enumerate(present) if sizes[c] == 1 and rs[p] != 1)
         if summed:
-            from .reduce import sum_
-
             r = sum_(r, axis=summed, keepdims=True)
         r = transpose(r, tuple(order)) if order != sorted(order) else r
         r = broadcast_to(reshape(r, kept), full_shape)
@@ -189,23 +228,42 @@ def _einsum_vjp(k, ans, subscripts, *operands):
     return vjp
 
 
+def _einsum_contraction(argnum, ans, subscripts, *operands):
+    if argnum == 0:
+        raise TypeError("ardiff op 'einsum': the subscripts string carries no gradient.")
+    inputs, out = parse_einsum(subscripts, [np.shape(unwrap(o)) for o in operands])
+    return pick(argnum - 1, list(zip(inputs, operands)), out, ans)
+
+
 einsum = defop("einsum", lambda subscripts, *operands: np.einsum(subscripts, *operands),
-               vjp=_einsum_vjp)
+               vjp=_einsum_vjp, jac=Contractions(_einsum_contraction))
 
 
 # -- inverses and determinants -------------------------------------------------
+def _batch(n: int) -> str:
+    return fresh_letters(n, "ilpq")
+
+
+def _inv_contraction(argnum, ans, a):
+    b = _batch(np.ndim(unwrap(a)) - 2)
+    return Contraction(b + "pq", np.shape(unwrap(a)), [(b + "ip", ans), (b + "ql", ans)],
+                        b + "il", np.shape(unwrap(ans)), scale=-1.0)
+
+
 inv = defop("inv", np.linalg.inv,
-            lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(_swap(ans)))
+            lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(_swap(ans)),
+            jac=Contractions(_inv_contraction))
 
 
-def _solve_is_vector(a, b):
+def solve_is_vector(a, b) -> bool:
+    """Whether ``solve(a, b)`` reads ``b`` as a (batch of) vector(s), as this NumPy does."""
     if int(np.__version__.split(".")[0]) >= 2:
         return _ndim(b) == 1
     return _ndim(b) == _ndim(a) - 1
 
 
 def _solve_vjp(k, ans, a, b):
-    vector = _solve_is_vector(a, b)
+    vector = solve_is_vector(a, b)
     at = _swap(a)
 
     def solve_t(g):
@@ -229,7 +287,29 @@ def _solve_vjp(k, ans, a, b):
     return vjp
 
 
-solve = defop("solve", np.linalg.solve, vjp=_solve_vjp)
+def _solve_contraction(argnum, ans, a, b):
+    ar, br, xr = _array(a), _array(b), _array(ans)
+    vector = solve_is_vector(a, b)
+    batch = _batch(max(ar.ndim - 2, xr.ndim - (1 if vector else 2), 0))
+    a_batch = batch[len(batch) - (ar.ndim - 2):] if ar.ndim > 2 else ""
+    b_batch_n = br.ndim - (1 if vector else 2)
+    b_batch = batch[len(batch) - b_batch_n:] if b_batch_n > 0 else ""
+    x_batch = batch[len(batch) - (xr.ndim - (1 if vector else 2)):] if batch else ""
+    tail = "" if vector else "l"
+    a_inv = np.linalg.inv(ar)
+    if argnum == 1:
+        return Contraction(b_batch + "p" + tail, br.shape, [(a_batch + "ip", a_inv)],
+                            x_batch + "i" + tail, xr.shape)
+    return Contraction(a_batch + "pq", ar.shape,
+                        [(a_batch + "ip", a_inv), (x_batch + "q" + tail, xr)],
+                        x_batch + "i" + tail, xr.shape, scale=-1.0)
+
+
+solve = defop("solve", np.linalg.solve, vjp=_solve_vjp, jac=Contractions(_solve_contraction))
+
+
+# determinants reduce the two matrix axes of each matrix in a batch
+_LAST_TWO_AXES = Reduction(kept=lambda shape: shape[:-2] + (1, 1))
 
 
 def _batched_scalar(x):
@@ -238,10 +318,10 @@ def _batched_scalar(x):
 
 det = defop("det", np.linalg.det,
             lambda ans, a: (lambda cof: lambda g: _batched_scalar(g) * cof)(
-                _batched_scalar(ans) * _swap(inv(a))), nonlinear=True)
+                _batched_scalar(ans) * _swap(inv(a))), jac=_LAST_TWO_AXES, nonlinear=True)
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
                   lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(_swap(inv(a))),
-                  nonlinear=True)
+                  jac=_LAST_TWO_AXES, nonlinear=True)
 
 
 # -- norms ---------------------------------------------------------------------
@@ -250,9 +330,6 @@ def _norm_fwd(x, ord=None, axis=None, keepdims=False):
 
 
 def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
-    from .elementwise import absolute, where
-    from .reduce import kept_shape, spread
-
     xr = unwrap(x)
     shape = np.shape(xr)
     matrix = (axis is None and xr.ndim == 2 and ord is not None) or (
@@ -287,4 +364,4 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     return lambda g: spread(g, shape, reduce_axis) * factor
 
 
-norm = defop("norm", _norm_fwd, _norm_vjp, nonlinear=True)
+norm = defop("norm", _norm_fwd, _norm_vjp, jac=Reduction(), nonlinear=True)

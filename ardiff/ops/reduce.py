@@ -10,31 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import TracerBase, unwrap
-from . import defop
-from .shape import broadcast_to, getitem, reshape
+from ..op import defop
+from .axes import kept_shape, reduced_axes, reduced_count
+from .elementwise import where
+from .jacobians import Reduction, Scan
+from .shape import broadcast_to, concatenate, getitem, reshape, transpose
 
-
-def _axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    if isinstance(axis, (tuple, list)):
-        return tuple(a % ndim for a in axis)
-    return (axis % ndim,)
-
-
-def kept_shape(shape, axis):
-    """Shape of a reduction over ``axis`` with ``keepdims=True``."""
-    axes = _axes(axis, len(shape))
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+REDUCTION = Reduction()
 
 
 def spread(g, shape, axis):
     """Adjoint of summing over ``axis``: copy ``g`` back over the reduced axes."""
     return broadcast_to(reshape(g, kept_shape(shape, axis)), shape)
-
-
-def _count(shape, axis):
-    return int(np.prod([shape[a] for a in _axes(axis, len(shape))], dtype=np.int64))
 
 
 def _sum_vjp(ans, x, axis=None, keepdims=False, **_):
@@ -44,15 +31,15 @@ def _sum_vjp(ans, x, axis=None, keepdims=False, **_):
 
 def _mean_vjp(ans, x, axis=None, keepdims=False, **_):
     shape = np.shape(unwrap(x))
-    inv_n = 1.0 / max(_count(shape, axis), 1)
+    inv_n = 1.0 / max(reduced_count(shape, axis), 1)
     return lambda g: spread(g, shape, axis) * inv_n
 
 
 sum_ = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-             _sum_vjp)
+             _sum_vjp, jac=REDUCTION)
 mean = defop("mean",
              lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
-             _mean_vjp)
+             _mean_vjp, jac=REDUCTION)
 
 
 def _extreme_vjp(ans, x, axis=None, keepdims=False):
@@ -64,44 +51,43 @@ def _extreme_vjp(ans, x, axis=None, keepdims=False):
 
 
 max_ = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, nonlinear=True)
+             _extreme_vjp, jac=REDUCTION, nonlinear=True)
 min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, nonlinear=True)
+             _extreme_vjp, jac=REDUCTION, nonlinear=True)
+
+
+def _centred(x, axis, ddof) -> tuple:
+    """``(shape, x - mean, n - ddof)``: what the derivatives of var and std share."""
+    shape = np.shape(unwrap(x))
+    return shape, x - mean(x, axis=axis, keepdims=True), max(reduced_count(shape, axis) - ddof, 1)
 
 
 def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape = np.shape(unwrap(x))
-    n = _count(shape, axis)
-    centred = x - mean(x, axis=axis, keepdims=True)
-    factor = centred * (2.0 / max(n - ddof, 1))
+    shape, centred, dof = _centred(x, axis, ddof)
+    factor = centred * (2.0 / dof)
     return lambda g: spread(g, shape, axis) * factor
 
 
 var = defop("var", lambda x, axis=None, ddof=0, keepdims=False:
-            np.var(x, axis=axis, ddof=ddof, keepdims=keepdims), _var_vjp)
+            np.var(x, axis=axis, ddof=ddof, keepdims=keepdims), _var_vjp, jac=REDUCTION)
 
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape = np.shape(unwrap(x))
-    n = _count(shape, axis)
-    centred = x - mean(x, axis=axis, keepdims=True)
+    shape, centred, dof = _centred(x, axis, ddof)
     std_kept = reshape(ans, kept_shape(shape, axis))
-    safe = np.asarray(unwrap(std_kept)) > 0
     # d std / dx = (x - mean) / ((n - ddof) std); taken as 0 where std == 0 (constant input)
-    inv = where_positive(std_kept, safe)
-    factor = centred * inv * (1.0 / max(n - ddof, 1))
+    inv = where_positive(std_kept, np.asarray(unwrap(std_kept)) > 0)
+    factor = centred * inv * (1.0 / dof)
     return lambda g: spread(g, shape, axis) * factor
 
 
 def where_positive(value, positive):
     """1/value where ``positive`` (a plain boolean mask), 0 elsewhere."""
-    from .elementwise import where
-
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
 std = defop("std", lambda x, axis=None, ddof=0, keepdims=False:
-            np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), _std_vjp)
+            np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), _std_vjp, jac=REDUCTION)
 
 
 def _flip_axis(x, axis):
@@ -121,13 +107,11 @@ def _cumsum_vjp(ans, x, axis=None):
     return lambda g: reverse_cumsum(g, axis)
 
 
-cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp)
+cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp, jac=Scan())
 
 
 def _exclusive_products(x, axis):
     """Product of all other elements along ``axis`` (exact with zeros present)."""
-    from .shape import concatenate
-
     n = np.shape(unwrap(x))[axis]
     ones_shape = list(np.shape(unwrap(x)))
     ones_shape[axis] = 1
@@ -140,14 +124,12 @@ def _exclusive_products(x, axis):
 
 
 def _prod_vjp(ans, x, axis=None, keepdims=False):
-    from .shape import transpose
-
     shape = np.shape(unwrap(x))
-    axes = _axes(axis, len(shape))
+    axes = reduced_axes(axis, len(shape))
     rest = tuple(i for i in range(len(shape)) if i not in axes)
     perm = rest + axes
     moved = transpose(x, perm)
-    flat_shape = tuple(shape[i] for i in rest) + (_count(shape, axis),)
+    flat_shape = tuple(shape[i] for i in rest) + (reduced_count(shape, axis),)
     others = _exclusive_products(reshape(moved, flat_shape), len(flat_shape) - 1)
     others = transpose(reshape(others, np.shape(unwrap(moved))), tuple(np.argsort(perm)))
     return lambda g: spread(g, shape, axis) * others
@@ -155,7 +137,7 @@ def _prod_vjp(ans, x, axis=None, keepdims=False):
 
 prod = defop("prod",
              lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-             _prod_vjp, nonlinear=True)
+             _prod_vjp, jac=REDUCTION, nonlinear=True)
 
 
 def _cumprod_vjp(ans, x, axis=None):
@@ -183,8 +165,6 @@ def _cumprod_vjp_without_division(x, axis):
     prefix product P_i = prod_{k<i} x_k and the suffix recurrence
     S_i = g_i + x_{i+1} S_{i+1}, run backwards along the axis (O(n) ops).
     """
-    from .shape import concatenate, transpose
-
     ndim = np.ndim(unwrap(x))
     n = np.shape(unwrap(x))[axis]
     if n <= 1:
@@ -207,5 +187,17 @@ def _cumprod_vjp_without_division(x, axis):
     return vjp
 
 
+def _cumprod_partials(lines: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """d cumprod_r / d x_j = product of x_k for k <= r, k != j, for every line of values
+    (exact with zeros); ``later``/``earlier`` pick the lower triangle (r >= j)."""
+    n = lines.shape[1]
+    full = np.empty((lines.shape[0], n, n), dtype=np.result_type(lines, np.float64))
+    for j in range(n):
+        masked = lines.copy()
+        masked[:, j] = 1.0
+        full[:, :, j] = np.cumprod(masked, axis=1)
+    return full[:, later, earlier]
+
+
 cumprod = defop("cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), _cumprod_vjp,
-                nonlinear=True)
+                jac=Scan(_cumprod_partials), nonlinear=True)

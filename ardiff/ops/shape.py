@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import unwrap
-from . import defop
+from ..op import PASS_THROUGH, defop
+from .jacobians import ELEMENTWISE, Scatter, Selection
+
+MOVES_ARGUMENT_0 = Selection((0,))  # the other arguments are indices, shapes or axes
 
 
 def is_basic_index(index) -> bool:
@@ -30,12 +33,14 @@ def _untake_fwd(g, index, shape):
 
 
 getitem = defop("getitem", lambda x, index: x[index],
-                lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))))
+                lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))),
+                jac=MOVES_ARGUMENT_0)
 untake = defop("untake", _untake_fwd,
-               lambda ans, g, index, shape: lambda h: getitem(h, index))
+               lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter())
 
 reshape = defop("reshape", np.reshape,
-                lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))))
+                lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))),
+                jac=MOVES_ARGUMENT_0)
 
 
 def _transpose_vjp(ans, x, axes=None):
@@ -46,10 +51,11 @@ def _transpose_vjp(ans, x, axes=None):
     return lambda g: transpose(g, inverse)
 
 
-transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp)
+transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp,
+                  jac=MOVES_ARGUMENT_0)
 
 # The generic unbroadcast in Op.local_vjp does the summation.
-broadcast_to = defop("broadcast_to", np.broadcast_to, lambda ans, x, shape: lambda g: g)
+broadcast_to = defop("broadcast_to", np.broadcast_to, PASS_THROUGH, jac=MOVES_ARGUMENT_0)
 
 
 def _concatenate_vjp(k, ans, *arrays, axis=0):
@@ -62,7 +68,8 @@ def _concatenate_vjp(k, ans, *arrays, axis=0):
 
 
 concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
-                    vjp=_concatenate_vjp)
+                    vjp=_concatenate_vjp, jac=Selection(data_args=None))
+
 
 def _astype_vjp(ans, x, dtype):
     source = np.result_type(unwrap(x))
@@ -73,4 +80,5 @@ def _astype_vjp(ans, x, dtype):
     return lambda g: astype(g, source)
 
 
-astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp)
+astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp,
+               jac=ELEMENTWISE)

@@ -6,16 +6,19 @@ import numpy as np
 import scipy.special as sps
 
 from ..graph import unwrap
-from . import Scale, defop
+from ..op import Scale, defop
+from .axes import kept_shape
 from .elementwise import exp
-from .reduce import kept_shape, spread
+from .jacobians import ELEMENTWISE, Reduction
+from .reduce import spread
 from .shape import reshape
 
 TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))
 
-expit = defop("expit", sps.expit, Scale(lambda ans, x: ans * (1.0 - ans)), nonlinear=True)
+expit = defop("expit", sps.expit, Scale(lambda ans, x: ans * (1.0 - ans)), jac=ELEMENTWISE,
+              nonlinear=True)
 erf = defop("erf", sps.erf, Scale(lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x))),
-            nonlinear=True)
+            jac=ELEMENTWISE, nonlinear=True)
 
 
 def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
@@ -26,4 +29,4 @@ def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
 
 logsumexp = defop("logsumexp", lambda x, axis=None, keepdims=False:
                   sps.logsumexp(x, axis=axis, keepdims=keepdims), _logsumexp_vjp,
-                  nonlinear=True)
+                  jac=Reduction(), nonlinear=True)

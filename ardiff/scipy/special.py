@@ -11,3 +11,5 @@ def logsumexp(a, axis=None, keepdims=False):
     if isinstance(axis, list):
         axis = tuple(axis)
     return _logsumexp(a, axis=axis, keepdims=keepdims)
+
+__all__ = ["erf", "expit", "logsumexp"]

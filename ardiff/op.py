@@ -1,0 +1,368 @@
+"""Elementary ops and the op table: everything ardiff knows about an operation.
+
+An op is declared by ONE call of :func:`defop`, which gives
+
+* the NumPy forward (called on plain values);
+* one VJP maker per argument, ``maker(ans, *args, **kwargs) -> (g -> g · ∂ans/∂arg)``,
+  written with ardiff's own ops so that VJPs can be differentiated again; the makers
+  :class:`Scale` (an elementwise derivative) and :data:`PASS_THROUGH` / :data:`NEGATED`
+  also tell the code generator (`ardiff.codegen`) how to write the VJP inline;
+* the sparse-Jacobian family the exact triangular solver assembles it with
+  (`ardiff.ops.jacobians`; without one the solver falls back to one VJP per output
+  element);
+* ``infix`` for binary arithmetic that has a Python operator: the forward then uses
+  the operator where it is bitwise the same computation, and generated code writes it;
+* ``nonlinear`` for the ops the `ardiff.rules.NoDerivative` rule passes through.
+
+Broadcasting is undone in one place, :meth:`Op.local_vjp`: a VJP maker returns
+values shaped like the answer, and the op sums them down to its argument's shape.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .graph import NO_KWARGS, Graph, TracerBase, unwrap
+
+#: The op table: name -> :class:`Op`.  Filled by :func:`defop`.
+OPS: dict[str, Op] = {}
+
+#: Operand types for which a Python operator is the same computation as the ufunc.
+OPERATOR_TYPES = frozenset((np.float64, np.ndarray, float, int, np.float32))
+_INFIX = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+
+
+# -- VJP makers the code generator can read ---------------------------------------------
+def scale_by(factor):
+    """A VJP multiplying the incoming activity by a precomputed local derivative."""
+    return lambda g: g * factor
+
+
+class Scale:
+    """The VJP maker of an elementwise derivative: ``g -> g * factor(ans, *args)``.
+
+    The same as ``lambda ans, *args: scale_by(factor(ans, *args))``, but keeps
+    ``factor`` visible so that generated code can write ``g * factor(...)`` inline
+    instead of building and calling a closure per edge.
+    """
+
+    __slots__ = ("factor",)
+
+    def __init__(self, factor: Callable):
+        self.factor = factor
+
+    def __call__(self, ans, *args, **kwargs):
+        factor = self.factor(ans, *args, **kwargs)
+        return lambda g: g * factor  # scale_by, inlined: this runs once per edge
+
+
+class Fixed:
+    """A VJP maker whose VJP does not depend on the recorded point.
+
+    ``template`` is the VJP as source text around ``{}`` (the activity), for
+    generated code.
+    """
+
+    __slots__ = ("vjp", "template")
+
+    def __init__(self, vjp: Callable, template: str):
+        self.vjp, self.template = vjp, template
+
+    def __call__(self, ans, *args, **kwargs):
+        return self.vjp
+
+
+def _identity(g):
+    return g
+
+
+def _negate(g):
+    return -g
+
+
+#: The VJP of an argument passed on unchanged (``g -> g``).
+PASS_THROUGH = Fixed(_identity, "{}")
+#: The VJP of a negated argument (``g -> -g``).
+NEGATED = Fixed(_negate, "-{}")
+
+
+# -- the op --------------------------------------------------------------------------------
+class Op:
+    """An elementary operation: a NumPy forward plus one local VJP per argument.
+
+    Create ops with :func:`defop`, which also enters them in :data:`OPS`.
+
+    Parameters
+    ----------
+    name : str
+        Name in the op table.
+    fwd : callable
+        The NumPy implementation, called on plain values.
+    vjps : sequence of callables or None
+        ``vjps[k](ans, *args, **kwargs)`` returns a function ``g -> g · ∂ans/∂args[k]``
+        shaped like the answer.  The outer call happens once per node (a good place
+        to precompute local derivatives); the returned function is what relaxation
+        iterates.  ``None`` marks an argument that carries no gradient.
+    vjp : callable, optional
+        For variadic ops: ``vjp(k, ans, *args, **kwargs)`` instead of ``vjps``.
+    jac : object, optional
+        The sparse-Jacobian family (see `ardiff.ops.jacobians`): an object with
+        ``matrix(op, k, ans, args, kwargs)`` and ``nnz(op, k, ans, args, kwargs)``,
+        or a plain function ``jac(k, ans, *args, **kwargs)`` returning a scipy sparse
+        matrix of shape ``(ans.size, args[k].size)``.
+    nonlinear : bool
+        Whether the op is a nonlinearity (for `ardiff.rules.NoDerivative`).
+    infix : {"+", "-", "*", "/"}, optional
+        The Python operator of a binary arithmetic op (see :func:`defop`).
+    """
+
+    def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
+                 nonlinear: bool = False, infix: str | None = None):
+        self.name = name
+        self.fwd = fwd if infix is None else _via_operator(fwd, _INFIX[infix])
+        self.vjps = tuple(vjps)
+        self.vjp = vjp
+        self.jac = jac
+        self.nonlinear = nonlinear
+        self.infix = infix
+        self.__name__ = name
+        self.__doc__ = f"Traced ``{name}`` (see the op table, docs/ops.md)."
+
+    def __repr__(self) -> str:
+        return f"<ardiff op {self.name}>"
+
+    def __call__(self, *args, **kwargs):
+        # One pass for the common case (all traced arguments from the same graph);
+        # anything else (several nesting levels) goes to the general path.
+        graph = None
+        parents = []
+        for i, a in enumerate(args):
+            if isinstance(a, TracerBase):
+                if graph is None:
+                    graph = a._graph
+                elif a._graph is not graph:
+                    return self._call_nested(args, kwargs)
+                parents.append((i, a._node))
+        if graph is None:
+            return self.fwd(*args, **kwargs)
+        raw = list(args)
+        for i, _ in parents:
+            value = raw[i] = raw[i]._value
+            if isinstance(value, TracerBase):  # a lower-level graph inside: record there too
+                return self._call_nested(args, kwargs)
+        try:
+            value = self.fwd(*raw, **kwargs)
+        except (ValueError, IndexError) as exc:
+            raise _recording_error(self, graph, raw, exc) from exc
+        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        return graph.tracer_class(graph, node.index, value)
+
+    def _call_nested(self, args, kwargs):
+        """Record on the highest-level graph, then again on the lower ones inside."""
+        graph = None
+        for a in args:
+            if isinstance(a, TracerBase) and (graph is None or a._graph.level > graph.level):
+                graph = a._graph
+        raw = list(args)
+        parents = []
+        for i, a in enumerate(args):
+            if isinstance(a, TracerBase) and a._graph is graph:
+                parents.append((i, a._node))
+                raw[i] = a._value
+        value = self(*raw, **kwargs)  # lower-level tracers inside: records there too
+        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        return graph.tracer_class(graph, node.index, value)
+
+    # -- derivatives ---------------------------------------------------------------------
+    def vjp_maker(self, argnum: int) -> Callable | None:
+        """The declared VJP maker of argument ``argnum`` (None for variadic ops)."""
+        if self.vjp is not None:
+            return None
+        maker = self.vjps[argnum] if argnum < len(self.vjps) else None
+        if maker is None:
+            raise TypeError(
+                f"ardiff op '{self.name}' has no derivative with respect to argument "
+                f"{argnum}; pass that argument as a plain (untraced) value.")
+        return maker
+
+    def answer_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
+        """The staged VJP of argument ``argnum`` at a recorded point, shaped like ``ans``."""
+        if self.vjp is not None:
+            return self.vjp(argnum, ans, *args, **kwargs)
+        return self.vjp_maker(argnum)(ans, *args, **kwargs)
+
+    def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
+        """The staged VJP of argument ``argnum`` at a recorded point, shaped like it."""
+        inner = self.answer_vjp(argnum, ans, args, kwargs)
+        fit = argument_fit(args[argnum], ans)
+        if fit is None:  # VJPs come out shaped like the answer: nothing to undo
+            return inner
+        shape, dtype = fit
+        return lambda g: fit_to_argument(inner(g), shape, dtype)
+
+    def jacobian(self, argnum: int, ans, args, kwargs):
+        """``∂ans/∂args[argnum]`` as a scipy sparse matrix, or None without a family.
+
+        None also when the family declines this call (an unexpected layout); the
+        triangular solver then builds the matrix from VJPs of unit vectors.
+        """
+        if self.jac is None:
+            return None
+        try:
+            if hasattr(self.jac, "matrix"):
+                return self.jac.matrix(self, argnum, ans, args, kwargs)
+            return self.jac(argnum, ans, *args, **kwargs)
+        except NotImplementedError:
+            return None
+
+    def jacobian_nnz(self, argnum: int, ans, args, kwargs) -> int:
+        """An upper bound on the stored entries of :meth:`jacobian`, without building it."""
+        dense = int(np.size(unwrap(ans))) * int(np.size(unwrap(args[argnum])))
+        if self.jac is None or not hasattr(self.jac, "nnz"):
+            return dense
+        try:
+            return int(self.jac.nnz(self, argnum, ans, args, kwargs))
+        except NotImplementedError:
+            return dense
+
+
+def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
+          nonlinear: bool = False, infix: str | None = None) -> Op:
+    """Declare an elementary op and enter it in the table :data:`OPS`.
+
+    Parameters
+    ----------
+    name : str
+        Unique name in the table (used by graph import/export and error messages).
+    fwd : callable
+        NumPy forward on plain values.
+    *vjps : callable or None
+        One VJP maker per positional argument (see :class:`Op`); ``None`` for an
+        argument without a gradient.  Use :class:`Scale` for an elementwise
+        derivative and :data:`PASS_THROUGH` / :data:`NEGATED` for ``g`` / ``-g``.
+    vjp : callable, optional
+        Variadic form ``vjp(k, ans, *args, **kwargs)``.
+    jac : object, optional
+        Sparse-Jacobian family (`ardiff.ops.jacobians`) for the triangular solver.
+    nonlinear : bool
+        Mark a nonlinearity (passed through by `ardiff.rules.NoDerivative`).
+    infix : {"+", "-", "*", "/"}, optional
+        For binary arithmetic: where both operands are float64 scalars or arrays the
+        forward calls the Python operator, NumPy's scalar fast path (about ten
+        times cheaper than a ufunc call on scalars, bitwise the same result).
+
+    Returns
+    -------
+    Op
+        The op, callable on plain or traced values.
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff
+    >>> from ardiff.op import Scale, defop
+    >>> cube = defop("cube_example", lambda x: x ** 3, Scale(lambda ans, x: 3.0 * x * x))
+    >>> float(ardiff.grad(cube)(2.0))
+    12.0
+    """
+    if name in OPS:
+        raise ValueError(f"op {name!r} is defined twice")
+    op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix)
+    OPS[name] = op
+    return op
+
+
+def _via_operator(ufunc: Callable, function: Callable) -> Callable:
+    """``ufunc(x, y)``, through the Python operator when that is the same computation.
+
+    Bitwise identical values and result types for these operand types (checked on
+    NumPy 1.26 and 2.x by tests/test_ops_fast_paths.py); everything else calls the ufunc.
+    """
+    def fwd(x, y, **kwargs):
+        tx, ty = type(x), type(y)
+        if (not kwargs and tx in OPERATOR_TYPES and ty in OPERATOR_TYPES
+                and (tx is np.float64 or ty is np.float64 or tx is np.ndarray
+                     or ty is np.ndarray)):
+            return function(x, y)
+        return ufunc(x, y, **kwargs)
+
+    fwd.__name__ = fwd.__qualname__ = getattr(ufunc, "__name__", "fwd")
+    return fwd
+
+
+# -- broadcasting, undone once -------------------------------------------------------------
+def shape_of(x: Any) -> tuple:
+    """Shape of a possibly traced value."""
+    return np.shape(unwrap(x))
+
+
+def unbroadcast(grad: Any, shape: tuple) -> Any:
+    """Sum ``grad`` down to ``shape``: the one place broadcasting is undone.
+
+    Broadcasting copies an argument along new leading axes and along axes of
+    length one; the adjoint of a copy is a sum over the copies.  Written with the
+    table's ``sum`` and ``broadcast_to`` so that it is traced at higher order.
+    """
+    gshape = shape_of(grad)
+    if gshape == shape:
+        return grad
+    extra = len(gshape) - len(shape)
+    if extra > 0:
+        grad = OPS["sum"](grad, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and shape_of(grad)[i] != 1)
+    if axes:
+        grad = OPS["sum"](grad, axis=axes, keepdims=True)
+    if shape_of(grad) != shape:
+        grad = OPS["broadcast_to"](grad, shape)
+    return grad
+
+
+def _shape_and_dtype(value: Any) -> tuple:
+    try:  # arrays and NumPy scalars: attribute access is much cheaper than np.shape
+        return value.shape, value.dtype
+    except AttributeError:
+        return np.shape(value), np.result_type(value)
+
+
+def argument_fit(arg: Any, ans: Any) -> tuple | None:
+    """``(shape, dtype)`` of ``arg`` when a VJP from ``ans`` must be fitted to it, else None."""
+    while isinstance(arg, TracerBase):
+        arg = arg._value
+    while isinstance(ans, TracerBase):
+        ans = ans._value
+    if type(arg) is np.float64 and type(ans) is np.float64:  # scalar graphs
+        return None
+    try:  # the common case, checked without building tuples (this runs once per edge)
+        if arg.shape == ans.shape and arg.dtype == ans.dtype:
+            return None
+    except AttributeError:
+        pass
+    fit = _shape_and_dtype(arg)
+    return None if _shape_and_dtype(ans) == fit else fit
+
+
+def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
+    """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype."""
+    if shape_of(out) != shape:
+        out = unbroadcast(out, shape)
+    if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
+        out = out.astype(dtype)
+    return out
+
+
+def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:
+    """``exc`` (same type) naming the op, the node it would have been, and the arguments."""
+    described = ", ".join(str(np.shape(v)) if isinstance(v, (np.ndarray, np.generic)) else
+                          type(v).__name__ for v in map(unwrap, raw))
+    detail = str(exc).strip()
+    message = (f"ardiff op '{op.name}' failed while recording node {len(graph.nodes)} from "
+               f"arguments ({described}): {detail}{'' if detail.endswith('.') else '.'} Check "
+               "the arguments of this call (shapes, axes, indices or values); nothing was "
+               "recorded.")
+    try:
+        return type(exc)(message)
+    except Exception:  # an exception type with another constructor: keep it as it is
+        return exc
