@@ -2,7 +2,7 @@
 
 Replaying a recording through the general machinery (graph nodes, staged VJP
 closures, solver loops) costs several microseconds of Python per node, which is
-all the time there is on scalar graphs.  A :class:`Program` instead writes one
+all the time there is on scalar graphs.  A :class:`Replay` instead writes one
 Python function per recording: every node becomes one line calling its op's
 NumPy forward, and every edge of the reverse sweep one call of its op's VJP
 maker, with the parents' slots, constants and keyword arguments bound once.
@@ -23,8 +23,10 @@ import numpy as np
 
 from .graph import unwrap
 from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
-from .solvers.plan import Plan, warn_non_finite
-from .solvers.relax import make_seed
+from .solvers.common import make_seed, warn_non_finite
+from .solvers.plan import Plan
+
+__all__ = ["LINES_PER_FUNCTION", "sweep_is_exact", "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -40,7 +42,7 @@ def sweep_is_exact(method: str, rules, options: dict) -> bool:
             and float(options.get("eta", 1.0)) == 1.0)
 
 
-class Program:
+class Replay:
     """Generated forward replay (and, when exact, the reverse sweep) of one recording.
 
     Parameters

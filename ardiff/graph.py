@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "as_differentiable",
+           "Graph"]
+
 _level_lock = threading.Lock()
 _level_counter = itertools.count(1)
 

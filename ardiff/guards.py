@@ -16,6 +16,8 @@ import numpy as np
 
 from .graph import TracerBase, unwrap
 
+__all__ = ["Guard", "plain", "concrete"]
+
 
 class Guard:
     """A concrete value read off traced values: ``fun(*args)`` gave ``result``.

@@ -38,6 +38,10 @@ import numpy as np
 from .graph import Graph, TracerBase, unwrap
 from .op import OPS
 
+__all__ = ["FORMAT", "VERSION", "LEAF_OPS", "GraphValidationError", "to_networkx", "to_json",
+           "encode", "decode", "find_cycle", "describe_cycle", "from_networkx",
+           "json_to_networkx", "from_json"]
+
 FORMAT = "ardiff.graph"
 VERSION = 1
 LEAF_OPS = ("input", "constant")

@@ -28,6 +28,9 @@ import numpy as np
 
 from .graph import NO_KWARGS, Graph, TracerBase, unwrap
 
+__all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
+           "Op", "defop", "shape_of", "unbroadcast", "argument_fit", "fit_to_argument"]
+
 #: The op table: name -> :class:`Op`.  Filled by :func:`defop`.
 OPS: dict[str, Op] = {}
 

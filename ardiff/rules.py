@@ -36,6 +36,10 @@ import numpy as np
 from .graph import Graph, Node, unwrap
 from .op import OPS, unbroadcast
 
+__all__ = ["LINEAR_OPS", "nonlinear_ops", "Rule", "Compose", "compose", "weight_argnum",
+           "node_key", "weight_key", "build_vjp", "FeedbackAlignment", "LearnedFeedback",
+           "NoDerivative", "combined", "learning_rules"]
+
 #: Ops with a weight operand that feedback alignment replaces.
 LINEAR_OPS = ("matmul", "dot", "dense")
 

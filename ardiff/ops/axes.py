@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["reduced_axes", "kept_shape", "reduced_count"]
+
 
 def reduced_axes(axis, ndim: int) -> tuple:
     """The non-negative axes a reduction over ``axis`` (None, an int or a tuple) removes."""

@@ -38,6 +38,9 @@ import scipy.sparse as sp
 from ..graph import unwrap
 from .axes import kept_shape
 
+__all__ = ["LETTERS", "Family", "ELEMENTWISE", "Selection", "Scatter", "Reduction", "Scan",
+           "Contraction", "Contractions", "fresh_letters", "pick", "jacobian_from_vjp"]
+
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
