@@ -1,16 +1,41 @@
-"""The ``ardiff`` command on the bundled data with tiny settings (offline, seconds)."""
+"""The `ardiff` command on the bundled data with tiny settings (offline, seconds)."""
 
 import csv
 import importlib
 import json
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
-from ardiff import cli
+from ardiff.paper import cli
 
-TINY = ["--dataset", "fashion-mnist-small", "--train-size", "96", "--test-size", "64",
-        "--no-progress", "--no-download"]
+OFFLINE = ["--dataset", "fashion-mnist-small", "--no-progress", "--no-download"]
+TINY = [*OFFLINE, "--train-size", "96", "--test-size", "64"]
+TINY_DEMO = ["--epochs", "1", "--train-size", "128", "--test-size", "64", "--no-progress"]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty current directory and user cache, no $ARDIFF_DATA, no system datasets."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("ARDIFF_DATA", raising=False)
+    monkeypatch.setattr(importlib.import_module("ardiff.paper.data"), "_SYSTEM_DIRS",
+                        (tmp_path / "system",))
+    return tmp_path
+
+
+def _files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def _wrote_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.startswith("Wrote ")][-1]
 
 
 def test_fig2_writes_results_and_reuses_finished_runs(tmp_path, capsys):
@@ -39,7 +64,7 @@ def test_fig2_writes_results_and_reuses_finished_runs(tmp_path, capsys):
     assert capsys.readouterr().out.count("reusing") == 4
 
 
-def test_fig3_condition_subset_and_fig1(tmp_path):
+def test_fig3_condition_subset_and_fig1(tmp_path, capsys):
     out = tmp_path / "v"
     assert cli.main(["reproduce", "fig3", *TINY, "--epochs", "1", "--steps", "3",
                      "--conditions", "combined,no-derivative", "--out", str(out)]) == 0
@@ -47,7 +72,7 @@ def test_fig3_condition_subset_and_fig1(tmp_path):
     assert list(conds) == ["combined", "no-derivative"]
     assert json.loads((out / "runs" / "combined_seed0.json").read_text())["method"]["rules"]
 
-    assert cli.main(["reproduce", "fig1", *TINY, "--steps", "30", "--etas", "0.5,0.05",
+    assert cli.main(["reproduce", "fig1", *OFFLINE, "--steps", "30", "--etas", "0.5,0.05",
                      "--out", str(out)]) == 0
     fig1 = json.loads((out / "fig1.json").read_text())
     curves = fig1["parallel"]["etas"]["0.1"]["mse"]
@@ -56,18 +81,162 @@ def test_fig3_condition_subset_and_fig1(tmp_path):
     assert sorted(fig1["parallel"]["etas"]) == ["0.05", "0.1", "0.5"]
     assert (out / "fig1_eta_sweep.png").exists() and (out / "fig1_layers.png").exists()
     assert "layer 1" in (out / "fig1_table.md").read_text()
+    # it says where it wrote its files, and names each of them
+    line = _wrote_line(capsys.readouterr().out)
+    assert line.startswith(f"Wrote 4 files to {out}/: ")
+    for name in ("fig1.json", "fig1_table.md", "fig1_layers.png", "fig1_eta_sweep.png"):
+        assert name in line
 
 
-def test_demo_runs_offline(tmp_path, capsys):
+def test_demo_runs_offline_and_lists_every_file(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--epochs", "1", "--train-size", "128",
-                     "--test-size", "64", "--no-progress"]) == 0
+    assert cli.main(["demo", "--out", str(out), *TINY_DEMO]) == 0
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["training"]) == {"backprop", "ar"}
     assert summary["ar_minus_backprop_test_acc"] is not None
     assert (out / "fig1_layers.png").exists() and (out / "demo_accuracy.png").exists()
     printed = capsys.readouterr().out
     assert "layer 1" in printed and "AR (default)" in printed
+    # the eta sweep runs every eta of the paper, so its figure has one line each
+    fig1 = json.loads((out / "fig1.json").read_text())
+    assert len(fig1["parallel"]["etas"]) == 7
+    # the last line names every file the demo wrote, and there are 11
+    last = printed.rstrip().splitlines()[-1]
+    assert last.startswith(f"Wrote 11 files to {out}/ in ")
+    written = _files_under(out)
+    assert len(written) == 11
+    assert set(last.split(": ", 1)[1].split(", ")) == written
+
+
+def test_demo_default_out_dir_is_not_the_current_directory(home, capsys):
+    assert cli.main(["demo", *TINY_DEMO]) == 0
+    assert list(Path.cwd().iterdir()) == []  # nothing written where it was run
+    out = home / "cache" / "ardiff" / "demo"
+    assert cli.default_demo_dir() == out
+    assert len(_files_under(out)) == 11
+    assert f"Output: {out}/" in capsys.readouterr().out
+
+
+def test_missing_matplotlib_is_reported_before_anything_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ardiff demo needs packages that are not installed: matplotlib" in err
+    assert "pip install 'ardiff[cli]'" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert cli.main(["reproduce", "fig1", *OFFLINE, "--out", str(out)]) == 2
+    assert "ardiff reproduce fig1 needs" in capsys.readouterr().err
+
+
+def test_tqdm_is_needed_only_with_progress_bars(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    parser = cli.build_parser()
+    missing = cli.missing_dependencies(parser.parse_args(["demo"]))
+    assert len(missing) == 1 and missing[0].startswith("tqdm") and "--no-progress" in missing[0]
+    assert cli.missing_dependencies(parser.parse_args(["demo", "--no-progress"])) == []
+
+
+def test_each_figure_has_its_own_help(capsys):
+    helps = {}
+    for figure in ("fig1", "fig2", "fig3"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["reproduce", figure, "--help"])
+        assert exc.value.code == 0
+        helps[figure] = " ".join(capsys.readouterr().out.split())  # undo the line wrapping
+    for figure, text in helps.items():
+        spec = cli.FIGURES[figure]
+        assert f"usage: ardiff reproduce {figure}" in text
+        assert "--quick" in text and spec["time"] in text and spec["quick_time"] in text
+        assert "--dataset" in text and "--data-dir" in text and "--no-download" in text
+    for option in ("--etas", "--seed "):
+        assert option in helps["fig1"]
+        assert option not in helps["fig2"] and option not in helps["fig3"]
+    for option in ("--seeds", "--epochs", "--conditions", "--lr", "--batch-size",
+                   "--train-size", "--angle-every", "--schedule"):
+        assert option not in helps["fig1"]
+        assert option in helps["fig2"] and option in helps["fig3"]
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "--help"])
+    overview = " ".join(capsys.readouterr().out.split())
+    for spec in cli.FIGURES.values():
+        assert spec["time"] in overview and spec["quick_time"] in overview
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    demo = " ".join(capsys.readouterr().out.split())
+    assert cli.DEMO_TIME in demo and "--out" in demo and "--dataset" not in demo
+    with pytest.raises(SystemExit) as exc:  # fig1 does not take the training options
+        cli.main(["reproduce", "fig1", "--epochs", "3"])
+    assert exc.value.code == 2
+
+
+def test_quick_mode_defaults_and_explicit_options_win(home, capsys):
+    assert cli.main(["reproduce", "fig2", "--quick", *OFFLINE, "--epochs", "1", "--steps", "2",
+                     "--train-size", "64", "--test-size", "32", "--angle-every", "0"]) == 0
+    out = Path.cwd() / "ardiff-results" / "fashion-mnist-small-quick"
+    run = json.loads((out / "runs" / "ar_seed0.json").read_text())
+    assert run["config"]["epochs"] == 1 and run["config"]["train_size"] == 64
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["ar_seed0.json",
+                                                                "backprop_seed0.json"]
+    assert _wrote_line(capsys.readouterr().out).startswith(
+        "Wrote 6 files to ardiff-results/fashion-mnist-small-quick/: ")
+    args = cli.build_parser().parse_args(["reproduce", "fig1", "--quick"])
+    assert cli._option(args, "etas") == cli.QUICK["fig1"]["etas"]
+    args = cli.build_parser().parse_args(["reproduce", "fig3"])
+    assert cli._option(args, "conditions") == list(cli.CONDITIONS)
+
+
+def test_missing_data_message_names_the_command_options(home, capsys):
+    code = cli.main(["reproduce", "fig1", "--dataset", "fashion-mnist", "--no-download",
+                     "--no-progress", "--data-dir", str(home / "nowhere")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--data-dir DIR" in err and "--dataset fashion-mnist-small" in err
+    assert "(--no-download)" in err and f"{home / 'nowhere'} (--data-dir)" in err
+    assert "data_dir" not in err and "download=False" not in err and "load(" not in err
+    assert "Traceback" not in err
+
+
+def test_blas_threads_through_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    assert cli.limit_blas_threads(1) is True
+    blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert blas and all(p["num_threads"] == 1 for p in blas)
+
+
+def test_deprecated_alias_modules():
+    for old, new in (("ardiff.cli", "ardiff.paper.cli"), ("ardiff.experiments", "ardiff.paper")):
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=new):
+            module = importlib.import_module(old)
+        assert set(module.__all__) <= set(dir(module))
+    import ardiff
+    import ardiff.cli
+    import ardiff.experiments
+    import ardiff.paper
+
+    assert ardiff.cli.main is cli.main
+    assert ardiff.experiments.run_demo is ardiff.paper.run_demo
+    assert {"ardiff.cli", "ardiff.data", "ardiff.experiments"} <= set(ardiff.DEPRECATED_MODULES)
+
+
+def test_engine_never_imports_the_paper_package():
+    # every module of ardiff outside ardiff.paper (and its deprecated aliases), found
+    # on disk: pkgutil.walk_packages would import ardiff.paper itself to walk into it
+    code = ("import sys, importlib, pathlib, ardiff\n"
+            "root = pathlib.Path(ardiff.__file__).parent\n"
+            "for f in sorted(root.rglob('*.py')):\n"
+            "    parts = f.relative_to(root.parent).with_suffix('').parts\n"
+            "    name = '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)\n"
+            "    if not name.startswith('ardiff.paper') and "
+            "name not in ardiff.DEPRECATED_MODULES:\n"
+            "        importlib.import_module(name)\n"
+            "print(sorted(n for n in sys.modules if n.startswith('ardiff.paper')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_ctrl_c_keeps_results_so_far(tmp_path, monkeypatch, capsys):
@@ -96,7 +265,8 @@ def test_ctrl_c_keeps_results_so_far(tmp_path, monkeypatch, capsys):
 def test_bad_arguments_and_missing_data(tmp_path, capsys):
     for bad in (["reproduce", "fig2", "--seeds", "0"],
                 ["reproduce", "fig3", "--conditions", "nonsense"],
-                ["reproduce", "fig4"], []):
+                ["reproduce", "fig1", "--etas", "3"],
+                ["reproduce", "fig4"], ["reproduce"], []):
         with pytest.raises(SystemExit) as exc:
             cli.main(bad)
         assert exc.value.code == 2
@@ -123,7 +293,7 @@ def test_diverging_run_is_marked_and_stops(tmp_path):
 
 def test_summary_tolerates_runs_without_finite_values():
     """A run saved after diverging has None (JSON for NaN) in its curves and angles."""
-    from ardiff.experiments import format_table, summarize
+    from ardiff.paper import format_table, summarize
 
     def run(seed, acc, angle, loss):
         h = {"epoch": [0, 1], "train_acc": [0.1, acc], "test_acc": [0.1, acc],

@@ -1,19 +1,26 @@
-"""Tests for ardiff.data: IDX files, dataset search, mocked downloads, the bundled subset."""
+"""Tests for ardiff.paper.data: IDX files, dataset search, downloads, the bundled subset.
+
+Downloads go through pooch to a local HTTP server on 127.0.0.1 (never the network).
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
+import http.server
 import os
 import struct
+import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ardiff import data
-from ardiff.data import DataError, load, one_hot, read_idx, write_idx
+from ardiff.nn import one_hot
+from ardiff.paper import data
+from ardiff.paper.data import DataError, DataNotFoundError, load, read_idx, write_idx
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -48,11 +55,10 @@ def isolated(tmp_path, monkeypatch):
     system = tmp_path / "system"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setattr(data, "_SYSTEM_DIRS", (system,))
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("tests must not touch the network")
-
-    monkeypatch.setattr(data, "_urlopen", no_network)
+    # never the network: a download that a test did not arrange meets a closed port
+    for name in data._MIRRORS:
+        monkeypatch.setitem(data._MIRRORS, name, ("http://127.0.0.1:9/no-network/",))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     return tmp_path
 
 
@@ -321,35 +327,43 @@ def test_not_found_mnist_has_no_apt_hint(isolated):
 
 
 # ---------------------------------------------------------------------------
-# downloads, with a fake opener
+# downloads through pooch, from a local HTTP server
 # ---------------------------------------------------------------------------
 
 
-class FakeResponse(io.BytesIO):
-    def __init__(self, payload: bytes, fail_after: int | None = None):
-        super().__init__(payload)
-        self.headers = {"Content-Length": str(len(payload))}
-        self.fail_after = fail_after
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves `server.files` by file name; `/down/...` answers 500; `server.cut` bytes
+    per response at most (then the connection drops)."""
 
-    def read(self, n=-1):
-        if self.fail_after is not None and self.tell() >= self.fail_after:
-            raise ConnectionResetError("connection dropped")
-        return super().read(n)
+    def do_GET(self):  # noqa: N802  (the name http.server calls)
+        self.server.paths.append(self.path)
+        name = self.path.rsplit("/", 1)[-1]
+        if self.path.startswith("/down/") or name not in self.server.files:
+            self.send_error(500 if self.path.startswith("/down/") else 404)
+            return
+        payload = self.server.files[name]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: self.server.cut])
+        self.close_connection = True
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
 
 
-class FakeOpener:
-    """Serves fixed bytes per file name and records the URLs asked for."""
-
-    def __init__(self, files: dict[str, bytes], fail_after: int | None = None):
-        self.files = files
-        self.fail_after = fail_after
-        self.urls: list[str] = []
-
-    def __call__(self, request, timeout=None):
-        url = request.full_url
-        self.urls.append(url)
-        name = url.rsplit("/", 1)[-1]
-        return FakeResponse(self.files[name], self.fail_after)
+@pytest.fixture
+def server():
+    """A local HTTP server: `server.files` maps names to bytes, `server.paths` records
+    the requests, `server.url` is its address."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.files, httpd.paths, httpd.cut = {}, [], None
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def _fake_split(split: str, n: int):
@@ -364,85 +378,93 @@ def _fake_split(split: str, n: int):
     return images, labels, files
 
 
-def _register(monkeypatch, name: str, files: dict[str, bytes]):
-    for fname, payload in files.items():
-        entry = (len(payload), hashlib.sha256(payload).hexdigest())
-        monkeypatch.setitem(data._CHECKSUMS[name], fname, entry)
+def _serve(monkeypatch, server, name: str, files: dict[str, bytes], register: bool = True,
+           mirrors: tuple[str, ...] = ("/a/",)):
+    """Serve `files` as dataset `name` (registering their checksums unless told not to)."""
+    server.files.update(files)
+    monkeypatch.setitem(data._MIRRORS, name, tuple(server.url + m for m in mirrors))
+    if register:
+        for fname, payload in files.items():
+            monkeypatch.setitem(data._CHECKSUMS[name], fname,
+                                "sha256:" + hashlib.sha256(payload).hexdigest())
 
 
-def test_download_good_checksum_keeps_files(isolated, monkeypatch):
+def test_download_good_checksum_keeps_files(isolated, monkeypatch, server):
     images, labels, files = _fake_split("test", 6)
-    _register(monkeypatch, "mnist", files)
-    opener = FakeOpener(files)
-    monkeypatch.setattr(data, "_urlopen", opener)
+    _serve(monkeypatch, server, "mnist", files)
     _check_loaded(load("mnist", "test", progress=False), images, labels)
     cache = isolated / "cache" / "ardiff" / "mnist"
     assert sorted(p.name for p in cache.iterdir()) == sorted(files)
     for fname, payload in files.items():
         assert (cache / fname).read_bytes() == payload
-    assert opener.urls == [data._MIRRORS["mnist"][0] + f for f in files]
+    assert server.paths == ["/a/" + f for f in files]
     # second call: found in the cache, no download
-    opener.urls.clear()
+    server.paths.clear()
     _check_loaded(load("mnist", "test", progress=False), images, labels)
-    assert opener.urls == []
+    assert server.paths == []
 
 
-def test_download_with_progress_bar(isolated, monkeypatch):
+def test_download_with_progress_bar(isolated, monkeypatch, server, capsys):
     pytest.importorskip("tqdm")
     images, labels, files = _fake_split("train", 2)
-    _register(monkeypatch, "fashion-mnist", files)
-    monkeypatch.setattr(data, "_urlopen", FakeOpener(files))
+    _serve(monkeypatch, server, "fashion-mnist", files)
     _check_loaded(load("fashion-mnist", "train", progress=True), images, labels)
+    assert "100%" in capsys.readouterr().err  # the progress bar, drawn by tqdm for pooch
 
 
-def test_download_bad_checksum_removes_file(isolated, monkeypatch):
+def test_download_bad_checksum_removes_file(isolated, monkeypatch, server):
     _, _, files = _fake_split("test", 6)
-    # keep the real published sizes/sums: the generated bytes cannot match them
-    opener = FakeOpener(files)
-    monkeypatch.setattr(data, "_urlopen", opener)
-    with pytest.raises(DataError) as info:
+    # keep the real published sums: the generated bytes cannot match them
+    _serve(monkeypatch, server, "mnist", files, register=False, mirrors=("/a/", "/b/"))
+    with pytest.raises(DataNotFoundError) as info:
         load("mnist", "test", progress=False)
     msg = str(info.value)
-    assert "Downloading failed" in msg
+    assert "Downloading failed" in msg and "hash" in msg.lower()
     assert "t10k-images-idx3-ubyte.gz" in msg
-    assert len(opener.urls) == len(data._MIRRORS["mnist"])  # every mirror tried
-    cache = isolated / "cache" / "ardiff" / "mnist"
-    assert list(cache.iterdir()) == []
-
-
-def test_download_sha_mismatch_with_right_size(isolated, monkeypatch):
-    _, _, files = _fake_split("test", 4)
-    for fname, payload in files.items():
-        monkeypatch.setitem(data._CHECKSUMS["mnist"], fname, (len(payload), "0" * 64))
-    monkeypatch.setattr(data, "_urlopen", FakeOpener(files))
-    with pytest.raises(DataError, match="SHA-256 mismatch"):
-        load("mnist", "test", progress=False)
+    assert server.paths == ["/a/t10k-images-idx3-ubyte.gz", "/b/t10k-images-idx3-ubyte.gz"]
     assert list((isolated / "cache" / "ardiff" / "mnist").iterdir()) == []
 
 
-def test_partial_download_removed(isolated, monkeypatch):
+def test_partial_download_removed(isolated, monkeypatch, server):
     _, _, files = _fake_split("test", 50)
-    _register(monkeypatch, "fashion-mnist", files)
-    monkeypatch.setattr(data, "_CHUNK", 1024)
-    monkeypatch.setattr(data, "_urlopen", FakeOpener(files, fail_after=2048))
-    with pytest.raises(DataError, match="connection dropped"):
+    _serve(monkeypatch, server, "fashion-mnist", files)
+    server.cut = 2048
+    with pytest.raises(DataError, match="could not download"):
         load("fashion-mnist", "test", progress=False)
     assert list((isolated / "cache" / "ardiff" / "fashion-mnist").iterdir()) == []
 
 
-def test_download_falls_back_to_second_mirror(isolated, monkeypatch):
+def test_download_that_is_not_idx_is_removed(isolated, monkeypatch, server):
+    files = {"t10k-images-idx3-ubyte.gz": gzip.compress(b"not an idx file", mtime=0),
+             "t10k-labels-idx1-ubyte.gz": b""}
+    _serve(monkeypatch, server, "mnist", files)  # the checksums match these bytes
+    with pytest.raises(DataError, match="not an IDX file"):
+        load("mnist", "test", progress=False)
+    assert list((isolated / "cache" / "ardiff" / "mnist").iterdir()) == []
+
+
+def test_download_falls_back_to_second_mirror(isolated, monkeypatch, server):
     images, labels, files = _fake_split("test", 3)
-    _register(monkeypatch, "mnist", files)
-    good = FakeOpener(files)
-    first = data._MIRRORS["mnist"][0]
-
-    def flaky(request, timeout=None):
-        if request.full_url.startswith(first):
-            raise OSError("mirror down")
-        return good(request, timeout)
-
-    monkeypatch.setattr(data, "_urlopen", flaky)
+    _serve(monkeypatch, server, "mnist", files, mirrors=("/down/", "/a/"))
     _check_loaded(load("mnist", "test", progress=False), images, labels)
+    assert server.paths[0].startswith("/down/") and server.paths[1].startswith("/a/")
+
+
+def test_download_without_pooch_says_what_to_install(isolated, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pooch", None)  # `import pooch` now fails
+    with pytest.raises(DataNotFoundError) as info:
+        load("mnist", "train", progress=False)
+    assert "needs pooch" in str(info.value) and "pip install 'ardiff[cli]'" in str(info.value)
+
+
+def test_not_found_message_for_the_command_line(isolated):
+    with pytest.raises(DataNotFoundError) as info:
+        load("fashion-mnist", "test", data_dir=isolated / "mine", download=False)
+    cli = info.value.explain(cli=True)
+    assert "--data-dir DIR" in cli and "--dataset fashion-mnist-small" in cli
+    assert "(--no-download)" in cli and "run without --no-download" in cli
+    assert f"{isolated / 'mine'} (--data-dir)" in cli
+    assert "data_dir" not in cli and "load(" not in cli and "download=" not in cli
 
 
 def test_published_checksum_table_is_complete():
@@ -451,8 +473,9 @@ def test_published_checksum_table_is_complete():
         assert set(table) == {
             f"{p}-{k}-ubyte.gz" for p in ("train", "t10k") for k in ("images-idx3", "labels-idx1")
         }
-        for size, sha in table.values():
-            assert size > 0 and len(sha) == 64 and int(sha, 16) >= 0
+        for sha in table.values():
+            algorithm, digest = sha.split(":")
+            assert algorithm == "sha256" and len(digest) == 64 and int(digest, 16) >= 0
 
 
 # ---------------------------------------------------------------------------
@@ -484,3 +507,13 @@ def test_one_hot():
         one_hot([-1])
     with pytest.raises(ValueError):
         one_hot([0.5])
+
+
+def test_deprecated_alias_module():
+    sys.modules.pop("ardiff.data", None)
+    with pytest.warns(DeprecationWarning, match="ardiff.paper.data"):
+        import ardiff.data as old
+    assert old.load is load and old.read_idx is read_idx and old.one_hot is one_hot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import ardiff.paper.data  # noqa: F401  (the new home does not warn)

@@ -2,7 +2,7 @@
 
 Takes the first 9,000 training and the first 2,000 test examples (no shuffling,
 no other change to the data) and writes them as gzipped IDX files into
-``ardiff/datasets/fashion-mnist-small/``.  The source is by default the copy that
+``ardiff/paper/datasets/fashion-mnist-small/``.  The source is by default the copy that
 Debian's ``dataset-fashion-mnist`` package installs::
 
     apt-get install dataset-fashion-mnist
@@ -24,10 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ardiff.data import read_idx, write_idx  # noqa: E402
+from ardiff.paper.data import read_idx, write_idx  # noqa: E402
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
-DEST = ROOT / "ardiff" / "datasets" / "fashion-mnist-small"
+DEST = ROOT / "ardiff" / "paper" / "datasets" / "fashion-mnist-small"
 COUNTS = {"train": 9_000, "t10k": 2_000}
 MAX_TOTAL_BYTES = 5_000_000  # "at most 5 MB", in decimal megabytes
 

@@ -151,9 +151,38 @@ def gradient_angles(model: MLP, batch: BatchGradients) -> list[float]:
     return angles
 
 
-def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:
-    """Rows of the identity: ``one_hot([2], 3) == [[0, 0, 1]]``."""
+def one_hot(labels: Any, n_classes: int = 10, dtype: Any = np.float64) -> np.ndarray:
+    """Encode integer class labels as one-hot rows: `one_hot([2], 3) == [[0, 0, 1]]`.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        Class indices in `0 .. n_classes - 1`, any shape.  Floats are accepted when
+        they are whole numbers.
+    n_classes : int, optional
+        Number of classes.
+    dtype : data-type, optional
+        Element type of the result.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of shape `labels.shape + (n_classes,)` with a single 1 in each row.
+
+    Raises
+    ------
+    ValueError
+        If a label is not a whole number or lies outside `0 .. n_classes - 1`, or
+        `n_classes` is not positive.
+    """
     labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        whole = np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0)
+        if labels.size and not whole:
+            raise ValueError(f"one_hot needs integer labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64, copy=False)
+    if n_classes < 1:
+        raise ValueError(f"n_classes must be positive, got {n_classes}")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in [0, {n_classes}); got values from "
                          f"{labels.min()} to {labels.max()}.")

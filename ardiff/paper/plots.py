@@ -1,7 +1,9 @@
-"""Matplotlib figures of the experiments (PNG files; the Agg backend, no display).
+"""Matplotlib figures of the experiments (PNG files).
 
-matplotlib is an optional dependency (the ``cli`` extra); it is imported only
-when a figure is drawn.
+matplotlib is an optional dependency (the `cli` extra); it is imported through
+`ardiff.plot.require_matplotlib` only when a figure is drawn.  Figures are saved
+and closed, never shown; the `ardiff` command selects the Agg backend so that
+no display is needed.
 """
 
 from __future__ import annotations
@@ -11,23 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("Figures need matplotlib: pip install 'ardiff[cli]' (or "
-                          "pip install matplotlib).") from exc
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from ..plot import require_matplotlib
+from .conditions import CONDITIONS
 
 
 def _color(name: str) -> str:
     """One fixed colour per condition, the same in every figure."""
-    from .conditions import CONDITIONS
-
     names = list(CONDITIONS)
     k = names.index(name) if name in names else len(names) + hash(name) % 3
     return f"C{k % 10}"
@@ -35,7 +26,7 @@ def _color(name: str) -> str:
 
 def plot_fig1(result: dict, path: Path, eta: float = 0.1) -> Path:
     """Fig. 1a: per-layer MSE to the exact gradient against relaxation step (log scale)."""
-    plt = _pyplot()
+    plt = require_matplotlib()
     data = result["etas"][repr(float(eta))]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for k, name in enumerate(result["layers"]):
@@ -57,7 +48,7 @@ def plot_fig1(result: dict, path: Path, eta: float = 0.1) -> Path:
 
 def plot_eta_sweep(result: dict, path: Path) -> Path:
     """Fig. 1b: per layer, MSE against step for every eta."""
-    plt = _pyplot()
+    plt = require_matplotlib()
     layers = result["layers"]
     fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.8), sharey=True)
     axes = np.atleast_1d(axes)
@@ -71,6 +62,8 @@ def plot_eta_sweep(result: dict, path: Path) -> Path:
     axes[0].set_ylabel("mean squared error to exact gradient")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="center right")
+    fig.suptitle(f"Relaxation error per layer for each eta ({result['schedule']} schedule, "
+                 f"{'-'.join(map(str, result['sizes']))} {result['activation']})")
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -79,8 +72,8 @@ def plot_eta_sweep(result: dict, path: Path) -> Path:
 
 def plot_training(summary: dict, path: Path, title: str = "") -> Path:
     """Train and test accuracy per epoch, mean over seeds with a ±1 std band."""
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
+    plt = require_matplotlib()
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib is optional
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
     for name, s in summary.items():
@@ -109,9 +102,28 @@ def plot_training(summary: dict, path: Path, title: str = "") -> Path:
 
 
 def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> Path:
-    """Angle between each method's and backprop's weight gradient during training, one
-    panel per layer (mean over seeds; layers whose angle is always 0 are left out)."""
-    plt = _pyplot()
+    """Angle between each method's and backprop's weight gradient during training.
+
+    One panel per weight matrix (every layer whose angle was recorded, the clamped
+    output layer included), each with its own y-axis: logarithmic when the angles
+    are positive and span more than a factor of ten, else linear from zero.  Lines
+    are means over the seeds of each condition.
+
+    Parameters
+    ----------
+    runs : sequence of dict
+        Saved runs; those without recorded angles (backprop) are skipped.
+    conditions : sequence of str
+        Conditions to draw, in legend order.
+    path : pathlib.Path
+        The PNG file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    plt = require_matplotlib()
     curves = {}
     for name in conditions:
         rows = [np.asarray(r["history"]["angles"], dtype=float) for r in runs
@@ -120,24 +132,40 @@ def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> 
             n = min(len(a) for a in rows)
             stacked = np.stack([a[:n] for a in rows])
             label = next(r.get("label", name) for r in runs if r["condition"] == name)
-            curves[label] = (stacked[0, :, 0], stacked[:, :, 1:].mean(axis=0), _color(name))
-    n_layers = max(c[1].shape[1] for c in curves.values())
-    shown = [k for k in range(n_layers)
-             # below 1e-4 degrees is rounding (e.g. the clamped output layer's exact gradient)
-             if any(np.any(c[1][:, k] > 1e-4) for c in curves.values() if c[1].shape[1] > k)]
-    shown = shown or [0]
-    fig, axes = plt.subplots(1, len(shown), figsize=(4.3 * len(shown), 3.8), squeeze=False)
-    for ax, k in zip(axes[0], shown):
-        for label, (batches, angles, color) in curves.items():
-            values = np.where(angles[:, k] > 0, angles[:, k], np.nan)
-            ax.plot(batches, values, label=label, color=color)
-        ax.set_yscale("log")
+            curves[label] = (stacked[0, :, 0], np.nanmean(stacked[:, :, 1:], axis=0),
+                             _color(name), len(rows))
+    n_layers = max((c[1].shape[1] for c in curves.values()), default=1)
+    fig, axes = plt.subplots(1, n_layers, figsize=(3.6 * n_layers + 0.6, 3.9), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        values = [c[1][:, k] for c in curves.values() if c[1].shape[1] > k]
+        finite = np.concatenate(values) if values else np.zeros(0)
+        finite = finite[np.isfinite(finite)]
+        positive = finite[finite > 0]
+        # log only where it helps: all angles positive and over more than a decade
+        log = positive.size == finite.size > 0 and positive.max() > 10 * positive.min()
+        for label, (batches, angles, color, n_seeds) in curves.items():
+            if angles.shape[1] > k:
+                seeds = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
+                ax.plot(batches, angles[:, k], label=f"{label}{seeds}", color=color)
+        if log:
+            ax.set_yscale("log")
+        elif positive.size:
+            ax.set_ylim(bottom=0, top=1.1 * finite.max())
+        else:  # all zero: lift the line off the axis so that it shows
+            ax.set_ylim(-0.1, 1)
+        if finite.size and not positive.size:
+            ax.text(0.5, 0.55, "0 degrees: exact\n(the output layer is clamped)",
+                    transform=ax.transAxes, ha="center", fontsize=8, color="0.3")
         ax.set_title(f"W{k + 1}")
         ax.set_xlabel("training batch")
+        ax.set_ylabel("angle (degrees)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("angle to backprop gradient (degrees)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(3, len(labels)))
+    rows = (len(labels) + 2) // 3
+    fig.suptitle("Angle between each method's weight gradients and backprop's, per layer")
+    fig.tight_layout(rect=(0, 0.04 + 0.05 * rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

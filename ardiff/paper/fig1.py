@@ -2,11 +2,11 @@
 
 The paper's numerical test: an MLP 784-300-100-100-10 with tanh hidden units,
 no biases, N(0, 0.05²) weights, squared-error loss on the first batch of 64
-images.  The output layer is clamped to the loss derivative ``2 (out - y)`` and
+images.  The output layer is clamped to the loss derivative `2 (out - y)` and
 the three hidden layers relax from their forward values (Algorithm 1: all layers
-in parallel).  The error of each layer after ``t`` steps is the mean squared
+in parallel).  The error of each layer after `t` steps is the mean squared
 difference between its activity and the exact gradient (from backprop on the same
-graph); the relative error ``||x_t - g|| / ||g||`` is reported too.
+graph); the relative error `||x_t - g|| / ||g||` is reported too.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def layer_errors(x: np.ndarray, y: np.ndarray, *, etas: Sequence[float] = (0.1,)
     Parameters
     ----------
     x, y : numpy.ndarray
-        One batch of images ``(n, 784)`` and integer labels.
+        One batch of images `(n, 784)` and integer labels.
     etas : sequence of float
         Euler steps to run (each a separate relaxation).
     steps : int
@@ -46,8 +46,8 @@ def layer_errors(x: np.ndarray, y: np.ndarray, *, etas: Sequence[float] = (0.1,)
     Returns
     -------
     dict
-        ``{"layers": [...], "etas": {eta: {"mse": [[per step] per layer],
-        "relative": [...]}}, "grad_rms": [...]}``; layer 1 is the lowest hidden layer.
+        `{"layers": [...], "etas": {eta: {"mse": [[per step] per layer],
+        "relative": [...]}}, "grad_rms": [...]}`; layer 1 is the lowest hidden layer.
     """
     model = MLP(sizes, activation=activation, bias=False, init_std=0.05, seed=seed)
     graph, out, params, layers = model.trace(x)
@@ -81,7 +81,7 @@ def _four_digits(values: np.ndarray) -> list[float]:
 
 
 def report_rows(result: dict, eta: float = 0.1, at: Sequence[int] = REPORT_AT) -> list[dict]:
-    """Rows ``{layer, step, mse, relative}`` at the given steps for one eta."""
+    """Rows `{layer, step, mse, relative}` at the given steps for one eta."""
     data = result["etas"][repr(float(eta))]
     rows = []
     for k, name in enumerate(result["layers"]):

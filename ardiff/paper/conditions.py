@@ -1,6 +1,6 @@
 """The seven training conditions of the paper's Figures 2 and 3.
 
-Each condition is a factory ``make(seed, eta, steps, init, schedule) -> Method``;
+Each condition is a factory `make(seed, eta, steps, init, schedule) -> Method`;
 rules carry state (random or learned backward matrices), so every run builds its
 own.  The random matrices are seeded with the run's seed.
 """
@@ -24,7 +24,7 @@ class Condition:
 
     def method(self, seed: int = 0, eta: float = 0.1, steps: int = 100, init: str = "forward",
                schedule: str = "parallel") -> Method:
-        """The :class:`~ardiff.nn.Method` of this condition for one run."""
+        """The `ardiff.nn.Method` of this condition for one run."""
         return self.build(seed=seed, eta=eta, steps=steps, init=init, schedule=schedule)
 
 

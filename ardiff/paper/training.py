@@ -1,16 +1,17 @@
 """Figures 2 and 3: train the paper's MLP under several conditions and seeds.
 
-Every run (one condition, one seed) is written to ``<out>/runs/<condition>_seed<k>.json``
+Every run (one condition, one seed) is written to `<out>/runs/<condition>_seed<k>.json`
 after each epoch, so an interrupted experiment keeps what it finished.  A run whose
 file is complete and was made with the same settings is reused instead of being
-trained again: ``fig3`` after ``fig2`` in the same directory only trains the five
-variants.  After the runs, ``summary.json``, ``results.csv``, ``table.md`` and the
+trained again: `fig3` after `fig2` in the same directory only trains the five
+variants.  After the runs, `summary.json`, `results.csv`, `table.md` and the
 figures are (re)written from the run files.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -23,6 +24,8 @@ import numpy as np
 
 from ..nn import MLP, OPTIMIZERS, History, train
 from .conditions import CONDITIONS, get_condition
+from .files import atomic_write, write_json
+from .plots import plot_angles, plot_training
 
 
 @dataclass
@@ -55,27 +58,6 @@ class TrainingConfig:
 
 #: Run states that are final: a finished run is reused rather than trained again.
 FINISHED = ("complete", "diverged")
-
-
-def clean(value: Any) -> Any:
-    """Replace NaN/inf by None recursively so that the JSON is standard."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return clean(value.item())
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a half-written file never replaces a good one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(clean(data), indent=1) + "\n")
-    tmp.replace(path)
 
 
 def run_path(out: Path, condition: str, seed: int) -> Path:
@@ -214,30 +196,53 @@ def format_table(summary: dict) -> str:
 
 
 def write_results(out: Path, runs: Sequence[dict], conditions: Sequence[str], figure: str,
-                  command: str | None = None) -> dict:
-    """Write summary.json, results.csv, table.md and the figure; return the summary."""
-    from .plots import plot_angles, plot_training
+                  command: str | None = None) -> tuple[dict, list[Path]]:
+    """Write the summary, the per-epoch CSV, the table and the figures of an experiment.
 
+    Parameters
+    ----------
+    out : pathlib.Path
+        Output directory.
+    runs : sequence of dict
+        The runs (as saved in `runs/*.json`).
+    conditions : sequence of str
+        Conditions to summarise, in this order.
+    figure : str
+        File name prefix (`"fig2"`, `"fig3"`, `"demo"`).
+    command : str, optional
+        The command line, recorded in the summary and the table.
+
+    Returns
+    -------
+    summary : dict
+        See `summarize`.
+    paths : list of pathlib.Path
+        Every file written: `<figure>_summary.json`, `<figure>_results.csv`,
+        `<figure>_table.md`, and `<figure>_accuracy.png` and `<figure>_angles.png`
+        when there is something to draw.
+    """
     summary = summarize(runs, conditions)
-    write_json(out / f"{figure}_summary.json", {"command": command, "conditions": summary})
-    with open(out / f"{figure}_results.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        keys = ["train_acc", "test_acc", "train_loss", "test_loss", "running_acc", "epoch_time"]
-        writer.writerow(["condition", "seed", "status", "epoch", *keys])
-        for r in runs:
-            h = r.get("history") or {}
-            for i, epoch in enumerate(h.get("epoch", [])):
-                writer.writerow([r["condition"], r["seed"], r["status"], epoch,
-                                 *[_csv(h[k][i]) for k in keys]])
+    paths = [write_json(out / f"{figure}_summary.json",
+                        {"command": command, "conditions": summary})]
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    keys = ["train_acc", "test_acc", "train_loss", "test_loss", "running_acc", "epoch_time"]
+    writer.writerow(["condition", "seed", "status", "epoch", *keys])
+    for r in runs:
+        h = r.get("history") or {}
+        for i, epoch in enumerate(h.get("epoch", [])):
+            writer.writerow([r["condition"], r["seed"], r["status"], epoch,
+                             *[_csv(h[k][i]) for k in keys]])
+    paths.append(atomic_write(out / f"{figure}_results.csv", rows.getvalue()))
     table = format_table(summary)
-    (out / f"{figure}_table.md").write_text(
-        (f"Command: `{command}`\n\n" if command else "") + table + "\n")
+    paths.append(atomic_write(out / f"{figure}_table.md",
+                              (f"Command: `{command}`\n\n" if command else "") + table + "\n"))
     if summary:
-        plot_training(summary, out / f"{figure}_accuracy.png",
-                      title="AR variants" if figure == "fig3" else "AR vs backprop")
+        paths.append(plot_training(summary, out / f"{figure}_accuracy.png",
+                                   title="AR variants" if figure == "fig3" else "AR vs backprop"))
         if any("angle_last_epoch_deg" in s for s in summary.values()):
-            plot_angles(runs, conditions, out / f"{figure}_angles.png")
-    return summary
+            paths.append(plot_angles(runs, conditions, out / f"{figure}_angles.png"))
+    return summary, paths
 
 
 def _csv(v):
@@ -246,7 +251,7 @@ def _csv(v):
 
 @dataclass
 class Experiment:
-    """Run ``conditions`` x ``seeds`` with shared settings, reusing finished runs."""
+    """Run `conditions` x `seeds` with shared settings, reusing finished runs."""
 
     config: TrainingConfig
     conditions: Sequence[str]
@@ -258,10 +263,14 @@ class Experiment:
     progress: Callable[..., Any] | None = None
     reuse: bool = True
     runs: list = field(default_factory=list)
+    files: list = field(default_factory=list)
 
     def run(self, data: dict) -> dict:
-        """Train what is missing, then write the results; Ctrl-C writes partial results
-        and re-raises ``KeyboardInterrupt``."""
+        """Train what is missing, then write the results and return the summary.
+
+        Ctrl-C writes the partial results and re-raises `KeyboardInterrupt`.  Every
+        file written (run files included) is listed in `files` afterwards.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         wanted = self.config.to_dict()
         try:
@@ -290,6 +299,12 @@ class Experiment:
                             saved.get("config") == wanted and saved not in self.runs:
                         self.runs.append(saved)
             self.log("Interrupted: writing the results so far.")
-            write_results(self.out, self.runs, self.conditions, self.figure, self.command)
+            self._write()
             raise
-        return write_results(self.out, self.runs, self.conditions, self.figure, self.command)
+        return self._write()
+
+    def _write(self) -> dict:
+        summary, paths = write_results(self.out, self.runs, self.conditions, self.figure,
+                                       self.command)
+        self.files = paths + [run_path(self.out, r["condition"], r["seed"]) for r in self.runs]
+        return summary
