@@ -8,6 +8,7 @@ no display is needed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -132,8 +133,10 @@ def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> 
             n = min(len(a) for a in rows)
             stacked = np.stack([a[:n] for a in rows])
             label = next(r.get("label", name) for r in runs if r["condition"] == name)
-            curves[label] = (stacked[0, :, 0], np.nanmean(stacked[:, :, 1:], axis=0),
-                             _color(name), len(rows))
+            with warnings.catch_warnings():  # all-NaN columns (a diverged run) stay NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(stacked[:, :, 1:], axis=0)
+            curves[label] = (stacked[0, :, 0], mean, _color(name), len(rows))
     n_layers = max((c[1].shape[1] for c in curves.values()), default=1)
     fig, axes = plt.subplots(1, n_layers, figsize=(3.6 * n_layers + 0.6, 3.9), squeeze=False)
     for k, ax in enumerate(axes[0]):
@@ -153,9 +156,10 @@ def plot_angles(runs: Sequence[dict], conditions: Sequence[str], path: Path) -> 
             ax.set_ylim(bottom=0, top=1.1 * finite.max())
         else:  # all zero: lift the line off the axis so that it shows
             ax.set_ylim(-0.1, 1)
-        if finite.size and not positive.size:
-            ax.text(0.5, 0.55, "0 degrees: exact\n(the output layer is clamped)",
-                    transform=ax.transAxes, ha="center", fontsize=8, color="0.3")
+        if finite.size and finite.max() < 1e-4:  # below 1e-4 degrees is rounding
+            ax.text(0.5, 0.55, "exact up to rounding\n(the output layer is clamped)",
+                    transform=ax.transAxes, ha="center", fontsize=8, color="0.3",
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
         ax.set_title(f"W{k + 1}")
         ax.set_xlabel("training batch")
         ax.set_ylabel("angle (degrees)")
