@@ -13,15 +13,22 @@ import ardiff.numpy as anp
 from ardiff.op import OPS, Scale, defop
 from ardiff.ops.jacobians import ELEMENTWISE
 
-# softplus(x) = log(1 + e^x), derivative expit(x) = 1 / (1 + e^-x); the derivative is
-# written with traced ops so that it can be differentiated again
-softplus = defop("test_softplus", lambda x: np.logaddexp(0.0, x),
-                 Scale(lambda ans, x: 1.0 / (1.0 + anp.exp(-x))),
-                 jac=ELEMENTWISE, nonlinear=True)
+
+@pytest.fixture(scope="module", autouse=True)
+def softplus():
+    """softplus(x) = log(1 + e^x), derivative expit(x) = 1 / (1 + e^-x), written with
+    traced ops so that it can be differentiated again.  Declared for this module only:
+    the op table's own tests (every op has a property case) must not see it."""
+    global softplus_op
+    softplus_op = defop("test_softplus", lambda x: np.logaddexp(0.0, x),
+                        Scale(lambda ans, x: 1.0 / (1.0 + anp.exp(-x))),
+                        jac=ELEMENTWISE, nonlinear=True)
+    yield softplus_op
+    del OPS["test_softplus"]
 
 
 def loss(w, x):
-    return anp.sum(softplus(anp.tanh(x @ w)) ** 2)
+    return anp.sum(softplus_op(anp.tanh(x @ w)) ** 2)
 
 
 def closed_form_grad(w, x):
@@ -37,7 +44,7 @@ def data():
     return rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
 
 
-def test_the_op_is_in_the_table():
+def test_the_op_is_in_the_table(softplus):
     assert OPS["test_softplus"] is softplus
     assert softplus(0.0) == pytest.approx(np.log(2.0))  # untraced calls are plain NumPy
 
@@ -56,7 +63,7 @@ def test_gradient_of_every_solver(data, options):
     np.testing.assert_allclose(got, closed_form_grad(w, x), rtol=1e-10, atol=1e-12)
 
 
-def test_triangular_solver_uses_the_declared_jacobian(data):
+def test_triangular_solver_uses_the_declared_jacobian(data, softplus):
     w, x = data
     g = ardiff.trace(loss, w, x, argnum=0)
     node = next(n for n in g.nodes if n.op is softplus)
@@ -77,7 +84,7 @@ def test_compiled_replay(data):
     np.testing.assert_allclose(again, closed_form_grad(w2, x), rtol=1e-10)
 
 
-def test_second_order_against_finite_differences():
+def test_second_order_against_finite_differences(softplus):
     x = np.array([0.3, -1.2, 2.0])
     hess = ardiff.hessian(lambda v: anp.sum(softplus(v) * v))(x)
     # d/dx [softplus(x) x] = expit(x) x + softplus(x); d2 = expit' x + 2 expit
