@@ -1,4 +1,4 @@
-"""Deprecated alias of :mod:`ardiff.transforms` (the module was renamed)."""
+"""Deprecated alias of `ardiff.transforms` (the module was renamed)."""
 
 import warnings
 

@@ -1,4 +1,4 @@
-"""Trace once, replay many times: :func:`compile`.
+"""Trace once, replay many times: `compile`.
 
 A compiled gradient keeps the graph recorded on the first call for each input
 signature (the structure of the arguments, the shapes and dtypes of the
@@ -6,7 +6,7 @@ differentiated leaves, and the values of everything else).  A later call with
 the same signature re-runs only the recorded NumPy forwards on the new values
 and solves; no Python code of the user's function runs again.  For the exact
 one-sweep solve (the default) forward and reverse sweep are generated Python
-(:mod:`ardiff.codegen`); other solver settings restage the VJPs and run their solver.
+(`ardiff.codegen`); other solver settings restage the VJPs and run their solver.
 
 Replays are sound: every concrete fact the traced function read off a traced
 value (a comparison, a truth test in an ``if``, an integer index, ``.value``)
@@ -24,16 +24,27 @@ from typing import Any
 
 import numpy as np
 
-from .codegen import Program, sweep_is_exact
-from .graph import as_differentiable, unwrap
-from .solvers import RUNNERS, compile_plan
+from .codegen import Replay, sweep_is_exact
+from .graph import as_differentiable
+from .recorder import TracedCall, gc_paused, normalize_argnums
+from .solvers import SolverOptions, compile_plan, solve_plan
 from .tracer import Tracer
-from .transforms import _argnums, _pack, _split_options, _Traced, gc_paused
 from .tree import flatten
 
 
 class _Unhashable(Exception):
     pass
+
+
+class _Recording:
+    """One cached trace: the traced call, its pruned plan and (once replayed) its `Replay`."""
+
+    __slots__ = ("call", "plan", "program")
+
+    def __init__(self, call: TracedCall):
+        self.call = call
+        self.plan = None
+        self.program = None
 
 
 def _static_key(value: Any) -> Any:
@@ -55,7 +66,7 @@ def _static_key(value: Any) -> Any:
 class CompiledGrad:
     """The gradient of ``fun`` with traces cached per input signature.
 
-    Call it like :func:`ardiff.grad`; :meth:`value_and_grad` also returns the value.
+    Call it like `ardiff.grad`; `value_and_grad` also returns the value.
 
     Attributes
     ----------
@@ -70,7 +81,7 @@ class CompiledGrad:
     def __init__(self, fun: Callable, argnum=0, **options):
         self.fun = fun
         self.argnum = argnum
-        self.method, self.rules, self.options = _split_options(options)
+        self.options = SolverOptions.from_keywords(**options)
         self.traces = 0
         self.replays = 0
         self._cache: dict = {}
@@ -86,7 +97,7 @@ class CompiledGrad:
         return self.value_and_grad(*args, **kwargs)[1]
 
     def _signature(self, args, kwargs):
-        nums = _argnums(self.argnum, len(args), self.fun)
+        nums = normalize_argnums(self.argnum, len(args), self.fun)
         key = [len(args)]
         leaves = []
         for k, arg in enumerate(args):
@@ -115,67 +126,51 @@ class CompiledGrad:
         with self._lock:
             # one recording per branch pattern seen with this signature, newest first
             variants = self._cache.setdefault(key, [])
-            for traced in variants:
-                replayed = self._replay(traced, leaves)
+            for recording in variants:
+                replayed = self._replay(recording, leaves)
                 if replayed is not None:
                     self.replays += 1
                     return replayed
-            traced, value, grads = self._trace(args, kwargs)
-            variants.insert(0, traced)
+            recording, value, grads = self._trace(args, kwargs)
+            variants.insert(0, recording)
             del variants[self.max_variants:]
             return value, grads
 
     def _trace(self, args, kwargs):
         self.traces += 1
-        traced = _Traced(self.fun, self.argnum, args, kwargs)
-        return traced, traced.value(), self._solve(traced)
+        recording = _Recording(TracedCall(self.fun, self.argnum, args, kwargs))
+        return recording, recording.call.value(), self._solve(recording)
 
-    def _solve(self, traced: _Traced):
-        out = traced.output_node("compile")
-        if out is not None and np.size(unwrap(out._value)) != 1:
-            raise TypeError("compile: the function must return a scalar (as for grad).")
+    def _solve(self, recording: _Recording):
+        call = recording.call
+        out = call.output_tracer("compile", scalar=True)
         if out is None:
-            return _pack(traced, traced.zeros(), self.argnum)
-        plan = getattr(traced, "plan", None)
-        plan = plan.stage() if plan is not None else compile_plan(
-            traced.graph, out, traced.inputs, self.rules)
-        traced.plan = plan  # the pruning is reused by later replays
-        result = RUNNERS[self.method](plan, None, **self.options)
-        return _pack(traced, result.grads, self.argnum)
+            return call.pack(call.zeros())
+        if recording.plan is None:  # the pruning is reused by later replays
+            recording.plan = compile_plan(call.graph, out, call.inputs, self.options.rules)
+        else:
+            recording.plan.stage()
+        return call.pack(solve_plan(recording.plan, None, self.options).grads)
 
-    def _replay(self, traced: _Traced, leaves: list):
-        """``(value, gradient)`` from a recording and new leaves; None if a guard fails."""
-        program = getattr(traced, "program", None)
+    def _replay(self, recording: _Recording, leaves: list):
+        """`(value, gradient)` from a recording and new leaves; None if a guard fails."""
+        call = recording.call
+        program = recording.program
         if program is None:
-            plan = getattr(traced, "plan", None)
-            exact = plan is not None and sweep_is_exact(self.method, self.rules, self.options)
-            program = traced.program = Program(
-                traced.graph, [t._node for t in traced.inputs], plan if exact else None)
+            options = self.options
+            exact = recording.plan is not None and sweep_is_exact(
+                options.method, options.rules, options.relax_keywords())
+            program = recording.program = Replay(
+                call.graph, [t.node.index for t in call.inputs],
+                recording.plan if exact else None)
         values = program.forward(leaves)
-        if not all(guard.holds(values) for guard in traced.graph.guards):
+        if not all(guard.holds(values) for guard in call.graph.guards):
             return None
         if program.plan is not None:
             grads = program.gradients(values)
-            return values[program.plan.output], _pack(traced, grads, self.argnum)
-        _store(traced, values)  # other solvers run on the graph itself
-        return traced.value(), self._solve(traced)
-
-
-def _store(traced: _Traced, values: list) -> None:
-    """Write replayed values into the recording (node values and arguments, tracers)."""
-    graph = traced.graph
-    for node, value in zip(graph.nodes, values):
-        node.value = value
-        if node.parents:
-            args = list(node.args)
-            for argnum, parent in node.parents:
-                args[argnum] = values[parent]
-            node.args = tuple(args)
-    for tracer in traced.inputs:
-        tracer._value = values[tracer._node]
-    out = traced.output
-    if isinstance(out, Tracer) and out._graph is graph:
-        out._value = values[out._node]
+            return values[program.plan.output], call.pack(grads)
+        call.replace_values(values)  # other solvers run on the graph itself
+        return call.value(), self._solve(recording)
 
 
 def compile(fun: Callable, argnum=0, **options) -> CompiledGrad:  # noqa: A001
@@ -184,7 +179,7 @@ def compile(fun: Callable, argnum=0, **options) -> CompiledGrad:  # noqa: A001
     Parameters
     ----------
     fun : callable
-        Scalar-valued function, as for :func:`ardiff.grad`.
+        Scalar-valued function, as for `ardiff.grad`.
     argnum : int or tuple of int
         Differentiated positional arguments.
     **options

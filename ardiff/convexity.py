@@ -17,40 +17,46 @@ when the iteration matrix's eigenvalues ``1 - η`` lie inside the unit circle,
 0 < η < 2.  An indefinite symmetric part only means the distance to the fixed
 point need not shrink monotonically (transient growth).
 
-Iteration counts are predicted from the nilpotent structure.  For the parallel
-(Jacobi) schedule the error of a node at distance k after t steps is
-Σ_{m<k} C(t, m) η^m (1-η)^(t-m) times its gradient, which for η <= 1 is the
-binomial tail P(Binomial(t, η) < k); for the sequential (top-down Gauss–Seidel)
-schedule it is (1-η)^t Σ_{m<k} C(t+m-1, m) η^m = P(Binomial(t+k-1, η) < k).
-Both are exact on a chain; on a general DAG a node's gradient is a sum over
-paths of different lengths, and the same expression with k = D bounds the error
-relative to the sum of the paths' magnitudes.
+Iteration counts, transient growth and the rounding floor are predicted from the
+nilpotent structure by `ardiff.solvers.theory` (re-exported here: `error_bound`,
+`predict_iterations`, `transient_growth`, `rounding_floor`, `stability`).
 
-Floating point adds a floor for 1 < η < 2 (measured): rounding can leave a node
-flipping between two neighbouring floats (its own factor 1 - η is negative), and
-each level of the graph amplifies such a period-2 oscillation by η / (2 - η) in
-relative terms, so up to about eps · (η / (2 - η))^D relative error can persist
-forever (0.26 % on a chain of depth 29 at η = 1.5).  For η <= 1 the factor is at
-most 1 and the floor is the rounding error itself.
+The default report describes the default gradient (`ardiff.grad`: sequential
+schedule, eta = 1); pass `schedule=` and `eta=` to judge other settings.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
 
 from .graph import Graph, unwrap
+from .interchange import describe_cycle, find_cycle, from_networkx
+from .recorder import trace
+from .solvers import ConvergenceWarning, compile_plan, relative_error, run_relaxation
+from .solvers.options import SCHEDULES
+from .solvers.theory import (
+    MAX_PREDICTED,
+    error_bound,
+    predict_iterations,
+    rounding_floor,
+    stability,
+    transient_growth,
+)
+from .solvers.triangular import assemble, is_networkx_graph, run_triangular
+
+__all__ = ["check_convexity", "ConvexityReport", "error_bound", "predict_iterations",
+           "transient_growth", "rounding_floor", "stability", "MAX_PREDICTED",
+           "SYMMETRIC_LIMIT", "NEGATIVE_SYMMETRIC_NOTE"]
 
 #: Largest system whose symmetric part is diagonalised (dense eigvalsh, O(N^3)).
 SYMMETRIC_LIMIT = 2000
-#: Step budget searched by :func:`predict_iterations`.
-MAX_PREDICTED = 10_000_000
 
 NEGATIVE_SYMMETRIC_NOTE = (
     "A negative smallest eigenvalue of (H + H^T)/2 means the energy's quadratic form "
@@ -59,134 +65,6 @@ NEGATIVE_SYMMETRIC_NOTE = (
     "converges, because what governs the linear dynamics dx/dt = b - Hx is the spectrum "
     "of H (all eigenvalues exactly 1), not its symmetric part; the distance to the fixed "
     "point may grow for a while before it shrinks.")
-
-
-# -- predictions --------------------------------------------------------------------------
-def _log_sum(log_terms: np.ndarray) -> np.ndarray:
-    """log Σ exp over the last axis, -inf for empty sums."""
-    if log_terms.shape[-1] == 0:
-        return np.full(log_terms.shape[:-1], -np.inf)
-    top = np.max(log_terms, axis=-1)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return safe + np.log(np.sum(np.exp(log_terms - safe[..., None]), axis=-1))
-
-
-def error_bound(t: Any, depth: int, eta: float, schedule: str = "parallel") -> np.ndarray:
-    """Relative error after ``t`` steps of a node at distance ``depth`` (start from zero).
-
-    Parameters
-    ----------
-    t : int or array of int
-        Steps (parallel) or sweeps (sequential) taken.
-    depth : int
-        The node's distance from the output in relaxing nodes (use D for the worst node).
-    eta : float
-        Euler step.
-    schedule : {"parallel", "sequential"}
-
-    Returns
-    -------
-    numpy.ndarray
-        Parallel: Σ_{m<depth} C(t,m) η^m |1-η|^(t-m); sequential:
-        |1-η|^t Σ_{m<depth} C(t+m-1,m) η^m.  For η <= 1 these are the binomial tails
-        P(Binomial(t, η) < depth) and P(Binomial(t+depth-1, η) < depth); for 1 < η < 2
-        they bound the error by the triangle inequality and show its transient growth.
-    """
-    t = np.asarray(t, dtype=np.int64)
-    if depth <= 0:
-        return np.zeros(t.shape)
-    if schedule not in ("parallel", "sequential"):
-        raise ValueError(f"schedule must be 'parallel' or 'sequential', got {schedule!r}")
-    if 0.0 < eta <= 1.0:
-        trials = t if schedule == "parallel" else t + depth - 1
-        from scipy.stats import binom  # imported here: scipy.stats takes 0.6 s to import
-
-        return np.where(t > 0, binom.cdf(depth - 1, trials, eta), 1.0)
-    m = np.arange(depth)
-    tt = t[..., None].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_eta, log_rest = math.log(eta), math.log(abs(1.0 - eta)) if eta != 1.0 else -np.inf
-        if schedule == "parallel":
-            valid = m <= tt
-            log_c = gammaln(tt + 1) - gammaln(m + 1) - gammaln(np.maximum(tt - m, 0) + 1)
-            terms = np.where(valid, log_c + m * log_eta + (tt - m) * log_rest, -np.inf)
-            result = np.exp(_log_sum(terms))
-        else:
-            log_c = gammaln(tt + m) - gammaln(m + 1) - gammaln(np.maximum(tt, 1))
-            terms = log_c + m * log_eta
-            result = np.exp(t * log_rest + _log_sum(terms))
-    return np.where(t > 0, result, 1.0)
-
-
-def predict_iterations(depth: int, eta: float, schedule: str = "parallel",
-                       tol: float = 1e-10) -> int | None:
-    """Smallest number of steps after which :func:`error_bound` is at most ``tol``.
-
-    Returns None when the Euler step is unstable (η outside (0, 2)) or ``tol`` is not
-    positive.  At η = 1 this is D steps (parallel) or one sweep (sequential).
-    """
-    if not 0.0 < eta < 2.0 or not tol > 0:
-        return None
-    if depth <= 0:
-        return 0
-    if eta == 1.0:
-        return depth if schedule == "parallel" else 1
-    start, chunk = 0, 256
-    while start < MAX_PREDICTED:
-        ts = np.arange(start, start + chunk)
-        below = np.flatnonzero(error_bound(ts, depth, eta, schedule) <= tol)
-        if below.size:
-            return int(ts[below[0]])
-        start += chunk
-        chunk = min(chunk * 2, 65536)
-    return None
-
-
-def transient_growth(depth: int, eta: float, schedule: str = "parallel",
-                     steps: int | None = None) -> float:
-    """Largest value of :func:`error_bound` over the first ``steps`` steps (>= 1).
-
-    Above 1 for 1 < η < 2 on deep graphs: the non-normal iteration matrix amplifies
-    the error before the factor |1-η|^t wins.
-    """
-    if steps is None:
-        steps = predict_iterations(depth, eta, schedule, 1e-16) or 1000
-    return float(np.max(error_bound(np.arange(steps + 1), depth, eta, schedule)))
-
-
-def rounding_floor(depth: int, eta: float, dtype: Any = np.float64) -> float:
-    """Worst-case relative error that rounding can sustain (see the module docstring).
-
-    ``eps/2 · max(1, η/(2-η))^D``: a period-2 oscillation of one unit in the last
-    place, amplified by η/(2-η) per level.  Whether it arises depends on how the
-    roundings fall; when it does, relaxation stalls at about this level.
-    """
-    if not 0.0 < eta < 2.0:
-        return math.inf
-    gain = max(1.0, eta / (2.0 - eta))
-    eps = float(np.finfo(dtype).eps) / 2.0
-    with np.errstate(over="ignore"):
-        return float(min(eps * gain ** max(depth, 0), math.inf))
-
-
-def stability(eta: float, depth: int) -> tuple[bool, str]:
-    """Whether Euler steps of size ``eta`` converge, and why (both schedules)."""
-    rho = abs(1.0 - eta)
-    if not math.isfinite(eta):
-        return False, f"eta = {eta} is not a finite number."
-    if eta <= 0.0:
-        return False, ("eta must be positive: at eta = 0 nothing moves, and for eta < 0 the "
-                       "activities run away from the fixed point.")
-    if eta < 2.0:
-        return True, (f"every eigenvalue of the iteration matrix is 1 - eta = {1.0 - eta:g}; "
-                      f"|1 - eta| = {rho:g} < 1, so the error decays.")
-    if eta == 2.0:
-        growth = (f"and on this graph (depth D = {depth}) it grows polynomially, like "
-                  f"t^{depth - 1}") if depth > 1 else "and it never decays"
-        return False, ("every eigenvalue of the iteration matrix is 1 - eta = -1: the error "
-                       f"does not decay, {growth}.")
-    return False, (f"|1 - eta| = {rho:g} > 1: the error grows geometrically (diverges).")
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -246,11 +124,9 @@ class ConvexityReport:
 
     def __str__(self) -> str:
         if not self.is_dag:
-            from .interchange import describe_cycle
-
             return "\n".join([
                 "Convergence report",
-                f"  graph is a DAG (networkx)                    no: cycle "
+                f"  graph is a DAG                               no: cycle "
                 f"{describe_cycle(self.cycle)}",
                 "  verdict: NOT OK",
                 _wrap("A cyclic graph has no topological order, so there is no triangular "
@@ -260,13 +136,11 @@ class ConvexityReport:
         lines = [f"Convergence report for the relaxation of {self.output}"]
 
         def row(label, value):
-            import textwrap
-
             text = textwrap.fill(str(value), width=88, initial_indent=" " * 47,
                                  subsequent_indent=" " * 47)
             lines.append(f"  {label:<44} {text[47:]}")
 
-        row("graph is a DAG (networkx)", yes[self.is_dag])
+        row("graph is a DAG (a tape: parents come first)", yes[self.is_dag])
         row("relaxing nodes", self.relaxing_nodes)
         row("system size N (flattened activities)", self.size)
         row("non-zeros of H = I - N (eqs. 17-19)", self.nnz)
@@ -301,8 +175,6 @@ class ConvexityReport:
 
 
 def _wrap(text: str, width: int = 88, indent: str = "  ") -> str:
-    import textwrap
-
     return textwrap.fill(text, width=width, initial_indent=indent + "- ",
                          subsequent_indent=indent + "  ")
 
@@ -341,11 +213,7 @@ def _nilpotency_index(N) -> int:
 
 
 def _resolve(target: Any, args: tuple, output: Any, wrt: Any):
-    import networkx as nx
-
-    if isinstance(target, nx.DiGraph):
-        from .interchange import find_cycle, from_networkx
-
+    if is_networkx_graph(target):
         cycle = find_cycle(target)
         if cycle is not None:
             return None, None, None, cycle
@@ -362,26 +230,14 @@ def _resolve(target: Any, args: tuple, output: Any, wrt: Any):
             wrt = args[1]
         return target, output, wrt, None
     if callable(target):
-        from .transforms import trace
-
         graph = trace(target, *args)
         return graph, output, wrt, None
     raise TypeError(f"check_convexity expects a Graph, a networkx.DiGraph or a function, got "
                     f"{type(target).__name__}.")
 
 
-def _relative_gap(a_list, b_list) -> float:
-    worst = 0.0
-    for a, b in zip(a_list, b_list):
-        a, b = np.asarray(unwrap(a), dtype=np.float64), np.asarray(unwrap(b), dtype=np.float64)
-        scale = float(np.max(np.abs(b), initial=0.0))
-        gap = float(np.max(np.abs(a - b), initial=0.0))
-        worst = max(worst, gap / scale if scale > 0 else gap)
-    return worst
-
-
 def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = None,
-                    wrt: Any = None, eta: float | None = None, schedule: str = "parallel",
+                    wrt: Any = None, eta: float = 1.0, schedule: str = "sequential",
                     tol: float = 1e-10, seed: Any = None, init: str = "zeros",
                     measure: bool = True, symmetric_limit: int | None = None,
                     max_nnz: int | None = None) -> ConvexityReport:
@@ -389,7 +245,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
 
     Call as ``check_convexity(graph, output, wrt=None, ...)``,
     ``check_convexity(networkx_digraph, output=None, ...)`` or
-    ``check_convexity(fun, *args, ...)`` (traced like :func:`ardiff.trace`).
+    ``check_convexity(fun, *args, ...)`` (traced like `ardiff.trace`).
 
     Parameters
     ----------
@@ -400,11 +256,13 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         ``output`` (and ``wrt``) for a graph, ``output`` for a DiGraph, the function's
         arguments for a callable.
     output, wrt
-        As for :func:`ardiff.relax` (defaults: the graph's output and inputs).
-    eta : float, optional
-        Euler step to judge (default 1.0).
-    schedule : {"parallel", "sequential"}
-        Schedule to predict and measure.
+        As for `ardiff.relax` (defaults: the graph's output and inputs).
+    eta : float
+        Euler step to judge (any real number: outside (0, 2) the report says why the
+        relaxation diverges).
+    schedule : {"sequential", "parallel"}
+        Schedule to predict and measure; the default is that of `ardiff.grad`, so the
+        default report describes the default gradient.
     tol : float
         Target relative residual for the predicted and measured iteration counts.
     seed : array_like, optional
@@ -413,25 +271,19 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     init : {"zeros", "forward"}
         Initial activities of the measured relaxation (predictions assume zeros).
     measure : bool
-        Run :func:`ardiff.relax` for the measured iteration count (stable eta only).
+        Run `ardiff.relax` for the measured iteration count (stable eta only).
     symmetric_limit : int, optional
         Largest N for the dense eigenvalues of (H + Hᵀ)/2 (default 2000).
     max_nnz : int, optional
-        Size guard of the assembly (see :func:`ardiff.solve_triangular`).
+        Size guard of the assembly (see `ardiff.solve_triangular`).
 
     Returns
     -------
     ConvexityReport
         ``.ok``, a readable ``str()``, and ``.to_dict()``.
     """
-    import networkx as nx
-
-    from .solvers.plan import compile_plan
-    from .solvers.relax import ConvergenceWarning, run_relaxation
-    from .solvers.triangular import assemble, run_triangular
-
-    eta = 1.0 if eta is None else float(eta)
-    if schedule not in ("parallel", "sequential"):
+    eta = float(eta)
+    if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be 'parallel' or 'sequential', got {schedule!r}")
     graph, output, wrt, cycle = _resolve(target, args, output, wrt)
     if cycle is not None:
@@ -440,16 +292,13 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     out_value = unwrap(graph.nodes[plan.output].value)
     if seed is None:
         seed = np.ones(np.shape(out_value), dtype=np.result_type(out_value))
-    dag = nx.DiGraph()
-    dag.add_nodes_from(plan.edges)
-    dag.add_edges_from((i, c) for i, kids in plan.edges.items() for c, _ in kids)
     system = assemble(plan, seed, max_nnz)
     H = system.H
     coo = system.N.tocoo()
     depth = plan.max_depth
     stable, reason = stability(eta, depth)
     report = ConvexityReport(
-        is_dag=bool(nx.is_directed_acyclic_graph(dag)),
+        is_dag=True,  # a Graph is a tape: every node's parents come before it
         output=graph.nodes[plan.output].label(),
         relaxing_nodes=len(plan.relaxing), size=system.size, nnz=int(H.nnz),
         unit_diagonal=bool(np.all(H.diagonal() == 1.0)),
@@ -476,7 +325,8 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
             relaxed = run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init, tol=tol)
         report.measured_iterations = relaxed.iterations
         report.measured_converged = bool(relaxed.converged)
-        report.measured_error = _relative_gap(relaxed.grads, exact.grads)
+        report.measured_error = max(
+            (relative_error(a, b) for a, b in zip(relaxed.grads, exact.grads)), default=0.0)
     limit = SYMMETRIC_LIMIT if symmetric_limit is None else symmetric_limit
     if system.size == 0:
         report.symmetric_note = "no relaxing nodes"

@@ -1,9 +1,9 @@
 """Plotting helpers (optional: needs matplotlib, ``pip install 'ardiff[plot]'``).
 
-Every function here imports matplotlib through :func:`require_matplotlib`, so
+Every function here imports matplotlib through `require_matplotlib`, so
 ``import ardiff.plot`` works without it and the first drawing call explains how
 to install it.  Functions for the paper's experiments can be added next to
-:func:`draw_graph` in the same way.
+`draw_graph` in the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .graph import Graph, unwrap
+from .solvers import relative_error
 
 MISSING_MATPLOTLIB = ("ardiff.plot needs matplotlib, which is an optional extra. Install it "
                       "with: pip install 'ardiff[plot]'  (or: pip install matplotlib).")
@@ -47,15 +48,7 @@ def node_residuals(result, seed: Any = None) -> dict:
     out_value = unwrap(plan.graph.nodes[plan.output].value)
     x[plan.output] = (np.ones(np.shape(out_value), dtype=np.result_type(out_value))
                       if seed is None else seed)
-    return {i: _relative_gap(plan.activity_target(i, x), x[i]) for i in plan.relaxing}
-
-
-def _relative_gap(target: Any, x: Any) -> float:
-    t = np.asarray(unwrap(target), dtype=np.float64)
-    v = np.asarray(unwrap(x), dtype=np.float64)
-    gap = float(np.max(np.abs(t - v), initial=0.0))
-    scale = max(float(np.max(np.abs(t), initial=0.0)), float(np.max(np.abs(v), initial=0.0)))
-    return gap / scale if scale > 0 else gap
+    return {i: relative_error(plan.activity_target(i, x), x[i]) for i in plan.relaxing}
 
 
 def node_iterations(result, rtol: float = 1e-8) -> dict:
@@ -88,7 +81,7 @@ def draw_graph(graph: Graph, ax=None, color_by=None, *, metric: str = "residual"
     ax : matplotlib Axes, optional
         Where to draw (default: a new figure).
     color_by : Result or dict, optional
-        A relaxation :class:`~ardiff.Result` (nodes coloured by ``metric``), or a dict
+        A relaxation `ardiff.Result` (nodes coloured by ``metric``), or a dict
         ``node index -> number``.  Nodes without a number are grey.
     metric : {"residual", "iterations"}
         For a Result: final relative residual (log colour scale), or the number of

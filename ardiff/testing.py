@@ -1,5 +1,5 @@
 """Testing tools for users: finite-difference gradient checks (and, in
-:mod:`ardiff.strategies`, hypothesis strategies for random graphs and programs).
+`ardiff.strategies`, hypothesis strategies for random graphs and programs).
 
 ``check_grads(fun)(x)`` compares the VJP that ardiff computes with central finite
 differences along random directions, and recurses to check higher orders
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import numpy as anp
 from .transforms import make_vjp
 from .tree import flatten
 
@@ -40,12 +41,21 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
     order : int
         Highest derivative order to check (1 = gradients, 2 = also Hessian-vector
         products, ...).
-    eps, rtol, atol : float
-        Finite-difference step and tolerances on the directional derivative.
+    eps : float
+        Finite-difference step.
+    rtol : float
+        Relative tolerance on the directional derivative.
+    atol : float
+        Absolute tolerance on the directional derivative.
     seed : int
         Seed of the random directions.
     **options
-        Solver options passed to :func:`ardiff.make_vjp` (``method``, ``eta``, ...).
+        Solver options passed to `ardiff.make_vjp` (`method`, `eta`, ...).
+
+    Returns
+    -------
+    callable
+        `checker(*args)`, which returns None or raises AssertionError.
     """
     def checker(*args):
         rng = np.random.default_rng(seed)
@@ -78,7 +88,6 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
         if order > 1:
             def projected_vjp(*a):
                 vjp_a, _ = make_vjp(fun, argnum, **options)(*a)
-                from . import numpy as anp
                 grads = flatten(vjp_a(u))[0]
                 return sum(anp.sum(g * d) for g, d in zip(grads, direction))
 
@@ -89,7 +98,17 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
 
 
 def assert_close(actual: Any, expected: Any, rtol: float = 1e-10, atol: float = 0.0) -> None:
-    """Assert two (nested) gradient structures agree, with a clear message."""
+    """Assert two (nested) gradient structures agree, with a clear message.
+
+    Parameters
+    ----------
+    actual, expected : Any
+        Arrays, scalars or containers of them, with the same structure.
+    rtol : float
+        Relative tolerance.
+    atol : float
+        Absolute tolerance.
+    """
     a_leaves, _ = flatten(actual)
     e_leaves, _ = flatten(expected)
     assert len(a_leaves) == len(e_leaves), "different structures"

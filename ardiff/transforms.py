@@ -1,216 +1,112 @@
 """The user API, shaped like HIPS autograd: grad, value_and_grad, elementwise_grad,
 jacobian, hessian, make_vjp, and trace.
 
-Every function takes ``argnum`` (an int or a tuple of ints) and solver options:
-``method="relax"`` (default; sequential schedule, eta 1, which is exact in one
-sweep), ``"backprop"`` or ``"triangular"``, plus the keywords of
-:func:`ardiff.relax` (``eta``, ``schedule``, ``init``, ``tol``, ``max_iter``,
-``rules``, ``preset``).
+Every function takes `argnum` (an int or a tuple of ints) and solver options:
+`method="relax"` (default; sequential schedule, eta 1, which is exact in one
+sweep), `"backprop"` or `"triangular"`, plus the keywords of `ardiff.relax`
+(`eta`, `schedule`, `init`, `tol`, `max_iter`, `record`, `rules`, `preset`).
+Options are validated when the transform is made (`SolverOptions.from_keywords`:
+explicit keywords win over the preset).
+
+All transforms share one scaffold (`_transform`): trace the call once with the
+cyclic garbage collector paused (`ardiff.recorder.TracedCall`), solve the recorded
+graph for one or more seeds, and pack the gradients into the arguments' structure.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from . import numpy as anp
-from .graph import Graph, unwrap
-from .solvers import PRESETS, RUNNERS, compile_plan
-from .tracer import Tracer, TracingError
-from .tree import flatten
+from .graph import unwrap
+from .recorder import TracedCall, gc_paused, normalize_argnums, trace
+from .solvers import SolverOptions, compile_plan, solve_plan
+from .tracer import Tracer
 
-RELAX_OPTIONS = {"eta", "schedule", "init", "tol", "max_iter", "record"}
+__all__ = ["grad", "value_and_grad", "elementwise_grad", "jacobian", "hessian", "make_vjp",
+           "vjp", "trace", "gc_paused"]
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector while a graph is built and solved.
+def _transform(fun: Callable, argnum: Any, options: dict,
+               body: Callable[[TracedCall, SolverOptions], Any]) -> Callable:
+    """The scaffold of every transform: options checked now, one traced call per call.
 
-    Tracing allocates many small objects, which triggers full collections whose
-    cost grows with everything else alive in the process (about 40% of a scalar
-    chain's gradient time, measured).  ardiff's own structures hold no reference
-    cycles, so reference counting frees them; collection resumes afterwards.
+    `body(call, options)` turns the traced call into the transform's result.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _fun_name(fun: Callable) -> str:
-    return getattr(fun, "__qualname__", getattr(fun, "__name__", repr(fun)))
-
-
-def _argnums(argnum, n_args: int, fun: Callable) -> tuple[int, ...]:
-    if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
-        nums = (argnum,)
-    elif isinstance(argnum, (tuple, list)):
-        nums = tuple(argnum)
-    else:
-        nums = (None,)
-    for k in nums:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-            raise TypeError(f"{_fun_name(fun)}: argnum must be an int or a tuple of ints, got "
-                            f"{argnum!r}.")
-        if not -n_args <= k < n_args:
-            raise ValueError(
-                f"argnum={k} is out of range: {_fun_name(fun)} was called with {n_args} "
-                "positional argument(s).")
-    normalised = tuple(int(k) % n_args for k in nums)
-    if len(set(normalised)) != len(normalised):
-        raise ValueError(f"{_fun_name(fun)}: argnum={argnum!r} names the same argument twice; "
-                         "list each argument once.")
-    return normalised
-
-
-def _split_options(options: dict) -> tuple[str, list | None, dict]:
-    options = dict(options)
-    method = options.pop("method", "relax")
-    rules = options.pop("rules", None)
-    preset = options.pop("preset", None)
-    if method not in RUNNERS:
-        raise ValueError(f"Unknown method {method!r}; available: {sorted(RUNNERS)}")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; available: {sorted(PRESETS)}")
-        options = {**PRESETS[preset], **options}
-    allowed = RELAX_OPTIONS if method == "relax" else set()
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise TypeError(f"Unknown option(s) {unknown} for method={method!r}; "
-                        f"allowed: {sorted(allowed) or 'none'}.")
-    if rules is not None and method != "relax":
-        raise ValueError("rules= change the relaxation dynamics and need method='relax'.")
-    return method, rules, options
-
-
-class _Traced:
-    """One traced call of ``fun`` with some positional arguments as graph inputs."""
-
-    def __init__(self, fun: Callable, argnum, args: tuple, kwargs: dict):
-        self.fun = fun
-        self.argnums = _argnums(argnum, len(args), fun)
-        self.graph = Graph()
-        boxed = list(args)
-        self.rebuilds = []
-        self.inputs = []
-        name = _fun_name(fun)
-        self.scalar_leaf = []  # gradients of scalar inputs are scalars, of arrays arrays
-        for k in self.argnums:
-            leaves, rebuild = flatten(args[k])
-            self.scalar_leaf.extend(not isinstance(leaf, (np.ndarray, Tracer)) for leaf in leaves)
-            tracers = [self.graph.input(leaf, name=f"{name}:arg{k}") for leaf in leaves]
-            boxed[k] = rebuild(tracers)
-            self.rebuilds.append((rebuild, len(tracers)))
-            self.inputs.extend(tracers)
-        try:
-            self.output = fun(*boxed, **kwargs)
-        except ValueError as exc:
-            # NumPy turns the TracingError of `a[i] = x` into "setting an array element
-            # with a sequence" (a traced value has __getitem__); give back the real reason.
-            if isinstance(exc.__cause__, TracingError):
-                raise TracingError(f"{name}: {exc.__cause__}") from exc
-            raise
-        self.graph.output = self.output
-
-    def output_node(self, what: str):
-        """The output as a tracer of this graph, or None if it does not depend on the inputs."""
-        out = self.output
-        name = _fun_name(self.fun)
-        if isinstance(out, Tracer) and out._graph is self.graph:
-            return out
-        if isinstance(out, Tracer):
-            return None
-        if isinstance(out, (np.ndarray, np.generic)) and out.dtype.kind in "fiu" or \
-                isinstance(out, (int, float)) and not isinstance(out, bool):
-            return None  # a constant: every gradient is zero
-        if isinstance(out, (np.ndarray, np.generic)):
-            raise TypeError(
-                f"{what}: {name} returned an array of dtype {out.dtype}; it must return a real "
-                "float array or scalar computed from its inputs.")
-        kind = type(out).__name__
-        raise TypeError(
-            f"{what}: {name} returned a {kind}; it must return a float array or scalar "
-            "computed from its inputs" + (
-                " (for several outputs, differentiate each one separately)"
-                if isinstance(out, (tuple, list, dict)) else "") + ".")
-
-    def value(self):
-        out = self.output
-        return out._value if isinstance(out, Tracer) and out._graph is self.graph else out
-
-    def regroup(self, flat: list):
-        """Split a flat gradient list back into the structure of each argnum."""
-        out, pos = [], 0
-        for rebuild, n in self.rebuilds:
-            out.append(rebuild(flat[pos:pos + n]))
-            pos += n
-        return out
-
-    def zeros(self):
-        return [np.zeros(np.shape(unwrap(t._value)), dtype=np.result_type(unwrap(t._value)))
-                for t in self.inputs]
-
-
-def _solve(traced: _Traced, out: Tracer | None, seeds, method, rules, options):
-    """Gradients for each seed; compiles the plan once."""
-    if out is None:
-        return [traced.zeros() for _ in seeds]
-    # one seed: stage each VJP during the solve (cheaper); several: stage once for all
-    plan = compile_plan(traced.graph, out, traced.inputs, rules, stage=len(seeds) > 1)
-    runner = RUNNERS[method]
-    return [runner(plan, seed, **options).grads for seed in seeds]
-
-
-def _like_leaf(grad, scalar: bool):
-    """A scalar input gets a NumPy scalar gradient, an array input an array."""
-    if isinstance(grad, np.ndarray) and scalar and grad.ndim == 0:
-        return grad[()]
-    if isinstance(grad, np.generic) and not scalar:
-        return np.asarray(grad)
-    return grad
-
-
-def _pack(traced: _Traced, flat: list, argnum):
-    flat = [_like_leaf(g, scalar) for g, scalar in zip(flat, traced.scalar_leaf)]
-    grouped = traced.regroup(flat)
-    return grouped[0] if isinstance(argnum, (int, np.integer)) else tuple(grouped)
-
-
-def value_and_grad(fun: Callable, argnum=0, **options) -> Callable:
-    """Return a function computing ``(fun(*args), gradient of fun w.r.t. args[argnum])``.
-
-    ``fun`` must return a scalar.  With a tuple ``argnum`` the gradient is a tuple.
-    A function whose output does not depend on an argument has gradient zero.
-    """
-    method, rules, opts = _split_options(options)
+    solver_options = SolverOptions.from_keywords(**options)
 
     @functools.wraps(fun)
-    @gc_paused()
     def wrapped(*args, **kwargs):
-        traced = _Traced(fun, argnum, args, kwargs)
-        out = traced.output_node("grad")
-        if out is not None and np.size(unwrap(out._value)) != 1:
-            raise TypeError(
-                f"grad: {_fun_name(fun)} returned an array of shape {out.shape}; grad needs a "
-                "scalar output. Use elementwise_grad, jacobian, or sum the output.")
-        if out is None and np.size(unwrap(traced.output)) != 1:
-            raise TypeError(f"grad: {_fun_name(fun)} returned a non-scalar value.")
-        (flat,) = _solve(traced, out, [None], method, rules, opts)
-        return traced.value(), _pack(traced, flat, argnum)
+        with gc_paused():
+            return body(TracedCall(fun, argnum, args, kwargs), solver_options)
 
     return wrapped
 
 
-def grad(fun: Callable, argnum=0, **options) -> Callable:
-    """Return a function computing the gradient of scalar ``fun`` w.r.t. ``args[argnum]``.
+def _gradients(call: TracedCall, out: Tracer | None, seeds: list,
+               options: SolverOptions) -> list[list]:
+    """The flat input gradients for each seed; the graph is pruned (and staged) once."""
+    if out is None:
+        return [call.zeros() for _ in seeds]
+    # one seed: stage each VJP during the solve (cheaper); several: stage once for all
+    plan = compile_plan(call.graph, out, call.inputs, options.rules, stage=len(seeds) > 1)
+    return [solve_plan(plan, seed, options).grads for seed in seeds]
+
+
+def value_and_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """Return a function computing `(fun(*args), gradient of fun w.r.t. args[argnum])`.
+
+    A function whose output does not depend on an argument has gradient zero.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns a scalar.
+    argnum : int or tuple of int
+        The differentiated positional argument(s); with a tuple the gradient is a
+        tuple.  An argument may be a container (tuple, list, dict) of arrays or
+        scalars: its gradient has the same structure.
+    **options
+        Solver options (see the module docstring and `ardiff.relax`).
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> (value, gradient)`.
+    """
+    def body(call: TracedCall, opts: SolverOptions):
+        out = call.output_tracer("grad", scalar=True)
+        (flat,) = _gradients(call, out, [None], opts)
+        return call.value(), call.pack(flat)
+
+    return _transform(fun, argnum, options, body)
+
+
+def grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """Return a function computing the gradient of scalar `fun` w.r.t. `args[argnum]`.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns a scalar.
+    argnum : int or tuple of int
+        The differentiated positional argument(s); with a tuple the result is a tuple.
+        A Python list argument is a container of scalars (its gradient is a list);
+        pass `np.asarray(...)` to differentiate it as an array.
+    **options
+        Solver options: `method`, `eta`, `schedule`, `init`, `tol`, `max_iter`,
+        `record`, `rules`, `preset` (see `ardiff.relax`).  Explicit options win over
+        the preset's.  `preset="paper"` reproduces the paper's truncated relaxation
+        and is approximate by design.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> gradient`, shaped like the differentiated argument.
 
     Examples
     --------
@@ -227,72 +123,108 @@ def grad(fun: Callable, argnum=0, **options) -> Callable:
     return wrapped
 
 
-def elementwise_grad(fun: Callable, argnum=0, **options) -> Callable:
-    """Gradient of ``sum(fun(x))``: the derivative of each output w.r.t. its own input
-    when ``fun`` acts elementwise."""
-    method, rules, opts = _split_options(options)
+def elementwise_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """Gradient of `sum(fun(x))`: each output's derivative w.r.t. its own input when
+    `fun` acts elementwise.
 
-    @functools.wraps(fun)
-    @gc_paused()
-    def wrapped(*args, **kwargs):
-        traced = _Traced(fun, argnum, args, kwargs)
-        out = traced.output_node("elementwise_grad")
-        seed = None if out is None else np.ones(out.shape, dtype=out.dtype)
-        (flat,) = _solve(traced, out, [seed], method, rules, opts)
-        return _pack(traced, flat, argnum)
+    Parameters
+    ----------
+    fun : callable
+        Returns an array.
+    argnum : int or tuple of int
+        The differentiated positional argument(s).
+    **options
+        Solver options, as for `grad`.
 
-    return wrapped
-
-
-def jacobian(fun: Callable, argnum=0, **options) -> Callable:
-    """Return a function computing the Jacobian, shaped ``out.shape + arg.shape``.
-
-    One relaxation per output element, all on the same recorded graph.
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> gradient`.
     """
-    method, rules, opts = _split_options(options)
+    def body(call: TracedCall, opts: SolverOptions):
+        out = call.output_tracer("elementwise_grad")
+        seed = None if out is None else np.ones(out.shape, dtype=out.dtype)
+        (flat,) = _gradients(call, out, [seed], opts)
+        return call.pack(flat)
 
-    @functools.wraps(fun)
-    @gc_paused()
-    def wrapped(*args, **kwargs):
-        traced = _Traced(fun, argnum, args, kwargs)
-        out = traced.output_node("jacobian")
-        out_shape = np.shape(unwrap(traced.output))
-        out_dtype = np.result_type(unwrap(traced.output))
+    return _transform(fun, argnum, options, body)
+
+
+def jacobian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """Return a function computing the Jacobian, shaped `out.shape + arg.shape`.
+
+    One solve per output element, all on the same recorded graph.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns an array or scalar.
+    argnum : int or tuple of int
+        The differentiated positional argument(s).
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> jacobian`.
+    """
+    def body(call: TracedCall, opts: SolverOptions):
+        out = call.output_tracer("jacobian")
+        out_shape = np.shape(unwrap(call.output))
+        out_dtype = np.result_type(unwrap(call.output))
         n_out = int(np.prod(out_shape, dtype=np.int64))
         seeds = []
         for k in range(n_out):
             seed = np.zeros(n_out, dtype=out_dtype)
             seed[k] = 1.0
             seeds.append(seed.reshape(out_shape))
-        rows = _solve(traced, out, seeds, method, rules, opts)
+        rows = _gradients(call, out, seeds, opts)
         flat = []
-        for j, t in enumerate(traced.inputs):
-            in_shape = np.shape(unwrap(t._value))
+        for j, t in enumerate(call.inputs):
+            in_shape = np.shape(unwrap(t))
             if n_out == 0:
                 flat.append(np.zeros(out_shape + in_shape))
                 continue
-            stacked = anp.stack([row[j] for row in rows]) if any(
-                isinstance(row[j], Tracer) for row in rows) else np.stack([row[j] for row in rows])
+            column = [row[j] for row in rows]
+            # traced rows (higher order) are stacked with traced ops to keep the trace
+            stacked = anp.stack(column) if any(isinstance(c, Tracer) for c in column) \
+                else np.stack(column)
             flat.append(anp.reshape(stacked, out_shape + in_shape))
-        return _pack(traced, flat, argnum)
+        return call.pack(flat)
 
-    return wrapped
+    return _transform(fun, argnum, options, body)
 
 
-def hessian(fun: Callable, argnum=0, **options) -> Callable:
-    """The Hessian of scalar ``fun``: ``jacobian(jacobian(fun))``, shaped ``x.shape * 2``.
+def hessian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """The Hessian of scalar `fun`: `jacobian(jacobian(fun))`, shaped `x.shape * 2`.
 
-    With a tuple ``argnum`` the result is a tuple of tuples of blocks:
-    ``H[i][j]`` is the derivative of the gradient w.r.t. ``args[argnum[i]]`` with
-    respect to ``args[argnum[j]]``, shaped ``x_i.shape + x_j.shape``.
+    With a tuple `argnum` the result is a tuple of tuples of blocks: `H[i][j]` is
+    the derivative of the gradient w.r.t. `args[argnum[i]]` with respect to
+    `args[argnum[j]]`, shaped `x_i.shape + x_j.shape`.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns a scalar.
+    argnum : int or tuple of int
+        The differentiated positional argument(s).
+    **options
+        Solver options, as for `grad`; both derivatives use them.  A truncated
+        relaxation (`preset="paper"`) is approximate at both levels.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> hessian`.
     """
     if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
         return jacobian(jacobian(fun, argnum, **options), argnum, **options)
-    _split_options(options)  # validate now, not at the first call
+    SolverOptions.from_keywords(**options)  # validate now, not at the first call
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
-        nums = _argnums(argnum, len(args), fun)
+        nums = normalize_argnums(argnum, len(args), fun)
         return tuple(
             tuple(jacobian(jacobian(fun, i, **options), j, **options)(*args, **kwargs)
                   for j in nums)
@@ -301,47 +233,38 @@ def hessian(fun: Callable, argnum=0, **options) -> Callable:
     return wrapped
 
 
-def make_vjp(fun: Callable, argnum=0, **options) -> Callable:
-    """Return a function that traces ``fun`` once and gives ``(vjp, value)``.
+def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """Return a function that traces `fun` once and gives `(vjp, value)`.
 
-    ``vjp(g)`` relaxes the recorded graph with the output clamped to ``g`` and
-    returns ``g · ∂fun/∂args[argnum]``; it can be called many times.
+    `vjp(g)` solves the recorded graph with the output clamped to `g` and returns
+    `g · ∂fun/∂args[argnum]`; it can be called many times.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns an array or scalar.
+    argnum : int or tuple of int
+        The differentiated positional argument(s).
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> (vjp, value)`.
     """
-    method, rules, opts = _split_options(options)
-
-    @functools.wraps(fun)
-    @gc_paused()
-    def wrapped(*args, **kwargs):
-        traced = _Traced(fun, argnum, args, kwargs)
-        out = traced.output_node("make_vjp")
-        plan = None if out is None else compile_plan(traced.graph, out, traced.inputs, rules)
+    def body(call: TracedCall, opts: SolverOptions):
+        out = call.output_tracer("make_vjp")
+        plan = None if out is None else compile_plan(call.graph, out, call.inputs, opts.rules)
 
         def vjp(g):
             if plan is None:
-                return _pack(traced, traced.zeros(), argnum)
-            return _pack(traced, RUNNERS[method](plan, g, **opts).grads, argnum)
+                return call.pack(call.zeros())
+            return call.pack(solve_plan(plan, g, opts).grads)
 
-        return vjp, traced.value()
+        return vjp, call.value()
 
-    return wrapped
+    return _transform(fun, argnum, options, body)
 
 
 vjp = make_vjp
-
-
-def trace(fun: Callable, *args, argnum=None, **kwargs) -> Graph:
-    """Record ``fun(*args, **kwargs)`` into a new :class:`Graph`.
-
-    All positional arguments (or those in ``argnum``) become graph inputs, in
-    order, flattened if they are nested containers: ``graph.inputs``.  The traced
-    return value is ``graph.output``.
-
-    Examples
-    --------
-    >>> import numpy as np, ardiff, ardiff.numpy as anp
-    >>> g = ardiff.trace(lambda x: anp.sum(anp.tanh(x)), np.ones(3))
-    >>> ardiff.relax(g).grads[0].shape
-    (3,)
-    """
-    argnums = tuple(range(len(args))) if argnum is None else argnum
-    return _Traced(fun, argnums, args, kwargs).graph

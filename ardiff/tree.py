@@ -37,8 +37,3 @@ def flatten(tree: Any) -> tuple[list, Callable[[list], Any]]:
     build = None  # the recursive closure refers to itself: break that cycle for prompt freeing
     return leaves, lambda new_leaves: rebuild_from(iter(new_leaves))
 
-
-def map_leaves(fun: Callable[[Any], Any], tree: Any) -> Any:
-    """Apply ``fun`` to every leaf of ``tree``, keeping its structure."""
-    leaves, rebuild = flatten(tree)
-    return rebuild([fun(leaf) for leaf in leaves])

@@ -23,11 +23,9 @@ from bench_suite import fix_heap, mlp_by_hand, mlp_loss, mlp_params  # noqa: E40
 
 import ardiff  # noqa: E402
 import ardiff.numpy as anp  # noqa: E402
+from ardiff.recorder import TracedCall  # noqa: E402
 from ardiff.solvers import compile_plan  # noqa: E402
-from ardiff.solvers.plan import warn_non_finite  # noqa: E402
-from ardiff.solvers.relax import make_seed, sweep  # noqa: E402
-from ardiff.solvers.result import read_out  # noqa: E402
-from ardiff.transforms import _Traced  # noqa: E402
+from ardiff.solvers.common import make_seed, read_out, sweep, warn_non_finite  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -55,8 +53,9 @@ def main(argv=None) -> None:
         timed("ardiff.grad, whole call", grad, params, X, Y)
         timed("NumPy by hand: forward + backward", mlp_by_hand, params, X, Y)
         timed("NumPy by hand: forward only", plain_loss, params, X, Y)
-        traced = timed("ardiff: record the forward pass", _Traced, loss, 0, (params, X, Y), {})
-        out = traced.output_node("grad")
+        traced = timed("ardiff: record the forward pass", TracedCall, loss, 0, (params, X, Y),
+                       {})
+        out = traced.output_tracer("grad", scalar=True)
         plan = timed("ardiff: prune", compile_plan, traced.graph, out, traced.inputs, None,
                      stage=False)
         x = {plan.output: make_seed(plan, None)}

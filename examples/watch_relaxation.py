@@ -52,13 +52,15 @@ for name, res in runs.items():
 # from zeros begins; the paper preset starts from forward values, which are not gradients.
 header = "".join(f" | {name + ' residual':>26} | {'err dL/da1':>10}" for name in runs)
 print(f"\n{'iter':>4}{header}")
-longest = max(len(res.residuals) for res in runs.values())
+longest = max(res.iterations for res in runs.values()) + 1
 for t in range(longest):
     row = f"{t:>4}"
     for res in runs.values():
-        if t < len(res.residuals):
+        if t <= res.iterations:
             err = np.linalg.norm(res.trajectory[a1][t] - target) / np.linalg.norm(target)
-            row += f" | {res.residuals[t]:>26.3e} | {err:>10.2e}"
+            # residuals[t - 1] describes the state after step t; the start is not measured
+            residual = f"{res.residuals[t - 1]:>26.3e}" if t else f"{'(start)':>26}"
+            row += f" | {residual} | {err:>10.2e}"
         else:
             row += f" | {'(done)':>26} | {'':>10}"
     print(row)

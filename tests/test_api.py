@@ -404,3 +404,26 @@ def test_readme_graph_example_runs_verbatim():
     assert res.converged
     for a, b in zip(res.grads, exact.grads):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+# -- Python lists are containers of scalars --------------------------------------------
+def test_list_argument_failing_like_an_array_says_lists_are_containers():
+    def f(x):
+        return anp.sum(x ** 2)
+
+    with pytest.raises(TypeError, match=r"\*\* or pow\(\).*Python list.*containers? of "
+                                        r"scalars.*np\.asarray") as info:
+        ardiff.grad(f)([1.0, 2.0, 3.0])
+    assert isinstance(info.value.__cause__, TypeError)  # the original error is chained
+    np.testing.assert_allclose(ardiff.grad(f)(np.asarray([1.0, 2.0, 3.0])), [2.0, 4.0, 6.0])
+    # a function written for a list of scalars still works
+    assert ardiff.grad(lambda xs: xs[0] * xs[1])([2.0, 3.0]) == [3.0, 2.0]
+
+
+def test_type_error_without_a_list_argument_is_left_alone():
+    def f(x, n):
+        return anp.sum(x) + None
+
+    with pytest.raises(TypeError) as info:
+        ardiff.grad(f)(np.ones(2), [1, 2])  # the list is not differentiated
+    assert "list" not in str(info.value).split(":")[0] and "np.asarray" not in str(info.value)

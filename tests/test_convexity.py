@@ -211,3 +211,31 @@ def test_rounding_floor_for_eta_above_one_on_a_deep_chain():
     small = ardiff.check_convexity(g, out, [x], eta=1.1, tol=1e-10)
     assert small.ok and small.rounding_floor < 1e-10
     assert abs(small.predicted_iterations - small.measured_iterations) <= 2
+
+
+def test_default_report_describes_the_default_gradient():
+    """check_convexity's defaults are grad's: sequential, eta 1, exact after one sweep."""
+    g, out, wrt, *_ = tanh_mlp()
+    report = ardiff.check_convexity(g, out, wrt)
+    assert (report.schedule, report.eta) == ("sequential", 1.0)
+    assert report.predicted_iterations == 1 and report.measured_iterations == 1
+    assert report.ok and report.measured_error < 1e-14
+    assert "1, sequential" in str(report)
+
+
+def test_iteration_theory_lives_in_the_solvers_and_is_reexported():
+    from ardiff.solvers import theory
+
+    for name in ("error_bound", "predict_iterations", "transient_growth", "rounding_floor",
+                 "stability"):
+        assert getattr(ardiff.convexity, name) is getattr(theory, name)
+
+
+def test_relative_error_is_symmetric_scale_free_and_zero_safe():
+    relative_error = ardiff.solvers.relative_error
+    a, b = np.array([1.0, -2.0]), np.array([1.0, -1.0])
+    assert relative_error(a, b) == relative_error(b, a) == 0.5
+    assert relative_error(1e-100 * a, 1e-100 * b) == pytest.approx(0.5)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error(np.zeros(0), np.zeros(0)) == 0.0
+    assert np.isnan(relative_error(np.array([np.nan]), np.array([1.0])))

@@ -91,7 +91,7 @@ def test_non_convergence_is_reported():
     with pytest.warns(ardiff.ConvergenceWarning, match="max_iter=3"):
         res = ardiff.relax(g, out, wrt, schedule="parallel", eta=0.1, max_iter=3)
     assert not res.converged
-    assert len(res.residuals) == 4 and res.residuals[-1] > 1e-3
+    assert len(res.residuals) == 3 and res.residuals[-1] > 1e-3
 
 
 def test_paper_preset_runs_exactly_100_steps_without_warning():
@@ -227,3 +227,176 @@ def test_dead_units_from_forward_values_converge():
     ref = ardiff.backprop(g, out, [x, W])
     for a, b in zip(res.grads, ref.grads):
         np.testing.assert_allclose(a, b, atol=1e-11)
+
+
+# -- residuals: one per step, for every schedule ---------------------------------------
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_residuals_describe_the_state_after_each_step(schedule, eta):
+    """residuals[k] is the residual of trajectory row k + 1, on both schedules."""
+    g, out, wrt = tanh_mlp()
+    res = ardiff.relax(g, out, wrt, schedule=schedule, eta=eta, record=True)
+    assert res.converged
+    assert len(res.residuals) == res.iterations >= 1
+    plan, seed = res.plan, np.float64(1.0)
+    assert all(len(traj) == res.iterations + 1 for traj in res.trajectory.values())
+    for k in range(res.iterations):
+        state = {i: traj[k + 1] for i, traj in res.trajectory.items()}
+        state[plan.output] = seed
+        worst = max(ardiff.solvers.relative_error(plan.activity_target(i, state), state[i])
+                    for i in plan.relaxing)
+        # the solver's relative residual uses max|t| + max|t - x| as the scale, which is
+        # within a factor 1 + r of max(max|t|, max|x|)
+        assert res.residuals[k] == pytest.approx(worst, rel=2 * worst + 1e-6, abs=1e-15)
+    assert res.residuals[-1] <= 1e-12
+
+
+@pytest.mark.parametrize("options", [
+    dict(), dict(record=True), dict(schedule="parallel", eta=1.0), dict(eta=0.7),
+    dict(method="backprop"), dict(method="triangular"),
+])
+def test_every_solver_reports_one_residual_per_iteration(options):
+    g, out, wrt = tanh_mlp()
+    method = options.pop("method", "relax")
+    solve = {"relax": ardiff.relax, "backprop": ardiff.backprop,
+             "triangular": ardiff.solve_triangular}[method]
+    res = solve(g, out, wrt, **options)
+    assert len(res.residuals) == res.iterations >= 1
+    assert res.residuals[-1] < 1e-12
+
+
+def test_no_relaxing_nodes_means_no_iterations_and_no_residuals():
+    g = ardiff.Graph()
+    x = g.input(np.array([1.0, 2.0]))
+    out = anp.sum(x)
+    res = ardiff.relax(g, out, [x], schedule="parallel", eta=0.5)
+    assert res.iterations == 0 and len(res.residuals) == 0 and res.converged
+
+
+# -- presets: explicit keywords win everywhere -------------------------------------------
+def test_explicit_keywords_override_the_preset_in_relax():
+    g, out, wrt = tanh_mlp()
+    with pytest.warns(ardiff.ConvergenceWarning):
+        res = ardiff.relax(g, out, wrt, preset="paper", max_iter=7, tol=1e-12)
+    assert res.iterations == 7  # the preset alone runs 100 steps
+    res = ardiff.relax(g, out, wrt, preset="paper", max_iter=7)
+    assert res.iterations == 7  # tol = 0 from the preset: no warning, exactly 7 steps
+    paper = ardiff.relax(g, out, wrt, preset="paper", record=True)
+    explicit = ardiff.relax(g, out, wrt, schedule="parallel", eta=0.1, init="forward",
+                            max_iter=100, tol=0.0, record=True)
+    assert paper.iterations == 100
+    for a, b in zip(paper.grads, explicit.grads):
+        np.testing.assert_array_equal(a, b)
+    # a keyword left at None takes the preset's value; a given one wins
+    fast = ardiff.relax(g, out, wrt, preset="paper", eta=1.0)
+    ref = ardiff.backprop(g, out, wrt)
+    assert fast.converged and fast.iterations == res.plan.max_depth  # exact after D steps
+    for a, b in zip(fast.grads, ref.grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_explicit_keywords_override_the_preset_in_grad():
+    x = np.linspace(-1.0, 1.0, 5)
+
+    def f(x):
+        h = x
+        for _ in range(6):
+            h = anp.tanh(0.9 * h + 0.1)
+        return anp.sum(h ** 2)
+
+    graph = ardiff.trace(f, x)
+    seven = ardiff.relax(graph, preset="paper", max_iter=7).grads[0]
+    hundred = ardiff.relax(graph, preset="paper").grads[0]
+    assert not np.allclose(seven, hundred)
+    np.testing.assert_array_equal(ardiff.grad(f, preset="paper", max_iter=7)(x), seven)
+    np.testing.assert_array_equal(ardiff.grad(f, preset="paper")(x), hundred)
+    compiled = ardiff.compile(f, preset="paper", max_iter=7)
+    np.testing.assert_array_equal(compiled(x), seven)
+    np.testing.assert_array_equal(compiled(x), seven)  # the replay too
+
+
+def test_relax_signature_defaults_are_none_or_the_library_defaults():
+    """Rendered defaults match the signature: None means "the preset's, or the default"."""
+    import dataclasses
+    import inspect
+
+    params = inspect.signature(ardiff.relax).parameters
+    for name in ("eta", "schedule", "init", "tol", "max_iter", "preset", "rules"):
+        assert params[name].default is None, name
+    defaults = {f.name: f.default for f in dataclasses.fields(ardiff.solvers.SolverOptions)}
+    assert defaults["eta"] == 1.0 and defaults["schedule"] == "sequential"
+    assert defaults["init"] == "zeros" and defaults["tol"] == 1e-12
+    doc = ardiff.relax.__doc__
+    assert "default 1.0" in doc and "default 1e-12" in doc and '{"paper"}' not in doc
+
+
+def test_solver_options_validate_and_merge():
+    SolverOptions = ardiff.solvers.SolverOptions
+    assert SolverOptions.from_keywords() == SolverOptions()
+    paper = SolverOptions.from_keywords(preset="paper", max_iter=7)
+    assert (paper.schedule, paper.eta, paper.max_iter, paper.tol) == ("parallel", 0.1, 7, 0.0)
+    with pytest.raises(ValueError, match="needs method='relax'"):
+        SolverOptions.from_keywords(method="backprop", preset="paper")
+    with pytest.raises(ValueError, match=r"\(0, 2\)"):
+        SolverOptions(eta=2.0)
+    assert set(ardiff.solvers.RUNNERS) == set(ardiff.solvers.options.METHODS)
+
+
+# -- warnings point at the caller's line -------------------------------------------------
+def _record_warnings(fun, category):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fun()
+    found = [w for w in caught if issubclass(w.category, category)]
+    assert found, f"no {category.__name__}"
+    return found
+
+
+def test_convergence_warning_points_at_the_callers_line():
+    g, out, wrt = tanh_mlp()
+    for w in _record_warnings(lambda: ardiff.relax(g, out, wrt, schedule="parallel",
+                                                   eta=0.1, max_iter=3),
+                              ardiff.ConvergenceWarning):
+        assert w.filename == __file__
+    f = lambda x: anp.sum(anp.tanh(anp.tanh(x)))  # noqa: E731
+    for w in _record_warnings(
+            lambda: ardiff.grad(f, schedule="parallel", eta=0.1, max_iter=2)(np.ones(3)),
+            ardiff.ConvergenceWarning):
+        assert w.filename == __file__
+
+
+@pytest.mark.parametrize("call", [
+    lambda g, out, x: ardiff.relax(g, out, [x]),
+    lambda g, out, x: ardiff.relax(g, out, [x], schedule="parallel", eta=0.5),
+    lambda g, out, x: ardiff.backprop(g, out, [x]),
+    lambda g, out, x: ardiff.solve_triangular(g, out, [x]),
+], ids=["relax", "relax-parallel", "backprop", "triangular"])
+def test_non_finite_warning_points_at_the_callers_line(call):
+    g = ardiff.Graph()
+    x = g.input(np.array([0.0, 1.0]))
+    out = anp.sum(anp.sqrt(x))
+    with np.errstate(divide="ignore"):
+        found = _record_warnings(lambda: call(g, out, x), ardiff.NonFiniteWarning)
+    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+
+
+@pytest.mark.parametrize("method", ["relax", "backprop", "triangular"])
+def test_non_finite_warning_of_grad_points_at_the_callers_line(method):
+    f = lambda x: anp.sum(anp.sqrt(x))  # noqa: E731
+    with np.errstate(divide="ignore"):
+        found = _record_warnings(lambda: ardiff.grad(f, method=method)(np.array([0.0, 1.0])),
+                                 ardiff.NonFiniteWarning)
+    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+
+
+def test_traced_triangular_solve_warns_about_non_finite_gradients():
+    """The higher-order branch of the triangular solver ends like every solve."""
+    f = lambda x: anp.sum(anp.sqrt(x) * x)  # noqa: E731  (gradient NaN at 0: 0 * inf)
+    inner = ardiff.grad(f, method="triangular")  # solved on values traced by the outer grad
+    outer = ardiff.grad(lambda x: anp.sum(inner(x)), method="backprop")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        found = _record_warnings(lambda: outer(np.array([0.0, 1.0])), ardiff.NonFiniteWarning)
+    # the inner solve names the input it read the NaN out at; the outer one (backprop)
+    # reports the inner gradient as a non-finite forward value of its own graph
+    assert any("read out at" in str(w.message) for w in found), [str(w.message) for w in found]
+    assert all(w.filename == __file__ for w in found), [w.filename for w in found]

@@ -6,28 +6,57 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..graph import Graph
-from .plan import Plan, compile_plan, warn_non_finite
-from .relax import make_seed, sweep
-from .result import Result, read_out
+from .common import finish, make_seed, sweep
+from .plan import Plan, compile_plan
+from .result import Result
 
 
 def run_backprop(plan: Plan, seed: Any = None) -> Result:
-    """One reverse sweep over a compiled plan."""
+    """One reverse sweep over a compiled plan.
+
+    Parameters
+    ----------
+    plan : Plan
+        From `compile_plan`.
+    seed : array_like, optional
+        dL/d(output); default 1 for a scalar output.
+
+    Returns
+    -------
+    Result
+        With `iterations=1`, `converged=True` and `residuals=[0.0]`.
+    """
     seed = make_seed(plan, seed)
     x = {plan.output: seed}
     evals = sweep(plan, x)
-    grads, read_evals = read_out(plan, x, seed)
-    warn_non_finite(plan, x, grads)
-    x.pop(plan.output)
-    return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method="backprop",
-                  activities=x, vjp_evals=evals + read_evals, plan=plan)
+    return finish(plan, x, seed, "backprop", vjp_evals=evals)
 
 
 def backprop(graph: Graph, output: Any = None, wrt: Sequence | None = None, *,
              seed: Any = None) -> Result:
     """Exact gradients by a reverse sweep (the reference solver).
 
-    Parameters are as for :func:`ardiff.relax`; returns the same :class:`Result`
-    type with ``iterations=1`` and ``converged=True``.
+    Parameters
+    ----------
+    graph : Graph
+        The recorded graph.
+    output : traced value, optional
+        The node whose gradient is propagated (default `graph.output`).
+    wrt : sequence, optional
+        Values, node indices or names to differentiate with respect to (default
+        `graph.inputs`).
+    seed : array_like, optional
+        dL/d(output); default 1 for a scalar output.
+
+    Returns
+    -------
+    Result
+        The same type as `ardiff.relax` returns, with `iterations=1`,
+        `converged=True` and `residuals=[0.0]` (one exact sweep).
+
+    Warns
+    -----
+    NonFiniteWarning
+        Naming the first node whose value or activity is NaN or infinite.
     """
     return run_backprop(compile_plan(graph, output, wrt), seed)

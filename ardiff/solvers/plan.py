@@ -9,17 +9,12 @@ of millions of nodes are fine.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..graph import Graph, unwrap
-
-
-class NonFiniteWarning(RuntimeWarning):
-    """A NaN or infinity appeared in a forward value or in a relaxing activity."""
+from ..graph import Graph
 
 
 class Plan:
@@ -40,8 +35,6 @@ class Plan:
         Indexed by node: ``children[i]`` lists ``(child, argnum)`` for the edges out of
         relevant node ``i``, in the order their contributions are summed (``None`` for
         nodes without relevant children).
-    links : list of (int, int, int)
-        ``(parent, child, argnum)`` for every edge between relevant nodes, by child.
     edges : dict
         ``edges[i]`` lists ``(child, vjp)`` pairs: ``vjp(x_child)`` is the child's
         contribution to node ``i``'s equilibrium (staged from the recorded values on
@@ -64,13 +57,6 @@ class Plan:
         self._depth: dict | None = None
 
     @property
-    def links(self) -> list:
-        """``(parent, child, argnum)`` for every edge, ordered by child then argnum."""
-        children = self.children
-        return sorted(((p, c, k) for p in self.relevant for c, k in children[p] or ()),
-                      key=lambda link: (link[1], link[2]))
-
-    @property
     def edges(self) -> dict:
         """``edges[i]``: ``(child, vjp)`` pairs of node ``i``, staged on first use."""
         if self._edges is None:
@@ -79,7 +65,7 @@ class Plan:
 
     @property
     def staged(self) -> bool:
-        """Whether every edge's VJP has been staged (see :meth:`stage`)."""
+        """Whether every edge's VJP has been staged (see `stage`)."""
         return self._edges is not None
 
     @property
@@ -96,7 +82,7 @@ class Plan:
     def stage(self) -> Plan:
         """(Re)build every edge's local VJP from the nodes' current recorded values.
 
-        Called once by :func:`compile_plan`; :func:`ardiff.compile` calls it again
+        Called once by `compile_plan`; `ardiff.compile` calls it again
         after replaying the forward pass on new inputs, reusing the pruning.
         """
         nodes = self.graph.nodes
@@ -247,40 +233,3 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     plan = Plan(graph, out, wrt_idx, children, relaxing, kept, list(rules or ()))
     return plan.stage() if stage or plan.rules else plan
 
-
-def warn_non_finite(plan: Plan, activities: dict, grads: list, values=None) -> None:
-    """If a gradient is not finite, name the first node where a NaN/inf appears.
-
-    Checked once after solving (not per node per step, which would cost as much as
-    the solve): first the forward values in topological order, then the activities
-    in the order the relaxation computes them (from the output down).  ``values``
-    (indexed by node) replaces the recorded forward values, for a compiled replay.
-    """
-    # a sum is finite when every term is (one cheap pass); confirm exactly otherwise
-    if all(np.isfinite(np.sum(unwrap(g))) or np.all(np.isfinite(unwrap(g))) for g in grads):
-        return
-    nodes = plan.graph.nodes
-    if values is None:
-        values = [node.value for node in nodes]
-    for i in plan.relevant:
-        if not np.all(np.isfinite(unwrap(values[i]))):
-            warnings.warn(
-                f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
-                "are not finite. Check the inputs and the ops feeding this node.",
-                NonFiniteWarning, stacklevel=4)
-            return
-    for i in reversed(plan.relaxing):
-        if i in activities and not np.all(np.isfinite(unwrap(activities[i]))):
-            warnings.warn(
-                f"Non-finite activity first appears at {nodes[i].label()}: the local "
-                "derivative of one of its children is not finite there (e.g. sqrt or log "
-                "at 0, or an overflow).", NonFiniteWarning, stacklevel=4)
-            return
-    for i, g in zip(plan.wrt, grads):
-        if not np.all(np.isfinite(unwrap(g))):
-            children = ", ".join(nodes[c].label() for c, _ in plan.children[i] or ())
-            warnings.warn(
-                f"Non-finite gradient read out at {nodes[i].label()} from its children "
-                f"{children}; check their local derivatives (e.g. sqrt or log at 0).",
-                NonFiniteWarning, stacklevel=4)
-            return

@@ -22,54 +22,21 @@ max|target - x| / max(|target|, |x|), so nodes whose true gradient is tiny
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..graph import Graph, TracerBase, unwrap
-from .plan import Plan, compile_plan, sum_of_vjps, warn_non_finite
-from .result import Result, read_out
+from .common import finish, make_seed, sweep, warn_at_caller
+from .options import SolverOptions
+from .plan import Plan, compile_plan
+from .result import Result
+from .theory import default_max_iter, predict_iterations
 
 
 class ConvergenceWarning(RuntimeWarning):
-    """The relaxation stopped at ``max_iter`` before reaching ``tol``."""
-
-
-PRESETS = {
-    # The paper's protocol: Algorithm 1, η = 0.1, exactly T = 100 steps, units start
-    # at their forward values.  tol = 0 means "run all the steps".
-    "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0),
-}
-
-SCHEDULES = ("sequential", "parallel")
-INITS = ("zeros", "forward")
-
-
-def check_options(eta: float, schedule: str, init: str, tol: float, max_iter: int | None):
-    """Validate relaxation options, explaining what is wrong."""
-    try:
-        eta_f = float(eta)
-    except (TypeError, ValueError):
-        raise TypeError(f"eta must be a real number, got {eta!r}") from None
-    if not math.isfinite(eta_f) or not 0.0 < eta_f < 2.0:
-        raise ValueError(
-            f"eta={eta!r} is outside (0, 2). The Euler step of the relaxation dynamics has "
-            "iteration matrix (1-eta)I + eta*N whose eigenvalues are all 1-eta, so it only "
-            "converges for 0 < eta < 2 (eta = 1 is exact fastest).")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if not isinstance(tol, (int, float, np.floating)) or not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if max_iter is not None:
-        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-            raise TypeError(f"max_iter must be a positive integer or None, got {max_iter!r}")
-        if max_iter < 1:
-            raise ValueError(f"max_iter must be at least 1, got {max_iter}")
-    return eta_f
+    """The relaxation stopped at `max_iter` before reaching `tol`."""
 
 
 def reachable_tol(tol: float, activities) -> float:
@@ -88,22 +55,6 @@ def reachable_tol(tol: float, activities) -> float:
         if dtype.kind == "f" and dtype.itemsize < 8:
             eps = max(eps, float(np.finfo(dtype).eps))
     return max(tol, 16.0 * eps)
-
-
-def default_max_iter(depth: int, eta: float, schedule: str, tol: float = 1e-12) -> int:
-    """A generous step budget from the depth D, eta and tol.
-
-    For η <= 1 the error of a node at distance k after t parallel steps is the
-    tail P(Binomial(t, η) < k), negligible once t exceeds about (k + 10√k)/η plus a
-    term for the tolerance; for η > 1 the contraction factor per step is |1-η|
-    after a transient growth.  The budget doubles that estimate; it only matters
-    when the dynamics do not converge.
-    """
-    if schedule == "sequential" and eta == 1.0:
-        return 1
-    rate = min(eta, 2.0 - eta)
-    log_tol = abs(math.log(max(tol, 1e-300)))
-    return int(math.ceil(2.0 * (depth + 10.0 * math.sqrt(depth) + 2.0 * log_tol + 50.0) / rate))
 
 
 def _max_abs(a: np.ndarray) -> float:
@@ -155,7 +106,7 @@ def _times(diff: Any, eta: float) -> Any:
 
 
 def worst_residual(parts, scale: float) -> float:
-    """The largest relative residual over nodes, from their :func:`residual_parts`.
+    """The largest relative residual over nodes, from their `residual_parts`.
 
     A node is measured against its own size, so a node whose gradient is 1e-100 is
     held to the same relative standard as one of size 1: the residual is
@@ -177,45 +128,6 @@ def worst_residual(parts, scale: float) -> float:
     return worst
 
 
-def make_seed(plan: Plan, seed: Any) -> Any:
-    """The clamped output activity: 1 for a scalar output, else the given array."""
-    out_value = unwrap(plan.graph.nodes[plan.output].value)
-    dtype = np.result_type(out_value)
-    if seed is None:
-        if np.size(out_value) != 1:
-            raise ValueError(
-                f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
-                "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
-        return np.ones(np.shape(out_value), dtype=dtype)
-    if np.shape(unwrap(seed)) != np.shape(out_value):
-        raise ValueError(f"seed has shape {np.shape(unwrap(seed))} but the output has shape "
-                         f"{np.shape(out_value)}")
-    if not isinstance(seed, TracerBase):
-        seed = np.asarray(seed, dtype=dtype)
-    return seed
-
-
-def sweep(plan: Plan, x: dict) -> int:
-    """One top-down pass setting every relaxing node to its target; returns VJP count.
-
-    This is the sequential schedule at eta = 1, and also exact backprop: children are
-    final before their parents are visited, so each node lands on its fixed point.
-    """
-    evals = 0
-    children = plan.children
-    if plan.staged:
-        edges = plan.edges
-        for i in reversed(plan.relaxing):
-            x[i] = sum_of_vjps(edges[i], x)
-            evals += len(edges[i])
-    else:  # stage each VJP just before its only use (see Plan.activity_target)
-        nodes = plan.graph.nodes
-        for i in reversed(plan.relaxing):
-            x[i] = sum_of_vjps(children[i], x, nodes)
-            evals += len(children[i])
-    return evals
-
-
 def _traced_min_iter(plan: Plan, eta: float, schedule: str, tol: float) -> int:
     """Steps needed before a traced relaxation may stop (higher-order differentiation).
 
@@ -224,11 +136,9 @@ def _traced_min_iter(plan: Plan, eta: float, schedule: str, tol: float) -> int:
     and can lag behind values that have already settled (an activity equal to its
     target in value, e.g. both zero, need not be equal in its derivative).  So a traced
     solve also runs the number of steps the error bound of the recursion needs
-    (ardiff.convexity.predict_iterations); at eta = 1 that is the depth D (parallel)
-    or one sweep (sequential).
+    (`predict_iterations`); at eta = 1 that is the depth D (parallel) or one sweep
+    (sequential).
     """
-    from ..convexity import predict_iterations  # convexity imports the solvers
-
     steps = predict_iterations(plan.max_depth, eta, schedule, max(tol, 1e-16))
     return steps or 0
 
@@ -264,7 +174,8 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
                 parts[i] = residual_parts(targets[i], x[i])
         scale = max(scale, max(p[1] for p in parts.values()))
         worst = worst_residual(parts.values(), scale)
-        residuals.append(worst)
+        if iterations:  # residuals[k] describes the state after step k + 1 (see Result)
+            residuals.append(worst)
         if worst <= tol and iterations >= (min_iter or 0):
             return iterations, True, residuals, evals
         if iterations == max_iter:
@@ -312,11 +223,34 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
     return iterations, converged, residuals, evals
 
 
-def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
-                   schedule: str = "sequential", init: str = "zeros", tol: float = 1e-12,
-                   max_iter: int | None = None, record: bool = False) -> Result:
-    """Relax a compiled plan (see :func:`relax` for the parameters)."""
-    eta = check_options(eta, schedule, init, tol, max_iter)
+def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None = None,
+                   **keywords: Any) -> Result:
+    """Relax a compiled plan.
+
+    Parameters
+    ----------
+    plan : Plan
+        From `compile_plan` (with any rules already applied).
+    seed : array_like, optional
+        dL/d(output); default 1 for a scalar output.
+    options : SolverOptions, optional
+        Validated settings (`method` and `rules` are not read here).
+    **keywords
+        Instead of `options`: `eta`, `schedule`, `init`, `tol`, `max_iter`, `record`
+        (defaults as in `SolverOptions`), validated here.
+
+    Returns
+    -------
+    Result
+        See `relax`.
+    """
+    if options is None:
+        options = SolverOptions(**keywords)
+    elif keywords:
+        raise TypeError(f"run_relaxation: pass options= or keywords, not both "
+                        f"(got {sorted(keywords)}).")
+    eta, schedule, init = options.eta, options.schedule, options.init
+    tol, max_iter, record = options.tol, options.max_iter, options.record
     seed = make_seed(plan, seed)
     x = {plan.output: seed}
     nodes = plan.graph.nodes
@@ -346,77 +280,76 @@ def run_relaxation(plan: Plan, seed: Any = None, *, eta: float = 1.0,
     else:
         iterations, converged, residuals, evals = _sequential(
             plan, x, eta, tol, max_iter, trajectory, _max_abs(unwrap(seed)))
-    finite = not residuals or math.isfinite(residuals[-1])
-    if not converged and tol > 0 and finite:
-        warnings.warn(
+    if not converged and tol > 0 and math.isfinite(residuals[-1]):
+        warn_at_caller(
             f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
             f"({schedule} schedule, eta={eta:g}); final relative residual "
-            f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning,
-            stacklevel=3)
-    grads, read_evals = read_out(plan, x, seed)
-    warn_non_finite(plan, x, grads)
+            f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning)
     if record:
         trajectory = {i: np.stack([unwrap(a) for a in acts]) for i, acts in trajectory.items()}
-    del x[plan.output]
-    return Result(grads=grads, value=nodes[plan.output].value, method="relax",
-                  iterations=iterations, converged=converged, residuals=np.asarray(residuals),
-                  trajectory=trajectory, activities=x, vjp_evals=evals + read_evals, plan=plan)
+    return finish(plan, x, seed, "relax", vjp_evals=evals, iterations=iterations,
+                  converged=converged, residuals=residuals, trajectory=trajectory)
 
 
 def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed: Any = None,
-          eta: float = 1.0, schedule: str = "sequential", init: str = "zeros",
-          tol: float = 1e-12, max_iter: int | None = None, record: bool = False,
+          eta: float | None = None, schedule: str | None = None, init: str | None = None,
+          tol: float | None = None, max_iter: int | None = None, record: bool = False,
           rules: Sequence | None = None, preset: str | None = None) -> Result:
     """Compute gradients as the equilibrium of the Activation Relaxation dynamics.
+
+    An option left at None takes the preset's value if `preset` sets it, else the
+    library default given below; an option given explicitly always wins over the
+    preset (as in `ardiff.grad`).
 
     Parameters
     ----------
     graph : Graph
         The recorded graph.
     output : traced value, optional
-        The node whose gradient is propagated (default ``graph.output``).
+        The node whose gradient is propagated (default `graph.output`).
     wrt : sequence, optional
         Traced values (or node indices/names) to differentiate with respect to
-        (default ``graph.inputs``).
+        (default `graph.inputs`).
     seed : array_like, optional
         dL/d(output); default 1 for a scalar output.
-    eta : float
-        Euler step ("inference learning rate"), in (0, 2).
-    schedule : {"sequential", "parallel"}
-        Top-down Gauss–Seidel sweeps or simultaneous (Jacobi) updates.
-    init : {"zeros", "forward"}
-        Initial activities: zeros, or the forward values (the paper).
-    tol : float
-        Stop when the maximal relative residual is at most ``tol``; 0 runs exactly
-        ``max_iter`` steps.  Raised to 16 machine epsilons of the least precise
-        activity (2e-6 in float32), below which rounding keeps the residual moving.
+    eta : float, optional
+        Euler step ("inference learning rate"), in (0, 2); default 1.0.
+    schedule : str, optional
+        `"sequential"` (default: top-down Gauss–Seidel sweeps) or `"parallel"`
+        (simultaneous Jacobi updates, the paper's Algorithm 1).
+    init : str, optional
+        Initial activities: `"zeros"` (default) or `"forward"` (the forward values,
+        as in the paper).
+    tol : float, optional
+        Stop when the maximal relative residual is at most `tol` (default 1e-12); 0
+        runs exactly `max_iter` steps.  Raised to 16 machine epsilons of the least
+        precise activity (2e-6 in float32), below which rounding keeps the residual
+        moving.
     max_iter : int, optional
-        Step budget; default a generous bound from the graph's depth and ``eta``.
+        Step budget; default a generous bound from the graph's depth and `eta`.
     record : bool
-        Keep every node's activity per iteration in ``result.trajectory``.
+        Keep every node's activity per iteration in `result.trajectory`.
     rules : sequence, optional
-        Local-rule variants (see :mod:`ardiff.rules`) replacing some nodes' VJPs.
-    preset : {"paper"}, optional
-        Named settings; ``"paper"`` is parallel, eta 0.1, exactly 100 steps, forward init.
+        Local-rule variants (see `ardiff.rules`) replacing some nodes' VJPs.
+    preset : str, optional
+        Named settings (`PRESETS`); `"paper"` is parallel, eta 0.1, exactly 100 steps,
+        forward init.  Approximate by design: 100 steps at eta 0.1 do not reach the
+        fixed point on deep graphs.
 
     Returns
     -------
     Result
-        ``grads`` aligned with ``wrt``, plus iterations, convergence and residuals.
+        `grads` aligned with `wrt`, plus iterations, convergence and residuals.
 
     Warns
     -----
     ConvergenceWarning
-        If ``tol > 0`` was not reached within ``max_iter``.
+        If `tol > 0` was not reached within `max_iter`.
     NonFiniteWarning
         Naming the first node whose activity becomes NaN or infinite.
     """
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; available: {sorted(PRESETS)}")
-        settings = PRESETS[preset]
-        eta, schedule, init = settings["eta"], settings["schedule"], settings["init"]
-        tol, max_iter = settings["tol"], settings["max_iter"]
-    plan = compile_plan(graph, output, wrt, rules)
-    return run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init, tol=tol,
-                          max_iter=max_iter, record=record)
+    options = SolverOptions.from_keywords(
+        preset=preset, rules=rules, eta=eta, schedule=schedule, init=init, tol=tol,
+        max_iter=max_iter, record=record)
+    plan = compile_plan(graph, output, wrt, options.rules)
+    return run_relaxation(plan, seed, options)

@@ -18,20 +18,27 @@ class Result:
     Attributes
     ----------
     grads : list
-        Gradients aligned with ``wrt`` (each shaped like its input).
+        Gradients aligned with `wrt` (each shaped like its input).
     value : array_like
         Forward value of the output.
     method : str
-        ``"relax"``, ``"backprop"`` or ``"triangular"``.
+        `"relax"`, `"backprop"` or `"triangular"`.
     iterations : int
-        Relaxation steps (parallel) or sweeps (sequential) performed; 1 for backprop.
+        Relaxation steps (parallel) or sweeps (sequential) performed; 1 for the exact
+        solvers (backprop, triangular) and for the relaxation's one-sweep solve.
     converged : bool
-        Whether the relative residual fell to ``tol`` (always True for exact solvers).
+        Whether the relative residual fell to `tol` (always True for exact solvers).
     residuals : numpy.ndarray
-        Max relative residual over relaxing nodes, per iteration.
+        One entry per iteration, for every solver and schedule:
+        `residuals[k]` is the largest relative residual over relaxing nodes of the
+        state *after* step `k + 1`, so `len(residuals) == iterations` and
+        `residuals[-1]` describes the returned activities.  The starting state is not
+        measured.  For the exact solvers it is the certificate of the solve (0 for a
+        sweep; `‖Hx - b‖ / max(‖Hx‖, ‖b‖)` for the triangular solve).
     trajectory : dict or None
-        With ``record=True``: node index -> array of activities, one row per
-        iteration (row 0 is the initial state).
+        With `record=True`: node index -> array of activities with `iterations + 1`
+        rows; row 0 is the initial state and row `k + 1` the state that
+        `residuals[k]` describes.
     activities : dict
         Final activity of every relaxing node (its gradient at equilibrium).
     vjp_evals : int
@@ -57,26 +64,3 @@ class Result:
                 f"converged={self.converged}, final residual={last}, "
                 f"grads=[{', '.join(str(np.shape(unwrap(g))) for g in self.grads)}])")
 
-
-def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
-    """Gradients of the ``wrt`` nodes from the equilibrium activities.
-
-    A relaxing or clamped node's gradient is its activity; a source node (input,
-    parameter) reads it from its children with one local VJP each (the paper's
-    weight update).
-    """
-    graph = plan.graph
-    grads = []
-    evals = 0
-    for i in plan.wrt:
-        if i == plan.output:
-            grads.append(seed)
-        elif i in x:
-            grads.append(x[i])
-        elif plan.children[i]:
-            grads.append(plan.activity_target(i, x))
-            evals += len(plan.children[i])
-        else:  # not connected to the output: the gradient is exactly zero
-            value = unwrap(graph.nodes[i].value)
-            grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
-    return grads, evals

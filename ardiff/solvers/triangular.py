@@ -10,14 +10,15 @@ flattened, in topological order gives the linear system
 Children come after their parents in topological order, so N is strictly upper
 triangular and ``I - N`` (the matrix the paper calls the Hessian of the energy,
 eqs. 17-19) is upper triangular with a unit diagonal.  This module assembles it
-from the op table's sparse local Jacobians (:mod:`ardiff.ops.jacobians`) and
-solves it with :func:`scipy.sparse.linalg.spsolve_triangular`.  The same
-assembly feeds :func:`ardiff.check_convexity`.
+from the op table's sparse local Jacobians (`ardiff.ops.jacobians`) and
+solves it with `scipy.sparse.linalg.spsolve_triangular`.  The same
+assembly feeds `ardiff.check_convexity`.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,11 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve_triangular
 
 from ..graph import Graph, TracerBase, unwrap
-from ..ops.jacobians import JACOBIANS, NNZ_BOUNDS, dense_bound, jacobian_from_vjp
-from .plan import Plan, compile_plan, warn_non_finite
-from .relax import make_seed, sweep
-from .result import Result, read_out
+from ..interchange import from_networkx
+from ..ops.jacobians import jacobian_from_vjp
+from .common import finish, make_seed, relative_error, sweep
+from .plan import Plan, compile_plan
+from .result import Result
 
 #: Default limit on the stored entries of ``I - N``; change it here or per call.
 MAX_NNZ = 20_000_000
@@ -87,22 +89,38 @@ class TriangularSystem:
         return out
 
 
+def is_networkx_graph(obj: Any) -> bool:
+    """Whether `obj` is a `networkx.DiGraph`, without importing networkx.
+
+    networkx costs about 0.2 s to import (measured) and `import ardiff` does not need
+    it; if it has not been imported, `obj` cannot be one of its graphs.
+
+    Parameters
+    ----------
+    obj : object
+        Anything.
+
+    Returns
+    -------
+    bool
+    """
+    nx = sys.modules.get("networkx")
+    return nx is not None and isinstance(obj, nx.DiGraph)
+
+
 def edge_jacobian(node, argnum: int, vjp=None) -> tuple[sp.csr_matrix, bool]:
     """Local Jacobian ``∂node/∂args[argnum]`` at the recorded point, and whether it was slow.
 
-    Looks in order at the op's own ``jac``, then :data:`ardiff.ops.jacobians.JACOBIANS`;
-    otherwise (or if that builder declines with ``NotImplementedError``) applies the
-    edge's VJP to every unit vector of the output, one VJP per output element.
+    Asks the op for its sparse Jacobian (`Op.jacobian`, from the family named in its
+    `defop`); without one (or if the family declines) applies the edge's VJP to every
+    unit vector of the output, one VJP per output element.
     """
     op = node.op
     args = tuple(unwrap(a) for a in node.args)
     ans = unwrap(node.value)
-    builder = op.jac or JACOBIANS.get(op.name)
-    if builder is not None:
-        try:
-            return sp.csr_matrix(builder(argnum, ans, *args, **node.kwargs)), False
-        except NotImplementedError:
-            pass
+    J = op.jacobian(argnum, ans, args, node.kwargs)
+    if J is not None:
+        return sp.csr_matrix(J), False
     if vjp is None:
         vjp = op.local_vjp(argnum, ans, args, node.kwargs)
     return jacobian_from_vjp(vjp, np.shape(ans), np.shape(args[argnum])), True
@@ -110,11 +128,7 @@ def edge_jacobian(node, argnum: int, vjp=None) -> tuple[sp.csr_matrix, bool]:
 
 def _edge_bound(node, argnum: int) -> int:
     args = tuple(unwrap(a) for a in node.args)
-    bound = NNZ_BOUNDS.get(node.op.name, dense_bound) if node.op.jac is None else dense_bound
-    try:
-        return int(bound(argnum, unwrap(node.value), *args, **node.kwargs))
-    except NotImplementedError:
-        return dense_bound(argnum, unwrap(node.value), *args, **node.kwargs)
+    return node.op.jacobian_nnz(argnum, unwrap(node.value), args, node.kwargs)
 
 
 def _inner_edges(plan: Plan):
@@ -153,13 +167,13 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
     Parameters
     ----------
     plan : Plan
-        From :func:`ardiff.solvers.compile_plan` (without rules: the system is that of
+        From `ardiff.solvers.compile_plan` (without rules: the system is that of
         the exact chain rule).
     seed : array_like
-        The clamped output activity (see :func:`ardiff.solvers.relax.make_seed`).
+        The clamped output activity (see `ardiff.solvers.common.make_seed`).
     max_nnz : int, optional
-        Refuse (:class:`SystemTooLargeError`) when the bound on stored entries exceeds
-        it; default :data:`MAX_NNZ`.
+        Refuse (`SystemTooLargeError`) when the bound on stored entries exceeds
+        it; default `MAX_NNZ`.
     """
     _refuse_if_too_large(plan, MAX_NNZ if max_nnz is None else max_nnz)
     nodes = plan.graph.nodes
@@ -202,8 +216,22 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
     return TriangularSystem(N, b, order, offsets, sorted(set(fallback)), evals)
 
 
-def _is_traced(plan: Plan, seed: Any) -> bool:
-    """True when values are tracers of an outer graph (higher-order differentiation)."""
+def is_traced(plan: Plan, seed: Any) -> bool:
+    """True when the seed or the plan's values are tracers of an outer graph.
+
+    That is the case under higher-order differentiation (`hessian`, `grad(grad(f))`).
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    seed : array_like
+        The clamped output activity.
+
+    Returns
+    -------
+    bool
+    """
     if isinstance(seed, TracerBase):
         return True
     nodes = plan.graph.nodes
@@ -213,42 +241,42 @@ def _is_traced(plan: Plan, seed: Any) -> bool:
 
 
 def run_triangular(plan: Plan, seed: Any = None, *, max_nnz: int | None = None) -> Result:
-    """Solve a compiled plan's fixed point exactly (see :func:`solve_triangular`)."""
+    """Solve a compiled plan's fixed point exactly (see `solve_triangular`).
+
+    Parameters
+    ----------
+    plan : Plan
+        From `compile_plan` (without rules).
+    seed : array_like, optional
+        dL/d(output); default 1 for a scalar output.
+    max_nnz : int, optional
+        Size guard of the assembly (default `MAX_NNZ`).
+
+    Returns
+    -------
+    Result
+        With `method="triangular"`, `iterations=1` and the solve's certificate as
+        the only residual.
+    """
     seed = make_seed(plan, seed)
-    if _is_traced(plan, seed):
+    x = {plan.output: seed}
+    if is_traced(plan, seed):
         # Sparse matrices cannot carry an outer trace.  Back substitution block by
         # block with the staged (traced) VJPs solves the same triangular system and
         # records it in the outer graph, so grad(grad(f)) stays correct.
-        x = {plan.output: seed}
         evals = sweep(plan, x)
-        grads, read_evals = read_out(plan, x, seed)
-        x.pop(plan.output)
-        return Result(grads=grads, value=plan.graph.nodes[plan.output].value,
-                      method="triangular", residuals=np.zeros(1), activities=x,
-                      vjp_evals=evals + read_evals, plan=plan)
+        return finish(plan, x, seed, "triangular", vjp_evals=evals)
     system = assemble(plan, seed, max_nnz)
     H = system.H
     if system.size:
         x_flat = spsolve_triangular(H, system.b, lower=False, unit_diagonal=True)
-        residual = _relative_residual(H, x_flat, system.b)
+        # a certificate of the solve, one sparse product
+        residual = relative_error(H @ x_flat, system.b)
     else:
         x_flat, residual = np.zeros(0), 0.0
-    x = system.split(np.asarray(x_flat, dtype=np.float64), plan)
-    x[plan.output] = seed
-    grads, read_evals = read_out(plan, x, seed)
-    warn_non_finite(plan, x, grads)
-    x.pop(plan.output)
-    return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method="triangular",
-                  iterations=1, converged=math.isfinite(residual),
-                  residuals=np.array([residual]), activities=x,
-                  vjp_evals=system.vjp_evals + read_evals, plan=plan)
-
-
-def _relative_residual(H, x, b) -> float:
-    """‖Hx - b‖∞ / max(‖b‖∞, ‖x‖∞): a certificate of the solve, one sparse product."""
-    num = float(np.max(np.abs(H @ x - b), initial=0.0))
-    den = max(float(np.max(np.abs(b), initial=0.0)), float(np.max(np.abs(x), initial=0.0)))
-    return num / den if den > 0 else num
+    x.update(system.split(np.asarray(x_flat, dtype=np.float64), plan))
+    return finish(plan, x, seed, "triangular", vjp_evals=system.vjp_evals,
+                  converged=math.isfinite(residual), residuals=[residual])
 
 
 def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = None,
@@ -258,7 +286,7 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
     Parameters
     ----------
     graph : Graph or networkx.DiGraph
-        The recorded graph (a DiGraph is imported with :meth:`Graph.from_networkx`,
+        The recorded graph (a DiGraph is imported with `ardiff.from_networkx`,
         which refuses a cycle and names it).
     output : traced value, optional
         The node whose gradient is propagated (default ``graph.output``).
@@ -269,13 +297,13 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
         dL/d(output); default 1 for a scalar output.
     max_nnz : int, optional
         Refuse systems whose ``I - N`` could store more entries (default
-        :data:`MAX_NNZ`, 20 million), naming the size and the alternatives.
+        `MAX_NNZ`, 20 million), naming the size and the alternatives.
 
     Returns
     -------
     Result
-        As for :func:`ardiff.relax`, with ``method="triangular"``, ``iterations=1``
-        and ``residuals=[‖(I-N)x - b‖∞ / max(‖b‖∞, ‖x‖∞)]`` as a certificate.
+        As for `ardiff.relax`, with `method="triangular"`, `iterations=1` and
+        `residuals=[‖Hx - b‖∞ / max(‖Hx‖∞, ‖b‖∞)]` (H = I - N) as a certificate.
 
     Raises
     ------
@@ -284,17 +312,13 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
 
     Notes
     -----
-    Ops without an entry in :data:`ardiff.ops.jacobians.JACOBIANS` get their
-    Jacobian from one VJP per output element, which is slow for large ops.  When the
+    Ops declared without a sparse-Jacobian family (see `ardiff.ops.jacobians`) get
+    their Jacobian from one VJP per output element, which is slow for large ops.  When the
     graph was recorded inside another trace (``hessian``, ``grad(grad(f))``), the
     same triangular system is solved by block back substitution with traced VJPs
     so that the outer derivative is recorded.
     """
-    import networkx as nx
-
-    if isinstance(graph, nx.DiGraph):
-        from ..interchange import from_networkx
-
+    if is_networkx_graph(graph):
         graph = from_networkx(graph, output=output)
         output = None
     plan = compile_plan(graph, output, wrt)

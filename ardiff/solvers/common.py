@@ -1,0 +1,273 @@
+"""What every solver shares: the seed, the exact sweep, the read-out and the epilogue.
+
+A solve clamps the output to the seed (`make_seed`), brings the relaxing nodes'
+activities to (or towards) their fixed point, and ends with `finish`: the
+gradients of the `wrt` nodes are read out (`read_out`), a NaN or infinity is
+reported at the node where it starts (`warn_non_finite`), and the `Result` is
+built.  `sweep` is the exact one-pass solve that the reference solver
+(backprop), the triangular solver's traced branch and the relaxation's fast path
+all run.
+
+Warnings are attributed to the first caller outside ardiff (`warn_at_caller`), so
+they point at the user's line whether the solver was called directly or through
+`ardiff.grad`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..graph import TracerBase, unwrap
+from .plan import Plan, sum_of_vjps
+from .result import Result
+
+# Frames in files under this directory belong to ardiff (warn_at_caller skips them).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A NaN or infinity appeared in a forward value or in a relaxing activity."""
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the first calling frame outside the ardiff package.
+
+    A fixed `stacklevel` cannot do this: the same solver is reached from the user's
+    code directly (`ardiff.relax`), through a transform (`ardiff.grad`), through a
+    compiled replay or from nested transforms, each with a different number of
+    ardiff frames in between.
+
+    Parameters
+    ----------
+    message : str
+        The warning text.
+    category : type
+        The warning class.
+    """
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 is the frame that called this function
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def relative_error(a: Any, b: Any) -> float:
+    """`max|a - b| / max(max|a|, max|b|)`: how far apart two arrays are, relative to their size.
+
+    Symmetric in `a` and `b`, scale-free, and 0 for equal arrays; when both are
+    zero everywhere the absolute gap (0) is returned.  Traced values are unwrapped
+    and the arithmetic is done in float64; a NaN gives NaN.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Arrays of the same (or broadcastable) shape.
+
+    Returns
+    -------
+    float
+        The relative error (the maximum norm of the difference over the larger
+        maximum norm of the two).
+    """
+    a = np.asarray(unwrap(a), dtype=np.float64)
+    b = np.asarray(unwrap(b), dtype=np.float64)
+    gap = float(np.max(np.abs(a - b), initial=0.0))
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return gap / scale if scale > 0 else gap
+
+
+def make_seed(plan: Plan, seed: Any) -> Any:
+    """The clamped output activity: ones for a scalar output, else the given array.
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    seed : array_like or None
+        dL/d(output), shaped like the output; None for a scalar output.
+
+    Returns
+    -------
+    array_like
+        The seed as an array of the output's dtype (a traced seed is kept as it is).
+    """
+    out_value = unwrap(plan.graph.nodes[plan.output].value)
+    dtype = np.result_type(out_value)
+    if seed is None:
+        if np.size(out_value) != 1:
+            raise ValueError(
+                f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
+                "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
+        return np.ones(np.shape(out_value), dtype=dtype)
+    if np.shape(unwrap(seed)) != np.shape(out_value):
+        raise ValueError(f"seed has shape {np.shape(unwrap(seed))} but the output has shape "
+                         f"{np.shape(out_value)}")
+    if not isinstance(seed, TracerBase):
+        seed = np.asarray(seed, dtype=dtype)
+    return seed
+
+
+def sweep(plan: Plan, x: dict) -> int:
+    """One top-down pass setting every relaxing node to its target.
+
+    This is the sequential schedule at eta = 1, and also exact backprop: children are
+    final before their parents are visited, so each node lands on its fixed point.
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    x : dict
+        Node index -> activity; must hold the clamped output.  Filled in place.
+
+    Returns
+    -------
+    int
+        The number of local VJP evaluations.
+    """
+    evals = 0
+    children = plan.children
+    if plan.staged:
+        edges = plan.edges
+        for i in reversed(plan.relaxing):
+            x[i] = sum_of_vjps(edges[i], x)
+            evals += len(edges[i])
+    else:  # stage each VJP just before its only use (see Plan.activity_target)
+        nodes = plan.graph.nodes
+        for i in reversed(plan.relaxing):
+            x[i] = sum_of_vjps(children[i], x, nodes)
+            evals += len(children[i])
+    return evals
+
+
+def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
+    """Gradients of the `wrt` nodes from the equilibrium activities.
+
+    A relaxing or clamped node's gradient is its activity; a source node (input,
+    parameter) reads it from its children with one local VJP each (the paper's
+    weight update).
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    x : dict
+        Node index -> activity, including the clamped output.
+    seed : array_like
+        The clamped output activity.
+
+    Returns
+    -------
+    tuple of (list, int)
+        The gradients aligned with `plan.wrt`, and the VJP evaluations spent.
+    """
+    graph = plan.graph
+    grads = []
+    evals = 0
+    for i in plan.wrt:
+        if i == plan.output:
+            grads.append(seed)
+        elif i in x:
+            grads.append(x[i])
+        elif plan.children[i]:
+            grads.append(plan.activity_target(i, x))
+            evals += len(plan.children[i])
+        else:  # not connected to the output: the gradient is exactly zero
+            value = unwrap(graph.nodes[i].value)
+            grads.append(np.zeros(np.shape(value), dtype=np.result_type(value)))
+    return grads, evals
+
+
+def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence | None = None,
+                    ) -> None:
+    """If a gradient is not finite, name the first node where a NaN or infinity appears.
+
+    Checked once after solving (not per node per step, which would cost as much as
+    the solve): first the forward values in topological order, then the activities
+    in the order the relaxation computes them (from the output down).
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    activities : mapping
+        Node index -> activity (supports `in` and indexing).
+    grads : list
+        The gradients read out.
+    values : sequence, optional
+        Forward values indexed by node, replacing the recorded ones (a compiled replay).
+
+    Warns
+    -----
+    NonFiniteWarning
+        At the first caller outside ardiff.
+    """
+    # a sum is finite when every term is (one cheap pass); confirm exactly otherwise
+    if all(np.isfinite(np.sum(unwrap(g))) or np.all(np.isfinite(unwrap(g))) for g in grads):
+        return
+    nodes = plan.graph.nodes
+    if values is None:
+        values = [node.value for node in nodes]
+    for i in plan.relevant:
+        if not np.all(np.isfinite(unwrap(values[i]))):
+            warn_at_caller(
+                f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
+                "are not finite. Check the inputs and the ops feeding this node.",
+                NonFiniteWarning)
+            return
+    for i in reversed(plan.relaxing):
+        if i in activities and not np.all(np.isfinite(unwrap(activities[i]))):
+            warn_at_caller(
+                f"Non-finite activity first appears at {nodes[i].label()}: the local "
+                "derivative of one of its children is not finite there (e.g. sqrt or log "
+                "at 0, or an overflow).", NonFiniteWarning)
+            return
+    for i, g in zip(plan.wrt, grads):
+        if not np.all(np.isfinite(unwrap(g))):
+            children = ", ".join(nodes[c].label() for c, _ in plan.children[i] or ())
+            warn_at_caller(
+                f"Non-finite gradient read out at {nodes[i].label()} from its children "
+                f"{children}; check their local derivatives (e.g. sqrt or log at 0).",
+                NonFiniteWarning)
+            return
+
+
+def finish(plan: Plan, x: dict, seed: Any, method: str, *, vjp_evals: int,
+           iterations: int = 1, converged: bool = True, residuals: Any = (0.0,),
+           trajectory: dict | None = None) -> Result:
+    """The epilogue of every solver: read out, check for NaN/inf, build the `Result`.
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+    x : dict
+        Node index -> final activity, including the clamped output, which is removed
+        (it is the seed, not an activity).
+    seed : array_like
+        The clamped output activity.
+    method : str
+        The solver's name for `Result.method`.
+    vjp_evals : int
+        VJP evaluations of the solve (the read-out's are added).
+    iterations, converged, residuals, trajectory
+        As in `Result`; the defaults describe an exact one-step solve.
+
+    Returns
+    -------
+    Result
+    """
+    grads, read_evals = read_out(plan, x, seed)
+    warn_non_finite(plan, x, grads)
+    del x[plan.output]
+    return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method=method,
+                  iterations=iterations, converged=converged,
+                  residuals=np.asarray(residuals, dtype=np.float64), trajectory=trajectory,
+                  activities=x, vjp_evals=vjp_evals + read_evals, plan=plan)

@@ -1,0 +1,159 @@
+"""Solver options: one validated object, the presets, and the rule that merges them.
+
+Every entry point (`ardiff.relax`, `ardiff.grad` and the other transforms,
+`ardiff.compile`) turns its keywords into a `SolverOptions` with
+`SolverOptions.from_keywords`, so validation, error messages and the precedence
+of presets are the same everywhere: **explicit keywords win over the preset, and
+the preset wins over the library defaults.**  A keyword given as None counts as not
+given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: The solvers a transform can run (`ardiff.solvers.RUNNERS` maps each to its runner).
+METHODS = ("backprop", "relax", "triangular")
+#: Update schedules of the relaxation.
+SCHEDULES = ("sequential", "parallel")
+#: Initial activities of the relaxation.
+INITS = ("zeros", "forward")
+#: Keywords that only the relaxation accepts.
+RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record")
+
+PRESETS = {
+    # The paper's protocol: Algorithm 1, η = 0.1, exactly T = 100 steps, units start
+    # at their forward values.  tol = 0 means "run all the steps".
+    "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0),
+}
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Validated settings of one solve; the field defaults are the library defaults.
+
+    Construct it directly (every field is checked, with a message saying what is
+    wrong) or from user keywords with `from_keywords`, which also applies presets.
+
+    Attributes
+    ----------
+    method : {"relax", "backprop", "triangular"}
+        Which solver runs.
+    eta : float
+        Euler step of the relaxation, in (0, 2).
+    schedule : {"sequential", "parallel"}
+        Top-down Gauss–Seidel sweeps or simultaneous (Jacobi) updates.
+    init : {"zeros", "forward"}
+        Initial activities: zeros, or the forward values (the paper).
+    tol : float
+        Target maximal relative residual; 0 runs exactly `max_iter` steps.
+    max_iter : int or None
+        Step budget; None for a generous bound from the graph's depth and `eta`.
+    record : bool
+        Keep every relaxing node's activity per step (`Result.trajectory`).
+    rules : tuple
+        Local-rule variants (`ardiff.rules`) replacing some edges' VJPs.
+    """
+
+    method: str = "relax"
+    eta: float = 1.0
+    schedule: str = "sequential"
+    init: str = "zeros"
+    tol: float = 1e-12
+    max_iter: int | None = None
+    record: bool = False
+    rules: tuple = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_method(self.method)
+        try:
+            eta = float(self.eta)
+        except (TypeError, ValueError):
+            raise TypeError(f"eta must be a real number, got {self.eta!r}") from None
+        if not math.isfinite(eta) or not 0.0 < eta < 2.0:
+            raise ValueError(
+                f"eta={self.eta!r} is outside (0, 2). The Euler step of the relaxation "
+                "dynamics has iteration matrix (1-eta)I + eta*N whose eigenvalues are all "
+                "1-eta, so it only converges for 0 < eta < 2 (eta = 1 is exact fastest).")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        tol = self.tol
+        if not isinstance(tol, (int, float, np.floating)) or not math.isfinite(tol) or tol < 0:
+            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+        max_iter = self.max_iter
+        if max_iter is not None:
+            if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
+                raise TypeError(
+                    f"max_iter must be a positive integer or None, got {max_iter!r}")
+            if max_iter < 1:
+                raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+            max_iter = int(max_iter)
+        rules = tuple(self.rules or ())
+        if rules and self.method != "relax":
+            raise ValueError("rules= change the relaxation dynamics and need method='relax'.")
+        # frozen: normalised values are written once, here
+        object.__setattr__(self, "eta", eta)
+        object.__setattr__(self, "tol", float(tol))
+        object.__setattr__(self, "max_iter", max_iter)
+        object.__setattr__(self, "rules", rules)
+
+    @classmethod
+    def from_keywords(cls, method: str | None = None, preset: str | None = None,
+                      rules: Sequence | None = None, **given: Any) -> SolverOptions:
+        """Options from user keywords: explicit keywords, then the preset, then defaults.
+
+        Parameters
+        ----------
+        method : str, optional
+            `"relax"` (default), `"backprop"` or `"triangular"`.
+        preset : str, optional
+            A key of `PRESETS` (`"paper"`); it fills the relaxation keywords not given.
+        rules : sequence, optional
+            Local-rule variants (relaxation only).
+        **given
+            Relaxation keywords (`RELAX_OPTIONS`); a value of None counts as not given.
+
+        Returns
+        -------
+        SolverOptions
+
+        Raises
+        ------
+        ValueError
+            For an unknown method or preset, a preset or rules with another method than
+            `"relax"`, or an invalid value.
+        TypeError
+            For an unknown keyword (the exact solvers take none) or a value of the
+            wrong type.
+        """
+        method = "relax" if method is None else method
+        _check_method(method)  # first: the keywords allowed depend on it
+        if preset is not None and preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; available: {sorted(PRESETS)}")
+        allowed = RELAX_OPTIONS if method == "relax" else ()
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise TypeError(f"Unknown option(s) {unknown} for method={method!r}; "
+                            f"allowed: {sorted(allowed) or 'none'}.")
+        if preset is not None and method != "relax":
+            raise ValueError(f"preset={preset!r} sets relaxation options and needs "
+                             "method='relax'.")
+        settings = dict(PRESETS[preset]) if preset is not None else {}
+        settings.update((k, v) for k, v in given.items() if v is not None)
+        return cls(method=method, rules=tuple(rules or ()), **settings)
+
+    def relax_keywords(self) -> dict:
+        """The relaxation keywords (`RELAX_OPTIONS`) as a dict, for `run_relaxation`."""
+        return {name: getattr(self, name) for name in RELAX_OPTIONS}
+
+
+def _check_method(method: Any) -> None:
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; available: {sorted(METHODS)}")
