@@ -66,12 +66,8 @@ def value_and_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns a scalar.
-    argnum : int or tuple of int
-        The differentiated positional argument(s); with a tuple the gradient is a
-        tuple.  An argument may be a container (tuple, list, dict) of arrays or
-        scalars: its gradient has the same structure.
-    **options
-        Solver options (see the module docstring and `ardiff.relax`).
+    argnum, **options
+        As for `grad`.
 
     Returns
     -------
@@ -95,8 +91,9 @@ def grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
         Returns a scalar.
     argnum : int or tuple of int
         The differentiated positional argument(s); with a tuple the result is a tuple.
-        A Python list argument is a container of scalars (its gradient is a list);
-        pass `np.asarray(...)` to differentiate it as an array.
+        An argument may be a container (tuple, list, dict) of arrays or scalars: its
+        gradient has the same structure.  A Python list is such a container of
+        scalars; pass `np.asarray(...)` to differentiate it as an array.
     **options
         Solver options: `method`, `eta`, `schedule`, `init`, `tol`, `max_iter`,
         `record`, `rules`, `preset` (see `ardiff.relax`).  Explicit options win over
@@ -130,16 +127,14 @@ def elementwise_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable
     Parameters
     ----------
     fun : callable
-        Returns an array.
-    argnum : int or tuple of int
-        The differentiated positional argument(s).
-    **options
-        Solver options, as for `grad`.
+        Returns an array (or a scalar); it is seeded with ones.
+    argnum, **options
+        As for `grad`.
 
     Returns
     -------
     callable
-        `(*args, **kwargs) -> gradient`.
+        `(*args, **kwargs) -> gradient`, shaped like the differentiated argument.
     """
     def body(call: TracedCall, opts: SolverOptions):
         out = call.output_tracer("elementwise_grad")
@@ -158,11 +153,9 @@ def jacobian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     Parameters
     ----------
     fun : callable
-        Returns an array or scalar.
-    argnum : int or tuple of int
-        The differentiated positional argument(s).
-    **options
-        Solver options, as for `grad`.
+        Returns an array or a scalar.
+    argnum, **options
+        As for `grad`; the graph is pruned and its VJPs staged once for all the solves.
 
     Returns
     -------
@@ -207,11 +200,9 @@ def hessian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns a scalar.
-    argnum : int or tuple of int
-        The differentiated positional argument(s).
-    **options
-        Solver options, as for `grad`; both derivatives use them.  A truncated
-        relaxation (`preset="paper"`) is approximate at both levels.
+    argnum, **options
+        As for `grad`; both derivatives use the options.  A truncated relaxation
+        (`preset="paper"`) is approximate at both levels.
 
     Returns
     -------
@@ -242,16 +233,14 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     Parameters
     ----------
     fun : callable
-        Returns an array or scalar.
-    argnum : int or tuple of int
-        The differentiated positional argument(s).
-    **options
-        Solver options, as for `grad`.
+        Returns an array or a scalar; `g` has its shape.
+    argnum, **options
+        As for `grad`.
 
     Returns
     -------
     callable
-        `(*args, **kwargs) -> (vjp, value)`.
+        `(*args, **kwargs) -> (vjp, value)`; `vjp` keeps the recorded graph alive.
     """
     def body(call: TracedCall, opts: SolverOptions):
         out = call.output_tracer("make_vjp")

@@ -38,15 +38,10 @@ def backprop(graph: Graph, output: Any = None, wrt: Sequence | None = None, *,
 
     Parameters
     ----------
-    graph : Graph
-        The recorded graph.
-    output : traced value, optional
-        The node whose gradient is propagated (default `graph.output`).
-    wrt : sequence, optional
-        Values, node indices or names to differentiate with respect to (default
-        `graph.inputs`).
-    seed : array_like, optional
-        dL/d(output); default 1 for a scalar output.
+    graph, output, wrt, seed
+        As for `ardiff.relax`: the recorded graph, the output (default
+        `graph.output`), what to differentiate with respect to (default
+        `graph.inputs`) and dL/d(output) (default 1 for a scalar output).
 
     Returns
     -------

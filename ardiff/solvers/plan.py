@@ -10,6 +10,7 @@ of millions of nodes are fine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,44 +18,47 @@ import numpy as np
 from ..graph import Graph
 
 
+@dataclass(eq=False, repr=False)
 class Plan:
-    """The pruned, compiled form of ``graph`` for one output and a list of inputs.
+    """The pruned, compiled form of `graph` for one output and a list of inputs.
 
     Attributes
     ----------
+    graph : Graph
+        The recorded graph.
     output : int
         Index of the output node (its activity is clamped to the seed).
     wrt : list of int
         Indices of the nodes whose gradients are wanted.
-    relevant : list of int
-        Every node on a path from ``wrt`` to the output, in topological order.
+    children : list
+        Indexed by node: `children[i]` lists `(child, argnum)` for the edges out of
+        relevant node `i`, in the order their contributions are summed (None for
+        nodes without relevant children).
     relaxing : list of int
         Nodes that relax, in topological order (relevant nodes with relevant parents,
         except the output).
-    children : list
-        Indexed by node: ``children[i]`` lists ``(child, argnum)`` for the edges out of
-        relevant node ``i``, in the order their contributions are summed (``None`` for
-        nodes without relevant children).
+    relevant : list of int
+        Every node on a path from `wrt` to the output, in topological order.
+    rules : list
+        Local-rule variants replacing some edges' VJPs (`ardiff.rules`).
     edges : dict
-        ``edges[i]`` lists ``(child, vjp)`` pairs: ``vjp(x_child)`` is the child's
-        contribution to node ``i``'s equilibrium (staged from the recorded values on
+        `edges[i]` lists `(child, vjp)` pairs: `vjp(x_child)` is the child's
+        contribution to node `i`'s equilibrium (staged from the recorded values on
         first use; a one-sweep solve stages each VJP just before using it instead).
     depth : dict
         Longest path (in edges) from each relevant node to the output (computed on
         first use: the one-sweep solvers do not need it).
     """
 
-    def __init__(self, graph: Graph, output: int, wrt: list[int], children: list,
-                 relaxing: list[int], relevant: list[int], rules: list):
-        self.graph = graph
-        self.output = output
-        self.wrt = wrt
-        self.children = children
-        self.relaxing = relaxing
-        self.relevant = relevant
-        self.rules = rules
-        self._edges: dict | None = None
-        self._depth: dict | None = None
+    graph: Graph
+    output: int
+    wrt: list[int]
+    children: list
+    relaxing: list[int]
+    relevant: list[int]
+    rules: list
+    _edges: dict | None = field(default=None, init=False)
+    _depth: dict | None = field(default=None, init=False)
 
     @property
     def edges(self) -> dict:

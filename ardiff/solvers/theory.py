@@ -135,12 +135,8 @@ def transient_growth(depth: int, eta: float, schedule: str = "parallel",
 
     Parameters
     ----------
-    depth : int
-        Distance of the deepest relaxing node from the output (D).
-    eta : float
-        Euler step.
-    schedule : {"parallel", "sequential"}
-        The update schedule.
+    depth, eta, schedule
+        As for `predict_iterations`.
     steps : int, optional
         Horizon; default the steps `predict_iterations` needs for 1e-16 (or 1000).
 
@@ -163,10 +159,8 @@ def rounding_floor(depth: int, eta: float, dtype: Any = np.float64) -> float:
 
     Parameters
     ----------
-    depth : int
-        Distance of the deepest relaxing node from the output (D).
-    eta : float
-        Euler step.
+    depth, eta
+        As for `predict_iterations`.
     dtype : numpy dtype
         Floating-point type of the activities.
 
@@ -226,14 +220,8 @@ def default_max_iter(depth: int, eta: float, schedule: str, tol: float = 1e-12) 
 
     Parameters
     ----------
-    depth : int
-        Distance of the deepest relaxing node from the output (D).
-    eta : float
-        Euler step, in (0, 2).
-    schedule : {"sequential", "parallel"}
-        The update schedule.
-    tol : float
-        Target relative residual.
+    depth, eta, schedule, tol
+        As for `predict_iterations` (`eta` in (0, 2); `tol` bounds the residual).
 
     Returns
     -------
