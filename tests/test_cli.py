@@ -198,6 +198,14 @@ def test_missing_data_message_names_the_command_options(home, capsys):
     assert "Traceback" not in err
 
 
+def test_missing_pooch_is_reported_when_a_download_is_needed(home, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pooch", None)  # no pooch, hence no download either
+    assert cli.main(["reproduce", "fig1", "--dataset", "mnist", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "needs pooch, which is not installed: pip install 'ardiff[cli]'" in err
+    assert "Traceback" not in err
+
+
 def test_blas_threads_through_threadpoolctl():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     assert cli.limit_blas_threads(1) is True
