@@ -165,3 +165,22 @@ def test_replay_warns_about_non_finite_gradients_like_grad():
         want = ardiff.grad(lambda x: anp.sum(anp.sqrt(x)))(np.array([0.0, 4.0]))
     np.testing.assert_array_equal(got, want)
     assert str(caught[0].message) == str(fresh[0].message)
+
+
+@pytest.mark.parametrize("options", [{}, {"schedule": "parallel", "eta": 0.5},
+                                     {"method": "triangular"}, {"preset": "paper"}])
+def test_replay_returns_the_value_and_gradient_at_the_new_point(options):
+    """Replays of other solvers rewrite the recording (TracedCall.replace_values)."""
+    def loss(x):
+        return anp.sum(anp.tanh(x) ** 2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ardiff.ConvergenceWarning)
+        f = ardiff.compile(loss, **options)
+        f.value_and_grad(np.array([0.1, 0.2]))
+        for x in (np.array([0.5, -1.0]), np.array([2.0, 0.3])):
+            value, g = f.value_and_grad(x)
+            want_value, want = ardiff.value_and_grad(loss, **options)(x)
+            np.testing.assert_array_equal(value, want_value)
+            np.testing.assert_array_equal(g, want)
+    assert f.traces == 1 and f.replays == 2
