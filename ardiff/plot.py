@@ -20,10 +20,16 @@ MISSING_MATPLOTLIB = ("ardiff.plot needs matplotlib, which is an optional extra.
                       "with: pip install 'ardiff[plot]'  (or: pip install matplotlib).")
 
 
-def require_matplotlib():
-    """Import and return ``matplotlib.pyplot``, or raise an ImportError saying how to install."""
+def require_matplotlib() -> Any:
+    """Import and return `matplotlib.pyplot`, or raise an ImportError saying how to install.
+
+    Returns
+    -------
+    module
+        `matplotlib.pyplot`.
+    """
     try:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # optional dependency (the plot extra)
     except ImportError as exc:
         raise ImportError(MISSING_MATPLOTLIB) from exc
     return plt
@@ -99,6 +105,8 @@ def draw_graph(graph: Graph, ax=None, color_by=None, *, metric: str = "residual"
     matplotlib.axes.Axes
     """
     plt = require_matplotlib()
+    # here, not at the top: matplotlib is optional, and networkx takes ~0.2 s to import
+    # (measured) that `import ardiff.plot` should not pay before something is drawn
     import matplotlib.colors as mcolors
     import networkx as nx
 
