@@ -78,7 +78,7 @@ class CompiledGrad:
         Recordings kept per signature (one per pattern of guard answers seen).
     """
 
-    def __init__(self, fun: Callable, argnum=0, **options):
+    def __init__(self, fun: Callable, argnum: Any = 0, **options: Any):
         self.fun = fun
         self.argnum = argnum
         self.options = SolverOptions.from_keywords(**options)
@@ -93,7 +93,7 @@ class CompiledGrad:
         return (f"<ardiff.compile of {name}: {self.traces} traces, {self.replays} replays, "
                 f"{len(self._cache)} signatures>")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.value_and_grad(*args, **kwargs)[1]
 
     def _signature(self, args, kwargs):
@@ -113,9 +113,25 @@ class CompiledGrad:
         key.append(_static_key(kwargs))
         return tuple(key), leaves
 
-    @gc_paused()
-    def value_and_grad(self, *args, **kwargs):
-        """Return ``(fun(*args), gradient)``, replaying a recorded graph when possible."""
+    def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple:
+        """Return `(fun(*args), gradient)`, replaying a recorded graph when possible.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The arguments of `fun`.
+
+        Returns
+        -------
+        tuple
+            The value and the gradient (structured like the differentiated arguments).
+        """
+        # a with block, not the decorator: a decorator's frame would lie in contextlib,
+        # where warnings would be attributed instead of the caller's line
+        with gc_paused():
+            return self._value_and_grad(args, kwargs)
+
+    def _value_and_grad(self, args: tuple, kwargs: dict) -> tuple:
         if any(isinstance(leaf, Tracer) for leaf in flatten((args, kwargs))[0]):
             # called while an outer function is traced: trace normally (higher order)
             return self._trace(args, kwargs)[1:]
@@ -173,7 +189,7 @@ class CompiledGrad:
         return call.value(), self._solve(recording)
 
 
-def compile(fun: Callable, argnum=0, **options) -> CompiledGrad:  # noqa: A001
+def compile(fun: Callable, argnum: Any = 0, **options: Any) -> CompiledGrad:  # noqa: A001
     """Gradient of ``fun`` that traces once per input signature and replays after.
 
     Parameters

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .graph import Graph, unwrap
-from .solvers import relative_error
+from .solvers import Result, relative_error
 
 MISSING_MATPLOTLIB = ("ardiff.plot needs matplotlib, which is an optional extra. Install it "
                       "with: pip install 'ardiff[plot]'  (or: pip install matplotlib).")
@@ -36,7 +36,18 @@ def require_matplotlib() -> Any:
 
 
 def node_layers(graph: Graph) -> list[int]:
-    """Layer of every node: 0 for leaves, else 1 + the deepest parent's layer."""
+    """Layer of every node: 0 for leaves, else 1 + the deepest parent's layer.
+
+    Parameters
+    ----------
+    graph : Graph
+        The recorded graph.
+
+    Returns
+    -------
+    list of int
+        One layer per node, by index.
+    """
     layer = [0] * len(graph.nodes)
     for node in graph.nodes:
         if node.parents:
@@ -44,10 +55,20 @@ def node_layers(graph: Graph) -> list[int]:
     return layer
 
 
-def node_residuals(result, seed: Any = None) -> dict:
-    """Final relative residual |target - x| / max(|target|, |x|) of every relaxing node.
+def node_residuals(result: Result, seed: Any = None) -> dict:
+    """Final relative residual of every relaxing node (`relative_error(target, x)`).
 
-    ``seed`` is the clamped output activity; default ones (right for a scalar loss).
+    Parameters
+    ----------
+    result : Result
+        A solve's result (its plan and activities are read).
+    seed : array_like, optional
+        The clamped output activity; default ones (right for a scalar loss).
+
+    Returns
+    -------
+    dict
+        Node index -> relative residual.
     """
     plan = result.plan
     x = dict(result.activities)
@@ -57,10 +78,20 @@ def node_residuals(result, seed: Any = None) -> dict:
     return {i: relative_error(plan.activity_target(i, x), x[i]) for i in plan.relaxing}
 
 
-def node_iterations(result, rtol: float = 1e-8) -> dict:
-    """Steps after which each relaxing node stays within ``rtol`` of its final activity.
+def node_iterations(result: Result, rtol: float = 1e-8) -> dict:
+    """Steps after which each relaxing node stays within `rtol` of its final activity.
 
-    Needs a result recorded with ``record=True`` (the trajectory).
+    Parameters
+    ----------
+    result : Result
+        A relaxation recorded with `record=True` (the trajectory is read).
+    rtol : float
+        Tolerance relative to the node's final activity.
+
+    Returns
+    -------
+    dict
+        Node index -> number of steps.
     """
     if result.trajectory is None:
         raise ValueError("Colouring by iterations needs the trajectory: run relax(..., "
@@ -76,8 +107,9 @@ def node_iterations(result, rtol: float = 1e-8) -> dict:
     return out
 
 
-def draw_graph(graph: Graph, ax=None, color_by=None, *, metric: str = "residual",
-               seed: Any = None, cmap: str = "viridis", with_labels: bool = True):
+def draw_graph(graph: Graph, ax: Any = None, color_by: Result | dict | None = None, *,
+               metric: str = "residual", seed: Any = None, cmap: str = "viridis",
+               with_labels: bool = True) -> Any:
     """Draw the DAG in layers with op and shape labels.
 
     Parameters

@@ -11,10 +11,23 @@ from typing import Any
 
 
 def flatten(tree: Any) -> tuple[list, Callable[[list], Any]]:
-    """Return the leaves of ``tree`` in a fixed order and a function rebuilding it.
+    """Return the leaves of `tree` in a fixed order and a function rebuilding it.
 
-    The traversal uses an explicit stack, so very deep nesting does not hit
-    Python's recursion limit.
+    Tuples (namedtuples keep their type), lists and dicts are containers; everything
+    else is a leaf.  The traversal recurses once per level of nesting, so nesting
+    deeper than Python's recursion limit (about 1000 levels) is not supported; the
+    number of leaves is not limited.
+
+    Parameters
+    ----------
+    tree : Any
+        A leaf or a nested container of leaves.
+
+    Returns
+    -------
+    tuple of (list, callable)
+        The leaves, and `rebuild(new_leaves)`, which puts a list of the same length
+        back into the same structure.
     """
     leaves: list = []
 

@@ -184,3 +184,16 @@ def test_replay_returns_the_value_and_gradient_at_the_new_point(options):
             np.testing.assert_array_equal(value, want_value)
             np.testing.assert_array_equal(g, want)
     assert f.traces == 1 and f.replays == 2
+
+
+@pytest.mark.parametrize("options", [{}, {"schedule": "parallel", "eta": 0.5}])
+def test_non_finite_warning_of_a_replay_points_at_the_callers_line(options):
+    f = ardiff.compile(lambda x: anp.sum(anp.sqrt(x)), **options)
+    for x in (np.array([1.0, 0.0]), np.array([0.0, 2.0])):  # a trace, then a replay
+        with warnings.catch_warnings(record=True) as caught, np.errstate(divide="ignore"):
+            warnings.simplefilter("always")
+            f(x)
+        found = [w for w in caught if issubclass(w.category, ardiff.NonFiniteWarning)]
+        assert found and all(w.filename == __file__ for w in found), \
+            [(w.filename, str(w.message)) for w in caught]
+    assert f.replays == 1

@@ -125,11 +125,22 @@ class Plan:
         return max((depth[i] for i in self.relaxing), default=0)
 
     def activity_target(self, i: int, x: dict) -> Any:
-        """Σ_j vjp_ji(x_j): the equilibrium value of node ``i`` given its children.
+        """Σ_j vjp_ji(x_j): the equilibrium value of node `i` given its children.
 
         On an unstaged plan each VJP is staged just before it is applied and not
         kept: a one-sweep solve uses every VJP once, and touching each node once
         while it is in cache is what keeps large graphs fast.
+
+        Parameters
+        ----------
+        i : int
+            A relevant node with children.
+        x : dict
+            Node index -> activity, holding every child of `i`.
+
+        Returns
+        -------
+        array_like
         """
         if self._edges is None:
             return sum_of_vjps(self.children[i], x, self.graph.nodes)
@@ -137,13 +148,26 @@ class Plan:
 
 
 def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
-    """Σ vjp(x[child]) over ``(child, vjp)`` pairs, summed left to right.
+    """Σ vjp(x[child]) over `(child, vjp)` pairs, summed left to right.
 
-    With ``nodes``, the pairs are ``(child, argnum)`` and each VJP is staged from
-    ``nodes[child]`` on the way.  From the third term on the sum is accumulated in
-    place into the array the second addition created (the same additions, so the
-    same bits): a weight shared by the 50 steps of an RNN would otherwise allocate
-    50 fresh arrays per gradient.
+    From the third term on the sum is accumulated in place into the array the second
+    addition created (the same additions, so the same bits): a weight shared by the
+    50 steps of an RNN would otherwise allocate 50 fresh arrays per gradient.
+
+    Parameters
+    ----------
+    edges : list
+        `(child, vjp)` pairs; with `nodes`, `(child, argnum)` pairs whose VJPs are
+        staged from `nodes[child]` on the way.
+    x : dict
+        Node index -> activity.
+    nodes : list, optional
+        The graph's nodes.
+
+    Returns
+    -------
+    array_like
+        The sum (None for no edges).
     """
     total = None
     owned = False  # whether `total` is an array this function created
@@ -164,7 +188,21 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
 
 
 def resolve(graph: Graph, output: Any, wrt: Any) -> tuple[int, list[int]]:
-    """Turn the user's ``output`` and ``wrt`` arguments into node indices."""
+    """Turn the user's `output` and `wrt` arguments into node indices.
+
+    Parameters
+    ----------
+    graph : Graph
+        The recorded graph.
+    output : traced value, node, index, name or None
+        None for `graph.output`.
+    wrt : list or tuple, or None
+        Traced values, nodes, indices or names; None for `graph.inputs`.
+
+    Returns
+    -------
+    tuple of (int, list of int)
+    """
     if output is None:
         output = graph.output
     if output is None:
@@ -184,10 +222,24 @@ def resolve(graph: Graph, output: Any, wrt: Any) -> tuple[int, list[int]]:
 
 def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
                  rules: Sequence | None = None, *, stage: bool = True) -> Plan:
-    """Prune ``graph`` to the nodes between ``wrt`` and ``output`` and stage local VJPs.
+    """Prune `graph` to the nodes between `wrt` and `output` and stage local VJPs.
 
-    With ``stage=False`` the VJPs are staged on first use of ``plan.edges``, or one
-    at a time by a one-sweep solve (which then never keeps them).
+    Parameters
+    ----------
+    graph : Graph
+        The recorded graph.
+    output, wrt
+        As for `ardiff.relax` (defaults: the graph's output and inputs).
+    rules : sequence, optional
+        Local-rule variants (`ardiff.rules`); each must match an edge.
+    stage : bool
+        Stage every VJP now.  With `stage=False` the VJPs are staged on first use of
+        `plan.edges`, or one at a time by a one-sweep solve (which then never keeps
+        them).
+
+    Returns
+    -------
+    Plan
     """
     out, wrt_idx = resolve(graph, output, wrt)
     start = min(wrt_idx, default=out + 1)

@@ -22,7 +22,7 @@ max|target - x| / max(|target|, |x|), so nodes whose true gradient is tiny
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,13 +39,25 @@ class ConvergenceWarning(RuntimeWarning):
     """The relaxation stopped at `max_iter` before reaching `tol`."""
 
 
-def reachable_tol(tol: float, activities) -> float:
-    """``tol``, raised to what the activities' precision can resolve.
+def reachable_tol(tol: float, activities: Iterable) -> float:
+    """`tol`, raised to what the activities' precision can resolve.
 
     A relative residual cannot settle much below the machine epsilon of the least
     precise activity (about 1e-7 in float32), so a float32 graph would otherwise never
     meet the default 1e-12.  The floor is 16 eps (3.6e-15 in float64, where it leaves
-    the default alone); ``tol = 0`` still means "run every step".
+    the default alone); `tol = 0` still means "run every step".
+
+    Parameters
+    ----------
+    tol : float
+        The requested tolerance.
+    activities : iterable
+        The activities (arrays or traced values) whose dtypes set the floor.
+
+    Returns
+    -------
+    float
+        `max(tol, 16 eps)` for the least precise float dtype, or `tol` if it is 0.
     """
     if tol <= 0:
         return tol
@@ -65,9 +77,21 @@ _largest, _smallest = np.maximum.reduce, np.minimum.reduce
 
 
 def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
-    """``(max|target - x|, max|target|, target - x)`` of one node's activity.
+    """`(max|target - x|, max|target|, target - x)` of one node's activity.
 
     The difference is returned so the Euler step can reuse it.
+
+    Parameters
+    ----------
+    target : array_like
+        The node's target (the sum of its children's VJPs).
+    x : array_like
+        The node's activity.
+
+    Returns
+    -------
+    tuple of (float, float, array_like)
+        Entries finite on only one side count as an infinite difference.
     """
     diff = target - x  # traced when differentiating to higher order
     t, d = unwrap(target), unwrap(diff)
@@ -105,7 +129,7 @@ def _times(diff: Any, eta: float) -> Any:
     return diff * eta
 
 
-def worst_residual(parts, scale: float) -> float:
+def worst_residual(parts: Iterable, scale: float) -> float:
     """The largest relative residual over nodes, from their `residual_parts`.
 
     A node is measured against its own size, so a node whose gradient is 1e-100 is
@@ -114,8 +138,20 @@ def worst_residual(parts, scale: float) -> float:
     max(|t|, |x|) that needs no extra pass over x (it is within a factor 1 + r of
     it, so tolerances mean the same).  A node whose target is exactly zero has no
     size of its own (any x != 0 is infinitely wrong relative to 0); it is measured
-    against ``scale``, the largest target in the graph, so dead units started from
+    against `scale`, the largest target in the graph, so dead units started from
     forward values still converge.  NaN propagates.
+
+    Parameters
+    ----------
+    parts : iterable
+        `residual_parts` of the nodes (the third entry is ignored).
+    scale : float
+        The largest target seen, for nodes whose target is zero.
+
+    Returns
+    -------
+    float
+        The largest relative residual (0 when every node is at its target).
     """
     worst = 0.0
     for num, tmax, _ in parts:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve_triangular
 
-from ..graph import Graph, TracerBase, unwrap
+from ..graph import Graph, Node, TracerBase, unwrap
 from ..interchange import from_networkx
 from ..ops.jacobians import jacobian_from_vjp
 from .common import finish, make_seed, relative_error, sweep
@@ -80,7 +80,20 @@ class TriangularSystem:
         return (sp.identity(self.size, format="csr") - self.N).tocsr()
 
     def split(self, x: np.ndarray, plan: Plan) -> dict:
-        """Cut a solution vector into per-node activities shaped and typed like the nodes."""
+        """Cut a solution vector into per-node activities shaped and typed like the nodes.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            The solution, `size` entries.
+        plan : Plan
+            The plan the system was assembled from.
+
+        Returns
+        -------
+        dict
+            Node index -> activity.
+        """
         out = {}
         for k, i in enumerate(self.nodes):
             value = unwrap(plan.graph.nodes[i].value)
@@ -108,12 +121,28 @@ def is_networkx_graph(obj: Any) -> bool:
     return nx is not None and isinstance(obj, nx.DiGraph)
 
 
-def edge_jacobian(node, argnum: int, vjp=None) -> tuple[sp.csr_matrix, bool]:
-    """Local Jacobian ``∂node/∂args[argnum]`` at the recorded point, and whether it was slow.
+def edge_jacobian(node: Node, argnum: int, vjp: Callable | None = None,
+                  ) -> tuple[sp.csr_matrix, bool]:
+    """Local Jacobian `∂node/∂args[argnum]` at the recorded point, and whether it was slow.
 
     Asks the op for its sparse Jacobian (`Op.jacobian`, from the family named in its
     `defop`); without one (or if the family declines) applies the edge's VJP to every
     unit vector of the output, one VJP per output element.
+
+    Parameters
+    ----------
+    node : Node
+        An op node of the graph.
+    argnum : int
+        Which argument of the op.
+    vjp : callable, optional
+        The edge's staged VJP, reused by the slow path.
+
+    Returns
+    -------
+    tuple of (scipy.sparse.csr_matrix, bool)
+        The Jacobian, shaped `(node size, argument size)`, and whether it was built
+        from VJPs of unit vectors.
     """
     op = node.op
     args = tuple(unwrap(a) for a in node.args)
@@ -142,7 +171,17 @@ def _inner_edges(plan: Plan):
 
 
 def estimate_nnz(plan: Plan) -> int:
-    """Upper bound on the stored entries of ``I - N`` without assembling it."""
+    """Upper bound on the stored entries of `I - N` without assembling it.
+
+    Parameters
+    ----------
+    plan : Plan
+        The compiled graph.
+
+    Returns
+    -------
+    int
+    """
     nodes = plan.graph.nodes
     total = sum(int(np.size(unwrap(nodes[i].value))) for i in plan.relaxing)
     return total + sum(_edge_bound(nodes[k], argnum) for _, k, argnum in _inner_edges(plan))
