@@ -29,7 +29,7 @@ def _inner(a_leaves, b_leaves):
 
 def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 1e-6,
                 rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
-                **options) -> Callable:
+                **options: Any) -> Callable:
     """Return a checker ``(*args) -> None`` that raises AssertionError on a mismatch.
 
     Parameters
