@@ -181,6 +181,8 @@ def estimate_nnz(plan: Plan) -> int:
     Returns
     -------
     int
+        The unit diagonal plus, per edge between relaxing nodes, the bound its op
+        declares (`Op.jacobian_nnz`).
     """
     nodes = plan.graph.nodes
     total = sum(int(np.size(unwrap(nodes[i].value))) for i in plan.relaxing)
