@@ -100,7 +100,7 @@ def test_mlp_structure_and_backprop_gradients():
     plan = compile_plan(graph, out, params)
     assert len(plan.relaxing) == 2 and plan.max_depth == 2  # one relaxing node per hidden layer
     want = numpy_backprop(model, x, t)
-    for method in (nn.backprop(), nn.relaxation(eta=1.0, steps=1, schedule="sequential")):
+    for method in (nn.backprop_method(), nn.relaxation(eta=1.0, steps=1, schedule="sequential")):
         got = nn.batch_gradients(model, x, t, "sse", method)
         for a, b in zip(got.grads, want):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
@@ -111,7 +111,7 @@ def test_paper_relaxation_is_close_to_backprop_and_angles_measure_it():
     model = nn.MLP((6, 8, 5, 3), seed=1, init_std=0.5)
     x, y = small_problem()
     t = nn.one_hot(y, 3)
-    exact = nn.batch_gradients(model, x, t, "sse", nn.backprop()).grads
+    exact = nn.batch_gradients(model, x, t, "sse", nn.backprop_method()).grads
     paper = nn.batch_gradients(model, x, t, "sse", nn.relaxation())  # eta .1, T 100, forward
     for a, b in zip(paper.grads, exact):
         assert np.linalg.norm(a - b) <= 0.05 * np.linalg.norm(b) + 1e-12
@@ -168,7 +168,7 @@ def test_sgd_and_adam_steps():
 
 def test_training_learns_and_reports_per_epoch():
     x, y = small_problem(96)
-    for method in (nn.backprop(), nn.relaxation(steps=30)):
+    for method in (nn.backprop_method(), nn.relaxation(steps=30)):
         model = nn.MLP((6, 16, 3), seed=0, init_std=0.3)
         hist = nn.train(model, (x, y), (x[:20], y[:20]), method=method, epochs=3,
                         batch_size=16, optimizer=nn.Adam(lr=0.02), angle_every=2)
@@ -203,7 +203,7 @@ def test_interrupted_training_keeps_finished_epochs():
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        nn.train(model, (x, y), method=nn.backprop(), epochs=5, batch_size=8, history=hist,
+        nn.train(model, (x, y), method=nn.backprop_method(), epochs=5, batch_size=8, history=hist,
                  on_epoch=stop)
     assert hist.interrupted and hist.epoch == [0, 1]
 
@@ -266,8 +266,14 @@ def test_divergence_stops_training_and_is_reported():
     model = nn.MLP((6, 8, 3), seed=0, init_std=1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way, expected
-        hist = nn.train(model, (x, y), method=nn.backprop(), epochs=50, batch_size=8,
+        hist = nn.train(model, (x, y), method=nn.backprop_method(), epochs=50, batch_size=8,
                         optimizer=nn.SGD(lr=1e4))
     assert hist.diverged is not None and hist.epoch[-1] < 50
     assert hist.diverged == 8 * (hist.epoch[-1] - 1) + hist.diverged % 8
     assert len(hist.epoch) == len(hist.train_acc) == len(hist.epoch_time)
+
+
+def test_nn_backprop_is_a_deprecated_alias_of_backprop_method():
+    with pytest.warns(DeprecationWarning, match="backprop_method"):
+        method = nn.backprop()
+    assert method.solver == nn.backprop_method().solver == "backprop"

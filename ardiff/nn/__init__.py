@@ -31,6 +31,7 @@ from .train import (
     History,
     Method,
     backprop,
+    backprop_method,
     batch_gradients,
     evaluate,
     gradient_angles,
@@ -42,6 +43,6 @@ from .train import (
 __all__ = [
     "ACTIVATIONS", "dense", "dense_op", "Loss", "SumSquaredError", "MeanSquaredError",
     "SoftmaxCrossEntropy", "LOSSES", "get_loss", "accuracy", "MLP", "Optimizer", "SGD", "Adam",
-    "OPTIMIZERS", "Method", "backprop", "relaxation", "BatchGradients", "batch_gradients",
-    "gradient_angles", "evaluate", "History", "train", "one_hot",
+    "OPTIMIZERS", "Method", "backprop", "backprop_method", "relaxation", "BatchGradients",
+    "batch_gradients", "gradient_angles", "evaluate", "History", "train", "one_hot",
 ]

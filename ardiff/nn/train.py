@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -78,9 +79,17 @@ class Method:
         return d
 
 
-def backprop() -> Method:
-    """The exact reference method."""
+def backprop_method() -> Method:
+    """The exact reference method (reverse-mode backprop, the paper's "BP")."""
     return Method(solver="backprop")
+
+
+def backprop() -> Method:
+    """Deprecated alias of `backprop_method` (the name collided with `ardiff.backprop`,
+    the solver)."""
+    warnings.warn("ardiff.nn.backprop() is deprecated; use ardiff.nn.backprop_method() "
+                  "(ardiff.backprop is the solver).", DeprecationWarning, stacklevel=2)
+    return backprop_method()
 
 
 def relaxation(eta: float = 0.1, steps: int = 100, init: str = "forward",
@@ -353,5 +362,5 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
     return history
 
 
-__all__ = ["Method", "backprop", "relaxation", "batch_gradients", "gradient_angles", "evaluate",
-           "History", "train", "one_hot", "accuracy"]
+__all__ = ["Method", "backprop", "backprop_method", "relaxation", "batch_gradients",
+           "gradient_angles", "evaluate", "History", "train", "one_hot", "accuracy"]

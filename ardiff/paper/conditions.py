@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..nn import Method, backprop, relaxation
+from ..nn import Method, backprop_method, relaxation
 from ..rules import FeedbackAlignment, LearnedFeedback, NoDerivative, combined, compose
 
 
@@ -36,7 +36,7 @@ def _ar(rules_factory=None):
 
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in [
-    Condition("backprop", "Backprop", lambda **kw: backprop()),
+    Condition("backprop", "Backprop", lambda **kw: backprop_method()),
     Condition("ar", "AR (default)", _ar()),
     Condition("learned-feedback", "AR, learned backward weights", _ar(
         lambda seed: LearnedFeedback(seed=seed))),
