@@ -10,8 +10,12 @@ which exercises the zero-safe VJPs.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import strategies as st
 from test_ops import Case, axes, grid, make_op_test, reals, shapes, special
+
+import ardiff
+import ardiff.numpy as anp
 
 
 def distinct(shape):
@@ -89,3 +93,21 @@ CASES += [Case(f"method .{name}()", lambda xp, x, name=name, **kw: getattr(x, na
                cumulative(reals), ops=(name,), dispatch=False) for name in ("cumsum", "cumprod")]
 
 test_reduce = make_op_test(CASES)
+
+
+def test_untraced_reductions_are_numpy_with_every_option():
+    a = np.array([[1.0, 4.0], [3.0, 2.0]])
+    assert anp.prod([2, 3.0, 3.0], dtype=int) == np.prod([2, 3.0, 3.0], dtype=int) == 18
+    assert anp.max(a, initial=7.0) == np.max(a, initial=7.0) == 7.0
+    np.testing.assert_array_equal(anp.sum(a, 0, np.float32), np.sum(a, 0, np.float32))
+    assert anp.sum(a, 0, np.float32).dtype == np.float32
+    np.testing.assert_array_equal(anp.min(a, where=a > 1, initial=9.0, axis=1),
+                                  np.min(a, where=a > 1, initial=9.0, axis=1))
+
+
+def test_traced_reductions_refuse_options_they_cannot_differentiate():
+    x = np.array([1.0, 2.0])
+    for fun in (lambda v: anp.max(v, initial=5.0), lambda v: anp.sum(v, where=v > 1),
+                lambda v: anp.sum(v, dtype=np.float32)):
+        with pytest.raises(TypeError, match="not supported"):
+            ardiff.grad(fun)(x)

@@ -15,6 +15,8 @@ import builtins as _builtins
 import numpy as _np
 from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random)
 
+# Public names of other modules under private aliases: this namespace exports NumPy's
+# names only (see __all__ at the end).
 from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
@@ -131,10 +133,16 @@ def _no_out(name, out, dtype=None):
 
 
 # -- reductions ------------------------------------------------------------------
-def _reduction(name):
+def _reduction(name, note="with ``axis`` and ``keepdims``", dtype_argument=True):
+    """The traced ``numpy.<name>``; without ``dtype_argument`` its third positional
+    parameter is ``out``, as for ``numpy.max``."""
     op = _OPS[name]
+    numpy_reduction = getattr(_np, name)
 
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if not _contains_tracer(a):  # nothing traced: exactly NumPy, every option included
+            return numpy_reduction(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
+                                   **kwargs)
         _no_out(name, out, dtype)
         initial = kwargs.get("initial")  # NumPy's "<no value>" sentinel, known by its repr
         if initial is not None and repr(initial) != "<no value>" or "where" in kwargs:
@@ -143,30 +151,22 @@ def _reduction(name):
             axis = tuple(axis)
         return op(a, axis=axis, keepdims=bool(keepdims))
 
-    reduce.__name__ = name
-    reduce.__doc__ = f"Traced ``numpy.{name}`` with ``axis`` and ``keepdims``."
-    return reduce
+    def extreme(a, axis=None, out=None, keepdims=False, **kwargs):
+        if not _contains_tracer(a):
+            return numpy_reduction(a, axis=axis, out=out, keepdims=keepdims, **kwargs)
+        return reduce(a, axis, None, out, keepdims, **kwargs)
 
-
-def _extreme(name):
-    op = _OPS[name]
-
-    def reduce(a, axis=None, out=None, keepdims=False, **kwargs):
-        _no_out(name, out)
-        if isinstance(axis, list):
-            axis = tuple(axis)
-        return op(a, axis=axis, keepdims=bool(keepdims))
-
-    reduce.__name__ = name
-    reduce.__doc__ = f"Traced ``numpy.{name}``; ties share the gradient evenly."
-    return reduce
+    traced = reduce if dtype_argument else extreme
+    traced.__name__ = name
+    traced.__doc__ = f"Traced ``numpy.{name}`` {note}."
+    return traced
 
 
 sum = _reduction("sum")
 mean = _reduction("mean")
 prod = _reduction("prod")
-max = amax = _extreme("max")
-min = amin = _extreme("min")
+max = amax = _reduction("max", "(ties share the gradient evenly)", dtype_argument=False)
+min = amin = _reduction("min", "(ties share the gradient evenly)", dtype_argument=False)
 
 
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):

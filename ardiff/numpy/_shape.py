@@ -11,6 +11,8 @@ import numpy as np
 
 from ..graph import unwrap
 from ..ops.elementwise import add, where
+
+# ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
 from ..ops.shape import broadcast_to as _broadcast_to
 from ..ops.shape import concatenate as _concatenate
 from ..ops.shape import getitem, untake

@@ -9,6 +9,8 @@ import numpy as _np
 
 from ..graph import unwrap
 from ..ops.linalg import det, inv, logabsdet, solve  # noqa: F401
+
+# ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
 from ..ops.linalg import norm as _norm
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..ops.special import erf, expit  # noqa: F401
+
+# ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
 from ..ops.special import logsumexp as _logsumexp
 
 
