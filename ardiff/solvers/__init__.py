@@ -1,20 +1,22 @@
-"""Solvers for the relaxation's fixed point: relax (AR dynamics), backprop (exact sweep)
-and triangular (exact sparse solve).
+"""Solvers for the relaxation's fixed point: `relax` (AR dynamics), `backprop` (exact
+sweep) and `solve_triangular` (exact sparse solve).
 
 Layers, lowest first: `plan` (the pruned graph) and `result`; `common` (seed,
 exact sweep, read-out, the epilogue every solver ends with); `options` (one
 validated options object, presets) and `theory` (error bounds, step counts);
-then the solvers `relax`, `backprop` and `triangular`.
+then the solver modules `relaxation` (`relax`), `reverse` (`backprop`) and
+`triangular` (`solve_triangular`).  The modules are not named after the functions,
+so that `ardiff.solvers.relax` is the function, for Python and for the docs alike.
 """
 
 from typing import Any
 
-from .backprop import backprop, run_backprop
 from .common import NonFiniteWarning, relative_error
 from .options import PRESETS, SolverOptions
 from .plan import Plan, compile_plan
-from .relax import ConvergenceWarning, relax, run_relaxation
+from .relaxation import ConvergenceWarning, relax, run_relaxation
 from .result import Result
+from .reverse import backprop, run_backprop
 from .triangular import run_triangular, solve_triangular
 
 #: method name -> runner(plan, seed, options) -> Result, for every name in
