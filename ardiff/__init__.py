@@ -5,11 +5,11 @@ recorded computation graph (Millidge et al., *Activation Relaxation*).  Start
 with `grad`, or build a `Graph` and call `relax`.
 
 The package in layers, each importing only from those below it (checked by
-tests/test_architecture.py): ``graph`` (the tape) <- ``guards``, ``op`` (Op, defop,
-the op table) <- ``ops`` (the op families) <- ``numpy``, ``scipy`` (traced
-namespaces) <- ``tracer`` (the array interface of traced values) <- ``interchange``,
-``rules``, ``recorder`` <- ``solvers`` <- ``convexity`` <- ``transforms``,
-``testing`` <- ``codegen``, ``compiled`` <- ``nn``, ``plot`` <- ``paper``.
+tests/test_architecture.py): `graph` (the tape) <- `guards`, `op` (Op, defop,
+the op table) <- `ops` (the op families) <- `numpy`, `scipy` (traced
+namespaces) <- `tracer` (the array interface of traced values) <- `interchange`,
+`rules`, `recorder` <- `solvers` <- `convexity` <- `transforms`,
+`testing` <- `codegen`, `compiled` <- `nn`, `plot` <- `paper`.
 """
 
 from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, ardiff.scipy)

@@ -1,15 +1,15 @@
-"""Straight-line Python for a recorded graph: the replay engine of :func:`ardiff.compile`.
+"""Straight-line Python for a recorded graph: the replay engine of `ardiff.compile`.
 
 Replaying a recording through the general machinery (graph nodes, staged VJP
 closures, solver loops) costs several microseconds of Python per node, which is
-all the time there is on scalar graphs.  A :class:`Replay` instead writes one
+all the time there is on scalar graphs.  A `Replay` instead writes one
 Python function per recording: every node becomes one line calling its op's
 NumPy forward, and every edge of the reverse sweep one call of its op's VJP
 maker, with the parents' slots, constants and keyword arguments bound once.
 The lines are exactly the calls the uncompiled path makes, in the same order, so
-the results are bitwise identical to :func:`ardiff.grad`.
+the results are bitwise identical to `ardiff.grad`.
 
-Only the exact one-sweep solve (``method="backprop"``, or the default relaxation:
+Only the exact one-sweep solve (`method="backprop"`, or the default relaxation:
 sequential schedule, eta = 1, no rules, no recording) is generated; other solver
 settings replay the forward here and run their solver on the updated graph.
 """
@@ -52,7 +52,7 @@ class Replay:
     inputs : list of int
         Node indices of the differentiated leaves, in the order replays pass them.
     plan : Plan or None
-        With a plan, :meth:`gradients` runs its exact reverse sweep.
+        With a plan, `gradients` runs its exact reverse sweep.
     """
 
     def __init__(self, graph, inputs: list[int], plan: Plan | None = None):
@@ -77,11 +77,11 @@ class Replay:
 
     # -- code generation --------------------------------------------------------
     def _bind(self, name: str, value: Any) -> str:
-        """A global name for ``value`` in the generated code (one name per object).
+        """A global name for `value` in the generated code (one name per object).
 
         Sharing names keeps the namespace small: a replay is short enough for cache
         misses on a large namespace to show.  Python floats and ints are written
-        as literals (``repr`` round-trips them exactly).
+        as literals (`repr` round-trips them exactly).
         """
         if type(value) in (float, int) and math.isfinite(value):
             return repr(value)
@@ -94,7 +94,7 @@ class Replay:
     def _arguments(self, node) -> list[str]:
         """The node's positional and keyword arguments as source text, one per item.
 
-        Parents are read from ``V``; only the other (constant) arguments are bound.
+        Parents are read from `V`; only the other (constant) arguments are bound.
         """
         parent_of = dict(node.parents)
         args = [f"V[{parent_of[k]}]" if k in parent_of else self._bind(f"c{node.index}_{k}", a)
@@ -104,14 +104,14 @@ class Replay:
         return args
 
     def _call(self, node, role: str, fun, *leading: str) -> str:
-        """``fun(*leading, <the node's arguments>)`` as source text."""
+        """`fun(*leading, <the node's arguments>)` as source text."""
         name = self._bind(f"{role}{node.index}", fun)
         return f"{name}({', '.join([*leading, *self._arguments(node)])})"
 
     def _forward_expression(self, node) -> str:
-        """The node's forward call, or ``a * b`` where that is the same computation.
+        """The node's forward call, or `a * b` where that is the same computation.
 
-        Ops declared with ``infix`` use the Python operator themselves for these
+        Ops declared with `infix` use the Python operator themselves for these
         operand types (see `ardiff.op.defop`); replays keep every node's dtype, so the
         choice made on the recorded values still holds.
         """
@@ -161,7 +161,7 @@ class Replay:
         return lines
 
     def _define(self, params: str, lines: list[str]):
-        """Compile ``lines`` into one callable ``f(params)`` (split into chunks)."""
+        """Compile `lines` into one callable `f(params)` (split into chunks)."""
         chunks = []
         for start in range(0, max(len(lines), 1), LINES_PER_FUNCTION):
             body = lines[start:start + LINES_PER_FUNCTION] or ["pass"]
@@ -186,7 +186,7 @@ class Replay:
         return values
 
     def gradients(self, values: list) -> list:
-        """The gradients of the plan's ``wrt`` nodes by one exact reverse sweep."""
+        """The gradients of the plan's `wrt` nodes by one exact reverse sweep."""
         plan = self.plan
         seed = make_seed(plan, None)
         activities = [None] * len(values)
@@ -204,7 +204,7 @@ class Replay:
 
 
 class _Activities:
-    """The activity list seen as the ``{node: activity}`` mapping warn_non_finite reads."""
+    """The activity list seen as the `{node: activity}` mapping warn_non_finite reads."""
 
     def __init__(self, activities: list):
         self._activities = activities

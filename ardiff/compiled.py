@@ -9,7 +9,7 @@ one-sweep solve (the default) forward and reverse sweep are generated Python
 (`ardiff.codegen`); other solver settings restage the VJPs and run their solver.
 
 Replays are sound: every concrete fact the traced function read off a traced
-value (a comparison, a truth test in an ``if``, an integer index, ``.value``)
+value (a comparison, a truth test in an `if`, an integer index, `.value`)
 was recorded as a guard while tracing.  Before a replay is trusted every guard is
 evaluated on the new values; if any answer changes, the function is traced
 again, because its Python control flow could now differ.
@@ -64,14 +64,14 @@ def _static_key(value: Any) -> Any:
 
 
 class CompiledGrad:
-    """The gradient of ``fun`` with traces cached per input signature.
+    """The gradient of `fun` with traces cached per input signature.
 
     Call it like `ardiff.grad`; `value_and_grad` also returns the value.
 
     Attributes
     ----------
     traces : int
-        How many times ``fun`` was traced (first calls, new signatures, failed guards).
+        How many times `fun` was traced (first calls, new signatures, failed guards).
     replays : int
         How many calls reused a recorded graph.
     max_variants : int
@@ -190,7 +190,7 @@ class CompiledGrad:
 
 
 def compile(fun: Callable, argnum: Any = 0, **options: Any) -> CompiledGrad:  # noqa: A001
-    """Gradient of ``fun`` that traces once per input signature and replays after.
+    """Gradient of `fun` that traces once per input signature and replays after.
 
     Parameters
     ----------
@@ -199,12 +199,12 @@ def compile(fun: Callable, argnum: Any = 0, **options: Any) -> CompiledGrad:  # 
     argnum : int or tuple of int
         Differentiated positional arguments.
     **options
-        Solver options (``method``, ``eta``, ``schedule``, ...), as for ``grad``.
+        Solver options (`method`, `eta`, `schedule`, ...), as for `grad`.
 
     Returns
     -------
     CompiledGrad
-        Callable returning the gradient; ``.value_and_grad(*args)`` returns both.
+        Callable returning the gradient; `.value_and_grad(*args)` returns both.
 
     Notes
     -----

@@ -3,17 +3,17 @@
 Appendix A of the paper argues that the relaxation energy is convex because its
 "Hessian" H (eqs. 17-19) is upper triangular with a unit diagonal, so all its
 eigenvalues are 1.  The first half is true and this module measures it on the
-assembled matrix: in topological order ``H = I - N`` with ``N`` strictly upper
-triangular, so every eigenvalue is exactly 1 and ``N`` is nilpotent (``N^D = 0``,
-``D`` the depth).  The conclusion is not: a matrix with positive eigenvalues is
-positive definite only if it is symmetric, and ``H`` is not (it is not the Hessian
-of any scalar function at all).  Its symmetric part ``(H + Hᵀ)/2`` can have
-negative eigenvalues, i.e. the quadratic form ``xᵀHx`` is indefinite.
+assembled matrix: in topological order `H = I - N` with `N` strictly upper
+triangular, so every eigenvalue is exactly 1 and `N` is nilpotent (`N^D = 0`,
+`D` the depth).  The conclusion is not: a matrix with positive eigenvalues is
+positive definite only if it is symmetric, and `H` is not (it is not the Hessian
+of any scalar function at all).  Its symmetric part `(H + Hᵀ)/2` can have
+negative eigenvalues, i.e. the quadratic form `xᵀHx` is indefinite.
 
 What does guarantee convergence is the *spectrum of the linear dynamics*
-``dx/dt = b - Hx``: all eigenvalues of ``-H`` are -1, so the continuous-time
+`dx/dt = b - Hx`: all eigenvalues of `-H` are -1, so the continuous-time
 relaxation converges from any start, and Euler steps of size η converge exactly
-when the iteration matrix's eigenvalues ``1 - η`` lie inside the unit circle,
+when the iteration matrix's eigenvalues `1 - η` lie inside the unit circle,
 0 < η < 2.  An indefinite symmetric part only means the distance to the fixed
 point need not shrink monotonically (transient growth).
 
@@ -70,11 +70,11 @@ NEGATIVE_SYMMETRIC_NOTE = (
 # -- the report ---------------------------------------------------------------------------
 @dataclass
 class ConvexityReport:
-    """What the checker measured; ``str(report)`` explains it, ``to_dict()`` is JSON-ready.
+    """What the checker measured; `str(report)` explains it, `to_dict()` is JSON-ready.
 
-    Attributes are None where a check could not run (e.g. everything after ``is_dag``
+    Attributes are None where a check could not run (e.g. everything after `is_dag`
     for a cyclic graph, the symmetric part beyond the size limit, measurement for an
-    unstable ``eta``).
+    unstable `eta`).
     """
 
     is_dag: bool
@@ -116,7 +116,7 @@ class ConvexityReport:
         return structure and bool(self.stable) and reached
 
     def to_dict(self) -> dict:
-        """Plain, JSON-serialisable data (includes ``ok``)."""
+        """Plain, JSON-serialisable data (includes `ok`)."""
         data = asdict(self)
         data["cycle"] = None if self.cycle is None else [_plain(n) for n in self.cycle]
         data["ok"] = self.ok
@@ -243,17 +243,17 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
                     max_nnz: int | None = None) -> ConvexityReport:
     """Measure the structure, spectrum and convergence of the relaxation on a graph.
 
-    Call as ``check_convexity(graph, output, wrt=None, ...)``,
-    ``check_convexity(networkx_digraph, output=None, ...)`` or
-    ``check_convexity(fun, *args, ...)`` (traced like `ardiff.trace`).
+    Call as `check_convexity(graph, output, wrt=None, ...)`,
+    `check_convexity(networkx_digraph, output=None, ...)` or
+    `check_convexity(fun, *args, ...)` (traced like `ardiff.trace`).
 
     Parameters
     ----------
     target : Graph, networkx.DiGraph or callable
-        What to check.  A DiGraph with a cycle gives a report with ``is_dag=False`` and
+        What to check.  A DiGraph with a cycle gives a report with `is_dag=False` and
         the cycle listed (nothing else can be checked).
     *args
-        ``output`` (and ``wrt``) for a graph, ``output`` for a DiGraph, the function's
+        `output` (and `wrt`) for a graph, `output` for a DiGraph, the function's
         arguments for a callable.
     output, wrt
         As for `ardiff.relax` (defaults: the graph's output and inputs).
@@ -280,7 +280,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     Returns
     -------
     ConvexityReport
-        ``.ok``, a readable ``str()``, and ``.to_dict()``.
+        `.ok`, a readable `str()`, and `.to_dict()`.
     """
     eta = float(eta)
     if schedule not in SCHEDULES:

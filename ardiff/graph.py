@@ -1,16 +1,16 @@
 """The tape: recorded nodes in topological order, and what the tape knows of a traced value.
 
-The bottom layer of ardiff.  A :class:`Graph` is filled either programmatically
-(``g.input(...)`` then ordinary operations on the returned traced values) or by
+The bottom layer of ardiff.  A `Graph` is filled either programmatically
+(`g.input(...)` then ordinary operations on the returned traced values) or by
 `ardiff.trace`.  Nodes are appended as operations execute, so creation order *is*
 a topological order; no sort is ever needed and every pass over the graph is a
 plain loop.
 
-A traced value is a :class:`TracerBase`: its graph, its node index and its forward
+A traced value is a `TracerBase`: its graph, its node index and its forward
 value.  The array interface (operators, methods, NumPy dispatch) is added by
 `ardiff.tracer.Tracer`, which sits above the NumPy namespace whose functions those
 methods call; graphs box their values in that subclass (it registers itself by
-subclassing, see :meth:`TracerBase.__init_subclass__`), so this module never imports
+subclassing, see `TracerBase.__init_subclass__`), so this module never imports
 the layers above it.
 """
 
@@ -43,13 +43,13 @@ class Node:
     index : int
         Position in the graph's topological order.
     op : Op or str
-        The elementary op that produced the value, or ``"input"`` / ``"constant"``.
+        The elementary op that produced the value, or `"input"` / `"constant"`.
     args : tuple
         The op's positional arguments as raw values (parents' values in traced slots).
     kwargs : dict
         The op's keyword arguments (never traced).
     parents : tuple of (int, int)
-        ``(argnum, parent index)`` for every traced argument.
+        `(argnum, parent index)` for every traced argument.
     value : array_like
         The forward value recorded when the op ran.
     name : str or None
@@ -91,7 +91,7 @@ class _NoKeywords(dict):
     """The keyword arguments of a node that has none: one shared, unmodifiable empty dict.
 
     Sharing it saves a dict per node (memory, and time to free large graphs); being
-    a dict keeps ``**kwargs`` calls on the fast path, which a read-only mapping is not.
+    a dict keeps `**kwargs` calls on the fast path, which a read-only mapping is not.
     """
 
     def _refuse(self, *args, **kwargs):
@@ -113,7 +113,7 @@ class TracerBase:
     """What the tape knows of a traced value: its graph, node index and forward value.
 
     Every module below the tracer recognises traced values with
-    ``isinstance(x, TracerBase)``.  The class users meet is its subclass
+    `isinstance(x, TracerBase)`.  The class users meet is its subclass
     `ardiff.tracer.Tracer`; defining that subclass registers it as the class graphs
     and ops box new values in (there is exactly one).
     """
@@ -131,7 +131,7 @@ class TracerBase:
 
 
 def unwrap(x: Any) -> Any:
-    """Strip every level of tracing from ``x`` (the plain NumPy value inside)."""
+    """Strip every level of tracing from `x` (the plain NumPy value inside)."""
     while isinstance(x, TracerBase):
         x = x._value
     return x
@@ -142,7 +142,7 @@ def as_differentiable(value: Any, where: str = "input") -> Any:
 
     Python and NumPy ints become float64; floats of any precision are kept;
     booleans, complex numbers and objects are refused with a clear message naming
-    ``where``.
+    `where`.
     """
     if isinstance(value, TracerBase):
         dtype = np.result_type(unwrap(value))
@@ -209,7 +209,7 @@ class Graph:
         self.guards: list = []
         # Columns kept beside the nodes for the passes over whole graphs (pruning):
         # reading them does not touch every Node object, which is slow on large graphs.
-        #: ``node.parents`` of every node, by index (read by the solvers' pruning pass).
+        #: `node.parents` of every node, by index (read by the solvers' pruning pass).
         self.parent_columns: list = []
         #: Indices of the nodes without parents (leaves), ascending.
         self.roots: list[int] = []
@@ -219,12 +219,12 @@ class Graph:
 
     @property
     def inputs(self) -> list:
-        """The differentiable leaves (added with :meth:`input`) as traced values, in order."""
+        """The differentiable leaves (added with `input`) as traced values, in order."""
         return [self.tracer_class(self, n.index, n.value) for n in self._inputs]
 
     @property
     def output(self) -> Any:
-        """The traced output (set by `ardiff.trace`), or ``None``."""
+        """The traced output (set by `ardiff.trace`), or `None`."""
         out = self._output
         return self.tracer_class(self, out.index, out.value) if isinstance(out, Node) else out
 
@@ -240,8 +240,8 @@ class Graph:
     def append(self, op, args, kwargs, parents, value, name=None) -> Node:
         """Record one node at the end of the tape (the next topological position).
 
-        Called by :class:`~ardiff.op.Op` when it runs on traced values and by the
-        graph importers; ``parents`` lists ``(argnum, parent index)`` pairs.
+        Called by `Op` when it runs on traced values and by the
+        graph importers; `parents` lists `(argnum, parent index)` pairs.
         """
         node = Node(len(self.nodes), op, args, kwargs, parents, value, name)
         self.nodes.append(node)
@@ -274,8 +274,8 @@ class Graph:
     def replace_values(self, values: list) -> None:
         """Overwrite every node's recorded value (and its parents' slots in its arguments).
 
-        ``values`` is indexed by node, as a compiled replay produces it
-        (:class:`ardiff.compiled.CompiledGrad`); the structure is unchanged.  Traced
+        `values` is indexed by node, as a compiled replay produces it
+        (`ardiff.compiled.CompiledGrad`); the structure is unchanged.  Traced
         values handed out before keep their old values.
         """
         if len(values) != len(self.nodes):
@@ -320,7 +320,7 @@ class Graph:
         )
 
     def children(self) -> list[list[tuple[int, int]]]:
-        """For every node, the list of ``(child index, argnum)`` using it."""
+        """For every node, the list of `(child index, argnum)` using it."""
         kids: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
         for node in self.nodes:
             for argnum, parent in node.parents:
@@ -333,14 +333,14 @@ class Graph:
     # one upward import of this module, listed as a deprecated alias in
     # DEPRECATED_UPWARD of tests/test_architecture.py, to be removed with them.
     def to_networkx(self):
-        """Deprecated: use ``ardiff.to_networkx(graph)``."""
+        """Deprecated: use `ardiff.to_networkx(graph)`."""
         from .interchange import to_networkx
 
         _deprecated("graph.to_networkx()", "ardiff.to_networkx(graph)")
         return to_networkx(self)
 
     def to_json(self, indent: int | None = None) -> str:
-        """Deprecated: use ``ardiff.to_json(graph)``."""
+        """Deprecated: use `ardiff.to_json(graph)`."""
         from .interchange import to_json
 
         _deprecated("graph.to_json()", "ardiff.to_json(graph)")
@@ -348,7 +348,7 @@ class Graph:
 
     @classmethod
     def from_networkx(cls, G, output: Any = None) -> Graph:
-        """Deprecated: use ``ardiff.from_networkx(G)``."""
+        """Deprecated: use `ardiff.from_networkx(G)`."""
         from .interchange import from_networkx
 
         _deprecated("Graph.from_networkx(G)", "ardiff.from_networkx(G)")
@@ -356,7 +356,7 @@ class Graph:
 
     @classmethod
     def from_json(cls, text: str, output: Any = None) -> Graph:
-        """Deprecated: use ``ardiff.from_json(text)``."""
+        """Deprecated: use `ardiff.from_json(text)`."""
         from .interchange import from_json
 
         _deprecated("Graph.from_json(text)", "ardiff.from_json(text)")

@@ -1,8 +1,8 @@
 """Concrete facts read off traced values, kept so a replay can tell when they change.
 
-Tracing is concrete: a comparison, a truth test in an ``if`` or an integer index of
+Tracing is concrete: a comparison, a truth test in an `if` or an integer index of
 a traced value is answered from its plain value, and the Python program simply
-runs.  :func:`concrete` answers such a question and records it as a :class:`Guard`
+runs.  `concrete` answers such a question and records it as a `Guard`
 in every graph whose values it read; `ardiff.compile` evaluates the guards again on
 new inputs and re-traces when an answer changes.
 """
@@ -20,10 +20,10 @@ __all__ = ["Guard", "plain", "concrete"]
 
 
 class Guard:
-    """A concrete value read off traced values: ``fun(*args)`` gave ``result``.
+    """A concrete value read off traced values: `fun(*args)` gave `result`.
 
-    ``args`` keeps the traced arguments as slots naming their node, so that a
-    replay on new inputs can evaluate it again (:meth:`holds`).
+    `args` keeps the traced arguments as slots naming their node, so that a
+    replay on new inputs can evaluate it again (`holds`).
     """
 
     __slots__ = ("fun", "args", "kwargs", "result")
@@ -32,7 +32,7 @@ class Guard:
         self.fun, self.args, self.kwargs, self.result = fun, args, kwargs, result
 
     def holds(self, values: list) -> bool:
-        """Whether ``fun`` still gives ``result`` with node values from ``values``."""
+        """Whether `fun` still gives `result` with node values from `values`."""
         now = self.fun(*_fill(self.args, values), **self.kwargs)
         return _same(now, self.result)
 
@@ -47,7 +47,7 @@ class _Slot:
 
 
 def _template(obj, graph):
-    """``obj`` with this graph's tracers replaced by slots (lists/tuples walked)."""
+    """`obj` with this graph's tracers replaced by slots (lists/tuples walked)."""
     if isinstance(obj, TracerBase) and obj._graph is graph:
         return _Slot(obj._node)
     if isinstance(obj, (list, tuple)):
@@ -86,7 +86,7 @@ def plain(obj: Any) -> Any:
 
 
 def concrete(fun: Callable, *args, **kwargs):
-    """Evaluate ``fun`` on the plain values of ``args`` and remember the answer as a
+    """Evaluate `fun` on the plain values of `args` and remember the answer as a
     guard in every graph whose traced values it read.
 
     This is how comparisons, truth tests and integer indices of traced values are

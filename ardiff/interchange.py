@@ -2,28 +2,28 @@
 
 A graph is exchanged as a directed graph whose nodes carry
 
-* ``op``: a name in the op table (:data:`ardiff.ops.OPS`), or ``"input"`` /
-  ``"constant"`` for leaves, which also carry ``value``;
-* optionally ``name``, ``shape`` and ``dtype`` (checked against what the op
-  computes), ``args`` (a dict ``position -> value`` for positional arguments that
-  are not graph nodes: indices, shapes, axes, masks) and ``kwargs``;
+* `op`: a name in the op table (`ardiff.ops.OPS`), or `"input"` /
+  `"constant"` for leaves, which also carry `value`;
+* optionally `name`, `shape` and `dtype` (checked against what the op
+  computes), `args` (a dict `position -> value` for positional arguments that
+  are not graph nodes: indices, shapes, axes, masks) and `kwargs`;
 
-and whose edges ``parent -> child`` carry ``argnum``, the position of the parent
+and whose edges `parent -> child` carry `argnum`, the position of the parent
 among the child's arguments (a list when the child uses the same parent twice,
-as in ``x * x``).
+as in `x * x`).
 
-Import (:func:`from_networkx`, :func:`from_json`) re-runs every op's NumPy forward
+Import (`from_networkx`, `from_json`) re-runs every op's NumPy forward
 in topological order, so the imported graph is an ordinary recorded
-:class:`~ardiff.Graph` with forward values.  A graph that cannot be a computation
-graph raises :class:`GraphValidationError` naming what is wrong: a cycle (listed),
+`Graph` with forward values.  A graph that cannot be a computation
+graph raises `GraphValidationError` naming what is wrong: a cycle (listed),
 an unknown op (with close names), wrong arity, missing or duplicate argnums, or
 shapes that do not fit (naming the node and the shapes).
 
-Because a :class:`~ardiff.Graph` stores nodes in creation order, it cannot hold a
+Because a `Graph` stores nodes in creation order, it cannot hold a
 cycle at all: a cyclic networkx graph is refused at import, and
-:func:`ardiff.check_convexity` accepts the networkx graph itself to report the
+`ardiff.check_convexity` accepts the networkx graph itself to report the
 cycle.  JSON is plain data (never pickle): arrays are stored as flat lists with
-dtype and shape, non-finite floats as the strings ``"nan"``, ``"inf"``, ``"-inf"``.
+dtype and shape, non-finite floats as the strings `"nan"`, `"inf"`, `"-inf"`.
 """
 
 from __future__ import annotations
@@ -66,13 +66,13 @@ class GraphValidationError(ValueError):
 
 # -- export -----------------------------------------------------------------------------
 def to_networkx(graph: Graph):
-    """Export ``graph`` to a :class:`networkx.DiGraph` that :func:`from_networkx` reads back.
+    """Export `graph` to a `networkx.DiGraph` that `from_networkx` reads back.
 
-    Nodes are the graph's indices.  Node attributes: ``op``, ``name``, ``shape``,
-    ``dtype``; leaves add ``value``; op nodes add ``args`` (non-node positional
-    arguments by position) and ``kwargs`` when they have any.  Edge attribute
-    ``argnum`` (a list when a parent fills several argument positions).  The graph
-    attribute ``output`` holds the output node's index when the graph has one.
+    Nodes are the graph's indices.  Node attributes: `op`, `name`, `shape`,
+    `dtype`; leaves add `value`; op nodes add `args` (non-node positional
+    arguments by position) and `kwargs` when they have any.  Edge attribute
+    `argnum` (a list when a parent fills several argument positions).  The graph
+    attribute `output` holds the output node's index when the graph has one.
     """
     import networkx as nx
 
@@ -113,7 +113,7 @@ def _output_index(graph: Graph) -> int | None:
 
 
 def to_json(graph: Graph, indent: int | None = None) -> str:
-    """Serialise ``graph`` (structure, leaf values, op arguments) to a JSON string."""
+    """Serialise `graph` (structure, leaf values, op arguments) to a JSON string."""
     nodes = []
     for node in graph.nodes:
         where = node.label()
@@ -140,7 +140,7 @@ def to_json(graph: Graph, indent: int | None = None) -> str:
 
 
 def encode(value: Any, where: str = "value") -> Any:
-    """Turn an op argument or leaf value into plain JSON data (see :func:`decode`)."""
+    """Turn an op argument or leaf value into plain JSON data (see `decode`)."""
     if isinstance(value, TracerBase):
         raise TypeError(f"{where}: holds a value traced by an outer graph (the graph was "
                         "recorded during higher-order differentiation); export the outer "
@@ -182,7 +182,7 @@ def encode(value: Any, where: str = "value") -> Any:
 
 
 def decode(data: Any) -> Any:
-    """Inverse of :func:`encode`."""
+    """Inverse of `encode`."""
     if isinstance(data, list):
         return [decode(v) for v in data]
     if not isinstance(data, dict):
@@ -210,7 +210,7 @@ def decode(data: Any) -> Any:
 
 # -- import ------------------------------------------------------------------------------
 def find_cycle(G) -> list | None:
-    """One directed cycle of ``G`` as a node list (first node repeated), or None."""
+    """One directed cycle of `G` as a node list (first node repeated), or None."""
     import networkx as nx
 
     try:
@@ -221,7 +221,7 @@ def find_cycle(G) -> list | None:
 
 
 def describe_cycle(cycle: list) -> str:
-    """``'a' -> 'b' -> 'a'`` for error messages and reports."""
+    """`'a' -> 'b' -> 'a'` for error messages and reports."""
     return " -> ".join(repr(n) for n in cycle)
 
 
@@ -368,27 +368,27 @@ def _check_declared(nid, attrs: dict, value) -> None:
 
 
 def from_networkx(G, output: Any = None) -> Graph:
-    """Build a :class:`~ardiff.Graph` from a networkx directed graph (see the module doc).
+    """Build a `Graph` from a networkx directed graph (see the module doc).
 
     Parameters
     ----------
     G : networkx.DiGraph or networkx.MultiDiGraph
-        Nodes with ``op`` (and ``value`` for leaves), edges with ``argnum``.
+        Nodes with `op` (and `value` for leaves), edges with `argnum`.
     output : hashable, optional
-        The output node's id in ``G``; default ``G.graph["output"]``, else the only
+        The output node's id in `G`; default `G.graph["output"]`, else the only
         node without children.
 
     Returns
     -------
     Graph
-        With forward values recomputed, ``inputs`` the ``"input"`` nodes in
-        topological order and ``output`` set.  Nodes with string ids and no
-        ``name`` are named by their id.
+        With forward values recomputed, `inputs` the `"input"` nodes in
+        topological order and `output` set.  Nodes with string ids and no
+        `name` are named by their id.
 
     Raises
     ------
     GraphValidationError
-        A cycle (listed in ``.cycle``), an unknown op, wrong arity, missing or
+        A cycle (listed in `.cycle`), an unknown op, wrong arity, missing or
         duplicate argnums, or shapes that do not fit.
     """
     import networkx as nx
@@ -429,7 +429,7 @@ def _choose_output(G, output):
 
 
 def json_to_networkx(text: str):
-    """Parse the JSON of :func:`to_json` into a networkx DiGraph (values decoded)."""
+    """Parse the JSON of `to_json` into a networkx DiGraph (values decoded)."""
     import networkx as nx
 
     try:
@@ -472,5 +472,5 @@ def json_to_networkx(text: str):
 
 
 def from_json(text: str, output: Any = None) -> Graph:
-    """Rebuild a :class:`~ardiff.Graph` from the JSON text of :func:`to_json`."""
+    """Rebuild a `Graph` from the JSON text of `to_json`."""
     return from_networkx(json_to_networkx(text), output=output)

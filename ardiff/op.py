@@ -1,20 +1,20 @@
 """Elementary ops and the op table: everything ardiff knows about an operation.
 
-An op is declared by ONE call of :func:`defop`, which gives
+An op is declared by ONE call of `defop`, which gives
 
 * the NumPy forward (called on plain values);
-* one VJP maker per argument, ``maker(ans, *args, **kwargs) -> (g -> g · ∂ans/∂arg)``,
+* one VJP maker per argument, `maker(ans, *args, **kwargs) -> (g -> g · ∂ans/∂arg)`,
   written with ardiff's own ops so that VJPs can be differentiated again; the makers
-  :class:`Scale` (an elementwise derivative) and :data:`PASS_THROUGH` / :data:`NEGATED`
+  `Scale` (an elementwise derivative) and `PASS_THROUGH` / `NEGATED`
   also tell the code generator (`ardiff.codegen`) how to write the VJP inline;
 * the sparse-Jacobian family the exact triangular solver assembles it with
   (`ardiff.ops.jacobians`; without one the solver falls back to one VJP per output
   element);
-* ``infix`` for binary arithmetic that has a Python operator: the forward then uses
+* `infix` for binary arithmetic that has a Python operator: the forward then uses
   the operator where it is bitwise the same computation, and generated code writes it;
-* ``nonlinear`` for the ops the `ardiff.rules.NoDerivative` rule passes through.
+* `nonlinear` for the ops the `ardiff.rules.NoDerivative` rule passes through.
 
-Broadcasting is undone in one place, :meth:`Op.local_vjp`: a VJP maker returns
+Broadcasting is undone in one place, `Op.local_vjp`: a VJP maker returns
 values shaped like the answer, and the op sums them down to its argument's shape.
 """
 
@@ -31,7 +31,7 @@ from .graph import NO_KWARGS, Graph, TracerBase, unwrap
 __all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
            "Op", "defop", "shape_of", "unbroadcast", "argument_fit", "fit_to_argument"]
 
-#: The op table: name -> :class:`Op`.  Filled by :func:`defop`.
+#: The op table: name -> `Op`.  Filled by `defop`.
 OPS: dict[str, Op] = {}
 
 #: Operand types for which a Python operator is the same computation as the ufunc.
@@ -46,10 +46,10 @@ def scale_by(factor):
 
 
 class Scale:
-    """The VJP maker of an elementwise derivative: ``g -> g * factor(ans, *args)``.
+    """The VJP maker of an elementwise derivative: `g -> g * factor(ans, *args)`.
 
-    The same as ``lambda ans, *args: scale_by(factor(ans, *args))``, but keeps
-    ``factor`` visible so that generated code can write ``g * factor(...)`` inline
+    The same as `lambda ans, *args: scale_by(factor(ans, *args))`, but keeps
+    `factor` visible so that generated code can write `g * factor(...)` inline
     instead of building and calling a closure per edge.
     """
 
@@ -66,7 +66,7 @@ class Scale:
 class Fixed:
     """A VJP maker whose VJP does not depend on the recorded point.
 
-    ``template`` is the VJP as source text around ``{}`` (the activity), for
+    `template` is the VJP as source text around `{}` (the activity), for
     generated code.
     """
 
@@ -87,9 +87,9 @@ def _negate(g):
     return -g
 
 
-#: The VJP of an argument passed on unchanged (``g -> g``).
+#: The VJP of an argument passed on unchanged (`g -> g`).
 PASS_THROUGH = Fixed(_identity, "{}")
-#: The VJP of a negated argument (``g -> -g``).
+#: The VJP of a negated argument (`g -> -g`).
 NEGATED = Fixed(_negate, "-{}")
 
 
@@ -97,7 +97,7 @@ NEGATED = Fixed(_negate, "-{}")
 class Op:
     """An elementary operation: a NumPy forward plus one local VJP per argument.
 
-    Create ops with :func:`defop`, which also enters them in :data:`OPS`.
+    Create ops with `defop`, which also enters them in `OPS`.
 
     Parameters
     ----------
@@ -106,21 +106,21 @@ class Op:
     fwd : callable
         The NumPy implementation, called on plain values.
     vjps : sequence of callables or None
-        ``vjps[k](ans, *args, **kwargs)`` returns a function ``g -> g · ∂ans/∂args[k]``
+        `vjps[k](ans, *args, **kwargs)` returns a function `g -> g · ∂ans/∂args[k]`
         shaped like the answer.  The outer call happens once per node (a good place
         to precompute local derivatives); the returned function is what relaxation
-        iterates.  ``None`` marks an argument that carries no gradient.
+        iterates.  `None` marks an argument that carries no gradient.
     vjp : callable, optional
-        For variadic ops: ``vjp(k, ans, *args, **kwargs)`` instead of ``vjps``.
+        For variadic ops: `vjp(k, ans, *args, **kwargs)` instead of `vjps`.
     jac : object, optional
         The sparse-Jacobian family (see `ardiff.ops.jacobians`): an object with
-        ``matrix(op, k, ans, args, kwargs)`` and ``nnz(op, k, ans, args, kwargs)``,
-        or a plain function ``jac(k, ans, *args, **kwargs)`` returning a scipy sparse
-        matrix of shape ``(ans.size, args[k].size)``.
+        `matrix(op, k, ans, args, kwargs)` and `nnz(op, k, ans, args, kwargs)`,
+        or a plain function `jac(k, ans, *args, **kwargs)` returning a scipy sparse
+        matrix of shape `(ans.size, args[k].size)`.
     nonlinear : bool
         Whether the op is a nonlinearity (for `ardiff.rules.NoDerivative`).
     infix : {"+", "-", "*", "/"}, optional
-        The Python operator of a binary arithmetic op (see :func:`defop`).
+        The Python operator of a binary arithmetic op (see `defop`).
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
@@ -133,7 +133,7 @@ class Op:
         self.nonlinear = nonlinear
         self.infix = infix
         self.__name__ = name
-        self.__doc__ = f"Traced ``{name}`` (see the op table, docs/ops.md)."
+        self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
 
     def __repr__(self) -> str:
         return f"<ardiff op {self.name}>"
@@ -182,7 +182,7 @@ class Op:
 
     # -- derivatives ---------------------------------------------------------------------
     def vjp_maker(self, argnum: int) -> Callable | None:
-        """The declared VJP maker of argument ``argnum`` (None for variadic ops)."""
+        """The declared VJP maker of argument `argnum` (None for variadic ops)."""
         if self.vjp is not None:
             return None
         maker = self.vjps[argnum] if argnum < len(self.vjps) else None
@@ -193,13 +193,13 @@ class Op:
         return maker
 
     def answer_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
-        """The staged VJP of argument ``argnum`` at a recorded point, shaped like ``ans``."""
+        """The staged VJP of argument `argnum` at a recorded point, shaped like `ans`."""
         if self.vjp is not None:
             return self.vjp(argnum, ans, *args, **kwargs)
         return self.vjp_maker(argnum)(ans, *args, **kwargs)
 
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
-        """The staged VJP of argument ``argnum`` at a recorded point, shaped like it."""
+        """The staged VJP of argument `argnum` at a recorded point, shaped like it."""
         inner = self.answer_vjp(argnum, ans, args, kwargs)
         fit = argument_fit(args[argnum], ans)
         if fit is None:  # VJPs come out shaped like the answer: nothing to undo
@@ -208,7 +208,7 @@ class Op:
         return lambda g: fit_to_argument(inner(g), shape, dtype)
 
     def jacobian(self, argnum: int, ans, args, kwargs):
-        """``∂ans/∂args[argnum]`` as a scipy sparse matrix, or None without a family.
+        """`∂ans/∂args[argnum]` as a scipy sparse matrix, or None without a family.
 
         None also when the family declines this call (an unexpected layout); the
         triangular solver then builds the matrix from VJPs of unit vectors.
@@ -223,7 +223,7 @@ class Op:
             return None
 
     def jacobian_nnz(self, argnum: int, ans, args, kwargs) -> int:
-        """An upper bound on the stored entries of :meth:`jacobian`, without building it."""
+        """An upper bound on the stored entries of `jacobian`, without building it."""
         dense = int(np.size(unwrap(ans))) * int(np.size(unwrap(args[argnum])))
         if self.jac is None or not hasattr(self.jac, "nnz"):
             return dense
@@ -235,7 +235,7 @@ class Op:
 
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
           nonlinear: bool = False, infix: str | None = None) -> Op:
-    """Declare an elementary op and enter it in the table :data:`OPS`.
+    """Declare an elementary op and enter it in the table `OPS`.
 
     Parameters
     ----------
@@ -244,11 +244,11 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
     fwd : callable
         NumPy forward on plain values.
     *vjps : callable or None
-        One VJP maker per positional argument (see :class:`Op`); ``None`` for an
-        argument without a gradient.  Use :class:`Scale` for an elementwise
-        derivative and :data:`PASS_THROUGH` / :data:`NEGATED` for ``g`` / ``-g``.
+        One VJP maker per positional argument (see `Op`); `None` for an
+        argument without a gradient.  Use `Scale` for an elementwise
+        derivative and `PASS_THROUGH` / `NEGATED` for `g` / `-g`.
     vjp : callable, optional
-        Variadic form ``vjp(k, ans, *args, **kwargs)``.
+        Variadic form `vjp(k, ans, *args, **kwargs)`.
     jac : object, optional
         Sparse-Jacobian family (`ardiff.ops.jacobians`) for the triangular solver.
     nonlinear : bool
@@ -279,7 +279,7 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
 
 
 def _via_operator(ufunc: Callable, function: Callable) -> Callable:
-    """``ufunc(x, y)``, through the Python operator when that is the same computation.
+    """`ufunc(x, y)`, through the Python operator when that is the same computation.
 
     Bitwise identical values and result types for these operand types (checked on
     NumPy 1.26 and 2.x by tests/test_ops_fast_paths.py); everything else calls the ufunc.
@@ -303,11 +303,11 @@ def shape_of(x: Any) -> tuple:
 
 
 def unbroadcast(grad: Any, shape: tuple) -> Any:
-    """Sum ``grad`` down to ``shape``: the one place broadcasting is undone.
+    """Sum `grad` down to `shape`: the one place broadcasting is undone.
 
     Broadcasting copies an argument along new leading axes and along axes of
     length one; the adjoint of a copy is a sum over the copies.  Written with the
-    table's ``sum`` and ``broadcast_to`` so that it is traced at higher order.
+    table's `sum` and `broadcast_to` so that it is traced at higher order.
     """
     gshape = shape_of(grad)
     if gshape == shape:
@@ -331,7 +331,7 @@ def _shape_and_dtype(value: Any) -> tuple:
 
 
 def argument_fit(arg: Any, ans: Any) -> tuple | None:
-    """``(shape, dtype)`` of ``arg`` when a VJP from ``ans`` must be fitted to it, else None."""
+    """`(shape, dtype)` of `arg` when a VJP from `ans` must be fitted to it, else None."""
     while isinstance(arg, TracerBase):
         arg = arg._value
     while isinstance(ans, TracerBase):
@@ -357,7 +357,7 @@ def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
 
 
 def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Exception:
-    """``exc`` (same type) naming the op, the node it would have been, and the arguments."""
+    """`exc` (same type) naming the op, the node it would have been, and the arguments."""
     described = ", ".join(str(np.shape(v)) if isinstance(v, (np.ndarray, np.generic)) else
                           type(v).__name__ for v in map(unwrap, raw))
     detail = str(exc).strip()

@@ -1,7 +1,7 @@
-"""Plotting helpers (optional: needs matplotlib, ``pip install 'ardiff[plot]'``).
+"""Plotting helpers (optional: needs matplotlib, `pip install 'ardiff[plot]'`).
 
 Every function here imports matplotlib through `require_matplotlib`, so
-``import ardiff.plot`` works without it and the first drawing call explains how
+`import ardiff.plot` works without it and the first drawing call explains how
 to install it.  Functions for the paper's experiments can be added next to
 `draw_graph` in the same way.
 """
@@ -119,18 +119,18 @@ def draw_graph(graph: Graph, ax: Any = None, color_by: Result | dict | None = No
     ax : matplotlib Axes, optional
         Where to draw (default: a new figure).
     color_by : Result or dict, optional
-        A relaxation `ardiff.Result` (nodes coloured by ``metric``), or a dict
-        ``node index -> number``.  Nodes without a number are grey.
+        A relaxation `ardiff.Result` (nodes coloured by `metric`), or a dict
+        `node index -> number`.  Nodes without a number are grey.
     metric : {"residual", "iterations"}
         For a Result: final relative residual (log colour scale), or the number of
         steps until the node stayed within 1e-8 of its final value (needs
-        ``record=True``).
+        `record=True`).
     seed : array_like, optional
         Output seed used by the residual metric for a non-scalar output.
     cmap : str
         Matplotlib colour map.
     with_labels : bool
-        Write ``op`` and shape under every node.
+        Write `op` and shape under every node.
 
     Returns
     -------

@@ -2,26 +2,26 @@
 
 A rule changes the local VJP of some edges during relaxation; the fixed point is
 then no longer the exact gradient but the variant's "gradient".  Rules follow
-the protocol of :func:`ardiff.solvers.compile_plan`: ``rule.local_vjp(graph, node,
-argnum)`` returns a replacement VJP for the edge from ``node``'s argument
-``argnum``, or ``None`` to leave the edge alone.  A rule that replaces no edge
-between the wanted inputs and the output makes ``compile_plan`` raise.
+the protocol of `ardiff.solvers.compile_plan`: `rule.local_vjp(graph, node,
+argnum)` returns a replacement VJP for the edge from `node`'s argument
+`argnum`, or `None` to leave the edge alone.  A rule that replaces no edge
+between the wanted inputs and the output makes `compile_plan` raise.
 
 Rules here describe their change as an *edit* of the edge (a different weight
 matrix, no nonlinear derivative) and the VJP is rebuilt by the op itself with
 the edited arguments.  That is what lets edits of one edge combine:
-``FeedbackAlignment() + NoDerivative()`` (or :func:`compose`) applies both to a
+`FeedbackAlignment() + NoDerivative()` (or `compose`) applies both to a
 dense layer's input edge.  In a plain list of rules the *first* rule that
-matches an edge wins, as in ``compile_plan``.
+matches an edge wins, as in `compile_plan`.
 
-* :class:`FeedbackAlignment` -- a matmul/dot/dense node's VJP w.r.t. its input uses
-  a fixed random matrix ``B`` in place of the weight ``W`` (Lillicrap et al. 2016).
-* :class:`LearnedFeedback` -- ``B`` starts random and moves by the same step as
-  ``W`` (the Hebbian rule of eq. 6).
-* :class:`NoDerivative` -- nonlinear elementwise ops pass the activity through
-  without ``f'`` (eq. 7); on a dense node only the input edge is changed, the
-  weight update keeps ``f'`` as in the paper's code.
-* :func:`combined` -- learned feedback without derivatives (eq. 8).
+* `FeedbackAlignment` -- a matmul/dot/dense node's VJP w.r.t. its input uses
+  a fixed random matrix `B` in place of the weight `W` (Lillicrap et al. 2016).
+* `LearnedFeedback` -- `B` starts random and moves by the same step as
+  `W` (the Hebbian rule of eq. 6).
+* `NoDerivative` -- nonlinear elementwise ops pass the activity through
+  without `f'` (eq. 7); on a dense node only the input edge is changed, the
+  weight update keeps `f'` as in the paper's code.
+* `combined` -- learned feedback without derivatives (eq. 8).
 """
 
 from __future__ import annotations
@@ -45,15 +45,15 @@ LINEAR_OPS = ("matmul", "dot", "dense")
 
 
 def nonlinear_ops() -> list[str]:
-    """Names of the ops registered with ``nonlinear=True``: what :class:`NoDerivative`
+    """Names of the ops registered with `nonlinear=True`: what `NoDerivative`
     changes by default.
 
-    At the time of writing: the dense layer, ``absolute``, ``square``, ``sqrt``,
-    ``reciprocal``, ``exp``/``exp2``/``expm1``, ``log``/``log2``/``log10``/``log1p``,
-    the trigonometric and hyperbolic functions and their inverses, ``maximum``/``minimum``
-    /``fmax``/``fmin`` (relu written as ``maximum(x, 0)``), ``clip``, ``arctan2``,
-    ``hypot``, ``logaddexp``/``logaddexp2``, ``expit`` and ``erf``.  Reductions such as
-    ``logsumexp`` are flagged too but are skipped: "passing through" is only defined for
+    At the time of writing: the dense layer, `absolute`, `square`, `sqrt`,
+    `reciprocal`, `exp`/`exp2`/`expm1`, `log`/`log2`/`log10`/`log1p`,
+    the trigonometric and hyperbolic functions and their inverses, `maximum`/`minimum`
+    /`fmax`/`fmin` (relu written as `maximum(x, 0)`), `clip`, `arctan2`,
+    `hypot`, `logaddexp`/`logaddexp2`, `expit` and `erf`.  Reductions such as
+    `logsumexp` are flagged too but are skipped: "passing through" is only defined for
     elementwise ops.
     """
     return sorted(name for name, op in OPS.items() if getattr(op, "nonlinear", False))
@@ -62,21 +62,21 @@ def nonlinear_ops() -> list[str]:
 class Rule:
     """Base class of the local rules.
 
-    Subclasses implement :meth:`edit`; :meth:`local_vjp` (the protocol used by
-    ``compile_plan``) rebuilds the edge's VJP from the edit.  ``a + b`` composes.
+    Subclasses implement `edit`; `local_vjp` (the protocol used by
+    `compile_plan`) rebuilds the edge's VJP from the edit.  `a + b` composes.
     """
 
     def edit(self, graph: Graph, node: Node, argnum: int) -> dict | None:
-        """How this rule changes the edge ``(node, argnum)``, or None.
+        """How this rule changes the edge `(node, argnum)`, or None.
 
-        Returns a dict with any of the keys ``"weight"`` (a matrix replacing the
-        node's argument number ``"weight_argnum"``) and ``"derivative"`` (False: drop
-        ``f'``).
+        Returns a dict with any of the keys `"weight"` (a matrix replacing the
+        node's argument number `"weight_argnum"`) and `"derivative"` (False: drop
+        `f'`).
         """
         raise NotImplementedError  # pragma: no cover
 
     def local_vjp(self, graph: Graph, node: Node, argnum: int) -> Callable | None:
-        """The replacement VJP for one edge (``compile_plan`` protocol), or None."""
+        """The replacement VJP for one edge (`compile_plan` protocol), or None."""
         change = self.edit(graph, node, argnum)
         return None if change is None else build_vjp(node, argnum, change)
 
@@ -89,7 +89,7 @@ class Compose(Rule):
 
     When two rules set the same key of an edit, the earlier rule wins.  Every
     member must match some edge of the graph; a member that matches nothing
-    raises :class:`ValueError` when the first edge of a new graph is compiled.
+    raises `ValueError` when the first edge of a new graph is compiled.
     """
 
     def __init__(self, *rules: Rule):
@@ -144,10 +144,10 @@ def compose(*rules: Rule) -> Compose:
 def weight_argnum(graph: Graph, node: Node, wanted: set | None = None) -> int | None:
     """Which argument of a matmul/dot/dense node is the weight, or None.
 
-    ``dense(x, W, b)``: always ``W``.  ``matmul``/``dot``: a 2-D operand that is not
+    `dense(x, W, b)`: always `W`.  `matmul`/`dot`: a 2-D operand that is not
     computed in the graph (a parameter input, a constant or an untraced array); the
-    right operand when both qualify (``x @ W`` convention), the left for ``W @ x``.
-    With ``wanted`` (a set of weight keys) only those weights count.
+    right operand when both qualify (`x @ W` convention), the left for `W @ x`.
+    With `wanted` (a set of weight keys) only those weights count.
     """
     if node.op_name == "dense":
         candidates = (1,)
@@ -174,7 +174,7 @@ _NAME_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def node_key(graph: Graph, node: Node) -> Any:
     """Stable key of a leaf: its name when no other node of the graph has that name,
-    else ``("node", index)`` (indices are stable when the same program is re-traced)."""
+    else `("node", index)` (indices are stable when the same program is re-traced)."""
     if node.name:
         cached = _NAME_COUNTS.get(graph)
         if cached is None or cached[0] != len(graph.nodes):
@@ -189,7 +189,7 @@ def node_key(graph: Graph, node: Node) -> Any:
 
 
 def weight_key(graph: Graph, node: Node, k: int) -> Any:
-    """Key of the weight in argument ``k`` of ``node`` (see :func:`node_key`); an
+    """Key of the weight in argument `k` of `node` (see `node_key`); an
     untraced weight is keyed by the consuming node and argument."""
     for argnum, parent in node.parents:
         if argnum == k:
@@ -198,7 +198,7 @@ def weight_key(graph: Graph, node: Node, k: int) -> Any:
 
 
 def build_vjp(node: Node, argnum: int, change: Mapping) -> Callable:
-    """The VJP of edge ``(node, argnum)`` with ``change`` applied (see :meth:`Rule.edit`)."""
+    """The VJP of edge `(node, argnum)` with `change` applied (see `Rule.edit`)."""
     args = list(node.args)
     kwargs = dict(node.kwargs)
     if "weight" in change:
@@ -229,30 +229,30 @@ def _refs_to_keys(graph: Graph, refs: Iterable | None) -> set | None:
 
 
 class FeedbackAlignment(Rule):
-    """Random fixed feedback: a linear node's VJP w.r.t. its input uses ``B`` for ``W``.
+    """Random fixed feedback: a linear node's VJP w.r.t. its input uses `B` for `W`.
 
     Parameters
     ----------
     seed : int
-        Seed of the random matrices.  Each weight's ``B`` is drawn from its own stream
-        (derived from ``seed`` and the weight's key), so it does not depend on the order
+        Seed of the random matrices.  Each weight's `B` is drawn from its own stream
+        (derived from `seed` and the weight's key), so it does not depend on the order
         in which weights are met.
     scale : float, optional
-        Standard deviation of ``B``; by default the standard deviation of the weight
-        when ``B`` is first drawn (with the paper's N(0, 0.05²) initialisation this is
+        Standard deviation of `B`; by default the standard deviation of the weight
+        when `B` is first drawn (with the paper's N(0, 0.05²) initialisation this is
         the original code's choice for the backward weights).
     weights : iterable, optional
         Restrict the rule to these weights (names, or traced values / nodes of the
-        graph).  By default every weight of a ``matmul``, ``dot`` or ``dense`` node
-        (see :func:`weight_argnum`).
+        graph).  By default every weight of a `matmul`, `dot` or `dense` node
+        (see `weight_argnum`).
 
     Notes
     -----
-    ``B`` is kept per weight *key* (:func:`node_key`): the weight node's name, or its
+    `B` is kept per weight *key* (`node_key`): the weight node's name, or its
     index when it is unnamed or its name is not unique.
     A graph re-traced every batch with the same parameter names (as
-    :meth:`ardiff.nn.MLP.trace` does) therefore keeps the same ``B``.  The matrices
-    are in ``self.B`` (key -> array shaped like the weight).
+    `ardiff.nn.MLP.trace` does) therefore keeps the same `B`.  The matrices
+    are in `self.B` (key -> array shaped like the weight).
     """
 
     def __init__(self, seed: int = 0, scale: float | None = None,
@@ -272,7 +272,7 @@ class FeedbackAlignment(Rule):
         return (std * stream.standard_normal(like.shape)).astype(np.result_type(like))
 
     def feedback_matrix(self, graph: Graph, node: Node) -> tuple[int, np.ndarray] | None:
-        """``(weight argnum, B)`` for ``node``'s weight (``B`` drawn on first use), or None
+        """`(weight argnum, B)` for `node`'s weight (`B` drawn on first use), or None
         if the node has no weight this rule applies to."""
         k = weight_argnum(graph, node, _refs_to_keys(graph, self.weights))
         if k is None:
@@ -298,20 +298,20 @@ class FeedbackAlignment(Rule):
 
 
 class LearnedFeedback(FeedbackAlignment):
-    """Feedback alignment whose matrices learn: ``B`` moves by the same step as ``W``.
+    """Feedback alignment whose matrices learn: `B` moves by the same step as `W`.
 
     The paper's eq. 6 updates the backward weights with the same Hebbian product as
-    the forward weights (``B -= lr * dW`` in its code, with ``B`` stored transposed);
-    here ``B`` is stored like ``W``, so ``B += step`` where ``step`` is the change just
-    applied to ``W``.  ``B - W`` therefore stays equal to its initial value.
+    the forward weights (`B -= lr * dW` in its code, with `B` stored transposed);
+    here `B` is stored like `W`, so `B += step` where `step` is the change just
+    applied to `W`.  `B - W` therefore stays equal to its initial value.
 
-    Parameters are as for :class:`FeedbackAlignment`.
+    Parameters are as for `FeedbackAlignment`.
     """
 
     def learn(self, steps: Mapping[Any, np.ndarray]) -> None:
-        """Move each ``B`` by the step its weight took: ``steps`` maps weight key -> step.
+        """Move each `B` by the step its weight took: `steps` maps weight key -> step.
 
-        Keys without a ``B`` yet (weights not met so far) are ignored.
+        Keys without a `B` yet (weights not met so far) are ignored.
         """
         for key, step in steps.items():
             B = self.B.get(key)
@@ -319,9 +319,9 @@ class LearnedFeedback(FeedbackAlignment):
                 B += np.asarray(step, dtype=B.dtype)
 
     def hebbian_update(self, result: Any, lr: float) -> None:
-        """``B -= lr * dL/dW`` for every weight in a solve's ``wrt`` that has a ``B``.
+        """`B -= lr * dL/dW` for every weight in a solve's `wrt` that has a `B`.
 
-        ``result`` is the :class:`~ardiff.Result` of :func:`ardiff.relax` run with this
+        `result` is the `Result` of `ardiff.relax` run with this
         rule; this is eq. 6 with plain SGD.
         """
         graph = result.plan.graph
@@ -335,16 +335,16 @@ class NoDerivative(Rule):
     """Drop the nonlinear derivative: nonlinear elementwise ops pass the activity through.
 
     During relaxation the VJP of a matching node w.r.t. each traced argument becomes
-    ``g -> g`` (broadcasting undone); on a ``dense`` node only the input edge changes
-    (``g -> g @ W.T``) while its weight and bias edges keep ``f'``, as in the paper's
+    `g -> g` (broadcasting undone); on a `dense` node only the input edge changes
+    (`g -> g @ W.T`) while its weight and bias edges keep `f'`, as in the paper's
     code.
 
     Parameters
     ----------
     ops : sequence of str, optional
-        The op names treated as nonlinearities; default :func:`nonlinear_ops` (every op
-        registered with ``nonlinear=True``).  Restrict it (e.g. ``ops=["tanh"]``) when a
-        graph also contains nonlinear ops that are not activations (a loss's ``log``).
+        The op names treated as nonlinearities; default `nonlinear_ops` (every op
+        registered with `nonlinear=True`).  Restrict it (e.g. `ops=["tanh"]`) when a
+        graph also contains nonlinear ops that are not activations (a loss's `log`).
     """
 
     def __init__(self, ops: Sequence[str] | None = None):
@@ -386,7 +386,7 @@ def combined(seed: int = 0, scale: float | None = None, ops: Sequence[str] | Non
 
 
 def learning_rules(rules: Any) -> list[LearnedFeedback]:
-    """The :class:`LearnedFeedback` rules inside a rule, a composition or a list."""
+    """The `LearnedFeedback` rules inside a rule, a composition or a list."""
     if rules is None:
         return []
     items = rules if isinstance(rules, (list, tuple, Compose)) else [rules]

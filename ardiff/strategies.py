@@ -1,7 +1,7 @@
 """Hypothesis strategies for random computation graphs and random NumPy programs.
 
 Use them to property-test a model, a new op or a new solver against finite
-differences or the exact backprop reference::
+differences or the exact backprop reference:
 
     from hypothesis import given
     from ardiff.strategies import random_programs
@@ -12,8 +12,8 @@ differences or the exact backprop reference::
         program, args = drawn
         check_grads(program, order=1)(*args)
 
-This module needs `hypothesis <https://hypothesis.readthedocs.io>`_ (the
-``test`` extra: ``pip install 'ardiff[test]'``); it is imported only when a
+This module needs [hypothesis](https://hypothesis.readthedocs.io) (the
+`test` extra: `pip install 'ardiff[test]'`); it is imported only when a
 strategy is built.
 
 Both strategies write real Python source from a table of templates, so a
@@ -23,12 +23,12 @@ shrinks; the *numbers* (inputs, constants, index arrays) come from a NumPy
 generator seeded by one drawn integer, so shrinking never produces the exact
 ties (all-zero inputs) at which kinks and branch conditions make finite
 differences meaningless.  Every template keeps values of order one and has
-local derivatives of order one (tanh, sin, ``log(1 + x**2)``,
-``x / (1 + y**2)``, means instead of sums, ...), so gradients stay finite and
+local derivatives of order one (tanh, sin, `log(1 + x**2)`,
+`x / (1 + y**2)`, means instead of sums, ...), so gradients stay finite and
 central differences stay accurate on graphs hundreds of nodes deep.
 
-Shapes live in a family closed under broadcasting -- ``()``, ``(n,)``,
-``(m, 1)``, ``(1, n)`` and ``(m, n)`` -- with reductions, matrix products and
+Shapes live in a family closed under broadcasting -- `()`, `(n,)`,
+`(m, 1)`, `(1, n)` and `(m, n)` -- with reductions, matrix products and
 indexing moving between them.
 """
 
@@ -389,7 +389,7 @@ def _draw(draw, st, min_nodes, max_nodes, max_inputs, max_dim, kinks, control_fl
     Executing each statement gives the exact shape of the new variable and the
     exact node count, so the loop stops as soon as the graph is big enough.
     Returns the writer, the input values, the input lines, the body and the
-    namespace (holding ``g``, the inputs and every variable).
+    namespace (holding `g`, the inputs and every variable).
     """
     m = draw(st.integers(2, max_dim))
     n = draw(st.integers(2, max_dim))
@@ -433,7 +433,7 @@ def _draw(draw, st, min_nodes, max_nodes, max_inputs, max_dim, kinks, control_fl
 
 
 class Program:
-    """A drawn NumPy program: callable, with its source as ``source`` and ``repr``."""
+    """A drawn NumPy program: callable, with its source as `source` and `repr`."""
 
     def __init__(self, source: str, n_args: int):
         self.source = source
@@ -452,7 +452,7 @@ class Program:
 
 
 class DrawnGraph(tuple):
-    """``(graph, output, wrt)``, with the building code in ``source`` and ``repr``."""
+    """`(graph, output, wrt)`, with the building code in `source` and `repr`."""
 
     def __new__(cls, graph, output, wrt, source: str):
         obj = super().__new__(cls, (graph, output, wrt))
@@ -466,14 +466,14 @@ class DrawnGraph(tuple):
 def random_programs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int = 3,
                     max_dim: int = 4, kinks: bool = True, control_flow: bool = True
                     ) -> SearchStrategy[tuple[Program, tuple]]:
-    """Strategy for ``(program, args)``: a plain Python/NumPy function and its arguments.
+    """Strategy for `(program, args)`: a plain Python/NumPy function and its arguments.
 
-    The function mixes ``np.*`` and ``anp.*`` calls, operators (reflected ones with
-    NumPy arrays on the left), reductions with ``axis``, broadcasting, basic and
-    advanced indexing, iteration, ``anp.array``/``anp.stack`` of traced values, and
-    (with ``control_flow``) ``if`` on data, ``for`` loops with ``break`` and ``while``
-    loops.  Tracing it at the drawn arguments records between ``min_nodes`` and
-    about ``max_nodes`` nodes (plus the final sum of the means of all values that
+    The function mixes `np.*` and `anp.*` calls, operators (reflected ones with
+    NumPy arrays on the left), reductions with `axis`, broadcasting, basic and
+    advanced indexing, iteration, `anp.array`/`anp.stack` of traced values, and
+    (with `control_flow`) `if` on data, `for` loops with `break` and `while`
+    loops.  Tracing it at the drawn arguments records between `min_nodes` and
+    about `max_nodes` nodes (plus the final sum of the means of all values that
     are otherwise unused, so that every value reaches the scalar output).
 
     Parameters
@@ -481,22 +481,22 @@ def random_programs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int
     min_nodes, max_nodes : int
         Range of the number of recorded nodes.
     max_inputs : int
-        Arguments are 1 to ``max_inputs`` float arrays of shapes ``()``, ``(n,)``,
-        ``(m, 1)``, ``(1, n)``, ``(m, n)`` with ``2 <= m, n <= max_dim``; a scalar may
+        Arguments are 1 to `max_inputs` float arrays of shapes `()`, `(n,)`,
+        `(m, 1)`, `(1, n)`, `(m, n)` with `2 <= m, n <= max_dim`; a scalar may
         be a Python float.
     max_dim : int
-        Largest ``m`` and ``n``.
+        Largest `m` and `n`.
     kinks : bool
-        Also use ops that are not differentiable everywhere (``abs``, ``maximum``,
-        ``max``, ``sort``, ``norm``, ``where`` on a comparison, selection by value).
+        Also use ops that are not differentiable everywhere (`abs`, `maximum`,
+        `max`, `sort`, `norm`, `where` on a comparison, selection by value).
         The random values almost surely stay away from their kinks.
     control_flow : bool
-        Use Python ``if``/``for``/``while`` statements.
+        Use Python `if`/`for`/`while` statements.
 
     Returns
     -------
     hypothesis.strategies.SearchStrategy
-        Of ``(Program, tuple_of_args)``; a ``Program`` is callable and prints its source.
+        Of `(Program, tuple_of_args)`; a `Program` is callable and prints its source.
     """
     st = _require_hypothesis()
 
@@ -516,19 +516,19 @@ def random_programs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int
 
 def random_graphs(min_nodes: int = 50, max_nodes: int = 90, *, max_inputs: int = 3,
                   max_dim: int = 4, kinks: bool = True) -> SearchStrategy[DrawnGraph]:
-    """Strategy for ``(graph, output, wrt)``: a programmatically built :class:`ardiff.Graph`.
+    """Strategy for `(graph, output, wrt)`: a programmatically built `ardiff.Graph`.
 
-    Inputs are added with ``g.input`` (shapes as in :func:`random_programs`), then a
-    random DAG of elementary ops from :mod:`ardiff.numpy` -- broadcasting,
-    reductions with ``axis``, matrix products, basic and advanced indexing, joins,
-    unrolled loops -- is recorded until the graph has at least ``min_nodes`` nodes;
-    the scalar ``output`` sums the means of all otherwise unused values, and
-    ``wrt`` is a non-empty subset of the inputs.
+    Inputs are added with `g.input` (shapes as in `random_programs`), then a
+    random DAG of elementary ops from `ardiff.numpy` -- broadcasting,
+    reductions with `axis`, matrix products, basic and advanced indexing, joins,
+    unrolled loops -- is recorded until the graph has at least `min_nodes` nodes;
+    the scalar `output` sums the means of all otherwise unused values, and
+    `wrt` is a non-empty subset of the inputs.
 
     Returns
     -------
     hypothesis.strategies.SearchStrategy
-        Of :class:`DrawnGraph`: a 3-tuple that also carries its building ``source``.
+        Of `DrawnGraph`: a 3-tuple that also carries its building `source`.
     """
     st = _require_hypothesis()
 

@@ -1,7 +1,7 @@
 """Testing tools for users: finite-difference gradient checks (and, in
 `ardiff.strategies`, hypothesis strategies for random graphs and programs).
 
-``check_grads(fun)(x)`` compares the VJP that ardiff computes with central finite
+`check_grads(fun)(x)` compares the VJP that ardiff computes with central finite
 differences along random directions, and recurses to check higher orders
 (differentiating ardiff's own derivative), exactly as a user would check a
 hand-written model.
@@ -30,7 +30,7 @@ def _inner(a_leaves, b_leaves):
 def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 1e-6,
                 rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
                 **options: Any) -> Callable:
-    """Return a checker ``(*args) -> None`` that raises AssertionError on a mismatch.
+    """Return a checker `(*args) -> None` that raises AssertionError on a mismatch.
 
     Parameters
     ----------

@@ -1,9 +1,9 @@
 """Traced values: the array interface of a recorded value, and NumPy's dispatch to ardiff.
 
-A :class:`Tracer` wraps a forward value together with the graph node that produced
+A `Tracer` wraps a forward value together with the graph node that produced
 it.  Its operators and methods call the traced functions of `ardiff.numpy`, and
-NumPy's own functions and ufuncs on a tracer (``np.sin(x)``, ``np.sum(x, axis=0)``)
-reach the same functions through ``__array_ufunc__`` / ``__array_function__``.
+NumPy's own functions and ufuncs on a tracer (`np.sin(x)`, `np.sum(x, axis=0)`)
+reach the same functions through `__array_ufunc__` / `__array_function__`.
 Tracing is *concrete*: values are real arrays, so Python control flow simply runs
 (comparisons and truth tests are answered from the value and recorded as guards,
 see `ardiff.guards`).
@@ -62,7 +62,7 @@ def _index(key):
 
 
 def _axes_argument(axes: tuple):
-    """``x.transpose(1, 0)`` and ``x.transpose((1, 0))`` alike; None for no axes."""
+    """`x.transpose(1, 0)` and `x.transpose((1, 0))` alike; None for no axes."""
     if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
         return axes[0]
     return axes or None
@@ -72,7 +72,7 @@ class Tracer(TracerBase):
     """A value recorded in a `ardiff.Graph`; behaves like a NumPy array.
 
     Arithmetic, indexing, NumPy ufuncs and functions on a tracer record new nodes.
-    Conversions that would leave the graph (``float()``, ``np.array``, assignment into
+    Conversions that would leave the graph (`float()`, `np.array`, assignment into
     a NumPy array) raise `TracingError` instead of silently losing the gradient.
     """
 
@@ -234,13 +234,13 @@ class Tracer(TracerBase):
 
     # -- array methods --------------------------------------------------------------
     def reshape(self, *shape, order="C"):
-        """Traced ``ndarray.reshape`` (``x.reshape(2, 3)`` or ``x.reshape((2, 3))``)."""
+        """Traced `ndarray.reshape` (`x.reshape(2, 3)` or `x.reshape((2, 3))`)."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
         return anp.reshape(self, shape, order)
 
     def transpose(self, *axes):
-        """Traced ``ndarray.transpose``."""
+        """Traced `ndarray.transpose`."""
         return anp.transpose(self, _axes_argument(axes))
 
     def astype(self, dtype, **kwargs):
@@ -248,29 +248,29 @@ class Tracer(TracerBase):
         return anp.array(self, dtype=dtype)
 
     def dot(self, other):
-        """Traced ``ndarray.dot``."""
+        """Traced `ndarray.dot`."""
         return anp.dot(self, other)
 
     def ravel(self, order="C"):
-        """Traced ``ndarray.ravel``."""
+        """Traced `ndarray.ravel`."""
         return anp.ravel(self)
 
     flatten = ravel
 
     def squeeze(self, axis=None):
-        """Traced ``ndarray.squeeze``."""
+        """Traced `ndarray.squeeze`."""
         return anp.squeeze(self, axis)
 
     def swapaxes(self, axis1, axis2):
-        """Traced ``ndarray.swapaxes``."""
+        """Traced `ndarray.swapaxes`."""
         return anp.swapaxes(self, axis1, axis2)
 
     def repeat(self, repeats, axis=None):
-        """Traced ``ndarray.repeat``."""
+        """Traced `ndarray.repeat`."""
         return anp.repeat(self, repeats, axis)
 
     def clip(self, a_min=None, a_max=None, **kwargs):
-        """Traced ``ndarray.clip``."""
+        """Traced `ndarray.clip`."""
         return anp.clip(self, a_min, a_max, **kwargs)
 
     def copy(self):
@@ -278,51 +278,51 @@ class Tracer(TracerBase):
         return self
 
     def take(self, indices, axis=None):
-        """Traced ``ndarray.take``."""
+        """Traced `ndarray.take`."""
         return anp.take(self, indices, axis)
 
     def diagonal(self, offset=0, axis1=0, axis2=1):
-        """Traced ``ndarray.diagonal``."""
+        """Traced `ndarray.diagonal`."""
         return anp.diagonal(self, offset, axis1, axis2)
 
     def trace(self, offset=0, axis1=0, axis2=1):
-        """Traced ``ndarray.trace``."""
+        """Traced `ndarray.trace`."""
         return anp.trace(self, offset, axis1, axis2)
 
     def sum(self, *args, **kwargs):
-        """Traced ``ndarray.sum``."""
+        """Traced `ndarray.sum`."""
         return anp.sum(self, *args, **kwargs)
 
     def mean(self, *args, **kwargs):
-        """Traced ``ndarray.mean``."""
+        """Traced `ndarray.mean`."""
         return anp.mean(self, *args, **kwargs)
 
     def prod(self, *args, **kwargs):
-        """Traced ``ndarray.prod``."""
+        """Traced `ndarray.prod`."""
         return anp.prod(self, *args, **kwargs)
 
     def max(self, *args, **kwargs):
-        """Traced ``ndarray.max`` (ties share the gradient)."""
+        """Traced `ndarray.max` (ties share the gradient)."""
         return anp.max(self, *args, **kwargs)
 
     def min(self, *args, **kwargs):
-        """Traced ``ndarray.min`` (ties share the gradient)."""
+        """Traced `ndarray.min` (ties share the gradient)."""
         return anp.min(self, *args, **kwargs)
 
     def var(self, *args, **kwargs):
-        """Traced ``ndarray.var``."""
+        """Traced `ndarray.var`."""
         return anp.var(self, *args, **kwargs)
 
     def std(self, *args, **kwargs):
-        """Traced ``ndarray.std``."""
+        """Traced `ndarray.std`."""
         return anp.std(self, *args, **kwargs)
 
     def cumsum(self, *args, **kwargs):
-        """Traced ``ndarray.cumsum``."""
+        """Traced `ndarray.cumsum`."""
         return anp.cumsum(self, *args, **kwargs)
 
     def cumprod(self, *args, **kwargs):
-        """Traced ``ndarray.cumprod``."""
+        """Traced `ndarray.cumprod`."""
         return anp.cumprod(self, *args, **kwargs)
 
     # -- ways to lose the gradient: refuse them loudly --------------------------
@@ -330,11 +330,11 @@ class Tracer(TracerBase):
         raise TracingError(f"{what} on a traced value would drop its gradient. {DETACH_HELP}")
 
     def item(self, *args):
-        """Refused: the plain number would carry no gradient (use ``x.value``)."""
+        """Refused: the plain number would carry no gradient (use `x.value`)."""
         self._detach_error("item()")
 
     def tolist(self):
-        """Refused: the plain list would carry no gradient (use ``x.value``)."""
+        """Refused: the plain list would carry no gradient (use `x.value`)."""
         self._detach_error("tolist()")
 
     def __float__(self):

@@ -1,7 +1,7 @@
 """Neural-network tools for the paper's experiments: the fused dense op, an MLP,
 losses, optimisers and a training loop whose gradient method is a parameter.
 
-Importing this package registers the ``"dense"`` op in the op table.
+Importing this package registers the `"dense"` op in the op table.
 
 Examples
 --------

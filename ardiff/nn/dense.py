@@ -1,22 +1,22 @@
-"""The fused dense layer ``h = f(x @ W + b)`` as one elementary op of the op table.
+"""The fused dense layer `h = f(x @ W + b)` as one elementary op of the op table.
 
-The paper's network relaxes one unit per layer: the post-activation ``h``.  A
-traced ``f(x @ W + b)`` records three nodes (matmul, add, activation) and so
+The paper's network relaxes one unit per layer: the post-activation `h`.  A
+traced `f(x @ W + b)` records three nodes (matmul, add, activation) and so
 relaxes three times as many nodes with a longer path to the output.  Registering
-the whole layer as one op (``"dense"``) gives exactly the paper's dynamics while
+the whole layer as one op (`"dense"`) gives exactly the paper's dynamics while
 keeping every solver and rule generic.
 
 Local derivatives, staged once per recorded node (i.e. once per batch):
 
-* w.r.t. ``x``: ``g -> (g * f'(z)) @ W.T``
-* w.r.t. ``W``: ``g -> x.T @ (g * f'(z))`` (the paper's weight update, eq. 1)
-* w.r.t. ``b``: ``g -> sum over the batch of g * f'(z)``
+* w.r.t. `x`: `g -> (g * f'(z)) @ W.T`
+* w.r.t. `W`: `g -> x.T @ (g * f'(z))` (the paper's weight update, eq. 1)
+* w.r.t. `b`: `g -> sum over the batch of g * f'(z)`
 
-``f'`` is computed from the stored output ``h`` (relu: ``h > 0``, tanh:
-``1 - h**2``, sigmoid: ``h (1 - h)``, linear: 1), so no pre-activation is kept.
+`f'` is computed from the stored output `h` (relu: `h > 0`, tanh:
+`1 - h**2`, sigmoid: `h (1 - h)`, linear: 1), so no pre-activation is kept.
 The VJPs are written with ardiff's own ops, so higher order works as elsewhere.
-The op carries ``nonlinear=True``: :class:`ardiff.rules.NoDerivative` drops
-``f'`` from its input edge (``g -> g @ W.T``) while the weight and bias edges
+The op carries `nonlinear=True`: `ardiff.rules.NoDerivative` drops
+`f'` from its input edge (`g -> g @ W.T`) while the weight and bias edges
 keep it, as in the paper's code.
 """
 
@@ -82,7 +82,7 @@ def _forward(x, W, b=None, activation: str = "relu"):
 
 
 def local_slope(ans, activation: str):
-    """``f'(z)`` at the recorded point, from the output; None when it is 1 (linear)."""
+    """`f'(z)` at the recorded point, from the output; None when it is 1 (linear)."""
     deriv = ACTIVATIONS[activation][1]
     return None if deriv is None else deriv(ans)
 
@@ -144,23 +144,23 @@ dense_op = OPS["dense"] if "dense" in OPS else defop(
 
 
 def dense(x: Any, W: Any, b: Any = None, activation: str = "relu") -> Any:
-    """Apply one fully connected layer ``f(x @ W + b)`` as a single graph node.
+    """Apply one fully connected layer `f(x @ W + b)` as a single graph node.
 
     Parameters
     ----------
     x : array_like or Tracer
-        Input, shape ``(n_in,)`` or ``(batch, n_in)``.
+        Input, shape `(n_in,)` or `(batch, n_in)`.
     W : array_like or Tracer
-        Weight matrix, shape ``(n_in, n_out)``.
+        Weight matrix, shape `(n_in, n_out)`.
     b : array_like or Tracer, optional
-        Bias, shape ``(n_out,)``; omitted for a layer without bias.
+        Bias, shape `(n_out,)`; omitted for a layer without bias.
     activation : {"relu", "tanh", "sigmoid", "linear"}
-        The nonlinearity ``f``.
+        The nonlinearity `f`.
 
     Returns
     -------
     array or Tracer
-        ``f(x @ W + b)``, recorded as one ``"dense"`` node when any argument is traced.
+        `f(x @ W + b)`, recorded as one `"dense"` node when any argument is traced.
 
     Examples
     --------

@@ -2,8 +2,8 @@
 
 In the paper (and its code) the output layer is clamped to the loss derivative,
 the "top-layer error", and only the hidden layers relax.  A loss here therefore
-offers both its value, written with :mod:`ardiff.numpy` so it can be traced like
-any other function, and its derivative ``d loss / d output`` in closed form,
+offers both its value, written with `ardiff.numpy` so it can be traced like
+any other function, and its derivative `d loss / d output` in closed form,
 which the training loop uses as the relaxation's seed.
 """
 
@@ -19,8 +19,8 @@ from ..scipy.special import logsumexp
 
 
 class Loss:
-    """Base class: ``loss(out, target)`` is the value, ``loss.grad(out, target)`` its
-    derivative with respect to ``out`` (both for a whole batch)."""
+    """Base class: `loss(out, target)` is the value, `loss.grad(out, target)` its
+    derivative with respect to `out` (both for a whole batch)."""
 
     name = "loss"
     #: "sum" when the value adds up over examples, "mean" when it averages
@@ -37,9 +37,9 @@ class Loss:
 
 
 class SumSquaredError(Loss):
-    """``sum((out - target)**2)`` over batch and units: the paper's loss.
+    """`sum((out - target)**2)` over batch and units: the paper's loss.
 
-    Its derivative ``2 (out - target)`` is the paper's output error.
+    Its derivative `2 (out - target)` is the paper's output error.
     """
 
     name = "sse"
@@ -53,7 +53,7 @@ class SumSquaredError(Loss):
 
 
 class MeanSquaredError(Loss):
-    """``mean((out - target)**2)`` over all elements."""
+    """`mean((out - target)**2)` over all elements."""
 
     name = "mse"
     reduction = "mean"
@@ -67,8 +67,8 @@ class MeanSquaredError(Loss):
 
 
 class SoftmaxCrossEntropy(Loss):
-    """Cross-entropy of ``softmax(out)`` against one-hot (or soft) targets, summed over
-    the batch: ``sum(logsumexp(out) - sum(target * out))``."""
+    """Cross-entropy of `softmax(out)` against one-hot (or soft) targets, summed over
+    the batch: `sum(logsumexp(out) - sum(target * out))`."""
 
     name = "xent"
 
@@ -86,7 +86,7 @@ LOSSES = {"sse": SumSquaredError, "mse": MeanSquaredError, "xent": SoftmaxCrossE
 
 
 def get_loss(loss: str | Loss) -> Loss:
-    """A :class:`Loss` from its name (``"sse"``, ``"mse"``, ``"xent"``) or itself."""
+    """A `Loss` from its name (`"sse"`, `"mse"`, `"xent"`) or itself."""
     if isinstance(loss, Loss):
         return loss
     if loss not in LOSSES:

@@ -1,8 +1,8 @@
 """A multi-layer perceptron built from the fused dense op.
 
 Parameters live in plain NumPy arrays that the optimisers update in place.  For a
-gradient the network is traced into a fresh :class:`~ardiff.Graph` (one ``dense``
-node per layer, parameters as named inputs ``W1, b1, W2, ...``) so any solver and
+gradient the network is traced into a fresh `Graph` (one `dense`
+node per layer, parameters as named inputs `W1, b1, W2, ...`) so any solver and
 any local rule can run on it; for evaluation a plain NumPy forward pass is used.
 """
 
@@ -17,17 +17,17 @@ from .dense import ACTIVATIONS, check_activation, dense
 
 
 class MLP:
-    """Fully connected network ``x -> f(x W1 + b1) -> ... -> g(h W_L + b_L)``.
+    """Fully connected network `x -> f(x W1 + b1) -> ... -> g(h W_L + b_L)`.
 
     Parameters
     ----------
     sizes : sequence of int
         Layer widths including input and output, e.g. the paper's
-        ``(784, 300, 300, 100, 10)``.
+        `(784, 300, 300, 100, 10)`.
     activation : str
-        Hidden nonlinearity (``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"linear"``).
+        Hidden nonlinearity (`"relu"`, `"tanh"`, `"sigmoid"`, `"linear"`).
     output_activation : str
-        Nonlinearity of the last layer (the paper: ``"linear"``).
+        Nonlinearity of the last layer (the paper: `"linear"`).
     bias : bool
         Whether layers have a bias (initialised to zero).
     init_std : float
@@ -40,8 +40,8 @@ class MLP:
     Attributes
     ----------
     weights, biases : list of numpy.ndarray
-        The parameters, updated in place by the optimisers (``biases`` holds ``None``
-        entries when ``bias=False``).
+        The parameters, updated in place by the optimisers (`biases` holds `None`
+        entries when `bias=False`).
     """
 
     def __init__(self, sizes: Sequence[int] = (784, 300, 300, 100, 10), activation: str = "relu",
@@ -72,7 +72,7 @@ class MLP:
         return [self.activation] * (self.n_layers - 1) + [self.output_activation]
 
     def parameters(self) -> list[np.ndarray]:
-        """All parameter arrays in the order ``W1, b1, W2, b2, ...`` (biases if present)."""
+        """All parameter arrays in the order `W1, b1, W2, b2, ...` (biases if present)."""
         out = []
         for W, b in zip(self.weights, self.biases):
             out.append(W)
@@ -81,7 +81,7 @@ class MLP:
         return out
 
     def parameter_names(self) -> list[str]:
-        """Names matching :meth:`parameters`: ``W1, b1, W2, ...``."""
+        """Names matching `parameters`: `W1, b1, W2, ...`."""
         out = []
         for k, b in enumerate(self.biases, start=1):
             out.append(f"W{k}")
@@ -104,17 +104,17 @@ class MLP:
     __call__ = forward
 
     def trace(self, x: np.ndarray) -> tuple[Graph, object, list, list]:
-        """Record the forward pass on input ``x`` into a new graph.
+        """Record the forward pass on input `x` into a new graph.
 
         Returns
         -------
         graph : Graph
         output : Tracer
-            The network output (one ``dense`` node per layer above it).
+            The network output (one `dense` node per layer above it).
         params : list of Tracer
-            The parameter inputs, in the order of :meth:`parameters`, named ``W1, b1, ...``.
+            The parameter inputs, in the order of `parameters`, named `W1, b1, ...`.
         layers : list of Tracer
-            Every layer's output, first to last (the last is ``output``).
+            Every layer's output, first to last (the last is `output`).
         """
         graph = Graph()
         params = [graph.input(p, name=n) for p, n in zip(self.parameters(),

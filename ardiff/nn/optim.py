@@ -13,7 +13,7 @@ import numpy as np
 
 
 class Optimizer:
-    """Base class: ``step(params, grads)`` updates ``params`` in place, returns the steps."""
+    """Base class: `step(params, grads)` updates `params` in place, returns the steps."""
 
     def __init__(self, lr: float):
         if not lr > 0:
@@ -32,7 +32,7 @@ class Optimizer:
         pass
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> list:
-        """Apply one update; returns the list of steps ``new - old`` (reused buffers)."""
+        """Apply one update; returns the list of steps `new - old` (reused buffers)."""
         raise NotImplementedError  # pragma: no cover
 
 

@@ -1,10 +1,10 @@
 """Training with a pluggable gradient method: backprop, relaxation, or relaxation + rules.
 
-Every batch the network is traced into a fresh graph (one ``dense`` node per
+Every batch the network is traced into a fresh graph (one `dense` node per
 layer), the output is clamped to the loss derivative (the paper's "top-layer
 error") and the hidden layers' activities are computed by the chosen solver; the
 weight gradients are then read out locally (eq. 1).  The same compiled machinery
-serves all methods, so a :class:`Method` is just solver settings plus rules.
+serves all methods, so a `Method` is just solver settings plus rules.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Method:
         Algorithm 1 of the paper (all layers at once) or top-down sweeps (the order of
         the paper's training code).
     rules : rule or list of rules, optional
-        Local-rule variants from :mod:`ardiff.rules` (need ``solver="relax"``).
+        Local-rule variants from `ardiff.rules` (need `solver="relax"`).
     """
 
     solver: str = "relax"
@@ -64,7 +64,7 @@ class Method:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
 
     def rule_list(self) -> list | None:
-        """The rules as a list for ``compile_plan`` (None when there are none)."""
+        """The rules as a list for `compile_plan` (None when there are none)."""
         if self.rules is None:
             return None
         return list(self.rules) if isinstance(self.rules, (list, tuple)) else [self.rules]
@@ -102,7 +102,7 @@ def relaxation(eta: float = 0.1, steps: int = 100, init: str = "forward",
 
 @dataclass
 class BatchGradients:
-    """Result of :func:`batch_gradients`: loss, output, parameter gradients, solver result."""
+    """Result of `batch_gradients`: loss, output, parameter gradients, solver result."""
 
     loss: float
     output: np.ndarray
@@ -116,10 +116,10 @@ class BatchGradients:
 
 def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | str = "sse",
                     method: Method | None = None) -> BatchGradients:
-    """Gradients of ``loss(model(x), target)`` w.r.t. all parameters by ``method``.
+    """Gradients of `loss(model(x), target)` w.r.t. all parameters by `method`.
 
-    The output layer is clamped to ``loss.grad(output, target)``; the hidden layers
-    relax (or are swept, for backprop).  ``grads`` follow ``model.parameters()``.
+    The output layer is clamped to `loss.grad(output, target)`; the hidden layers
+    relax (or are swept, for backprop).  `grads` follow `model.parameters()`.
     """
     loss = get_loss(loss)
     method = method or relaxation()
@@ -200,7 +200,7 @@ def one_hot(labels: Any, n_classes: int = 10, dtype: Any = np.float64) -> np.nda
 
 def evaluate(model: MLP, x: np.ndarray, labels: np.ndarray, loss: Loss | str = "sse",
              chunk: int = 2000) -> tuple[float, float]:
-    """``(accuracy, mean loss per example)`` of a plain forward pass over a dataset."""
+    """`(accuracy, mean loss per example)` of a plain forward pass over a dataset."""
     loss = get_loss(loss)
     if len(x) == 0:
         return float("nan"), float("nan")
@@ -217,7 +217,7 @@ def evaluate(model: MLP, x: np.ndarray, labels: np.ndarray, loss: Loss | str = "
 
 @dataclass
 class History:
-    """What :func:`train` measured.  Lists are per epoch; index 0 is before training.
+    """What `train` measured.  Lists are per epoch; index 0 is before training.
 
     Attributes
     ----------
@@ -231,7 +231,7 @@ class History:
     epoch_time : list of float
         Seconds of training per epoch (gradients and updates, not the evaluation).
     angles : list
-        ``[batch index, angle layer 1, angle layer 2, ...]`` every ``angle_every`` batches.
+        `[batch index, angle layer 1, angle layer 2, ...]` every `angle_every` batches.
     interrupted : bool
         True when training stopped early (Ctrl-C) and the lists are partial.
     diverged : int or None
@@ -261,20 +261,20 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
           seed: int = 0, angle_every: int = 0, history: History | None = None,
           progress: Any = None, on_epoch: Callable[[History], None] | None = None
           ) -> History:
-    """Train ``model`` with gradients from ``method`` and report accuracy per epoch.
+    """Train `model` with gradients from `method` and report accuracy per epoch.
 
     Parameters
     ----------
     model : MLP
         Trained in place.
     train_data, test_data : tuple
-        ``(images (n, d) float array, labels (n,) int array)``.
+        `(images (n, d) float array, labels (n,) int array)`.
     method : Method, optional
-        Gradient method (default: the paper's relaxation, :func:`relaxation`).
+        Gradient method (default: the paper's relaxation, `relaxation`).
     loss : str or Loss
-        ``"sse"`` (the paper), ``"mse"`` or ``"xent"``.
+        `"sse"` (the paper), `"mse"` or `"xent"`.
     optimizer : Optimizer, optional
-        Default ``SGD(lr=5e-4)`` (the paper).
+        Default `SGD(lr=5e-4)` (the paper).
     epochs, batch_size : int
         The paper: 10 shown, 64.
     seed : int
@@ -285,20 +285,20 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
     history : History, optional
         Filled in place (pass one to keep partial results if training is interrupted).
     progress : object, optional
-        Anything with ``update(n)`` (e.g. a tqdm bar), advanced once per batch.
+        Anything with `update(n)` (e.g. a tqdm bar), advanced once per batch.
     on_epoch : callable, optional
         Called with the history after every epoch (e.g. to save results).
 
     Returns
     -------
     History
-        If the loss becomes non-finite, training stops at once and ``history.diverged``
+        If the loss becomes non-finite, training stops at once and `history.diverged`
         holds the batch index.
 
     Raises
     ------
     KeyboardInterrupt
-        Re-raised after marking ``history.interrupted``; completed epochs are kept.
+        Re-raised after marking `history.interrupted`; completed epochs are kept.
     """
     method = method or relaxation()
     loss = get_loss(loss)

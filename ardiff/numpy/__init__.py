@@ -1,11 +1,11 @@
-"""``ardiff.numpy``: the NumPy namespace whose functions trace.
+"""`ardiff.numpy`: the NumPy namespace whose functions trace.
 
-``import ardiff.numpy as anp`` and write NumPy code.  Differentiable functions
-come from the op table (:mod:`ardiff.ops`) or are composed here from it;
-functions without a gradient (``argmax``, ``zeros_like``, comparisons, ...) work
+`import ardiff.numpy as anp` and write NumPy code.  Differentiable functions
+come from the op table (`ardiff.ops`) or are composed here from it;
+functions without a gradient (`argmax`, `zeros_like`, comparisons, ...) work
 on the plain values; anything else falls through to NumPy itself, where a traced
 argument raises a clear error instead of silently losing its gradient.
-``anp.random`` is NumPy's random module.
+`anp.random` is NumPy's random module.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ mod = remainder
 
 
 def round(a, decimals=0, out=None):
-    """Round to ``decimals`` (zero gradient almost everywhere)."""
+    """Round to `decimals` (zero gradient almost everywhere)."""
     _no_out("round", out)
     return _OPS["round"](a, decimals=decimals)
 
@@ -133,9 +133,9 @@ def _no_out(name, out, dtype=None):
 
 
 # -- reductions ------------------------------------------------------------------
-def _reduction(name, note="with ``axis`` and ``keepdims``", dtype_argument=True):
-    """The traced ``numpy.<name>``; without ``dtype_argument`` its third positional
-    parameter is ``out``, as for ``numpy.max``."""
+def _reduction(name, note="with `axis` and `keepdims`", dtype_argument=True):
+    """The traced `numpy.<name>`; without `dtype_argument` its third positional
+    parameter is `out`, as for `numpy.max`."""
     op = _OPS[name]
     numpy_reduction = getattr(_np, name)
 
@@ -158,7 +158,7 @@ def _reduction(name, note="with ``axis`` and ``keepdims``", dtype_argument=True)
 
     traced = reduce if dtype_argument else extreme
     traced.__name__ = name
-    traced.__doc__ = f"Traced ``numpy.{name}`` {note}."
+    traced.__doc__ = f"Traced `numpy.{name}` {note}."
     return traced
 
 
@@ -170,39 +170,39 @@ min = amin = _reduction("min", "(ties share the gradient evenly)", dtype_argumen
 
 
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    """Traced ``numpy.var``."""
+    """Traced `numpy.var`."""
     _no_out("var", out, dtype)
     return _OPS["var"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
 
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    """Traced ``numpy.std`` (gradient 0 where the standard deviation is 0)."""
+    """Traced `numpy.std` (gradient 0 where the standard deviation is 0)."""
     _no_out("std", out, dtype)
     return _OPS["std"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
 
 
 def cumsum(a, axis=None, dtype=None, out=None):
-    """Traced ``numpy.cumsum``."""
+    """Traced `numpy.cumsum`."""
     _no_out("cumsum", out, dtype)
     return _OPS["cumsum"](a, axis=axis)
 
 
 def cumprod(a, axis=None, dtype=None, out=None):
-    """Traced ``numpy.cumprod``."""
+    """Traced `numpy.cumprod`."""
     _no_out("cumprod", out, dtype)
     return _OPS["cumprod"](a, axis=axis)
 
 
 # -- selection ------------------------------------------------------------------
 def where(condition, x=None, y=None):
-    """Traced ``numpy.where``; the one-argument form returns plain indices."""
+    """Traced `numpy.where`; the one-argument form returns plain indices."""
     if x is None and y is None:
         return _np.where(_unwrap(condition))
     return _OPS["where"](_plain(condition), x, y)
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
-    """Traced ``numpy.clip``; the gradient passes where ``a_min <= a <= a_max``."""
+    """Traced `numpy.clip`; the gradient passes where `a_min <= a <= a_max`."""
     _no_out("clip", out)
     a_min = min if a_min is None else a_min
     a_max = max if a_max is None else a_max
@@ -213,7 +213,7 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
 
 # -- linear algebra composed from the table ---------------------------------------
 def einsum(subscripts, *operands, **kwargs):
-    """Traced ``numpy.einsum`` (string subscripts only)."""
+    """Traced `numpy.einsum` (string subscripts only)."""
     if not isinstance(subscripts, str):
         raise TypeError("ardiff.numpy.einsum: only the string form of subscripts is supported.")
     if kwargs.get("out") is not None:
@@ -222,30 +222,30 @@ def einsum(subscripts, *operands, **kwargs):
 
 
 def inner(a, b):
-    """Traced ``numpy.inner``: contraction over the last axes."""
+    """Traced `numpy.inner`: contraction over the last axes."""
     if _np.ndim(_unwrap(a)) == 0 or _np.ndim(_unwrap(b)) == 0:
         return multiply(a, b)
     return tensordot(a, b, axes=([-1], [-1]))
 
 
 def outer(a, b):
-    """Traced ``numpy.outer``."""
+    """Traced `numpy.outer`."""
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
 def vdot(a, b):
-    """Traced ``numpy.vdot`` for real inputs."""
+    """Traced `numpy.vdot` for real inputs."""
     return dot(ravel(a), ravel(b))
 
 
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    """Traced ``numpy.trace``."""
+    """Traced `numpy.trace`."""
     _no_out("trace", out, dtype)
     return sum(diagonal(a, offset, axis1, axis2), axis=-1)
 
 
 def kron(a, b):
-    """Traced ``numpy.kron``."""
+    """Traced `numpy.kron`."""
     sa, sb = _np.shape(_unwrap(a)), _np.shape(_unwrap(b))
     n = _builtins.max(len(sa), len(sb))
     sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
@@ -267,7 +267,7 @@ def _contains_tracer(obj) -> bool:
 
 
 def array(obj, dtype=None, copy=True, **kwargs):
-    """Like ``numpy.array``, but nested lists of traced values are stacked and traced."""
+    """Like `numpy.array`, but nested lists of traced values are stacked and traced."""
     if isinstance(obj, _TracerBase):
         return obj if dtype is None else _astype(obj, dtype)
     if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
@@ -277,7 +277,7 @@ def array(obj, dtype=None, copy=True, **kwargs):
 
 
 def asarray(obj, dtype=None, **kwargs):
-    """Like ``numpy.asarray``, keeping traced values traced."""
+    """Like `numpy.asarray`, keeping traced values traced."""
     if isinstance(obj, _TracerBase) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
         return array(obj, dtype=dtype)
     return _np.asarray(obj, dtype=dtype, **kwargs)
@@ -290,7 +290,7 @@ def _without_gradient(name):
         return _concrete(fun, *args, **{k: _plain(v) for k, v in kwargs.items()})
 
     plain.__name__ = name
-    plain.__doc__ = f"``numpy.{name}`` on plain values (its result carries no gradient)."
+    plain.__doc__ = f"`numpy.{name}` on plain values (its result carries no gradient)."
     return plain
 
 
@@ -309,7 +309,7 @@ del _name
 
 
 def __getattr__(name):
-    """Anything not defined here is NumPy's own (e.g. ``anp.pi``, ``anp.float32``)."""
+    """Anything not defined here is NumPy's own (e.g. `anp.pi`, `anp.float32`)."""
     try:
         return getattr(_np, name)
     except AttributeError:

@@ -1,8 +1,8 @@
-"""Shape functions of ``ardiff.numpy``, composed from the table's shape ops.
+"""Shape functions of `ardiff.numpy`, composed from the table's shape ops.
 
 Reorderings and copies (flip, roll, repeat, tile, sort, diagonal, padding by
-reflection, ...) are one ``getitem`` with an index array computed on plain
-integers, so their gradients come from ``getitem``'s adjoint.
+reflection, ...) are one `getitem` with an index array computed on plain
+integers, so their gradients come from `getitem`'s adjoint.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ def _shape(a):
 
 
 def _shape_after(fun, shape, *args, **kwargs):
-    """The shape ``fun`` would produce, computed on a zero-cost broadcast stand-in."""
+    """The shape `fun` would produce, computed on a zero-cost broadcast stand-in."""
     return fun(np.broadcast_to(np.empty((), dtype=bool), shape), *args, **kwargs).shape
 
 
 def reshape(a, newshape=None, order="C", *, shape=None):
-    """Traced ``numpy.reshape`` (C order)."""
+    """Traced `numpy.reshape` (C order)."""
     if order != "C":
         raise ValueError("ardiff.numpy.reshape: only order='C' is supported.")
     newshape = shape if newshape is None else newshape
@@ -40,24 +40,24 @@ def reshape(a, newshape=None, order="C", *, shape=None):
 
 
 def ravel(a, order="C"):
-    """Traced ``numpy.ravel``."""
+    """Traced `numpy.ravel`."""
     return reshape(a, (-1,), order)
 
 
 def transpose(a, axes=None):
-    """Traced ``numpy.transpose``."""
+    """Traced `numpy.transpose`."""
     return _transpose(a, None if axes is None else tuple(axes))
 
 
 def swapaxes(a, axis1, axis2):
-    """Traced ``numpy.swapaxes``."""
+    """Traced `numpy.swapaxes`."""
     perm = list(range(len(_shape(a))))
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return _transpose(a, tuple(perm))
 
 
 def moveaxis(a, source, destination):
-    """Traced ``numpy.moveaxis``."""
+    """Traced `numpy.moveaxis`."""
     ndim = len(_shape(a))
     src = [s % ndim for s in np.atleast_1d(source)]
     dst = [d % ndim for d in np.atleast_1d(destination)]
@@ -68,42 +68,42 @@ def moveaxis(a, source, destination):
 
 
 def expand_dims(a, axis):
-    """Traced ``numpy.expand_dims``."""
+    """Traced `numpy.expand_dims`."""
     return _reshape(a, _shape_after(np.expand_dims, _shape(a), axis))
 
 
 def squeeze(a, axis=None):
-    """Traced ``numpy.squeeze``."""
+    """Traced `numpy.squeeze`."""
     return _reshape(a, _shape_after(np.squeeze, _shape(a), axis))
 
 
 def broadcast_to(a, shape):
-    """Traced ``numpy.broadcast_to``."""
+    """Traced `numpy.broadcast_to`."""
     shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
     return _broadcast_to(a, shape)
 
 
 def atleast_1d(*arys):
-    """Traced ``numpy.atleast_1d``."""
+    """Traced `numpy.atleast_1d`."""
     out = [a if len(_shape(a)) >= 1 else _reshape(a, (1,)) for a in arys]
     return out[0] if len(out) == 1 else out
 
 
 def atleast_2d(*arys):
-    """Traced ``numpy.atleast_2d``."""
+    """Traced `numpy.atleast_2d`."""
     out = [a if len(_shape(a)) >= 2 else _reshape(a, (1,) * (2 - len(_shape(a))) + _shape(a))
            for a in arys]
     return out[0] if len(out) == 1 else out
 
 
 def atleast_3d(*arys):
-    """Traced ``numpy.atleast_3d``."""
+    """Traced `numpy.atleast_3d`."""
     out = [_reshape(a, _shape_after(np.atleast_3d, _shape(a))) for a in arys]
     return out[0] if len(out) == 1 else out
 
 
 def concatenate(arrays, axis=0, out=None, **kwargs):
-    """Traced ``numpy.concatenate``."""
+    """Traced `numpy.concatenate`."""
     if out is not None:
         raise TypeError("ardiff.numpy.concatenate: out= cannot be traced.")
     arrays = list(arrays)
@@ -113,7 +113,7 @@ def concatenate(arrays, axis=0, out=None, **kwargs):
 
 
 def stack(arrays, axis=0, out=None, **kwargs):
-    """Traced ``numpy.stack``."""
+    """Traced `numpy.stack`."""
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
@@ -123,13 +123,13 @@ def stack(arrays, axis=0, out=None, **kwargs):
 
 
 def hstack(tup, **kwargs):
-    """Traced ``numpy.hstack``."""
+    """Traced `numpy.hstack`."""
     arrays = [atleast_1d(a) for a in tup]
     return concatenate(arrays, axis=0 if len(_shape(arrays[0])) == 1 else 1)
 
 
 def vstack(tup, **kwargs):
-    """Traced ``numpy.vstack``."""
+    """Traced `numpy.vstack`."""
     return concatenate([atleast_2d(a) for a in tup], axis=0)
 
 
@@ -148,27 +148,27 @@ def _split_with(np_split, ary, indices_or_sections, axis):
 
 
 def split(ary, indices_or_sections, axis=0):
-    """Traced ``numpy.split``."""
+    """Traced `numpy.split`."""
     return _split_with(np.split, ary, indices_or_sections, axis)
 
 
 def array_split(ary, indices_or_sections, axis=0):
-    """Traced ``numpy.array_split``."""
+    """Traced `numpy.array_split`."""
     return _split_with(np.array_split, ary, indices_or_sections, axis)
 
 
 def hsplit(ary, indices_or_sections):
-    """Traced ``numpy.hsplit``."""
+    """Traced `numpy.hsplit`."""
     return split(ary, indices_or_sections, axis=1 if len(_shape(ary)) > 1 else 0)
 
 
 def vsplit(ary, indices_or_sections):
-    """Traced ``numpy.vsplit``."""
+    """Traced `numpy.vsplit`."""
     return split(ary, indices_or_sections, axis=0)
 
 
 def take(a, indices, axis=None, **kwargs):
-    """Traced ``numpy.take``."""
+    """Traced `numpy.take`."""
     indices = np.asarray(unwrap(indices))
     if axis is None:
         return getitem(ravel(a), indices)
@@ -176,20 +176,20 @@ def take(a, indices, axis=None, **kwargs):
 
 
 def _reindex(a, axis, index_fun):
-    """Reorder/copy ``a`` along ``axis`` by an integer index computed from arange."""
+    """Reorder/copy `a` along `axis` by an integer index computed from arange."""
     n = _shape(a)[axis]
     return getitem(a, _along(axis, len(_shape(a)), index_fun(np.arange(n))))
 
 
 def repeat(a, repeats, axis=None):
-    """Traced ``numpy.repeat``."""
+    """Traced `numpy.repeat`."""
     if axis is None:
         a, axis = ravel(a), 0
     return _reindex(a, axis, lambda i: np.repeat(i, unwrap(repeats)))
 
 
 def tile(A, reps):
-    """Traced ``numpy.tile``."""
+    """Traced `numpy.tile`."""
     reps = (int(reps),) if np.isscalar(reps) else tuple(reps)
     shape = _shape(A)
     n = max(len(shape), len(reps))
@@ -202,7 +202,7 @@ def tile(A, reps):
 
 
 def flip(m, axis=None):
-    """Traced ``numpy.flip``."""
+    """Traced `numpy.flip`."""
     ndim = len(_shape(m))
     axes = range(ndim) if axis is None else [a % ndim for a in np.atleast_1d(axis)]
     index = tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(ndim))
@@ -210,17 +210,17 @@ def flip(m, axis=None):
 
 
 def fliplr(m):
-    """Traced ``numpy.fliplr``."""
+    """Traced `numpy.fliplr`."""
     return flip(m, 1)
 
 
 def flipud(m):
-    """Traced ``numpy.flipud``."""
+    """Traced `numpy.flipud`."""
     return flip(m, 0)
 
 
 def roll(a, shift, axis=None):
-    """Traced ``numpy.roll``."""
+    """Traced `numpy.roll`."""
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), _shape(a))
     shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
@@ -230,7 +230,7 @@ def roll(a, shift, axis=None):
 
 
 def diagonal(a, offset=0, axis1=0, axis2=1):
-    """Traced ``numpy.diagonal`` (the diagonal becomes the last axis, as in NumPy)."""
+    """Traced `numpy.diagonal` (the diagonal becomes the last axis, as in NumPy)."""
     moved = moveaxis(a, (axis1, axis2), (-2, -1))
     n, m = _shape(moved)[-2:]
     rows = np.arange(max(0, -offset), min(n, m - offset))
@@ -238,7 +238,7 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
 
 
 def diag(v, k=0):
-    """Traced ``numpy.diag``: extract a diagonal (2-D) or build a diagonal matrix (1-D)."""
+    """Traced `numpy.diag`: extract a diagonal (2-D) or build a diagonal matrix (1-D)."""
     if len(_shape(v)) == 2:
         return diagonal(v, k)
     if len(_shape(v)) != 1:
@@ -254,17 +254,17 @@ def _triangle(np_fun, m, k):
 
 
 def triu(m, k=0):
-    """Traced ``numpy.triu``."""
+    """Traced `numpy.triu`."""
     return _triangle(np.triu, m, k)
 
 
 def tril(m, k=0):
-    """Traced ``numpy.tril``."""
+    """Traced `numpy.tril`."""
     return _triangle(np.tril, m, k)
 
 
 def pad(array, pad_width, mode="constant", **kwargs):
-    """Traced ``numpy.pad`` for modes constant, edge, reflect, symmetric and wrap."""
+    """Traced `numpy.pad` for modes constant, edge, reflect, symmetric and wrap."""
     shape = _shape(array)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (len(shape), 2))
     if mode == "constant":
@@ -284,7 +284,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
 
 
 def take_along_axis(arr, indices, axis):
-    """Traced ``numpy.take_along_axis``."""
+    """Traced `numpy.take_along_axis`."""
     indices = np.asarray(unwrap(indices))
     if axis is None:
         return getitem(ravel(arr), indices)
@@ -295,7 +295,7 @@ def take_along_axis(arr, indices, axis):
 
 
 def sort(a, axis=-1, kind=None, order=None):
-    """Traced ``numpy.sort`` (gradients follow the sorting permutation)."""
+    """Traced `numpy.sort` (gradients follow the sorting permutation)."""
     if axis is None:
         a, axis = ravel(a), 0
     order_idx = np.argsort(unwrap(a), axis=axis, kind="stable")

@@ -1,6 +1,6 @@
-"""``ardiff.numpy.linalg``: traced ``inv``, ``solve``, ``det``, ``slogdet``, ``norm``.
+"""`ardiff.numpy.linalg`: traced `inv`, `solve`, `det`, `slogdet`, `norm`.
 
-Other names fall through to ``numpy.linalg`` (a traced argument then raises).
+Other names fall through to `numpy.linalg` (a traced argument then raises).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def slogdet(a):
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    """Traced ``numpy.linalg.norm``; the gradient at the zero vector is taken as 0.
+    """Traced `numpy.linalg.norm`; the gradient at the zero vector is taken as 0.
 
     Vector norms of any order and the Frobenius matrix norm have gradients; other
     matrix norms compute their value but refuse to be differentiated (the op's VJP

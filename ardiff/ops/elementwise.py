@@ -1,13 +1,13 @@
-"""Elementwise ops: unary math ufuncs, binary arithmetic, ``where`` and ``clip``.
+"""Elementwise ops: unary math ufuncs, binary arithmetic, `where` and `clip`.
 
-Each entry gives the local derivative; ``scale_by`` turns it into the staged VJP
-``g -> g * f'`` so the derivative is computed once per node, not once per
-relaxation step.  Ops marked ``nonlinear=True`` are the ones the
-:class:`ardiff.rules.NoDerivative` rule passes through without ``f'``.
+Each entry gives the local derivative; `scale_by` turns it into the staged VJP
+`g -> g * f'` so the derivative is computed once per node, not once per
+relaxation step.  Ops marked `nonlinear=True` are the ones the
+`ardiff.rules.NoDerivative` rule passes through without `f'`.
 
-Kink conventions (documented subgradients): ``abs`` and ``sign`` give 0 at 0;
-ties of ``maximum``/``minimum``/``fmax``/``fmin`` split the gradient evenly;
-``clip`` passes the gradient to x where ``a_min <= x <= a_max`` and to the bound
+Kink conventions (documented subgradients): `abs` and `sign` give 0 at 0;
+ties of `maximum`/`minimum`/`fmax`/`fmin` split the gradient evenly;
+`clip` passes the gradient to x where `a_min <= x <= a_max` and to the bound
 that the value follows elsewhere.
 """
 
@@ -24,7 +24,7 @@ LN10 = float(np.log(10.0))
 
 
 def unary(name, fwd, deriv, nonlinear=True):
-    """Register an elementwise op with local derivative ``deriv(ans, x)``."""
+    """Register an elementwise op with local derivative `deriv(ans, x)`."""
     return defop(name, fwd, Scale(deriv), jac=ELEMENTWISE, nonlinear=nonlinear)
 
 
@@ -103,8 +103,8 @@ power = defop("power", np.power,
 def _tie_split(x, y, x_wins):
     """Derivative of a max/min-like selection w.r.t. x: 1 if x wins, 1/2 on ties.
 
-    Without ties it stays a boolean mask: ``g * mask`` gives the same numbers as
-    ``g * mask.astype(float)`` (0 * g keeps its sign, NaN stays NaN) without a float
+    Without ties it stays a boolean mask: `g * mask` gives the same numbers as
+    `g * mask.astype(float)` (0 * g keeps its sign, NaN stays NaN) without a float
     copy per unit, which a ReLU network would otherwise allocate for every layer.
     """
     xr, yr = unwrap(x), unwrap(y)

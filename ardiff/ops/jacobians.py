@@ -1,8 +1,8 @@
 """Sparse-Jacobian families of the elementary ops, for the exact triangular solver.
 
-An op names its family in its `ardiff.op.defop` call (``jac=...``); the solver asks
-the op (`Op.jacobian`, `Op.jacobian_nnz`) for ``∂ans/∂args[k]`` at a recorded point
-as a `scipy.sparse` matrix of shape ``(ans.size, arg.size)`` (both flattened in C
+An op names its family in its `ardiff.op.defop` call (`jac=...`); the solver asks
+the op (`Op.jacobian`, `Op.jacobian_nnz`) for `∂ans/∂args[k]` at a recorded point
+as a `scipy.sparse` matrix of shape `(ans.size, arg.size)` (both flattened in C
 order), or for an upper bound on its stored entries *without* building it, so that a
 system too large for memory is refused before it is assembled.
 
@@ -10,19 +10,19 @@ No derivative formula is written here.  Each family reads the numbers it needs f
 the op's own staged VJP (`Op.answer_vjp`, the one place the derivative is written)
 or from its forward:
 
-* :data:`ELEMENTWISE` (with broadcasting): diagonal times a broadcast-selection
-  matrix; the diagonal is the VJP of a vector of ones, since ``g -> g * f'``;
-* :class:`Selection` (indexing, reshape, transpose, broadcast_to, concatenate): a 0/1
+* `ELEMENTWISE` (with broadcasting): diagonal times a broadcast-selection
+  matrix; the diagonal is the VJP of a vector of ones, since `g -> g * f'`;
+* `Selection` (indexing, reshape, transpose, broadcast_to, concatenate): a 0/1
   matrix found by running the op's forward on an array of element numbers;
-* :class:`Reduction` (sum, mean, max, var, norm, det, ...): every input element feeds
+* `Reduction` (sum, mean, max, var, norm, det, ...): every input element feeds
   exactly one output element, so there is one entry per column, again the VJP of ones;
-* :class:`Scan` (cumsum, cumprod): lower-triangular blocks along the axis;
-* :class:`Contractions` (dot, matmul, tensordot, einsum, inv, solve): Kronecker-structured
+* `Scan` (cumsum, cumprod): lower-triangular blocks along the axis;
+* `Contractions` (dot, matmul, tensordot, einsum, inv, solve): Kronecker-structured
   entries written as one einsum over the letters of output and argument
-  (:class:`Contraction`; the op module says which letters).
+  (`Contraction`; the op module says which letters).
 
 An op without a family still works with the triangular solver through
-:func:`jacobian_from_vjp`, which applies the VJP to every unit vector of the output;
+`jacobian_from_vjp`, which applies the VJP to every unit vector of the output;
 that costs one VJP per output element and is only meant for small ops.
 """
 
@@ -65,12 +65,12 @@ def _coo(data, rows, cols, shape) -> sp.csr_matrix:
 
 
 def _numbers(shape: tuple) -> np.ndarray:
-    """Flat element numbers arranged in ``shape``."""
+    """Flat element numbers arranged in `shape`."""
     return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
 
 
 class Family:
-    """Base of the families: ``matrix`` builds the Jacobian, ``nnz`` bounds its entries.
+    """Base of the families: `matrix` builds the Jacobian, `nnz` bounds its entries.
 
     The default bound is the size of the answer (one entry per output element).
     """
@@ -104,7 +104,7 @@ class Selection(Family):
     ----------
     data_args : tuple of int or None
         Positions of the arguments that carry data (the rest are indices, shapes,
-        axes); None when every positional argument does (``concatenate``).
+        axes); None when every positional argument does (`concatenate`).
     """
 
     def __init__(self, data_args: tuple | None = (0,)):
@@ -122,7 +122,7 @@ class Selection(Family):
 
 
 class Scatter(Family):
-    """``untake(g, index, shape)``: the adjoint of indexing, one entry per taken element."""
+    """`untake(g, index, shape)`: the adjoint of indexing, one entry per taken element."""
 
     def matrix(self, op, argnum, ans, args, kwargs):
         g, index, shape = args
@@ -142,8 +142,8 @@ class Reduction(Family):
     Parameters
     ----------
     kept : callable, optional
-        ``kept(x_shape) -> shape`` of the answer with the reduced axes kept as length
-        one; default: read ``axis`` off the op's arguments.
+        `kept(x_shape) -> shape` of the answer with the reduced axes kept as length
+        one; default: read `axis` off the op's arguments.
     """
 
     def __init__(self, kept: Callable | None = None):
@@ -179,13 +179,13 @@ def _lines(x_shape, axis) -> np.ndarray:
 
 
 class Scan(Family):
-    """Cumulative ops along ``axis``: lower-triangular blocks, one per line.
+    """Cumulative ops along `axis`: lower-triangular blocks, one per line.
 
     Parameters
     ----------
     partials : callable, optional
-        ``partials(lines, later, earlier)`` -> ``d ans[later] / d x[earlier]`` for every
-        line of values (shape ``(lines, n)``); default 1 (a cumulative sum).
+        `partials(lines, later, earlier)` -> `d ans[later] / d x[earlier]` for every
+        line of values (shape `(lines, n)`); default 1 (a cumulative sum).
     """
 
     def __init__(self, partials: Callable | None = None):
@@ -210,9 +210,9 @@ class Scan(Family):
 
 # -- contractions --------------------------------------------------------------------
 class Contraction:
-    """``ans[out] = scale * Σ target[t] · Π others``, linear in the target operand.
+    """`ans[out] = scale * Σ target[t] · Π others`, linear in the target operand.
 
-    The Jacobian entry for every assignment of the letters of ``out`` and ``target``
+    The Jacobian entry for every assignment of the letters of `out` and `target`
     is an einsum of the other operands; letters shared by output and target (batch
     dimensions) make the matrix block diagonal.
     """
@@ -270,20 +270,20 @@ class Contraction:
 
 
 def fresh_letters(n: int, skip: str = "") -> str:
-    """``n`` einsum letters not in ``skip``."""
+    """`n` einsum letters not in `skip`."""
     return "".join([c for c in LETTERS if c not in skip][:n])
 
 
 def pick(argnum: int, operands: list, out: str, ans, scale: float = 1.0) -> Contraction:
-    """The :class:`Contraction` of ``operands[argnum]`` among ``(subscripts, value)`` pairs."""
+    """The `Contraction` of `operands[argnum]` among `(subscripts, value)` pairs."""
     target, value = operands[argnum]
     others = [op for k, op in enumerate(operands) if k != argnum]
     return Contraction(target, np.shape(unwrap(value)), others, out, np.shape(unwrap(ans)), scale)
 
 
 class Contractions(Family):
-    """Ops linear in each operand: ``describe(k, ans, *args, **kwargs)`` gives the
-    :class:`Contraction` of operand ``k`` (its letters and the other operands)."""
+    """Ops linear in each operand: `describe(k, ans, *args, **kwargs)` gives the
+    `Contraction` of operand `k` (its letters and the other operands)."""
 
     def __init__(self, describe: Callable):
         self.describe = describe
@@ -300,20 +300,20 @@ def jacobian_from_vjp(vjp: Callable, out_shape: tuple, arg_shape: tuple) -> sp.c
     """Build a Jacobian row by row from a VJP applied to every unit vector (slow).
 
     Costs one VJP evaluation per output element and a dense intermediate of
-    ``prod(out_shape) * prod(arg_shape)`` numbers; used for ops without a Jacobian
+    `prod(out_shape) * prod(arg_shape)` numbers; used for ops without a Jacobian
     family (`Op.jacobian` returns None).
 
     Parameters
     ----------
     vjp : callable
-        ``g -> g · ∂out/∂arg`` returning an array shaped like the argument.
+        `g -> g · ∂out/∂arg` returning an array shaped like the argument.
     out_shape, arg_shape : tuple
         Shapes of the op's answer and of the argument.
 
     Returns
     -------
     scipy.sparse.csr_matrix
-        The Jacobian, shape ``(prod(out_shape), prod(arg_shape))``.
+        The Jacobian, shape `(prod(out_shape), prod(arg_shape))`.
     """
     n_out = int(np.prod(out_shape, dtype=np.int64))
     n_in = int(np.prod(arg_shape, dtype=np.int64))

@@ -33,7 +33,7 @@ def _swap(x):
 
 # -- tensordot and dot ----------------------------------------------------------
 def normalize_axes(axes, a_ndim):
-    """Turn tensordot's ``axes`` argument into two lists of non-negative axes."""
+    """Turn tensordot's `axes` argument into two lists of non-negative axes."""
     if isinstance(axes, (int, np.integer)):
         return list(range(a_ndim - axes, a_ndim)), list(range(axes))
     a_axes, b_axes = axes
@@ -256,7 +256,7 @@ inv = defop("inv", np.linalg.inv,
 
 
 def solve_is_vector(a, b) -> bool:
-    """Whether ``solve(a, b)`` reads ``b`` as a (batch of) vector(s), as this NumPy does."""
+    """Whether `solve(a, b)` reads `b` as a (batch of) vector(s), as this NumPy does."""
     if int(np.__version__.split(".")[0]) >= 2:
         return _ndim(b) == 1
     return _ndim(b) == _ndim(a) - 1

@@ -1,7 +1,7 @@
-"""Reductions with ``axis``/``keepdims``, and cumulative sums and products.
+"""Reductions with `axis`/`keepdims`, and cumulative sums and products.
 
 The adjoint of a reduction spreads the incoming activity back over the reduced
-axes (reshape to the kept shape, then broadcast); ``max``/``min`` split it evenly
+axes (reshape to the kept shape, then broadcast); `max`/`min` split it evenly
 among tied maxima.
 """
 
@@ -20,7 +20,7 @@ REDUCTION = Reduction()
 
 
 def spread(g, shape, axis):
-    """Adjoint of summing over ``axis``: copy ``g`` back over the reduced axes."""
+    """Adjoint of summing over `axis`: copy `g` back over the reduced axes."""
     return broadcast_to(reshape(g, kept_shape(shape, axis)), shape)
 
 
@@ -57,7 +57,7 @@ min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, ke
 
 
 def _centred(x, axis, ddof) -> tuple:
-    """``(shape, x - mean, n - ddof)``: what the derivatives of var and std share."""
+    """`(shape, x - mean, n - ddof)`: what the derivatives of var and std share."""
     shape = np.shape(unwrap(x))
     return shape, x - mean(x, axis=axis, keepdims=True), max(reduced_count(shape, axis) - ddof, 1)
 
@@ -82,7 +82,7 @@ def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
 
 
 def where_positive(value, positive):
-    """1/value where ``positive`` (a plain boolean mask), 0 elsewhere."""
+    """1/value where `positive` (a plain boolean mask), 0 elsewhere."""
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
@@ -95,7 +95,7 @@ def _flip_axis(x, axis):
 
 
 def reverse_cumsum(g, axis):
-    """Sum of ``g`` from each position to the end along ``axis``."""
+    """Sum of `g` from each position to the end along `axis`."""
     return _flip_axis(cumsum(_flip_axis(g, axis), axis=axis), axis)
 
 
@@ -111,7 +111,7 @@ cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_v
 
 
 def _exclusive_products(x, axis):
-    """Product of all other elements along ``axis`` (exact with zeros present)."""
+    """Product of all other elements along `axis` (exact with zeros present)."""
     n = np.shape(unwrap(x))[axis]
     ones_shape = list(np.shape(unwrap(x)))
     ones_shape[axis] = 1
@@ -189,7 +189,7 @@ def _cumprod_vjp_without_division(x, axis):
 
 def _cumprod_partials(lines: np.ndarray, later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     """d cumprod_r / d x_j = product of x_k for k <= r, k != j, for every line of values
-    (exact with zeros); ``later``/``earlier`` pick the lower triangle (r >= j)."""
+    (exact with zeros); `later`/`earlier` pick the lower triangle (r >= j)."""
     n = lines.shape[1]
     full = np.empty((lines.shape[0], n, n), dtype=np.result_type(lines, np.float64))
     for j in range(n):

@@ -1,8 +1,8 @@
 """Shape ops: indexing, reshaping, transposing, broadcasting, joining, casting.
 
 Indexing is the workhorse: flips, rolls, repeats, tiles, diagonals, sorts and
-padding are all expressed in :mod:`ardiff.numpy` as ``getitem`` with an index
-array, whose adjoint is ``untake`` (scatter-add), whose adjoint is ``getitem``.
+padding are all expressed in `ardiff.numpy` as `getitem` with an index
+array, whose adjoint is `untake` (scatter-add), whose adjoint is `getitem`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ MOVES_ARGUMENT_0 = Selection((0,))  # the other arguments are indices, shapes or
 
 
 def is_basic_index(index) -> bool:
-    """True when ``index`` selects each element at most once (no integer arrays)."""
+    """True when `index` selects each element at most once (no integer arrays)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis
                for i in items)

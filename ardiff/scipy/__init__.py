@@ -1,4 +1,4 @@
-"""``ardiff.scipy``: traced versions of a few scipy functions (``ardiff.scipy.special``)."""
+"""`ardiff.scipy`: traced versions of a few scipy functions (`ardiff.scipy.special`)."""
 
 from . import special  # noqa: F401
 

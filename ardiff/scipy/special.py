@@ -1,4 +1,4 @@
-"""``ardiff.scipy.special``: traced ``expit``, ``erf`` and ``logsumexp``."""
+"""`ardiff.scipy.special`: traced `expit`, `erf` and `logsumexp`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..ops.special import logsumexp as _logsumexp
 
 
 def logsumexp(a, axis=None, keepdims=False):
-    """Traced ``scipy.special.logsumexp`` (no ``b=`` weights)."""
+    """Traced `scipy.special.logsumexp` (no `b=` weights)."""
     if isinstance(axis, list):
         axis = tuple(axis)
     return _logsumexp(a, axis=axis, keepdims=keepdims)

@@ -1,6 +1,6 @@
 """Compile a recorded graph into the flat plan every solver runs.
 
-The plan keeps only the nodes on a path between the wanted inputs (``wrt``) and
+The plan keeps only the nodes on a path between the wanted inputs (`wrt`) and
 the output, lists each node's children with the staged local VJP of every edge,
 and computes the depth of every relaxing node (its longest path to the output).
 All passes are plain loops over the topological order: no recursion, so graphs
@@ -62,7 +62,7 @@ class Plan:
 
     @property
     def edges(self) -> dict:
-        """``edges[i]``: ``(child, vjp)`` pairs of node ``i``, staged on first use."""
+        """`edges[i]`: `(child, vjp)` pairs of node `i`, staged on first use."""
         if self._edges is None:
             self.stage()
         return self._edges

@@ -5,12 +5,12 @@ After the forward pass every relaxing node i follows the leaky integrator
     dx_i/dt = -x_i + Σ_{j ∈ children(i)} vjp_ji(x_j),        x_output clamped to the seed,
 
 whose unique fixed point is the chain rule, x_i* = dL/dx_i (Millidge et al.,
-Appendix A).  Euler steps of size ``eta`` are taken on one of two schedules:
+Appendix A).  Euler steps of size `eta` are taken on one of two schedules:
 
-* ``"parallel"`` (Jacobi; Algorithm 1 of the paper): every node updates from the
+* `"parallel"` (Jacobi; Algorithm 1 of the paper): every node updates from the
   previous state.  The iteration matrix is (1-η)I + ηN with N nilpotent, so it
   converges for 0 < η < 2; at η = 1 it is exact after D steps (D = depth).
-* ``"sequential"`` (top-down Gauss–Seidel, as in the paper's training code):
+* `"sequential"` (top-down Gauss–Seidel, as in the paper's training code):
   nodes update in reverse topological order using their children's new
   activities.  At η = 1 one sweep is exact and costs one backprop sweep.
 

@@ -1,8 +1,8 @@
 """Iteration theory of the relaxation: error bounds, step counts, stability, rounding.
 
 With the local Jacobians frozen at the forward values the relaxation is linear,
-``(I - N) x = b`` with ``N`` strictly triangular in topological order and therefore
-nilpotent (``N^D = 0``, D the depth in relaxing nodes).  Every prediction here
+`(I - N) x = b` with `N` strictly triangular in topological order and therefore
+nilpotent (`N^D = 0`, D the depth in relaxing nodes).  Every prediction here
 follows from that structure.
 
 For the parallel (Jacobi) schedule the error of a node at distance k after t steps

@@ -8,7 +8,7 @@ flattened, in topological order gives the linear system
                        b_i = Σ_{edges i -> output} J_oiᵀ seed.
 
 Children come after their parents in topological order, so N is strictly upper
-triangular and ``I - N`` (the matrix the paper calls the Hessian of the energy,
+triangular and `I - N` (the matrix the paper calls the Hessian of the energy,
 eqs. 17-19) is upper triangular with a unit diagonal.  This module assembles it
 from the op table's sparse local Jacobians (`ardiff.ops.jacobians`) and
 solves it with `scipy.sparse.linalg.spsolve_triangular`.  The same
@@ -34,7 +34,7 @@ from .common import finish, make_seed, relative_error, sweep
 from .plan import Plan, compile_plan
 from .result import Result
 
-#: Default limit on the stored entries of ``I - N``; change it here or per call.
+#: Default limit on the stored entries of `I - N`; change it here or per call.
 MAX_NNZ = 20_000_000
 
 
@@ -44,18 +44,18 @@ class SystemTooLargeError(MemoryError):
 
 @dataclass
 class TriangularSystem:
-    """The assembled fixed-point system ``(I - N) x = b``.
+    """The assembled fixed-point system `(I - N) x = b`.
 
     Attributes
     ----------
     N : scipy.sparse.csr_matrix
-        Strictly upper-triangular coupling, ``size x size``.
+        Strictly upper-triangular coupling, `size x size`.
     b : numpy.ndarray
         Right-hand side (the seed pushed one step into the graph).
     nodes : list of int
         Relaxing node indices in topological order (the block order).
     offsets : numpy.ndarray
-        ``offsets[k]:offsets[k+1]`` is the slice of ``nodes[k]`` in ``x``.
+        `offsets[k]:offsets[k+1]` is the slice of `nodes[k]` in `x`.
     fallback_ops : list of str
         Ops whose Jacobian had to be built from VJPs of unit vectors (slow).
     vjp_evals : int
@@ -76,7 +76,7 @@ class TriangularSystem:
 
     @property
     def H(self) -> sp.csr_matrix:
-        """``I - N``: the paper's "Hessian" of the relaxation energy (eqs. 17-19)."""
+        """`I - N`: the paper's "Hessian" of the relaxation energy (eqs. 17-19)."""
         return (sp.identity(self.size, format="csr") - self.N).tocsr()
 
     def split(self, x: np.ndarray, plan: Plan) -> dict:
@@ -203,7 +203,7 @@ def _refuse_if_too_large(plan: Plan, max_nnz: int) -> None:
 
 
 def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSystem:
-    """Assemble ``(I - N) x = b`` for a compiled plan (float64).
+    """Assemble `(I - N) x = b` for a compiled plan (float64).
 
     Parameters
     ----------
@@ -330,14 +330,14 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
         The recorded graph (a DiGraph is imported with `ardiff.from_networkx`,
         which refuses a cycle and names it).
     output : traced value, optional
-        The node whose gradient is propagated (default ``graph.output``).
+        The node whose gradient is propagated (default `graph.output`).
     wrt : sequence, optional
         Values, node indices or names to differentiate with respect to (default
-        ``graph.inputs``).
+        `graph.inputs`).
     seed : array_like, optional
         dL/d(output); default 1 for a scalar output.
     max_nnz : int, optional
-        Refuse systems whose ``I - N`` could store more entries (default
+        Refuse systems whose `I - N` could store more entries (default
         `MAX_NNZ`, 20 million), naming the size and the alternatives.
 
     Returns
@@ -349,13 +349,13 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
     Raises
     ------
     SystemTooLargeError
-        When the system would exceed ``max_nnz``.
+        When the system would exceed `max_nnz`.
 
     Notes
     -----
     Ops declared without a sparse-Jacobian family (see `ardiff.ops.jacobians`) get
     their Jacobian from one VJP per output element, which is slow for large ops.  When the
-    graph was recorded inside another trace (``hessian``, ``grad(grad(f))``), the
+    graph was recorded inside another trace (`hessian`, `grad(grad(f))`), the
     same triangular system is solved by block back substitution with traced VJPs
     so that the outer derivative is recorded.
     """
