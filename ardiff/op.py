@@ -119,8 +119,9 @@ class Op:
         matrix of shape `(ans.size, args[k].size)`.
     nonlinear : bool
         Whether the op is a nonlinearity (for `ardiff.rules.NoDerivative`).
-    infix : {"+", "-", "*", "/"}, optional
-        The Python operator of a binary arithmetic op (see `defop`).
+    infix : str or None
+        The Python operator (`"+"`, `"-"`, `"*"` or `"/"`) of a binary arithmetic op
+        (see `defop`).
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
@@ -235,7 +236,11 @@ class Op:
 
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
           nonlinear: bool = False, infix: str | None = None) -> Op:
-    """Declare an elementary op and enter it in the table `OPS`.
+    """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
+
+    Everything ardiff knows about the op is given here; the tracer, every solver,
+    second-order differentiation, graph import/export and `ardiff.compile` read it
+    from the returned `Op`.
 
     Parameters
     ----------
@@ -244,19 +249,27 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
     fwd : callable
         NumPy forward on plain values.
     *vjps : callable or None
-        One VJP maker per positional argument (see `Op`); `None` for an
-        argument without a gradient.  Use `Scale` for an elementwise
-        derivative and `PASS_THROUGH` / `NEGATED` for `g` / `-g`.
+        One VJP maker per positional argument, `maker(ans, *args, **kwargs)`
+        returning `g -> g · ∂ans/∂arg` shaped like `ans` (see `Op`); `None` for an
+        argument without a gradient.  Write the VJP with ardiff's own ops so that it
+        can be differentiated again.  `Scale(factor)` declares an elementwise
+        derivative `g -> g * factor(ans, *args)`, and `PASS_THROUGH` / `NEGATED` the
+        VJPs `g -> g` / `g -> -g`: `ardiff.compile` writes these inline in its
+        generated code instead of calling a closure.
     vjp : callable, optional
-        Variadic form `vjp(k, ans, *args, **kwargs)`.
+        Variadic form `vjp(k, ans, *args, **kwargs)`, instead of `*vjps`.
     jac : object, optional
-        Sparse-Jacobian family (`ardiff.ops.jacobians`) for the triangular solver.
+        The op's sparse-Jacobian family from `ardiff.ops.jacobians` (e.g.
+        `ELEMENTWISE`, `Reduction()`), with which the exact triangular solver
+        assembles it.  Without one that solver builds the Jacobian from one VJP
+        per output element (fine for small ops).
     nonlinear : bool
         Mark a nonlinearity (passed through by `ardiff.rules.NoDerivative`).
-    infix : {"+", "-", "*", "/"}, optional
-        For binary arithmetic: where both operands are float64 scalars or arrays the
-        forward calls the Python operator, NumPy's scalar fast path (about ten
-        times cheaper than a ufunc call on scalars, bitwise the same result).
+    infix : str or None
+        `"+"`, `"-"`, `"*"` or `"/"`, for binary arithmetic: where both operands are
+        float64 scalars or arrays the forward calls the Python operator, NumPy's
+        scalar fast path (about ten times cheaper than a ufunc call on scalars,
+        bitwise the same result), and generated code writes the operator.
 
     Returns
     -------

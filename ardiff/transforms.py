@@ -257,3 +257,4 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
 
 
 vjp = make_vjp
+"""Another name for `make_vjp` (the same function object), as in JAX and autograd."""

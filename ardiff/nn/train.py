@@ -32,8 +32,8 @@ class Method:
 
     Parameters
     ----------
-    solver : {"backprop", "relax"}
-        Exact reverse sweep, or Activation Relaxation.
+    solver : {"relax", "backprop"}
+        Activation Relaxation, or the exact reverse sweep.
     eta : float
         Euler step of the relaxation (the paper: 0.1).
     steps : int
@@ -275,8 +275,10 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
         `"sse"` (the paper), `"mse"` or `"xent"`.
     optimizer : Optimizer, optional
         Default `SGD(lr=5e-4)` (the paper).
-    epochs, batch_size : int
-        The paper: 10 shown, 64.
+    epochs : int
+        Passes over the training data (the paper shows 10).
+    batch_size : int
+        Examples per batch (the paper: 64).
     seed : int
         Seed of the per-epoch shuffling.
     angle_every : int

@@ -491,11 +491,12 @@ def load(
 
     Parameters
     ----------
-    name : {"mnist", "fashion-mnist", "fashion-mnist-small"}
-        The dataset.  `"fashion-mnist-small"` ships with ardiff (first 9,000
+    name : str
+        The dataset: `"mnist"`, `"fashion-mnist"` or `"fashion-mnist-small"`.
+        `"fashion-mnist-small"` ships with ardiff (first 9,000
         training and 2,000 test images) and ignores the other arguments.
-    split : {"train", "test"}
-        Which split.
+    split : str
+        Which split: `"train"` or `"test"`.
     data_dir : str or path-like, optional
         Directory searched first, both itself and its `<name>/` subdirectory.
         Then come the directories in `$ARDIFF_DATA` (`os.pathsep`-separated,
