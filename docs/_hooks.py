@@ -4,35 +4,39 @@
   sharp edges) are listed in the nav before they exist; a missing one is left out
   of the nav instead of failing ``mkdocs build --strict``.  Any other missing page
   still fails the build.
-* Docstrings use Sphinx cross-reference roles (``:func:`grad```), which
-  mkdocstrings renders literally; the role prefix is dropped from the HTML so
-  the name reads as code.
-* ``<!-- ardiff:op-table -->`` in a page is replaced by the table of elementary
-  ops read from ``ardiff.ops.OPS`` at build time, and ``<!-- ardiff:numpy-names -->``
-  by the functions of ``ardiff.numpy``, so these lists never go stale.
+* `<!-- ardiff:op-table -->` in a page is replaced by the table of elementary
+  ops read from `ardiff.ops.OPS` at build time, grouped by the module that defines
+  each op, and `<!-- ardiff:numpy-names -->` by the functions of `ardiff.numpy`
+  (its `__all__` and `WITHOUT_GRADIENT`), so these lists never go stale.
+
+Docstrings are numpydoc sections with Markdown code spans, which mkdocstrings renders
+as they are; nothing here rewrites them.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import logging
 import os
-import re
 
 log = logging.getLogger("mkdocs.hooks.ardiff")
 
 OPTIONAL_PAGES = {"solvers.md", "results.md", "reproduce.md", "sharp-edges.md"}
 OP_TABLE_MARKER = "<!-- ardiff:op-table -->"
 NUMPY_NAMES_MARKER = "<!-- ardiff:numpy-names -->"
-# Helpers that live in the ardiff.numpy namespace but are not NumPy functions.
-NOT_NUMPY = {"builtins_max", "concrete"}
-SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|exc|obj|const):(<code>)")
+# Names of ardiff.numpy.__all__ that are submodules, not functions.
+NOT_FUNCTIONS = {"linalg", "random"}
 
+#: The modules that define ops (in table order), with the title of their row.
 FAMILIES = {
-    "elementwise": "Elementwise (ufuncs, operators, where, clip)",
-    "reduce": "Reductions and scans",
-    "linalg": "Linear algebra",
-    "shape": "Shape, indexing and casting",
-    "special": "Special functions (ardiff.scipy.special)",
+    "ardiff.ops.elementwise": "Elementwise (ufuncs, operators, where, clip)",
+    "ardiff.ops.reduce": "Reductions and scans",
+    "ardiff.ops.linalg": "Linear algebra",
+    "ardiff.ops.shape": "Shape, indexing and casting",
+    "ardiff.ops.special": "Special functions (ardiff.scipy.special)",
+    "ardiff.nn.dense": "Neural-network layer (ardiff.nn.dense)",
 }
 
 
@@ -63,28 +67,52 @@ def on_config(config, **kwargs):
     return config
 
 
-def _family(op) -> str:
-    """The op-table family of an op: the module its VJP makers are written in."""
-    makers = [f for f in (*op.vjps, op.vjp) if f is not None]
-    module = getattr(makers[0], "__module__", "") if makers else ""
-    return module.rsplit(".", 1)[-1]
+def _imported_names(module) -> set[str]:
+    """The names a module binds by import statements (read from its source)."""
+    names = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def op_families() -> dict[str, list[str]]:
+    """Op names grouped by the module that defines them.
+
+    An op belongs to the family module that holds it as a module attribute bound by
+    its own code (its `defop` call), not by an import.  Ops defined anywhere else
+    (a user's module, a test) are grouped under that module's name at the end.
+    """
+    from ardiff.ops import OPS
+
+    defined = {}
+    for name in FAMILIES:
+        module = importlib.import_module(name)
+        imported = _imported_names(module)
+        for attr, value in vars(module).items():
+            if attr not in imported and getattr(value, "name", None) in OPS \
+                    and OPS[value.name] is value:
+                defined.setdefault(value.name, name)
+    groups: dict[str, list[str]] = {}
+    for name, op in sorted(OPS.items()):
+        module = defined.get(name) or getattr(op.fwd, "__module__", None) or "other"
+        groups.setdefault(module, []).append(name)
+    return groups
 
 
 def op_table_markdown() -> str:
-    """Markdown table of the elementary ops in ``ardiff.ops.OPS``, grouped by family."""
+    """Markdown table of the elementary ops in `ardiff.ops.OPS`, grouped by family."""
     from ardiff.ops import OPS
 
-    groups: dict[str, list] = {}
-    for name, op in sorted(OPS.items()):
-        groups.setdefault(_family(op), []).append((name, op))
+    groups = op_families()
     lines = [f"{len(OPS)} elementary ops at the time this page was built.", ""]
     lines += ["| family | ops | flagged `nonlinear` |", "| --- | --- | --- |"]
     for key in [*FAMILIES, *sorted(set(groups) - set(FAMILIES))]:
         if key not in groups:
             continue
-        names = ", ".join(f"`{name}`" for name, _ in groups[key])
-        flagged = ", ".join(f"`{name}`" for name, op in groups[key] if op.nonlinear) or "none"
-        lines.append(f"| {FAMILIES.get(key, key)} | {names} | {flagged} |")
+        names = ", ".join(f"`{name}`" for name in groups[key])
+        flagged = ", ".join(f"`{name}`" for name in groups[key] if OPS[name].nonlinear)
+        lines.append(f"| {FAMILIES.get(key, key)} | {names} | {flagged or 'none'} |")
     lines += ["", "Ops flagged `nonlinear` are those whose local derivative the `NoDerivative` "
               "rule (the paper's eq. 7) may replace by the identity during relaxation "
               "(see `ardiff.rules`)."]
@@ -92,26 +120,19 @@ def op_table_markdown() -> str:
 
 
 def numpy_names_markdown() -> str:
-    """The functions ``ardiff.numpy`` defines, split into traced ones and plain-value ones."""
-    import types
-
+    """The functions `ardiff.numpy` exports, split into traced ones and plain-value ones."""
     import ardiff.numpy as anp
     import ardiff.numpy.linalg as alinalg
 
-    def public(module) -> list[str]:
-        return sorted(n for n, v in vars(module).items()
-                      if not n.startswith("_") and n not in NOT_NUMPY and callable(v)
-                      and not isinstance(v, (type, types.ModuleType)))
-
     plain = set(anp.WITHOUT_GRADIENT)
-    traced = [n for n in public(anp) if n not in plain]
+    traced = sorted(n for n in anp.__all__ if n not in plain and n not in NOT_FUNCTIONS)
 
     def codes(names) -> str:
         return ", ".join(f"`{n}`" for n in names)
 
     return "\n".join([
         f"**Traced, with gradients** ({len(traced)}): {codes(traced)}.", "",
-        f"**`ardiff.numpy.linalg`**: {codes(public(alinalg))}.", "",
+        f"**`ardiff.numpy.linalg`**: {codes(sorted(alinalg.__all__))}.", "",
         f"**On plain values, no gradient** ({len(plain)}): {codes(sorted(plain))}.",
     ])
 
@@ -124,7 +145,3 @@ def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
         markdown = markdown.replace(NUMPY_NAMES_MARKER, numpy_names_markdown())
     return markdown
 
-
-def on_page_content(html: str, page, config, files, **kwargs) -> str:
-    """Drop Sphinx role prefixes (``:func:``) left in front of rendered code spans."""
-    return SPHINX_ROLE.sub(r"\1", html)
