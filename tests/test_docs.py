@@ -339,3 +339,23 @@ def test_adding_an_op_example_runs(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 0, f"example {i} of 'Adding an op' failed:\n{proc.stderr}"
+
+
+def test_solver_options_table_matches_the_defaults():
+    """The option table at the top of docs/api.md against `SolverOptions` and the preset
+    (read from the Markdown source: the table is hand-written, the values are not)."""
+    from ardiff.solvers import PRESETS, SolverOptions
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = re.findall(r"^\| `(\w+)` \| (.*?) \| (.*?) \|$", page, re.M)
+    rows = {name: default for name, default, _ in table}
+    meaning = {name: text for name, _, text in table}
+    defaults = SolverOptions()
+    for name in ("method", "schedule", "eta", "init", "tol", "record"):
+        shown = ast.literal_eval(rows[name].strip("`"))
+        assert shown == getattr(defaults, name), f"{name}: docs/api.md says {shown!r}"
+    assert defaults.max_iter is None and "depth" in rows["max_iter"]
+    paper = PRESETS["paper"]
+    assert (paper["schedule"], paper["eta"], paper["max_iter"], paper["init"]) == \
+        ("parallel", 0.1, 100, "forward"), "update the preset row of docs/api.md"
+    assert "parallel, eta 0.1, exactly 100 steps, forward init" in meaning["preset"]
