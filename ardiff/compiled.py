@@ -66,7 +66,7 @@ def _static_key(value: Any) -> Any:
 class CompiledGrad:
     """The gradient of `fun` with traces cached per input signature.
 
-    Call it like `ardiff.grad`; `value_and_grad` also returns the value.
+    Call it like [`ardiff.grad`][ardiff.grad]; `value_and_grad` also returns the value.
 
     Attributes
     ----------
@@ -195,7 +195,7 @@ def compile(fun: Callable, argnum: Any = 0, **options: Any) -> CompiledGrad:  # 
     Parameters
     ----------
     fun : callable
-        Scalar-valued function, as for `ardiff.grad`.
+        Scalar-valued function, as for [`ardiff.grad`][ardiff.grad].
     argnum : int or tuple of int
         Differentiated positional arguments.
     **options

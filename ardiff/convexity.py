@@ -245,7 +245,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
 
     Call as `check_convexity(graph, output, wrt=None, ...)`,
     `check_convexity(networkx_digraph, output=None, ...)` or
-    `check_convexity(fun, *args, ...)` (traced like `ardiff.trace`).
+    `check_convexity(fun, *args, ...)` (traced like [`ardiff.trace`][ardiff.trace]).
 
     Parameters
     ----------
@@ -256,12 +256,12 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         `output` (and `wrt`) for a graph, `output` for a DiGraph, the function's
         arguments for a callable.
     output, wrt
-        As for `ardiff.relax` (defaults: the graph's output and inputs).
+        As for [`ardiff.relax`][ardiff.relax] (defaults: the graph's output and inputs).
     eta : float
         Euler step to judge (any real number: outside (0, 2) the report says why the
         relaxation diverges).
     schedule : {"sequential", "parallel"}
-        Schedule to predict and measure; the default is that of `ardiff.grad`, so the
+        Schedule to predict and measure; the default is that of [`ardiff.grad`][ardiff.grad], so the
         default report describes the default gradient.
     tol : float
         Target relative residual for the predicted and measured iteration counts.
@@ -275,7 +275,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     symmetric_limit : int, optional
         Largest N for the dense eigenvalues of (H + Hᵀ)/2 (default 2000).
     max_nnz : int, optional
-        Size guard of the assembly (see `ardiff.solve_triangular`).
+        Size guard of the assembly (see [`ardiff.solve_triangular`][ardiff.solve_triangular]).
 
     Returns
     -------

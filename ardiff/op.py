@@ -118,7 +118,8 @@ class Op:
         or a plain function `jac(k, ans, *args, **kwargs)` returning a scipy sparse
         matrix of shape `(ans.size, args[k].size)`.
     nonlinear : bool
-        Whether the op is a nonlinearity (for `ardiff.rules.NoDerivative`).
+        Whether the op is a nonlinearity (for
+        [`ardiff.rules.NoDerivative`][ardiff.rules.NoDerivative]).
     infix : str or None
         The Python operator (`"+"`, `"-"`, `"*"` or `"/"`) of a binary arithmetic op
         (see `defop`).
@@ -239,7 +240,7 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
     """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
 
     Everything ardiff knows about the op is given here; the tracer, every solver,
-    second-order differentiation, graph import/export and `ardiff.compile` read it
+    second-order differentiation, graph import/export and [`ardiff.compile`][ardiff.compile] read it
     from the returned `Op`.
 
     Parameters
@@ -264,7 +265,8 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         assembles it.  Without one that solver builds the Jacobian from one VJP
         per output element (fine for small ops).
     nonlinear : bool
-        Mark a nonlinearity (passed through by `ardiff.rules.NoDerivative`).
+        Mark a nonlinearity (passed through by
+        [`ardiff.rules.NoDerivative`][ardiff.rules.NoDerivative]).
     infix : str or None
         `"+"`, `"-"`, `"*"` or `"/"`, for binary arithmetic: where both operands are
         float64 scalars or arrays the forward calls the Python operator, NumPy's

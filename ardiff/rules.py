@@ -251,7 +251,7 @@ class FeedbackAlignment(Rule):
     `B` is kept per weight *key* (`node_key`): the weight node's name, or its
     index when it is unnamed or its name is not unique.
     A graph re-traced every batch with the same parameter names (as
-    `ardiff.nn.MLP.trace` does) therefore keeps the same `B`.  The matrices
+    [`ardiff.nn.MLP.trace`][ardiff.nn.MLP.trace] does) therefore keeps the same `B`.  The matrices
     are in `self.B` (key -> array shaped like the weight).
     """
 
@@ -321,7 +321,7 @@ class LearnedFeedback(FeedbackAlignment):
     def hebbian_update(self, result: Any, lr: float) -> None:
         """`B -= lr * dL/dW` for every weight in a solve's `wrt` that has a `B`.
 
-        `result` is the `Result` of `ardiff.relax` run with this
+        `result` is the `Result` of [`ardiff.relax`][ardiff.relax] run with this
         rule; this is eq. 6 with plain SGD.
         """
         graph = result.plan.graph

@@ -50,7 +50,7 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
     seed : int
         Seed of the random directions.
     **options
-        Solver options passed to `ardiff.make_vjp` (`method`, `eta`, ...).
+        Solver options passed to [`ardiff.make_vjp`][ardiff.make_vjp] (`method`, `eta`, ...).
 
     Returns
     -------

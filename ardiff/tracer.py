@@ -69,7 +69,7 @@ def _axes_argument(axes: tuple):
 
 
 class Tracer(TracerBase):
-    """A value recorded in a `ardiff.Graph`; behaves like a NumPy array.
+    """A value recorded in a [`ardiff.Graph`][ardiff.Graph]; behaves like a NumPy array.
 
     Arithmetic, indexing, NumPy ufuncs and functions on a tracer record new nodes.
     Conversions that would leave the graph (`float()`, `np.array`, assignment into

@@ -96,7 +96,7 @@ def grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
         scalars; pass `np.asarray(...)` to differentiate it as an array.
     **options
         Solver options: `method`, `eta`, `schedule`, `init`, `tol`, `max_iter`,
-        `record`, `rules`, `preset` (see `ardiff.relax`).  Explicit options win over
+        `record`, `rules`, `preset` (see [`ardiff.relax`][ardiff.relax]).  Explicit options win over
         the preset's.  `preset="paper"` reproduces the paper's truncated relaxation
         and is approximate by design.
 

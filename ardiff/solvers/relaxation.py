@@ -335,7 +335,7 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
 
     An option left at None takes the preset's value if `preset` sets it, else the
     library default given below; an option given explicitly always wins over the
-    preset (as in `ardiff.grad`).
+    preset (as in [`ardiff.grad`][ardiff.grad]).
 
     Parameters
     ----------

@@ -39,7 +39,7 @@ def backprop(graph: Graph, output: Any = None, wrt: Sequence | None = None, *,
     Parameters
     ----------
     graph, output, wrt, seed
-        As for `ardiff.relax`: the recorded graph, the output (default
+        As for [`ardiff.relax`][ardiff.relax]: the recorded graph, the output (default
         `graph.output`), what to differentiate with respect to (default
         `graph.inputs`) and dL/d(output) (default 1 for a scalar output).
 

@@ -327,8 +327,8 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
     Parameters
     ----------
     graph : Graph or networkx.DiGraph
-        The recorded graph (a DiGraph is imported with `ardiff.from_networkx`,
-        which refuses a cycle and names it).
+        The recorded graph (a DiGraph is imported with
+        [`ardiff.from_networkx`][ardiff.from_networkx], which refuses a cycle and names it).
     output : traced value, optional
         The node whose gradient is propagated (default `graph.output`).
     wrt : sequence, optional
@@ -343,7 +343,7 @@ def solve_triangular(graph: Graph, output: Any = None, wrt: Sequence | None = No
     Returns
     -------
     Result
-        As for `ardiff.relax`, with `method="triangular"`, `iterations=1` and
+        As for [`ardiff.relax`][ardiff.relax], with `method="triangular"`, `iterations=1` and
         `residuals=[‖Hx - b‖∞ / max(‖Hx‖∞, ‖b‖∞)]` (H = I - N) as a certificate.
 
     Raises
