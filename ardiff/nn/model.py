@@ -31,7 +31,7 @@ class MLP:
     bias : bool
         Whether layers have a bias (initialised to zero).
     init_std : float
-        Weights are drawn from N(0, init_std**2) (the paper: 0.05).
+        Weights are drawn from `N(0, init_std**2)` (the paper: 0.05).
     seed : int
         Seed of the weight initialisation.
     dtype : numpy dtype
