@@ -51,7 +51,7 @@ RELAX_CONFIGS = [(schedule, eta, init)
 
 # Second order through relaxation (the inner relaxation runs on traced activities).
 # A traced inner run keeps stepping until the derivatives of its iterates have
-# converged too (see ardiff.solvers.relax._traced_min_iter and
+# converged too (see ardiff.solvers.relaxation._traced_min_iter and
 # test_second_order_through_parallel_relaxation, which covers damped runs).  Damped
 # inner runs are not drawn here: every inner step adds a layer to the outer graph,
 # which made this table twenty times slower.
