@@ -1,8 +1,8 @@
-"""MkDocs hooks for the ardiff documentation (``hooks:`` in mkdocs.yml).
+"""MkDocs hooks for the ardiff documentation (`hooks:` in mkdocs.yml).
 
 * Pages that other parts of the project write (solvers, results, reproduction,
   sharp edges) are listed in the nav before they exist; a missing one is left out
-  of the nav instead of failing ``mkdocs build --strict``.  Any other missing page
+  of the nav instead of failing `mkdocs build --strict`.  Any other missing page
   still fails the build.
 * `<!-- ardiff:op-table -->` in a page is replaced by the table of elementary
   ops read from `ardiff.ops.OPS` at build time, grouped by the module that defines

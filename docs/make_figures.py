@@ -1,22 +1,22 @@
 """Measure the relaxation dynamics with ardiff itself and draw the figures of docs/theory.md.
 
-Run from the repository root (about a minute on one core)::
+Run from the repository root (about a minute on one core):
 
     python docs/make_figures.py
 
-It writes PNGs into ``docs/figures/`` and prints the Markdown tables that
-``docs/theory.md`` quotes.  Everything is seeded, so the numbers are reproducible
+It writes PNGs into `docs/figures/` and prints the Markdown tables that
+`docs/theory.md` quotes.  Everything is seeded, so the numbers are reproducible
 up to floating-point rounding of the BLAS in use.
 
 Workloads
 ---------
-* ``chain(L)``: ``L`` layers ``h <- tanh(W_k @ h)`` on a 16-vector, loss
-  ``sum(h**2)``; each layer is two graph nodes (matmul, tanh), so the relaxing
+* `chain(L)`: `L` layers `h <- tanh(W_k @ h)` on a 16-vector, loss
+  `sum(h**2)`; each layer is two graph nodes (matmul, tanh), so the relaxing
   depth D (longest path of relaxing nodes to the output) is read off the plan.
 * the paper's MLP: 784-300-300-100-10, ReLU hidden, linear output, squared error
   summed over a batch of 64, weights N(0, 0.05^2), inputs in [0, 1], one-hot
   targets; traced op by op (matmul, add, maximum) and, for comparison, with the
-  fused dense layer of :mod:`ardiff.nn` (one node per layer, as in the paper).
+  fused dense layer of `ardiff.nn` (one node per layer, as in the paper).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ SIZES = (784, 300, 300, 100, 10)
 
 # -- workloads --------------------------------------------------------------------------
 def chain(n_layers: int, width: int = 16, seed: int = 0):
-    """A chain of ``tanh(W @ h)`` layers: (graph, loss, wrt)."""
+    """A chain of `tanh(W @ h)` layers: (graph, loss, wrt)."""
     rng = np.random.default_rng(seed)
     g = ardiff.Graph()
     h = g.input(rng.standard_normal(width), name="x")
@@ -87,10 +87,10 @@ def mlp(fused: bool = False, batch: int = 64, seed: int = 0):
 def iterations(g, loss, wrt, **options) -> tuple[int | None, float]:
     """Steps (parallel) or sweeps (sequential) until the relative residual is <= TOL.
 
-    Returns ``(iterations, smallest residual reached)``; iterations is None when TOL
+    Returns `(iterations, smallest residual reached)`; iterations is None when TOL
     is not reached within MAX_ITER, which happens for eta > 1 on deep graphs: the
     last bit of the top nodes never settles and the graph amplifies it (see
-    :func:`floor_table`).
+    `floor_table`).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ardiff.ConvergenceWarning)
