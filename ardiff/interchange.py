@@ -368,7 +368,7 @@ def _check_declared(nid, attrs: dict, value) -> None:
 
 
 def from_networkx(G, output: Any = None) -> Graph:
-    """Build a `Graph` from a networkx directed graph (the format: the module docstring of `ardiff.interchange`).
+    """Build a `Graph` from a networkx directed graph (format: `ardiff.interchange`).
 
     Parameters
     ----------
