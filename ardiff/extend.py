@@ -1,0 +1,351 @@
+"""Functions with their own gradients, with HIPS autograd's extension API.
+
+`primitive(fun)` turns a Python function into an op of ardiff's op table (a `defop`
+under a unique name, `"extend.<qualified name>"`); `defvjp` (or `defvjp_argnum`,
+`defvjp_argnums`) gives its VJP makers, with autograd's signatures:
+
+```python
+import numpy as np
+import ardiff
+import ardiff.numpy as anp
+from ardiff.extend import defvjp, primitive
+
+@primitive
+def logsumexp(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+def logsumexp_vjp(ans, x):
+    return lambda g: g * anp.exp(x - ans)    # traced ops: second order works too
+
+defvjp(logsumexp, logsumexp_vjp)
+ardiff.grad(logsumexp)(np.array([1.0, 2.0]))
+```
+
+A VJP maker is `maker(ans, *args, **kwargs) -> (g -> g · ∂ans/∂args[k])` and the function
+it returns gives a value shaped like `args[k]` (not broadcast: the maker undoes any
+broadcasting itself, as in autograd).  The maker is called once per recorded call, with
+the recorded answer and arguments, and the function it returns is what every solver
+applies (once by the default exact sweep, many times by a relaxation).  Written with
+ardiff's traced ops (`ardiff.numpy`), it is differentiated again by `grad(grad(...))`,
+`hessian` and `check_grads(order=2)`; written with plain NumPy it gives first-order
+derivatives only.
+
+Arguments may be containers (tuples, lists, dicts) of arrays: each leaf is an input of
+the op and the maker's VJP returns a gradient with the argument's structure.  Non-array
+arguments (functions, strings, ...) and keyword arguments are constants of the call.
+
+`checkpoint(fun)` is built on the same mechanism: a segment whose intermediate values
+are recomputed when its VJP is staged instead of being kept in the recorded graph.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .graph import TracerBase, unwrap
+from .op import OPS, defop
+from .recorder import function_name
+from .transforms import make_vjp
+from .tree import flatten
+
+__all__ = ["primitive", "Primitive", "defvjp", "defvjp_argnum", "defvjp_argnums",
+           "checkpoint"]
+
+
+class _Layout:
+    """How one call's flat leaves map back to the primitive's arguments.
+
+    One per recorded call (it travels as a keyword argument of the node), so it also
+    caches the maker's VJP of that node: a container argument has several leaves, and
+    its VJP is made and applied once for all of them.
+    """
+
+    def __init__(self, args: tuple):
+        self.n_args = len(args)
+        self.rebuilds = []
+        self.owner = []  # leaf index -> (argument index, position among its leaves)
+        for a, arg in enumerate(args):
+            leaves, rebuild = flatten(arg)
+            self.rebuilds.append(rebuild)
+            self.owner.extend((a, p) for p in range(len(leaves)))
+        self.cache: dict[int, tuple] = {}
+
+    def arguments(self, leaves: tuple) -> list:
+        """The positional arguments rebuilt from the flat leaves."""
+        args, start = [], 0
+        for a, rebuild in enumerate(self.rebuilds):
+            count = sum(1 for owner, _ in self.owner if owner == a)
+            args.append(rebuild(list(leaves[start:start + count])))
+            start += count
+        return args
+
+    def __repr__(self) -> str:  # shown by graph exports and error messages
+        return f"<arguments of {self.n_args} positional argument(s)>"
+
+
+class Primitive:
+    """A user function entered in the op table; made by [`primitive`][ardiff.extend.primitive].
+
+    Called on plain values it just calls the function; called with traced values
+    (anywhere in its positional arguments, containers included) it records one node
+    of its op, whose VJPs are the makers given by `defvjp`.
+
+    Attributes
+    ----------
+    fun : callable
+        The wrapped function.
+    op : Op
+        Its op in `ardiff.op.OPS`.
+    """
+
+    def __init__(self, fun: Callable):
+        self.fun = fun
+        functools.update_wrapper(self, fun)
+        self._makers: dict[int, Callable | None] = {}
+        self._argnums_maker: Callable | None = None
+        base = f"extend.{function_name(fun)}"
+        name = base
+        for k in itertools.count(2):
+            if name not in OPS:
+                break
+            name = f"{base}#{k}"
+        self.op = defop(name, self._forward, vjp=self._vjp)
+
+    def __repr__(self) -> str:
+        return f"<ardiff primitive {function_name(self.fun)}>"
+
+    def __get__(self, instance, owner=None):  # decorating a method works as with a function
+        return self if instance is None else functools.partial(self, instance)
+
+    def __call__(self, *args, **kwargs):
+        leaves = flatten(list(args))[0]
+        if not any(isinstance(leaf, TracerBase) for leaf in leaves):
+            return self.fun(*args, **kwargs)
+        return self.op(*leaves, ardiff_layout=_Layout(args), **kwargs)
+
+    # -- what the op calls -------------------------------------------------------------
+    def _forward(self, *leaves, ardiff_layout: _Layout, **kwargs):
+        return self.fun(*ardiff_layout.arguments(leaves), **kwargs)
+
+    def set_makers(self, makers: dict, argnums_maker: Callable | None = None) -> None:
+        """Replace the VJP makers (what `defvjp` and `defvjp_argnums` call).
+
+        Parameters
+        ----------
+        makers : dict
+            Argument index -> `maker(ans, *args, **kwargs)`, or None for an argument
+            whose VJP is zero.
+        argnums_maker : callable, optional
+            `maker(argnums, ans, args, kwargs) -> (g -> VJPs for argnums)`, autograd's
+            `defvjp_argnums` form; used for every argument when given.
+        """
+        self._makers = dict(makers)
+        self._argnums_maker = argnums_maker
+
+    def _argument_vjp(self, a: int, ans, args: list, kwargs: dict) -> Callable:
+        """`g -> g · ∂ans/∂args[a]` from the declared makers (zero for `None`)."""
+        name = function_name(self.fun)
+        if self._argnums_maker is not None:
+            together = self._argnums_maker((a,), ans, tuple(args), kwargs)
+            return lambda g: next(iter(together(g)))
+        if a not in self._makers:
+            raise NotImplementedError(
+                f"ardiff.extend: the VJP of {name} with respect to argument {a} is not "
+                f"defined; give it with defvjp({name}, ...), or pass that argument as a "
+                "plain value.")
+        maker = self._makers[a]
+        if maker is None:
+            return lambda g: _zeros_like(args[a])
+        return maker(ans, *args, **kwargs)
+
+    def _vjp(self, k: int, ans, *leaves, ardiff_layout: _Layout, **kwargs) -> Callable:
+        a, position = ardiff_layout.owner[k]
+        cached = ardiff_layout.cache.get(a)
+        if cached is not None and cached[0] is ans and len(cached[1]) == len(leaves) \
+                and all(x is y for x, y in zip(cached[1], leaves)):
+            argument_vjp = cached[2]
+        else:
+            args = ardiff_layout.arguments(leaves)
+            argument_vjp = _remember_last(self._argument_vjp(a, ans, args, kwargs))
+            ardiff_layout.cache[a] = (ans, leaves, argument_vjp)
+        leaf = leaves[k]
+        name = function_name(self.fun)
+
+        def vjp(g):
+            out = argument_vjp(g)
+            out_leaves = flatten(out)[0]
+            expected = np.shape(unwrap(leaf))
+            if position >= len(out_leaves):
+                raise ValueError(
+                    f"ardiff.extend: the VJP of {name} with respect to argument {a} "
+                    f"returned {len(out_leaves)} value(s), but the argument has more "
+                    "leaves; return a value with the argument's structure.")
+            got = out_leaves[position]
+            if got is None:
+                return _zeros_like(leaf)
+            if np.shape(unwrap(got)) != expected:
+                raise ValueError(
+                    f"ardiff.extend: the VJP of {name} with respect to argument {a} "
+                    f"returned shape {np.shape(unwrap(got))}, but the argument has shape "
+                    f"{expected}; a VJP returns a value shaped like its argument (undo "
+                    "any broadcasting in the VJP).")
+            return got
+
+        return vjp
+
+
+def _zeros_like(x: Any) -> np.ndarray:
+    value = unwrap(x)
+    dtype = np.result_type(value)
+    return np.zeros(np.shape(value), dtype=dtype if dtype.kind in "fc" else np.float64)
+
+
+def _remember_last(fun: Callable) -> Callable:
+    """`fun`, answering a repeated call on the same `g` object from memory."""
+    last: list = []
+
+    def call(g):
+        if last and last[0] is g:
+            return last[1]
+        out = fun(g)
+        last[:] = [g, out]
+        return out
+
+    return call
+
+
+def primitive(fun: Callable) -> Primitive:
+    """Make `fun` an op of ardiff, whose VJPs are then given with `defvjp`.
+
+    Parameters
+    ----------
+    fun : callable
+        A function of NumPy values (it is called on plain values only, never traced).
+
+    Returns
+    -------
+    Primitive
+        A callable with `fun`'s name and docstring; its op is registered in
+        `ardiff.op.OPS` under `"extend.<qualified name>"` (with `#2`, `#3`, ... when
+        that name is taken).
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff
+    >>> from ardiff.extend import primitive, defvjp
+    >>> @primitive
+    ... def cube(x):
+    ...     return x ** 3
+    >>> defvjp(cube, lambda ans, x: lambda g: 3 * g * x ** 2)
+    >>> float(ardiff.grad(cube)(2.0))
+    12.0
+    """
+    return Primitive(fun)
+
+
+def _as_primitive(fun: Any, caller: str) -> Primitive:
+    if not isinstance(fun, Primitive):
+        raise TypeError(f"ardiff.extend.{caller}: {function_name(fun)} is not a primitive; "
+                        "decorate it with ardiff.extend.primitive first.")
+    return fun
+
+
+def defvjp(fun: Primitive, *vjpmakers: Callable | None, argnums: Any = None) -> None:
+    """Give the VJP makers of a primitive, one per positional argument (autograd's `defvjp`).
+
+    Parameters
+    ----------
+    fun : Primitive
+        Made by `primitive`.
+    *vjpmakers : callable or None
+        `maker(ans, *args, **kwargs)` returning `g -> g · ∂ans/∂args[k]`, shaped like
+        `args[k]`.  `None` declares a zero VJP (the argument does not influence the
+        answer), so `defvjp(f, None, maker)` differentiates only the second argument.
+        An argument given no maker at all cannot be differentiated: tracing through it
+        raises NotImplementedError naming the function and the argument.
+    argnums : sequence of int, optional
+        The arguments the makers belong to (default `0, 1, ...`).
+
+    Raises
+    ------
+    TypeError
+        If `fun` is not a primitive or a maker is neither callable nor None.
+    """
+    fun = _as_primitive(fun, "defvjp")
+    nums = itertools.count() if argnums is None else argnums
+    makers = {}
+    for a, maker in zip(nums, vjpmakers):
+        if maker is not None and not callable(maker):
+            raise TypeError(f"ardiff.extend.defvjp: bad VJP maker {maker!r} for argument {a} "
+                            f"of {function_name(fun.fun)}.")
+        makers[int(a)] = maker
+    fun.set_makers(makers)
+
+
+def defvjp_argnums(fun: Primitive, vjpmaker: Callable) -> None:
+    """One maker for all arguments at once (autograd's `defvjp_argnums`).
+
+    Parameters
+    ----------
+    fun : Primitive
+        Made by `primitive`.
+    vjpmaker : callable
+        `vjpmaker(argnums, ans, args, kwargs)` returning `g -> ` a sequence of VJPs,
+        one for each argument index in `argnums`.
+    """
+    fun = _as_primitive(fun, "defvjp_argnums")
+    fun.set_makers({}, vjpmaker)
+
+
+def defvjp_argnum(fun: Primitive, vjpmaker: Callable) -> None:
+    """One maker taking the argument index (autograd's `defvjp_argnum`).
+
+    Parameters
+    ----------
+    fun : Primitive
+        Made by `primitive`.
+    vjpmaker : callable
+        `vjpmaker(argnum, ans, args, kwargs)` returning `g -> g · ∂ans/∂args[argnum]`.
+    """
+    def together(argnums, ans, args, kwargs):
+        vjps = [vjpmaker(a, ans, args, kwargs) for a in argnums]
+        return lambda g: [vjp(g) for vjp in vjps]
+
+    defvjp_argnums(fun, together)
+
+
+def checkpoint(fun: Callable) -> Primitive:
+    """`fun` as one op whose intermediate values are recomputed, not stored.
+
+    Tracing a call of the result records a single node (its inputs and its answer);
+    the values inside `fun` are discarded.  When the solver stages that node's VJP it
+    traces `fun` again on the recorded inputs (`ardiff.make_vjp`), uses the segment's
+    graph and drops it.  Memory for a chain of checkpointed segments is that of the
+    inputs and answers plus one segment's graph at a time (with the default exact
+    sweep, which stages each VJP just before using it), for one extra forward pass of
+    each segment.  A relaxation that iterates (`schedule="parallel"`, `eta < 1`) keeps
+    the staged VJPs for all its sweeps, and so every segment's graph.
+
+    Parameters
+    ----------
+    fun : callable
+        A function of arrays (or containers of them) returning an array.
+
+    Returns
+    -------
+    Primitive
+        Callable like `fun`.
+    """
+    wrapped = primitive(fun)
+
+    def segment_vjp(argnum, ans, args, kwargs):
+        return make_vjp(fun, argnum)(*args, **kwargs)[0]
+
+    defvjp_argnum(wrapped, segment_vjp)
+    return wrapped
