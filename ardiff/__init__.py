@@ -15,6 +15,7 @@ namespaces) <- `tracer` (the array interface of traced values) <- `interchange`,
 from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, ardiff.scipy)
 from .compiled import CompiledGrad, compile  # noqa: A004
 from .convexity import check_convexity
+from .extend import checkpoint  # noqa: F401 (AUTOGRAD_TRANSFORMS)
 from .graph import Graph, Node, TracingError
 from .interchange import from_json, from_networkx, to_json, to_networkx
 from .op import Op
@@ -28,14 +29,30 @@ from .solvers import (
 )
 from .tracer import Tracer
 from .transforms import (
+    deriv,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     elementwise_grad,
     grad,
+    grad_and_aux,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     hessian,
+    hessian_tensor_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    hessian_vector_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     jacobian,
+    make_ggnvp,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    make_hvp,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     make_vjp,
+    tensor_jacobian_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     trace,
     value_and_grad,
+    vector_jacobian_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
     vjp,
+)
+
+#: The transforms ardiff shares with HIPS autograd beyond `__all__` (docs/autograd.md
+#: renders them; `from ardiff import *` leaves them out, like the submodules).
+AUTOGRAD_TRANSFORMS = (
+    "hessian_tensor_product", "hessian_vector_product", "make_hvp", "make_ggnvp",
+    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
+    "checkpoint",
 )
 
 __version__ = "0.1.0"
@@ -47,6 +64,15 @@ DEPRECATED_MODULES = {
     "ardiff.cli": "ardiff.paper.cli",
     "ardiff.experiments": "ardiff.paper",
 }
+
+#: The transforms ardiff shares with HIPS autograd beyond `__all__` (docs/autograd.md
+#: renders them; `from ardiff import *` leaves them out).  `checkpoint` is
+#: `ardiff.extend.checkpoint`, the others are from `ardiff.transforms`.
+AUTOGRAD_TRANSFORMS = (
+    "hessian_tensor_product", "hessian_vector_product", "make_hvp", "make_ggnvp",
+    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
+    "checkpoint",
+)
 
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",

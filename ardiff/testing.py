@@ -27,10 +27,33 @@ def _inner(a_leaves, b_leaves):
     return sum(float(np.sum(np.asarray(a) * np.asarray(b))) for a, b in zip(a_leaves, b_leaves))
 
 
-def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 1e-6,
-                rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
+def _check_jvp(fun: Callable, argnum: int, args: tuple, direction: list, rebuild: Callable,
+               plus: Any, minus: Any, eps: float, rtol: float, atol: float,
+               options: dict) -> None:
+    """J·d as the VJP of the VJP (reverse mode twice), against central differences."""
+    vjp, value = make_vjp(fun, argnum, **options)(*args)
+    d = rebuild(direction)
+
+    def along(u):
+        grads = flatten(vjp(u))[0]
+        return sum(anp.sum(g * dd) for g, dd in zip(grads, flatten(d)[0]))
+
+    jvp = np.asarray(make_vjp(along, 0, **options)(np.zeros(np.shape(value)))[0](1.0))
+    numeric = (plus - minus) / (2 * eps)
+    if not np.allclose(jvp, numeric, rtol=rtol, atol=atol):
+        raise AssertionError(
+            f"check_grads: JVP mismatch (mode 'fwd') for {getattr(fun, '__name__', fun)}: "
+            f"ardiff gives {jvp!r}, finite differences give {numeric!r}.")
+
+
+def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, modes: Any = ("rev",),
+                eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
                 **options: Any) -> Callable:
     """Return a checker `(*args) -> None` that raises AssertionError on a mismatch.
+
+    Accepts autograd's call, `check_grads(fun, modes=["fwd", "rev"], order=2)(*args)`
+    (with keywords: autograd's third positional parameter is `modes`, ardiff's is
+    `order`).
 
     Parameters
     ----------
@@ -47,6 +70,12 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
         Relative tolerance on the directional derivative.
     atol : float
         Absolute tolerance on the directional derivative.
+    modes : sequence of str
+        `"rev"` checks `u · J · d` from the VJP (`J^T u`) against finite differences,
+        for random `u` and `d`.  `"fwd"` checks the whole vector `J · d` against finite
+        differences; ardiff has no forward mode, so `J · d` is computed as the VJP of
+        the VJP (the VJP is linear in its seed), which also exercises the second-order
+        machinery.  Higher orders (`order > 1`) are checked in reverse mode.
     seed : int
         Seed of the random directions.
     **options
@@ -57,6 +86,12 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
     callable
         `checker(*args)`, which returns None or raises AssertionError.
     """
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    unknown = [m for m in modes if m not in ("fwd", "rev")]
+    if unknown or not modes:
+        raise ValueError(f"check_grads: modes must be a non-empty sequence of 'fwd' and "
+                         f"'rev', got {modes!r}.")
+
     def checker(*args):
         rng = np.random.default_rng(seed)
         x = args[argnum]
@@ -80,8 +115,11 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, eps: float = 
         plus = np.asarray(fun(*at(eps)), dtype=np.float64)
         minus = np.asarray(fun(*at(-eps)), dtype=np.float64)
         numeric = float(np.sum(u * (plus - minus))) / (2 * eps)
+        if "fwd" in modes:
+            _check_jvp(fun, argnum, args, direction, rebuild, plus, minus, eps, rtol, atol,
+                       options)
         analytic = _inner(flatten(vjp(u))[0], direction)
-        if not np.isclose(analytic, numeric, rtol=rtol, atol=atol):
+        if "rev" in modes and not np.isclose(analytic, numeric, rtol=rtol, atol=atol):
             raise AssertionError(
                 f"check_grads: derivative mismatch for {getattr(fun, '__name__', fun)}: "
                 f"ardiff gives {analytic!r}, finite differences give {numeric!r}.")

@@ -26,9 +26,12 @@ from .graph import unwrap
 from .recorder import TracedCall, gc_paused, normalize_argnums, trace
 from .solvers import SolverOptions, compile_plan, solve_plan
 from .tracer import Tracer
+from .tree import flatten
 
 __all__ = ["grad", "value_and_grad", "elementwise_grad", "jacobian", "hessian", "make_vjp",
-           "vjp", "trace", "gc_paused"]
+           "vjp", "trace", "gc_paused", "hessian_tensor_product", "hessian_vector_product",
+           "make_hvp", "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp",
+           "grad_and_aux", "deriv"]
 
 
 def _transform(fun: Callable, argnum: Any, options: dict,
@@ -258,3 +261,189 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
 
 vjp = make_vjp
 """Another name for `make_vjp` (the same function object), as in JAX and autograd."""
+
+
+# -- the other transforms autograd users have ---------------------------------------------
+def hessian_tensor_product(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
+    """The Hessian of scalar `fun` contracted with a tensor, without forming the Hessian.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns a scalar.
+    argnum : int
+        The differentiated positional argument `x`.
+    **options
+        Solver options, as for `grad` (both derivatives use them).
+
+    Returns
+    -------
+    callable
+        `(*args, v, **kwargs) -> H · v`, shaped like `x`: the gradient of
+        `tensordot(grad(fun)(*args), v, v.ndim)` (`v` shaped like `x`), two reverse
+        solves on one nested trace.
+    """
+    fun_grad = grad(fun, argnum, **options)
+
+    def gradient_dot(*args, **kwargs):
+        *args, v = args
+        return anp.tensordot(fun_grad(*args, **kwargs), v, np.ndim(v))
+
+    return grad(gradient_dot, argnum, **options)
+
+
+hessian_vector_product = hessian_tensor_product
+
+
+def make_hvp(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
+    """Hessian-vector products at one point, reusing its trace for many vectors.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns a scalar.
+    argnum : int
+        The differentiated positional argument.
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> (hvp, gradient)`: `hvp(v)` is `H · v` (it is the VJP of
+        the gradient, and the Hessian is symmetric), `gradient` is `grad(fun)(*args)`.
+    """
+    return make_vjp(grad(fun, argnum, **options), argnum, **options)
+
+
+def tensor_jacobian_product(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
+    """A tensor contracted with the Jacobian of `fun` from the left (a VJP as a function).
+
+    Parameters
+    ----------
+    fun : callable
+        Returns an array.
+    argnum : int
+        The differentiated positional argument.
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, v, **kwargs) -> v · J`, the Jacobian of
+        `tensordot(v, fun(*args), v.ndim)`: with `v` shaped like the output it is
+        the VJP, shaped like the argument.
+    """
+    def dot_fun(*args, **kwargs):
+        *args, v = args
+        return anp.tensordot(v, fun(*args, **kwargs), np.ndim(v))
+
+    return jacobian(dot_fun, argnum, **options)
+
+
+vector_jacobian_product = tensor_jacobian_product
+
+
+def make_ggnvp(f: Callable, g: Callable | None = None, f_argnum: int = 0,
+               **options: Any) -> Callable:
+    """Generalized Gauss-Newton-vector products `Jᵀ H_g J v` of `g(f(x))`.
+
+    Parameters
+    ----------
+    f : callable
+        The inner function (its Jacobian `J` at `x`).
+    g : callable, optional
+        Scalar outer function (its Hessian `H_g` at `f(x)`); default
+        `0.5 * sum(y ** 2, axis=-1)`, as in autograd.
+    f_argnum : int
+        The differentiated positional argument of `f`.
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> ggnvp`, with `ggnvp(v)` shaped like `x`.  `J v` is
+        computed as the VJP of the VJP (reverse mode twice: the VJP is linear in its
+        seed).
+    """
+    if g is None:
+        def g(y):
+            return 0.5 * anp.sum(y ** 2, axis=-1)
+
+    def at(*args, **kwargs):
+        f_vjp, f_x = make_vjp(f, f_argnum, **options)(*args, **kwargs)
+        g_hvp, grad_g_x = make_vjp(grad(g, **options), **options)(f_x)
+        zeros = np.zeros(np.shape(unwrap(grad_g_x)))
+        f_jvp, _ = make_vjp(f_vjp, **options)(zeros)
+
+        def ggnvp(v):
+            return f_vjp(g_hvp(f_jvp(v)))
+
+        return ggnvp
+
+    return at
+
+
+def grad_and_aux(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
+    """The gradient of the first of two outputs, and the second passed through.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns `(scalar, aux)`; `aux` may be anything (arrays, containers).
+    argnum, **options
+        As for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> (gradient, aux)`, `aux` with this trace removed.
+    """
+    def body(call: TracedCall, opts: SolverOptions):
+        output = call.output
+        if not isinstance(output, (tuple, list)) or len(output) != 2:
+            raise TypeError(f"grad_and_aux: {getattr(fun, '__name__', fun)} must return a "
+                            f"pair (value, aux), got {type(output).__name__}.")
+        call.output = output[0]
+        out = call.output_tracer("grad_and_aux", scalar=True)
+        (flat,) = _gradients(call, out, [None], opts)
+        leaves, rebuild = flatten(output[1])
+        own = [leaf.node.value if isinstance(leaf, Tracer) and leaf.graph is call.graph
+               else leaf for leaf in leaves]  # this level's tracing removed, outer kept
+        return call.pack(flat), rebuild(own)
+
+    return _transform(fun, argnum, options, body)
+
+
+def deriv(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
+    """The derivative of `fun` with respect to a scalar argument, shaped like the output.
+
+    Parameters
+    ----------
+    fun : callable
+        Returns an array or a scalar.
+    argnum : int
+        The scalar positional argument.
+    **options
+        Solver options, as for `grad`.
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> d fun / d args[argnum]`, one reverse solve per output
+        element (ardiff has no forward mode; autograd's `deriv` is a forward-mode JVP
+        with tangent 1, the same numbers).
+    """
+    jac = jacobian(fun, argnum, **options)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        nums = normalize_argnums(argnum, len(args), fun)
+        if np.ndim(unwrap(args[nums[0]])) != 0:
+            raise ValueError(f"deriv: argument {nums[0]} must be a scalar, got shape "
+                             f"{np.shape(unwrap(args[nums[0]]))}; use jacobian instead.")
+        return jac(*args, **kwargs)
+
+    return wrapped
