@@ -57,7 +57,8 @@ LAYERS = [
     ["ardiff.convexity"],  # 8: analysis
     ["ardiff.transforms", "ardiff.testing", "ardiff.strategies"],  # 9: grad ... make_vjp
     ["ardiff.codegen", "ardiff.compiled"],  # 10: compile
-    ["ardiff.nn", "ardiff.plot", "ardiff.extend", "ardiff.misc"],  # 11
+    ["ardiff.nn", "ardiff.plot", "ardiff.extend", "ardiff.misc",
+     "ardiff.scipy.integrate"],  # 11: built on the transforms
     ["ardiff.paper"],  # 12: reproduction tooling (experiments, data, cli)
 ]
 
