@@ -74,13 +74,18 @@ class _Layout:
             leaves, rebuild = flatten(arg)
             self.rebuilds.append(rebuild)
             self.owner.extend((a, p) for p in range(len(leaves)))
-        self.cache: dict[int, tuple] = {}
+        self.leaf_counts = [sum(1 for owner, _ in self.owner if owner == a)
+                            for a in range(len(args))]
+        traced = [isinstance(leaf, TracerBase) for leaf in flatten(list(args))[0]]
+        # how many leaves of each argument will ask for its VJP (the traced ones)
+        self.traced_counts = [sum(1 for (owner, _), t in zip(self.owner, traced)
+                                  if owner == a and t) for a in range(len(args))]
+        self.cache: dict[int, list] = {}
 
     def arguments(self, leaves: tuple) -> list:
         """The positional arguments rebuilt from the flat leaves."""
         args, start = [], 0
-        for a, rebuild in enumerate(self.rebuilds):
-            count = sum(1 for owner, _ in self.owner if owner == a)
+        for rebuild, count in zip(self.rebuilds, self.leaf_counts):
             args.append(rebuild(list(leaves[start:start + count])))
             start += count
         return args
@@ -166,14 +171,19 @@ class Primitive:
 
     def _vjp(self, k: int, ans, *leaves, ardiff_layout: _Layout, **kwargs) -> Callable:
         a, position = ardiff_layout.owner[k]
+        n_leaves = ardiff_layout.traced_counts[a]
         cached = ardiff_layout.cache.get(a)
         if cached is not None and cached[0] is ans and len(cached[1]) == len(leaves) \
                 and all(x is y for x, y in zip(cached[1], leaves)):
             argument_vjp = cached[2]
+            cached[3] -= 1
+            if cached[3] <= 0:  # every leaf has its VJP: do not keep it (checkpoint frees)
+                del ardiff_layout.cache[a]
         else:
             args = ardiff_layout.arguments(leaves)
             argument_vjp = _remember_last(self._argument_vjp(a, ans, args, kwargs))
-            ardiff_layout.cache[a] = (ans, leaves, argument_vjp)
+            if n_leaves > 1:  # the argument's other leaves ask for the same VJP
+                ardiff_layout.cache[a] = [ans, leaves, argument_vjp, n_leaves - 1]
         leaf = leaves[k]
         name = function_name(self.fun)
 
