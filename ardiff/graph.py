@@ -114,8 +114,11 @@ class TracerBase:
 
     Every module below the tracer recognises traced values with
     `isinstance(x, TracerBase)`.  The class users meet is its subclass
-    `ardiff.tracer.Tracer`; defining that subclass registers it as the class graphs
-    and ops box new values in (there is exactly one).
+    `ardiff.tracer.Tracer`; the first subclass defined (that one: ardiff imports it
+    before anything else can subclass) becomes the class graphs and ops box new
+    values in, and later subclasses leave it alone.  The three fields are read
+    directly by the core modules (op, guards, interchange), on the hot path of every
+    recorded op: they are private to ardiff, not to this module.
     """
 
     __slots__ = ("_graph", "_node", "_value")
@@ -127,7 +130,8 @@ class TracerBase:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Graph.tracer_class = cls
+        if Graph.tracer_class is TracerBase:
+            Graph.tracer_class = cls
 
 
 def unwrap(x: Any) -> Any:

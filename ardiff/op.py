@@ -288,6 +288,8 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is defined twice")
+    if infix is not None and infix not in _INFIX:
+        raise ValueError(f"defop({name!r}): infix={infix!r} is not one of {sorted(_INFIX)}.")
     op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix)
     OPS[name] = op
     return op

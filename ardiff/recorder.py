@@ -172,7 +172,7 @@ class TracedCall:
             raise
         except TypeError as exc:
             lists = [k for k in self.argnums if isinstance(args[k], list)]
-            if not lists or isinstance(exc, TracingError):
+            if not lists or isinstance(exc, TracingError) or "'list'" not in str(exc):
                 raise
             # a list argument is a container of scalars, so `x ** 2` on it is list ** int
             raise TypeError(

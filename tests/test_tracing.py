@@ -306,3 +306,14 @@ def test_python_control_flow_follows_the_data():
             expected = 3 * x ** 2 * (1 + 0.5 ** 3)
         np.testing.assert_allclose(ardiff.grad(piecewise)(x), expected, rtol=1e-13)
         check_grads(piecewise, order=2)(x)
+
+
+def test_a_subclass_of_the_tracer_does_not_take_over_graphs():
+    class Probe(ardiff.Tracer):
+        pass
+
+    class Bare(ardiff.graph.TracerBase):
+        pass
+
+    assert ardiff.Graph.tracer_class is ardiff.Tracer
+    assert ardiff.grad(lambda x: x * x + 1.0)(3.0) == 6.0
