@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -29,13 +30,16 @@ NUMPY_NAMES_MARKER = "<!-- ardiff:numpy-names -->"
 # Names of ardiff.numpy.__all__ that are submodules, not functions.
 NOT_FUNCTIONS = {"linalg", "random"}
 
-#: The modules that define ops (in table order), with the title of their row.
+#: Titles of the op-table rows, in table order, for the modules that define ops.  Every
+#: other submodule of `ardiff.ops` that defines ops gets a row too, after these.
 FAMILIES = {
     "ardiff.ops.elementwise": "Elementwise (ufuncs, operators, where, clip)",
     "ardiff.ops.reduce": "Reductions and scans",
     "ardiff.ops.linalg": "Linear algebra",
+    "ardiff.ops.decompositions": "Matrix decompositions and functions",
     "ardiff.ops.shape": "Shape, indexing and casting",
     "ardiff.ops.special": "Special functions (ardiff.scipy.special)",
+    "ardiff.ops.signal": "Signal processing (ardiff.scipy.signal)",
     "ardiff.nn.dense": "Neural-network layer (ardiff.nn.dense)",
 }
 
@@ -76,17 +80,30 @@ def _imported_names(module) -> set[str]:
     return names
 
 
+def family_modules() -> list[str]:
+    """The modules that may define ops: those of `FAMILIES` and every submodule of
+    `ardiff.ops`."""
+    import pkgutil
+
+    import ardiff.ops
+
+    found = [f"ardiff.ops.{m.name}" for m in pkgutil.iter_modules(ardiff.ops.__path__)
+             if not m.name.startswith("_")]
+    known = [name for name in FAMILIES if importlib.util.find_spec(name) is not None]
+    return [*known, *sorted(set(found) - set(FAMILIES))]
+
+
 def op_families() -> dict[str, list[str]]:
     """Op names grouped by the module that defines them.
 
-    An op belongs to the family module that holds it as a module attribute bound by
-    its own code (its `defop` call), not by an import.  Ops defined anywhere else
-    (a user's module, a test) are grouped under that module's name at the end.
+    An op belongs to the module that holds it as a module attribute bound by its own
+    code (its `defop` call), not by an import.  Ops defined anywhere else (a user's
+    module, a test) are grouped under their forward function's module, at the end.
     """
     from ardiff.ops import OPS
 
     defined = {}
-    for name in FAMILIES:
+    for name in family_modules():
         module = importlib.import_module(name)
         imported = _imported_names(module)
         for attr, value in vars(module).items():
@@ -107,7 +124,8 @@ def op_table_markdown() -> str:
     groups = op_families()
     lines = [f"{len(OPS)} elementary ops at the time this page was built.", ""]
     lines += ["| family | ops | flagged `nonlinear` |", "| --- | --- | --- |"]
-    for key in [*FAMILIES, *sorted(set(groups) - set(FAMILIES))]:
+    order = family_modules()
+    for key in [*order, *sorted(set(groups) - set(order))]:
         if key not in groups:
             continue
         names = ", ".join(f"`{name}`" for name in groups[key])
