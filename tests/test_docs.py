@@ -369,3 +369,29 @@ def test_solver_options_table_matches_the_defaults():
     assert (paper["schedule"], paper["eta"], paper["max_iter"], paper["init"]) == \
         ("parallel", 0.1, 100, "forward"), "update the preset row of docs/api.md"
     assert "parallel, eta 0.1, exactly 100 steps, forward init" in meaning["preset"]
+
+
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|exc|obj|const):`")
+RST_LITERAL = re.compile(r"(?<!`)``(?!`)[^`\n]+``(?!`)")
+
+
+def docstrings(path: Path):
+    """(line, text) of the module, class and function docstrings of a source file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            text = ast.get_docstring(node, clean=False)
+            if text:
+                yield getattr(node, "lineno", 1), text
+
+
+def test_docstrings_are_markdown():
+    """Docstrings are numpydoc sections with Markdown code spans, which mkdocstrings
+    renders as written: no Sphinx roles (`:func:`), no RST literals (double backticks)."""
+    found = []
+    for path in sorted((ROOT / "ardiff").rglob("*.py")):
+        for line, text in docstrings(path):
+            for pattern in (SPHINX_ROLE, RST_LITERAL):
+                for match in pattern.finditer(text):
+                    found.append(f"{path.relative_to(ROOT)}:{line}: {match.group(0)!r}")
+    assert not found, "write `name` (or [`name`][ardiff.name] for a link):\n" + "\n".join(found)
