@@ -395,3 +395,10 @@ def test_docstrings_are_markdown():
                 for match in pattern.finditer(text):
                     found.append(f"{path.relative_to(ROOT)}:{line}: {match.group(0)!r}")
     assert not found, "write `name` (or [`name`][ardiff.name] for a link):\n" + "\n".join(found)
+
+
+def test_renamed_modules_are_listed():
+    """The table of renamed names in docs/api.md lists every deprecated module alias."""
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    for old, new in ardiff.DEPRECATED_MODULES.items():
+        assert f"| module `{old}` | `{new}`" in page, f"{old} -> {new} missing from docs/api.md"
