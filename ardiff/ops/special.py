@@ -42,11 +42,15 @@ def _sign(x):
 
 
 def _x_over(x, y):
-    """`x / y`, taken as 0 where `x == 0` (the derivative of `xlogy` w.r.t. `y`)."""
-    zero = np.asarray(unwrap(x) == 0)
-    if not np.any(zero):
+    """`x / y`, taken as 0 where `x == y == 0` (the derivative of `xlogy` w.r.t. `y`).
+
+    Where only `x` is 0 it stays `x / y`, so that its derivative w.r.t. `x`, `1 / y`,
+    is right at second order.
+    """
+    both_zero = np.asarray((unwrap(x) == 0) & (unwrap(y) == 0))
+    if not np.any(both_zero):
         return x / y
-    return where(zero, 0.0, x / where(zero, 1.0, y))
+    return x / where(both_zero, 1.0, y)
 
 
 # -- error functions and the normal distribution ------------------------------------------

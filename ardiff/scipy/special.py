@@ -21,6 +21,7 @@ from ..numpy import log as _log
 from ..numpy import reshape as _reshape
 from ..numpy import sum as _sum
 from ..numpy import where as _where
+from ..ops.axes import kept_shape as _kept_shape
 from ..ops.special import (  # noqa: F401
     beta,
     betainc,
@@ -112,7 +113,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     shift = _np.where(_np.isfinite(shift), shift, 0.0)
     total = _sum(b * _exp(a - shift), axis=axis, keepdims=True)
     negative = _np.asarray(_unwrap(total) < 0)
-    magnitude = _where(negative, -total, total) if _np.any(negative) else total
+    magnitude = total * _np.where(negative, -1.0, 1.0) if _np.any(negative) else total
     out = _reshape(_log(magnitude) + shift, _np.shape(plain))
     if return_sign:
         return out, sign
@@ -123,7 +124,11 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 
 def log_softmax(x, axis=None):
     """Traced `scipy.special.log_softmax`: `x - logsumexp(x, axis, keepdims=True)`."""
-    return x - _logsumexp(x, axis=_axis(axis), keepdims=True)
+    axis = _axis(axis)
+    # SciPy's logsumexp keeps a 0-d input as shape (1,): reshape to the kept shape
+    kept = _reshape(_logsumexp(x, axis=axis, keepdims=True), _kept_shape(_np.shape(_unwrap(x)),
+                                                                          axis))
+    return x - kept
 
 
 def softmax(x, axis=None):
