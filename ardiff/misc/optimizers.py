@@ -83,8 +83,16 @@ def rmsprop(grad: Callable, x0: Any, callback: Callable | None = None, num_iters
 
     Parameters
     ----------
-    grad, x0, callback, num_iters, step_size
-        As for `sgd`.
+    grad : callable
+        `grad(x, i)`: the gradient at `x` on iteration `i`.
+    x0 : Any
+        The starting point (an array or a nested container of arrays).
+    callback : callable, optional
+        `callback(x, i, g)`, called before each step.
+    num_iters : int
+        Number of steps.
+    step_size : float
+        Learning rate.
     gamma : float
         Decay of the running mean of squared gradients (started at ones).
     eps : float
@@ -114,10 +122,20 @@ def adam(grad: Callable, x0: Any, callback: Callable | None = None, num_iters: i
 
     Parameters
     ----------
-    grad, x0, callback, num_iters, step_size
-        As for `sgd`.
-    b1, b2 : float
-        Decay rates of the first and second moment estimates.
+    grad : callable
+        `grad(x, i)`: the gradient at `x` on iteration `i`.
+    x0 : Any
+        The starting point (an array or a nested container of arrays).
+    callback : callable, optional
+        `callback(x, i, g)`, called before each step.
+    num_iters : int
+        Number of steps.
+    step_size : float
+        Learning rate.
+    b1 : float
+        Decay rate of the first moment estimate.
+    b2 : float
+        Decay rate of the second moment estimate.
     eps : float
         Added to the square root of the second moment.
 
