@@ -38,6 +38,11 @@ def between(lo, hi):
     return lambda shape: reals(shape, lo, hi)
 
 
+def off_the_poles(shape):
+    """Values in (-4, 1) at least 0.2 away from the poles of gamma (0, -1, -2, ...)."""
+    return reals(shape, 0.2, 0.8).map(lambda x: x - np.arange(x.size).reshape(x.shape) % 4)
+
+
 FREE = between(-3.0, 3.0)
 POSITIVE = between(0.2, 4.0)
 
@@ -45,7 +50,8 @@ POSITIVE = between(0.2, 4.0)
 UNARY = [
     ("gamma", POSITIVE, None), ("gammaln", between(0.2, 6.0), None),
     ("digamma", between(0.3, 5.0), None), ("psi", between(0.3, 5.0), "digamma"),
-    ("rgamma", POSITIVE, None), ("erfc", FREE, None), ("erfinv", between(-0.9, 0.9), None),
+    ("rgamma", POSITIVE, None), ("gammasgn", off_the_poles, None),
+    ("erfc", FREE, None), ("erfinv", between(-0.9, 0.9), None),
     ("erfcinv", between(0.1, 1.9), None), ("logit", between(0.05, 0.95), None),
     ("entr", between(0.1, 3.0), None), ("ndtr", FREE, None), ("log_ndtr", between(-6.0, 3.0), None),
     ("ndtri", between(0.05, 0.95), None), ("i0", FREE, None), ("i1", FREE, None),
@@ -167,7 +173,8 @@ def _u(lo, hi, *shape):
 
 
 JACOBIAN_CASES = [(name, (_u(lo, hi, 3, 2),), {}, [0]) for name, lo, hi in [
-    ("gamma", 0.3, 3.0), ("gammaln", 0.3, 3.0), ("digamma", 0.3, 3.0), ("rgamma", 0.3, 3.0),
+    ("gamma", 0.3, 3.0), ("gammaln", 0.3, 3.0), ("gammasgn", -3.0, 3.0), ("digamma", 0.3, 3.0),
+    ("rgamma", 0.3, 3.0),
     ("erfc", -2.0, 2.0), ("erfinv", -0.9, 0.9), ("erfcinv", 0.1, 1.9), ("logit", 0.1, 0.9),
     ("entr", 0.1, 3.0), ("ndtr", -2.0, 2.0), ("log_ndtr", -4.0, 2.0), ("ndtri", 0.1, 0.9),
     ("i0", -2.0, 2.0), ("i1", -2.0, 2.0), ("i0e", 0.2, 2.0), ("i1e", -2.0, -0.2),

@@ -24,7 +24,7 @@ import scipy.special as sps
 from ..graph import unwrap
 from ..op import Scale, defop
 from .axes import kept_shape
-from .elementwise import exp, log, log1p, unary, where
+from .elementwise import exp, log, log1p, unary, where, zero_gradient
 from .jacobians import ELEMENTWISE, Reduction
 from .reduce import spread
 from .shape import reshape
@@ -74,6 +74,7 @@ digamma = unary("digamma", sps.digamma, lambda ans, x: polygamma(1, x))
 gammaln = unary("gammaln", sps.gammaln, lambda ans, x: digamma(x))
 gamma = unary("gamma", sps.gamma, lambda ans, x: ans * digamma(x))
 rgamma = unary("rgamma", sps.rgamma, lambda ans, x: -ans * digamma(x))
+gammasgn = zero_gradient("gammasgn", sps.gammasgn)  # the sign of gamma: piecewise constant
 
 
 def _digamma_difference(a, b):

@@ -38,6 +38,7 @@ from ..ops.special import (  # noqa: F401
     gammainc,
     gammaincc,
     gammaln,
+    gammasgn,
     i0,
     i0e,
     i1,
@@ -153,7 +154,7 @@ def multigammaln(a, d):
 
 
 __all__ = ["beta", "betainc", "betaincc", "betaln", "digamma", "entr", "erf", "erfc",
-           "erfcinv", "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "i0",
-           "i0e", "i1", "i1e", "iv", "ive", "j0", "j1", "jn", "jv", "log_ndtr", "log_softmax",
-           "logit", "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma", "psi", "rgamma",
-           "softmax", "stdtr", "xlog1py", "xlogy", "y0", "y1", "yn"]
+           "erfcinv", "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "gammasgn",
+           "i0", "i0e", "i1", "i1e", "iv", "ive", "j0", "j1", "jn", "jv", "log_ndtr",
+           "log_softmax", "logit", "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma",
+           "psi", "rgamma", "softmax", "stdtr", "xlog1py", "xlogy", "y0", "y1", "yn"]
