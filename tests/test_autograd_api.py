@@ -386,11 +386,31 @@ def test_odeint_nonlinear_with_container_args():
                                                    1.0)), rel=1e-5)
 
 
-def test_odeint_second_order_is_refused_clearly():
-    y0 = np.array([1.0])
-    with pytest.raises(NotImplementedError, match="first derivatives"):
-        ardiff.hessian(lambda k: odeint(lambda y, t, k: -k * y, y0, np.array([0.0, 1.0]),
-                                        (k,))[-1, 0])(0.5)
+def test_odeint_second_order_and_no_extra_args():
+    """dy/dt = -k y^2 has y = y0 / (1 + k y0 t): first and second derivatives in k."""
+    def total(k):
+        ys = odeint(lambda y, t, k: -k * y * y, np.array([1.0, 2.0]),
+                    np.array([0.0, 0.5, 1.0]), (k,), **ODE_TOL)
+        return anp.sum(ys)
+
+    def closed(k):
+        return sum(y0 / (1 + k * y0 * t) for y0 in (1.0, 2.0) for t in (0.0, 0.5, 1.0))
+
+    def d_closed(k):
+        return -sum(y0 ** 2 * t / (1 + k * y0 * t) ** 2 for y0 in (1.0, 2.0)
+                    for t in (0.0, 0.5, 1.0))
+
+    def dd_closed(k):
+        return sum(2 * y0 ** 3 * t ** 2 / (1 + k * y0 * t) ** 3 for y0 in (1.0, 2.0)
+                   for t in (0.0, 0.5, 1.0))
+
+    assert total(0.7) == pytest.approx(closed(0.7), rel=1e-9)
+    assert ardiff.grad(total)(0.7) == pytest.approx(d_closed(0.7), rel=1e-7)
+    assert ardiff.grad(ardiff.grad(total))(0.7) == pytest.approx(dd_closed(0.7), rel=1e-6)
+    final = ardiff.grad(lambda y0: anp.sum(odeint(lambda y, t: -y ** 3, y0,
+                                                  np.array([0.0, 1.0]), **ODE_TOL)[-1]))
+    y0 = np.array([1.0, 0.5])
+    np.testing.assert_allclose(final(y0), (1 + 2 * y0 ** 2) ** -1.5, rtol=1e-7)
 
 
 # -- the migration page ---------------------------------------------------------------------------

@@ -17,8 +17,10 @@ the integrated `μ`.
 This module is not imported by `import ardiff` or `import ardiff.scipy` (it needs the
 transforms, a layer above the traced namespaces): import `ardiff.scipy.integrate`.
 
-Derivatives are first order: the backward integration runs on plain values, so
-`grad(grad(...))` through `odeint` raises NotImplementedError.
+The backward pass is written with traced ops and integrates the augmented system with
+`odeint` itself, so it can be differentiated again: second derivatives come from a
+nested adjoint solve (slow: every right-hand-side evaluation of the outer adjoint is
+traced).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from typing import Any
 import numpy as np
 import scipy.integrate
 
+from .. import numpy as anp
 from ..extend import defvjp_argnums, primitive
-from ..graph import TracerBase
+from ..graph import unwrap
 from ..misc.flatten import flatten
 from ..transforms import make_vjp
 
@@ -80,34 +83,16 @@ def odeint(func: Callable, y0: Any, t: Any, args: tuple = (), **kwargs: Any) -> 
     return _odeint(func, y0, t, tuple(args), **kwargs)
 
 
-def _plain(*values: Any) -> None:
-    """Refuse traced values: a second derivative through the adjoint solve."""
-    for value in values:
-        for leaf in _leaves(value):
-            if isinstance(leaf, TracerBase):
-                raise NotImplementedError(
-                    "ardiff.scipy.integrate.odeint: only first derivatives are "
-                    "supported (the adjoint solve runs on plain values).")
-
-
-def _leaves(value: Any) -> list:
-    if isinstance(value, (list, tuple)):
-        return [leaf for item in value for leaf in _leaves(item)]
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    return [value]
-
-
 def _adjoint_vjps(argnums, yt, args, kwargs):
-    """The VJPs of `_odeint(func, y0, t, args)` for the argument indices in `argnums`."""
+    """The VJPs of `_odeint(func, y0, t, args)` for the argument indices in `argnums`.
+
+    Written with traced ops, and integrating the augmented system with `odeint` itself,
+    so that the VJP can be differentiated again (second derivatives by a nested adjoint).
+    """
     func, y0, t, func_args = args
-    _plain(yt, y0, t, func_args)
-    yt = np.asarray(yt, dtype=float)
-    t = np.asarray(t, dtype=float)
-    n_times, dim = yt.shape
+    n_times, dim = np.shape(unwrap(yt))
     flat_args, unflatten = flatten(tuple(func_args))
-    flat_args = np.asarray(flat_args, dtype=float)
-    n_params = flat_args.size
+    n_params = int(np.size(unwrap(flat_args)))
 
     def flat_func(y, time, params):
         return func(y, time, *unflatten(params))
@@ -116,28 +101,28 @@ def _adjoint_vjps(argnums, yt, args, kwargs):
         y, lam = state[:dim], state[dim:2 * dim]
         vjp, dy_dt = make_vjp(flat_func, (0, 1, 2))(y, time, params)
         vjp_y, vjp_t, vjp_p = vjp(-lam)
-        return np.concatenate([np.asarray(dy_dt, dtype=float).reshape(dim), vjp_y,
-                               np.reshape(vjp_t, 1), np.reshape(vjp_p, n_params)])
+        return anp.concatenate([anp.reshape(dy_dt, (dim,)), vjp_y, anp.reshape(vjp_t, (1,)),
+                                anp.reshape(vjp_p, (n_params,))])
 
     def all_vjps(g):
-        _plain(g)
-        g = np.asarray(g, dtype=float).reshape(n_times, dim)
-        lam = g[-1].copy()
-        mu = 0.0
+        g = anp.reshape(g, (n_times, dim))
+        lam = g[-1]
+        mu = np.zeros(1)
         nu = np.zeros(n_params)
-        time_grads = np.zeros(n_times)
+        time_grads = []
         for i in range(n_times - 1, 0, -1):
-            slope = np.asarray(func(yt[i], t[i], *func_args), dtype=float).reshape(dim)
-            time_grads[i] = g[i] @ slope
-            mu -= time_grads[i]
-            state = np.concatenate([yt[i], lam, [mu], nu])
-            back = scipy.integrate.odeint(augmented, state, np.array([t[i], t[i - 1]]),
-                                          args=(flat_args,), **kwargs)[1]
+            slope = anp.reshape(func(yt[i], t[i], *func_args), (dim,))
+            time_grads.append(anp.reshape(anp.dot(g[i], slope), (1,)))
+            mu = mu - time_grads[-1]
+            state = anp.concatenate([yt[i], lam, mu, nu])
+            back = odeint(augmented, state, anp.stack([t[i], t[i - 1]]), (flat_args,),
+                          **kwargs)[1]
             lam = back[dim:2 * dim] + g[i - 1]
-            mu = back[2 * dim]
+            mu = back[2 * dim:2 * dim + 1]
             nu = back[2 * dim + 1:]
-        time_grads[0] = mu
-        grads = {0: None, 1: lam.reshape(np.shape(y0)), 2: time_grads.reshape(np.shape(t)),
+        time_grads.append(mu)
+        grads = {0: None, 1: anp.reshape(lam, np.shape(unwrap(y0))),
+                 2: anp.reshape(anp.concatenate(time_grads[::-1]), np.shape(unwrap(t))),
                  3: unflatten(nu)}
         return [grads[a] for a in argnums]
 
