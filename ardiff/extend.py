@@ -236,7 +236,9 @@ def primitive(fun: Callable) -> Primitive:
     Parameters
     ----------
     fun : callable
-        A function of NumPy values (it is called on plain values only, never traced).
+        A function of NumPy values (it is called on plain values only, never traced)
+        returning an array or a scalar (a tuple of outputs is not supported: make one
+        primitive per output).
 
     Returns
     -------
