@@ -217,3 +217,21 @@ def test_realistic_programs(options):
         reference = ardiff.grad(program, method="backprop")(x)
         np.testing.assert_allclose(ardiff.grad(program, **options)(x), reference, rtol=1e-9)
         check_grads(program, order=2, method="backprop")(x)
+
+
+def test_autograd_import_spelling():
+    # `import autograd.scipy.stats.norm as norm` with the package name changed
+    import ardiff.scipy.stats.multivariate_normal as mvn
+    import ardiff.scipy.stats.norm as norm
+
+    assert norm is stats.norm and mvn is stats.multivariate_normal
+    x = np.array([0.3, -1.0])
+    np.testing.assert_allclose(norm.logpdf(x, 0.5, 2.0), ss.norm.logpdf(x, 0.5, 2.0), rtol=1e-13)
+
+
+def test_multivariate_normal_entropy():
+    cov = _spd(3, 4)
+    assert stats.multivariate_normal.entropy(np.zeros(3), cov) == pytest.approx(
+        ss.multivariate_normal.entropy(np.zeros(3), cov), rel=1e-13)
+    _quiet(check_grads(lambda a: stats.multivariate_normal.entropy(cov=a @ a.T + np.eye(3)),
+                       order=2, method="backprop"), np.eye(3) + 0.1)

@@ -24,6 +24,9 @@ and has `logpdf` and `pdf` only.
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 import numpy as _np
 
 from ..graph import TracerBase as _TracerBase
@@ -493,17 +496,13 @@ class _MultivariateNormal(_Distribution):
         values.update(kwds)
         return values["mean"], values["cov"]
 
-    def logpdf(self, x, *args, **kwds):
-        """Log density at the points `x` (shape `(..., d)`, or `(d,)` for one point)."""
-        mean, cov = self._parse(args, kwds)
+    @staticmethod
+    def _covariance(cov, dim):
+        """The full covariance matrix (from a scalar or variances too), checked."""
         cov = _value(cov)
         cr = _plain(cov)
-        if mean is not None:
-            mean = _value(mean)
-            dim = _plain(mean).size
-        else:
+        if dim is None:
             dim = 1 if cr.ndim == 0 else cr.shape[0]
-            mean = _np.zeros(dim)
         if cr.ndim == 0:
             cov = cov * _np.eye(dim)
         elif cr.ndim == 1:
@@ -516,6 +515,17 @@ class _MultivariateNormal(_Distribution):
         except _np.linalg.LinAlgError:
             raise ValueError("the input matrix must be symmetric positive definite "
                              "(singular covariances are not supported)") from None
+        return cov
+
+    def logpdf(self, x, *args, **kwds):
+        """Log density at the points `x` (shape `(..., d)`, or `(d,)` for one point)."""
+        mean, cov = self._parse(args, kwds)
+        if mean is not None:
+            mean = _value(mean)
+        cov = self._covariance(cov, None if mean is None else _plain(mean).size)
+        dim = _plain(cov).shape[0]
+        if mean is None:
+            mean = _np.zeros(dim)
         x = _value(x)
         xr = _plain(x)
         if xr.ndim == 0:
@@ -534,6 +544,12 @@ class _MultivariateNormal(_Distribution):
         """Density at the points `x`."""
         return _exp(self.logpdf(x, *args, **kwds))
 
+    def entropy(self, mean=None, cov=1.0, allow_singular=False):
+        """Differential entropy `(d (1 + log 2π) + log det Σ) / 2` (w.r.t. `cov`)."""
+        cov = self._covariance(cov, None if mean is None else _plain(mean).size)
+        dim = _plain(cov).shape[0]
+        return 0.5 * (dim * (1.0 + _LOG_2PI) + _slogdet(cov)[1])
+
 
 norm = _Norm("norm")
 t = _T("t")
@@ -551,3 +567,18 @@ multivariate_normal = _MultivariateNormal("multivariate_normal")
 
 __all__ = ["beta", "binom", "cauchy", "chi2", "dirichlet", "expon", "gamma", "laplace",
            "logistic", "multivariate_normal", "norm", "poisson", "t"]
+
+
+def _as_module(name: str, dist) -> _types.ModuleType:
+    module = _types.ModuleType(f"{__name__}.{name}", dist.__doc__)
+    for attr in dir(dist):
+        if not attr.startswith("_"):
+            setattr(module, attr, getattr(dist, attr))
+    return module
+
+
+# autograd's spelling `import autograd.scipy.stats.norm as norm` works here too: the
+# import system finds these entries (as `import os.path` finds os's), and the name is
+# then bound to the distribution itself (an attribute of this module).
+for _name in __all__:
+    _sys.modules.setdefault(f"{__name__}.{_name}", _as_module(_name, globals()[_name]))
