@@ -1,38 +1,367 @@
-"""`ardiff.numpy.linalg`: traced `inv`, `solve`, `det`, `slogdet`, `norm`.
+"""`ardiff.numpy.linalg`: traced `numpy.linalg`.
 
-Other names fall through to `numpy.linalg` (a traced argument then raises).
+Differentiable: `inv`, `solve`, `det`, `slogdet`, `norm` (every `ord` and `axis`
+NumPy accepts), `matrix_norm`, `vector_norm`, `cholesky`, `eigh`, `eigvalsh`, `svd`,
+`svdvals`, `pinv`, `qr`, `lstsq`, `matrix_power`, `multi_dot`, `tensorsolve`,
+`tensorinv`, `matrix_transpose`.  `matrix_rank` and `cond` return plain values (no
+gradient; remembered as guards under `ardiff.compile`).  Every function takes stacks of
+matrices where NumPy does.
+
+Decompositions with several outputs call one op per output used (see
+`ardiff.ops.decompositions`); a function of some outputs only is differentiated
+through those.  Other names fall through to `numpy.linalg` (a traced argument then
+raises).
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as _np
 
-from ..graph import unwrap
+from ..graph import unwrap as _unwrap
+from ..guards import concrete as _concrete
+from ..ops.decompositions import cholesky as _cholesky
+from ..ops.decompositions import eigh_vectors as _eigh_vectors
+from ..ops.decompositions import eigvalsh as _eigvalsh
+from ..ops.decompositions import pinv as _pinv
+from ..ops.decompositions import qr_q as _qr_q
+from ..ops.decompositions import qr_r as _qr_r
+from ..ops.decompositions import svd_u as _svd_u
+from ..ops.decompositions import svd_vt as _svd_vt
+from ..ops.decompositions import svdvals as _svdvals
+from ..ops.elementwise import absolute as _absolute
 from ..ops.linalg import det, inv, logabsdet, solve  # noqa: F401
+from ..ops.linalg import dot as _dot
+from ..ops.linalg import matmul as _matmul
+from ..ops.linalg import matrix_transpose as _matrix_transpose
 
 # ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
 from ..ops.linalg import norm as _norm
+from ..ops.reduce import max_ as _max
+from ..ops.reduce import min_ as _min
+from ..ops.reduce import sum_ as _sum
+from ..ops.shape import reshape as _reshape
+from ..ops.shape import transpose as _transpose
+
+#: `(sign, logabsdet)` as NumPy 2 returns it.
+SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
+#: `(eigenvalues, eigenvectors)` as NumPy 2 returns it.
+EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+#: `(U, S, Vh)` as NumPy 2 returns it.
+SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
+#: `(Q, R)` as NumPy 2 returns it.
+QRResult = namedtuple("QRResult", ["Q", "R"])
 
 
 def slogdet(a):
-    """Sign (plain, no gradient) and traced log absolute determinant."""
-    sign = _np.linalg.slogdet(unwrap(a))[0]
-    return sign, logabsdet(a)
+    """Sign (plain, no gradient) and traced log absolute determinant (stacks allowed)."""
+    sign = _np.linalg.slogdet(_unwrap(a))[0]
+    return SlogdetResult(sign, logabsdet(a))
+
+
+def matrix_transpose(x):
+    """Traced `numpy.linalg.matrix_transpose`: swap the last two axes."""
+    return _matrix_transpose(x)
+
+
+# -- norms ---------------------------------------------------------------------------
+def _is_matrix_norm(ndim, ord, axis) -> bool:
+    if isinstance(axis, tuple):
+        return len(axis) == 2
+    return axis is None and ndim == 2 and ord is not None
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    """Traced `numpy.linalg.norm`; the gradient at the zero vector is taken as 0.
+    """Traced `numpy.linalg.norm`, for every `ord` and `axis` NumPy accepts.
 
-    Vector norms of any order and the Frobenius matrix norm have gradients; other
-    matrix norms compute their value but refuse to be differentiated (the op's VJP
-    says so).
+    Vector norms (`ord` None, inf, -inf, 0 or any number) and the Frobenius norm are one
+    op; the other matrix norms are composed from traced ops: `"nuc"`, `2` and `-2` from
+    the singular values (`svdvals`: sum, largest, smallest), `1`/`-1` and `inf`/`-inf`
+    from the largest/smallest absolute column/row sum.
+
+    Where a norm is not differentiable the gradient is a subgradient: 0 at the zero
+    vector; ties among the largest (smallest) entries, column or row sums share the
+    gradient evenly; an entry at 0 contributes 0 through `abs`.  The gradient of the
+    2-norm or nuclear norm at repeated singular values is that of the singular values
+    alone (well defined, see `svdvals`).
     """
     if isinstance(axis, list):
         axis = tuple(axis)
+    ndim = _np.ndim(_unwrap(x))
+    if not _is_matrix_norm(ndim, ord, axis) or ord in (None, "fro"):
+        return _norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    if axis is None:
+        axis = (0, 1)
+    row, col = (int(a) % ndim for a in axis)
+    if row == col:
+        raise ValueError("Duplicate axes given.")
+    others = tuple(i for i in range(ndim) if i not in (row, col))
+    shape = _np.shape(_unwrap(x))
+    y = _transpose(x, others + (row, col)) if others + (row, col) != tuple(range(ndim)) else x
+    if ord in ("nuc", 2, -2):
+        s = _svdvals(y)
+        out = _sum(s, axis=-1) if ord == "nuc" else (_max if ord == 2 else _min)(s, axis=-1)
+    elif ord in (1, -1):
+        sums = _sum(_absolute(y), axis=-2)
+        out = (_max if ord == 1 else _min)(sums, axis=-1)
+    elif ord in (_np.inf, -_np.inf):
+        sums = _sum(_absolute(y), axis=-1)
+        out = (_max if ord == _np.inf else _min)(sums, axis=-1)
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        kept = tuple(1 if i in (row, col) else n for i, n in enumerate(shape))
+        out = _reshape(out, kept)
+    return out
+
+
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    """Traced `numpy.linalg.matrix_norm`: `norm` over the last two axes."""
+    return norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
+
+
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    """Traced `numpy.linalg.vector_norm`: a vector norm over `axis` (all axes: None)."""
+    if axis is None:
+        out = _norm(_reshape(x, (-1,)), ord=ord)
+        if keepdims:
+            out = _reshape(out, (1,) * _np.ndim(_unwrap(x)))
+        return out
+    if isinstance(axis, (tuple, list)) and len(axis) != 1:
+        ndim = _np.ndim(_unwrap(x))
+        axes = tuple(int(a) % ndim for a in axis)
+        rest = tuple(i for i in range(ndim) if i not in axes)
+        shape = _np.shape(_unwrap(x))
+        moved = _transpose(x, rest + axes)
+        flat = _reshape(moved, tuple(shape[i] for i in rest) + (-1,))
+        out = _norm(flat, ord=ord, axis=-1)
+        if keepdims:
+            out = _reshape(out, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+        return out
+    if isinstance(axis, (tuple, list)):
+        axis = axis[0]
     return _norm(x, ord=ord, axis=axis, keepdims=keepdims)
 
 
-__all__ = ["det", "inv", "logabsdet", "norm", "slogdet", "solve"]
+# -- decompositions ------------------------------------------------------------------
+def cholesky(a, /, *, upper=False):
+    """Traced `numpy.linalg.cholesky` (stacks allowed).
+
+    Reads the lower triangle of `a` (the upper one with `upper=True`), as NumPy does;
+    the gradient is zero on the other triangle and an off-diagonal entry of the read
+    triangle collects the gradient of both symmetric positions (see
+    `ardiff.ops.decompositions`).  For a symmetric input built from parameters (`B @
+    B.T + c I`) the chain rule gives the same gradient as the symmetric convention.
+    """
+    return _cholesky(a, upper=upper)
+
+
+def eigvalsh(a, UPLO="L"):
+    """Traced `numpy.linalg.eigvalsh`: eigenvalues of the symmetric matrix whose triangle
+    `UPLO` is that of `a`, ascending (stacks allowed).
+
+    The gradient `V diag(g) Vᵀ` (moved onto the triangle read, see `cholesky`) also
+    exists at repeated eigenvalues for functions symmetric in the tied eigenvalues (a
+    sum, a trace); in general the sorted eigenvalues are only directionally
+    differentiable there and the value returned is the gradient for the eigenvectors
+    LAPACK picked.
+    """
+    return _eigvalsh(a, UPLO=UPLO)
+
+
+def eigh(a, UPLO="L"):
+    """Traced `numpy.linalg.eigh`: `(eigenvalues, eigenvectors)` of a symmetric matrix.
+
+    Two ops, `eigvalsh` and `eigh_vectors`: the eigenvector part of the gradient is
+    `V (F ∘ Vᵀ Ḡ) Vᵀ` with `F_ij = 1 / (w_j - w_i)`, which does not exist at a repeated
+    eigenvalue; differentiating through the eigenvectors there raises `ValueError`
+    (functions of the eigenvalues alone stay differentiable).  Eigenvectors are defined
+    up to sign: the gradient is that of the signs NumPy returns, so functions that do
+    not depend on the signs are the meaningful ones.  The input's triangle `UPLO` is
+    read, as NumPy does (see `cholesky` for the gradient convention).
+    """
+    return EighResult(_eigvalsh(a, UPLO=UPLO), _eigh_vectors(a, UPLO=UPLO))
+
+
+def svdvals(x, /):
+    """Traced `numpy.linalg.svdvals`: singular values, descending (stacks allowed).
+
+    The gradient `U diag(g) Vᵀ` holds wherever the singular values are distinct and
+    nonzero; at ties it is the gradient for the singular vectors LAPACK picked (exact
+    for functions symmetric in the tied values, such as the nuclear norm).
+    """
+    return _svdvals(x)
+
+
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """Traced `numpy.linalg.svd` (stacks allowed; `hermitian` must be False).
+
+    `compute_uv=False` returns the singular values (op `svdvals`).  Otherwise
+    `(U, S, Vh)` from the ops `svd_u`, `svdvals`, `svd_vt`.  The gradient through `U` or
+    `Vh` needs distinct singular values, and nonzero ones for a rectangular matrix:
+    where they tie (or vanish) making the gradient raises `ValueError`.  With
+    `full_matrices=True` and a rectangular `a`, the larger factor's extra singular
+    vectors are an arbitrary basis of a null space: differentiating through that factor
+    raises `NotImplementedError` (through the other factor and `S` it works).  Singular
+    vectors are defined up to a joint sign; the gradient is that of NumPy's choice.
+    """
+    if hermitian:
+        raise NotImplementedError("ardiff: svd(hermitian=True) has no gradient; use eigh.")
+    s = _svdvals(a)
+    if not compute_uv:
+        return s
+    return SVDResult(_svd_u(a, full_matrices=full_matrices), s,
+                     _svd_vt(a, full_matrices=full_matrices))
+
+
+def qr(a, mode="reduced"):
+    """Traced `numpy.linalg.qr` with `mode` "reduced", "complete" or "r" (stacks allowed).
+
+    Ops `qr_q` and `qr_r`.  The gradient needs the first `min(m, n)` columns of `a`
+    linearly independent (R without a zero on its diagonal), else making it raises
+    `ValueError`; with `mode="complete"` and more rows than columns the extra columns of
+    `Q` have no gradient (`NotImplementedError`); `mode="raw"` has none either.
+    """
+    if mode == "r":
+        return _qr_r(a, mode="reduced")
+    if mode == "raw":
+        raise NotImplementedError("ardiff: qr(mode='raw') has no gradient; use 'reduced'.")
+    return QRResult(_qr_q(a, mode=mode), _qr_r(a, mode=mode))
+
+
+def pinv(a, rcond=None, hermitian=False, **kwargs):
+    """Traced `numpy.linalg.pinv` (stacks allowed).
+
+    Differentiable where the rank is locally constant (the singular values cut off by
+    `rcond`/`rtol` stay cut off): the gradient there is the classical one (Golub and
+    Pereyra).  At a change of rank the pseudo-inverse is discontinuous.
+    """
+    if rcond is not None:
+        kwargs["rcond"] = rcond
+    if hermitian:
+        kwargs["hermitian"] = True
+    return _pinv(a, **kwargs)
+
+
+def lstsq(a, b, rcond=None):
+    """Traced `numpy.linalg.lstsq`: `(x, residuals, rank, s)`.
+
+    `x = pinv(a, rcond) @ b` (differentiable where the rank is locally constant, see
+    `pinv`), `residuals` the traced squared residual norms (empty unless `a` has full
+    column rank and more rows than columns, as in NumPy), `rank` a plain int and `s`
+    the traced singular values.  The cut-off follows NumPy: singular values below
+    `rcond` times the largest are treated as zero, `rcond=None` meaning machine
+    precision times `max(m, n)`.
+    """
+    m, n = _np.shape(_unwrap(a))[-2:]
+    cutoff = _np.finfo(_np.float64).eps * max(m, n) if rcond is None else rcond
+    rank = int(_concrete(_np.linalg.matrix_rank, a,
+                         tol=cutoff * _np.max(_np.linalg.svd(_unwrap(a), compute_uv=False),
+                                              initial=0.0)))
+    x = _matmul(_pinv(a, rcond=cutoff), b)
+    if rank == n and m > n:
+        r = b - _matmul(a, x)
+        residuals = _sum(r * r, axis=0)
+        if _np.ndim(_unwrap(b)) == 1:
+            residuals = _reshape(residuals, (1,))
+    else:
+        residuals = _np.empty((0,))
+    return x, residuals, rank, _svdvals(a)
+
+
+def matrix_power(a, n):
+    """Traced `numpy.linalg.matrix_power`: `a` to the integer power `n` (stacks allowed),
+    by repeated squaring; negative `n` inverts first, `n = 0` gives the identity
+    (gradient zero)."""
+    n = int(_np.asarray(n))
+    shape = _np.shape(_unwrap(a))
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise _np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+    if n == 0:
+        return a * 0.0 + _np.eye(shape[-1])
+    if n < 0:
+        a, n = inv(a), -n
+    result = None
+    power = a
+    while True:
+        if n & 1:
+            result = power if result is None else _matmul(result, power)
+        n >>= 1
+        if not n:
+            return result
+        power = _matmul(power, power)
+
+
+def multi_dot(arrays, *, out=None):
+    """Traced `numpy.linalg.multi_dot`: the chained product, a first 1-D array read as a
+    row and a last one as a column; multiplied in NumPy's cheapest order."""
+    if out is not None:
+        raise TypeError("ardiff.numpy.linalg.multi_dot: out= is not supported")
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    shapes = [_np.shape(_unwrap(x)) for x in arrays]
+    dims = [shapes[0][0] if len(shapes[0]) == 2 else 1] + \
+        [s[-1] if len(s) == 2 else 1 for s in shapes]
+    k = len(arrays)
+    # the matrix-chain order (dynamic programming over split points)
+    cost = [[0] * k for _ in range(k)]
+    split = [[0] * k for _ in range(k)]
+    for length in range(1, k):
+        for i in range(k - length):
+            j = i + length
+            best = None
+            for s in range(i, j):
+                c = cost[i][s] + cost[s + 1][j] + dims[i] * dims[s + 1] * dims[j + 1]
+                if best is None or c < best:
+                    best, split[i][j] = c, s
+            cost[i][j] = best
+
+    def product(i, j):
+        if i == j:
+            return arrays[i]
+        return _dot(product(i, split[i][j]), product(split[i][j] + 1, j))
+    return product(0, k - 1)
+
+
+def tensorinv(a, ind=2):
+    """Traced `numpy.linalg.tensorinv`: `inv` of `a` reshaped to a square matrix."""
+    shape = _np.shape(_unwrap(a))
+    rows = int(_np.prod(shape[:ind]))
+    return _reshape(inv(_reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
+
+
+def tensorsolve(a, b, axes=None):
+    """Traced `numpy.linalg.tensorsolve`: `solve` on `a` reshaped to a square matrix."""
+    nd = _np.ndim(_unwrap(a))
+    if axes is not None:
+        axes = [int(i) % nd for i in axes]
+        order = [i for i in range(nd) if i not in axes] + axes
+        a = _transpose(a, tuple(order))
+    shape = _np.shape(_unwrap(a))
+    b_size = int(_np.size(_unwrap(b)))
+    x_shape = shape[_np.ndim(_unwrap(b)):]
+    x = solve(_reshape(a, (b_size, -1)), _reshape(b, (b_size,)))
+    return _reshape(x, x_shape)
+
+
+# -- plain values ----------------------------------------------------------------------
+def matrix_rank(A, tol=None, hermitian=False, **kwargs):
+    """`numpy.linalg.matrix_rank` of the plain value (an integer: no gradient)."""
+    return _concrete(_np.linalg.matrix_rank, A, tol=tol, hermitian=hermitian, **kwargs)
+
+
+def cond(x, p=None):
+    """`numpy.linalg.cond` of the plain value (no gradient; compose it from `norm` and
+    `inv` or `svdvals` for a differentiable condition number)."""
+    return _concrete(_np.linalg.cond, x, p=p)
+
+
+__all__ = ["cholesky", "cond", "det", "eigh", "eigvalsh", "inv", "logabsdet", "lstsq",
+           "matrix_norm", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot",
+           "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "tensorinv",
+           "tensorsolve", "vector_norm"]
 
 
 def __getattr__(name):

@@ -9,7 +9,9 @@ bookkeeping reductions share.  Importing this package fills the table
 `ardiff.op.OPS`, re-exported here with `defop`.
 """
 
-from ..op import OPS, defop
-from . import elementwise, linalg, reduce, shape, special
+from ..op import NEGATED, OPS, PASS_THROUGH, Fixed, Op, Scale, defop, scale_by
+from . import decompositions, elementwise, linalg, reduce, shape, signal, special
 
-__all__ = ["OPS", "defop", "elementwise", "linalg", "reduce", "shape", "special"]
+# the op-declaration names of ardiff.op, re-exported: `from ardiff.ops import defop` works too
+__all__ = ["OPS", "defop", "Op", "Scale", "Fixed", "PASS_THROUGH", "NEGATED", "scale_by",
+           "decompositions", "elementwise", "linalg", "reduce", "shape", "signal", "special"]

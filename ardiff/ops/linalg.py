@@ -1,4 +1,7 @@
-"""Linear algebra: dot, matmul, tensordot, einsum, inv, solve, det, log|det|, norm."""
+"""Linear algebra: dot, matmul, tensordot, einsum, inv, solve, det, log|det|, norm.
+
+Decompositions and matrix functions are in `ardiff.ops.decompositions`.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ def _ndim(x):
     return x.ndim if isinstance(x, (np.ndarray, np.generic)) else np.ndim(x)
 
 
-def _swap(x):
-    """Swap the last two axes (batched matrix transpose)."""
+def matrix_transpose(x):
+    """Swap the last two axes (batched matrix transpose), traced when `x` is."""
     if type(x) is np.ndarray:  # plain (not traced): no op to record, take the view
         return np.swapaxes(x, -1, -2)
     n = _ndim(x)
@@ -104,9 +107,9 @@ def _matmul_vjp(k, ans, a, b):
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
     if not (a_vec or b_vec):  # matrices (or stacks of them): g @ b^T and a^T @ g
         if k == 0:
-            bt = _swap(b)
+            bt = matrix_transpose(b)
             return lambda g: matmul(g, bt)
-        at = _swap(a)
+        at = matrix_transpose(a)
         return lambda g: matmul(at, g)
 
     def as_matrix(g):
@@ -120,14 +123,14 @@ def _matmul_vjp(k, ans, a, b):
         return g
 
     if k == 0:
-        bt = _swap(reshape(b, np.shape(unwrap(b)) + (1,)) if b_vec else b)
+        bt = matrix_transpose(reshape(b, np.shape(unwrap(b)) + (1,)) if b_vec else b)
 
         def vjp(g):
             ga = matmul(as_matrix(g), bt)
             shape = np.shape(unwrap(ga))
             return reshape(ga, shape[:-2] + shape[-1:]) if a_vec else ga
         return vjp
-    at = _swap(reshape(a, (1,) + np.shape(unwrap(a))) if a_vec else a)
+    at = matrix_transpose(reshape(a, (1,) + np.shape(unwrap(a))) if a_vec else a)
 
     def vjp(g):
         gb = matmul(at, as_matrix(g))
@@ -251,7 +254,8 @@ def _inv_contraction(argnum, ans, a):
 
 
 inv = defop("inv", np.linalg.inv,
-            lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(_swap(ans)),
+            lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(
+                matrix_transpose(ans)),
             jac=Contractions(_inv_contraction))
 
 
@@ -264,7 +268,7 @@ def solve_is_vector(a, b) -> bool:
 
 def _solve_vjp(k, ans, a, b):
     vector = solve_is_vector(a, b)
-    at = _swap(a)
+    at = matrix_transpose(a)
 
     def solve_t(g):
         """A^-T g; a (batched) vector right-hand side is solved as a column, because
@@ -283,7 +287,7 @@ def _solve_vjp(k, ans, a, b):
             gbm = reshape(gb, np.shape(unwrap(gb)) + (1,))
             xm = reshape(ans, np.shape(unwrap(ans))[:-1] + (1,) + np.shape(unwrap(ans))[-1:])
             return -(gbm * xm)
-        return -matmul(gb, _swap(ans))
+        return -matmul(gb, matrix_transpose(ans))
     return vjp
 
 
@@ -318,9 +322,11 @@ def _batched_scalar(x):
 
 det = defop("det", np.linalg.det,
             lambda ans, a: (lambda cof: lambda g: _batched_scalar(g) * cof)(
-                _batched_scalar(ans) * _swap(inv(a))), jac=_LAST_TWO_AXES, nonlinear=True)
+                _batched_scalar(ans) * matrix_transpose(inv(a))),
+            jac=_LAST_TWO_AXES, nonlinear=True)
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
-                  lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(_swap(inv(a))),
+                  lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(
+                      matrix_transpose(inv(a))),
                   jac=_LAST_TWO_AXES, nonlinear=True)
 
 
@@ -336,8 +342,8 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
         isinstance(axis, tuple) and len(axis) == 2)
     if matrix and ord not in (None, "fro"):
         raise NotImplementedError(
-            f"ardiff.numpy.linalg.norm: the gradient of the matrix norm ord={ord!r} is not in "
-            "the op table; use ord='fro' or write the norm with supported ops.")
+            f"ardiff op 'norm': the matrix norm ord={ord!r} is not this op's; call "
+            "ardiff.numpy.linalg.norm, which composes it from svdvals, sums and extrema.")
     if ord in (None, 2, "fro") or (axis is None and ord is None):
         reduce_axis = axis
         p = 2.0

@@ -1,0 +1,465 @@
+"""Matrix decompositions and matrix functions: triangular solves, Cholesky, eigh, SVD,
+QR, pseudo-inverse, LU, matrix exponential and square root, Sylvester equations.
+
+Decompositions that return several arrays are **one op per output**: `eigh` is
+`eigvalsh` (the eigenvalues) and `eigh_vectors`; the SVD is `svdvals`, `svd_u`
+and `svd_vt`; QR is `qr_q` and `qr_r`.  Each op's VJP is the part of the
+decomposition's derivative that flows through its own output (the derivative of a
+decomposition is linear in the cotangents of its outputs, so the parts add up), and it
+reads the other factors by calling their ops on the same argument, traced, so that
+second order works.  The namespaces (`ardiff.numpy.linalg`, `ardiff.scipy.linalg`)
+call the ops whose outputs are asked for: an output that is not used adds nothing to the
+gradient, so a function of the eigenvalues alone stays differentiable at repeated
+eigenvalues.  The price is that the forward decomposition runs once per output used.
+
+Every op works on stacks of matrices (leading batch axes), like NumPy.
+
+Symmetric inputs.  `cholesky`, `eigvalsh` and `eigh_vectors` read one triangle of
+their argument, as LAPACK does (the lower one by default, `UPLO="U"` the upper one),
+and their gradient is the derivative of that function: it is zero on the triangle that
+is not read, and an off-diagonal entry of the read triangle collects the gradient of
+both symmetric positions.  For any input built symmetrically (`B + B.T`, `B @ B.T`)
+the chain rule then gives the same gradient as the symmetric convention.
+
+Where a derivative does not exist (repeated eigenvalues or singular values under a
+function of the eigenvectors or singular vectors, a rank-deficient QR or rectangular
+SVD), making the VJP raises `ValueError` saying so, instead of returning inf or NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from ..graph import unwrap
+from ..op import defop
+from .linalg import matmul, matrix_transpose, solve
+from .shape import concatenate, getitem, reshape
+
+__all__ = ["solve_triangular", "cholesky", "eigvalsh", "eigh_vectors", "svdvals", "svd_u",
+           "svd_vt", "qr_q", "qr_r", "pinv", "lu_factor", "expm", "sqrtm",
+           "solve_sylvester", "trans_code"]
+
+mT = matrix_transpose
+
+
+def _shape(x) -> tuple:
+    return np.shape(unwrap(x))
+
+
+def _plain(x) -> np.ndarray:
+    return np.asarray(unwrap(x))
+
+
+def _as_row(v):
+    """(..., k) -> (..., 1, k): scales the columns of a matrix."""
+    s = _shape(v)
+    return reshape(v, s[:-1] + (1,) + s[-1:])
+
+
+def _as_column(v):
+    """(..., k) -> (..., k, 1): scales the rows of a matrix."""
+    return reshape(v, _shape(v) + (1,))
+
+
+def _off_diagonal(n: int) -> np.ndarray:
+    return 1.0 - np.eye(n)
+
+
+def _read_triangle(G, n: int, lower: bool):
+    """The gradient w.r.t. a matrix of which only one triangle is read (and mirrored).
+
+    `G` is the gradient w.r.t. the full symmetric matrix (any matrix whose
+    symmetric part is that gradient); the triangle read collects `G_ij + G_ji`
+    off the diagonal and `G_ii` on it, the other triangle gets zero.
+    """
+    ones = np.ones((n, n))
+    mask = (np.tril(ones) if lower else np.triu(ones)) - 0.5 * np.eye(n)
+    return (G + mT(G)) * mask
+
+
+def _distinct_or_raise(values, what: str, through: str) -> None:
+    """Raise when two of the last-axis `values` are exactly equal: the derivative through
+    `through` divides by their difference and does not exist there."""
+    v = _plain(values)
+    if v.shape[-1] < 2:
+        return
+    if np.any(np.diff(np.sort(v, axis=-1), axis=-1) == 0):
+        raise ValueError(
+            f"ardiff: the gradient through {through} does not exist where two {what} are "
+            f"equal (they are not unique there). A function of the {what} alone "
+            f"is differentiable at first order; otherwise perturb the input.")
+
+
+# -- triangular solves -----------------------------------------------------------------
+def trans_code(trans) -> int:
+    """SciPy's `trans` argument (0/1/2 or 'N'/'T'/'C') as 0 (A x = b) or 1 (Aᵀ x = b)."""
+    codes = {0: 0, 1: 1, 2: 1, "N": 0, "T": 1, "C": 1}
+    if trans not in codes:
+        raise ValueError(f"trans must be one of 0, 1, 2, 'N', 'T', 'C', not {trans!r}")
+    return codes[trans]
+
+
+def _solve_triangular_fwd(a, b, trans=0, lower=False, unit_diagonal=False):
+    return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower,
+                                         unit_diagonal=unit_diagonal, check_finite=False)
+
+
+def _triangle_mask(n: int, lower: bool, unit_diagonal: bool) -> np.ndarray:
+    ones = np.ones((n, n))
+    k = 1 if unit_diagonal else 0
+    return np.tril(ones, -k) if lower else np.triu(ones, k)
+
+
+def _solve_triangular_vjp(k, ans, a, b, trans=0, lower=False, unit_diagonal=False):
+    t = trans_code(trans)
+    vector = len(_shape(b)) == 1
+
+    def adjoint(g):  # op(T)^-T g
+        if vector and len(_shape(g)) > 1:  # a batch of vectors: solve them as columns
+            x = solve_triangular(a, _as_column(g), trans=1 - t, lower=lower,
+                                 unit_diagonal=unit_diagonal)
+            return reshape(x, _shape(x)[:-1])
+        return solve_triangular(a, g, trans=1 - t, lower=lower, unit_diagonal=unit_diagonal)
+
+    if k == 1:
+        return adjoint
+    mask = _triangle_mask(_shape(a)[-1], lower, unit_diagonal)
+
+    def vjp(g):
+        gb = adjoint(g)
+        outer = _as_column(gb) * _as_row(ans) if vector else matmul(gb, mT(ans))
+        return -(outer if t == 0 else mT(outer)) * mask
+    return vjp
+
+
+#: `scipy.linalg.solve_triangular`: `op(T) x = b` with `T` the lower or upper triangle
+#: of `a` (unit diagonal if asked), `op` the identity (`trans=0`) or the transpose.
+solve_triangular = defop("solve_triangular", _solve_triangular_fwd, vjp=_solve_triangular_vjp)
+
+
+def _right_solve_upper_t(X, R):
+    """`X R^-T` for upper-triangular `R`: `(R^-1 Xᵀ)ᵀ`."""
+    return mT(solve_triangular(R, mT(X), lower=False))
+
+
+# -- Cholesky ------------------------------------------------------------------------
+def _cholesky_vjp(ans, a, upper=False):
+    n = _shape(a)[-1]
+    # L = ans (lower); for upper=True the op returns U = Lᵀ of the upper triangle read
+    L = mT(ans) if upper else ans
+    phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+
+    def vjp(g):
+        gl = mT(g) if upper else g
+        P = matmul(mT(L), gl) * phi                       # Φ(Lᵀ Ḡ)
+        Y = solve_triangular(L, P, trans=1, lower=True)   # L^-T Φ
+        S = mT(solve_triangular(L, mT(Y), trans=1, lower=True))  # L^-T Φ L^-1
+        return _read_triangle(S, n, lower=not upper)
+    return vjp
+
+
+#: `numpy.linalg.cholesky` (lower factor of the lower triangle; `upper=True`: the upper
+#: factor of the upper triangle, as NumPy >= 2 and `scipy.linalg.cholesky` give it).
+cholesky = defop("cholesky", lambda a, upper=False: _cholesky_fwd(a, upper), _cholesky_vjp,
+                 nonlinear=True)
+
+
+def _cholesky_fwd(a, upper):
+    if upper:
+        return np.swapaxes(np.linalg.cholesky(np.swapaxes(a, -1, -2)), -1, -2)
+    return np.linalg.cholesky(a)
+
+
+# -- symmetric eigendecomposition ----------------------------------------------------
+def _eigvalsh_vjp(ans, a, UPLO="L"):
+    n = _shape(a)[-1]
+    V = eigh_vectors(a, UPLO=UPLO)
+    Vt = mT(V)
+    return lambda g: _read_triangle(matmul(V * _as_row(g), Vt), n, UPLO.upper() == "L")
+
+
+def _eigh_vectors_vjp(ans, a, UPLO="L"):
+    n = _shape(a)[-1]
+    w = eigvalsh(a, UPLO=UPLO)
+    _distinct_or_raise(w, "eigenvalues", "the eigenvectors of eigh")
+    V = ans
+    F = _off_diagonal(n) / (_as_row(w) - _as_column(w) + np.eye(n))  # 1/(w_j - w_i)
+
+    def vjp(g):
+        G = matmul(matmul(V, F * matmul(mT(V), g)), mT(V))
+        return _read_triangle(G, n, UPLO.upper() == "L")
+    return vjp
+
+
+#: Eigenvalues of a symmetric matrix (ascending), from the triangle `UPLO`.
+eigvalsh = defop("eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO),
+                 _eigvalsh_vjp, nonlinear=True)
+#: Eigenvectors (columns) of a symmetric matrix, from the triangle `UPLO`.
+eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO)[1],
+                     _eigh_vectors_vjp, nonlinear=True)
+
+
+# -- singular value decomposition ----------------------------------------------------
+def _svdvals_vjp(ans, a):
+    U = svd_u(a, full_matrices=False)
+    Vt = svd_vt(a, full_matrices=False)
+    return lambda g: matmul(U * _as_row(g), Vt)
+
+
+def _svd_setup(a, full_matrices, factor):
+    m, n = _shape(a)[-2:]
+    k = min(m, n)
+    if full_matrices and ((factor == "U" and m > n) or (factor == "Vt" and n > m)):
+        raise NotImplementedError(
+            f"ardiff: the gradient through svd's {factor} with full_matrices=True is not "
+            f"defined for a {m}x{n} matrix: its last {abs(m - n)} singular vectors span a "
+            "null space in no particular basis. Use full_matrices=False.")
+    s = svdvals(a)
+    _distinct_or_raise(s, "singular values", f"the singular vectors ({factor}) of svd")
+    if m != n and np.any(_plain(s) == 0):
+        raise ValueError(f"ardiff: svd: the singular vectors of a rank-deficient {m}x{n} "
+                         "matrix are not differentiable (a zero singular value).")
+    s2 = s * s
+    F = _off_diagonal(k) / (_as_row(s2) - _as_column(s2) + np.eye(k))  # 1/(s_j² - s_i²)
+    return m, n, s, F
+
+
+def _svd_u_vjp(ans, a, full_matrices=True):
+    m, n, s, F = _svd_setup(a, full_matrices, "U")
+    U = ans
+    Vt = svd_vt(a, full_matrices=False)
+
+    def vjp(g):
+        UtG = matmul(mT(U), g)
+        out = matmul(matmul(U, (F * (UtG - mT(UtG))) * _as_row(s)), Vt)
+        if m > n:
+            out = out + matmul((g - matmul(U, UtG)) / _as_row(s), Vt)
+        return out
+    return vjp
+
+
+def _svd_vt_vjp(ans, a, full_matrices=True):
+    m, n, s, F = _svd_setup(a, full_matrices, "Vt")
+    Vt = ans
+    V = mT(Vt)
+    U = svd_u(a, full_matrices=False)
+
+    def vjp(g):
+        gv = mT(g)
+        VtG = matmul(Vt, gv)
+        out = matmul(matmul(U, _as_column(s) * (F * (VtG - mT(VtG)))), Vt)
+        if n > m:
+            out = out + matmul(U, mT((gv - matmul(V, VtG)) / _as_row(s)))
+        return out
+    return vjp
+
+
+#: Singular values (descending), as `numpy.linalg.svd(a, compute_uv=False)`.
+svdvals = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_vjp,
+                nonlinear=True)
+#: The left singular vectors `U` of `numpy.linalg.svd`.
+svd_u = defop("svd_u", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[0],
+              _svd_u_vjp, nonlinear=True)
+#: The right singular vectors `Vh` of `numpy.linalg.svd`.
+svd_vt = defop("svd_vt", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[2],
+               _svd_vt_vjp, nonlinear=True)
+
+
+# -- QR ------------------------------------------------------------------------------
+def _copyltu(M, k: int):
+    """The symmetric matrix whose lower triangle is that of `M`."""
+    strict = M * np.tril(np.ones((k, k)), -1)
+    return strict + mT(strict) + M * np.eye(k)
+
+
+def _qr_square(Q, R, gq, gr, k: int):
+    """`(Ḡ_Q + Q copyltu(M)) R^-T` with `M = R Ḡ_Rᵀ - Ḡ_Qᵀ Q`, for `A = Q R`, `R` square."""
+    M = None
+    if gr is not None:
+        M = matmul(R, mT(gr))
+    if gq is not None:
+        M = -matmul(mT(gq), Q) if M is None else M - matmul(mT(gq), Q)
+    B = matmul(Q, _copyltu(M, k))
+    if gq is not None:
+        B = B + gq
+    return _right_solve_upper_t(B, R)
+
+
+def _qr_setup(a, mode, factor):
+    if mode not in ("reduced", "complete"):
+        raise NotImplementedError(f"ardiff: qr mode {mode!r} has no gradient; use 'reduced', "
+                                  "'complete' or 'r'.")
+    m, n = _shape(a)[-2:]
+    if factor == "Q" and mode == "complete" and m > n:
+        raise NotImplementedError(
+            f"ardiff: the gradient through Q of qr(mode='complete') is not defined for a "
+            f"{m}x{n} matrix: its last {m - n} columns span a null space in no particular "
+            "basis. Use mode='reduced'.")
+    k = min(m, n)
+    Q = qr_q(a, mode="reduced")
+    R = qr_r(a, mode="reduced")
+    if np.any(np.diagonal(_plain(R), axis1=-2, axis2=-1)[..., :k] == 0):
+        raise ValueError("ardiff: qr of a matrix whose first min(m, n) columns are linearly "
+                         "dependent (R has a zero on its diagonal) is not differentiable.")
+    return m, n, k, Q, R
+
+
+def _split_columns(x, k: int, n: int):
+    nd = len(_shape(x))
+    left = getitem(x, (Ellipsis, slice(0, k)))
+    right = getitem(x, (Ellipsis, slice(k, n))) if n > k else None
+    return left, right, nd
+
+
+def _qr_q_vjp(ans, a, mode="reduced"):
+    m, n, k, Q, R = _qr_setup(a, mode, "Q")
+    R1, _, _ = _split_columns(R, k, n)
+
+    def vjp(g):
+        gx = _qr_square(Q, R1, g, None, k)
+        if n > k:
+            zeros = np.zeros(_shape(gx)[:-1] + (n - k,))
+            return concatenate(gx, zeros, axis=-1)
+        return gx
+    return vjp
+
+
+def _qr_r_vjp(ans, a, mode="reduced"):
+    m, n, k, Q, R = _qr_setup(a, mode, "R")
+    R1, _, _ = _split_columns(R, k, n)
+    Y = getitem(a, (Ellipsis, slice(k, n))) if n > k else None
+
+    def vjp(g):
+        if mode == "complete" and m > n:
+            g = getitem(g, (Ellipsis, slice(0, k), slice(None)))
+        g1, g2, _ = _split_columns(g, k, n)
+        if Y is None:
+            return _qr_square(Q, R1, None, g1, k)
+        gx = _qr_square(Q, R1, matmul(Y, mT(g2)), g1, k)
+        return concatenate(gx, matmul(Q, g2), axis=-1)
+    return vjp
+
+
+#: The orthonormal factor `Q` of `numpy.linalg.qr`.
+qr_q = defop("qr_q", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[0], _qr_q_vjp,
+             nonlinear=True)
+#: The triangular factor `R` of `numpy.linalg.qr`.
+qr_r = defop("qr_r", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[1], _qr_r_vjp,
+             nonlinear=True)
+
+
+# -- pseudo-inverse ------------------------------------------------------------------
+def _pinv_vjp(ans, a, **kwargs):
+    m, n = _shape(a)[-2:]
+    P = ans  # n x m
+    Pt = mT(P)
+
+    def vjp(g):
+        gt = mT(g)
+        out = -matmul(matmul(Pt, g), Pt)
+        out = out + matmul(gt - matmul(a, matmul(P, gt)), matmul(P, Pt))   # (I - A A⁺) Ḡᵀ A⁺ A⁺ᵀ
+        out = out + matmul(matmul(Pt, P), gt - matmul(gt, matmul(P, a)))   # A⁺ᵀ A⁺ Ḡᵀ (I - A⁺ A)
+        return out
+    return vjp
+
+
+#: `numpy.linalg.pinv` (keyword arguments passed on); differentiable where the rank is
+#: locally constant.
+pinv = defop("pinv", lambda a, **kwargs: np.linalg.pinv(a, **kwargs), _pinv_vjp,
+             nonlinear=True)
+
+
+# -- LU ------------------------------------------------------------------------------
+def lu_permutation(piv) -> np.ndarray:
+    """LAPACK's row interchanges `piv` as a permutation: `A[perm] = L U`."""
+    piv = np.asarray(piv)
+    perm = np.arange(piv.shape[-1])
+    for i, p in enumerate(piv):
+        perm[[i, p]] = perm[[p, i]]
+    return perm
+
+
+def _lu_factor_vjp(ans, a):
+    n = _shape(a)[-1]
+    if _shape(a)[-2] != n or len(_shape(a)) != 2:
+        raise NotImplementedError("ardiff: lu_factor has a gradient for one square matrix.")
+    piv = scipy.linalg.lu_factor(_plain(a), check_finite=False)[1]
+    inverse = np.argsort(lu_permutation(piv))
+    strict = np.tril(np.ones((n, n)), -1)
+
+    def vjp(g):
+        # A[perm] = L U with L = I + tril(lu, -1), U = triu(lu); the packed output
+        # moves by tril(L X, -1) + triu(X U) where X = L^-1 dA[perm] U^-1.
+        Lt_g = matmul(mT(ans * strict + np.eye(n)), g * strict)   # Lᵀ tril(Ḡ, -1)
+        g_Ut = matmul(g * (1.0 - strict), mT(ans * (1.0 - strict)))  # triu(Ḡ) Uᵀ
+        M = Lt_g * strict + g_Ut * (1.0 - strict)
+        Y = solve_triangular(ans, M, trans=1, lower=True, unit_diagonal=True)  # L^-T M
+        Z = mT(solve_triangular(ans, mT(Y), trans=0, lower=False))  # (U^-1 Yᵀ)ᵀ = Y U^-T
+        return getitem(Z, inverse)
+    return vjp
+
+
+#: The packed `lu` of `scipy.linalg.lu_factor` (the pivots are plain: see
+#: `ardiff.scipy.linalg.lu_factor`).
+lu_factor = defop("lu_factor", lambda a: scipy.linalg.lu_factor(a, check_finite=False)[0],
+                  _lu_factor_vjp, nonlinear=True)
+
+
+# -- matrix functions ----------------------------------------------------------------
+def _expm_vjp(ans, a):
+    s = _shape(a)
+    n = s[-1]
+    at = mT(a)
+    zeros = np.zeros(s)
+
+    def vjp(g):
+        # the Fréchet derivative of exp at Aᵀ in the direction Ḡ is the upper-right
+        # block of exp([[Aᵀ, Ḡ], [0, Aᵀ]])
+        block = concatenate(concatenate(at, g, axis=-1), concatenate(zeros, at, axis=-1),
+                            axis=-2)
+        return getitem(expm(block), (Ellipsis, slice(0, n), slice(n, 2 * n)))
+    return vjp
+
+
+#: `scipy.linalg.expm`.
+expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True)
+
+
+def _sqrtm_fwd(a):
+    out = scipy.linalg.sqrtm(a)
+    if np.iscomplexobj(out):
+        if np.all(out.imag == 0):
+            return out.real
+        raise ValueError("ardiff: sqrtm of this matrix is complex (an eigenvalue on the "
+                         "negative real axis); only real square roots are differentiable.")
+    return out
+
+
+def _sqrtm_vjp(ans, a):
+    Xt = mT(ans)
+    # X dX + dX X = dA, so Ā solves Xᵀ Ā + Ā Xᵀ = Ḡ
+    return lambda g: solve_sylvester(Xt, Xt, g)
+
+
+#: The principal square root `scipy.linalg.sqrtm` (real results only).
+sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True)
+
+
+def _sylvester_vjp(k, ans, a, b, q):
+    def adjoint(g):  # Aᵀ Y + Y Bᵀ = Ḡ
+        return solve_sylvester(mT(a), mT(b), g)
+    if k == 2:
+        return adjoint
+    if k == 0:
+        return lambda g: -matmul(adjoint(g), mT(ans))
+    return lambda g: -matmul(mT(ans), adjoint(g))
+
+
+#: `scipy.linalg.solve_sylvester`: `X` with `A X + X B = Q`.
+solve_sylvester = defop("solve_sylvester",
+                        lambda a, b, q: scipy.linalg.solve_sylvester(a, b, q),
+                        vjp=_sylvester_vjp, nonlinear=True)
+
+# `solve` is re-exported for the namespaces' composite functions
+__all__ += ["solve", "lu_permutation"]
