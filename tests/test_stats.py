@@ -235,3 +235,26 @@ def test_multivariate_normal_entropy():
         ss.multivariate_normal.entropy(np.zeros(3), cov), rel=1e-13)
     _quiet(check_grads(lambda a: stats.multivariate_normal.entropy(cov=a @ a.T + np.eye(3)),
                        order=2, method="backprop"), np.eye(3) + 0.1)
+
+
+def test_multivariate_normal_singular_covariance():
+    cov = np.zeros((4, 4))
+    cov[:2, :2] = [[1.0, 0.3], [0.3, 1.0]]
+    mean = np.array([0.1, 0.2, 0.0, 0.0])
+    x = np.array([[0.5, -0.3, 0.0, 0.0], [0.5, -0.3, 0.1, 0.0]])  # the second off the support
+    mvn = stats.multivariate_normal
+    np.testing.assert_allclose(mvn.logpdf(x, mean, cov, allow_singular=True),
+                               ss.multivariate_normal.logpdf(x, mean, cov, allow_singular=True),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="allow_singular"):
+        mvn.logpdf(x, mean, cov)
+
+    def on_support(z, m):  # vary the first two coordinates only, as autograd's test does
+        pad = np.zeros(2)
+        return mvn.logpdf(anp.concatenate([z, pad]), anp.concatenate([m, pad]), cov,
+                          allow_singular=True)
+
+    _quiet(check_grads(lambda a: on_support(*a), order=2, method="backprop"),
+           (x[0, :2], mean[:2]))
+    with pytest.raises(NotImplementedError, match="singular"):
+        ardiff.grad(lambda c: mvn.logpdf(x[0], mean, c, allow_singular=True))(cov)

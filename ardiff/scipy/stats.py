@@ -40,6 +40,7 @@ from ..numpy import expm1 as _expm1
 from ..numpy import log as _log
 from ..numpy import log1p as _log1p
 from ..numpy import logaddexp as _logaddexp
+from ..numpy import matmul as _matmul
 from ..numpy import reshape as _reshape
 from ..numpy import sum as _sum
 from ..numpy import swapaxes as _swapaxes
@@ -480,8 +481,10 @@ class _MultivariateNormal(_Distribution):
     `slogdet` and `solve`; its gradient w.r.t. `cov` is the symmetric
     `(Σ⁻¹ (x-μ)(x-μ)ᵀ Σ⁻¹ - Σ⁻¹) / 2` per point (SciPy's density reads the lower
     triangle only; a covariance built symmetric from parameters gets the same
-    gradients either way).  `allow_singular=True` is accepted for a covariance that
-    is not singular; a singular one raises `ValueError`.
+    gradients either way).  With `allow_singular=True` a singular (positive
+    semidefinite) covariance uses SciPy's pseudo-determinant and pseudo-inverse, and
+    points off its support get -inf; gradients then flow to `x` and `mean` only (a
+    traced singular covariance raises `NotImplementedError`).
     """
 
     trailing = (("mean", None), ("cov", 1.0), ("allow_singular", False))
@@ -494,11 +497,15 @@ class _MultivariateNormal(_Distribution):
         values = dict(self.trailing)
         values.update(zip(names, args))
         values.update(kwds)
-        return values["mean"], values["cov"]
+        return values["mean"], values["cov"], values["allow_singular"]
 
     @staticmethod
-    def _covariance(cov, dim):
-        """The full covariance matrix (from a scalar or variances too), checked."""
+    def _covariance(cov, dim, allow_singular=False):
+        """The full covariance matrix (from a scalar or variances too), checked.
+
+        Returns the matrix, and None or, for a singular one under `allow_singular`, SciPy's
+        pseudo-inverse factor, log pseudo-determinant, rank, null-space basis and tolerance.
+        """
         cov = _value(cov)
         cr = _plain(cov)
         if dim is None:
@@ -512,17 +519,30 @@ class _MultivariateNormal(_Distribution):
             raise ValueError(f"Array 'cov' must be of shape ({dim}, {dim}); got {cr.shape}.")
         try:
             _np.linalg.cholesky(cr)
+            return cov, None
         except _np.linalg.LinAlgError:
-            raise ValueError("the input matrix must be symmetric positive definite "
-                             "(singular covariances are not supported)") from None
-        return cov
+            if not allow_singular:
+                raise ValueError("the input matrix must be symmetric positive definite "
+                                 "(pass allow_singular=True for a singular one)") from None
+        if isinstance(cov, _TracerBase):
+            raise NotImplementedError("multivariate_normal: no gradient w.r.t. a singular "
+                                      "covariance matrix")
+        spectrum, vectors = _np.linalg.eigh(cr)
+        tol = 1e6 * _np.finfo(_np.float64).eps * _np.max(_np.abs(spectrum))
+        if _np.min(spectrum) < -tol:
+            raise ValueError("the input matrix must be positive semidefinite")
+        keep = spectrum > tol
+        factor = vectors[:, keep] / _np.sqrt(spectrum[keep])
+        return cov, (factor, float(_np.sum(_np.log(spectrum[keep]))), int(keep.sum()),
+                     vectors[:, ~keep], tol)
 
     def logpdf(self, x, *args, **kwds):
         """Log density at the points `x` (shape `(..., d)`, or `(d,)` for one point)."""
-        mean, cov = self._parse(args, kwds)
+        mean, cov, allow_singular = self._parse(args, kwds)
         if mean is not None:
             mean = _value(mean)
-        cov = self._covariance(cov, None if mean is None else _plain(mean).size)
+        cov, pseudo = self._covariance(cov, None if mean is None else _plain(mean).size,
+                                       allow_singular)
         dim = _plain(cov).shape[0]
         if mean is None:
             mean = _np.zeros(dim)
@@ -534,10 +554,16 @@ class _MultivariateNormal(_Distribution):
             x = _reshape(x, (-1, 1) if dim == 1 else (1, dim))
         points = _plain(x).shape[:-1]
         dev = _reshape(x - _reshape(mean, (dim,)), (-1, dim))
-        solved = _swapaxes(_solve(cov, _swapaxes(dev, 0, 1)), 0, 1)
-        maha = _sum(dev * solved, axis=1)
-        logdet = _slogdet(cov)[1]
-        out = -0.5 * (maha + logdet + dim * _LOG_2PI)
+        if pseudo is None:
+            solved = _swapaxes(_solve(cov, _swapaxes(dev, 0, 1)), 0, 1)
+            out = -0.5 * (_sum(dev * solved, axis=1) + _slogdet(cov)[1] + dim * _LOG_2PI)
+        else:
+            factor, log_pdet, rank, null, tol = pseudo
+            projected = _matmul(dev, factor)
+            out = -0.5 * (_sum(projected * projected, axis=1) + log_pdet + rank * _LOG_2PI)
+            inside = _np.linalg.norm(_plain(dev) @ null, axis=-1) < tol
+            if not inside.all():
+                out = _where(inside, out, -_np.inf)
         return _reshape(out, tuple(n for n in points if n != 1))
 
     def pdf(self, x, *args, **kwds):
@@ -546,9 +572,11 @@ class _MultivariateNormal(_Distribution):
 
     def entropy(self, mean=None, cov=1.0, allow_singular=False):
         """Differential entropy `(d (1 + log 2π) + log det Σ) / 2` (w.r.t. `cov`)."""
-        cov = self._covariance(cov, None if mean is None else _plain(mean).size)
-        dim = _plain(cov).shape[0]
-        return 0.5 * (dim * (1.0 + _LOG_2PI) + _slogdet(cov)[1])
+        cov, pseudo = self._covariance(cov, None if mean is None else _plain(mean).size,
+                                       allow_singular)
+        if pseudo is not None:
+            return 0.5 * (pseudo[2] * (1.0 + _LOG_2PI) + pseudo[1])
+        return 0.5 * (_plain(cov).shape[0] * (1.0 + _LOG_2PI) + _slogdet(cov)[1])
 
 
 norm = _Norm("norm")
