@@ -19,17 +19,20 @@ import numpy as np
 
 #: The solvers a transform can run (`ardiff.solvers.RUNNERS` maps each to its runner).
 METHODS = ("backprop", "relax", "triangular")
-#: Update schedules of the relaxation.
-SCHEDULES = ("sequential", "parallel")
+#: Update schedules of the relaxation ("continuous": the exact ODE flow, closed form only).
+SCHEDULES = ("sequential", "parallel", "continuous")
 #: Initial activities of the relaxation.
 INITS = ("zeros", "forward")
 #: Keywords that only the relaxation accepts.
-RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record")
+RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record", "closed_form", "time")
 
 PRESETS = {
     # The paper's protocol: Algorithm 1, η = 0.1, exactly T = 100 steps, units start
-    # at their forward values.  tol = 0 means "run all the steps".
-    "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0),
+    # at their forward values.  tol = 0 means "run all the steps".  The state after
+    # the 100 steps is computed in closed form from D sweeps (the same numbers as
+    # stepping, up to rounding; ardiff.solvers.closed_form).
+    "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0,
+                  closed_form=True),
 }
 
 
@@ -46,8 +49,9 @@ class SolverOptions:
         Which solver runs.
     eta : float
         Euler step of the relaxation, in (0, 2).
-    schedule : {"sequential", "parallel"}
-        Top-down Gauss–Seidel sweeps or simultaneous (Jacobi) updates.
+    schedule : {"sequential", "parallel", "continuous"}
+        Top-down Gauss–Seidel sweeps, simultaneous (Jacobi) updates, or the
+        continuous-time flow dx/dt = target - x (closed form only, at `time`).
     init : {"zeros", "forward"}
         Initial activities: zeros, or the forward values (the paper).
     tol : float
@@ -56,6 +60,13 @@ class SolverOptions:
         Step budget; None for a generous bound from the graph's depth and `eta`.
     record : bool
         Keep every relaxing node's activity per step (`Result.trajectory`).
+    closed_form : bool
+        Compute the state after `max_iter` steps exactly from D sweeps (D = depth of
+        the relaxing graph) instead of stepping (`ardiff.solvers.closed_form`).
+    time : float or tuple of float, optional
+        Continuous time: the time t of the returned state, or increasing times whose
+        states are recorded (the last is returned).  Only with
+        `schedule="continuous"`, which implies `closed_form`.
     rules : tuple
         Local-rule variants (`ardiff.rules`) replacing some edges' VJPs.
     """
@@ -67,6 +78,8 @@ class SolverOptions:
     tol: float = 1e-12
     max_iter: int | None = None
     record: bool = False
+    closed_form: bool = False
+    time: float | tuple | None = None
     rules: tuple = field(default=())
 
     def __post_init__(self) -> None:
@@ -82,6 +95,9 @@ class SolverOptions:
                 "1-eta, so it only converges for 0 < eta < 2 (eta = 1 is exact fastest).")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        object.__setattr__(self, "closed_form", bool(self.closed_form)
+                           or self.schedule == "continuous")
+        object.__setattr__(self, "time", _check_time(self.time, self.schedule))
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         tol = self.tol
@@ -152,6 +168,25 @@ class SolverOptions:
     def relax_keywords(self) -> dict:
         """The relaxation keywords (`RELAX_OPTIONS`) as a dict, for `run_relaxation`."""
         return {name: getattr(self, name) for name in RELAX_OPTIONS}
+
+
+def _check_time(time: Any, schedule: str) -> float | tuple | None:
+    """`time` as a float or a tuple of increasing floats >= 0; required exactly in
+    continuous time."""
+    if schedule != "continuous":
+        if time is not None:
+            raise ValueError("time= is the time of the continuous flow; it needs "
+                             "schedule='continuous' (the discrete schedules count steps "
+                             "with max_iter).")
+        return None
+    if time is None:
+        raise ValueError("schedule='continuous' needs time= (a time t >= 0, or increasing "
+                         "times to record).")
+    times = np.atleast_1d(np.asarray(time, dtype=np.float64))
+    if times.ndim != 1 or not times.size or not np.all(np.isfinite(times)) \
+            or np.any(times < 0) or np.any(np.diff(times) <= 0):
+        raise ValueError(f"time must be a finite t >= 0 or increasing such times, got {time!r}")
+    return float(times[0]) if np.ndim(time) == 0 else tuple(float(t) for t in times)
 
 
 def _check_method(method: Any) -> None:

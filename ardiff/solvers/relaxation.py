@@ -28,15 +28,13 @@ from typing import Any
 import numpy as np
 
 from ..graph import Graph, TracerBase, unwrap
+from .closed_form import run_closed_form
 from .common import finish, make_seed, sweep, warn_at_caller
 from .options import SolverOptions
 from .plan import Plan, compile_plan
+from .residuals import ConvergenceWarning, max_abs, residual_parts, worst_residual
 from .result import Result
 from .theory import default_max_iter, predict_iterations
-
-
-class ConvergenceWarning(RuntimeWarning):
-    """The relaxation stopped at `max_iter` before reaching `tol`."""
 
 
 def reachable_tol(tol: float, activities: Iterable) -> float:
@@ -69,99 +67,11 @@ def reachable_tol(tol: float, activities: Iterable) -> float:
     return max(tol, 16.0 * eps)
 
 
-def _max_abs(a: np.ndarray) -> float:
-    return float(np.max(np.abs(a))) if np.size(a) else 0.0
-
-
-_largest, _smallest = np.maximum.reduce, np.minimum.reduce
-
-
-def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
-    """`(max|target - x|, max|target|, target - x)` of one node's activity.
-
-    The difference is returned so the Euler step can reuse it.
-
-    Parameters
-    ----------
-    target : array_like
-        The node's target (the sum of its children's VJPs).
-    x : array_like
-        The node's activity.
-
-    Returns
-    -------
-    tuple of (float, float, array_like)
-        Entries finite on only one side count as an infinite difference.
-    """
-    diff = target - x  # traced when differentiating to higher order
-    t, d = unwrap(target), unwrap(diff)
-    if not np.size(d):
-        return 0.0, 0.0, diff
-    # the ufunc reductions directly: np.max's Python wrapper costs as much as the
-    # reduction itself on the small arrays of a relaxation step
-    num = max(float(_largest(d, axis=None)), -float(_smallest(d, axis=None)))
-    tmax = max(float(_largest(t, axis=None)), -float(_smallest(t, axis=None)))
-    if not math.isfinite(num + tmax):
-        return _non_finite_parts(t, unwrap(x), diff)
-    return num, tmax, diff
-
-
-def _non_finite_parts(t: Any, v: Any, diff: Any) -> tuple[float, float, Any]:
-    """Residual parts of a node with a NaN or infinite entry in its target or activity.
-
-    Such an entry never settles (inf - inf is NaN), so convergence is judged on the
-    entries finite on both sides; an entry finite on one side only is still moving and
-    counts as an infinite residual, so the node keeps being updated.  Without this the
-    first NaN would stop the iteration with every finite entry unfinished.  After the
-    solve, warn_non_finite names the node where the non-finite values start.
-    """
-    t, v = np.broadcast_arrays(t, v)
-    ft, fv = np.isfinite(t), np.isfinite(v)
-    both = ft & fv
-    num = math.inf if np.any(ft != fv) else _max_abs(t[both] - v[both])
-    return num, _max_abs(t[both]), diff
-
-
 def _times(diff: Any, eta: float) -> Any:
     """eta * diff, in place when diff is a fresh NumPy array (it is only used once)."""
     if isinstance(diff, np.ndarray) and diff.ndim and diff.flags.writeable:
         return np.multiply(diff, eta, out=diff)
     return diff * eta
-
-
-def worst_residual(parts: Iterable, scale: float) -> float:
-    """The largest relative residual over nodes, from their `residual_parts`.
-
-    A node is measured against its own size, so a node whose gradient is 1e-100 is
-    held to the same relative standard as one of size 1: the residual is
-    max|t - x| / (max|t| + max|t - x|), where the denominator is the bound on
-    max(|t|, |x|) that needs no extra pass over x (it is within a factor 1 + r of
-    it, so tolerances mean the same).  A node whose target is exactly zero has no
-    size of its own (any x != 0 is infinitely wrong relative to 0); it is measured
-    against `scale`, the largest target in the graph, so dead units started from
-    forward values still converge.  NaN propagates.
-
-    Parameters
-    ----------
-    parts : iterable
-        `residual_parts` of the nodes (the third entry is ignored).
-    scale : float
-        The largest target seen, for nodes whose target is zero.
-
-    Returns
-    -------
-    float
-        The largest relative residual (0 when every node is at its target).
-    """
-    worst = 0.0
-    for num, tmax, _ in parts:
-        if num == 0.0:
-            continue
-        den = tmax + num if tmax > 0.0 else scale
-        r = num / den if den > 0.0 else math.inf
-        if not r <= worst:
-            worst = r
-    return worst
 
 
 def _traced_min_iter(plan: Plan, eta: float, schedule: str, tol: float) -> int:
@@ -285,6 +195,8 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     elif keywords:
         raise TypeError(f"run_relaxation: pass options= or keywords, not both "
                         f"(got {sorted(keywords)}).")
+    if options.closed_form:
+        return run_closed_form(plan, seed, options)
     eta, schedule, init = options.eta, options.schedule, options.init
     tol, max_iter, record = options.tol, options.max_iter, options.record
     seed = make_seed(plan, seed)
@@ -312,10 +224,10 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
         iterations, converged, residuals = 1, True, [0.0]
     elif schedule == "parallel":
         iterations, converged, residuals, evals = _parallel(
-            plan, x, eta, tol, max_iter, init, trajectory, _max_abs(unwrap(seed)))
+            plan, x, eta, tol, max_iter, init, trajectory, max_abs(unwrap(seed)))
     else:
         iterations, converged, residuals, evals = _sequential(
-            plan, x, eta, tol, max_iter, trajectory, _max_abs(unwrap(seed)))
+            plan, x, eta, tol, max_iter, trajectory, max_abs(unwrap(seed)))
     if not converged and tol > 0 and math.isfinite(residuals[-1]):
         warn_at_caller(
             f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
@@ -323,13 +235,16 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
             f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning)
     if record:
         trajectory = {i: np.stack([unwrap(a) for a in acts]) for i, acts in trajectory.items()}
-    return finish(plan, x, seed, "relax", vjp_evals=evals, iterations=iterations,
-                  converged=converged, residuals=residuals, trajectory=trajectory)
+    result = finish(plan, x, seed, "relax", vjp_evals=evals, iterations=iterations,
+                    converged=converged, residuals=residuals, trajectory=trajectory)
+    result.sweeps = iterations
+    return result
 
 
 def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed: Any = None,
           eta: float | None = None, schedule: str | None = None, init: str | None = None,
           tol: float | None = None, max_iter: int | None = None, record: bool = False,
+          closed_form: bool | None = None, time: float | Sequence | None = None,
           rules: Sequence | None = None, preset: str | None = None) -> Result:
     """Compute gradients as the equilibrium of the Activation Relaxation dynamics.
 
@@ -351,8 +266,9 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     eta : float, optional
         Euler step ("inference learning rate"), in (0, 2); default 1.0.
     schedule : str, optional
-        `"sequential"` (default: top-down Gauss–Seidel sweeps) or `"parallel"`
-        (simultaneous Jacobi updates, the paper's Algorithm 1).
+        `"sequential"` (default: top-down Gauss–Seidel sweeps), `"parallel"`
+        (simultaneous Jacobi updates, the paper's Algorithm 1) or `"continuous"` (the
+        exact continuous-time flow at `time`, in closed form).
     init : str, optional
         Initial activities: `"zeros"` (default) or `"forward"` (the forward values,
         as in the paper).
@@ -365,6 +281,15 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
         Step budget; default a generous bound from the graph's depth and `eta`.
     record : bool
         Keep every node's activity per iteration in `result.trajectory`.
+    closed_form : bool, optional
+        Return the state after exactly `max_iter` steps (every step with `record`)
+        computed from D sweeps instead of stepping, D being the depth of the relaxing
+        graph (`ardiff.solvers.closed_form`); equal to stepping up to rounding.
+        Without `max_iter` the number of steps is the theory's bound for `tol`.
+        Default False (the `"paper"` preset sets it).
+    time : float or sequence of float, optional
+        With `schedule="continuous"`: the time t of the exact flow dx/dt = target - x
+        to return (or increasing times whose states are recorded).
     rules : sequence, optional
         Local-rule variants (see `ardiff.rules`) replacing some nodes' VJPs.
     preset : str, optional
@@ -386,6 +311,6 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     """
     options = SolverOptions.from_keywords(
         preset=preset, rules=rules, eta=eta, schedule=schedule, init=init, tol=tol,
-        max_iter=max_iter, record=record)
+        max_iter=max_iter, record=record, closed_form=closed_form, time=time)
     plan = compile_plan(graph, output, wrt, options.rules)
     return run_relaxation(plan, seed, options)

@@ -43,6 +43,14 @@ class Result:
         Final activity of every relaxing node (its gradient at equilibrium).
     vjp_evals : int
         Number of local VJP evaluations performed.
+    sweeps : int or None
+        Passes over the graph's edges: one per step when stepping, at most D (the
+        depth of the relaxing graph) for a closed-form solve, whatever the number of
+        steps it describes.
+    times : numpy.ndarray or None
+        Closed form: the steps (or continuous times) of the trajectory's rows, or of
+        the returned state without `record`.  With a closed form and no `record`,
+        `residuals` has one entry: the returned state's.
     plan : Plan
         The compiled graph the solver ran on.
     """
@@ -56,6 +64,8 @@ class Result:
     trajectory: dict | None = None
     activities: dict = field(default_factory=dict)
     vjp_evals: int = 0
+    sweeps: int | None = None
+    times: np.ndarray | None = None
     plan: Plan | None = None
 
     def __repr__(self) -> str:

@@ -1,0 +1,234 @@
+"""Closed-form relaxation trajectories (issue 12, points 2 and 3).
+
+Truth: explicit stepping (the relaxation solver run for exactly T steps), the
+exact gradient (backprop) at convergence, and `scipy.integrate.solve_ivp` on the
+continuous-time flow written out independently from the graph's local VJPs.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from graphs import tanh_mlp
+from hypothesis import HealthCheck, given, settings
+from scipy.integrate import solve_ivp
+
+import ardiff
+import ardiff.numpy as anp
+from ardiff.rules import FeedbackAlignment, NoDerivative
+from ardiff.solvers import compile_plan
+from ardiff.solvers.closed_form import trajectory_weights
+from ardiff.strategies import random_graphs
+
+
+def relative_gap(actual, expected, reference=()):
+    """max |a - e| over all arrays, relative to the largest |e| or |reference|.
+
+    The closed form computes x* + e_T, so where e_T nearly cancels x* (early steps
+    from zeros) its rounding error is that of x*, the gradient: comparisons pass the
+    gradient as `reference`.
+    """
+    scale = max([float(np.max(np.abs(e))) for e in (*expected, *reference) if np.size(e)]
+                + [1e-300])
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(e)), initial=0.0))
+               for a, e in zip(actual, expected)) / scale
+
+
+def mlp_graph(depth=3, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = [5] + [6] * depth + [3]
+    weights = [rng.normal(size=(m, n)) * 0.6 for m, n in zip(sizes[:-1], sizes[1:])]
+    x = rng.normal(size=(4, 5))
+
+    def f(x, *ws):
+        h = x
+        for w in ws[:-1]:
+            h = anp.tanh(h @ w)
+        return anp.sum((h @ ws[-1]) ** 2)
+
+    return ardiff.trace(f, x, *weights)
+
+
+SETTINGS = [(schedule, eta, init) for schedule in ("parallel", "sequential")
+            for eta in (0.1, 0.5, 1.0) for init in ("zeros", "forward")]
+
+
+@pytest.mark.parametrize("schedule,eta,init", SETTINGS)
+def test_state_after_T_steps_equals_stepping(schedule, eta, init):
+    g = mlp_graph()
+    exact = ardiff.backprop(g)
+    keys = sorted(exact.activities)
+    for steps in (1, 3, 37):
+        stepped = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
+                               max_iter=steps)
+        closed = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
+                              max_iter=steps, closed_form=True)
+        assert relative_gap(closed.grads, stepped.grads, exact.grads) < 1e-12
+        assert sorted(closed.activities) == sorted(stepped.activities) == keys
+        assert relative_gap([closed.activities[i] for i in keys],
+                            [stepped.activities[i] for i in keys],
+                            [exact.activities[i] for i in keys]) < 1e-12
+        assert closed.iterations == steps
+        assert closed.residuals[-1] == pytest.approx(stepped.residuals[-1], rel=1e-9, abs=1e-15)
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+def test_recorded_trajectory_equals_stepping_at_every_step(schedule):
+    g = mlp_graph(depth=4)
+    stepped = ardiff.relax(g, schedule=schedule, eta=0.3, init="forward", tol=0.0,
+                           max_iter=50, record=True)
+    closed = ardiff.relax(g, schedule=schedule, eta=0.3, init="forward", tol=0.0,
+                          max_iter=50, record=True, closed_form=True)
+    exact = ardiff.backprop(g).activities
+    for i, rows in stepped.trajectory.items():
+        assert closed.trajectory[i].shape == rows.shape == (51,) + rows.shape[1:]
+        assert relative_gap([closed.trajectory[i]], [rows], [exact[i]]) < 1e-12
+    np.testing.assert_allclose(closed.residuals, stepped.residuals, rtol=1e-8, atol=1e-15)
+    np.testing.assert_array_equal(closed.times, np.arange(51))
+
+
+def test_sweeps_are_at_most_the_depth_whatever_the_number_of_steps():
+    g = mlp_graph(depth=3)
+    depth = compile_plan(g).max_depth
+    counts = set()
+    for steps in (10, 100, 10_000):
+        res = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
+                           max_iter=steps, closed_form=True)
+        assert res.sweeps <= depth
+        counts.add((res.sweeps, res.vjp_evals))
+    assert len(counts) == 1  # the work does not grow with T
+    stepped = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
+                           max_iter=100)
+    assert stepped.sweeps == 100
+
+
+def test_large_eta_loses_only_the_digits_stepping_loses():
+    """For 1 < eta < 2 the weights alternate and grow (up to `growth`); the closed form
+    and stepping then agree to about eps times that growth, not better."""
+    g = mlp_graph(depth=4)
+    eta, steps = 1.6, 60
+    stepped = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
+    closed = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps,
+                          closed_form=True)
+    growth = np.max(np.abs(trajectory_weights(np.arange(steps + 1), 6, eta, "parallel")))
+    exact = ardiff.backprop(g).grads
+    assert relative_gap(closed.grads, stepped.grads, exact) < 1e-13 * max(growth, 1.0)
+
+
+@pytest.mark.parametrize("rule", [FeedbackAlignment(seed=3), NoDerivative()])
+def test_rules_are_linear_so_the_closed_form_holds_for_them(rule):
+    g, out, wrt = tanh_mlp()
+    kwargs = dict(schedule="parallel", eta=0.2, init="forward", tol=0.0, max_iter=40)
+    stepped = ardiff.relax(g, out, wrt, rules=[rule], **kwargs)
+    closed = ardiff.relax(g, out, wrt, rules=[rule], closed_form=True, **kwargs)
+    converged = ardiff.relax(g, out, wrt, rules=[rule], schedule="sequential", eta=1.0)
+    assert relative_gap(closed.grads, stepped.grads, converged.grads) < 1e-12
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=random_graphs(min_nodes=20, max_nodes=40, kinks=False))
+def test_random_graphs(drawn):
+    g, out, wrt = drawn
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # overflowing random programs warn alike on both
+        for schedule in ("parallel", "sequential"):
+            kwargs = dict(schedule=schedule, eta=0.4, init="forward", tol=0.0, max_iter=25)
+            stepped = ardiff.relax(g, out, wrt, **kwargs)
+            closed = ardiff.relax(g, out, wrt, closed_form=True, **kwargs)
+            exact = ardiff.backprop(g, out, wrt).grads
+            if all(np.all(np.isfinite(s)) for s in (*stepped.grads, *exact)):
+                assert relative_gap(closed.grads, stepped.grads, exact) < 1e-11
+
+
+def test_huge_horizons_neither_overflow_nor_underflow():
+    for schedule in ("parallel", "sequential"):
+        w = trajectory_weights([0, 1, 10**3, 10**6], 1000, 0.1, schedule)
+        assert np.all(np.isfinite(w)) and np.all(w >= 0)
+        np.testing.assert_allclose(w[0], np.eye(1000)[0])  # the start: e_0 itself
+    w = trajectory_weights([10**6], 1000, 1.5, "parallel")
+    assert np.all(np.isfinite(w))
+    g = mlp_graph()
+    res = ardiff.relax(g, schedule="parallel", eta=0.1, tol=0.0, max_iter=10**6,
+                       closed_form=True)
+    assert relative_gap(res.grads, ardiff.backprop(g).grads) < 1e-13
+    assert res.iterations == 10**6 and res.residuals[-1] < 1e-12
+
+
+def test_paper_preset_in_closed_form_matches_stepping_and_grad():
+    g = mlp_graph()
+    stepped = ardiff.relax(g, preset="paper")
+    closed = ardiff.relax(g, preset="paper", closed_form=True)
+    assert closed.iterations == stepped.iterations == 100
+    assert relative_gap(closed.grads, stepped.grads, ardiff.backprop(g).grads) < 1e-12
+
+    def f(w, x):
+        return anp.sum(anp.tanh(x @ w) ** 2)
+
+    rng = np.random.default_rng(1)
+    w, x = rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
+    np.testing.assert_allclose(ardiff.grad(f, preset="paper", closed_form=True)(w, x),
+                               ardiff.grad(f, preset="paper")(w, x), rtol=1e-12)
+
+
+def _flat_flow(g):
+    """dx/dt = target(x) - x on the relaxing nodes, flattened, written with the plan's
+    VJPs node by node (independent of the closed form)."""
+    plan = compile_plan(g)
+    nodes = plan.relaxing
+    shapes = [np.shape(g.nodes[i].value) for i in nodes]
+    sizes = [int(np.prod(s)) for s in shapes]
+    seed = np.ones(())
+
+    def unflatten(v):
+        out, pos = {plan.output: seed}, 0
+        for i, s, n in zip(nodes, shapes, sizes):
+            out[i] = v[pos:pos + n].reshape(s)
+            pos += n
+        return out
+
+    def rhs(t, v):
+        x = unflatten(v)
+        return np.concatenate([np.ravel(plan.activity_target(i, x) - x[i]) for i in nodes])
+
+    return plan, nodes, sizes, rhs
+
+
+def test_continuous_time_equals_solve_ivp():
+    g = mlp_graph(depth=3)
+    plan, nodes, sizes, rhs = _flat_flow(g)
+    times = (0.5, 1.0, 2.5, 6.0)
+    res = ardiff.relax(g, schedule="continuous", time=times, init="forward", record=True)
+    start = np.concatenate([np.ravel(g.nodes[i].value) for i in nodes])
+    ref = solve_ivp(rhs, (0.0, times[-1]), start, method="RK45", t_eval=times, rtol=1e-12,
+                    atol=1e-14)
+    for row, t in enumerate(times):
+        closed = np.concatenate([np.ravel(res.trajectory[i][row]) for i in nodes])
+        np.testing.assert_allclose(closed, ref.y[:, row], rtol=1e-8, atol=1e-10,
+                                   err_msg=f"t = {t}")
+    np.testing.assert_array_equal(res.times, times)
+    assert res.sweeps <= plan.max_depth
+    # long times reach the fixed point (the gradient)
+    late = ardiff.relax(g, schedule="continuous", time=200.0)
+    assert relative_gap(late.grads, ardiff.backprop(g).grads) < 1e-12
+    assert late.converged
+
+
+def test_closed_form_options_are_checked():
+    g = mlp_graph()
+    with pytest.raises(ValueError, match="needs time="):
+        ardiff.relax(g, schedule="continuous")
+    with pytest.raises(ValueError, match="schedule='continuous'"):
+        ardiff.relax(g, time=1.0)
+    with pytest.raises(ValueError, match="increasing"):
+        ardiff.relax(g, schedule="continuous", time=(2.0, 1.0))
+
+
+def test_second_order_through_the_closed_form():
+    def f(x):
+        return anp.sum(anp.sin(x) ** 2 * x)
+
+    x = np.array([0.3, -0.7, 1.2])
+    exact = ardiff.hessian(f, method="backprop")(x)
+    closed = ardiff.jacobian(ardiff.grad(f, eta=1.0, schedule="parallel", tol=0.0,
+                                         max_iter=10, closed_form=True))(x)
+    np.testing.assert_allclose(closed, exact, rtol=1e-12, atol=1e-14)
