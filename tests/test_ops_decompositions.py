@@ -73,11 +73,11 @@ def _with_junk(a, junk, lower=True):
 
 
 def spd(batch, n, junk_upper=True):
-    """Symmetric positive definite matrices; junk in the strict upper (or lower)
-    triangle, which Cholesky does not read."""
+    """Symmetric positive definite matrices; junk in the strict upper (`junk_upper`
+    True) or lower (False) triangle, which Cholesky does not read; None: no junk."""
     return st.tuples(reals(batch + (n, n), -1.0, 1.0), reals(batch + (n, n))).map(
-        lambda p: _with_junk(p[0] @ np.swapaxes(p[0], -1, -2) + n * np.eye(n), p[1],
-                             lower=junk_upper))
+        lambda p: _with_junk(p[0] @ np.swapaxes(p[0], -1, -2) + n * np.eye(n),
+                             None if junk_upper is None else p[1], lower=junk_upper))
 
 
 def distinct_singular(batch, m, n):
@@ -337,8 +337,8 @@ CASES = [
     Case("scipy.linalg.lu_solve", _lu, lu_args(), ops=("lu_factor", "solve_triangular"),
          dispatch=False),
     Case("scipy.linalg.sqrtm", lambda xp, a: sla(xp).sqrtm(a),
-         square_case(lambda b, n: spd((), n, junk_upper=None), max_batch=0),
-         ops=("sqrtm",), dispatch=False),
+         square_case(lambda b, n: spd(b, n, junk_upper=None)), ops=("sqrtm",),
+         dispatch=False),
     Case("scipy.linalg.expm", lambda xp, a: sla(xp).expm(a),
          square_case(lambda b, n: reals(b + (n, n), -1.0, 1.0)), ops=("expm",),
          dispatch=False),

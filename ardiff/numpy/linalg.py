@@ -19,6 +19,7 @@ from collections import namedtuple
 
 import numpy as _np
 
+from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
 from ..ops.decompositions import cholesky as _cholesky
@@ -52,6 +53,13 @@ EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
 SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
 #: `(Q, R)` as NumPy 2 returns it.
 QRResult = namedtuple("QRResult", ["Q", "R"])
+
+
+def _traced(*objs) -> bool:
+    """Whether any of `objs` (or an element of a list or tuple among them) is traced;
+    composed functions called on plain values return NumPy's own result instead."""
+    return any(isinstance(o, _TracerBase) or (isinstance(o, (list, tuple)) and _traced(*o))
+               for o in objs)
 
 
 def slogdet(a):
@@ -88,6 +96,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
     """
     if isinstance(axis, list):
         axis = tuple(axis)
+    if not _traced(x):
+        return _np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
     ndim = _np.ndim(_unwrap(x))
     if not _is_matrix_norm(ndim, ord, axis) or ord in (None, "fro"):
         return _norm(x, ord=ord, axis=axis, keepdims=keepdims)
@@ -118,11 +128,15 @@ def norm(x, ord=None, axis=None, keepdims=False):
 
 def matrix_norm(x, /, *, keepdims=False, ord="fro"):
     """Traced `numpy.linalg.matrix_norm`: `norm` over the last two axes."""
+    if not _traced(x):
+        return _np.linalg.matrix_norm(x, keepdims=keepdims, ord=ord)
     return norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)
 
 
 def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
     """Traced `numpy.linalg.vector_norm`: a vector norm over `axis` (all axes: None)."""
+    if not _traced(x):
+        return _np.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
     if axis is None:
         out = _norm(_reshape(x, (-1,)), ord=ord)
         if keepdims:
@@ -181,6 +195,8 @@ def eigh(a, UPLO="L"):
     not depend on the signs are the meaningful ones.  The input's triangle `UPLO` is
     read, as NumPy does (see `cholesky` for the gradient convention).
     """
+    if not _traced(a):
+        return _np.linalg.eigh(a, UPLO=UPLO)
     return EighResult(_eigvalsh(a, UPLO=UPLO), _eigh_vectors(a, UPLO=UPLO))
 
 
@@ -206,6 +222,9 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     raises `NotImplementedError` (through the other factor and `S` it works).  Singular
     vectors are defined up to a joint sign; the gradient is that of NumPy's choice.
     """
+    if not _traced(a):
+        return _np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv,
+                              hermitian=hermitian)
     if hermitian:
         raise NotImplementedError("ardiff: svd(hermitian=True) has no gradient; use eigh.")
     s = _svdvals(a)
@@ -223,6 +242,8 @@ def qr(a, mode="reduced"):
     `ValueError`; with `mode="complete"` and more rows than columns the extra columns of
     `Q` have no gradient (`NotImplementedError`); `mode="raw"` has none either.
     """
+    if not _traced(a):
+        return _np.linalg.qr(a, mode=mode)
     if mode == "r":
         return _qr_r(a, mode="reduced")
     if mode == "raw":
@@ -254,6 +275,8 @@ def lstsq(a, b, rcond=None):
     `rcond` times the largest are treated as zero, `rcond=None` meaning machine
     precision times `max(m, n)`.
     """
+    if not _traced(a, b):
+        return _np.linalg.lstsq(a, b, rcond=rcond)
     m, n = _np.shape(_unwrap(a))[-2:]
     cutoff = _np.finfo(_np.float64).eps * max(m, n) if rcond is None else rcond
     rank = int(_concrete(_np.linalg.matrix_rank, a,
@@ -274,6 +297,8 @@ def matrix_power(a, n):
     """Traced `numpy.linalg.matrix_power`: `a` to the integer power `n` (stacks allowed),
     by repeated squaring; negative `n` inverts first, `n = 0` gives the identity
     (gradient zero)."""
+    if not _traced(a):
+        return _np.linalg.matrix_power(a, n)
     n = int(_np.asarray(n))
     shape = _np.shape(_unwrap(a))
     if len(shape) < 2 or shape[-1] != shape[-2]:
@@ -299,11 +324,13 @@ def multi_dot(arrays, *, out=None):
     if out is not None:
         raise TypeError("ardiff.numpy.linalg.multi_dot: out= is not supported")
     arrays = list(arrays)
+    if not _traced(arrays):
+        return _np.linalg.multi_dot(arrays)
     if len(arrays) < 2:
         raise ValueError("Expecting at least two arrays.")
     shapes = [_np.shape(_unwrap(x)) for x in arrays]
     dims = [shapes[0][0] if len(shapes[0]) == 2 else 1] + \
-        [s[-1] if len(s) == 2 else 1 for s in shapes]
+        [s[-1] if len(s) == 2 or i == 0 else 1 for i, s in enumerate(shapes)]
     k = len(arrays)
     # the matrix-chain order (dynamic programming over split points)
     cost = [[0] * k for _ in range(k)]
@@ -327,6 +354,8 @@ def multi_dot(arrays, *, out=None):
 
 def tensorinv(a, ind=2):
     """Traced `numpy.linalg.tensorinv`: `inv` of `a` reshaped to a square matrix."""
+    if not _traced(a):
+        return _np.linalg.tensorinv(a, ind=ind)
     shape = _np.shape(_unwrap(a))
     rows = int(_np.prod(shape[:ind]))
     return _reshape(inv(_reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
@@ -334,6 +363,8 @@ def tensorinv(a, ind=2):
 
 def tensorsolve(a, b, axes=None):
     """Traced `numpy.linalg.tensorsolve`: `solve` on `a` reshaped to a square matrix."""
+    if not _traced(a, b):
+        return _np.linalg.tensorsolve(a, b, axes=axes)
     nd = _np.ndim(_unwrap(a))
     if axes is not None:
         axes = [int(i) % nd for i in axes]

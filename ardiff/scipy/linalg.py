@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as _np
 import scipy.linalg as _sla
 
+from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..numpy import linalg as _nla
 from ..ops.decompositions import cholesky as _cholesky
@@ -29,6 +30,13 @@ from ..ops.linalg import det, inv  # noqa: F401
 from ..ops.linalg import solve as _solve
 from ..ops.shape import getitem as _getitem
 from ..ops.shape import untake as _untake
+
+
+def _traced(*objs) -> bool:
+    """Whether any of `objs` (or an element of a tuple among them) is traced; composed
+    functions called on plain values return SciPy's own result instead."""
+    return any(isinstance(o, _TracerBase) or (isinstance(o, tuple) and _traced(*o))
+               for o in objs)
 
 
 def _check_finite(check_finite, *arrays):
@@ -65,11 +73,15 @@ def cho_factor(a, lower=False, overwrite_a=False, check_finite=True):
     Unlike SciPy, whose `c` keeps arbitrary values in the triangle it does not use,
     `c` here is the factor with zeros there (`cho_solve` reads only the factor).
     """
+    if not _traced(a):
+        return _sla.cho_factor(a, lower=lower, check_finite=check_finite)
     return cholesky(a, lower=lower, check_finite=check_finite), lower
 
 
 def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     """Traced `scipy.linalg.cho_solve`: `A x = b` from `(c, lower) = cho_factor(A)`."""
+    if not _traced(c_and_lower, b):
+        return _sla.cho_solve(c_and_lower, b, check_finite=check_finite)
     c, lower = c_and_lower
     _check_finite(check_finite, c, b)
     if lower:   # A = L Lᵀ
@@ -93,6 +105,8 @@ def lu_factor(a, overwrite_a=False, check_finite=True):
 def lu_solve(lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     """Traced `scipy.linalg.lu_solve`: `A x = b` (`trans=0`) or `Aᵀ x = b` from
     `lu_factor(A)`, differentiable w.r.t. `lu` and `b`."""
+    if not _traced(lu_and_piv, b):
+        return _sla.lu_solve(lu_and_piv, b, trans=trans, check_finite=check_finite)
     lu, piv = lu_and_piv
     _check_finite(check_finite, lu, b)
     perm = _lu_permutation(piv)
@@ -126,6 +140,8 @@ def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_fi
     """Traced `scipy.linalg.solve_banded`: `A x = b` for `A` given by its diagonals
     (`A[i, j] = ab[u + i - j, j]`), differentiable w.r.t. `ab` (its band entries; the
     unused corners get zero) and `b`.  Solved as a dense system."""
+    if not _traced(ab, b):
+        return _sla.solve_banded(l_and_u, ab, b, check_finite=check_finite)
     lower, upper = (int(v) for v in l_and_u)
     _check_finite(check_finite, ab, b)
     n = _np.shape(_unwrap(ab))[-1]
@@ -148,6 +164,8 @@ def eigh(a, b=None, *, lower=True, eigvals_only=False, overwrite_a=False, overwr
     if b is not None or subset_by_index is not None or subset_by_value is not None:
         raise NotImplementedError("ardiff.scipy.linalg.eigh: only the standard problem "
                                   "(b=None) with every eigenvalue has a gradient.")
+    if not _traced(a):
+        return _sla.eigh(a, lower=lower, eigvals_only=eigvals_only, check_finite=check_finite)
     _check_finite(check_finite, a)
     uplo = "L" if lower else "U"
     w = _eigvalsh(a, UPLO=uplo)
@@ -167,6 +185,9 @@ def solve(a, b, **kwargs):
 def svd(a, full_matrices=True, compute_uv=True, overwrite_a=False, check_finite=True,
         lapack_driver="gesdd"):
     """Traced `scipy.linalg.svd`; see `ardiff.numpy.linalg.svd` for the gradient."""
+    if not _traced(a):
+        return _sla.svd(a, full_matrices=full_matrices, compute_uv=compute_uv,
+                        check_finite=check_finite, lapack_driver=lapack_driver)
     _check_finite(check_finite, a)
     return _nla.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
 
@@ -177,6 +198,8 @@ def qr(a, overwrite_a=False, lwork=None, mode="full", pivoting=False, check_fini
     if pivoting or mode not in ("full", "economic", "r"):
         raise NotImplementedError("ardiff.scipy.linalg.qr: only mode 'full', 'economic' or "
                                   "'r' without pivoting has a gradient.")
+    if not _traced(a):
+        return _sla.qr(a, mode=mode, pivoting=pivoting, check_finite=check_finite)
     _check_finite(check_finite, a)
     if mode == "r":
         return (_nla.qr(a, mode="complete")[1],)

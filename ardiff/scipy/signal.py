@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as _np
 import scipy.signal as _ss
 
+from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..ops.shape import getitem as _getitem
 from ..ops.signal import convolve as _convolve
@@ -22,6 +23,8 @@ def convolve(in1, in2, mode="full", method="auto"):
 
     `method` is accepted for SciPy's signature; the op computes with SciPy's default.
     """
+    if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
+        return _ss.convolve(in1, in2, mode=mode, method=method)
     s1, s2 = _np.shape(_unwrap(in1)), _np.shape(_unwrap(in2))
     if len(s1) != len(s2):
         raise ValueError("in1 and in2 should have the same dimensionality")
@@ -43,6 +46,8 @@ def convolve(in1, in2, mode="full", method="auto"):
 
 def correlate(in1, in2, mode="full", method="auto"):
     """Traced `scipy.signal.correlate` (real n-d): `convolve(in1, in2 flipped, mode)`."""
+    if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
+        return _ss.correlate(in1, in2, mode=mode, method=method)
     return convolve(in1, _flip_all(in2), mode=mode)
 
 
