@@ -194,6 +194,24 @@ def eigh(a, UPLO="L"):
     up to sign: the gradient is that of the signs NumPy returns, so functions that do
     not depend on the signs are the meaningful ones.  The input's triangle `UPLO` is
     read, as NumPy does (see `cholesky` for the gradient convention).
+
+    Parameters
+    ----------
+    a : array_like, shape `(..., n, n)`
+        Traced or plain; only its triangle `UPLO` is read.
+    UPLO : {"L", "U"}
+        The triangle read.
+
+    Returns
+    -------
+    EighResult
+        `(eigenvalues, eigenvectors)`: ascending eigenvalues `(..., n)` and the
+        eigenvectors as columns `(..., n, n)`, traced when `a` is.
+
+    Raises
+    ------
+    ValueError
+        When the gradient flows through the eigenvectors at a repeated eigenvalue.
     """
     if not _traced(a):
         return _np.linalg.eigh(a, UPLO=UPLO)
@@ -221,6 +239,22 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     vectors are an arbitrary basis of a null space: differentiating through that factor
     raises `NotImplementedError` (through the other factor and `S` it works).  Singular
     vectors are defined up to a joint sign; the gradient is that of NumPy's choice.
+
+    Parameters
+    ----------
+    a : array_like, shape `(..., m, n)`
+        Traced or plain.
+    full_matrices : bool
+        Square `U` and `Vh` (True) or `k = min(m, n)` columns/rows (False).
+    compute_uv : bool
+        False: return the singular values only.
+    hermitian : bool
+        Must be False for traced input.
+
+    Returns
+    -------
+    SVDResult or array
+        `(U, S, Vh)`, or `S` (descending) without `compute_uv`.
     """
     if not _traced(a):
         return _np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv,
@@ -274,6 +308,20 @@ def lstsq(a, b, rcond=None):
     the traced singular values.  The cut-off follows NumPy: singular values below
     `rcond` times the largest are treated as zero, `rcond=None` meaning machine
     precision times `max(m, n)`.
+
+    Parameters
+    ----------
+    a : array_like, shape `(m, n)`
+        Coefficient matrix, traced or plain.
+    b : array_like, shape `(m,)` or `(m, k)`
+        Right-hand side(s), traced or plain.
+    rcond : float, optional
+        Relative cut-off for small singular values.
+
+    Returns
+    -------
+    tuple
+        `(x, residuals, rank, s)` as NumPy returns them.
     """
     if not _traced(a, b):
         return _np.linalg.lstsq(a, b, rcond=rcond)

@@ -54,6 +54,28 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
 
     The gradient w.r.t. `a` lives on the triangle read (off the diagonal only with
     `unit_diagonal`); the other entries of `a` do not influence `x`.
+
+    Parameters
+    ----------
+    a : array_like, shape `(..., n, n)`
+        Traced or plain; only the triangle `lower` selects is read.
+    b : array_like, shape `(..., n)` for one vector or `(..., n, k)`
+        Right-hand side(s), traced or plain.
+    trans : {0, 1, 2, "N", "T", "C"}
+        Solve `T x = b` (0, "N") or `Tᵀ x = b` (the others; real input).
+    lower : bool
+        Use the lower triangle (default: the upper one, as SciPy).
+    unit_diagonal : bool
+        Take the diagonal of `T` as ones (the diagonal of `a` is not read).
+    overwrite_b : bool
+        Ignored (nothing is overwritten).
+    check_finite : bool
+        Raise `ValueError` on infinities or NaNs, as SciPy.
+
+    Returns
+    -------
+    array
+        `x`, shaped like `b` (with the batch axes broadcast), traced when an input is.
     """
     _check_finite(check_finite, a, b)
     return _solve_triangular(a, b, trans=_trans_code(trans), lower=bool(lower),

@@ -22,6 +22,22 @@ def convolve(in1, in2, mode="full", method="auto"):
     """Traced `scipy.signal.convolve` (n-d, modes "full", "valid", "same").
 
     `method` is accepted for SciPy's signature; the op computes with SciPy's default.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Real arrays with the same number of dimensions, traced or plain.
+    mode : {"full", "valid", "same"}
+        The full discrete convolution, the part computed without zero padding (one
+        input must be at least as large as the other along every axis), or the part
+        centred on `in1`'s shape.
+    method : str
+        Accepted and ignored for traced input.
+
+    Returns
+    -------
+    array
+        The convolution, traced when an input is; differentiable w.r.t. both inputs.
     """
     if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
         return _ss.convolve(in1, in2, mode=mode, method=method)
