@@ -244,8 +244,57 @@ class Tracer(TracerBase):
         return anp.transpose(self, _axes_argument(axes))
 
     def astype(self, dtype, **kwargs):
-        """Traced cast (a cast to int or bool has zero derivative)."""
+        """Traced cast to a float type; a cast to an integer or boolean type gives a plain
+        array (it carries no gradient), recorded as a guard for compiled replays."""
         return anp.array(self, dtype=dtype)
+
+    @property
+    def real(self) -> Tracer:
+        """The value itself (traced values are real)."""
+        return anp.real(self)
+
+    @property
+    def imag(self):
+        """Zeros (plain: traced values are real)."""
+        return anp.imag(self)
+
+    def conj(self):
+        """The value itself (traced values are real)."""
+        return anp.conj(self)
+
+    conjugate = conj
+
+    def argmax(self, axis=None, **kwargs):
+        """Plain `ndarray.argmax` (an integer result: no gradient; a guard)."""
+        return concrete(np.argmax, self, axis=axis, **kwargs)
+
+    def argmin(self, axis=None, **kwargs):
+        """Plain `ndarray.argmin` (an integer result: no gradient; a guard)."""
+        return concrete(np.argmin, self, axis=axis, **kwargs)
+
+    def argsort(self, axis=-1, **kwargs):
+        """Plain `ndarray.argsort` (an integer result: no gradient; a guard)."""
+        return concrete(np.argsort, self, axis=axis, **kwargs)
+
+    def nonzero(self):
+        """Plain `ndarray.nonzero` (integer indices: no gradient; a guard)."""
+        return concrete(np.nonzero, self)
+
+    def any(self, *args, **kwargs):
+        """Plain `ndarray.any` (a boolean: a guard)."""
+        return concrete(np.any, self, *args, **kwargs)
+
+    def all(self, *args, **kwargs):
+        """Plain `ndarray.all` (a boolean: a guard)."""
+        return concrete(np.all, self, *args, **kwargs)
+
+    def round(self, decimals=0, out=None):
+        """Traced `ndarray.round` (zero gradient almost everywhere)."""
+        return anp.round(self, decimals, out)
+
+    def ptp(self, axis=None, out=None, keepdims=False):
+        """Traced `max - min`."""
+        return anp.ptp(self, axis, out, keepdims)
 
     def dot(self, other):
         """Traced `ndarray.dot`."""
@@ -341,16 +390,25 @@ class Tracer(TracerBase):
         self._detach_error("float() (also called by math.* functions, by C extensions, and by "
                            "assigning it into an element of a NumPy array, a[i] = x)")
 
+    def _is_integer(self) -> bool:
+        return self.dtype.kind in "biu"
+
     def __int__(self):
+        if self._is_integer():  # integers carry no gradient: nothing is lost
+            return concrete(int, self)
         self._detach_error("int()")
 
     def __complex__(self):
         self._detach_error("complex()")
 
     def __index__(self):
+        if self._is_integer():
+            return concrete(int, self)
         self._detach_error("Using it as an integer index (__index__)")
 
     def __array__(self, dtype=None, copy=None):
+        if self._is_integer() and (dtype is None or np.dtype(dtype).kind in "biu"):
+            return np.asarray(concrete(np.asarray, self), dtype=dtype)
         self._detach_error(
             "Converting to a NumPy array (np.array/np.asarray, a method of a plain NumPy array "
             "such as a.dot(x), or assigning it into a NumPy array with a[i] = x)")

@@ -62,6 +62,7 @@ from ..ops.elementwise import (  # noqa: F401
     rint,
     sign,
     sin,
+    sinc,
     sinh,
     sqrt,
     square,
@@ -74,27 +75,58 @@ from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
 from . import linalg  # noqa: F401
+from ._numeric import (  # noqa: F401
+    angle,
+    conj,
+    conjugate,
+    convolve,
+    correlate,
+    cross,
+    diff,
+    gradient,
+    heaviside,
+    imag,
+    interp,
+    linspace,
+    nan_to_num,
+    piecewise,
+    polyval,
+    real,
+    select,
+)
 from ._shape import (  # noqa: F401
+    append,
     array_split,
     atleast_1d,
     atleast_2d,
     atleast_3d,
+    block,
     broadcast_to,
+    column_stack,
     concatenate,
+    delete,
     diag,
     diagonal,
+    dsplit,
+    dstack,
     expand_dims,
     flip,
     fliplr,
     flipud,
     hsplit,
     hstack,
+    insert,
+    meshgrid,
     moveaxis,
     pad,
+    partition,
     ravel,
     repeat,
     reshape,
     roll,
+    rollaxis,
+    rot90,
+    row_stack,
     sort,
     split,
     squeeze,
@@ -109,10 +141,45 @@ from ._shape import (  # noqa: F401
     vsplit,
     vstack,
 )
+from ._shape import contains_tracer as _contains_tracer
+from ._shape import numpy_when_plain as _numpy_when_plain
+from ._stats import (  # noqa: F401
+    average,
+    corrcoef,
+    cov,
+    median,
+    nancumprod,
+    nancumsum,
+    nanmax,
+    nanmean,
+    nanmin,
+    nanprod,
+    nanstd,
+    nansum,
+    nanvar,
+    percentile,
+    ptp,
+    quantile,
+    trapezoid,
+)
 
 abs = absolute
+fabs = absolute
 true_divide = divide
 mod = remainder
+radians = deg2rad
+degrees = rad2deg
+fix = trunc
+if hasattr(_np, "trapz"):  # NumPy < 2.4 (deprecated there since 2.0)
+    trapz = trapezoid
+
+
+def divmod(x1, x2, out=None):
+    """`(x1 // x2, x1 % x2)`: the quotient is plain (piecewise constant, read as a guard),
+    the remainder traced."""
+    if out is not None and any(o is not None for o in out):
+        raise TypeError("ardiff.numpy.divmod: out= cannot be traced.")
+    return _concrete(_np.floor_divide, x1, x2), remainder(x1, x2)
 
 
 def round(a, decimals=0, out=None):
@@ -144,6 +211,7 @@ def _reduction(name, note="with `axis` and `keepdims`", dtype_argument=True):
             return numpy_reduction(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                                    **kwargs)
         _no_out(name, out, dtype)
+        a = asarray(a)  # a list of traced values becomes one traced array
         initial = kwargs.get("initial")  # NumPy's "<no value>" sentinel, known by its repr
         if initial is not None and repr(initial) != "<no value>" or "where" in kwargs:
             raise TypeError(f"ardiff.numpy.{name}: initial= and where= are not supported.")
@@ -169,28 +237,36 @@ max = amax = _reduction("max", "(ties share the gradient evenly)", dtype_argumen
 min = amin = _reduction("min", "(ties share the gradient evenly)", dtype_argument=False)
 
 
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+@_numpy_when_plain
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
     """Traced `numpy.var`."""
     _no_out("var", out, dtype)
-    return _OPS["var"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+    return _OPS["var"](asarray(a), axis=_axis(axis), ddof=ddof, keepdims=bool(keepdims))
 
 
+@_numpy_when_plain
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
     """Traced `numpy.std` (gradient 0 where the standard deviation is 0)."""
     _no_out("std", out, dtype)
-    return _OPS["std"](a, axis=axis, ddof=ddof, keepdims=bool(keepdims))
+    return _OPS["std"](asarray(a), axis=_axis(axis), ddof=ddof, keepdims=bool(keepdims))
 
 
+@_numpy_when_plain
 def cumsum(a, axis=None, dtype=None, out=None):
     """Traced `numpy.cumsum`."""
     _no_out("cumsum", out, dtype)
-    return _OPS["cumsum"](a, axis=axis)
+    return _OPS["cumsum"](asarray(a), axis=axis)
 
 
+@_numpy_when_plain
 def cumprod(a, axis=None, dtype=None, out=None):
     """Traced `numpy.cumprod`."""
     _no_out("cumprod", out, dtype)
-    return _OPS["cumprod"](a, axis=axis)
+    return _OPS["cumprod"](asarray(a), axis=axis)
 
 
 # -- selection ------------------------------------------------------------------
@@ -212,12 +288,30 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
 
 
 # -- linear algebra composed from the table ---------------------------------------
-def einsum(subscripts, *operands, **kwargs):
-    """Traced `numpy.einsum` (string subscripts only)."""
-    if not isinstance(subscripts, str):
-        raise TypeError("ardiff.numpy.einsum: only the string form of subscripts is supported.")
+def _sublist_letters(sublist) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join("..." if s is Ellipsis else letters[int(s)] for s in sublist)
+
+
+def _subscripts_from_sublists(args) -> tuple:
+    """`einsum(op0, sublist0, op1, sublist1, ..., [sublistout])` -> `(string, operands)`."""
+    operands = list(args[0::2][:len(args) // 2])
+    inputs = [_sublist_letters(s) for s in args[1::2][:len(args) // 2]]
+    subscripts = ",".join(inputs)
+    if len(args) % 2:
+        subscripts += "->" + _sublist_letters(args[-1])
+    return subscripts, operands
+
+
+def einsum(*operands, **kwargs):
+    """Traced `numpy.einsum`, string or interleaved (sublist) form."""
+    if not _contains_tracer(operands):
+        return _np.einsum(*operands, **kwargs)
     if kwargs.get("out") is not None:
         raise TypeError("ardiff.numpy.einsum: out= cannot be traced.")
+    subscripts, *operands = operands
+    if not isinstance(subscripts, str):
+        subscripts, operands = _subscripts_from_sublists((subscripts, *operands))
     return _einsum(subscripts, *operands)
 
 
@@ -255,19 +349,18 @@ def kron(a, b):
 
 
 # -- building arrays --------------------------------------------------------------
-def _contains_tracer(obj) -> bool:
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _TracerBase):
-            return True
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return False
+def _integer_kind(dtype) -> bool:
+    return dtype is not None and _np.dtype(dtype).kind in "biu"
 
 
 def array(obj, dtype=None, copy=True, **kwargs):
-    """Like `numpy.array`, but nested lists of traced values are stacked and traced."""
+    """Like `numpy.array`, but nested lists of traced values are stacked and traced.
+
+    An integer or boolean `dtype` gives a plain array (such values carry no gradient),
+    read as a guard so that a compiled replay re-traces when it changes.
+    """
+    if _integer_kind(dtype) and _contains_tracer(obj):
+        return _concrete(_np.array, obj, dtype=dtype)
     if isinstance(obj, _TracerBase):
         return obj if dtype is None else _astype(obj, dtype)
     if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
@@ -301,7 +394,8 @@ WITHOUT_GRADIENT = (
     "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
     "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
-    "may_share_memory shares_memory copysign"
+    "may_share_memory shares_memory copysign argpartition lexsort isreal iscomplex isposinf "
+    "isneginf isin unravel_index ravel_multi_index histogram2d histogramdd histogram_bin_edges"
 ).split()
 for _name in WITHOUT_GRADIENT:
     globals()[_name] = _without_gradient(_name)

@@ -7,9 +7,12 @@ integers, so their gradients come from `getitem`'s adjoint.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from ..graph import unwrap
+from ..graph import TracerBase, unwrap
+from ..guards import concrete
 from ..ops.elementwise import add, where
 
 # ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
@@ -22,6 +25,43 @@ from ..ops.shape import transpose as _transpose
 
 def _shape(a):
     return np.shape(unwrap(a))
+
+
+def contains_tracer(obj) -> bool:
+    """Whether `obj` is a traced value or a (nested) list/tuple holding one."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, TracerBase):
+            return True
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def numpy_when_plain(fun):
+    """`fun`, except that a call without any traced argument is NumPy's namesake itself.
+
+    Untraced calls then behave exactly as NumPy's, every option included (the traced
+    implementation may support fewer options).  Where the installed NumPy lacks the
+    function (`trapezoid` before NumPy 2.0), `fun` runs on plain values too.
+    """
+    numpy_fun = getattr(np, fun.__name__, None)
+
+    @functools.wraps(fun)
+    def wrapper(*args, **kwargs):
+        if numpy_fun is not None and not contains_tracer(args) and \
+                not contains_tracer(tuple(kwargs.values())):
+            return numpy_fun(*args, **kwargs)
+        return fun(*args, **kwargs)
+    return wrapper
+
+
+def plain_indices(indices) -> np.ndarray:
+    """An integer index array; read with a guard when it comes from traced values."""
+    if contains_tracer(indices):
+        return np.asarray(concrete(np.asarray, indices))
+    return np.asarray(indices)
 
 
 def _shape_after(fun, shape, *args, **kwargs):
@@ -84,22 +124,22 @@ def broadcast_to(a, shape):
 
 
 def atleast_1d(*arys):
-    """Traced `numpy.atleast_1d`."""
+    """Traced `numpy.atleast_1d` (a tuple for several arrays, as in NumPy 2)."""
     out = [a if len(_shape(a)) >= 1 else _reshape(a, (1,)) for a in arys]
-    return out[0] if len(out) == 1 else out
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def atleast_2d(*arys):
-    """Traced `numpy.atleast_2d`."""
+    """Traced `numpy.atleast_2d` (a tuple for several arrays, as in NumPy 2)."""
     out = [a if len(_shape(a)) >= 2 else _reshape(a, (1,) * (2 - len(_shape(a))) + _shape(a))
            for a in arys]
-    return out[0] if len(out) == 1 else out
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def atleast_3d(*arys):
-    """Traced `numpy.atleast_3d`."""
+    """Traced `numpy.atleast_3d` (a tuple for several arrays, as in NumPy 2)."""
     out = [_reshape(a, _shape_after(np.atleast_3d, _shape(a))) for a in arys]
-    return out[0] if len(out) == 1 else out
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def concatenate(arrays, axis=0, out=None, **kwargs):
@@ -167,11 +207,21 @@ def vsplit(ary, indices_or_sections):
     return split(ary, indices_or_sections, axis=0)
 
 
-def take(a, indices, axis=None, **kwargs):
-    """Traced `numpy.take`."""
-    indices = np.asarray(unwrap(indices))
+@numpy_when_plain
+def take(a, indices, axis=None, out=None, mode="raise"):
+    """Traced `numpy.take` (modes raise, wrap and clip)."""
+    if out is not None:
+        raise TypeError("ardiff.numpy.take: out= cannot be traced.")
+    indices = plain_indices(indices)
     if axis is None:
-        return getitem(ravel(a), indices)
+        a, axis = ravel(a), 0
+    n = _shape(a)[axis]
+    if mode == "wrap":
+        indices = indices % n
+    elif mode == "clip":
+        indices = np.clip(indices, 0, n - 1)
+    elif mode != "raise":
+        raise ValueError(f"ardiff.numpy.take: unknown mode {mode!r}.")
     return getitem(a, _along(axis, len(_shape(a)), indices))
 
 
@@ -285,7 +335,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
 
 def take_along_axis(arr, indices, axis):
     """Traced `numpy.take_along_axis`."""
-    indices = np.asarray(unwrap(indices))
+    indices = plain_indices(indices)
     if axis is None:
         return getitem(ravel(arr), indices)
     axis = axis % len(_shape(arr))
@@ -298,5 +348,176 @@ def sort(a, axis=-1, kind=None, order=None):
     """Traced `numpy.sort` (gradients follow the sorting permutation)."""
     if axis is None:
         a, axis = ravel(a), 0
-    order_idx = np.argsort(unwrap(a), axis=axis, kind="stable")
+    # the permutation is a fact read off the values: a guard for compiled replays
+    order_idx = concrete(np.argsort, a, axis=axis, kind="stable")
     return take_along_axis(a, order_idx, axis)
+
+
+# -- more reorderings, joins and splits (composed; NumPy's own when nothing is traced) ------
+def _labelled(a) -> np.ndarray:
+    """Element numbers 1..size arranged like `a` (0 is left free for "not from `a`")."""
+    return np.arange(1, int(np.prod(_shape(a), dtype=np.int64)) + 1).reshape(_shape(a))
+
+
+def _gather_labels(labels: np.ndarray, first, second=None):
+    """The array whose element is `first.flat[l - 1]` where the label l > 0 and
+    `second.flat[-l - 1]` where l < 0: the result of a NumPy function run on labels."""
+    labels = np.asarray(labels)
+    if second is None or not np.any(labels < 0):
+        return getitem(ravel(first), labels - 1)
+    if np.all(labels < 0):
+        return getitem(ravel(second), -labels - 1)
+    ours = labels > 0
+    return where(ours, getitem(ravel(first), np.where(ours, labels - 1, 0)),
+                 getitem(ravel(second), np.where(ours, 0, -labels - 1)))
+
+
+@numpy_when_plain
+def rot90(m, k=1, axes=(0, 1)):
+    """Traced `numpy.rot90`: a flip and a transposition."""
+    ndim = len(_shape(m))
+    axes = tuple(a % ndim for a in axes)
+    if len(axes) != 2 or axes[0] == axes[1]:
+        raise ValueError("ardiff.numpy.rot90: axes must be two different axes.")
+    k %= 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, axes[0]), axes[1])
+    perm = list(range(ndim))
+    perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+    if k == 1:
+        return _transpose(flip(m, axes[1]), tuple(perm))
+    return flip(_transpose(m, tuple(perm)), axes[1])
+
+
+@numpy_when_plain
+def rollaxis(a, axis, start=0):
+    """Traced `numpy.rollaxis`."""
+    ndim = len(_shape(a))
+    axis %= ndim
+    start = start + ndim if start < 0 else start
+    if not 0 <= start <= ndim:
+        raise np.exceptions.AxisError(f"start={start} out of range for {ndim} dimensions")
+    if axis < start:
+        start -= 1
+    if axis == start:
+        return a
+    perm = [i for i in range(ndim) if i != axis]
+    perm.insert(start, axis)
+    return _transpose(a, tuple(perm))
+
+
+@numpy_when_plain
+def append(arr, values, axis=None):
+    """Traced `numpy.append`."""
+    if axis is None:
+        return _concatenate(ravel(arr), ravel(values), axis=0)
+    return _concatenate(arr, values, axis=axis)
+
+
+@numpy_when_plain
+def insert(arr, obj, values, axis=None):
+    """Traced `numpy.insert`: NumPy's own insert, run on element labels, says which element
+    of `arr` or of `values` goes where (broadcasting of `values` included)."""
+    from_values = -np.arange(1, np.size(unwrap(values)) + 1).reshape(np.shape(unwrap(values)))
+    labels = np.insert(_labelled(arr), plain_indices(obj) if contains_tracer(obj) else obj,
+                       from_values, axis)
+    return _gather_labels(labels, arr, values)
+
+
+@numpy_when_plain
+def delete(arr, obj, axis=None):
+    """Traced `numpy.delete`."""
+    return _gather_labels(np.delete(_labelled(arr), obj, axis), arr)
+
+
+@numpy_when_plain
+def dsplit(ary, indices_or_sections):
+    """Traced `numpy.dsplit` (along the third axis)."""
+    if len(_shape(ary)) < 3:
+        raise ValueError("dsplit only works on arrays of 3 or more dimensions")
+    return split(ary, indices_or_sections, axis=2)
+
+
+@numpy_when_plain
+def dstack(tup):
+    """Traced `numpy.dstack`."""
+    arrays = [atleast_3d(a) for a in tup]
+    return concatenate(arrays, axis=2)
+
+
+@numpy_when_plain
+def column_stack(tup):
+    """Traced `numpy.column_stack`: 1-D arrays become columns."""
+    arrays = [_reshape(a, (-1, 1)) if len(_shape(a)) < 2 else a for a in tup]
+    return concatenate(arrays, axis=1)
+
+
+@numpy_when_plain
+def row_stack(tup, *, dtype=None, casting="same_kind"):
+    """Traced `numpy.row_stack` (NumPy's deprecated alias of `vstack`)."""
+    return vstack(tup)
+
+
+def _nesting_depth(obj) -> int:
+    if isinstance(obj, list):
+        if not obj:
+            raise ValueError("ardiff.numpy.block: lists cannot be empty.")
+        depths = {_nesting_depth(item) for item in obj}
+        if len(depths) != 1:
+            raise ValueError("ardiff.numpy.block: list depths are mismatched.")
+        return 1 + depths.pop()
+    return 0
+
+
+def _leaves(obj):
+    if isinstance(obj, list):
+        for item in obj:
+            yield from _leaves(item)
+    else:
+        yield obj
+
+
+@numpy_when_plain
+def block(arrays):
+    """Traced `numpy.block`: the innermost lists are joined along the last axis, the
+    next ones along the second to last, and so on."""
+    depth = _nesting_depth(arrays)
+    ndim = max([depth] + [len(_shape(a)) for a in _leaves(arrays)])
+
+    def assemble(obj, level):
+        if not isinstance(obj, list):
+            shape = _shape(obj)
+            return _reshape(obj, (1,) * (ndim - len(shape)) + shape)
+        parts = [assemble(item, level + 1) for item in obj]
+        return _concatenate(*parts, axis=ndim - depth + level)
+
+    return assemble(arrays, 0)
+
+
+@numpy_when_plain
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Traced `numpy.meshgrid` (a tuple of arrays, as in NumPy 2)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    ones = (1,) * ndim
+    out = [_reshape(x, ones[:i] + (-1,) + ones[i + 1:]) for i, x in enumerate(xi)]
+    if indexing == "xy" and ndim > 1:
+        out[0] = _reshape(out[0], (1, -1) + ones[2:])
+        out[1] = _reshape(out[1], (-1, 1) + ones[2:])
+    if not sparse:
+        shape = np.broadcast_shapes(*(_shape(o) for o in out))
+        out = [_broadcast_to(o, shape) for o in out]
+    return tuple(out)
+
+
+@numpy_when_plain
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    """Traced `numpy.partition`: the values in NumPy's order, read off `numpy.argpartition`
+    (a guard for compiled replays); gradients follow the values."""
+    if axis is None:
+        a, axis = ravel(a), -1
+    index = concrete(np.argpartition, a, kth, axis=axis, kind=kind)
+    return take_along_axis(a, index, axis)
