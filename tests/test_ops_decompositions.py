@@ -225,6 +225,25 @@ def convolve_args(draw):
 
 
 @st.composite
+def general_convolve_args(draw):
+    """autograd's generalised convolve: in1 (k, n1), in2 (k, j, n2), conv axes 1 and 2,
+    dot axes 0 and 0."""
+    k, j = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    n1, n2 = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    return (draw(nonzero((k, n1))), draw(nonzero((k, j, n2)))), {
+        "mode": draw(st.sampled_from(["full", "valid", "same"]))}
+
+
+def _general_convolve(xp, a, b, mode):
+    if xp is not np:
+        return ardiff.scipy.signal.convolve(a, b, axes=([1], [2]), dot_axes=([0], [0]),
+                                            mode=mode)
+    # reference: one SciPy convolution per slice, summed over the dot axis
+    return np.stack([sum(scipy.signal.convolve(a[i], b[i, j], mode) for i in range(a.shape[0]))
+                     for j in range(b.shape[1])])
+
+
+@st.composite
 def tensorinv_args(draw):
     a = draw(dominant((), 4, 4))
     return (a.reshape(2, 2, 4) if draw(st.booleans()) else a.reshape(4, 2, 2),), {}
@@ -356,6 +375,8 @@ CASES = [
          dispatch=False),
     Case("scipy.signal.convolve", lambda xp, a, b, mode: sig(xp).convolve(a, b, mode=mode),
          convolve_args(), ops=("convolve_nd",), dispatch=False),
+    Case("scipy.signal.convolve_axes", _general_convolve, general_convolve_args(),
+         ops=("convolve_nd",), dispatch=False),
     Case("scipy.signal.correlate", lambda xp, a, b, mode: sig(xp).correlate(a, b, mode=mode),
          convolve_args(), ops=("convolve_nd",), dispatch=False),
 ]

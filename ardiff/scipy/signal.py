@@ -14,33 +14,48 @@ import scipy.signal as _ss
 from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..ops.shape import getitem as _getitem
+from ..ops.shape import reshape as _reshape
+from ..ops.shape import transpose as _transpose
 from ..ops.signal import convolve as _convolve
 from ..ops.signal import flip_all as _flip_all
 
 
-def convolve(in1, in2, mode="full", method="auto"):
-    """Traced `scipy.signal.convolve` (n-d, modes "full", "valid", "same").
+def convolve(in1, in2, mode="full", method="auto", *, axes=None, dot_axes=((), ())):
+    """Traced `scipy.signal.convolve` (n-d, modes "full", "valid", "same"), with
+    autograd's generalisation `axes=` / `dot_axes=`.
 
     `method` is accepted for SciPy's signature; the op computes with SciPy's default.
 
     Parameters
     ----------
     in1, in2 : array_like
-        Real arrays with the same number of dimensions, traced or plain.
+        Real arrays, traced or plain; without `axes` and `dot_axes` they have the same
+        number of dimensions and every axis is convolved (SciPy's function).
     mode : {"full", "valid", "same"}
         The full discrete convolution, the part computed without zero padding (one
-        input must be at least as large as the other along every axis), or the part
-        centred on `in1`'s shape.
+        input must be at least as large as the other along every convolved axis), or
+        the part centred on `in1`'s shape.
     method : str
         Accepted and ignored for traced input.
+    axes : pair of sequences of int, optional
+        As in autograd: the axes of `in1` and of `in2` convolved with each other
+        (default: all, pairwise).
+    dot_axes : pair of sequences of int, optional
+        As in autograd: axes of `in1` and `in2` summed over in pairs (a tensordot).
+        The answer's axes are `in1`'s other axes, then `in2`'s, then the convolved ones.
 
     Returns
     -------
     array
         The convolution, traced when an input is; differentiable w.r.t. both inputs.
     """
-    if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
+    general = axes is not None or any(len(d) for d in dot_axes)
+    if not general and not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
         return _ss.convolve(in1, in2, mode=mode, method=method)
+    if mode not in ("full", "valid", "same"):
+        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
+    if general:
+        return _general_convolve(in1, in2, mode, axes, dot_axes)
     s1, s2 = _np.shape(_unwrap(in1)), _np.shape(_unwrap(in2))
     if len(s1) != len(s2):
         raise ValueError("in1 and in2 should have the same dimensionality")
@@ -51,17 +66,86 @@ def convolve(in1, in2, mode="full", method="auto"):
             return _convolve(in2, in1, mode="valid")
         raise ValueError("For 'valid' mode, one must be at least as large as the other "
                          "in every dimension")
-    if mode not in ("full", "same"):
-        raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     full = _convolve(in1, in2, mode="full")
+    return full if mode == "full" else _cut(full, list(range(len(s1))), s1, s2, mode)
+
+
+def _cut(full, positions, s1, s2, mode):
+    """The 'valid' or 'same' part of a full convolution along the axes `positions`
+    (with input lengths `s1`, `s2` there)."""
+    index = [slice(None)] * _np.ndim(_unwrap(full))
+    for p, m, n in zip(positions, s1, s2):
+        if mode == "valid":
+            index[p] = slice(min(m, n) - 1, max(m, n))
+        else:
+            start = (m + n - 1 - m) // 2
+            index[p] = slice(start, start + m)
+    return _getitem(full, tuple(index))
+
+
+def _axis_list(axes, ndim):
+    return [int(a) % ndim for a in axes]
+
+
+def _general_convolve(a, b, mode, axes, dot_axes):
+    na, nb = _np.ndim(_unwrap(a)), _np.ndim(_unwrap(b))
+    if axes is None:
+        if na != nb:
+            raise ValueError("in1 and in2 should have the same dimensionality")
+        axes = (range(na), range(na))
+    conv_a, conv_b = _axis_list(axes[0], na), _axis_list(axes[1], nb)
+    dot_a, dot_b = _axis_list(dot_axes[0], na), _axis_list(dot_axes[1], nb)
+    if len(conv_a) != len(conv_b) or len(dot_a) != len(dot_b):
+        raise ValueError("axes and dot_axes must pair axes of in1 with axes of in2")
+    keep_a = [i for i in range(na) if i not in conv_a + dot_a]
+    keep_b = [i for i in range(nb) if i not in conv_b + dot_b]
+    sa, sb = _np.shape(_unwrap(a)), _np.shape(_unwrap(b))
+    # one n-d convolution over [kept of a | kept of b | dot | conv]: a kept axis meets
+    # length 1 in the other operand (an outer product), a dot axis with the other
+    # operand flipped there gives the sum of products at its middle index
+    a1 = _reshape(_transpose(a, tuple(keep_a + dot_a + conv_a)),
+                  tuple(sa[i] for i in keep_a) + (1,) * len(keep_b) +
+                  tuple(sa[i] for i in dot_a + conv_a))
+    b1 = _reshape(_transpose(b, tuple(keep_b + dot_b + conv_b)),
+                  (1,) * len(keep_a) + tuple(sb[i] for i in keep_b + dot_b + conv_b))
+    first_dot = len(keep_a) + len(keep_b)
+    if dot_a:
+        flip = [slice(None)] * (first_dot + len(dot_a) + len(conv_a))
+        for k in range(len(dot_a)):
+            flip[first_dot + k] = slice(None, None, -1)
+        b1 = _getitem(b1, tuple(flip))
+    full = _convolve(a1, b1, mode="full")
+    if dot_a:
+        middle = [slice(None)] * first_dot + [sa[i] - 1 for i in dot_a]
+        full = _getitem(full, tuple(middle))
     if mode == "full":
         return full
-    start = [(f - n) // 2 for f, n in zip(_np.shape(_unwrap(full)), s1)]
-    return _getitem(full, tuple(slice(b, b + n) for b, n in zip(start, s1)))
+    la, lb = [sa[i] for i in conv_a], [sb[i] for i in conv_b]
+    if mode == "valid" and not (all(m >= n for m, n in zip(la, lb))
+                                or all(m <= n for m, n in zip(la, lb))):
+        raise ValueError("One array must be larger than the other along all convolved "
+                         "dimensions")
+    positions = list(range(first_dot, first_dot + len(conv_a)))
+    return _cut(full, positions, la, lb, mode)
 
 
 def correlate(in1, in2, mode="full", method="auto"):
-    """Traced `scipy.signal.correlate` (real n-d): `convolve(in1, in2 flipped, mode)`."""
+    """Traced `scipy.signal.correlate` (real n-d): `convolve(in1, in2 flipped, mode)`.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Real arrays with the same number of dimensions, traced or plain.
+    mode : {"full", "valid", "same"}
+        As in `convolve`.
+    method : str
+        Accepted and ignored for traced input.
+
+    Returns
+    -------
+    array
+        The cross-correlation, traced when an input is.
+    """
     if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
         return _ss.correlate(in1, in2, mode=mode, method=method)
     return convolve(in1, _flip_all(in2), mode=mode)
