@@ -42,6 +42,7 @@ from ..ops.linalg import norm as _norm
 from ..ops.reduce import max_ as _max
 from ..ops.reduce import min_ as _min
 from ..ops.reduce import sum_ as _sum
+from ..ops.shape import concatenate as _concatenate
 from ..ops.shape import reshape as _reshape
 from ..ops.shape import transpose as _transpose
 
@@ -60,6 +61,16 @@ def _traced(*objs) -> bool:
     composed functions called on plain values return NumPy's own result instead."""
     return any(isinstance(o, _TracerBase) or (isinstance(o, (list, tuple)) and _traced(*o))
                for o in objs)
+
+
+def _stacked(x):
+    """A (nested) list or tuple holding traced values as one traced array."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    rows = [_stacked(e) for e in x]
+    rows = [_reshape(r, (1,) + _np.shape(_unwrap(r))) if isinstance(r, _TracerBase)
+            else _np.asarray(r, dtype=float)[None] for r in rows]
+    return _concatenate(*rows, axis=0)
 
 
 def slogdet(a):
@@ -98,6 +109,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
         axis = tuple(axis)
     if not _traced(x):
         return _np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    x = _stacked(x)  # a list of traced values, as autograd allows
     ndim = _np.ndim(_unwrap(x))
     if not _is_matrix_norm(ndim, ord, axis) or ord in (None, "fro"):
         return _norm(x, ord=ord, axis=axis, keepdims=keepdims)
