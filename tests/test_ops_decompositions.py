@@ -136,11 +136,12 @@ def spd_and_rhs(draw):
 
 @st.composite
 def lu_args(draw):
-    n = draw(st.integers(1, 3))
-    a = draw(dominant((), n, n))
+    """Rows of diagonally dominant matrices permuted (so LU pivots); stacks included."""
+    batch, n = draw(batch_and_n())
+    a = draw(dominant(batch, n, n))
     perm = np.array(draw(st.permutations(range(n))), dtype=int)
-    b = draw(nonzero((n,) if draw(st.booleans()) else (n, draw(st.integers(1, 3)))))
-    return (a[perm], b), {"trans": draw(st.sampled_from([0, 1]))}
+    b = draw(nonzero((n,) if draw(st.booleans()) else batch + (n, draw(st.integers(1, 3)))))
+    return (a[..., perm, :], b), {"trans": draw(st.sampled_from([0, 1]))}
 
 
 @st.composite
@@ -409,6 +410,7 @@ JACOBIAN_CASES = [
     ("qr_r", (_R.T,), {}, [0]),
     ("pinv", (_R,), {}, [0]),
     ("lu_factor", (_A[0],), {}, [0]),
+    ("lu_factor", (_A[:, ::-1],), {}, [0]),
     ("expm", (_A[0] / 5,), {}, [0]),
     ("sqrtm", (_A[0],), {}, [0]),
     ("solve_sylvester", (_A[0], _A[1], _R @ _R.T), {}, [0, 1, 2]),

@@ -372,20 +372,36 @@ pinv = defop("pinv", lambda a, **kwargs: np.linalg.pinv(a, **kwargs), _pinv_vjp,
 
 # -- LU ------------------------------------------------------------------------------
 def lu_permutation(piv) -> np.ndarray:
-    """LAPACK's row interchanges `piv` as a permutation: `A[perm] = L U`."""
+    """LAPACK's row interchanges `piv` (stacks allowed) as permutations: `A[perm] = L U`
+    for each matrix of the stack."""
     piv = np.asarray(piv)
-    perm = np.arange(piv.shape[-1])
-    for i, p in enumerate(piv):
-        perm[[i, p]] = perm[[p, i]]
+    perm = np.empty(piv.shape, dtype=np.intp)
+    for index in np.ndindex(*piv.shape[:-1]):
+        p = np.arange(piv.shape[-1])
+        for i, j in enumerate(piv[index]):
+            p[[i, j]] = p[[j, i]]
+        perm[index] = p
     return perm
+
+
+def permute_rows(x, perm):
+    """`x` with the rows of each matrix (or the entries of a vector) reordered by `perm`
+    (one permutation per matrix of a stack), traced when `x` is."""
+    perm = np.asarray(perm)
+    if len(_shape(x)) == 1 or perm.ndim == 1:  # one matrix, or one vector for a stack
+        return getitem(x, perm)
+    batch = perm.shape[:-1]
+    grids = tuple(np.arange(n).reshape((1,) * k + (n,) + (1,) * (len(batch) - k))
+                  for k, n in enumerate(batch))
+    return getitem(x, grids + (perm,))
 
 
 def _lu_factor_vjp(ans, a):
     n = _shape(a)[-1]
-    if _shape(a)[-2] != n or len(_shape(a)) != 2:
-        raise NotImplementedError("ardiff: lu_factor has a gradient for one square matrix.")
+    if _shape(a)[-2] != n:
+        raise NotImplementedError("ardiff: lu_factor has a gradient for square matrices.")
     piv = scipy.linalg.lu_factor(_plain(a), check_finite=False)[1]
-    inverse = np.argsort(lu_permutation(piv))
+    inverse = np.argsort(lu_permutation(piv), axis=-1)
     strict = np.tril(np.ones((n, n)), -1)
 
     def vjp(g):
@@ -396,7 +412,7 @@ def _lu_factor_vjp(ans, a):
         M = Lt_g * strict + g_Ut * (1.0 - strict)
         Y = solve_triangular(ans, M, trans=1, lower=True, unit_diagonal=True)  # L^-T M
         Z = mT(solve_triangular(ans, mT(Y), trans=0, lower=False))  # (U^-1 Yᵀ)ᵀ = Y U^-T
-        return getitem(Z, inverse)
+        return permute_rows(Z, inverse)
     return vjp
 
 
@@ -462,4 +478,4 @@ solve_sylvester = defop("solve_sylvester",
                         vjp=_sylvester_vjp, nonlinear=True)
 
 # `solve` is re-exported for the namespaces' composite functions
-__all__ += ["solve", "lu_permutation"]
+__all__ += ["solve", "lu_permutation", "permute_rows"]

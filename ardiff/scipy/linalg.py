@@ -22,6 +22,7 @@ from ..ops.decompositions import eigvalsh as _eigvalsh
 from ..ops.decompositions import expm as _expm
 from ..ops.decompositions import lu_factor as _lu_factor
 from ..ops.decompositions import lu_permutation as _lu_permutation
+from ..ops.decompositions import permute_rows as _permute_rows
 from ..ops.decompositions import solve_sylvester as _solve_sylvester
 from ..ops.decompositions import solve_triangular as _solve_triangular
 from ..ops.decompositions import sqrtm as _sqrtm
@@ -114,7 +115,7 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
 
 
 def lu_factor(a, overwrite_a=False, check_finite=True):
-    """Traced `scipy.linalg.lu_factor` of one square matrix: `(lu, piv)`.
+    """Traced `scipy.linalg.lu_factor` of square matrices (stacks allowed): `(lu, piv)`.
 
     `lu` is traced (op `lu_factor`), `piv` plain: the row interchanges are piecewise
     constant, so the gradient is that of `L` and `U` for the pivoting found.
@@ -124,21 +125,35 @@ def lu_factor(a, overwrite_a=False, check_finite=True):
     return _lu_factor(a), piv
 
 
+def _triangular(lu, b, vector, **kwargs):
+    """`solve_triangular` with a stack of vectors `b` solved as columns."""
+    if vector and _np.ndim(_unwrap(b)) > 1:
+        x = _solve_triangular(lu, _expand_last(b), **kwargs)
+        return _getitem(x, (Ellipsis, 0))
+    return _solve_triangular(lu, b, **kwargs)
+
+
+def _expand_last(x):
+    return _getitem(x, (Ellipsis, None))
+
+
 def lu_solve(lu_and_piv, b, trans=0, overwrite_b=False, check_finite=True):
     """Traced `scipy.linalg.lu_solve`: `A x = b` (`trans=0`) or `Aᵀ x = b` from
-    `lu_factor(A)`, differentiable w.r.t. `lu` and `b`."""
+    `lu_factor(A)` (stacks allowed, `b` one vector `(n,)` or matrices `(..., n, k)`),
+    differentiable w.r.t. `lu` and `b`."""
     if not _traced(lu_and_piv, b):
         return _sla.lu_solve(lu_and_piv, b, trans=trans, check_finite=check_finite)
     lu, piv = lu_and_piv
     _check_finite(check_finite, lu, b)
     perm = _lu_permutation(piv)
+    vector = _np.ndim(_unwrap(b)) == 1
     if _trans_code(trans) == 0:  # A[perm] = L U
-        y = _solve_triangular(lu, _getitem(b, perm), lower=True, unit_diagonal=True)
-        return _solve_triangular(lu, y, lower=False)
+        y = _triangular(lu, _permute_rows(b, perm), vector, lower=True, unit_diagonal=True)
+        return _triangular(lu, y, vector, lower=False)
     # Aᵀ x = b: Uᵀ Lᵀ (x[perm]) = b
-    y = _solve_triangular(lu, b, trans=1, lower=False)
-    z = _solve_triangular(lu, y, trans=1, lower=True, unit_diagonal=True)
-    return _getitem(z, _np.argsort(perm))
+    y = _triangular(lu, b, vector, trans=1, lower=False)
+    z = _triangular(lu, y, vector, trans=1, lower=True, unit_diagonal=True)
+    return _permute_rows(z, _np.argsort(perm, axis=-1))
 
 
 def sqrtm(A, **kwargs):
