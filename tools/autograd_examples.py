@@ -156,12 +156,21 @@ def point_at_ardiff(source: str) -> str:
     return source
 
 
+#: An example reading a source file as its training text (rnn, lstm read rnn.py).
+SOURCE_AS_DATA = re.compile(r"(dirname\(__file__\),\s*([\"']))(\w+\.py)(\2)")
+
+
 def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool) -> None:
     shutil.copytree(examples, target)
     for path in target.rglob("*.py"):
         source = cut_budgets(path.read_text(), iters)
         if to_ardiff:
             source = point_at_ardiff(source)
+        # both runs read the original text (the rewrite changes the ardiff copy's)
+        for match in SOURCE_AS_DATA.finditer(source):
+            shutil.copy(examples / path.relative_to(target).parent / match.group(3),
+                        path.parent / (match.group(3) + ".txt"))
+        source = SOURCE_AS_DATA.sub(r"\1\3.txt\4", source)
         path.write_text(source)
     (target / "sitecustomize.py").write_text(RECORDER)
 
