@@ -100,9 +100,27 @@ def trans_code(trans) -> int:
     return codes[trans]
 
 
+def per_matrix(fun, arrays, core_ndims):
+    """`fun` applied to each matrix of stacked `arrays` (`core_ndims` trailing axes each
+    form one item), results stacked; one direct call without batch axes.
+
+    SciPy batches its linear algebra only from version 1.15, and ardiff supports older
+    versions, so stacks are looped over here.
+    """
+    arrays = [np.asarray(x) for x in arrays]
+    batch = np.broadcast_shapes(*(x.shape[:x.ndim - c] for x, c in zip(arrays, core_ndims)))
+    if not batch:
+        return fun(*arrays)
+    items = [np.broadcast_to(x, batch + x.shape[x.ndim - c:])
+             for x, c in zip(arrays, core_ndims)]
+    results = [fun(*(x[index] for x in items)) for index in np.ndindex(*batch)]
+    return np.stack(results).reshape(batch + np.shape(results[0]))
+
+
 def _solve_triangular_fwd(a, b, trans=0, lower=False, unit_diagonal=False):
-    return scipy.linalg.solve_triangular(a, b, trans=trans, lower=lower,
-                                         unit_diagonal=unit_diagonal, check_finite=False)
+    return per_matrix(lambda a, b: scipy.linalg.solve_triangular(
+        a, b, trans=trans, lower=lower, unit_diagonal=unit_diagonal, check_finite=False),
+        (a, b), (2, 1 if np.ndim(b) == 1 else 2))
 
 
 def _triangle_mask(n: int, lower: bool, unit_diagonal: bool) -> np.ndarray:
@@ -396,11 +414,19 @@ def permute_rows(x, perm):
     return getitem(x, grids + (perm,))
 
 
+def lu_pivots(a) -> tuple:
+    """`scipy.linalg.lu_factor(a)` for a matrix or a stack of them: `(lu, piv)`."""
+    a = np.asarray(a)
+    lu = per_matrix(lambda m: scipy.linalg.lu_factor(m, check_finite=False)[0], (a,), (2,))
+    piv = per_matrix(lambda m: scipy.linalg.lu_factor(m, check_finite=False)[1], (a,), (2,))
+    return lu, piv
+
+
 def _lu_factor_vjp(ans, a):
     n = _shape(a)[-1]
     if _shape(a)[-2] != n:
         raise NotImplementedError("ardiff: lu_factor has a gradient for square matrices.")
-    piv = scipy.linalg.lu_factor(_plain(a), check_finite=False)[1]
+    piv = lu_pivots(_plain(a))[1]
     inverse = np.argsort(lu_permutation(piv), axis=-1)
     strict = np.tril(np.ones((n, n)), -1)
 
@@ -418,7 +444,7 @@ def _lu_factor_vjp(ans, a):
 
 #: The packed `lu` of `scipy.linalg.lu_factor` (the pivots are plain: see
 #: `ardiff.scipy.linalg.lu_factor`).
-lu_factor = defop("lu_factor", lambda a: scipy.linalg.lu_factor(a, check_finite=False)[0],
+lu_factor = defop("lu_factor", lambda a: lu_pivots(a)[0],
                   _lu_factor_vjp, nonlinear=True)
 
 
@@ -443,7 +469,7 @@ expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True)
 
 
 def _sqrtm_fwd(a):
-    out = scipy.linalg.sqrtm(a)
+    out = per_matrix(scipy.linalg.sqrtm, (a,), (2,))
     if np.iscomplexobj(out):
         if np.all(out.imag == 0):
             return out.real
@@ -474,8 +500,9 @@ def _sylvester_vjp(k, ans, a, b, q):
 
 #: `scipy.linalg.solve_sylvester`: `X` with `A X + X B = Q`.
 solve_sylvester = defop("solve_sylvester",
-                        lambda a, b, q: scipy.linalg.solve_sylvester(a, b, q),
+                        lambda a, b, q: per_matrix(scipy.linalg.solve_sylvester, (a, b, q),
+                                                   (2, 2, 2)),
                         vjp=_sylvester_vjp, nonlinear=True)
 
 # `solve` is re-exported for the namespaces' composite functions
-__all__ += ["solve", "lu_permutation", "permute_rows"]
+__all__ += ["solve", "lu_permutation", "lu_pivots", "permute_rows", "per_matrix"]

@@ -22,6 +22,7 @@ from ..ops.decompositions import eigvalsh as _eigvalsh
 from ..ops.decompositions import expm as _expm
 from ..ops.decompositions import lu_factor as _lu_factor
 from ..ops.decompositions import lu_permutation as _lu_permutation
+from ..ops.decompositions import lu_pivots as _lu_pivots
 from ..ops.decompositions import permute_rows as _permute_rows
 from ..ops.decompositions import solve_sylvester as _solve_sylvester
 from ..ops.decompositions import solve_triangular as _solve_triangular
@@ -121,7 +122,7 @@ def lu_factor(a, overwrite_a=False, check_finite=True):
     constant, so the gradient is that of `L` and `U` for the pivoting found.
     """
     _check_finite(check_finite, a)
-    piv = _sla.lu_factor(_np.asarray(_unwrap(a)), check_finite=False)[1]
+    piv = _lu_pivots(_unwrap(a))[1]
     return _lu_factor(a), piv
 
 
