@@ -57,7 +57,7 @@ UNARY = [
     ("ndtri", between(0.05, 0.95), None), ("i0", FREE, None), ("i1", FREE, None),
     ("i0e", nonzero, None), ("i1e", nonzero, None), ("j0", between(-6.0, 6.0), None),
     ("j1", between(-6.0, 6.0), None), ("y0", between(0.5, 6.0), None),
-    ("y1", between(0.5, 6.0), None),
+    ("y1", between(0.5, 6.0), None), ("sinc", nonzero, None),  # numpy's, re-exported
 ]
 
 

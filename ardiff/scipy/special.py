@@ -19,6 +19,7 @@ from ..graph import unwrap as _unwrap
 from ..numpy import exp as _exp
 from ..numpy import log as _log
 from ..numpy import reshape as _reshape
+from ..numpy import sinc  # noqa: F401  (scipy.special.sinc is numpy.sinc)
 from ..numpy import sum as _sum
 from ..numpy import where as _where
 from ..ops.axes import kept_shape as _kept_shape
@@ -157,4 +158,4 @@ __all__ = ["beta", "betainc", "betaincc", "betaln", "digamma", "entr", "erf", "e
            "erfcinv", "erfinv", "expit", "gamma", "gammainc", "gammaincc", "gammaln", "gammasgn",
            "i0", "i0e", "i1", "i1e", "iv", "ive", "j0", "j1", "jn", "jv", "log_ndtr",
            "log_softmax", "logit", "logsumexp", "multigammaln", "ndtr", "ndtri", "polygamma",
-           "psi", "rgamma", "softmax", "stdtr", "xlog1py", "xlogy", "y0", "y1", "yn"]
+           "psi", "rgamma", "sinc", "softmax", "stdtr", "xlog1py", "xlogy", "y0", "y1", "yn"]
