@@ -361,14 +361,16 @@ def test_solver_options_table_matches_the_defaults():
     rows = {name: default for name, default, _ in table}
     meaning = {name: text for name, _, text in table}
     defaults = SolverOptions()
-    for name in ("method", "schedule", "eta", "init", "tol", "record"):
+    for name in ("method", "schedule", "eta", "init", "tol", "record", "closed_form", "time"):
         shown = ast.literal_eval(rows[name].strip("`"))
         assert shown == getattr(defaults, name), f"{name}: docs/api.md says {shown!r}"
     assert defaults.max_iter is None and "depth" in rows["max_iter"]
     paper = PRESETS["paper"]
-    assert (paper["schedule"], paper["eta"], paper["max_iter"], paper["init"]) == \
-        ("parallel", 0.1, 100, "forward"), "update the preset row of docs/api.md"
-    assert "parallel, eta 0.1, exactly 100 steps, forward init" in meaning["preset"]
+    assert (paper["schedule"], paper["eta"], paper["max_iter"], paper["init"],
+            paper["closed_form"]) == ("parallel", 0.1, 100, "forward", True), \
+        "update the preset row of docs/api.md"
+    assert "parallel, eta 0.1, exactly 100 steps, forward init; computed in closed form" \
+        in meaning["preset"]
 
 
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|meth|class|mod|attr|data|exc|obj|const):`")
