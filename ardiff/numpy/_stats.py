@@ -88,7 +88,9 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs)
     """Traced `numpy.nanvar`: the variance of the non-NaN values."""
     _no_out("nanvar", out)
     mask = _nan_mask(a)
-    centred = where(mask, 0.0, a - nanmean(a, axis=axis, keepdims=True))
+    filled = _filled(a, 0.0)  # no NaN in any recorded value
+    mean_ = sum_(filled, axis=axis_argument(axis), keepdims=True) / _count(mask, axis, True)
+    centred = where(mask, 0.0, filled - mean_) if mask.any() else filled - mean_
     squares = sum_(centred * centred, axis=axis_argument(axis), keepdims=bool(keepdims))
     return squares / np.maximum(_count(mask, axis, bool(keepdims)) - ddof, 0)
 
@@ -99,26 +101,40 @@ def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs)
     return sqrt(nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims))
 
 
-def _nan_extreme(op, fill, a, axis, keepdims):
+def _nan_extreme(op, a, axis, keepdims):
+    """`op` (max or min) over the non-NaN values: each NaN is replaced by a copy of the
+    first non-NaN value of its slice, which changes no extreme; where it ties, the share
+    of the gradient it takes flows back to that value through the copy.  Every recorded
+    value stays finite, and the positions only depend on the (guarded) NaN mask."""
     mask = _nan_mask(a)
     axis = axis_argument(axis)
-    out = op(_filled(a, fill), axis=axis, keepdims=bool(keepdims))
-    all_nan = np.all(mask, axis=axis, keepdims=bool(keepdims))
-    return where(all_nan, np.nan, out) if np.any(all_nan) else out
+    if not mask.any():
+        return op(a, axis=axis, keepdims=bool(keepdims))
+    flat, kept = _reduced_last(a, axis)
+    flat_mask = np.asarray(concrete(np.isnan, flat))
+    first = np.argmax(~flat_mask, axis=-1)[..., None]
+    all_nan = flat_mask.all(axis=-1)
+    copies = take_along_axis(flat, first, -1)
+    if all_nan.any():  # a slice of NaNs: any finite stand-in, NaN put back at the end
+        copies = where(all_nan[..., None], 0.0, copies)
+    out = op(where(flat_mask, copies, flat), axis=-1)
+    if all_nan.any():
+        out = where(all_nan, np.nan, out)
+    return reshape(out, kept) if keepdims else out
 
 
 @numpy_when_plain
 def nanmax(a, axis=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanmax` (ties share the gradient; NaN for a slice of NaNs)."""
     _no_out("nanmax", out)
-    return _nan_extreme(max_, -np.inf, a, axis, keepdims)
+    return _nan_extreme(max_, a, axis, keepdims)
 
 
 @numpy_when_plain
 def nanmin(a, axis=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanmin` (ties share the gradient; NaN for a slice of NaNs)."""
     _no_out("nanmin", out)
-    return _nan_extreme(min_, np.inf, a, axis, keepdims)
+    return _nan_extreme(min_, a, axis, keepdims)
 
 
 @numpy_when_plain
@@ -145,6 +161,13 @@ def nancumprod(a, axis=None, dtype=None, out=None):
 # -- order statistics -------------------------------------------------------------------
 def _sorted_along_last(a, axis):
     """`(sorted values with the reduced axes flattened last, kept shape)`."""
+    flat, kept = _reduced_last(a, axis)
+    order = concrete(np.argsort, flat, axis=-1, kind="stable")
+    return take_along_axis(flat, order, -1), kept
+
+
+def _reduced_last(a, axis):
+    """`(a with the reduced axes moved last and flattened into one, kept shape)`."""
     shape = _shape(a)
     ndim = len(shape)
     if axis is None:
@@ -154,9 +177,8 @@ def _sorted_along_last(a, axis):
     rest = tuple(i for i in range(ndim) if i not in axes)
     moved = transpose(a, rest + axes) if rest + axes != tuple(range(ndim)) else a
     flat = reshape(moved, tuple(shape[i] for i in rest) + (-1,))
-    order = concrete(np.argsort, flat, axis=-1, kind="stable")
     kept = tuple(1 if i in axes else n for i, n in enumerate(shape))
-    return take_along_axis(flat, order, -1), kept
+    return flat, kept
 
 
 def _finish(values, q_shape, kept, keepdims):
@@ -190,12 +212,13 @@ def _order_statistics(a, q, axis, method, keepdims, name):
         lo = getitem(values, (Ellipsis, below))
         hi = getitem(values, (Ellipsis, above))
         if method == "midpoint":
-            t = np.where(below == above, 0.0, 0.5)
+            t = np.where(virtual % 1 == 0, 0.0, 0.5)
         else:  # a traced q gets its gradient through t
             t = q * (n - 1) - below if isinstance(q, TracerBase) else virtual - below
-        step = hi - lo
-        late = np.asarray(unwrap(t)) >= 0.5  # NumPy's lerp: from the nearer end
-        out = where(late, hi - step * (1.0 - t), lo + step * t)
+        # NumPy interpolates from the nearer end (equal up to rounding); one formula
+        # keeps every recorded node on the gradient's path
+        exact = not isinstance(t, TracerBase) and not np.any(t)
+        out = lo if exact else lo + (hi - lo) * t  # (no node with a zero gradient)
     else:
         raise ValueError(f"ardiff.numpy.{name}: method {method!r} is not supported on "
                          "traced values (linear, lower, higher, nearest, midpoint).")
