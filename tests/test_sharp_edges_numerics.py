@@ -272,7 +272,8 @@ BAD_OPTIONS = [
     ({"tol": -1e-9}, ValueError, "tol must be a finite number >= 0"),
     ({"tol": float("nan")}, ValueError, "tol must be a finite number >= 0"),
     ({"tol": float("inf")}, ValueError, "tol must be a finite number >= 0"),
-    ({"schedule": "random"}, ValueError, "schedule must be one of ('sequential', 'parallel', 'continuous')"),
+    ({"schedule": "random"}, ValueError,
+     "schedule must be one of ('sequential', 'parallel', 'continuous')"),
     ({"init": "ones"}, ValueError, "init must be one of ('zeros', 'forward')"),
 ]
 
