@@ -268,7 +268,9 @@ def test_every_op_in_the_table_has_a_case():
     covered = set().union(*(set(c.ops) for c in all_cases()))
     unknown = covered - set(OPS)
     assert not unknown, f"cases claim ops that are not in the table: {sorted(unknown)}"
-    missing = set(OPS) - covered
+    # ops that users register with ardiff.extend (also ardiff's own fixed_point and
+    # odeint, and the ones tests define) are checked by their own tests
+    missing = {name for name in OPS if not name.startswith("extend.")} - covered
     assert not missing, (f"ops without a property-based case: {sorted(missing)}; add a Case "
                          "to the matching tests/test_ops_*.py table")
 
