@@ -24,13 +24,25 @@ import scipy.special
 
 from . import numpy as anp
 from . import scipy as ascipy
-from .graph import Graph, TracerBase, TracingError, as_differentiable, unwrap
+from .graph import Graph, TracerBase, TracingError, unwrap
 from .guards import concrete
-from .op import Op
+
+# the arithmetic ops bound to module names: operators on scalars are the hot path of
+# scalar graphs, and a global lookup is cheaper than an attribute of the namespace
+from .ops.elementwise import (
+    absolute,
+    add,
+    divide,
+    multiply,
+    negative,
+    power,
+    remainder,
+    subtract,
+)
+from .ops.linalg import matmul
 from .ops.shape import getitem
 
-__all__ = ["Tracer", "TracingError", "UFUNC_IMPLS", "FUNCTION_IMPLS", "as_differentiable",
-           "concrete", "Op"]
+__all__ = ["Tracer", "UFUNC_IMPLS", "FUNCTION_IMPLS"]
 
 DETACH_HELP = (
     "Keep the computation traced: use ardiff.numpy (import ardiff.numpy as anp) instead of "
@@ -144,46 +156,46 @@ class Tracer(TracerBase):
 
     # -- arithmetic (traced) ----------------------------------------------------------
     def __add__(self, other):
-        return anp.add(self, other)
+        return add(self, other)
 
     def __radd__(self, other):
-        return anp.add(other, self)
+        return add(other, self)
 
     def __sub__(self, other):
-        return anp.subtract(self, other)
+        return subtract(self, other)
 
     def __rsub__(self, other):
-        return anp.subtract(other, self)
+        return subtract(other, self)
 
     def __mul__(self, other):
-        return anp.multiply(self, other)
+        return multiply(self, other)
 
     def __rmul__(self, other):
-        return anp.multiply(other, self)
+        return multiply(other, self)
 
     def __truediv__(self, other):
-        return anp.divide(self, other)
+        return divide(self, other)
 
     def __rtruediv__(self, other):
-        return anp.divide(other, self)
+        return divide(other, self)
 
     def __pow__(self, other):
-        return anp.power(self, other)
+        return power(self, other)
 
     def __rpow__(self, other):
-        return anp.power(other, self)
+        return power(other, self)
 
     def __matmul__(self, other):
-        return anp.matmul(self, other)
+        return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return anp.matmul(other, self)
+        return matmul(other, self)
 
     def __mod__(self, other):
-        return anp.remainder(self, other)
+        return remainder(self, other)
 
     def __rmod__(self, other):
-        return anp.remainder(other, self)
+        return remainder(other, self)
 
     def __floordiv__(self, other):
         # piecewise constant: a plain value, recorded as a guard for compiled replays
@@ -199,13 +211,13 @@ class Tracer(TracerBase):
         return other // self, other % self
 
     def __neg__(self):
-        return anp.negative(self)
+        return negative(self)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return anp.absolute(self)
+        return absolute(self)
 
     def __round__(self, ndigits=None):
         return anp.round(self, ndigits or 0)
@@ -466,7 +478,9 @@ def _dispatch_tables() -> tuple[dict, dict]:
                 continue
             if isinstance(target, np.ufunc):
                 ufuncs[target] = impl
-            elif callable(target) and not isinstance(target, type):
+            elif numpy_module is not scipy.special and callable(target) \
+                    and not isinstance(target, type):
+                # scipy.special's plain functions never dispatch (only its ufuncs do)
                 functions[target] = impl
     return ufuncs, functions
 
