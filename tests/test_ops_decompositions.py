@@ -383,6 +383,11 @@ CASES = [
          convolve_args(), ops=("convolve_nd",), dispatch=False),
 ]
 
+# NumPy 1.26 (the oldest supported) has neither svdvals nor cholesky(upper=): its reference
+# forward does not exist there; the ops themselves are covered by the other cases.
+if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+    CASES = [c for c in CASES if c.name not in ("linalg.svdvals", "linalg.cholesky_upper")]
+
 test_decompositions = make_op_test(CASES)
 
 

@@ -401,6 +401,12 @@ PENDING = ("nan_to_num", "polyval", "nanvar", "nanmax", "nanmin", "nanstd",
 PENDING_CASES = [c for c in CASES if c.name in PENDING]
 CASES = [c for c in CASES if c.name not in PENDING]
 
+# Functions whose NumPy reference is NumPy 2 only (trapezoid; quantile weights; tuples from
+# meshgrid and atleast_*d): compared with NumPy only where NumPy has them.
+NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+if not NUMPY2:
+    CASES = [c for c in CASES if c.name not in ("trapezoid", "trapezoid_dx")]
+
 test_numeric = make_op_test(CASES)
 
 # The sparse Jacobian of the one new op (everything else here is composed).
@@ -506,6 +512,8 @@ UNTRACED = [
 
 @pytest.mark.parametrize("name, args, kwargs", UNTRACED, ids=[u[0] for u in UNTRACED])
 def test_untraced_calls_are_exactly_numpy(name, args, kwargs):
+    if not NUMPY2 and name in ("quantile", "meshgrid", "atleast_2d"):
+        pytest.skip("NumPy 1.26 has no quantile weights and returns lists, not tuples")
     expected = getattr(np, name)(*args, **kwargs)
     got = getattr(anp, name)(*args, **kwargs)
     for e, g in zip(expected if isinstance(expected, tuple) else [expected],
