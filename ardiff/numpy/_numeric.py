@@ -12,6 +12,7 @@ import numpy as np
 
 from ..graph import TracerBase, unwrap
 from ..guards import concrete, plain
+from ..op import shape_of
 from ..ops.elementwise import where
 from ..ops.linalg import matmul
 from ._shape import (
@@ -26,10 +27,6 @@ from ._shape import (
     stack,
     untake,
 )
-
-
-def _shape(a) -> tuple:
-    return np.shape(unwrap(a))
 
 
 def _along(axis: int, ndim: int, index) -> tuple:
@@ -52,7 +49,7 @@ def _as_array(a):
 def diff(a, n=1, axis=-1, prepend=NOT_GIVEN, append=NOT_GIVEN):
     """Traced `numpy.diff`: `a[1:] - a[:-1]` along `axis`, `n` times."""
     a = _as_array(a)
-    ndim = len(_shape(a))
+    ndim = len(shape_of(a))
     if ndim == 0:
         raise ValueError("diff requires input that is at least one dimensional")
     axis %= ndim
@@ -60,8 +57,8 @@ def diff(a, n=1, axis=-1, prepend=NOT_GIVEN, append=NOT_GIVEN):
     for extra, where_ in ((prepend, "before"), (append, "after")):
         if extra is NOT_GIVEN:
             continue
-        if len(_shape(extra)) == 0:
-            shape = list(_shape(a))
+        if len(shape_of(extra)) == 0:
+            shape = list(shape_of(a))
             shape[axis] = 1
             extra = broadcast_to(extra, tuple(shape))
         parts.append((where_, extra))
@@ -99,7 +96,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     """Traced `numpy.gradient` with respect to `f` (the spacings carry no gradient):
     second-order central differences inside, one-sided ones at the edges."""
     f = _as_array(f)
-    ndim = len(_shape(f))
+    ndim = len(shape_of(f))
     axes = tuple(range(ndim)) if axis is None else tuple(
         a % ndim for a in np.atleast_1d(axis))
     spacings = [np.asarray(plain(v)) for v in varargs]
@@ -111,7 +108,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         raise TypeError("invalid number of arguments")
     out = []
     for ax, h in zip(axes, spacings):
-        n = _shape(f)[ax]
+        n = shape_of(f)[ax]
         if n < edge_order + 1:
             raise ValueError("Shape of array too small to calculate a numerical gradient, "
                              "at least (edge_order + 1) elements are required.")
@@ -132,7 +129,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     if axis is not None:
         axisa = axisb = axisc = axis
     a, b = moveaxis(_as_array(a), axisa, -1), moveaxis(_as_array(b), axisb, -1)
-    na, nb = _shape(a)[-1], _shape(b)[-1]
+    na, nb = shape_of(a)[-1], shape_of(b)[-1]
     if na not in (2, 3) or nb not in (2, 3):
         raise ValueError("incompatible dimensions for cross product\n"
                          "(dimension must be 2 or 3)")
@@ -169,9 +166,9 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         raise NotImplementedError("ardiff.numpy.interp: period= is not supported on traced "
                                   "values.")
     xp, fp = _as_array(xp), _as_array(fp)
-    if len(_shape(xp)) != 1 or _shape(xp) != _shape(fp):
+    if len(shape_of(xp)) != 1 or shape_of(xp) != shape_of(fp):
         raise ValueError("fp and xp are not of the same length.")
-    n = _shape(xp)[0]
+    n = shape_of(xp)[0]
     if n == 0:
         raise ValueError("array of sample points is empty")
     x_plain = np.asarray(plain(x), dtype=float)
@@ -196,7 +193,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
 # -- convolution ------------------------------------------------------------------------
 def _full_convolution(a, v):
     """`numpy.convolve(a, v, "full")`: windows of the zero-padded `a` times flipped `v`."""
-    n, m = _shape(a)[0], _shape(v)[0]
+    n, m = shape_of(a)[0], shape_of(v)[0]
     zeros = np.zeros(m - 1, dtype=np.result_type(unwrap(a)))
     padded = concatenate([zeros, a, zeros]) if m > 1 else a
     windows = getitem(padded, np.arange(n + m - 1)[:, None] + np.arange(m)[None, :])
@@ -220,9 +217,9 @@ def convolve(a, v, mode="full"):
     """Traced `numpy.convolve` of 1-D arrays (modes full, same, valid), differentiable in
     both: the windows of `a` (an index array) times the reversed `v`."""
     a, v = _as_array(a), _as_array(v)
-    a = reshape(a, (-1,)) if len(_shape(a)) == 0 else a
-    v = reshape(v, (-1,)) if len(_shape(v)) == 0 else v
-    n, m = _shape(a)[0], _shape(v)[0]
+    a = reshape(a, (-1,)) if len(shape_of(a)) == 0 else a
+    v = reshape(v, (-1,)) if len(shape_of(v)) == 0 else v
+    n, m = shape_of(a)[0], shape_of(v)[0]
     if n == 0 or m == 0:
         raise ValueError("convolve: inputs cannot be empty")
     return _mode_slice(_full_convolution(a, v), n, m, mode)
@@ -233,9 +230,9 @@ def correlate(a, v, mode="valid"):
     """Traced `numpy.correlate` of real 1-D arrays: `convolve(a, v[::-1])`, and for a
     longer `v` the reversed correlation of `v` with `a`, as NumPy computes it."""
     a, v = _as_array(a), _as_array(v)
-    a = reshape(a, (-1,)) if len(_shape(a)) == 0 else a
-    v = reshape(v, (-1,)) if len(_shape(v)) == 0 else v
-    n, m = _shape(a)[0], _shape(v)[0]
+    a = reshape(a, (-1,)) if len(shape_of(a)) == 0 else a
+    v = reshape(v, (-1,)) if len(shape_of(v)) == 0 else v
+    n, m = shape_of(a)[0], shape_of(v)[0]
     if n == 0 or m == 0:
         raise ValueError("correlate: inputs cannot be empty")
     if n >= m:
@@ -254,12 +251,12 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     div = (num - 1) if endpoint else num
     start, stop = _as_array(start), _as_array(stop)
     delta = stop - start
-    extra = len(np.broadcast_shapes(_shape(start), _shape(stop)))
+    extra = len(np.broadcast_shapes(shape_of(start), shape_of(stop)))
     steps = np.arange(num, dtype=float).reshape((-1,) + (1,) * extra)
     step = delta / div if div > 0 else np.nan
     y = steps * step + start if div > 0 else steps * delta + start
     if endpoint and num > 1:
-        shape = (1,) + np.broadcast_shapes(_shape(start), _shape(stop))
+        shape = (1,) + np.broadcast_shapes(shape_of(start), shape_of(stop))
         last = reshape(stop * np.ones(shape[1:]), shape)
         y = concatenate([getitem(y, slice(0, num - 1)), last])
     if axis != 0:
@@ -274,7 +271,7 @@ def polyval(p, x):
     """Traced `numpy.polyval` by Horner's scheme, differentiable in `p` and `x`."""
     p = _as_array(p)
     y = np.zeros(np.shape(plain(x)))
-    for k in range(_shape(p)[0]):
+    for k in range(shape_of(p)[0]):
         y = y * x + getitem(p, k)
     return y
 
@@ -288,16 +285,16 @@ def select(condlist, choicelist, default=0):
     result = default
     for cond, choice in zip(condlist[::-1], choicelist[::-1]):
         result = where(np.asarray(concrete(np.asarray, cond), dtype=bool), choice, result)
-    shape = np.broadcast_shapes(*(_shape(c) for c in list(condlist) + list(choicelist)),
-                                _shape(default))
-    return result if _shape(result) == shape else broadcast_to(result, shape)
+    shape = np.broadcast_shapes(*(shape_of(c) for c in list(condlist) + list(choicelist)),
+                                shape_of(default))
+    return result if shape_of(result) == shape else broadcast_to(result, shape)
 
 
 @numpy_when_plain
 def piecewise(x, condlist, funclist, *args, **kw):
     """Traced `numpy.piecewise`: each function sees only the elements of its condition
     (later conditions win, as in NumPy); elements no condition covers are 0."""
-    shape = _shape(x)
+    shape = shape_of(x)
     if isinstance(condlist, np.ndarray) and condlist.ndim == len(shape) or \
             not isinstance(condlist, (list, tuple)):
         condlist = [condlist]
@@ -315,7 +312,7 @@ def piecewise(x, condlist, funclist, *args, **kw):
         elif cond.any():
             index = np.nonzero(cond)
             values = fun(getitem(x, index), *args, **kw)
-            values = broadcast_to(values, (len(index[0]),)) if len(_shape(values)) == 0 \
+            values = broadcast_to(values, (len(index[0]),)) if len(shape_of(values)) == 0 \
                 else values
             out = where(cond, untake(values, index, shape), out)
     return out
@@ -364,7 +361,7 @@ def real(val):
 def imag(val):
     """`numpy.imag` of a real traced value: zeros (plain, no gradient)."""
     _real_only("imag", val)
-    return np.zeros(_shape(val), dtype=np.result_type(unwrap(val)))
+    return np.zeros(shape_of(val), dtype=np.result_type(unwrap(val)))
 
 
 @numpy_when_plain

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..graph import TracerBase, unwrap
 from ..guards import concrete
+from ..op import shape_of
 from ..ops.elementwise import add, where
 
 # ops whose namespace wrapper below keeps the NumPy name: imported under a private alias
@@ -21,10 +22,6 @@ from ..ops.shape import concatenate as _concatenate
 from ..ops.shape import getitem, untake
 from ..ops.shape import reshape as _reshape
 from ..ops.shape import transpose as _transpose
-
-
-def _shape(a):
-    return np.shape(unwrap(a))
 
 
 def contains_tracer(obj) -> bool:
@@ -91,14 +88,14 @@ def transpose(a, axes=None):
 
 def swapaxes(a, axis1, axis2):
     """Traced `numpy.swapaxes`."""
-    perm = list(range(len(_shape(a))))
+    perm = list(range(len(shape_of(a))))
     perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
     return _transpose(a, tuple(perm))
 
 
 def moveaxis(a, source, destination):
     """Traced `numpy.moveaxis`."""
-    ndim = len(_shape(a))
+    ndim = len(shape_of(a))
     src = [s % ndim for s in np.atleast_1d(source)]
     dst = [d % ndim for d in np.atleast_1d(destination)]
     order = [n for n in range(ndim) if n not in src]
@@ -109,12 +106,12 @@ def moveaxis(a, source, destination):
 
 def expand_dims(a, axis):
     """Traced `numpy.expand_dims`."""
-    return _reshape(a, _shape_after(np.expand_dims, _shape(a), axis))
+    return _reshape(a, _shape_after(np.expand_dims, shape_of(a), axis))
 
 
 def squeeze(a, axis=None):
     """Traced `numpy.squeeze`."""
-    return _reshape(a, _shape_after(np.squeeze, _shape(a), axis))
+    return _reshape(a, _shape_after(np.squeeze, shape_of(a), axis))
 
 
 def broadcast_to(a, shape):
@@ -125,20 +122,20 @@ def broadcast_to(a, shape):
 
 def atleast_1d(*arys):
     """Traced `numpy.atleast_1d` (a tuple for several arrays, as in NumPy 2)."""
-    out = [a if len(_shape(a)) >= 1 else _reshape(a, (1,)) for a in arys]
+    out = [a if len(shape_of(a)) >= 1 else _reshape(a, (1,)) for a in arys]
     return out[0] if len(out) == 1 else tuple(out)
 
 
 def atleast_2d(*arys):
     """Traced `numpy.atleast_2d` (a tuple for several arrays, as in NumPy 2)."""
-    out = [a if len(_shape(a)) >= 2 else _reshape(a, (1,) * (2 - len(_shape(a))) + _shape(a))
+    out = [a if len(shape_of(a)) >= 2 else _reshape(a, (1,) * (2 - len(shape_of(a))) + shape_of(a))
            for a in arys]
     return out[0] if len(out) == 1 else tuple(out)
 
 
 def atleast_3d(*arys):
     """Traced `numpy.atleast_3d` (a tuple for several arrays, as in NumPy 2)."""
-    out = [_reshape(a, _shape_after(np.atleast_3d, _shape(a))) for a in arys]
+    out = [_reshape(a, _shape_after(np.atleast_3d, shape_of(a))) for a in arys]
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -157,7 +154,7 @@ def stack(arrays, axis=0, out=None, **kwargs):
     arrays = list(arrays)
     if not arrays:
         raise ValueError("need at least one array to stack")
-    ndim = len(_shape(arrays[0])) + 1
+    ndim = len(shape_of(arrays[0])) + 1
     axis = axis % ndim
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, out=out)
 
@@ -165,7 +162,7 @@ def stack(arrays, axis=0, out=None, **kwargs):
 def hstack(tup, **kwargs):
     """Traced `numpy.hstack`."""
     arrays = [atleast_1d(a) for a in tup]
-    return concatenate(arrays, axis=0 if len(_shape(arrays[0])) == 1 else 1)
+    return concatenate(arrays, axis=0 if len(shape_of(arrays[0])) == 1 else 1)
 
 
 def vstack(tup, **kwargs):
@@ -178,8 +175,8 @@ def _along(axis, ndim, index):
 
 
 def _split_with(np_split, ary, indices_or_sections, axis):
-    ndim = len(_shape(ary))
-    pieces = np_split(np.arange(_shape(ary)[axis]), indices_or_sections)
+    ndim = len(shape_of(ary))
+    pieces = np_split(np.arange(shape_of(ary)[axis]), indices_or_sections)
     out = []
     for p in pieces:
         start = int(p[0]) if len(p) else 0
@@ -199,7 +196,7 @@ def array_split(ary, indices_or_sections, axis=0):
 
 def hsplit(ary, indices_or_sections):
     """Traced `numpy.hsplit`."""
-    return split(ary, indices_or_sections, axis=1 if len(_shape(ary)) > 1 else 0)
+    return split(ary, indices_or_sections, axis=1 if len(shape_of(ary)) > 1 else 0)
 
 
 def vsplit(ary, indices_or_sections):
@@ -215,20 +212,20 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     indices = plain_indices(indices)
     if axis is None:
         a, axis = ravel(a), 0
-    n = _shape(a)[axis]
+    n = shape_of(a)[axis]
     if mode == "wrap":
         indices = indices % n
     elif mode == "clip":
         indices = np.clip(indices, 0, n - 1)
     elif mode != "raise":
         raise ValueError(f"ardiff.numpy.take: unknown mode {mode!r}.")
-    return getitem(a, _along(axis, len(_shape(a)), indices))
+    return getitem(a, _along(axis, len(shape_of(a)), indices))
 
 
 def _reindex(a, axis, index_fun):
     """Reorder/copy `a` along `axis` by an integer index computed from arange."""
-    n = _shape(a)[axis]
-    return getitem(a, _along(axis, len(_shape(a)), index_fun(np.arange(n))))
+    n = shape_of(a)[axis]
+    return getitem(a, _along(axis, len(shape_of(a)), index_fun(np.arange(n))))
 
 
 def repeat(a, repeats, axis=None):
@@ -241,7 +238,7 @@ def repeat(a, repeats, axis=None):
 def tile(A, reps):
     """Traced `numpy.tile`."""
     reps = (int(reps),) if np.isscalar(reps) else tuple(reps)
-    shape = _shape(A)
+    shape = shape_of(A)
     n = max(len(shape), len(reps))
     A = _reshape(A, (1,) * (n - len(shape)) + shape)
     reps = (1,) * (n - len(reps)) + reps
@@ -253,7 +250,7 @@ def tile(A, reps):
 
 def flip(m, axis=None):
     """Traced `numpy.flip`."""
-    ndim = len(_shape(m))
+    ndim = len(shape_of(m))
     axes = range(ndim) if axis is None else [a % ndim for a in np.atleast_1d(axis)]
     index = tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(ndim))
     return getitem(m, index)
@@ -272,7 +269,7 @@ def flipud(m):
 def roll(a, shift, axis=None):
     """Traced `numpy.roll`."""
     if axis is None:
-        return reshape(roll(ravel(a), shift, 0), _shape(a))
+        return reshape(roll(ravel(a), shift, 0), shape_of(a))
     shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
     for s, ax in zip(shifts, axes):
         a = _reindex(a, int(ax), lambda i, s=s: np.roll(i, s))
@@ -282,24 +279,24 @@ def roll(a, shift, axis=None):
 def diagonal(a, offset=0, axis1=0, axis2=1):
     """Traced `numpy.diagonal` (the diagonal becomes the last axis, as in NumPy)."""
     moved = moveaxis(a, (axis1, axis2), (-2, -1))
-    n, m = _shape(moved)[-2:]
+    n, m = shape_of(moved)[-2:]
     rows = np.arange(max(0, -offset), min(n, m - offset))
     return getitem(moved, (Ellipsis, rows, rows + offset))
 
 
 def diag(v, k=0):
     """Traced `numpy.diag`: extract a diagonal (2-D) or build a diagonal matrix (1-D)."""
-    if len(_shape(v)) == 2:
+    if len(shape_of(v)) == 2:
         return diagonal(v, k)
-    if len(_shape(v)) != 1:
+    if len(shape_of(v)) != 1:
         raise ValueError("diag: input must be 1-D or 2-D")
-    n = _shape(v)[0] + abs(k)
-    rows = np.arange(_shape(v)[0]) + max(0, -k)
+    n = shape_of(v)[0] + abs(k)
+    rows = np.arange(shape_of(v)[0]) + max(0, -k)
     return untake(v, (rows, rows + k), (n, n))
 
 
 def _triangle(np_fun, m, k):
-    mask = np_fun(np.ones(_shape(m)[-2:], dtype=bool), k)
+    mask = np_fun(np.ones(shape_of(m)[-2:], dtype=bool), k)
     return where(mask, m, 0.0)
 
 
@@ -315,7 +312,7 @@ def tril(m, k=0):
 
 def pad(array, pad_width, mode="constant", **kwargs):
     """Traced `numpy.pad` for modes constant, edge, reflect, symmetric and wrap."""
-    shape = _shape(array)
+    shape = shape_of(array)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (len(shape), 2))
     if mode == "constant":
         inner = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, shape))
@@ -338,7 +335,7 @@ def take_along_axis(arr, indices, axis):
     indices = plain_indices(indices)
     if axis is None:
         return getitem(ravel(arr), indices)
-    axis = axis % len(_shape(arr))
+    axis = axis % len(shape_of(arr))
     grids = list(np.ogrid[tuple(slice(n) for n in indices.shape)])
     grids[axis] = indices
     return getitem(arr, tuple(grids))
@@ -356,7 +353,7 @@ def sort(a, axis=-1, kind=None, order=None):
 # -- more reorderings, joins and splits (composed; NumPy's own when nothing is traced) ------
 def _labelled(a) -> np.ndarray:
     """Element numbers 1..size arranged like `a` (0 is left free for "not from `a`")."""
-    return np.arange(1, int(np.prod(_shape(a), dtype=np.int64)) + 1).reshape(_shape(a))
+    return np.arange(1, int(np.prod(shape_of(a), dtype=np.int64)) + 1).reshape(shape_of(a))
 
 
 def _gather_labels(labels: np.ndarray, first, second=None):
@@ -375,7 +372,7 @@ def _gather_labels(labels: np.ndarray, first, second=None):
 @numpy_when_plain
 def rot90(m, k=1, axes=(0, 1)):
     """Traced `numpy.rot90`: a flip and a transposition."""
-    ndim = len(_shape(m))
+    ndim = len(shape_of(m))
     axes = tuple(a % ndim for a in axes)
     if len(axes) != 2 or axes[0] == axes[1]:
         raise ValueError("ardiff.numpy.rot90: axes must be two different axes.")
@@ -394,7 +391,7 @@ def rot90(m, k=1, axes=(0, 1)):
 @numpy_when_plain
 def rollaxis(a, axis, start=0):
     """Traced `numpy.rollaxis`."""
-    ndim = len(_shape(a))
+    ndim = len(shape_of(a))
     axis %= ndim
     start = start + ndim if start < 0 else start
     if not 0 <= start <= ndim:
@@ -435,7 +432,7 @@ def delete(arr, obj, axis=None):
 @numpy_when_plain
 def dsplit(ary, indices_or_sections):
     """Traced `numpy.dsplit` (along the third axis)."""
-    if len(_shape(ary)) < 3:
+    if len(shape_of(ary)) < 3:
         raise ValueError("dsplit only works on arrays of 3 or more dimensions")
     return split(ary, indices_or_sections, axis=2)
 
@@ -450,7 +447,7 @@ def dstack(tup):
 @numpy_when_plain
 def column_stack(tup):
     """Traced `numpy.column_stack`: 1-D arrays become columns."""
-    arrays = [_reshape(a, (-1, 1)) if len(_shape(a)) < 2 else a for a in tup]
+    arrays = [_reshape(a, (-1, 1)) if len(shape_of(a)) < 2 else a for a in tup]
     return concatenate(arrays, axis=1)
 
 
@@ -484,11 +481,11 @@ def block(arrays):
     """Traced `numpy.block`: the innermost lists are joined along the last axis, the
     next ones along the second to last, and so on."""
     depth = _nesting_depth(arrays)
-    ndim = max([depth] + [len(_shape(a)) for a in _leaves(arrays)])
+    ndim = max([depth] + [len(shape_of(a)) for a in _leaves(arrays)])
 
     def assemble(obj, level):
         if not isinstance(obj, list):
-            shape = _shape(obj)
+            shape = shape_of(obj)
             return _reshape(obj, (1,) * (ndim - len(shape)) + shape)
         parts = [assemble(item, level + 1) for item in obj]
         return _concatenate(*parts, axis=ndim - depth + level)
@@ -508,7 +505,7 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
         out[0] = _reshape(out[0], (1, -1) + ones[2:])
         out[1] = _reshape(out[1], (-1, 1) + ones[2:])
     if not sparse:
-        shape = np.broadcast_shapes(*(_shape(o) for o in out))
+        shape = np.broadcast_shapes(*(shape_of(o) for o in out))
         out = [_broadcast_to(o, shape) for o in out]
     return tuple(out)
 

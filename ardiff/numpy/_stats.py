@@ -21,6 +21,7 @@ import numpy as np
 
 from ..graph import TracerBase, unwrap
 from ..guards import concrete
+from ..op import shape_of
 from ..ops.elementwise import clip, sqrt, where
 from ..ops.linalg import dot
 from ..ops.reduce import cumprod, cumsum, max_, mean, min_, prod, sum_
@@ -35,10 +36,6 @@ from ._shape import (
     take_along_axis,
     transpose,
 )
-
-
-def _shape(a) -> tuple:
-    return np.shape(unwrap(a))
 
 
 def axis_argument(axis):
@@ -168,7 +165,7 @@ def _sorted_along_last(a, axis):
 
 def _reduced_last(a, axis):
     """`(a with the reduced axes moved last and flattened into one, kept shape)`."""
-    shape = _shape(a)
+    shape = shape_of(a)
     ndim = len(shape)
     if axis is None:
         axes = tuple(range(ndim))
@@ -185,7 +182,7 @@ def _finish(values, q_shape, kept, keepdims):
     """Order statistics shaped `rest + q_shape` -> NumPy's `q_shape + result shape`."""
     nq = len(q_shape)
     if nq:
-        ndim = len(_shape(values))
+        ndim = len(shape_of(values))
         values = moveaxis(values, tuple(range(ndim - nq, ndim)), tuple(range(nq)))
     if keepdims:
         values = reshape(values, q_shape + kept)
@@ -198,7 +195,7 @@ def _order_statistics(a, q, axis, method, keepdims, name):
     if np.any((q_plain < 0) | (q_plain > 1)):
         raise ValueError(f"ardiff.numpy.{name}: quantiles must be in the range [0, 1]")
     values, kept = _sorted_along_last(a, axis)
-    n = _shape(values)[-1]
+    n = shape_of(values)[-1]
     virtual = q_plain * (n - 1)
     below = np.clip(np.floor(virtual), 0, n - 1).astype(np.intp)
     above = np.clip(below + 1, 0, n - 1)
@@ -259,7 +256,7 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     ones for an even count (each then gets half of the gradient)."""
     _no_out("median", out)
     values, kept = _sorted_along_last(a, axis)
-    n = _shape(values)[-1]
+    n = shape_of(values)[-1]
     if n % 2:
         out = getitem(values, (Ellipsis, n // 2))
     else:
@@ -277,20 +274,20 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
         scale = np.asarray(np.size(unwrap(a)) / max(np.size(unwrap(avg)), 1),
                            dtype=np.result_type(unwrap(avg)))
     else:
-        if _shape(weights) != _shape(a):
+        if shape_of(weights) != shape_of(a):
             if axis is None:
                 raise TypeError("Axis must be specified when shapes of a and weights differ.")
-            axes = tuple(np.atleast_1d(axis) % len(_shape(a)))
-            if _shape(weights) != tuple(_shape(a)[ax] for ax in axes):
+            axes = tuple(np.atleast_1d(axis) % len(shape_of(a)))
+            if shape_of(weights) != tuple(shape_of(a)[ax] for ax in axes):
                 raise ValueError("Shape of weights must be consistent with shape of a "
                                  "along specified axis.")
-            weights = reshape(weights, tuple(_shape(a)[i] if i in axes else 1
-                                             for i in range(len(_shape(a)))))
-        scale = sum_(weights * np.ones(_shape(a)), axis=axis, keepdims=bool(keepdims))
+            weights = reshape(weights, tuple(shape_of(a)[i] if i in axes else 1
+                                             for i in range(len(shape_of(a)))))
+        scale = sum_(weights * np.ones(shape_of(a)), axis=axis, keepdims=bool(keepdims))
         avg = sum_(a * weights, axis=axis, keepdims=bool(keepdims)) / scale
     if returned:
-        if _shape(scale) != _shape(avg):
-            scale = scale * np.ones(_shape(avg))
+        if shape_of(scale) != shape_of(avg):
+            scale = scale * np.ones(shape_of(avg))
         return avg, scale
     return avg
 
@@ -305,7 +302,7 @@ def ptp(a, axis=None, out=None, keepdims=False):
 
 
 def _as_2d(x):
-    shape = _shape(x)
+    shape = shape_of(x)
     return reshape(x, (1,) * (2 - len(shape)) + shape) if len(shape) < 2 else x
 
 
@@ -313,14 +310,14 @@ def _as_2d(x):
 def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *,
         dtype=None):
     """Traced `numpy.cov` (the weights `fweights`/`aweights` carry no gradient)."""
-    if len(_shape(m)) > 2:
+    if len(shape_of(m)) > 2:
         raise ValueError("m has more than 2 dimensions")
     x = _as_2d(m)
-    if not rowvar and _shape(x)[0] != 1:
+    if not rowvar and shape_of(x)[0] != 1:
         x = transpose(x)
     if y is not None:
         y = _as_2d(y)
-        if not rowvar and _shape(y)[0] != 1:
+        if not rowvar and shape_of(y)[0] != 1:
             y = transpose(y)
         x = concatenate((x, y), axis=0)
     if ddof is None:
@@ -331,7 +328,7 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     if aweights is not None:
         aw = np.asarray(unwrap(aweights), dtype=float)
         w = aw if w is None else w * aw
-    n = _shape(x)[1]
+    n = shape_of(x)[1]
     if w is None:
         avg = mean(x, axis=1)
         fact = n - ddof
@@ -355,7 +352,7 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     """Traced `numpy.corrcoef`: `cov / sqrt(outer(var, var))`, clipped to [-1, 1] as
     in NumPy (the diagonal, 1 up to rounding, has gradient 0 there)."""
     c = cov(x, y, rowvar)
-    if len(_shape(c)) == 0:
+    if len(shape_of(c)) == 0:
         return c / c
     std = sqrt(diagonal(c))
     c = c / reshape(std, (-1, 1))
@@ -367,13 +364,13 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     """Traced `numpy.trapezoid`: `sum(d * (y[1:] + y[:-1]) / 2)` along `axis`, with
     gradients with respect to `y` and to the sample points `x` (or `dx`)."""
-    ndim = len(_shape(y))
+    ndim = len(shape_of(y))
     axis %= ndim
     upper = (slice(None),) * axis + (slice(1, None),)
     lower = (slice(None),) * axis + (slice(None, -1),)
     if x is None:
         d = dx
-    elif len(_shape(x)) == 1:
+    elif len(shape_of(x)) == 1:
         d = getitem(x, slice(1, None)) - getitem(x, slice(None, -1))
         d = reshape(d, tuple(-1 if i == axis else 1 for i in range(ndim)))
     else:
