@@ -196,6 +196,11 @@ def reals(shape, lo: float = -3.0, hi: float = 3.0):
     return hnp.arrays(np.float64, shape, elements=st.floats(lo, hi, allow_subnormal=False))
 
 
+def between(lo: float, hi: float):
+    """A strategy factory: float64 arrays of a given shape with elements in [lo, hi]."""
+    return lambda shape: reals(shape, lo, hi)
+
+
 def nonzero(shape, lo: float = 0.2, hi: float = 3.0):
     """Float64 arrays with lo <= |element| <= hi, either sign."""
     return st.tuples(reals(shape, lo, hi), hnp.arrays(np.bool_, shape)).map(

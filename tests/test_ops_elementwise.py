@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_ops import (
     Case,
+    between,
     broadcast_shapes,
     grid,
     make_op_test,
@@ -24,11 +25,6 @@ from test_ops import (
     special,
     two_args,
 )
-
-
-def between(lo, hi):
-    """Values in [lo, hi]."""
-    return lambda shape: reals(shape, lo, hi)
 
 
 def away_from_integers(shape, scale=1.0):

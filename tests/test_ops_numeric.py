@@ -18,16 +18,12 @@ import pytest
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_ops import Case, grid, make_op_test, nonzero, one_arg, reals, shapes
+from test_ops import Case, between, grid, make_op_test, nonzero, one_arg, reals, shapes
 
 import ardiff
 import ardiff.numpy as anp
 from ardiff import Tracer
 from ardiff.testing import check_grads
-
-
-def between(lo, hi):
-    return lambda shape: reals(shape, lo, hi)
 
 
 def args_of(*strategies, **kwargs):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from test_ops import (
     Case,
     axes,
+    between,
     broadcast_shapes,
     make_op_test,
     nonzero,
@@ -31,11 +32,6 @@ from test_ops import (
 import ardiff
 import ardiff.numpy as anp
 import ardiff.scipy.special as asp
-
-
-def between(lo, hi):
-    """Values in [lo, hi]."""
-    return lambda shape: reals(shape, lo, hi)
 
 
 def off_the_poles(shape):
