@@ -376,6 +376,25 @@ def asarray(obj, dtype=None, **kwargs):
     return _np.asarray(obj, dtype=dtype, **kwargs)
 
 
+def full(shape, fill_value, dtype=None, order="C", **kwargs):
+    """Like `numpy.full`; a traced `fill_value` is broadcast to `shape` and stays traced
+    (autograd's examples write `np.full(x.shape, g)` inside VJPs)."""
+    if not _contains_tracer(fill_value) or _integer_kind(dtype):
+        return _np.full(shape, _plain(fill_value), dtype=dtype, order=order, **kwargs)
+    value = asarray(fill_value) if dtype is None else _astype(asarray(fill_value), dtype)
+    return broadcast_to(value, shape)
+
+
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    """Like `numpy.full_like`; a traced `fill_value` stays traced (see `full`)."""
+    if not _contains_tracer(fill_value):
+        return _np.full_like(_plain(a), fill_value, dtype=dtype, order=order, subok=subok,
+                             shape=shape)
+    a_plain = _plain(a)
+    target = _np.shape(a_plain) if shape is None else shape
+    return full(target, fill_value, dtype=_np.result_type(a_plain) if dtype is None else dtype)
+
+
 def _without_gradient(name):
     fun = getattr(_np, name)
 
@@ -390,7 +409,7 @@ def _without_gradient(name):
 #: The NumPy functions offered here on plain values: their results carry no gradient.
 WITHOUT_GRADIENT = (
     "argmax argmin argsort argwhere nonzero count_nonzero flatnonzero searchsorted shape ndim "
-    "size zeros_like ones_like empty_like full_like isnan isinf isfinite isclose allclose "
+    "size zeros_like ones_like empty_like isnan isinf isfinite isclose allclose "
     "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
     "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
