@@ -45,6 +45,11 @@ class Method:
         the paper's training code).
     rules : rule or list of rules, optional
         Local-rule variants from `ardiff.rules` (need `solver="relax"`).
+    closed_form : bool
+        Compute the state after `steps` steps in closed form (the default): the same
+        numbers as stepping up to rounding, from D sweeps of the layers (D = 3 on the
+        paper's MLP) instead of T (`ardiff.solvers.closed_form`).  False steps
+        explicitly, T sweeps.
     """
 
     solver: str = "relax"
@@ -53,6 +58,7 @@ class Method:
     init: str = "forward"
     schedule: str = "parallel"
     rules: Any = None
+    closed_form: bool = True
 
     def __post_init__(self):
         if self.solver not in ("backprop", "relax"):
@@ -93,11 +99,14 @@ def backprop() -> Method:
 
 
 def relaxation(eta: float = 0.1, steps: int = 100, init: str = "forward",
-               schedule: str = "parallel", rules: Any = None) -> Method:
+               schedule: str = "parallel", rules: Any = None,
+               closed_form: bool = True) -> Method:
     """Activation Relaxation; defaults are the paper's (eta 0.1, T = 100, forward init,
-    all layers updated in parallel as in Algorithm 1)."""
+    all layers updated in parallel as in Algorithm 1), the state after T steps computed
+    in closed form (`closed_form=False`: stepped explicitly, same numbers up to
+    rounding)."""
     return Method(solver="relax", eta=eta, steps=steps, init=init, schedule=schedule,
-                  rules=rules)
+                  rules=rules, closed_form=closed_form)
 
 
 @dataclass
@@ -130,8 +139,10 @@ def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | 
     if method.solver == "backprop":
         result = run_backprop(plan, seed)
     else:
+        # tol=0: the T steps are the method (the paper's fixed budget), not a stopping rule
         result = run_relaxation(plan, seed, eta=method.eta, schedule=method.schedule,
-                                init=method.init, tol=0.0, max_iter=int(method.steps))
+                                init=method.init, tol=0.0, max_iter=int(method.steps),
+                                closed_form=method.closed_form)
     return BatchGradients(float(loss(output, target)), output, result.grads, result, seed,
                           graph, out, params)
 

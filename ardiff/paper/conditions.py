@@ -1,6 +1,6 @@
 """The seven training conditions of the paper's Figures 2 and 3.
 
-Each condition is a factory `make(seed, eta, steps, init, schedule) -> Method`;
+Each condition is a factory `make(seed, eta, steps, init, schedule, closed_form) -> Method`;
 rules carry state (random or learned backward matrices), so every run builds its
 own.  The random matrices are seeded with the run's seed.
 """
@@ -23,15 +23,18 @@ class Condition:
     build: Callable[..., Method]
 
     def method(self, seed: int = 0, eta: float = 0.1, steps: int = 100, init: str = "forward",
-               schedule: str = "parallel") -> Method:
-        """The `ardiff.nn.Method` of this condition for one run."""
-        return self.build(seed=seed, eta=eta, steps=steps, init=init, schedule=schedule)
+               schedule: str = "parallel", closed_form: bool = True) -> Method:
+        """The `ardiff.nn.Method` of this condition for one run (AR conditions: the state
+        after `steps` steps in closed form unless `closed_form=False`)."""
+        return self.build(seed=seed, eta=eta, steps=steps, init=init, schedule=schedule,
+                          closed_form=closed_form)
 
 
 def _ar(rules_factory=None):
-    def build(seed, eta, steps, init, schedule):
+    def build(seed, eta, steps, init, schedule, closed_form):
         rules = None if rules_factory is None else rules_factory(seed)
-        return relaxation(eta=eta, steps=steps, init=init, schedule=schedule, rules=rules)
+        return relaxation(eta=eta, steps=steps, init=init, schedule=schedule, rules=rules,
+                          closed_form=closed_form)
     return build
 
 

@@ -45,6 +45,10 @@ class TrainingConfig:
     steps: int = 100
     init: str = "forward"
     schedule: str = "parallel"
+    # the state after `steps` steps in closed form (same numbers as stepping up to
+    # rounding, D = 3 sweeps instead of T); part of the settings so that a run stepped
+    # explicitly is not reused as if it were this one
+    closed_form: bool = True
     train_size: int | None = None
     test_size: int | None = None
     angle_every: int = 100
@@ -78,7 +82,7 @@ def train_one(config: TrainingConfig, condition: str, seed: int, data: dict, out
     """Train one condition with one seed, saving after every epoch; returns the run dict."""
     cond = get_condition(condition)
     method = cond.method(seed=seed, eta=config.eta, steps=config.steps, init=config.init,
-                         schedule=config.schedule)
+                         schedule=config.schedule, closed_form=config.closed_form)
     model = MLP(config.sizes, activation=config.activation, init_std=config.init_std,
                 seed=seed)
     if config.optimizer not in OPTIMIZERS:
