@@ -9,6 +9,7 @@ hand-written model.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +28,10 @@ def _inner(a_leaves, b_leaves):
     return sum(float(np.sum(np.asarray(a) * np.asarray(b))) for a, b in zip(a_leaves, b_leaves))
 
 
-def _check_jvp(fun: Callable, argnum: int, args: tuple, direction: list, rebuild: Callable,
-               plus: Any, minus: Any, eps: float, rtol: float, atol: float,
-               options: dict) -> None:
+def _check_jvp(fun: Callable, x: Any, direction: list, rebuild: Callable, plus: Any,
+               minus: Any, eps: float, rtol: float, atol: float, options: dict) -> None:
     """J·d as the VJP of the VJP (reverse mode twice), against central differences."""
-    vjp, value = make_vjp(fun, argnum, **options)(*args)
+    vjp, value = make_vjp(fun, 0, **options)(x)
     d = rebuild(direction)
 
     def along(u):
@@ -46,21 +46,90 @@ def _check_jvp(fun: Callable, argnum: int, args: tuple, direction: list, rebuild
             f"ardiff gives {jvp!r}, finite differences give {numeric!r}.")
 
 
-def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, modes: Any = ("rev",),
+def _unary(fun: Callable, argnum: Any, args: tuple, kwargs: dict) -> tuple[Callable, Any]:
+    """`(g, x)`: `fun` as a function of the checked arguments alone, with one flat output.
+
+    An integer `argnum` checks `args[argnum]`; a sequence checks the tuple of those
+    arguments (autograd's convention).  An output that is a container (a tuple of
+    arrays, say) is concatenated into one vector so that one seed covers every part.
+    """
+    if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
+        nums, x = (int(argnum),), args[argnum]
+    elif isinstance(argnum, (tuple, list)) and all(
+            isinstance(n, (int, np.integer)) for n in argnum):
+        nums, x = tuple(int(n) for n in argnum), tuple(args[n] for n in argnum)
+    else:
+        raise TypeError(f"check_grads: argnum must be an int or a sequence of ints, got "
+                        f"{argnum!r}.")
+    single = len(nums) == 1 and not isinstance(argnum, (tuple, list))
+
+    def g(value):
+        new_args = list(args)
+        for n, part in zip(nums, (value,) if single else value):
+            new_args[n] = part
+        out = fun(*new_args, **kwargs)
+        leaves, _ = flatten(out)
+        if len(leaves) == 1:
+            return leaves[0]
+        return anp.concatenate([anp.ravel(leaf) for leaf in leaves])
+
+    g.__name__ = getattr(fun, "__name__", "fun")
+    return g, x
+
+
+def _check_unary(fun: Callable, x: Any, order: int, modes: tuple, eps: float, rtol: float,
+                 atol: float, seed: int, options: dict) -> None:
+    rng = np.random.default_rng(seed)
+    x_leaves, rebuild = flatten(x)
+    x_leaves = [np.asarray(leaf, dtype=np.float64) for leaf in x_leaves]
+    direction = _random_like(rng, x_leaves)
+
+    def at(t):
+        return rebuild([leaf + t * d for leaf, d in zip(x_leaves, direction)])
+
+    vjp, value = make_vjp(fun, 0, **options)(x)
+    u = rng.standard_normal(np.shape(value))
+    if np.ndim(value) == 0:
+        u = np.float64(u)
+    plus = np.asarray(fun(at(eps)), dtype=np.float64)
+    minus = np.asarray(fun(at(-eps)), dtype=np.float64)
+    numeric = float(np.sum(u * (plus - minus))) / (2 * eps)
+    if "fwd" in modes:
+        _check_jvp(fun, x, direction, rebuild, plus, minus, eps, rtol, atol, options)
+    analytic = _inner(flatten(vjp(u))[0], direction)
+    if "rev" in modes and not np.isclose(analytic, numeric, rtol=rtol, atol=atol):
+        raise AssertionError(
+            f"check_grads: derivative mismatch for {getattr(fun, '__name__', fun)}: "
+            f"ardiff gives {analytic!r}, finite differences give {numeric!r}.")
+    if order > 1:
+        def projected_vjp(a):
+            vjp_a, _ = make_vjp(fun, 0, **options)(a)
+            grads = flatten(vjp_a(u))[0]
+            return sum(anp.sum(g * d) for g, d in zip(grads, direction))
+
+        projected_vjp.__name__ = f"vjp_{getattr(fun, '__name__', 'fun')}"
+        _check_unary(projected_vjp, x, order - 1, ("rev",), eps, rtol, atol, seed + 1,
+                     options)
+
+
+def check_grads(fun: Callable, argnum: Any = 0, order: int = 2, *, modes: Any = ("rev",),
                 eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-6, seed: int = 0,
                 **options: Any) -> Callable:
-    """Return a checker `(*args) -> None` that raises AssertionError on a mismatch.
+    """Return a checker `(*args, **kwargs) -> None` that raises AssertionError on a mismatch.
 
     Accepts autograd's call, `check_grads(fun, modes=["fwd", "rev"], order=2)(*args)`
     (with keywords: autograd's third positional parameter is `modes`, ardiff's is
-    `order`).
+    `order`).  Keyword arguments given to the checker are passed on to `fun` and not
+    differentiated.
 
     Parameters
     ----------
     fun : callable
-        Function of NumPy-like arguments returning an array or scalar.
-    argnum : int
-        Which positional argument to perturb (it may be a nested container).
+        Function of NumPy-like arguments returning an array or scalar, or a container
+        (tuple, list, dict) of them: its parts are checked together.
+    argnum : int or sequence of int
+        Which positional argument to perturb (it may be a nested container); with a
+        sequence, the tuple of those arguments is perturbed together.
     order : int
         Highest derivative order to check (1 = gradients, 2 = also Hessian-vector
         products, ...).
@@ -84,7 +153,7 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, modes: Any = 
     Returns
     -------
     callable
-        `checker(*args)`, which returns None or raises AssertionError.
+        `checker(*args, **kwargs)`, which returns None or raises AssertionError.
     """
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     unknown = [m for m in modes if m not in ("fwd", "rev")]
@@ -92,45 +161,40 @@ def check_grads(fun: Callable, argnum: int = 0, order: int = 2, *, modes: Any = 
         raise ValueError(f"check_grads: modes must be a non-empty sequence of 'fwd' and "
                          f"'rev', got {modes!r}.")
 
-    def checker(*args):
-        rng = np.random.default_rng(seed)
-        x = args[argnum]
-        x_leaves, rebuild = flatten(x)
-        x_leaves = [np.asarray(leaf, dtype=np.float64) for leaf in x_leaves]
-        direction = _random_like(rng, x_leaves)
+    def checker(*args, **kwargs):
+        g, x = _unary(fun, argnum, args, kwargs)
+        _check_unary(g, x, order, modes, eps, rtol, atol, seed, options)
 
-        def at(t):
-            shifted = [leaf + t * d for leaf, d in zip(x_leaves, direction)]
-            new_args = list(args)
-            new_args[argnum] = rebuild(shifted)
-            return new_args
+    return checker
 
-        vjp, value = make_vjp(fun, argnum, **options)(*args)
-        out_leaves, _ = flatten(value)
-        if len(out_leaves) != 1:
-            raise TypeError("check_grads: fun must return a single array or scalar.")
-        u = rng.standard_normal(np.shape(value))
-        if np.ndim(value) == 0:
-            u = np.float64(u)
-        plus = np.asarray(fun(*at(eps)), dtype=np.float64)
-        minus = np.asarray(fun(*at(-eps)), dtype=np.float64)
-        numeric = float(np.sum(u * (plus - minus))) / (2 * eps)
-        if "fwd" in modes:
-            _check_jvp(fun, argnum, args, direction, rebuild, plus, minus, eps, rtol, atol,
-                       options)
-        analytic = _inner(flatten(vjp(u))[0], direction)
-        if "rev" in modes and not np.isclose(analytic, numeric, rtol=rtol, atol=atol):
-            raise AssertionError(
-                f"check_grads: derivative mismatch for {getattr(fun, '__name__', fun)}: "
-                f"ardiff gives {analytic!r}, finite differences give {numeric!r}.")
-        if order > 1:
-            def projected_vjp(*a):
-                vjp_a, _ = make_vjp(fun, argnum, **options)(*a)
-                grads = flatten(vjp_a(u))[0]
-                return sum(anp.sum(g * d) for g, d in zip(grads, direction))
 
-            check_grads(projected_vjp, argnum, order - 1, eps=eps, rtol=rtol, atol=atol,
-                        seed=seed + 1, **options)(*args)
+def combo_check(fun: Callable, *check_args: Any, **check_kwargs: Any) -> Callable:
+    """Return a checker that runs `check_grads` on every combination of candidates.
+
+    autograd's `test_util.combo_check`: `combo_check(fun, (0, 1), order=2)(xs, ys,
+    axis=[0, 1])` checks `fun(x, y, axis=a)` for every `x` in `xs`, `y` in `ys` and `a`
+    in `[0, 1]`.
+
+    Parameters
+    ----------
+    fun : callable
+        The function to check.
+    *check_args, **check_kwargs
+        Passed to [`check_grads`][ardiff.testing.check_grads] (`argnum`, `order`,
+        `modes`, ...).
+
+    Returns
+    -------
+    callable
+        `checker(*arg_lists, **kwarg_lists)`: one list of candidates per positional
+        argument and per keyword argument of `fun`.
+    """
+    def checker(*arg_lists: Any, **kwarg_lists: Any) -> None:
+        keyed = [[(key, value) for value in values] for key, values in kwarg_lists.items()]
+        for combo_args in itertools.product(*arg_lists):
+            for combo_kwargs in itertools.product(*keyed):
+                check_grads(fun, *check_args, **check_kwargs)(*combo_args,
+                                                              **dict(combo_kwargs))
 
     return checker
 
