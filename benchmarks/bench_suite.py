@@ -1,13 +1,22 @@
-"""Benchmark suite: ardiff against HIPS autograd, PyTorch eager and hand-written NumPy.
+"""Benchmark suite: ardiff against hand-written code, HIPS autograd and PyTorch eager.
 
 Run:  python benchmarks/bench_suite.py [--repeats 15] [--only mlp,chain] [--fixed-heap]
+      python benchmarks/bench_suite.py --smoke      # every workload once, untimed
 
 Each workload times one full gradient call (forward included) per engine, repeats
 the engines interleaved (so machine noise hits all of them alike) and prints the
-median time of each and the ratio ardiff/other measured in the same run.  Engines
-that are not installed are skipped with a note (``pip install -e '.[bench]'``).
-Peak memory is the tracemalloc peak of one ardiff gradient call (NumPy buffers
-included; PyTorch allocations are invisible to tracemalloc and not reported).
+median time of each and the ratios ardiff/engine and compiled/engine measured in
+the same run.  The baselines are hand-written: a NumPy forward and backward pass
+with the same BLAS calls on array programs (``numpy``), Python floats and `math`
+on scalar graphs (``python``).  Engines that are not installed are skipped with a
+note (``pip install -e '.[bench]'``).  Peak memory is the tracemalloc peak of one
+call (NumPy buffers included; PyTorch allocations are invisible to tracemalloc).
+
+The output, with the machine description, is saved to ``benchmarks/results/suite.txt``
+and the ratios are drawn to ``suite.png`` beside it (``--out DIR`` elsewhere).
+``--smoke`` runs every workload and engine once on small sizes, checks the
+gradients, and saves only with ``--out``; the test suite runs it so that the
+benchmark never rots.
 """
 
 from __future__ import annotations
@@ -20,19 +29,53 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# the checkout's ardiff, also when the script runs as benchmarks/bench_suite.py
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from workloads_arrays import (  # noqa: E402
+    SIZES,
+    lstm_by_hand,
+    lstm_fun,
+    lstm_problem,
+    mlp_by_hand,
+    mlp_loss,
+    mlp_params,
+    mlp_problem,
+    rnn_by_hand,
+    rnn_fun,
+    rnn_problem,
+)
+from workloads_small import (  # noqa: E402
+    chain_by_hand,
+    chain_fun,
+    gan_fun,
+    gan_params,
+    sinusoid_fun,
+    tiny_logsumexp_fun,
+    tiny_sigmoid_fun,
+    tiny_vector_fun,
+    wide_by_hand,
+    wide_dag_spec,
+    wide_fun,
+)
 
 import ardiff  # noqa: E402
 import ardiff.numpy as anp  # noqa: E402
+import ardiff.scipy.special as asp  # noqa: E402
 
 try:
     import autograd
     import autograd.numpy as agnp
+    import autograd.scipy.special as agsp
 except ImportError:  # pragma: no cover - optional
     autograd = None
 try:
@@ -41,56 +84,32 @@ try:
 except ImportError:  # pragma: no cover - optional
     torch = None
 
-SIZES = (784, 300, 300, 100, 10)
+# names used by benchmarks/overhead_mlp.py
+__all__ = ["SIZES", "mlp_params", "mlp_loss", "mlp_by_hand", "fix_heap", "main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-# -- workloads: each returns {engine: zero-argument callable computing the gradient} ----------
-def mlp_params(rng, dtype=np.float64):
-    params = []
-    for n, m in zip(SIZES[:-1], SIZES[1:]):
-        params += [rng.normal(0.0, 0.05, (n, m)).astype(dtype), np.zeros(m, dtype=dtype)]
-    return params
+def close(a, b, rtol=1e-9, what="") -> None:
+    """Raise unless every pair of arrays agrees to `rtol` of the largest entry."""
+    for x, y in zip(a, b):
+        x, y = np.asarray(x), np.asarray(y)
+        scale = max(float(np.max(np.abs(y))), 1e-30)
+        if not np.max(np.abs(x - y)) <= rtol * scale:
+            raise AssertionError(f"{what}: gradients differ by {np.max(np.abs(x - y)):.3g}")
 
 
-def mlp_loss(np_mod):
-    def loss(params, X, Y):
-        h = X
-        for k in range(0, len(params), 2):
-            h = h @ params[k] + params[k + 1]
-            if k < len(params) - 2:
-                h = torch.relu(h) if np_mod is torch else np_mod.maximum(h, 0.0)
-        return np_mod.sum((h - Y) ** 2)
-    return loss
-
-
-def mlp_by_hand(params, X, Y):
-    """Hand-written forward and backward pass of the MLP (the NumPy baseline)."""
-    hs, pre, h = [X], [], X
-    for k in range(0, len(params), 2):
-        a = h @ params[k] + params[k + 1]
-        pre.append(a)
-        h = np.maximum(a, 0.0) if k < len(params) - 2 else a
-        hs.append(h)
-    g = 2.0 * (h - Y)
-    grads = [None] * len(params)
-    for k in range(len(params) - 2, -1, -2):
-        layer = k // 2
-        if k < len(params) - 2:
-            g = g * (pre[layer] > 0)
-        grads[k] = hs[layer].T @ g
-        grads[k + 1] = g.sum(0)
-        if k > 0:
-            g = g @ params[k].T
-    return grads
-
-
-def workload_mlp(dtype=np.float64):
-    rng = np.random.default_rng(0)
-    params = mlp_params(rng, dtype)
-    X = rng.random((64, 784)).astype(dtype)
-    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 64)]
-    engines = {"ardiff": lambda: ardiff.grad(mlp_loss(anp))(params, X, Y),
+# -- workloads: each returns {engine: zero-argument callable computing the gradient} --------
+def workload_mlp(smoke: bool, dtype=np.float64) -> dict:
+    sizes = (30, 20, 20, 10, 5) if smoke else SIZES
+    params, X, Y = mlp_problem(dtype, 8 if smoke else 64, sizes)
+    grad, compiled = ardiff.grad(mlp_loss(anp)), ardiff.compile(mlp_loss(anp))
+    engines = {"ardiff": lambda: grad(params, X, Y),
+               "compiled": lambda: compiled(params, X, Y),
                "numpy": lambda: mlp_by_hand(params, X, Y)}
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    close(engines["ardiff"](), engines["numpy"](), rtol, "mlp ardiff vs by hand")
+    close(engines["compiled"](), engines["numpy"](), rtol, "mlp compiled vs by hand")
     if autograd:
         engines["autograd"] = lambda: autograd.grad(mlp_loss(agnp))(params, X, Y)
     if torch:
@@ -98,77 +117,74 @@ def workload_mlp(dtype=np.float64):
         tX, tY = torch.tensor(X), torch.tensor(Y)
 
         def torch_grad():
-            loss = mlp_loss(torch)(tp, tX, tY)
-            return torch.autograd.grad(loss, tp)
+            return torch.autograd.grad(mlp_loss(torch, torch)(tp, tX, tY), tp)
         engines["torch"] = torch_grad
-    check = ardiff.grad(mlp_loss(anp))(params, X, Y)
-    for a, b in zip(check, mlp_by_hand(params, X, Y)):
-        assert np.max(np.abs(a - b)) <= 1e-4 * max(np.max(np.abs(b)), 1e-30) if \
-            dtype == np.float32 else np.allclose(a, b, rtol=1e-10, atol=1e-12)
     return engines
 
 
-def chain_fun(np_mod):
-    def f(x):
-        for _ in range(1000):
-            x = np_mod.sin(x) * 1.01 + 0.1 * x
-        return x
-    return f
-
-
-def workload_chain():
-    compiled = ardiff.compile(chain_fun(anp))
-    engines = {"ardiff": lambda: ardiff.grad(chain_fun(anp))(0.5),
-               "compiled": lambda: compiled(0.5)}
+def workload_rnn(smoke: bool) -> dict:
+    X, Wx, Wh = rnn_problem(5 if smoke else 50)
+    grad = ardiff.grad(rnn_fun(anp, X), argnum=(0, 1))
+    compiled = ardiff.compile(rnn_fun(anp, X), argnum=(0, 1))
+    engines = {"ardiff": lambda: grad(Wx, Wh), "compiled": lambda: compiled(Wx, Wh),
+               "numpy": lambda: rnn_by_hand(X, Wx, Wh)}
+    close(engines["ardiff"](), engines["numpy"](), 1e-10, "rnn ardiff vs by hand")
+    close(engines["compiled"](), engines["numpy"](), 1e-10, "rnn compiled vs by hand")
     if autograd:
-        engines["autograd"] = lambda: autograd.grad(chain_fun(agnp))(0.5)
+        engines["autograd"] = lambda: autograd.grad(rnn_fun(agnp, X), argnum=(0, 1))(Wx, Wh)
+    if torch:
+        tX = torch.tensor(X)
+        tW = [torch.tensor(Wx, requires_grad=True), torch.tensor(Wh, requires_grad=True)]
+        engines["torch"] = lambda: torch.autograd.grad(rnn_fun(torch, tX, torch)(*tW), tW)
+    return engines
+
+
+def workload_lstm(smoke: bool) -> dict:
+    hidden = 16 if smoke else 128
+    X, Wx, Wh, b = lstm_problem(4 if smoke else 30, hidden=hidden)
+    argnum = (0, 1, 2)
+    grad = ardiff.grad(lstm_fun(anp, X, hidden), argnum=argnum)
+    compiled = ardiff.compile(lstm_fun(anp, X, hidden), argnum=argnum)
+    engines = {"ardiff": lambda: grad(Wx, Wh, b), "compiled": lambda: compiled(Wx, Wh, b),
+               "numpy": lambda: lstm_by_hand(X, Wx, Wh, b)}
+    close(engines["ardiff"](), engines["numpy"](), 1e-10, "lstm ardiff vs by hand")
+    close(engines["compiled"](), engines["numpy"](), 1e-10, "lstm compiled vs by hand")
+    if autograd:
+        engines["autograd"] = lambda: autograd.grad(lstm_fun(agnp, X, hidden),
+                                                    argnum=argnum)(Wx, Wh, b)
+    if torch:
+        tX = torch.tensor(X)
+        tW = [torch.tensor(v, requires_grad=True) for v in (Wx, Wh, b)]
+        engines["torch"] = lambda: torch.autograd.grad(
+            lstm_fun(torch, tX, hidden, torch)(*tW), tW)
+    return engines
+
+
+def workload_chain(smoke: bool) -> dict:
+    links = 50 if smoke else 1000
+    grad, compiled = ardiff.grad(chain_fun(anp, links)), ardiff.compile(chain_fun(anp, links))
+    engines = {"ardiff": lambda: grad(0.5), "compiled": lambda: compiled(0.5),
+               "python": lambda: chain_by_hand(0.5, links)}
+    close([engines["ardiff"](), engines["compiled"]()], [engines["python"]()] * 2, 1e-12,
+          "chain vs by hand")
+    if autograd:
+        engines["autograd"] = lambda: autograd.grad(chain_fun(agnp, links))(0.5)
     if torch:
         def torch_grad():
             x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
-            return torch.autograd.grad(chain_fun(torch)(x), x)
+            return torch.autograd.grad(chain_fun(torch, links)(x), x)
         engines["torch"] = torch_grad
     return engines
 
 
-def wide_dag_spec(seed=0, n_nodes=2000, n_inputs=20):
-    rng = np.random.default_rng(seed)
-    spec = []
-    for k in range(n_inputs, n_nodes):
-        op = rng.integers(0, 5)
-        first = int(rng.integers(max(0, k - 10), k))
-        second = int(rng.integers(0, k))
-        spec.append((op, first, second))
-    return spec
-
-
-def wide_fun(np_mod, spec, n_inputs=20):
-    def f(xs):
-        nodes = list(xs)
-        for op, a, b in spec:
-            u, v = nodes[a], nodes[b]
-            if op == 0:
-                nodes.append(u + v)
-            elif op == 1:
-                nodes.append(u * v)
-            elif op == 2:
-                nodes.append(np_mod.sin(u))
-            elif op == 3:
-                nodes.append(np_mod.tanh(u))
-            else:
-                nodes.append(np_mod.exp(0.1 * u))
-        total = nodes[-10]
-        for n in nodes[-9:]:
-            total = total + n
-        return total
-    return f
-
-
-def workload_wide_scalar():
-    spec = wide_dag_spec()
+def workload_wide_scalar(smoke: bool) -> dict:
+    spec = wide_dag_spec(n_nodes=200 if smoke else 2000)
     xs = [float(v) for v in np.random.default_rng(1).uniform(-0.5, 0.5, 20)]
-    compiled = ardiff.compile(wide_fun(anp, spec))
-    engines = {"ardiff": lambda: ardiff.grad(wide_fun(anp, spec))(xs),
-               "compiled": lambda: compiled(xs)}
+    grad, compiled = ardiff.grad(wide_fun(anp, spec)), ardiff.compile(wide_fun(anp, spec))
+    engines = {"ardiff": lambda: grad(xs), "compiled": lambda: compiled(xs),
+               "python": lambda: wide_by_hand(spec, xs)}
+    close(engines["ardiff"](), engines["python"](), 1e-12, "wide_scalar ardiff vs by hand")
+    close(engines["compiled"](), engines["python"](), 1e-12, "wide_scalar compiled")
     if autograd:
         engines["autograd"] = lambda: autograd.grad(wide_fun(agnp, spec))(xs)
     if torch:
@@ -179,57 +195,50 @@ def workload_wide_scalar():
     return engines
 
 
-def rnn_fun(np_mod, X):
-    def f(Wx, Wh):
-        h = np_mod.zeros((16, 128)) if np_mod is not torch else torch.zeros(
-            16, 128, dtype=torch.float64)
-        for t in range(X.shape[0]):
-            h = np_mod.tanh(X[t] @ Wx + h @ Wh)
-        return np_mod.sum(h ** 2)
-    return f
+def tiny_workload(make_fun, lse=False):
+    """Workload of one tiny program on a 10-element vector: ardiff against autograd."""
+    def workload(smoke: bool) -> dict:
+        x = np.random.default_rng(2).uniform(-1.0, 1.0, 10)
+        grad = ardiff.grad(make_fun(asp.logsumexp if lse else anp))
+        engines = {"ardiff": lambda: grad(x)}
+        if autograd:
+            reference = autograd.grad(make_fun(agsp.logsumexp if lse else agnp))
+            engines["autograd"] = lambda: reference(x)
+            close([engines["ardiff"]()], [reference(x)], 1e-12, "tiny vs autograd")
+        return engines
+    return workload
 
 
-def rnn_by_hand(X, Wx, Wh):
-    """Hand-written forward and backward pass of the RNN (the NumPy baseline)."""
-    hs = [np.zeros((16, 128))]
-    for t in range(X.shape[0]):
-        hs.append(np.tanh(X[t] @ Wx + hs[-1] @ Wh))
-    g = 2.0 * hs[-1]
-    gWx, gWh = np.zeros_like(Wx), np.zeros_like(Wh)
-    for t in range(X.shape[0] - 1, -1, -1):
-        g = g * (1.0 - hs[t + 1] * hs[t + 1])
-        gWx += X[t].T @ g
-        gWh += hs[t].T @ g
-        g = g @ Wh.T
-    return gWx, gWh
-
-
-def workload_rnn():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((50, 16, 32))
-    Wx, Wh = rng.standard_normal((32, 128)) * 0.1, rng.standard_normal((128, 128)) * 0.05
-    engines = {"ardiff": lambda: ardiff.grad(rnn_fun(anp, X), argnum=(0, 1))(Wx, Wh),
-               "numpy": lambda: rnn_by_hand(X, Wx, Wh)}
-    for a, b in zip(engines["ardiff"](), engines["numpy"]()):
-        assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
+def workload_sinusoid(smoke: bool) -> dict:
+    """Second derivative of sin by nested grad at ten points (one timed call: all ten)."""
+    points = np.linspace(-10.0, 10.0, 10)
+    dd = sinusoid_fun(anp, ardiff.grad)
+    engines = {"ardiff": lambda: [dd(p) for p in points]}
+    close([engines["ardiff"]()], [-np.sin(points)], 1e-12, "sinusoid vs -sin")
     if autograd:
-        engines["autograd"] = lambda: autograd.grad(rnn_fun(agnp, X), argnum=(0, 1))(Wx, Wh)
-    if torch:
-        tX = torch.tensor(X)
-        tW = [torch.tensor(Wx, requires_grad=True), torch.tensor(Wh, requires_grad=True)]
-
-        def torch_grad():
-            return torch.autograd.grad(rnn_fun(torch, tX)(*tW), tW)
-        engines["torch"] = torch_grad
+        reference = sinusoid_fun(agnp, autograd.grad)
+        engines["autograd"] = lambda: [reference(p) for p in points]
     return engines
 
 
-def workload_paper():
+def workload_tiny_gan(smoke: bool) -> dict:
+    rng = np.random.default_rng(3)
+    gen, dsc = gan_params(rng)
+    real, noise = rng.random((10, 10)), rng.random((10, 10))
+    grad = ardiff.grad(gan_fun(anp), argnum=(0, 1))
+    engines = {"ardiff": lambda: grad(gen, dsc, real, noise)}
+    if autograd:
+        reference = autograd.grad(gan_fun(agnp), argnum=(0, 1))
+        engines["autograd"] = lambda: reference(gen, dsc, real, noise)
+        flat = ardiff.tree.flatten
+        close(flat(engines["ardiff"]())[0], flat(engines["autograd"]())[0], 1e-10,
+              "tiny_gan vs autograd")
+    return engines
+
+
+def workload_paper(smoke: bool):
     """Time per relaxation iteration of the paper preset / one hand-written VJP sweep."""
-    rng = np.random.default_rng(0)
-    params = mlp_params(rng)
-    X = rng.random((64, 784))
-    Y = np.eye(10)[rng.integers(0, 10, 64)]
+    params, X, Y = mlp_problem()
     from ardiff.nn import dense
 
     def network(p):
@@ -244,13 +253,11 @@ def workload_paper():
     graph = ardiff.trace(network, params)
     plan = ardiff.solvers.compile_plan(graph)
     seed = 2.0 * (graph.output.value - Y)
-    # forward values for the hand-written sweep
-    pre, hs, h = [], [X], X
+    pre, h = [], X
     for k in range(0, len(params), 2):
         a = h @ params[k] + params[k + 1]
         pre.append(a)
         h = np.maximum(a, 0.0) if k < len(params) - 2 else a
-        hs.append(h)
     g_out = 2.0 * (h - Y)
     masks = [p > 0 for p in pre]
 
@@ -261,7 +268,7 @@ def workload_paper():
             g = g * masks[layer - 1]
         return g
 
-    steps = 100
+    steps = 5 if smoke else 100
 
     def relax_paper():
         return ardiff.solvers.run_relaxation(plan, seed, schedule="parallel", eta=0.1,
@@ -270,16 +277,50 @@ def workload_paper():
     return {"ardiff": relax_paper, "numpy": vjp_sweep}, steps
 
 
-def scaling(repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
-    """Chains of n scalar ops: time per op (interleaved over n) and memory per op."""
-    def chain(n):
-        def f(x):
-            for _ in range(n // 4):
-                x = anp.sin(x) * 1.01 + 0.1 * x
-            return x
-        return ardiff.grad(f)
+WORKLOADS = {
+    "mlp": workload_mlp, "mlp_f32": lambda smoke: workload_mlp(smoke, np.float32),
+    "rnn": workload_rnn, "lstm": workload_lstm,
+    "chain": workload_chain, "wide_scalar": workload_wide_scalar,
+    "tiny_vector": tiny_workload(tiny_vector_fun),
+    "tiny_logsumexp": tiny_workload(tiny_logsumexp_fun, lse=True),
+    "tiny_sigmoid": tiny_workload(tiny_sigmoid_fun),
+    "sinusoid": workload_sinusoid, "tiny_gan": workload_tiny_gan,
+    "paper": workload_paper, "scaling": None,
+}
+#: Workloads whose tracemalloc peaks are compared with the hand-written code (point 5).
+MEMORY = ("mlp", "rnn", "lstm")
+#: Calls per timed sample: the tiny programs take microseconds.
+INNER = {"tiny_vector": 20, "tiny_logsumexp": 20, "tiny_sigmoid": 20, "sinusoid": 5,
+         "tiny_gan": 5}
 
-    grads = {n: chain(n) for n in sizes}
+
+# -- measuring -------------------------------------------------------------------------------
+def measure(engines: dict, repeats: int, inner: int = 1) -> dict:
+    """Median seconds per call of each engine, engines interleaved in every repeat."""
+    for fun in engines.values():  # warm-up
+        fun()
+    times = {name: [] for name in engines}
+    for _ in range(repeats):
+        for name, fun in engines.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fun()
+            times[name].append((time.perf_counter() - start) / inner)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def peak_memory(fun) -> float:
+    """tracemalloc peak of one call, in MiB."""
+    tracemalloc.start()
+    fun()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def scaling(out, repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
+    """Chains of n scalar ops: time per op (interleaved over n) and memory per op."""
+    grads = {n: ardiff.grad(chain_fun(anp, n // 4)) for n in sizes}
     per_op = {n: [] for n in sizes}
     for n in sizes:
         grads[n](0.5)  # warm-up
@@ -294,28 +335,8 @@ def scaling(repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
     for n in sizes:
         t = statistics.median(per_op[n])
         mem = peak_memory(lambda: grads[n](0.5)) * 2**20 / n
-        print(f"{'scaling':<12}{f'n={n:.0e}':<10}{t * 1e9:>11.0f}{t / base:>15.2f}"
-              f"  ns/op, x time/op at n={sizes[0]:.0e}; peak {mem:.0f} B/op")
-
-
-def measure(engines: dict, repeats: int) -> dict:
-    for fun in engines.values():  # warm-up
-        fun()
-    times = {name: [] for name in engines}
-    for _ in range(repeats):
-        for name, fun in engines.items():
-            start = time.perf_counter()
-            fun()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def peak_memory(fun) -> float:
-    tracemalloc.start()
-    fun()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2**20
+        out(f"{'scaling':<15}{f'n={n:.0e}':<10}{t * 1e9:>11.0f}{t / base:>15.2f}"
+            f"  ns/op, x time/op at n={sizes[0]:.0e}; peak {mem:.0f} B/op")
 
 
 def fix_heap() -> None:
@@ -333,63 +354,131 @@ def fix_heap() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
-def main(argv=None) -> None:
+def plot_ratios(ratios: dict, path: Path) -> None:
+    """One bar per (workload, engine): ardiff's (or compiled's) time over the engine's."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = sorted({pair for per in ratios.values() for pair in per})
+    names = list(ratios)
+    width = 0.8 / max(len(pairs), 1)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(names)), 4.5))
+    for j, pair in enumerate(pairs):
+        xs = [k + (j - (len(pairs) - 1) / 2) * width for k, n in enumerate(names)
+              if pair in ratios[n]]
+        ys = [ratios[n][pair] for n in names if pair in ratios[n]]
+        ax.bar(xs, ys, width, label=f"{pair[0]} / {pair[1]}")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("time ratio (below 1: ardiff faster)")
+    ax.set_title("ardiff / engine, medians of one run")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def machine_description() -> str:
+    from bench_mlp import machine_description as describe
+    return describe()
+
+
+def run_workload(name: str, args, out, ratios: dict) -> None:
+    made = WORKLOADS[name](args.smoke)
+    if name == "paper":
+        engines, steps = made
+        t = measure(engines, 1 if args.smoke else max(3, args.repeats // 3))
+        per_iter = t["ardiff"] / (steps + 1)  # +1: the final residual evaluation
+        out(f"{name:<15}{'ardiff':<10}{per_iter * 1e3:>11.3f}"
+            f"{per_iter / t['numpy']:>15.2f}  (per iteration / one hand-written sweep)")
+        out(f"{'':<15}{'numpy':<10}{t['numpy'] * 1e3:>11.3f}")
+        return
+    # smoke: one untimed warm-up and one timed call per engine, so that the printing
+    # and the plot run too (the workload itself already checked the gradients)
+    t = measure(made, 1) if args.smoke else measure(made, args.repeats, INNER.get(name, 1))
+    baseline = "numpy" if "numpy" in made else "python" if "python" in made else None
+    ratios[name] = {}
+    out(f"{name:<15}{'ardiff':<10}{t['ardiff'] * 1e3:>11.3f}")
+    for engine, value in t.items():
+        if engine == "ardiff":
+            continue
+        line = f"{'':<15}{engine:<10}{value * 1e3:>11.3f}{t['ardiff'] / value:>15.2f}"
+        ratios[name][("ardiff", engine)] = t["ardiff"] / value
+        if "compiled" in t and engine not in ("ardiff", "compiled"):
+            line += f"{t['compiled'] / value:>17.2f}"
+            if engine == baseline:
+                ratios[name][("compiled", engine)] = t["compiled"] / value
+        out(line)
+    if name in MEMORY:
+        mine, theirs = peak_memory(made["ardiff"]), peak_memory(made["numpy"])
+        out(f"{'':<15}peak memory (tracemalloc): ardiff {mine:.2f} MiB, "
+            f"numpy by hand {theirs:.2f} MiB, ratio {mine / theirs:.2f}")
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", default="",
                         help="comma-separated workloads (default: all, scaling included)")
     parser.add_argument("--fixed-heap", action="store_true",
-                        help="fix glibc's malloc thresholds for every engine (see below)")
+                        help="fix glibc's malloc thresholds for every engine (see fix_heap)")
     parser.add_argument("--big", action="store_true",
                         help="scaling: add a chain of 1e6 ops (about a minute more)")
-    parser.add_argument("--machine", action="store_true",
-                        help="print the machine description first (CPU, BLAS, threads)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every workload and engine once, small sizes, untimed")
+    parser.add_argument("--out", default=None,
+                        help="folder for suite.txt and suite.png (default benchmarks/results; "
+                             "with --smoke nothing is saved unless given)")
     args = parser.parse_args(argv)
-    workloads = {"mlp": workload_mlp, "chain": workload_chain,
-                 "wide_scalar": workload_wide_scalar, "rnn": workload_rnn,
-                 "mlp_f32": lambda: workload_mlp(np.float32), "paper": workload_paper,
-                 "scaling": None}
-    only = [w for w in args.only.split(",") if w] or list(workloads)
-    unknown = sorted(set(only) - set(workloads))
+    only = [w for w in args.only.split(",") if w] or list(WORKLOADS)
+    unknown = sorted(set(only) - set(WORKLOADS))
     if unknown:
-        parser.error(f"unknown workload(s) {unknown}; choose from {sorted(workloads)}")
+        parser.error(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
+    out_dir = Path(args.out) if args.out else (None if args.smoke else RESULTS)
+    lines: list[str] = []
+
+    def out(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     if args.fixed_heap:
         fix_heap()
-    if args.machine:
-        from bench_mlp import machine_description
-        print(machine_description())
-    print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"autograd {'yes' if autograd else 'not installed'}, "
-          f"torch {torch.__version__ if torch else 'not installed'}; "
-          f"{platform.machine()}, {platform.processor() or platform.system()}")
-    print(f"medians of {args.repeats} interleaved repeats; heap: "
-          f"{'fixed thresholds' if args.fixed_heap else 'glibc defaults'}\n")
-    header = f"{'workload':<12}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
-    print(header)
-    print("-" * len(header))
+    began = time.perf_counter()
+    given = argv if argv is not None else sys.argv[1:]
+    out(f"$ python benchmarks/bench_suite.py {' '.join(given)}")
+    out(f"run at {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    out(machine_description())
+    out(f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"autograd {'yes' if autograd else 'not installed'}, "
+        f"torch {torch.__version__ if torch else 'not installed'}")
+    out(f"medians of {args.repeats} interleaved repeats; heap: "
+        f"{'fixed thresholds' if args.fixed_heap else 'glibc defaults'}"
+        + ("; SMOKE: small sizes, untimed" if args.smoke else "") + "\n")
+    header = (f"{'workload':<15}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
+              f"{'compiled/engine':>17}")
+    out(header)
+    out("-" * len(header))
+    ratios: dict = {}
     for name in only:
         if name == "scaling":
-            sizes = (1_000, 10_000, 100_000) + ((1_000_000,) if args.big else ())
-            scaling(max(3, args.repeats // 3), sizes)
+            sizes = (100, 1_000) if args.smoke else (1_000, 10_000, 100_000) + (
+                (1_000_000,) if args.big else ())
+            scaling(out, 1 if args.smoke else max(3, args.repeats // 3), sizes)
             continue
-        made = workloads[name]()
-        if name == "paper":
-            engines, steps = made
-            t = measure(engines, max(3, args.repeats // 3))
-            per_iter = t["ardiff"] / (steps + 1)  # +1: the final residual evaluation
-            print(f"{name:<12}{'ardiff':<10}{per_iter * 1e3:>11.3f}"
-                  f"{per_iter / t['numpy']:>15.2f}  (per iteration / one hand-written sweep)")
-            print(f"{'':<12}{'numpy':<10}{t['numpy'] * 1e3:>11.3f}")
-            continue
-        t = measure(made, args.repeats)
-        mem = peak_memory(made["ardiff"])
-        print(f"{name:<12}{'ardiff':<10}{t['ardiff'] * 1e3:>11.3f}{'':>15}  peak {mem:.1f} MiB")
-        for engine, value in t.items():
-            if engine != "ardiff":
-                print(f"{'':<12}{engine:<10}{value * 1e3:>11.3f}{t['ardiff'] / value:>15.2f}")
+        run_workload(name, args, out, ratios)
     if not autograd or not torch:
-        print("\n(some engines are not installed: pip install -e '.[bench]')")
+        out("\n(some engines are not installed: pip install -e '.[bench]')")
+    out(f"\nwhole run: {time.perf_counter() - began:.0f} s")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "suite.txt").write_text("\n".join(lines) + "\n")
+        if ratios:
+            plot_ratios(ratios, out_dir / "suite.png")
+        print(f"saved {out_dir / 'suite.txt'}" + (" and suite.png" if ratios else ""))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
