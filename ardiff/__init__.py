@@ -26,6 +26,7 @@ from .solvers import (
     backprop,
     relax,
     solve_triangular,
+    unit,
 )
 from .tracer import Tracer
 from .transforms import (
@@ -79,4 +80,5 @@ __all__ = [
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
     "jacobian", "hessian", "make_vjp", "vjp", "trace", "compile", "CompiledGrad",
     "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
+    "unit",
 ]

@@ -1,10 +1,16 @@
 """The fused dense layer `h = f(x @ W + b)` as one elementary op of the op table.
 
-The paper's network relaxes one unit per layer: the post-activation `h`.  A
-traced `f(x @ W + b)` records three nodes (matmul, add, activation) and so
-relaxes three times as many nodes with a longer path to the output.  Registering
-the whole layer as one op (`"dense"`) gives exactly the paper's dynamics while
-keeping every solver and rule generic.
+The paper's network relaxes one unit per layer, the post-activation `h`, and
+clamps the output layer to `x_L = dL/dv_L`.  A traced `f(x @ W + b)` records
+three nodes (matmul, add, activation); at op level (`units="ops"`) all three
+relax, with a longer path to the output.  One `"dense"` node per layer relaxes
+one unit per layer at any granularity, and the paper's dynamics hold exactly
+when the output layer is clamped too: either the graph's output is the network
+output and the seed is dL/d(output) (as `ardiff.nn.train` does), or the loss is
+in the graph and the relaxation runs with `units="layers"` (the `"paper"`
+preset), which clamps everything after the last parameter.  A traced
+`f(x @ W + b)` network under `units="layers"` relaxes the same way (its matmul
+and add folded into the edges), so both give the same trajectories.
 
 Local derivatives, staged once per recorded node (i.e. once per batch):
 

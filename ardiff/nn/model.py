@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..graph import Graph
+from ..solvers import unit
 from .dense import ACTIVATIONS, check_activation, dense
 
 
@@ -115,6 +116,13 @@ class MLP:
             The parameter inputs, in the order of `parameters`, named `W1, b1, ...`.
         layers : list of Tracer
             Every layer's output, first to last (the last is `output`).
+
+        Notes
+        -----
+        The hidden layers are marked as relaxation units (`ardiff.unit`), so
+        `units="layers"` (the `"paper"` preset) relaxes one unit per hidden layer; the
+        output layer is not marked, so a loss added after it leaves it clamped, as in
+        the paper.
         """
         graph = Graph()
         params = [graph.input(p, name=n) for p, n in zip(self.parameters(),
@@ -126,6 +134,8 @@ class MLP:
             W = next(it)
             bt = next(it) if b is not None else None
             h = dense(h, W, bt, activation=act)
+            if len(layers) < len(self.biases) - 1:  # hidden layer: a unit
+                h = unit(h)
             layers.append(h)
         graph.output = h
         return graph, h, params, layers

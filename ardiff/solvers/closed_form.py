@@ -163,7 +163,8 @@ def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
                                              max(options.tol, 1e-16)) or 1, 1)
         times = np.arange(horizon + 1.0) if options.record else np.array([float(horizon)])
     relaxing = plan.relaxing
-    exact = {plan.output: seed}
+    fixed = plan.fixed_activities(seed)  # the seed (and a unit plan's clamped nodes)
+    exact = dict(fixed)
     evals = sweep(plan, exact) if relaxing else 0  # x*: one exact sweep
     start = {}
     for i in relaxing:
@@ -191,7 +192,7 @@ def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
     trajectory = None
     if options.record:
         trajectory = {i: np.stack([unwrap(s[i]) for s in states]) for i in relaxing}
-    x[plan.output] = seed
+    x.update(fixed)
     # no early stop: `iterations` is the number of steps the returned state describes
     converged = not relaxing or residuals[-1] <= options.tol
     if not converged and options.tol > 0 and np.isfinite(residuals[-1]):

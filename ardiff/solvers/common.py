@@ -152,7 +152,7 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
 
     A relaxing or clamped node's gradient is its activity; a source node (input,
     parameter) reads it from its children with one local VJP each (the paper's
-    weight update).
+    weight update); under a unit plan, through the folded nodes below it.
 
     Parameters
     ----------
@@ -249,8 +249,8 @@ def finish(plan: Plan, x: dict, seed: Any, method: str, *, vjp_evals: int,
     plan : Plan
         The compiled graph.
     x : dict
-        Node index -> final activity, including the clamped output, which is removed
-        (it is the seed, not an activity).
+        Node index -> final activity, including the clamped output (and a unit plan's
+        clamped nodes), which are removed (they are computed, not relaxed).
     seed : array_like
         The clamped output activity.
     method : str
@@ -266,7 +266,8 @@ def finish(plan: Plan, x: dict, seed: Any, method: str, *, vjp_evals: int,
     """
     grads, read_evals = read_out(plan, x, seed)
     warn_non_finite(plan, x, grads)
-    del x[plan.output]
+    for i in plan.fixed_nodes:
+        del x[i]
     return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method=method,
                   iterations=iterations, converged=converged,
                   residuals=np.asarray(residuals, dtype=np.float64), trajectory=trajectory,

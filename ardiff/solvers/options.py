@@ -24,15 +24,20 @@ SCHEDULES = ("sequential", "parallel", "continuous")
 #: Initial activities of the relaxation.
 INITS = ("zeros", "forward")
 #: Keywords that only the relaxation accepts.
-RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record", "closed_form", "time")
+RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record", "closed_form", "time",
+                 "units")
+#: The named choices of `units=` (besides an explicit list of nodes).
+UNIT_CHOICES = ("ops", "layers")
 
 PRESETS = {
-    # The paper's protocol: Algorithm 1, η = 0.1, exactly T = 100 steps, units start
-    # at their forward values.  tol = 0 means "run all the steps".  The state after
-    # the 100 steps is computed in closed form from D sweeps (the same numbers as
-    # stepping, up to rounding; ardiff.solvers.closed_form).
+    # The paper's protocol: Algorithm 1 on layer units (units="layers": one unit per
+    # layer output, the ops inside a layer folded into the edges, the output layer and
+    # the loss clamped to their exact gradient, x_L = dL/dv_L), η = 0.1, exactly
+    # T = 100 steps, units start at their forward values.  tol = 0 means "run all the
+    # steps".  The state after the 100 steps is computed in closed form from D sweeps
+    # (the same numbers as stepping, up to rounding; ardiff.solvers.closed_form).
     "paper": dict(schedule="parallel", eta=0.1, max_iter=100, init="forward", tol=0.0,
-                  closed_form=True),
+                  closed_form=True, units="layers"),
 }
 
 
@@ -67,6 +72,12 @@ class SolverOptions:
         Continuous time: the time t of the returned state, or increasing times whose
         states are recorded (the last is returned).  Only with
         `schedule="continuous"`, which implies `closed_form`.
+    units : {"ops", "layers"} or tuple
+        Which nodes carry relaxing activities (`ardiff.solvers.units`): every node
+        (`"ops"`), the layers (`"layers"`: nonlinear outputs, merges and marked nodes
+        upstream of a parameter, the head after the last parameter clamped), or the
+        listed nodes (traced values, nodes, indices or names).  The fixed point does
+        not depend on it.
     rules : tuple
         Local-rule variants (`ardiff.rules`) replacing some edges' VJPs.
     """
@@ -80,6 +91,7 @@ class SolverOptions:
     record: bool = False
     closed_form: bool = False
     time: float | tuple | None = None
+    units: str | tuple = "ops"
     rules: tuple = field(default=())
 
     def __post_init__(self) -> None:
@@ -111,6 +123,7 @@ class SolverOptions:
             if max_iter < 1:
                 raise ValueError(f"max_iter must be at least 1, got {max_iter}")
             max_iter = int(max_iter)
+        object.__setattr__(self, "units", _check_units(self.units))
         rules = tuple(self.rules or ())
         if rules and self.method != "relax":
             raise ValueError("rules= change the relaxation dynamics and need method='relax'.")
@@ -187,6 +200,19 @@ def _check_time(time: Any, schedule: str) -> float | tuple | None:
             or np.any(times < 0) or np.any(np.diff(times) <= 0):
         raise ValueError(f"time must be a finite t >= 0 or increasing such times, got {time!r}")
     return float(times[0]) if np.ndim(time) == 0 else tuple(float(t) for t in times)
+
+
+def _check_units(units: Any) -> str | tuple:
+    """`units` as one of `UNIT_CHOICES` or a tuple of node references."""
+    if isinstance(units, str):
+        if units not in UNIT_CHOICES:
+            raise ValueError(f"units must be one of {UNIT_CHOICES} or a list of nodes (traced "
+                             f"values, nodes, indices or names), got {units!r}")
+        return units
+    if isinstance(units, (list, tuple, set, frozenset)):
+        return tuple(units)
+    raise TypeError(f"units must be one of {UNIT_CHOICES} or a list of nodes, got "
+                    f"{type(units).__name__}")
 
 
 def _check_method(method: Any) -> None:

@@ -119,6 +119,17 @@ class Plan:
         return None
 
     @property
+    def fixed_nodes(self) -> list[int]:
+        """Nodes whose activities never relax: the output (a `UnitPlan` adds its
+        clamped nodes)."""
+        return [self.output]
+
+    def fixed_activities(self, seed: Any) -> dict:
+        """The activities that never relax, from the seed: `{output: seed}` here (a
+        `UnitPlan` also computes its clamped nodes exactly)."""
+        return {self.output: seed}
+
+    @property
     def max_depth(self) -> int:
         """D: the longest path among relaxing nodes (the nilpotency index of N)."""
         depth = self.depth

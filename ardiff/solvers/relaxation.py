@@ -35,6 +35,7 @@ from .plan import Plan, compile_plan
 from .residuals import ConvergenceWarning, max_abs, residual_parts, worst_residual
 from .result import Result
 from .theory import default_max_iter, predict_iterations
+from .units import unit_plan
 
 
 def reachable_tol(tol: float, activities: Iterable) -> float:
@@ -102,7 +103,7 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
     if init == "forward":
         changed = None  # everything is stale at the start
     else:
-        changed = {plan.output}
+        changed = set(plan.fixed_nodes)  # the seed (and clamped nodes) are new
         for i in order:  # all children at zero: the target is zero too
             targets[i] = x[i]
             parts[i] = (0.0, 0.0, 0.0)
@@ -182,8 +183,8 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     options : SolverOptions, optional
         Validated settings (`method` and `rules` are not read here).
     **keywords
-        Instead of `options`: `eta`, `schedule`, `init`, `tol`, `max_iter`, `record`
-        (defaults as in `SolverOptions`), validated here.
+        Instead of `options`: `eta`, `schedule`, `init`, `tol`, `max_iter`, `record`,
+        `closed_form`, `time`, `units` (defaults as in `SolverOptions`), validated here.
 
     Returns
     -------
@@ -195,12 +196,13 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     elif keywords:
         raise TypeError(f"run_relaxation: pass options= or keywords, not both "
                         f"(got {sorted(keywords)}).")
+    plan = unit_plan(plan, options.units)
     if options.closed_form:
         return run_closed_form(plan, seed, options)
     eta, schedule, init = options.eta, options.schedule, options.init
     tol, max_iter, record = options.tol, options.max_iter, options.record
     seed = make_seed(plan, seed)
-    x = {plan.output: seed}
+    x = plan.fixed_activities(seed)
     nodes = plan.graph.nodes
     fast = schedule == "sequential" and eta == 1.0 and not record
     if max_iter is None:
@@ -245,7 +247,8 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
           eta: float | None = None, schedule: str | None = None, init: str | None = None,
           tol: float | None = None, max_iter: int | None = None, record: bool = False,
           closed_form: bool | None = None, time: float | Sequence | None = None,
-          rules: Sequence | None = None, preset: str | None = None) -> Result:
+          units: str | Sequence | None = None, rules: Sequence | None = None,
+          preset: str | None = None) -> Result:
     """Compute gradients as the equilibrium of the Activation Relaxation dynamics.
 
     An option left at None takes the preset's value if `preset` sets it, else the
@@ -290,12 +293,23 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     time : float or sequence of float, optional
         With `schedule="continuous"`: the time t of the exact flow dx/dt = target - x
         to return (or increasing times whose states are recorded).
+    units : {"ops", "layers"} or sequence, optional
+        Which nodes carry relaxing activities (`ardiff.solvers.units`).  `"ops"`
+        (default): every node between the inputs and the output.  `"layers"`: the
+        paper's units: every output of a nonlinear op, every node where paths from
+        them merge and every node marked with [`ardiff.unit`][ardiff.unit], upstream
+        of the last parameter; the ops between units are folded into the edges and the
+        head after the last parameter (network output, loss) is clamped to its exact
+        gradient, as the paper clamps x_L = dL/dv_L.  A sequence: these nodes (traced
+        values, nodes, indices or names).  Inputs are read out as always.  The fixed
+        point does not depend on the choice, only the trajectory does.
     rules : sequence, optional
         Local-rule variants (see `ardiff.rules`) replacing some nodes' VJPs.
     preset : str, optional
-        Named settings (`PRESETS`); `"paper"` is parallel, eta 0.1, exactly 100 steps,
-        forward init.  Approximate by design: 100 steps at eta 0.1 do not reach the
-        fixed point on deep graphs.
+        Named settings (`PRESETS`); `"paper"` is the paper's protocol (Algorithm 1):
+        layer units with the head clamped, parallel, eta 0.1, exactly 100 steps,
+        forward init, computed in closed form.  Approximate by design: 100 steps at
+        eta 0.1 do not reach the fixed point on deep graphs.
 
     Returns
     -------
@@ -311,6 +325,6 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     """
     options = SolverOptions.from_keywords(
         preset=preset, rules=rules, eta=eta, schedule=schedule, init=init, tol=tol,
-        max_iter=max_iter, record=record, closed_form=closed_form, time=time)
+        max_iter=max_iter, record=record, closed_form=closed_form, time=time, units=units)
     plan = compile_plan(graph, output, wrt, options.rules)
     return run_relaxation(plan, seed, options)
