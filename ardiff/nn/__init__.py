@@ -1,7 +1,8 @@
 """Neural-network tools for the paper's experiments: the fused dense op, an MLP,
 losses, optimisers and a training loop whose gradient method is a parameter.
 
-Importing this package registers the `"dense"` op in the op table.
+Importing this package registers the `"dense"` op in the op table, and the
+convolution and pooling ops (`"conv2d"`, `"max_pool2d"`, `"avg_pool2d"`, NCHW).
 
 Examples
 --------
@@ -14,6 +15,8 @@ Examples
 2
 """
 
+from .cnn import CNN
+from .conv import avg_pool2d, conv2d, max_pool2d
 from .dense import ACTIVATIONS, dense, dense_op
 from .losses import (
     LOSSES,
@@ -41,7 +44,8 @@ from .train import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "dense", "dense_op", "Loss", "SumSquaredError", "MeanSquaredError",
+    "ACTIVATIONS", "dense", "dense_op", "conv2d", "max_pool2d", "avg_pool2d", "CNN",
+    "Loss", "SumSquaredError", "MeanSquaredError",
     "SoftmaxCrossEntropy", "LOSSES", "get_loss", "accuracy", "MLP", "Optimizer", "SGD", "Adam",
     "OPTIMIZERS", "Method", "backprop", "backprop_method", "relaxation", "BatchGradients",
     "batch_gradients", "gradient_angles", "evaluate", "History", "train", "one_hot",

@@ -4,13 +4,16 @@
     ardiff reproduce fig1 [--quick] [--dataset NAME] [--out DIR] [--eta ...] ...
     ardiff reproduce fig2 [--quick] [--dataset NAME] [--seeds N] [--epochs N] ...
     ardiff reproduce fig3 [--quick] [--dataset NAME] [--seeds N] [--epochs N] ...
+    ardiff sweep CONFIG [--resume] [--workers N | --scheduler tcp://HOST:PORT] ...
+    ardiff reproduce cnn [--quick] [--dataset NAME] [--seeds N] [--epochs N] ...
 
 Each figure has its own options (`ardiff reproduce fig1 --help`), a `--quick`
 mode and a time estimate.  Optional dependencies (the `cli` extra) are checked
 before anything runs.  Ctrl-C during training stops cleanly: finished epochs and
 runs stay on disk and the summary, table and figures are written from them (exit
 status 130).  Exit status 2 means bad arguments, missing data or a missing
-dependency.
+dependency.  `ardiff sweep` (a grid of settings x conditions x seeds, on Dask) is
+in `ardiff.paper.sweep_cli`; `reproduce fig2|fig3` run the figure's named sweep.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cnn import CNN_CONDITIONS, CNNConfig, describe, run_cnn
 from .conditions import CONDITIONS, FIG2, FIG3
 from .data import DATASETS, DataError, DataNotFoundError, cache_dir
 from .fig1 import PAPER_ETAS
 from .runners import load_data, run_demo, run_fig1
-from .training import Experiment, TrainingConfig, format_table
+from .sweep import SweepError, limit_blas_threads
+from .sweep_cli import add_execution_options, add_sweep_parser, reproduce_sweep, sweep_command
+from .sweep_config import SweepConfigError
 
 __all__ = ["main", "build_parser", "limit_blas_threads", "missing_dependencies",
            "default_demo_dir", "INSTALL_HINT"]
@@ -60,6 +66,11 @@ FIGURES = {
         "quick_time": "about 100 s",
         "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
     },
+    "cnn": {
+        "help": "train a small CNN (conv-pool-conv-pool-fc-fc) with backprop and with AR",
+        "time": "about 2 h (3 seeds x 4 epochs)", "quick_time": "about 1 min",
+        "quick": "1 seed, 1 epoch on the first 3,200 / 1,000 images",
+    },
 }
 
 # Defaults of the overridable options: full runs and --quick.  An option given on
@@ -70,6 +81,8 @@ FULL = {
              "conditions": list(FIG2)},
     "fig3": {"seeds": [0], "epochs": 10, "train_size": None, "test_size": None,
              "conditions": list(FIG3)},
+    "cnn": {"seeds": [0, 1, 2], "epochs": 4, "train_size": None, "test_size": None,
+            "conditions": list(CNN_CONDITIONS)},
 }
 QUICK = {
     "fig1": {"etas": [0.5, 0.1, 0.02], "steps": 100},
@@ -77,6 +90,8 @@ QUICK = {
              "conditions": list(FIG2)},
     "fig3": {"seeds": [0], "epochs": 2, "train_size": 6400, "test_size": 2000,
              "conditions": list(FIG3)},
+    "cnn": {"seeds": [0], "epochs": 1, "train_size": 3200, "test_size": 1000,
+            "conditions": list(CNN_CONDITIONS)},
 }
 
 
@@ -139,31 +154,6 @@ def _conditions(text: str) -> list[str]:
 
 THREADS_HELP = ("BLAS threads (default: %(default)s; the matrices are small, and more "
                 "threads than free cores slow everything down)")
-
-
-def limit_blas_threads(n: int) -> bool:
-    """Limit the BLAS libraries loaded in this process (NumPy's) to `n` threads.
-
-    Parameters
-    ----------
-    n : int
-        Number of threads.
-
-    Returns
-    -------
-    bool
-        True if a BLAS library was found and limited.
-
-    Raises
-    ------
-    ImportError
-        If threadpoolctl (in the `cli` extra) is not installed.
-    """
-    # lazy: threadpoolctl is an optional dependency (the cli extra), checked up front
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    threadpool_limits(limits=int(n), user_api="blas")
-    return any(pool.get("user_api") == "blas" for pool in threadpool_info())
 
 
 def default_demo_dir() -> Path:
@@ -247,7 +237,7 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
                             + "; --quick: " + ",".join(f"{e:g}" for e in quick["etas"]) + ")")
     else:
         seeds = ",".join(map(str, full["seeds"]))
-        conditions = "backprop,ar" if figure == "fig2" else "all seven"
+        conditions = "all seven" if figure == "fig3" else "backprop,ar"
         parser.add_argument("--seeds", type=_seeds, default=None,
                             help=f"number of seeds, or a comma-separated list (default: "
                             f"{seeds}; --quick: {quick['seeds'][0]})")
@@ -284,6 +274,9 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
         parser.add_argument("--angle-every", type=_natural, default=100, metavar="N",
                             help="record the angle to backprop's gradient every N batches "
                             "(0: never; default: %(default)s)")
+        if figure in ("fig2", "fig3"):
+            add_execution_options(parser, _positive, "N > 1: run on N worker processes "
+                                  "(Dask; default: in this process)")
     _common(parser)
     return parser
 
@@ -294,13 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        With the subcommands `demo` and `reproduce fig1|fig2|fig3`, each with only
-        the options it uses.
+        With the subcommands `demo`, `reproduce fig1|fig2|fig3` and `sweep`, each
+        with only the options it uses.
     """
     parser = argparse.ArgumentParser(
         prog="ardiff", description="Activation Relaxation: demo and reproduction of the "
         "paper's experiments (Millidge et al.).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,reproduce}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{demo,reproduce,sweep}")
 
     demo = sub.add_parser(
         "demo", help=f"offline demo on the bundled Fashion-MNIST subset ({DEMO_TIME})",
@@ -321,13 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     lines = [f"  {name}: {spec['help']}; {spec['time']} (--quick: {spec['quick_time']})"
              for name, spec in FIGURES.items()]
     rep = sub.add_parser(
-        "reproduce", help="run one of the paper's experiments (fig1, fig2, fig3)",
+        "reproduce", help="run one of the paper's experiments (fig1, fig2, fig3) or the CNN",
         description="Run one of the paper's experiments; see 'ardiff reproduce FIG --help' "
         "for the options of each.\n\n" + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    figures = rep.add_subparsers(dest="figure", required=True, metavar="{fig1,fig2,fig3}")
+    figures = rep.add_subparsers(dest="figure", required=True, metavar="{fig1,fig2,fig3,cnn}")
     for figure in FIGURES:
         _figure_parser(figures, figure)
+    add_sweep_parser(sub, positive=_positive, seeds=_seeds, common=_common)
     return parser
 
 
@@ -368,10 +363,11 @@ def _out_dir(args: argparse.Namespace) -> Path:
         return Path(args.out)
     if args.command == "demo":
         return default_demo_dir()
-    return Path(f"ardiff-results/{args.dataset}" + ("-quick" if args.quick else ""))
+    cnn = "-cnn" if args.figure == "cnn" else ""  # its runs must not mix with fig2's
+    return Path(f"ardiff-results/{args.dataset}{cnn}" + ("-quick" if args.quick else ""))
 
 
-def _reproduce(args: argparse.Namespace, out: Path, command: str, progress: Any) -> None:
+def _reproduce(args: argparse.Namespace, out: Path, command: str, progress: Any) -> int:
     if args.figure == "fig1":
         # Fig. 1 uses only the first 64 training images
         data = load_data(args.dataset, args.data_dir, 64, 0, progress=progress is not None,
@@ -379,20 +375,33 @@ def _reproduce(args: argparse.Namespace, out: Path, command: str, progress: Any)
         result = run_fig1(data, out, etas=_option(args, "etas"), steps=_option(args, "steps"),
                           main_eta=args.eta, seed=args.seed, command=command)
         print(_wrote(out, result["files"]))
-        return
+        return 0
     train_size, test_size = _option(args, "train_size"), _option(args, "test_size")
     data = load_data(args.dataset, args.data_dir, train_size, test_size,
                      progress=progress is not None, download=not args.no_download)
-    config = TrainingConfig(
+    if args.figure == "cnn":
+        _reproduce_cnn(args, data, out, command, progress)
+        return
+    return reproduce_sweep(args, data, out, command, progress, _option, _wrote)
+
+
+def _reproduce_cnn(args: argparse.Namespace, data: dict, out: Path, command: str,
+                   progress: Any) -> None:
+    conditions = _option(args, "conditions")
+    other = sorted(set(conditions) - set(CNN_CONDITIONS))
+    if other:
+        print(f"ardiff reproduce cnn: --conditions must be among {', '.join(CNN_CONDITIONS)};"
+              f" got {', '.join(other)}.", file=sys.stderr)
+        raise SystemExit(2)
+    config = CNNConfig(
         dataset=args.dataset, epochs=_option(args, "epochs"), batch_size=args.batch_size,
         lr=args.lr, optimizer=args.optimizer, loss=args.loss, eta=args.eta, steps=args.steps,
-        init=args.init, schedule=args.schedule, train_size=train_size, test_size=test_size,
-        angle_every=args.angle_every)
-    exp = Experiment(config, _option(args, "conditions"), _option(args, "seeds"), out,
-                     figure=args.figure, command=command, progress=progress)
-    summary = exp.run(data)
-    print(format_table(summary))
-    print(_wrote(out, exp.files))
+        init=args.init, schedule=args.schedule, train_size=_option(args, "train_size"),
+        test_size=_option(args, "test_size"), angle_every=args.angle_every)
+    summary, paths = run_cnn(data, config, out, seeds=_option(args, "seeds"),
+                             conditions=conditions, progress=progress, command=command)
+    print(describe(summary))
+    print(_wrote(out, paths))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -413,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    name = "ardiff demo" if args.command == "demo" else f"ardiff reproduce {args.figure}"
+    name = "ardiff demo" if args.command == "demo" else "ardiff sweep" \
+        if args.command == "sweep" else f"ardiff reproduce {args.figure}"
     missing = missing_dependencies(args)
     if missing:
         print(f"{name} needs packages that are not installed: {', '.join(missing)}.\n"
@@ -426,17 +436,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_blas_threads(args.threads)
     progress = _progress(args.no_progress)
 
-    out = _out_dir(args)
+    out = _out_dir(args) if args.command != "sweep" else None
     try:
         if args.command == "demo":
             run_demo(out, epochs=args.epochs, progress=progress, command=command,
                      train_size=args.train_size, test_size=args.test_size)
+        elif args.command == "sweep":
+            return sweep_command(args, command, progress)
         else:
-            _reproduce(args, out, command, progress)
+            return _reproduce(args, out, command, progress) or 0
         return 0
     except KeyboardInterrupt:
-        print(f"\nInterrupted; results so far are in {out}/", file=sys.stderr)
+        print(f"\nInterrupted; results so far are in {out}/" if out else "\nInterrupted",
+              file=sys.stderr)
         return 130
+    except (SweepConfigError, SweepError) as exc:
+        print(f"ardiff: {exc}", file=sys.stderr)
+        return 2
     except DataNotFoundError as exc:
         print(f"ardiff: {exc.explain(cli=True)}", file=sys.stderr)
         return 2
