@@ -13,9 +13,9 @@ one copy every `autograd` import is rewritten to ardiff (`autograd.numpy` ->
 `ardiff.testing`, `autograd.builtins` -> Python's `builtins`, `autograd.numpy.random`
 -> `numpy.random`, `from autograd import f` -> `from ardiff import f`); the other keeps
 autograd (when it is installed) as the reference.  In both, loop budgets are cut
-(`num_iters`, `num_epochs`, `maxiter`, time steps, long `range` loops) so that each
-example finishes in seconds, and matplotlib draws to the Agg backend without pausing.
-A `sitecustomize` module records the first few results of `grad`, `value_and_grad`,
+(`num_iters`, `num_epochs`, `maxiter`, time steps, long `range` loops, and the iterations
+of every `scipy.optimize.minimize` call) so that each example finishes in seconds, and
+matplotlib draws to the Agg backend without pausing.  A `sitecustomize` module records the first few results of `grad`, `value_and_grad`,
 `elementwise_grad`, `jacobian` and `hessian` in each run, and seeds NumPy's global
 random state (most examples also seed their own), so the two runs' first gradients are
 taken at the same points and are compared (largest difference relative to the largest
@@ -130,6 +130,27 @@ except Exception:
 
 _np.random.seed(0)  # unseeded examples draw the same numbers in both runs
 
+
+def _cap_minimize():
+    """scipy.optimize.minimize with its iterations capped (most examples run CG to
+    convergence, which takes minutes with their plotting callbacks)."""
+    try:
+        import scipy.optimize as _opt
+    except Exception:
+        return
+    cap = int(os.environ.get("AE_ITERS", "3"))
+    original = _opt.minimize
+
+    def minimize(*args, **kwargs):
+        options = dict(kwargs.get("options") or {})
+        options["maxiter"] = min(int(options.get("maxiter", cap)), cap)
+        kwargs["options"] = options
+        return original(*args, **kwargs)
+    _opt.minimize = minimize
+
+
+_cap_minimize()
+
 _lib = os.environ.get("AE_LIBRARY")
 if _lib:
     import importlib
@@ -175,9 +196,11 @@ def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool) -> None:
     (target / "sitecustomize.py").write_text(RECORDER)
 
 
-def run(script: Path, library: str, record: Path, timeout: float) -> tuple[str, float, str]:
+def run(script: Path, library: str, record: Path, timeout: float, iters: int = 3
+        ) -> tuple[str, float, str]:
     """`(status, seconds, reason)` of one example run."""
     env = dict(os.environ, AE_LIBRARY=library, AE_RECORD=str(record), MPLBACKEND="Agg",
+               AE_ITERS=str(iters),
                PYTHONPATH=os.pathsep.join([str(script.parent.parent), str(script.parent),
                                            str(ROOT), os.environ.get("PYTHONPATH", "")]))
     start = time.perf_counter()
@@ -245,14 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     for script in scripts:
         name = str(script.relative_to(work / "ex_ardiff").with_suffix(""))
         ours = work / f"{script.stem}.ardiff.npz"
-        status, seconds, reason = run(script, "ardiff", ours, args.timeout)
+        status, seconds, reason = run(script, "ardiff", ours, args.timeout, args.iters)
         counts[status] += 1
         theirs_time, verdict = "", "-"
         if compare_runs:
             theirs = work / f"{script.stem}.autograd.npz"
             their_script = work / "ex_autograd" / script.relative_to(work / "ex_ardiff")
             their_status, their_seconds, _ = run(their_script, "autograd", theirs,
-                                                 args.timeout)
+                                                 args.timeout, args.iters)
             theirs_time = f"{their_seconds:.1f}" + ("" if their_status == "runs" else "*")
             verdict = compare(ours, theirs)
         if status != "runs" and script.stem in INTERNALS:
