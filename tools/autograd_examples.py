@@ -15,7 +15,8 @@ one copy every `autograd` import is rewritten to ardiff (`autograd.numpy` ->
 autograd (when it is installed) as the reference.  In both, loop budgets are cut
 (`num_iters`, `num_epochs`, `maxiter`, time steps, long `range` loops, and the iterations
 of every `scipy.optimize.minimize` call) so that each example finishes in seconds, and
-matplotlib draws to the Agg backend without pausing.  A `sitecustomize` module records the first few results of `grad`, `value_and_grad`,
+matplotlib draws to the Agg backend without pausing.  A `sitecustomize` module records
+the first few results of `grad`, `value_and_grad`,
 `elementwise_grad`, `jacobian` and `hessian` in each run, and seeds NumPy's global
 random state (most examples also seed their own), so the two runs' first gradients are
 taken at the same points and are compared (largest difference relative to the largest
