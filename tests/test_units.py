@@ -255,7 +255,13 @@ def test_every_choice_reaches_the_gradient_on_random_graphs(drawn, pick):
         if not all(np.all(np.isfinite(e)) for e in exact):
             return
         plan = compile_plan(g, out, wrt)
-        for units in choices(plan, pick):
+        marked = [i for i in plan.relaxing if pick.random() < 0.3]
+        for units in choices(plan, pick) + ["marked"]:
+            if units == "marked":  # marks (on the graph, last) with the layers rule
+                for i in marked:
+                    ardiff.unit(ardiff.Tracer(g, i, g.nodes[i].value))
+                units = "layers"
+                assert set(marked) <= set(unit_plan(plan, "layers").relaxing)
             for schedule, eta in (("sequential", 1.0), ("parallel", 0.7)):
                 res = ardiff.relax(g, out, wrt, units=units, schedule=schedule, eta=eta,
                                    tol=1e-13, max_iter=5000)
