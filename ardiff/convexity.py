@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .graph import Graph, unwrap
 from .interchange import describe_cycle, find_cycle, from_networkx
@@ -50,8 +51,9 @@ from .solvers.theory import (
     transient_growth,
 )
 from .solvers.triangular import assemble, is_networkx_graph, run_triangular
+from .solvers.units import UnitPlan, unit_plan
 
-__all__ = ["check_convexity", "ConvexityReport", "error_bound", "predict_iterations",
+__all__ = ["check_convexity", "ConvexityReport", "unit_matrix", "error_bound", "predict_iterations",
            "transient_growth", "rounding_floor", "stability", "MAX_PREDICTED",
            "SYMMETRIC_LIMIT", "NEGATIVE_SYMMETRIC_NOTE"]
 
@@ -81,6 +83,9 @@ class ConvexityReport:
     cycle: list | None = None
     output: str | None = None
     relaxing_nodes: int | None = None
+    units: str | None = None
+    folded_nodes: int | None = None
+    clamped_nodes: int | None = None
     size: int | None = None
     nnz: int | None = None
     unit_diagonal: bool | None = None
@@ -141,7 +146,12 @@ class ConvexityReport:
             lines.append(f"  {label:<44} {text[47:]}")
 
         row("graph is a DAG (a tape: parents come first)", yes[self.is_dag])
+        if self.units not in (None, "ops"):
+            row("units", self.units)
         row("relaxing nodes", self.relaxing_nodes)
+        if self.units not in (None, "ops"):
+            row("folded into edges / clamped from the seed",
+                f"{self.folded_nodes} / {self.clamped_nodes}")
         row("system size N (flattened activities)", self.size)
         row("non-zeros of H = I - N (eqs. 17-19)", self.nnz)
         row("diagonal of H all exactly 1", yes[self.unit_diagonal])
@@ -240,7 +250,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
                     wrt: Any = None, eta: float = 1.0, schedule: str = "sequential",
                     tol: float = 1e-10, seed: Any = None, init: str = "zeros",
                     measure: bool = True, symmetric_limit: int | None = None,
-                    max_nnz: int | None = None) -> ConvexityReport:
+                    max_nnz: int | None = None, units: Any = "ops") -> ConvexityReport:
     """Measure the structure, spectrum and convergence of the relaxation on a graph.
 
     Call as `check_convexity(graph, output, wrt=None, ...)`,
@@ -276,6 +286,12 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         Largest N for the dense eigenvalues of (H + Hᵀ)/2 (default 2000).
     max_nnz : int, optional
         Size guard of the assembly (see [`ardiff.solve_triangular`][ardiff.solve_triangular]).
+    units : {"ops", "layers"} or sequence
+        The relaxation's units (as for [`ardiff.relax`][ardiff.relax]).  With units
+        other than `"ops"` the report describes the unit-level system: `N` between
+        units (the op-level matrix with the folded nodes eliminated, `N_UU + N_UF (I -
+        N_FF)^-1 N_FU`), its depth D, the predictions for D, and a measurement with
+        those units.
 
     Returns
     -------
@@ -293,17 +309,22 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     if seed is None:
         seed = np.ones(np.shape(out_value), dtype=np.result_type(out_value))
     system = assemble(plan, seed, max_nnz)
-    H = system.H
-    coo = system.N.tocoo()
-    depth = plan.max_depth
+    relaxed = unit_plan(plan, units)  # the op-level plan itself for units="ops"
+    N = system.N if relaxed is plan else unit_matrix(system, relaxed)
+    H = (sp.identity(N.shape[0], format="csr") - N).tocsr()
+    coo = N.tocoo()
+    depth = relaxed.max_depth
     stable, reason = stability(eta, depth)
     report = ConvexityReport(
         is_dag=True,  # a Graph is a tape: every node's parents come before it
         output=graph.nodes[plan.output].label(),
-        relaxing_nodes=len(plan.relaxing), size=system.size, nnz=int(H.nnz),
+        relaxing_nodes=len(relaxed.relaxing), size=N.shape[0], nnz=int(H.nnz),
+        units=units if isinstance(units, str) else f"{len(relaxed.relaxing)} listed nodes",
+        folded_nodes=len(getattr(relaxed, "folded", ())),
+        clamped_nodes=len(getattr(relaxed, "clamped", ())),
         unit_diagonal=bool(np.all(H.diagonal() == 1.0)),
         strictly_upper_triangular=bool(np.all(coo.col > coo.row)),
-        depth=depth, nilpotency_index=_nilpotency_index(system.N),
+        depth=depth, nilpotency_index=_nilpotency_index(N),
         eta=eta, schedule=schedule, tol=tol, init=init, stable=stable,
         stability_reason=reason, spectral_radius=abs(1.0 - eta),
         predicted_iterations=predict_iterations(depth, eta, schedule, tol))
@@ -313,7 +334,7 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         report.transient_growth = transient_growth(depth, eta, schedule,
                                                    report.predicted_iterations)
     if stable:
-        dtypes = [np.result_type(unwrap(graph.nodes[i].value)) for i in plan.relaxing]
+        dtypes = [np.result_type(unwrap(graph.nodes[i].value)) for i in relaxed.relaxing]
         worst = max(dtypes, key=lambda d: np.finfo(d).eps if d.kind == "f" else 0.0,
                     default=np.dtype(np.float64))
         report.rounding_floor = rounding_floor(
@@ -322,21 +343,66 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         exact = run_triangular(plan, seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            relaxed = run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init, tol=tol)
-        report.measured_iterations = relaxed.iterations
-        report.measured_converged = bool(relaxed.converged)
+            measured = run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init,
+                                      tol=tol, units=units)
+        report.measured_iterations = measured.iterations
+        report.measured_converged = bool(measured.converged)
         report.measured_error = max(
-            (relative_error(a, b) for a, b in zip(relaxed.grads, exact.grads)), default=0.0)
+            (relative_error(a, b) for a, b in zip(measured.grads, exact.grads)), default=0.0)
     limit = SYMMETRIC_LIMIT if symmetric_limit is None else symmetric_limit
-    if system.size == 0:
+    if report.size == 0:
         report.symmetric_note = "no relaxing nodes"
-    elif system.size <= limit:
+    elif report.size <= limit:
         S = H.toarray()
         report.min_symmetric_eigenvalue = float(np.linalg.eigvalsh((S + S.T) / 2.0)[0])
     else:
-        report.symmetric_note = f"N = {system.size} > symmetric_limit = {limit}"
+        report.symmetric_note = f"N = {report.size} > symmetric_limit = {limit}"
     report.notes = _notes(report)
     return report
+
+
+def unit_matrix(system: Any, plan: UnitPlan) -> sp.csr_matrix:
+    """N between the units of `plan`, from the op-level system's N.
+
+    With the op-level activities split into units U, folded nodes F and clamped nodes
+    C, the folded values are z_F = N_FU x_U + N_FF z_F + (terms in C and the seed), so
+    z_F = (I - N_FF)^-1 N_FU x_U + ... and the units see N_UU + N_UF (I - N_FF)^-1 N_FU.
+    N_FF is nilpotent: the inverse is the finite sum of its powers (all sparse).
+
+    Parameters
+    ----------
+    system : TriangularSystem
+        `assemble` of the op-level plan (`plan.op_plan`).
+    plan : UnitPlan
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Rows and columns in the order of `plan.relaxing`, each unit's entries flattened.
+    """
+    position = {i: k for k, i in enumerate(system.nodes)}
+
+    def rows(nodes):
+        return np.concatenate([np.arange(system.offsets[position[i]],
+                                         system.offsets[position[i] + 1]) for i in nodes]
+                              + [np.zeros(0, dtype=np.int64)])
+
+    U, F = rows(plan.relaxing), rows(plan.folded)
+    N = system.N.tocsr()
+    n_uu = N[U][:, U]
+    if not F.size:
+        return n_uu.tocsr()
+    n_ff, n_fu, n_uf = N[F][:, F], N[F][:, U], N[U][:, F]
+    power, total = n_fu, n_fu
+    for _ in range(len(plan.folded)):  # nilpotent: at most one power per folded node
+        power = n_ff @ power
+        power.eliminate_zeros()
+        if power.nnz == 0:
+            break
+        total = total + power
+    out = (n_uu + n_uf @ total).tocsr()
+    out.eliminate_zeros()
+    return out
 
 
 def _notes(r: ConvexityReport) -> list:

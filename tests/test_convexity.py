@@ -239,3 +239,28 @@ def test_relative_error_is_symmetric_scale_free_and_zero_safe():
     assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
     assert relative_error(np.zeros(0), np.zeros(0)) == 0.0
     assert np.isnan(relative_error(np.array([np.nan]), np.array([1.0])))
+
+
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.5), ("sequential", 1.0)])
+def test_report_for_layer_units_describes_the_unit_level_system(schedule, eta):
+    """Layer units of the tanh MLP: h1 and h2 relax (h3 and the sum are the clamped
+    head), N between them is W2ᵀ diag(1 - h2²), assembled here by hand."""
+    g, out, wrt, weights, hidden = tanh_mlp()
+    report = ardiff.check_convexity(g, out, wrt, units="layers", eta=eta, schedule=schedule,
+                                    tol=1e-10)
+    W2 = weights[1].value
+    h2 = hidden[1].value
+    N = np.zeros((6, 6))
+    N[:3, 3:] = (W2 * (1.0 - h2 ** 2)[:, None]).T  # rows: h1, columns: h2
+    H = np.eye(6) - N
+    assert report.units == "layers"
+    assert report.relaxing_nodes == 2 and report.size == 6
+    assert report.folded_nodes == 2 and report.clamped_nodes == 2  # W1 @ x, W2 @ h1 | W3 @ h2, h3
+    assert report.nnz == np.count_nonzero(H)
+    assert report.depth == 2 and report.nilpotency_index == 2
+    assert report.predicted_iterations == predict_iterations(2, eta, schedule, 1e-10)
+    assert report.measured_converged and report.measured_error < 1e-9
+    np.testing.assert_allclose(report.min_symmetric_eigenvalue,
+                               np.linalg.eigvalsh((H + H.T) / 2)[0], rtol=1e-12)
+    ops = ardiff.check_convexity(g, out, wrt, eta=eta, schedule=schedule, tol=1e-10)
+    assert ops.depth == 6 and ops.units == "ops" and ops.relaxing_nodes == 6
