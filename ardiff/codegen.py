@@ -12,11 +12,21 @@ the results are bitwise identical to `ardiff.grad`.
 Only the exact one-sweep solve (`method="backprop"`, or the default relaxation:
 sequential schedule, eta = 1, no rules, no recording) is generated; other solver
 settings replay the forward here and run their solver on the updated graph.
+
+Scalar programs (every node a 0-d float64 of an op in `SCALAR_OPS`) get a second
+pair of functions working on Python floats: `a + b` on two floats is the same IEEE
+operation as on two `np.float64`, and a `math` function is used only where it
+gives NumPy's bits (`math_matches_numpy`; otherwise the ufunc is called).  Where
+Python raises instead of returning inf or NaN (division by zero, `math.log(0)`,
+overflow in `math.exp`), or where a result is not finite, the replay runs the
+NumPy code instead, so warnings and values stay those of `ardiff.grad`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -26,11 +36,90 @@ from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
 from .solvers.common import make_seed, warn_non_finite
 from .solvers.plan import Plan
 
-__all__ = ["LINES_PER_FUNCTION", "sweep_is_exact", "Replay"]
+__all__ = ["LINES_PER_FUNCTION", "SCALAR_OPS", "math_matches_numpy", "sweep_is_exact",
+           "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
 LINES_PER_FUNCTION = 2000
+
+
+#: Ops a scalar program is written with on Python floats: op name -> (forward,
+#: derivative factor per argument, or None where every VJP is `g` or `-g`).  `{0}`,
+#: `{1}` are the arguments and `{ans}` the answer; each factor is the expression the
+#: op's `Scale` maker computes (`ardiff.ops.elementwise`), operation for operation,
+#: and function names are NumPy's (bound to `math` where `math_matches_numpy`).
+SCALAR_OPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "add": ("{0} + {1}", None),
+    "subtract": ("{0} - {1}", None),
+    "negative": ("-{0}", None),
+    "multiply": ("{0} * {1}", ("{1}", "{0}")),
+    "divide": ("{0} / {1}", ("1.0 / {1}", "-{ans} / {1}")),
+    "square": ("{0} * {0}", ("2.0 * {0}",)),
+    "sin": ("sin({0})", ("cos({0})",)),
+    "cos": ("cos({0})", ("-sin({0})",)),
+    "tan": ("tan({0})", ("1.0 + {ans} * {ans}",)),
+    "exp": ("exp({0})", ("{ans}",)),
+    "expm1": ("expm1({0})", ("{ans} + 1.0",)),
+    "log": ("log({0})", ("1.0 / {0}",)),
+    "log1p": ("log1p({0})", ("1.0 / ({0} + 1.0)",)),
+    "sqrt": ("sqrt({0})", ("0.5 / {ans}",)),
+    "tanh": ("tanh({0})", ("1.0 - {ans} * {ans}",)),
+    "sinh": ("sinh({0})", ("cosh({0})",)),
+    "cosh": ("cosh({0})", ("sinh({0})",)),
+    "arctan": ("arctan({0})", ("1.0 / (1.0 + {0} * {0})",)),
+    "absolute": ("abs({0})", ("sign({0})",)),
+}
+_MATH_NAMES = {"arctan": "atan"}
+#: Errors Python float arithmetic and `math` raise where NumPy returns inf or NaN.
+_FLOAT_ERRORS = (ArithmeticError, ValueError)
+_FALLBACK = object()
+
+
+@functools.cache
+def math_matches_numpy(name: str) -> bool:
+    """Whether `math`'s function gives the bits of NumPy's float64 ufunc `name` here.
+
+    Both are often the C library's function, but NumPy has its own SIMD
+    implementations of some (float64 `tanh` on AVX2, `exp`/`log`/`sin`/... on
+    AVX-512 builds), which differ in the last bit on a fraction of inputs.  The
+    check runs once per process on 5,000 fixed points over several scales, through
+    both NumPy's array loop and its 0-d path (which replays call); a function that
+    differs anywhere stays a NumPy call.  Points where `math` raises are skipped:
+    the replay falls back to NumPy there.
+    """
+    ufunc = getattr(np, name)
+    fun = getattr(math, _MATH_NAMES.get(name, name))
+    rng = np.random.default_rng(20261130)
+    points = np.concatenate(
+        [rng.uniform(-s, s, 800) for s in (1e-6, 1.0, 4.0, 30.0, 700.0, 1e6)]
+        + [np.array([0.0, -0.0, 0.5, 1.0, -1.0, np.pi, 2.0**-1022, 1e-300])])
+    with np.errstate(all="ignore"):
+        wanted = ufunc(points).tolist()
+        single = [ufunc(np.float64(p)) for p in points[::5]]
+    for k, (p, want) in enumerate(zip(points.tolist(), wanted)):
+        try:
+            got = fun(p)
+        except _FLOAT_ERRORS:
+            continue
+        if k % 5 == 0:
+            want = [want, float(single[k // 5])]
+        else:
+            want = [want]
+        if any(np.float64(got).tobytes() != np.float64(w).tobytes() for w in want):
+            return False
+    return True
+
+
+def scalar_function(name: str):
+    """The function generated scalar code calls for NumPy's `name`."""
+    if name == "abs":  # |x| is exact: Python's abs is np.absolute on floats
+        return abs
+    if name == "sign":  # NumPy's own (sign(0) = 0, sign(NaN) = NaN)
+        return np.sign
+    if math_matches_numpy(name):
+        return getattr(math, _MATH_NAMES.get(name, name))
+    return getattr(np, name)
 
 
 def sweep_is_exact(method: str, rules, options: dict) -> bool:
@@ -74,6 +163,8 @@ class Replay:
         self._forward = self._define("V, L", lines)
         self._backward = self._define("V, X", self._sweep_lines()) if plan else None
         self._relevant = set(plan.relevant) if plan else set()
+        #: (forward, backward, base values) on Python floats, or None (see SCALAR_OPS)
+        self.scalar = self._scalar_program() if plan else None
 
     # -- code generation --------------------------------------------------------
     def _bind(self, name: str, value: Any) -> str:
@@ -160,14 +251,135 @@ class Replay:
                   if i not in relaxing and i != plan.output and edges[i]]
         return lines
 
-    def _define(self, params: str, lines: list[str]):
-        """Compile `lines` into one callable `f(params)` (split into chunks)."""
+    # -- scalar programs on Python floats ---------------------------------------
+    @staticmethod
+    def _literal(value: Any) -> str | None:
+        """`value` as a float literal when it is a finite real scalar, else None."""
+        if type(value) in (float, np.float64) and math.isfinite(value):
+            text = repr(float(value))
+        elif type(value) is int and abs(value) <= 2**53:  # converted exactly, as by NumPy
+            text = repr(value)
+        else:
+            return None
+        return f"({text})" if text.startswith("-") else text
+
+    def _scalar_operands(self, node) -> list[str] | None:
+        parent_of = dict(node.parents)
+        operands = []
+        for k, arg in enumerate(node.args):
+            if k in parent_of:
+                operands.append(f"V[{parent_of[k]}]")
+            else:
+                literal = self._literal(arg)
+                if literal is None:
+                    return None
+                operands.append(literal)
+        return operands
+
+    def _scalar_program(self):
+        """Forward and sweep of a scalar program on Python floats, or None.
+
+        Only when every node is a 0-d float64 of an op in `SCALAR_OPS` with literal
+        constants, and no edge needs broadcasting undone.
+        """
+        graph, plan = self.graph, self.plan
+        base = [None] * len(graph.nodes)
+        forward, names = [], set()
+        for node in graph.nodes:
+            if node.op == "constant":
+                value = node.value
+                base[node.index] = float(value) if type(value) is np.float64 else value
+                continue
+            if type(node.value) is not np.float64:
+                return None
+            if node.op == "input":
+                continue
+            entry = SCALAR_OPS.get(node.op.name)
+            operands = self._scalar_operands(node)
+            if entry is None or node.kwargs or operands is None or \
+                    len(operands) != (2 if "{1}" in entry[0] else 1):
+                return None
+            forward.append(f"V[{node.index}] = {entry[0].format(*operands)}")
+            names.update(re.findall(r"([a-z][a-z0-9]*)\(", entry[0]))
+        for k, i in enumerate(self.inputs):
+            forward.insert(0, f"V[{i}] = L[{k}]")
+        terms = {}
+        for parent in [*reversed(plan.relaxing), *plan.wrt]:
+            for child, argnum in plan.children[parent] or ():
+                node = graph.nodes[child]
+                maker = node.op.vjp_maker(argnum)
+                if argument_fit(node.args[argnum], node.value) is not None:
+                    return None
+                if isinstance(maker, Fixed):
+                    term = maker.template.format(f"X[{child}]")
+                else:
+                    factors = SCALAR_OPS[node.op.name][1]
+                    if factors is None or not isinstance(maker, Scale):
+                        return None
+                    factor = factors[argnum].format(*self._scalar_operands(node),
+                                                    ans=f"V[{child}]")
+                    names.update(re.findall(r"([a-z][a-z0-9]*)\(", factor))
+                    term = f"X[{child}] * ({factor})"
+                terms[(child, argnum)] = term
+        relaxing = set(plan.relaxing)
+        targets = [*reversed(plan.relaxing),
+                   *(i for i in plan.wrt if i not in relaxing and i != plan.output
+                     and plan.children[i])]
+        backward = [f"X[{i}] = " + " + ".join(terms[edge] for edge in plan.children[i])
+                    for i in targets]
+        namespace = {name: scalar_function(name) for name in names}
+        return (self._define("V, L", forward, namespace),
+                self._define("V, X", backward, namespace), base)
+
+    def replay(self, leaves: list, guards: list):
+        """`(output value, gradients)` at new leaves; None if a guard answers otherwise.
+
+        Needs a plan.  Scalar programs run on Python floats (see `SCALAR_OPS`) and
+        fall back to the NumPy code where Python raises or a result is not finite.
+        """
+        if self.scalar is not None and all(type(v) in (float, np.float64) for v in leaves):
+            done = self._scalar_replay(leaves, guards)
+            if done is not _FALLBACK:
+                return done
+        values = self.forward(leaves)
+        if not all(guard.holds(values) for guard in guards):
+            return None
+        return values[self.plan.output], self.gradients(values)
+
+    def _scalar_replay(self, leaves: list, guards: list):
+        forward, backward, base = self.scalar
+        plan = self.plan
+        values = base.copy()
+        activities = [None] * len(values)
+        activities[plan.output] = 1.0
+        try:
+            with np.errstate(all="ignore"):  # ufuncs on floats; NumPy's replay warns instead
+                forward(values, [float(v) for v in leaves])
+                if guards:  # guards read NumPy scalars, as when they were recorded
+                    seen = [np.float64(v) if type(v) is float else v for v in values]
+                    if not all(guard.holds(seen) for guard in guards):
+                        return None
+                backward(values, activities)
+        except _FLOAT_ERRORS:
+            return _FALLBACK
+        value = values[plan.output]
+        relevant = self._relevant
+        grads = [activities[i] if i in relevant else 0.0 for i in plan.wrt]
+        if not (math.isfinite(value) and all(math.isfinite(g) for g in grads)):
+            return _FALLBACK
+        return np.float64(value), [np.float64(g) for g in grads]
+
+    def _define(self, params: str, lines: list[str], extra: dict | None = None):
+        """Compile `lines` into one callable `f(params)` (split into chunks).
+
+        `extra` adds names to the generated code's namespace.
+        """
         chunks = []
         for start in range(0, max(len(lines), 1), LINES_PER_FUNCTION):
             body = lines[start:start + LINES_PER_FUNCTION] or ["pass"]
             name = f"_part{start // LINES_PER_FUNCTION}"
             source = f"def {name}({params}):\n    " + "\n    ".join(body) + "\n"
-            namespace = dict(self._names)
+            namespace = dict(self._names, **(extra or {}))
             exec(compile(source, f"<ardiff.compile {name}>", "exec"), namespace)
             chunks.append(namespace[name])
         if len(chunks) == 1:

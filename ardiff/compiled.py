@@ -179,12 +179,12 @@ class CompiledGrad:
             program = recording.program = Replay(
                 call.graph, [t.node.index for t in call.inputs],
                 recording.plan if exact else None)
+        if program.plan is not None:
+            done = program.replay(leaves, call.graph.guards)
+            return None if done is None else (done[0], call.pack(done[1]))
         values = program.forward(leaves)
         if not all(guard.holds(values) for guard in call.graph.guards):
             return None
-        if program.plan is not None:
-            grads = program.gradients(values)
-            return values[program.plan.output], call.pack(grads)
         call.replace_values(values)  # other solvers run on the graph itself
         return call.value(), self._solve(recording)
 

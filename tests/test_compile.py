@@ -1,5 +1,6 @@
 """ardiff.compile: replays agree with fresh traces, and guards force re-tracing."""
 
+import re
 import warnings
 
 import numpy as np
@@ -197,3 +198,132 @@ def test_non_finite_warning_of_a_replay_points_at_the_callers_line(options):
         assert found and all(w.filename == __file__ for w in found), \
             [(w.filename, str(w.message)) for w in caught]
     assert f.replays == 1
+
+
+# -- scalar programs on Python floats (ardiff.codegen.SCALAR_OPS) ---------------------------
+def _unary_steps():
+    """Scalar ops with bounded values and derivatives, each written with ardiff.numpy."""
+    return [
+        lambda u: anp.sin(u), lambda u: anp.cos(u), lambda u: anp.tanh(u),
+        lambda u: anp.exp(anp.tanh(u)), lambda u: anp.log(1.0 + u * u),
+        lambda u: anp.log1p(anp.square(u)), lambda u: anp.sqrt(1.0 + u * u),
+        lambda u: anp.sinh(anp.tanh(u)), lambda u: anp.cosh(anp.tanh(u)),
+        lambda u: anp.arctan(u), lambda u: anp.expm1(anp.tanh(u)), lambda u: -u,
+        lambda u: anp.tan(0.5 * anp.tanh(u)), lambda u: anp.abs(u) + 0.5 * u,
+        lambda u: 2 - u, lambda u: u / 3.0, lambda u: u * -1.25,
+    ]
+
+
+def _binary_steps():
+    return [lambda u, v: u + v, lambda u, v: u - v, lambda u, v: u * v,
+            lambda u, v: u / (1.0 + v * v), lambda u, v: anp.multiply(u, 0.5) + v]
+
+
+@st.composite
+def scalar_programs(draw):
+    """A random DAG of scalar ops (every node 0-d) and its 1 to 3 scalar arguments."""
+    n_inputs = draw(st.integers(1, 3))
+    steps = draw(st.lists(st.tuples(st.booleans(), st.integers(0, 16), st.integers(0, 10**6),
+                                    st.integers(0, 10**6)), min_size=5, max_size=40))
+    values = draw(st.lists(st.floats(-2.0, 2.0), min_size=n_inputs, max_size=n_inputs))
+    unary, binary = _unary_steps(), _binary_steps()
+
+    def program(*xs):
+        nodes = list(xs)
+        for is_binary, op, a, b in steps:
+            u, v = nodes[a % len(nodes)], nodes[b % len(nodes)]
+            nodes.append(binary[op % len(binary)](u, v) if is_binary else unary[op](u))
+        total = nodes[-1]
+        for extra in nodes[n_inputs:-1]:
+            total = total + 0.01 * extra
+        return total
+    return program, tuple(values)
+
+
+def _scalar_program_of(compiled):
+    (recordings,) = compiled._cache.values()
+    return recordings[0].program
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, float])
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=scalar_programs(), seed=st.integers(0, 2**32 - 1))
+def test_scalar_replays_are_bitwise_the_numpy_replay_and_grad(dtype, drawn, seed):
+    """Python-float replays give grad's bits; float32 programs keep NumPy's code."""
+    program, values = drawn
+    argnum = tuple(range(len(values)))
+    rng = np.random.default_rng(seed)
+    compiled = ardiff.compile(program, argnum=argnum)
+    points = [values, values] + [tuple(v + 0.1 * rng.standard_normal() for v in values)
+                                 for _ in range(3)]
+    for point in points:
+        args = tuple(dtype(v) for v in point)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want_value, want = ardiff.value_and_grad(program, argnum=argnum)(*args)
+            got_value, got = compiled.value_and_grad(*args)
+        assert type(got_value) is type(want_value) and got_value.tobytes() == \
+            want_value.tobytes()
+        for a, b in zip(got, want):
+            assert type(a) is type(b) and np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    replay = _scalar_program_of(compiled)
+    assert (replay.scalar is not None) == (dtype is not np.float32)
+    if replay.scalar is not None:  # the NumPy replay of the same recording agrees too
+        leaves = [np.float64(v) for v in points[-1]]
+        values_np = replay.forward(leaves)
+        slow = replay.gradients(values_np)
+        fast = replay.replay(leaves, [])[1]
+        assert [np.float64(g).tobytes() for g in slow] == [g.tobytes() for g in fast]
+
+
+def test_scalar_replays_fall_back_to_numpy_where_python_raises():
+    """1/0, log(0), exp overflow: Python raises, NumPy returns inf/NaN and warns."""
+    cases = [(lambda x: 1.0 / x, 1.0, 0.0), (lambda x: anp.log(x * x), 1.0, 0.0),
+             (lambda x: anp.exp(x), 1.0, 1000.0), (lambda x: anp.sqrt(x), 4.0, 0.0)]
+    for fun, first, bad in cases:
+        compiled = ardiff.compile(fun)
+        compiled(first)
+        compiled(first)
+        assert _scalar_program_of(compiled).scalar is not None
+        with warnings.catch_warnings(record=True) as got_warnings:
+            warnings.simplefilter("always")
+            got = compiled(bad)
+        with warnings.catch_warnings(record=True) as want_warnings:
+            warnings.simplefilter("always")
+            want = ardiff.grad(fun)(bad)
+        assert type(got) is type(want) and got.tobytes() == want.tobytes()
+        assert sorted(str(w.message) for w in got_warnings) == \
+            sorted(str(w.message) for w in want_warnings)
+
+
+def test_scalar_replays_check_guards():
+    def branch(x):
+        y = anp.sin(x)
+        return y * y if y > 0 else -y
+
+    compiled = ardiff.compile(branch)
+    for x in (0.5, 1.0, -0.5, 2.0, -1.0):
+        assert compiled(x).tobytes() == ardiff.grad(branch)(x).tobytes()
+    assert compiled.traces == 2 and compiled.replays == 3
+    assert _scalar_program_of(compiled).scalar is not None
+
+
+def test_math_functions_are_used_only_where_they_give_numpys_bits():
+    """Independent of the calibration points: fresh random points, both NumPy paths."""
+    from ardiff.codegen import SCALAR_OPS, scalar_function
+    rng = np.random.default_rng(7)
+    points = np.concatenate([rng.uniform(-3.0, 3.0, 300), rng.uniform(-50.0, 50.0, 300)])
+    names = {n for fwd, factors in SCALAR_OPS.values()
+             for text in (fwd, *(factors or ())) for n in re.findall(r"([a-z][a-z0-9]*)\(", text)}
+    assert names >= {"sin", "cos", "exp", "log", "tanh"}
+    for name in sorted(names - {"abs", "sign"}):
+        fun = scalar_function(name)
+        ufunc = getattr(np, name)
+        with np.errstate(all="ignore"):
+            wanted = ufunc(points)
+        for p, want in zip(points.tolist(), wanted.tolist()):
+            try:
+                got = fun(p)
+            except (ArithmeticError, ValueError):
+                continue  # the replay falls back to NumPy there
+            assert np.float64(got).tobytes() == np.float64(want).tobytes(), (name, p)
