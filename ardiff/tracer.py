@@ -419,8 +419,12 @@ class Tracer(TracerBase):
         self._detach_error("Using it as an integer index (__index__)")
 
     def __array__(self, dtype=None, copy=None):
-        if self._is_integer() and (dtype is None or np.dtype(dtype).kind in "biu"):
-            return np.asarray(concrete(np.asarray, self), dtype=dtype)
+        # an integer result (np.int64(x), np.asarray(x, dtype=int)) carries no gradient:
+        # it is a plain array, read as a guard so that a compiled replay re-checks it
+        if dtype is not None and np.dtype(dtype).kind in "biu":
+            return concrete(np.asarray, self, dtype=dtype)
+        if self._is_integer() and dtype is None:
+            return np.asarray(concrete(np.asarray, self))
         self._detach_error(
             "Converting to a NumPy array (np.array/np.asarray, a method of a plain NumPy array "
             "such as a.dot(x), or assigning it into a NumPy array with a[i] = x)")

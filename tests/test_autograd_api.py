@@ -330,6 +330,56 @@ def test_check_grads_accepts_autograds_modes():
             check_grads(wrong, modes=modes, order=1)(X)
 
 
+@primitive
+def scaled_second(x, y):
+    """x * y with the derivative w.r.t. y wrong by a factor 2 (x's is right)."""
+    return x * y
+
+
+defvjp(scaled_second, lambda ans, x, y: lambda g: g * y, lambda ans, x, y: lambda g: 2 * g * x)
+
+
+def test_check_grads_takes_autograds_argnums_keywords_and_container_outputs():
+    """autograd's test files call check_grads with a sequence argnum, keyword arguments
+    for fun, and functions returning tuples; each part must be checked (a wrong
+    derivative in any of them is caught)."""
+    y = np.array([0.3, -1.2, 0.8])
+    check_grads(lambda a, b: a * anp.sin(b), argnum=(0, 1))(X, y)
+    check_grads(lambda a, b: a * anp.sin(b), argnum=[1])(X, y)
+    with pytest.raises(AssertionError):
+        check_grads(scaled_second, argnum=(0, 1), order=1)(X, y)
+    check_grads(scaled_second, argnum=0)(X, y)  # only x perturbed: right
+    with pytest.raises(AssertionError):
+        check_grads(scaled_second, argnum=1, order=1)(X, y)
+    # keyword arguments reach fun and are not differentiated
+    check_grads(anp.sum, modes=["rev"])(np.ones((2, 3)) * X, axis=1, keepdims=True)
+    # container outputs: every part is seeded
+    check_grads(lambda a: (anp.sin(a), {"k": a ** 3}))(X)
+    with pytest.raises(AssertionError):
+        check_grads(lambda a: (anp.sin(a), scaled_second(a, a)), order=1)(X)
+    with pytest.raises(TypeError, match="argnum"):
+        check_grads(f_scalar, argnum="0")(X)
+
+
+def test_combo_check_runs_every_combination():
+    """autograd's test_util.combo_check: every combination of candidate arguments and
+    keyword arguments is checked (counted here), and a wrong one is caught."""
+    from ardiff.testing import combo_check
+
+    calls = []
+
+    def fun(a, b, axis=None):
+        calls.append((np.shape(a), np.shape(b), axis))
+        return anp.sum(a * b, axis=axis)
+
+    combo_check(fun, (0, 1), order=1)([X, X[:, None] * X], [2.0, X], axis=[None, 0])
+    assert {c for c in calls} == {(np.shape(a), np.shape(b), axis)
+                                  for a in (X, X[:, None] * X) for b in (2.0, X)
+                                  for axis in (None, 0)}
+    with pytest.raises(AssertionError):
+        combo_check(scaled_second, [1], order=1)([X], [X, 2 * X])
+
+
 # -- odeint ---------------------------------------------------------------------------------------
 ODE_TOL = {"rtol": 1e-11, "atol": 1e-12}
 

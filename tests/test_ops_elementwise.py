@@ -210,6 +210,9 @@ CASES += [
          ops=("clip",)),
     Case("clip_method", lambda xp, x, lo, hi: x.clip(lo, hi), clip_bounds(), ops=("clip",),
          dispatch=False),
+    # real input: the identity (autograd's test_real_ic, complex values are issue 14)
+    Case("real_if_close", lambda xp, x: xp.real_if_close(x) * 2.0, one_arg(FREE),
+         ops=("multiply",)),
 ]
 
 

@@ -15,6 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from test_ops import Case, broadcast_shapes, grid, make_op_test, reals, shapes
 
+import ardiff
+import ardiff.numpy as anp
+from ardiff.testing import check_grads
+
 
 def one(shape_strategy=None, **kw_strategies):
     """One array of a drawn shape plus keyword arguments drawn from ``shape -> strategy``."""
@@ -240,6 +244,72 @@ CASES = [
     Case("array_of_traced", lambda xp, x, y: xp.array([x, y, x]),
          shapes().flatmap(lambda s: st.tuples(reals(s), reals(s))).map(lambda a: (a, {})),
          ops=("concatenate",), dispatch=False),
+    # autograd's test_numpy: np.r_ / np.c_ with traced, constant and slice items
+    Case("r_", lambda xp, x, y: xp.r_[x, 2.5, y, 1:4],
+         shapes(max_dims=1).flatmap(lambda s: st.tuples(reals(s), reals(s))).map(
+             lambda a: (a, {})), ops=("concatenate",), dispatch=False),
+    Case("c_", lambda xp, x, y: xp.c_[x, np.arange(len(x) if x.ndim else 1.0), y],
+         shapes(max_dims=2).flatmap(lambda s: st.tuples(reals(s), reals(s))).map(
+             lambda a: (a, {})),
+         ops=("concatenate",), dispatch=False),
+    # a list holding traced values, appended to (autograd's test_simple_append_list)
+    Case("append_list", lambda xp, x, y: xp.append([x, 2.0 * x, x], y),
+         shapes(max_dims=0).flatmap(lambda s: st.tuples(reals(s), reals((2,)))).map(
+             lambda a: (a, {})), ops=("concatenate",)),
 ]
 
 test_shape = make_op_test(CASES)
+
+
+# -- autograd's make_diagonal, np.int64 of a traced value ---------------------------------
+def reference_make_diagonal(d, offset, axis1, axis2):
+    """Loops: the array whose `numpy.diagonal(., offset, axis1, axis2)` is `d`."""
+    n = d.shape[-1]
+    size = n + abs(offset)
+    square = np.zeros(d.shape[:-1] + (size, size))
+    for i in range(n):
+        row = i + max(0, -offset)
+        square[..., row, row + offset] = d[..., i]
+    return np.moveaxis(square, (-2, -1), (axis1, axis2))
+
+
+def test_make_diagonal_against_loops_and_finite_differences():
+    rng = np.random.default_rng(3)
+    d = rng.normal(size=(2, 4))
+    for offset, axis1, axis2 in [(0, -1, -2), (1, 0, 2), (-2, 2, 0), (0, 1, 0)]:
+        built = anp.make_diagonal(d, offset, axis1, axis2)
+        np.testing.assert_array_equal(built, reference_make_diagonal(d, offset, axis1, axis2))
+        np.testing.assert_array_equal(np.diagonal(built, offset, axis1, axis2), d)
+        check_grads(lambda v: anp.make_diagonal(v, offset, axis1, axis2), order=2)(d)
+    weights = rng.normal(size=(2, 4, 4))
+    # the gradient of sum(W * make_diagonal(d)) is the diagonal of W
+    g = ardiff.grad(lambda v: anp.sum(weights * anp.make_diagonal(v, 0, -1, -2)))(d)
+    np.testing.assert_array_equal(g, np.diagonal(weights, 0, -1, -2))
+
+
+def test_integer_cast_of_a_traced_float_is_a_plain_guarded_array():
+    """`np.int64(x)` / `np.asarray(x, dtype=int)` (autograd's test_cast_to_int): plain
+    integers, no error; a compiled replay re-traces when they change."""
+    table = np.arange(5.0) ** 2
+
+    def fun(w):
+        index = np.int64(w[:, -1])
+        assert isinstance(index, (np.ndarray, np.integer)) and index.dtype == np.int64
+        more = np.asarray(w[:, 0] * 0.0 + 1.0, dtype=np.int32)
+        assert isinstance(more, np.ndarray) and more.dtype == np.int32
+        return anp.sum(w[index, :-1]) + anp.sum(table[index] * w[:, 0]) + float(more[0])
+
+    w = np.array([[0.5, 1.0, 1.2], [0.25, 3.0, 1.7], [1.5, -1.0, 0.4]])
+    expected = np.zeros_like(w)
+    expected[:, :-1] += np.array([1.0, 2.0, 0.0])[:, None]  # rows int(1.2), int(1.7), int(0.4)
+    expected[:, 0] += table[[1, 1, 0]]
+    np.testing.assert_allclose(ardiff.grad(fun)(w), expected)
+    compiled = ardiff.compile(fun)
+    np.testing.assert_allclose(compiled(w), expected)
+    w2 = w.copy()
+    w2[:, -1] = [2.1, 2.9, 2.2]  # other rows: the guard must send the replay back to tracing
+    expected2 = np.zeros_like(w)
+    expected2[2, :-1] = 3.0
+    expected2[:, 0] += table[[2, 2, 2]]
+    np.testing.assert_allclose(compiled(w2), expected2)
+    assert compiled.traces == 2

@@ -102,6 +102,7 @@ from ._shape import (  # noqa: F401
     atleast_3d,
     block,
     broadcast_to,
+    c_,
     column_stack,
     concatenate,
     delete,
@@ -116,10 +117,12 @@ from ._shape import (  # noqa: F401
     hsplit,
     hstack,
     insert,
+    make_diagonal,
     meshgrid,
     moveaxis,
     pad,
     partition,
+    r_,
     ravel,
     repeat,
     reshape,
@@ -267,6 +270,14 @@ def cumprod(a, axis=None, dtype=None, out=None):
     """Traced `numpy.cumprod`."""
     _no_out("cumprod", out, dtype)
     return _OPS["cumprod"](asarray(a), axis=axis)
+
+
+def real_if_close(a, tol=100):
+    """Traced `numpy.real_if_close`: a real input is returned as it is (complex values are
+    not traced, issue 14)."""
+    if not _contains_tracer(a):
+        return _np.real_if_close(a, tol=tol)
+    return asarray(a)
 
 
 # -- selection ------------------------------------------------------------------

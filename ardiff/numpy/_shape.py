@@ -405,9 +405,20 @@ def rollaxis(a, axis, start=0):
     return _transpose(a, tuple(perm))
 
 
+def as_traced_array(obj):
+    """`obj` as one array: a (nested) list or tuple holding traced values is stacked into
+    one traced array, anything else untraced goes through `numpy.asarray`."""
+    if isinstance(obj, TracerBase):
+        return obj
+    if isinstance(obj, (list, tuple)) and contains_tracer(obj):
+        return stack([as_traced_array(item) for item in obj])
+    return np.asarray(obj)
+
+
 @numpy_when_plain
 def append(arr, values, axis=None):
-    """Traced `numpy.append`."""
+    """Traced `numpy.append` (lists holding traced values included)."""
+    arr, values = as_traced_array(arr), as_traced_array(values)
     if axis is None:
         return _concatenate(ravel(arr), ravel(values), axis=0)
     return _concatenate(arr, values, axis=axis)
@@ -518,3 +529,60 @@ def partition(a, kth, axis=-1, kind="introselect", order=None):
         a, axis = ravel(a), -1
     index = concrete(np.argpartition, a, kth, axis=axis, kind=kind)
     return take_along_axis(a, index, axis)
+
+
+def make_diagonal(D, offset=0, axis1=0, axis2=1):
+    """An array whose diagonal (`numpy.diagonal(A, offset, axis1, axis2)`) is `D`, zero
+    elsewhere: autograd's `make_diagonal`, the complement of `diagonal` (NumPy has none).
+
+    `D`'s last axis runs along the diagonal; its other axes stay in order in the result,
+    which has one more axis.  Traced or not, the result is a scatter of `D` (one `untake`).
+    """
+    shape = shape_of(D)
+    if not shape:
+        raise ValueError("make_diagonal: D must have at least one axis (the diagonal).")
+    n = shape[-1]
+    rows = np.arange(n) + max(0, -offset)
+    size = n + abs(offset)
+    square = untake(D, (Ellipsis, rows, rows + offset), shape[:-1] + (size, size))
+    return moveaxis(square, (-2, -1), (axis1, axis2))
+
+
+class AxisConcatenator:
+    """`numpy.r_` and `numpy.c_` for traced values: `x[a, b, 1:4]` joins its items.
+
+    Without a traced item the expression is NumPy's own.  With one, slices become the
+    ranges NumPy makes of them (`1:10:2`, or `0:1:5j` for a linspace), items are raised
+    to `ndmin` axes (1-D items become columns for `c_`) and joined along `axis`; NumPy's
+    string directives (`'r'`, `'0,2,1'`) are not supported on traced values.
+    """
+
+    def __init__(self, numpy_concatenator, axis: int, ndmin: int):
+        self.numpy_concatenator = numpy_concatenator
+        self.axis = axis
+        self.ndmin = ndmin
+
+    def __getitem__(self, key):
+        items = key if isinstance(key, tuple) else (key,)
+        if not contains_tracer(items):
+            return self.numpy_concatenator[key]
+        arrays = []
+        for item in items:
+            if isinstance(item, str):
+                raise TypeError("ardiff.numpy.r_/c_: string directives are not supported on "
+                                "traced values; use ardiff.numpy.concatenate or stack.")
+            if isinstance(item, slice):
+                item = np.r_[item]  # plain: a range or a linspace
+            item = as_traced_array(item)
+            ndim = len(shape_of(item))
+            if ndim < self.ndmin:  # scalars and 1-D items become columns (c_) or rows (r_)
+                item = reshape(item, shape_of(item) + (1,) * (self.ndmin - ndim))
+            arrays.append(item)
+        return concatenate(arrays, axis=self.axis)
+
+    def __len__(self) -> int:
+        return 0
+
+
+r_ = AxisConcatenator(np.r_, axis=0, ndmin=1)
+c_ = AxisConcatenator(np.c_, axis=-1, ndmin=2)

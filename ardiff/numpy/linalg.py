@@ -449,6 +449,12 @@ def cond(x, p=None):
     return _concrete(_np.linalg.cond, x, p=p)
 
 
+def T(x):
+    """The transpose of the last two axes (autograd's `numpy.linalg.T`; not a NumPy name,
+    so outside `__all__`)."""
+    return matrix_transpose(x)
+
+
 __all__ = ["cholesky", "cond", "det", "eigh", "eigvalsh", "inv", "logabsdet", "lstsq",
            "matrix_norm", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot",
            "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "tensorinv",
