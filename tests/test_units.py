@@ -157,6 +157,28 @@ def test_paper_preset_equals_algorithm_1_on_every_build(schedule, T):
         assert gap(res.grads, base.grads) < 1e-12, key
 
 
+def test_parameters_seen_through_views_still_anchor_the_layers():
+    """`h @ W.T + b[None, :]` (weights stored (out, in), a bias row): the transpose and
+    the index are computed from parameters alone, so they anchor the layers as the
+    parameters do, and the preset is Algorithm 1 again."""
+    Ws, bs, x, y = data = mlp_data()
+
+    def loss(*params):
+        h = x
+        for k in range(len(Ws)):
+            z = h @ params[2 * k].T + params[2 * k + 1][None, :]
+            h = anp.maximum(z, 0.0) if k < len(Ws) - 1 else z
+        return anp.sum((h - y) ** 2)
+
+    g = ardiff.trace(loss, *[p for W, b in zip(Ws, bs) for p in (W.T.copy(), b)])
+    reference, ref_grads = algorithm1(*data, T=30)
+    res = ardiff.relax(g, preset="paper", max_iter=30, record=True)
+    assert res.plan.max_depth == 3 and len(res.plan.relaxing) == 3
+    assert gap(unit_trajectories(res), reference) < 1e-12
+    grads = [grad.T if grad.ndim == 2 else grad for grad in res.grads]
+    assert gap(grads, ref_grads) < 1e-12
+
+
 def test_paper_preset_on_the_papers_mlp():
     """784-300-300-100-10, batch 16, weights N(0, 0.05^2): the preset on the op-by-op
     traced network equals Algorithm 1 (parallel, T = 100, forward start)."""

@@ -24,8 +24,9 @@ the path to it (the iteration matrix N between units, its depth D) changes.
    candidate is the output of a nonlinear op (`Op.nonlinear`, the op table's flag
    that `ardiff.rules.NoDerivative` uses too) or a node where two paths from
    candidates merge (two distinct parents downstream of candidates, e.g. the add of
-   a residual block), and an anchor is a node that takes a differentiated source
-   (a parameter) as an argument, or a marked node.
+   a residual block), and an anchor is a node that takes as an argument a
+   differentiated input (a parameter) or a value computed from parameters alone
+   (no candidate upstream: `W.T`, `b[None, :]`), or a marked node.
 
 The anchor condition is what clamps the output: the nodes after the last
 parameterised op (the network output `v_L` and the loss, whether its ops are
@@ -129,17 +130,18 @@ def _layer_units(plan: Plan) -> list[int]:
     relaxing = set(plan.relaxing)
     marks = marked_units(graph) & relaxing
     relevant = set(plan.relevant)
-    sources = relevant - relaxing - {plan.output}
     candidate, layered, anchor = set(), set(), set()
     for k in plan.relevant:  # topological order: parents first
         if k not in relaxing and k != plan.output:
-            continue
-        ps = {p for _, p in parents[k]}
-        if ps & sources or k in marks:
+            continue  # a source (differentiated input): parameter side
+        ps = {p for _, p in parents[k] if p in relevant}
+        from_layers = ps & layered
+        # a parameter, or a value computed from parameters alone (W.T, b[None, :]),
+        # enters here
+        if ps - layered or k in marks:
             anchor.add(k)
         if k == plan.output:
             continue
-        from_layers = ps & layered
         if k in marks or is_nonlinear(nodes[k]) or len(from_layers) >= 2:
             candidate.add(k)
         if k in candidate or from_layers:
