@@ -293,9 +293,9 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     time : float or sequence of float, optional
         With `schedule="continuous"`: the time t of the exact flow dx/dt = target - x
         to return (or increasing times whose states are recorded).
-    units : {"ops", "layers"} or sequence, optional
+    units : str or sequence, optional
         Which nodes carry relaxing activities (`ardiff.solvers.units`).  `"ops"`
-        (default): every node between the inputs and the output.  `"layers"`: the
+        (the default): every node between the inputs and the output.  `"layers"`: the
         paper's units: every output of a nonlinear op, every node where paths from
         them merge and every node marked with [`ardiff.unit`][ardiff.unit], upstream
         of the last parameter; the ops between units are folded into the edges and the
