@@ -82,15 +82,21 @@ class CNN:
 
         self.filters, self.conv_biases = [], []
         shape = (1,) + image_shape
+        why = ""
         for c in channels:
             w_shape = (int(c), shape[1], self.kernel, self.kernel)
-            oh, ow = conv_output_shape(shape, w_shape)
+            try:
+                oh, ow = conv_output_shape(shape, w_shape)
+            except ValueError as exc:
+                oh = ow = 0
+                why = f" ({exc})"
             if self.pool > 1:
                 oh, ow = oh // self.pool, ow // self.pool
             if min(oh, ow) < 1:
                 raise ValueError(f"CNN: the image {image_shape} is too small for "
                                  f"{len(channels)} conv layers of kernel {kernel} and pool "
-                                 f"{pool}.")
+                                 f"{pool}{why if oh == 0 else ''}; use fewer layers, a "
+                                 "smaller kernel or pool.")
             self.filters.append(draw(w_shape, shape[1] * self.kernel ** 2))
             self.conv_biases.append(np.zeros(int(c), dtype=dtype))
             shape = (1, int(c), oh, ow)

@@ -258,9 +258,32 @@ def _conv_forward(x, W, b=None, stride=1, padding=0, activation="relu", pool=Non
     if b is not None:
         z += np.asarray(b)[None, :, None, None]
     h = ACTIVATIONS[activation][0](z)
+    argmax = None
     if pool is not None:
-        h = _max_pool(h, pool)
-    return h.reshape(h.shape[0], -1) if flatten else h
+        argmax = pool_argmax(h, pool)
+        h = h.reshape(-1)[argmax]
+    out = h.reshape(h.shape[0], -1) if flatten else h
+    if argmax is not None:
+        _remember_pooling(out, argmax)
+    return out
+
+
+# Pooling patterns of the latest fused outputs, so that staging a node's VJPs does not
+# recompute its convolution: output id -> (output, flat argmax).  Holding the output
+# keeps its id from being reused; a miss (an older node) recomputes, same result.
+_POOLING: dict = {}
+_POOLING_KEEP = 8
+
+
+def _remember_pooling(out: np.ndarray, argmax: np.ndarray) -> None:
+    while len(_POOLING) >= _POOLING_KEEP:
+        _POOLING.pop(next(iter(_POOLING)))
+    _POOLING[id(out)] = (out, argmax)
+
+
+def _recorded_pooling(ans) -> np.ndarray | None:
+    entry = _POOLING.get(id(ans))
+    return entry[1] if entry is not None and entry[0] is ans else None
 
 
 class _Staged:
@@ -276,6 +299,8 @@ class _Staged:
         self.slope = local_slope(ans, activation)  # f' read from the (pooled) output
         self.argmax = None
         if pool is not None:
+            self.argmax = _recorded_pooling(ans)
+        if pool is not None and self.argmax is None:
             # the pooling pattern needs the unpooled layer: recompute it (plain NumPy)
             z = correlate(xr, Wr, stride, padding)
             if b is not None:
@@ -341,7 +366,7 @@ def _linear_conv_jacobian(k: int, xr: np.ndarray, Wr: np.ndarray, stride, paddin
         return sp.csr_matrix((np.ones(n_out), (r, (r // (oh * ow)) % f)), shape=(n_out, f))
     i, j = OH * sh + KH - ph, OW * sw + KW - pw  # input row/column each tap reads
     inside = (i >= 0) & (i < height) & (j >= 0) & (j < width)
-    full = np.broadcast_shapes(row.shape, i.shape, C.shape, F.shape)
+    full = (n, f, oh, ow, c, kh, kw)
     inside = np.broadcast_to(inside, full)
     r = np.broadcast_to(row, full)[inside]
     if k == 0:

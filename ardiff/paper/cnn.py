@@ -38,7 +38,7 @@ class CNNConfig:
     """Settings shared by all runs of the CNN experiment."""
 
     dataset: str = "fashion-mnist"
-    epochs: int = 4
+    epochs: int = 2
     batch_size: int = 64
     lr: float = 5e-4
     optimizer: str = "sgd"
