@@ -144,41 +144,38 @@ def unwrap(x: Any) -> Any:
 def as_differentiable(value: Any, where: str = "input") -> Any:
     """Check and normalise a value that is about to receive a gradient.
 
-    Python and NumPy ints become float64; floats of any precision are kept;
-    booleans, complex numbers and objects are refused with a clear message naming
-    `where`.
+    Python and NumPy ints become float64; floats and complex numbers of any
+    precision are kept (a Python complex becomes complex128; see docs/complex.md
+    for the gradient convention); booleans and objects are refused with a clear
+    message naming `where`.
     """
     if isinstance(value, TracerBase):
         dtype = np.result_type(unwrap(value))
-        if not np.issubdtype(dtype, np.floating):
+        if not np.issubdtype(dtype, np.inexact):
             raise TypeError(f"{where}: cannot differentiate a traced {dtype} value.")
         return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{where}: cannot differentiate with respect to a boolean; pass a float.")
     if isinstance(value, (int, np.integer, float)):
         return np.float64(value)
-    if isinstance(value, np.floating):
+    if isinstance(value, (np.floating, np.complexfloating)):
         return value
-    if isinstance(value, (complex, np.complexfloating)):
-        raise TypeError(f"{where}: complex numbers are not supported; differentiate the real "
-                        "and imaginary parts as separate float arguments.")
+    if isinstance(value, complex):
+        return np.complex128(value)
     if isinstance(value, np.ndarray):
         kind = value.dtype.kind
-        if kind == "f":
+        if kind in "fc":
             return value
         if kind in "iu":
             return value.astype(np.float64)
         if kind == "b":
             raise TypeError(f"{where}: cannot differentiate with respect to a boolean array; "
                             "cast it with .astype(float) first.")
-        if kind == "c":
-            raise TypeError(f"{where}: complex arrays are not supported; differentiate the real "
-                            "and imaginary parts as separate float arrays.")
         raise TypeError(f"{where}: cannot differentiate an array of dtype {value.dtype}; "
                         "convert it to a float array first.")
     raise TypeError(
         f"{where}: cannot differentiate with respect to a {type(value).__name__}; expected a "
-        "float, an int, a NumPy float array, or a tuple/list/dict of those."
+        "float, a complex, an int, a NumPy float or complex array, or a tuple/list/dict of those."
     )
 
 

@@ -29,7 +29,8 @@ import numpy as np
 from .graph import NO_KWARGS, Graph, TracerBase, unwrap
 
 __all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
-           "Op", "defop", "shape_of", "unbroadcast", "argument_fit", "fit_to_argument"]
+           "Op", "defop", "shape_of", "unbroadcast", "argument_fit", "fit_to_argument",
+           "real_gradient"]
 
 #: The op table: name -> `Op`.  Filled by `defop`.
 OPS: dict[str, Op] = {}
@@ -364,10 +365,42 @@ def argument_fit(arg: Any, ans: Any) -> tuple | None:
     return None if _shape_and_dtype(ans) == fit else fit
 
 
+def real_gradient(grad: Any, dtype) -> Any:
+    """The gradient reaching a value of `dtype`: its real part when that value is real.
+
+    Under ardiff's complex convention (docs/complex.md) a VJP is the adjoint for the
+    pairing Re(sum(a * b)); a real value's perturbations are real, so only the real
+    part of the gradient reaching it is meaningful (the imaginary part would pair with
+    an imaginary perturbation it cannot have).  The one place this projection is made:
+    `fit_to_argument` applies it to every local VJP, so every solver (relaxation,
+    backprop, triangular, compiled replays) sees real activities at real nodes.  A
+    traced gradient is projected with the table's `real` op (differentiable again).
+
+    Parameters
+    ----------
+    grad : array_like
+        A gradient (plain or traced).
+    dtype : numpy dtype
+        The dtype of the value the gradient is for.
+
+    Returns
+    -------
+    array_like
+        `grad` unchanged unless it is complex and `dtype` is not; then its real part.
+    """
+    if np.dtype(dtype).kind == "c" or not np.iscomplexobj(unwrap(grad)):
+        return grad
+    if isinstance(grad, TracerBase):
+        return OPS["real"](grad)
+    return np.real(grad)
+
+
 def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
-    """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype."""
+    """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype
+    (a complex gradient of a real argument becomes its real part: `real_gradient`)."""
     if shape_of(out) != shape:
         out = unbroadcast(out, shape)
+    out = real_gradient(out, dtype)
     if isinstance(out, (np.ndarray, np.generic)) and out.dtype != dtype:
         out = out.astype(dtype)
     return out

@@ -262,16 +262,16 @@ class Tracer(TracerBase):
 
     @property
     def real(self) -> Tracer:
-        """The value itself (traced values are real)."""
+        """Traced real part (the value itself when it is real)."""
         return anp.real(self)
 
     @property
     def imag(self):
-        """Zeros (plain: traced values are real)."""
+        """Traced imaginary part (plain zeros when the value is real)."""
         return anp.imag(self)
 
     def conj(self):
-        """The value itself (traced values are real)."""
+        """Traced complex conjugate (the value itself when it is real)."""
         return anp.conj(self)
 
     conjugate = conj
@@ -473,7 +473,8 @@ def _dispatch_tables() -> tuple[dict, dict]:
     """NumPy ufuncs and functions -> their traced namesakes in ardiff.numpy / ardiff.scipy."""
     ufuncs: dict = {}
     functions: dict = {}
-    pairs = [(np, anp), (np.linalg, anp.linalg), (scipy.special, ascipy.special)]
+    pairs = [(np, anp), (np.linalg, anp.linalg), (np.fft, anp.fft),
+             (scipy.special, ascipy.special)]
     for numpy_module, traced_module in pairs:
         for name in traced_module.__all__:
             impl = getattr(traced_module, name)

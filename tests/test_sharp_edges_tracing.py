@@ -312,8 +312,6 @@ def test_lower_precision_floats_are_kept(dtype):
 BAD_INPUTS = {
     "bool": (True, "boolean; pass a float"),
     "bool array": (np.array([True, False]), "boolean array; cast it with .astype(float)"),
-    "complex": (1j, "complex numbers are not supported; differentiate the real and imaginary"),
-    "complex array": (np.ones(2, complex), "complex arrays are not supported"),
     "object array": (np.ones(2, object), "dtype object; convert it to a float array"),
     "string": ("1.0", "with respect to a str; expected a float"),
     "None": (None, "with respect to a NoneType"),

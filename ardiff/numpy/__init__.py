@@ -74,7 +74,7 @@ from ..ops.elementwise import (  # noqa: F401
 from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
-from . import linalg  # noqa: F401
+from . import fft, linalg  # noqa: F401
 from ._numeric import (  # noqa: F401
     angle,
     conj,

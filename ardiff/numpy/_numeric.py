@@ -13,6 +13,7 @@ import numpy as np
 from ..graph import TracerBase, unwrap
 from ..guards import concrete, plain
 from ..op import shape_of
+from ..ops import complex_parts
 from ..ops.elementwise import where
 from ..ops.linalg import matmul
 from ._shape import (
@@ -344,42 +345,36 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return out
 
 
-# -- complex parts of real values ----------------------------------------------------------
-def _real_only(name, x):
-    if np.iscomplexobj(unwrap(x)):
-        raise TypeError(f"ardiff.numpy.{name}: complex traced values are not supported.")
-
-
+# -- complex parts (ops in ardiff.ops.complex_parts; a real value is its own real part) ------
 @numpy_when_plain
 def real(val):
-    """Traced `numpy.real` of a real value: the value itself."""
-    _real_only("real", val)
-    return val
+    """Traced `numpy.real`: the value itself when it is real."""
+    return complex_parts.real(val) if np.iscomplexobj(unwrap(val)) else val
 
 
 @numpy_when_plain
 def imag(val):
-    """`numpy.imag` of a real traced value: zeros (plain, no gradient)."""
-    _real_only("imag", val)
+    """Traced `numpy.imag`; zeros (plain, no gradient) for a real value."""
+    if np.iscomplexobj(unwrap(val)):
+        return complex_parts.imag(val)
     return np.zeros(shape_of(val), dtype=np.result_type(unwrap(val)))
 
 
 @numpy_when_plain
 def conjugate(x, *args, **kwargs):
-    """Traced `numpy.conjugate` of a real value: the value itself."""
-    _real_only("conjugate", x)
-    return x
+    """Traced `numpy.conjugate`: the value itself when it is real."""
+    return complex_parts.conj(x) if np.iscomplexobj(unwrap(x)) else x
 
 
 @numpy_when_plain
 def conj(x, *args, **kwargs):
-    """Traced `numpy.conj` of a real value: the value itself."""
-    _real_only("conj", x)
-    return x
+    """Traced `numpy.conj`: the value itself when it is real."""
+    return complex_parts.conj(x) if np.iscomplexobj(unwrap(x)) else x
 
 
 @numpy_when_plain
 def angle(z, deg=False):
-    """`numpy.angle` of a real traced value: 0 or pi (plain, piecewise constant)."""
-    _real_only("angle", z)
+    """Traced `numpy.angle`; for a real value 0 or pi (plain, piecewise constant)."""
+    if np.iscomplexobj(unwrap(z)):
+        return complex_parts.angle(z, deg=deg)
     return concrete(np.angle, z, deg=deg)

@@ -10,8 +10,19 @@ bookkeeping reductions share.  Importing this package fills the table
 """
 
 from ..op import NEGATED, OPS, PASS_THROUGH, Fixed, Op, Scale, defop, scale_by
-from . import decompositions, elementwise, linalg, reduce, shape, signal, special
+from . import (
+    complex_parts,
+    decompositions,
+    elementwise,
+    fft,
+    linalg,
+    reduce,
+    shape,
+    signal,
+    special,
+)
 
 # the op-declaration names of ardiff.op, re-exported: `from ardiff.ops import defop` works too
 __all__ = ["OPS", "defop", "Op", "Scale", "Fixed", "PASS_THROUGH", "NEGATED", "scale_by",
-           "decompositions", "elementwise", "linalg", "reduce", "shape", "signal", "special"]
+           "complex_parts", "decompositions", "elementwise", "fft", "linalg", "reduce", "shape",
+           "signal", "special"]

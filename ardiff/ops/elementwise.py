@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import TracerBase, unwrap
-from ..op import NEGATED, PASS_THROUGH, Scale, defop, scale_by
+from ..op import NEGATED, OPS, PASS_THROUGH, Scale, defop, scale_by
 from .jacobians import ELEMENTWISE
 
 LN2 = float(np.log(2.0))
@@ -38,7 +38,15 @@ def zero_gradient(name, fwd):
 
 negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE)
 positive = defop("positive", np.positive, PASS_THROUGH, jac=ELEMENTWISE)
-absolute = unary("absolute", np.absolute, lambda ans, x: np.sign(unwrap(x)))
+def _abs_slope(ans, x):
+    """sign(x) for real x; conj(z)/|z| for complex z (docs/complex.md), 0 at 0 in both."""
+    if not np.iscomplexobj(unwrap(x)):
+        return np.sign(unwrap(x))
+    nonzero = unwrap(ans) != 0
+    return where(nonzero, OPS["conj"](x) / where(nonzero, ans, 1.0), 0.0)
+
+
+absolute = unary("absolute", np.absolute, _abs_slope)
 square = unary("square", np.square, lambda ans, x: 2.0 * x)
 sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
 reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))

@@ -1,0 +1,55 @@
+"""The non-holomorphic complex ops: `real`, `imag`, `conj`, `angle` (and `absolute`'s rule).
+
+ardiff's complex convention (docs/complex.md, the one HIPS autograd documents): a
+VJP is the adjoint of the op's real-linear differential for the pairing
+Re(sum(a * b)), so a holomorphic op's VJP is `g * f'(z)` (no conjugate) and the
+gradient of a real loss is dL/dx - i dL/dy.  These ops are not holomorphic, so their
+VJPs are written from the four real partial derivatives:
+
+* `real`: d Re z = Re dz, VJP `g -> g` (as a complex array);
+* `imag`: d Im z = Im dz = Re(-i dz), VJP `g -> -i g`;
+* `conj`: d conj z = conj dz, VJP `g -> conj g` (real-linear, not complex-linear);
+* `angle`: d arg z = Im(dz / z) = Re(-i dz / z), VJP `g -> -i g / z`
+  (times 180/pi with `deg=True`).
+
+`real`, `imag` and `angle` have real answers, so `g` is real there (the gradient of a
+real node is real: `ardiff.op.real_gradient`).  `absolute` of a complex input lives with
+the other elementwise ops; its derivative `conj(z) / |z|` uses `conj` from here.
+None of them declares a sparse-Jacobian family: a complex-linear matrix cannot
+represent `conj`, and the triangular solver assembles complex graphs in real form from
+the VJPs themselves (`ardiff.solvers.triangular`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..op import defop
+
+RAD_TO_DEG = float(180.0 / np.pi)
+
+
+def _real_vjp(ans, z):
+    # g is real (the answer is real); + 0j gives the complex gradient of a complex z
+    return lambda g: g + 0j
+
+
+def _imag_vjp(ans, z):
+    return lambda g: g * -1j
+
+
+def _conj_vjp(ans, z):
+    return lambda g: conj(g)
+
+
+def _angle_vjp(ans, z, deg=False):
+    factor = -1j / z
+    if deg:
+        factor = factor * RAD_TO_DEG
+    return lambda g: g * factor
+
+
+real = defop("real", np.real, _real_vjp)
+imag = defop("imag", np.imag, _imag_vjp)
+conj = defop("conj", np.conjugate, _conj_vjp)
+angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True)
