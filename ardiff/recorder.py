@@ -200,7 +200,7 @@ class TracedCall:
         Raises
         ------
         TypeError
-            If the output is not a real float array or scalar, or not a scalar when
+            If the output is not a float or complex array or scalar, or not a scalar when
             `scalar` is set.
         """
         out = self.output
@@ -208,13 +208,13 @@ class TracedCall:
         if isinstance(out, Tracer) and out.graph is self.graph:
             traced = out
         elif isinstance(out, Tracer) or (
-                isinstance(out, (np.ndarray, np.generic)) and out.dtype.kind in "fiu") or \
-                isinstance(out, (int, float)) and not isinstance(out, bool):
+                isinstance(out, (np.ndarray, np.generic)) and out.dtype.kind in "fiuc") or \
+                isinstance(out, (int, float, complex)) and not isinstance(out, bool):
             traced = None  # a constant (or a value of an outer graph only): zero gradients
         elif isinstance(out, (np.ndarray, np.generic)):
             raise TypeError(
-                f"{what}: {name} returned an array of dtype {out.dtype}; it must return a real "
-                "float array or scalar computed from its inputs.")
+                f"{what}: {name} returned an array of dtype {out.dtype}; it must return a float "
+                "or complex array or scalar computed from its inputs.")
         else:
             kind = type(out).__name__
             raise TypeError(
