@@ -42,7 +42,8 @@ class Result:
     activities : dict
         Final activity of every relaxing node (its gradient at equilibrium).
     vjp_evals : int
-        Number of local VJP evaluations performed.
+        Number of local VJP evaluations performed (with units other than `"ops"`,
+        each unit edge, a composite map through the folded ops, counts once).
     sweeps : int or None
         Passes over the graph's edges: one per step when stepping, at most D (the
         depth of the relaxing graph) for a closed-form solve, whatever the number of
