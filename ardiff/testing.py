@@ -4,7 +4,9 @@
 `check_grads(fun)(x)` compares the VJP that ardiff computes with central finite
 differences along random directions, and recurses to check higher orders
 (differentiating ardiff's own derivative), exactly as a user would check a
-hand-written model.
+hand-written model.  Complex arguments and outputs are perturbed and seeded along
+random complex directions (real and imaginary parts both), and compared under the
+pairing Re(sum(a * b)) of ardiff's complex convention (docs/complex.md).
 """
 
 from __future__ import annotations
@@ -21,11 +23,27 @@ from .tree import flatten
 
 
 def _random_like(rng, leaves):
-    return [rng.standard_normal(np.shape(leaf)) for leaf in leaves]
+    """Standard normal arrays shaped like `leaves`; complex (both parts random) where a
+    leaf is complex, so that real and imaginary directions are both checked."""
+    out = []
+    for leaf in leaves:
+        d = rng.standard_normal(np.shape(leaf))
+        if np.iscomplexobj(leaf):
+            d = d + 1j * rng.standard_normal(np.shape(leaf))
+        out.append(d)
+    return out
 
 
 def _inner(a_leaves, b_leaves):
-    return sum(float(np.sum(np.asarray(a) * np.asarray(b))) for a, b in zip(a_leaves, b_leaves))
+    """Re(sum(a * b)): the pairing under which ardiff's VJPs are adjoints (docs/complex.md)."""
+    return sum(float(np.real(np.sum(np.asarray(a) * np.asarray(b))))
+               for a, b in zip(a_leaves, b_leaves))
+
+
+def _as_inexact(value):
+    """`value` as a float64 array, or complex128 when it is complex."""
+    value = np.asarray(value)
+    return value.astype(np.result_type(value, np.float64))
 
 
 def _check_jvp(fun: Callable, x: Any, direction: list, rebuild: Callable, plus: Any,
@@ -38,7 +56,8 @@ def _check_jvp(fun: Callable, x: Any, direction: list, rebuild: Callable, plus: 
         grads = flatten(vjp(u))[0]
         return sum(anp.sum(g * dd) for g, dd in zip(grads, flatten(d)[0]))
 
-    jvp = np.asarray(make_vjp(along, 0, **options)(np.zeros(np.shape(value)))[0](1.0))
+    zeros = np.zeros(np.shape(value), dtype=np.result_type(np.asarray(value), np.float64))
+    jvp = np.asarray(make_vjp(along, 0, **options)(zeros)[0](1.0))
     numeric = (plus - minus) / (2 * eps)
     if not np.allclose(jvp, numeric, rtol=rtol, atol=atol):
         raise AssertionError(
@@ -81,19 +100,19 @@ def _check_unary(fun: Callable, x: Any, order: int, modes: tuple, eps: float, rt
                  atol: float, seed: int, options: dict) -> None:
     rng = np.random.default_rng(seed)
     x_leaves, rebuild = flatten(x)
-    x_leaves = [np.asarray(leaf, dtype=np.float64) for leaf in x_leaves]
+    x_leaves = [_as_inexact(leaf) for leaf in x_leaves]
     direction = _random_like(rng, x_leaves)
 
     def at(t):
         return rebuild([leaf + t * d for leaf, d in zip(x_leaves, direction)])
 
     vjp, value = make_vjp(fun, 0, **options)(x)
-    u = rng.standard_normal(np.shape(value))
+    u = _random_like(rng, [np.asarray(value)])[0]
     if np.ndim(value) == 0:
-        u = np.float64(u)
-    plus = np.asarray(fun(at(eps)), dtype=np.float64)
-    minus = np.asarray(fun(at(-eps)), dtype=np.float64)
-    numeric = float(np.sum(u * (plus - minus))) / (2 * eps)
+        u = u[()]
+    plus = _as_inexact(fun(at(eps)))
+    minus = _as_inexact(fun(at(-eps)))
+    numeric = _inner([u], [plus - minus]) / (2 * eps)
     if "fwd" in modes:
         _check_jvp(fun, x, direction, rebuild, plus, minus, eps, rtol, atol, options)
     analytic = _inner(flatten(vjp(u))[0], direction)
