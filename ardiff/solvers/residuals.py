@@ -27,6 +27,7 @@ def max_abs(a: np.ndarray) -> float:
 
 
 _largest, _smallest = np.maximum.reduce, np.minimum.reduce
+_FLOAT = np.dtype(np.float64)
 
 
 def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
@@ -50,6 +51,8 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     t, d = unwrap(target), unwrap(diff)
     if not np.size(d):
         return 0.0, 0.0, diff
+    if getattr(d, "dtype", _FLOAT).kind == "c":  # complex activities: measured by modulus
+        t, d = np.abs(t), np.abs(d)
     # the ufunc reductions directly: np.max's Python wrapper costs as much as the
     # reduction itself on the small arrays of a relaxation step
     num = max(float(_largest(d, axis=None)), -float(_smallest(d, axis=None)))
