@@ -63,7 +63,8 @@ def relative_error(a: Any, b: Any) -> float:
 
     Symmetric in `a` and `b`, scale-free, and 0 for equal arrays; when both are
     zero everywhere the absolute gap (0) is returned.  Traced values are unwrapped
-    and the arithmetic is done in float64; a NaN gives NaN.
+    and the arithmetic is done in float64 (complex128 for complex values, measured by
+    modulus); a NaN gives NaN.
 
     Parameters
     ----------
@@ -76,8 +77,9 @@ def relative_error(a: Any, b: Any) -> float:
         The relative error (the maximum norm of the difference over the larger
         maximum norm of the two).
     """
-    a = np.asarray(unwrap(a), dtype=np.float64)
-    b = np.asarray(unwrap(b), dtype=np.float64)
+    a, b = np.asarray(unwrap(a)), np.asarray(unwrap(b))
+    # float64 arithmetic, complex128 where a value is complex (|.| is then the modulus)
+    a, b = (v.astype(np.result_type(a, b, np.float64)) for v in (a, b))
     gap = float(np.max(np.abs(a - b), initial=0.0))
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
     return gap / scale if scale > 0 else gap

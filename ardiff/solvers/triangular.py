@@ -32,6 +32,7 @@ from ..interchange import from_networkx
 from ..ops.jacobians import jacobian_from_vjp
 from .common import finish, make_seed, relative_error, sweep
 from .plan import Plan, compile_plan
+from .real_form import assemble_real_form, needs_real_form
 from .result import Result
 
 #: Default limit on the stored entries of `I - N`; change it here or per call.
@@ -217,6 +218,8 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
         it; default `MAX_NNZ`.
     """
     _refuse_if_too_large(plan, MAX_NNZ if max_nnz is None else max_nnz)
+    if needs_real_form(plan, seed):  # complex values: real and imaginary parts as unknowns
+        return assemble_real_form(plan, seed, _inner_edges, edge_jacobian)
     nodes = plan.graph.nodes
     order = list(plan.relaxing)
     position = {i: k for k, i in enumerate(order)}
