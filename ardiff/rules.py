@@ -198,7 +198,17 @@ def weight_key(graph: Graph, node: Node, k: int) -> Any:
 
 
 def build_vjp(node: Node, argnum: int, change: Mapping) -> Callable:
-    """The VJP of edge `(node, argnum)` with `change` applied (see `Rule.edit`)."""
+    """The VJP of edge `(node, argnum)` with `change` applied (see `Rule.edit`).
+
+    The paper's variants are defined on real networks: an edge with a complex value at
+    either end is refused (TypeError naming the node) rather than given a guessed meaning.
+    """
+    if np.iscomplexobj(unwrap(node.value)) or np.iscomplexobj(unwrap(node.args[argnum])):
+        raise TypeError(
+            f"Local rule edit {sorted(change)} on {node.label()}: the relaxation's rule "
+            "variants (feedback alignment, learned feedback, no derivative) are defined for "
+            "real-valued graphs and this edge carries complex values. Relax complex graphs "
+            "with the exact rule (no rules=), or apply the rule to a real part of the graph.")
     args = list(node.args)
     kwargs = dict(node.kwargs)
     if "weight" in change:
