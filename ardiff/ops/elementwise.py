@@ -67,7 +67,15 @@ sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x))
 cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x))
 tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans)
 arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0))
-arccosh = unary("arccosh", np.arccosh, lambda ans, x: 1.0 / sqrt(x * x - 1.0))
+def _arccosh_slope(ans, x):
+    """1 / sqrt(x^2 - 1); for complex x 1 / (sqrt(x - 1) sqrt(x + 1)), the derivative of
+    NumPy's principal branch (the one-root form has the wrong sign where Re x < 0)."""
+    if np.iscomplexobj(unwrap(x)):
+        return 1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))
+    return 1.0 / sqrt(x * x - 1.0)
+
+
+arccosh = unary("arccosh", np.arccosh, _arccosh_slope)
 arctanh = unary("arctanh", np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
 deg2rad = unary("deg2rad", np.deg2rad, lambda ans, x: float(np.pi / 180.0), nonlinear=False)
 rad2deg = unary("rad2deg", np.rad2deg, lambda ans, x: float(180.0 / np.pi), nonlinear=False)
@@ -86,7 +94,15 @@ def _sinc_slope(ans, x):
 #: everywhere; at exactly x = 0 the second derivative reads 0 (not -pi^2/3).
 sinc = defop("sinc", np.sinc, Scale(_sinc_slope), jac=ELEMENTWISE, nonlinear=True)
 
-sign = zero_gradient("sign", np.sign)
+def _sign_vjp(ans, x):
+    if np.iscomplexobj(unwrap(x)):  # z / |z| is not piecewise constant
+        raise TypeError("ardiff op 'sign': the sign of a complex value (z / |z|) has a "
+                        "non-zero derivative; write it as z / abs(z) to differentiate it.")
+    zeros = np.zeros(np.shape(unwrap(x)), dtype=np.result_type(unwrap(x)))
+    return lambda g: zeros
+
+
+sign = defop("sign", np.sign, _sign_vjp, jac=ELEMENTWISE)
 floor = zero_gradient("floor", np.floor)
 ceil = zero_gradient("ceil", np.ceil)
 rint = zero_gradient("rint", np.rint)
@@ -102,8 +118,9 @@ divide = defop("divide", np.divide, Scale(lambda ans, x, y: 1.0 / y),
 
 
 def _log_base(x):
-    """log(x) where x > 0 and 0 elsewhere: d(x**y)/dy for x <= 0 is taken as 0."""
-    positive_part = unwrap(x) > 0
+    """log(x) where x > 0 and 0 elsewhere: d(x**y)/dy for x <= 0 is taken as 0.  For
+    complex x, x**y = exp(y log x) on the principal branch: log(x) wherever x != 0."""
+    positive_part = unwrap(x) != 0 if np.iscomplexobj(unwrap(x)) else unwrap(x) > 0
     return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
 
 
