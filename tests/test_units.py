@@ -313,6 +313,52 @@ def test_closed_form_equals_stepping_with_units_on_random_graphs(drawn, pick):
                     assert closed.sweeps <= max(closed.plan.max_depth, 1)
 
 
+def test_folded_joins_and_side_branches_to_the_output():
+    """Explicit units with a folded diamond between them (two paths that rejoin) and
+    folded nodes that also feed the loss directly (their clamped branch enters the
+    unit's target as a constant computed from the seed)."""
+    x0 = np.array([0.4, -0.3, 0.8])
+
+    def f(x):
+        u = anp.tanh(x * 1.3)
+        a, b = anp.sin(u), anp.cos(u)           # folded: two paths from u ...
+        c = a * b + a                           # ... that rejoin (folded)
+        v = anp.tanh(c)                         # unit
+        side = anp.sum(anp.exp(a))              # a also feeds the loss: clamped branch
+        return anp.sum(v ** 2) + side
+
+    g = ardiff.trace(f, x0)
+    plan = compile_plan(g)
+    names = [g.nodes[i].op_name for i in plan.relaxing]
+    u, v = plan.relaxing[names.index("tanh")], plan.relaxing[len(names) - 1 - names[::-1].index(
+        "tanh")]
+    units = unit_plan(plan, [u, v])
+    assert units.relaxing == [u, v] and units.max_depth == 2
+    exact = ardiff.backprop(g).grads
+    for kwargs in (dict(schedule="parallel", eta=0.5), dict(schedule="sequential", eta=0.5),
+                   dict(schedule="sequential", eta=1.0)):
+        res = ardiff.relax(g, units=[u, v], init="forward", tol=1e-13, **kwargs)
+        assert res.converged and gap(res.grads, exact) < 1e-12, kwargs
+    # after one step from the forward values, by hand: u's target is the sum over both
+    # paths through the diamond of v's activity, plus the side branch through exp(a)
+    res = ardiff.relax(g, units=[u, v], schedule="parallel", eta=1.0, init="forward",
+                       max_iter=1, tol=0.0, record=True)
+    uu = np.tanh(1.3 * x0)
+    aa, bb = np.sin(uu), np.cos(uu)
+    vv = np.tanh(aa * bb + aa)
+    dc = vv * (1 - vv ** 2)  # v's forward value pulled back through tanh
+    expected_u = (dc * (bb + 1.0) * np.cos(uu) + dc * aa * -np.sin(uu)
+                  + np.exp(aa) * np.cos(uu))
+    np.testing.assert_allclose(res.trajectory[u][1], expected_u, rtol=1e-13)
+    np.testing.assert_allclose(res.trajectory[v][1], 2 * vv, rtol=1e-13)
+    stepped = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3, init="forward",
+                           max_iter=9, tol=0.0, record=True)
+    closed = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3, init="forward",
+                          max_iter=9, tol=0.0, record=True, closed_form=True)
+    assert gap([closed.trajectory[i] for i in (u, v)],
+               [stepped.trajectory[i] for i in (u, v)]) < 1e-13
+
+
 # -- beyond the paper's MLPs: an RNN and a residual network ---------------------------------
 
 
