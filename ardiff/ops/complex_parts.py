@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..graph import unwrap
 from ..op import defop
 
 RAD_TO_DEG = float(180.0 / np.pi)
@@ -53,3 +54,12 @@ real = defop("real", np.real, _real_vjp)
 imag = defop("imag", np.imag, _imag_vjp)
 conj = defop("conj", np.conjugate, _conj_vjp)
 angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True)
+
+
+def conj_if_complex(x):
+    """`conj(x)` (traced) when `x` is complex, else `x` itself (no node is recorded).
+
+    For the VJPs of real functions of |z| (variance, norm): d|z|^2 = 2 Re(conj(z) dz),
+    so their real-input factor `z` becomes `conj(z)` under the complex convention.
+    """
+    return conj(x) if np.iscomplexobj(unwrap(x)) else x

@@ -12,6 +12,7 @@ import numpy as np
 from ..graph import TracerBase, unwrap
 from ..op import defop
 from .axes import kept_shape, reduced_axes, reduced_count
+from .complex_parts import conj_if_complex
 from .elementwise import where
 from .jacobians import Reduction, Scan
 from .shape import broadcast_to, concatenate, getitem, reshape, transpose
@@ -64,6 +65,7 @@ def _centred(x, axis, ddof) -> tuple:
 
 def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False):
     shape, centred, dof = _centred(x, axis, ddof)
+    centred = conj_if_complex(centred)  # complex x: d|c|^2 = 2 Re(conj(c) dc)
     factor = centred * (2.0 / dof)
     return lambda g: spread(g, shape, axis) * factor
 
@@ -74,6 +76,7 @@ var = defop("var", lambda x, axis=None, ddof=0, keepdims=False:
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
     shape, centred, dof = _centred(x, axis, ddof)
+    centred = conj_if_complex(centred)  # complex x: d|c|^2 = 2 Re(conj(c) dc)
     std_kept = reshape(ans, kept_shape(shape, axis))
     # d std / dx = (x - mean) / ((n - ddof) std); taken as 0 where std == 0 (constant input)
     inv = where_positive(std_kept, np.asarray(unwrap(std_kept)) > 0)
