@@ -74,7 +74,11 @@ def _stacked(x):
 
 
 def slogdet(a):
-    """Sign (plain, no gradient) and traced log absolute determinant (stacks allowed)."""
+    """Sign and traced log absolute determinant (stacks allowed).  A real sign is
+    piecewise constant (plain, no gradient); a complex one, det / |det|, is traced."""
+    if isinstance(a, _TracerBase) and _np.iscomplexobj(_unwrap(a)):
+        d = det(a)
+        return SlogdetResult(d / _absolute(d), logabsdet(a))
     sign = _np.linalg.slogdet(_unwrap(a))[0]
     return SlogdetResult(sign, logabsdet(a))
 

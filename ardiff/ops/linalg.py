@@ -10,6 +10,7 @@ import numpy as np
 from ..graph import unwrap
 from ..op import defop, scale_by
 from .axes import kept_shape
+from .complex_parts import conj_if_complex
 from .elementwise import absolute, where
 from .jacobians import Contraction, Contractions, Reduction, fresh_letters, pick
 from .reduce import spread, sum_
@@ -347,6 +348,10 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     if ord in (None, 2, "fro") or (axis is None and ord is None):
         reduce_axis = axis
         p = 2.0
+    elif np.iscomplexobj(xr):
+        raise TypeError(f"ardiff op 'norm': ord={ord!r} of a complex array is not "
+                        "differentiable here; only the 2-norm and Frobenius norm are (write "
+                        "other norms with abs, e.g. anp.sum(anp.abs(z) ** p) ** (1 / p)).")
     elif ord in (np.inf, -np.inf):
         reduce_axis = axis
         a = np.abs(xr)
@@ -365,7 +370,7 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     positive = np.asarray(unwrap(kept)) > 0
     # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 at the zero vector (a subgradient)
     denom = where(positive, kept, 1.0) ** (p - 1.0)
-    factor = where(positive, (x if p == 2.0 else
+    factor = where(positive, (conj_if_complex(x) if p == 2.0 else
                               np.sign(xr) * absolute(x) ** (p - 1.0)) / denom, 0.0)
     return lambda g: spread(g, shape, reduce_axis) * factor
 
