@@ -63,3 +63,33 @@ def conj_if_complex(x):
     so their real-input factor `z` becomes `conj(z)` under the complex convention.
     """
     return conj(x) if np.iscomplexobj(unwrap(x)) else x
+
+
+def real_only(op, reason: str) -> None:
+    """Make `op`'s derivatives refuse complex arguments with a clear TypeError.
+
+    For ops whose VJPs are written for real values only (decompositions of symmetric
+    or orthogonal factors, whose complex versions are Hermitian or unitary and need
+    conjugates the real formulas lack).  The forward still runs on complex values, so
+    plain NumPy calls are unaffected; asking for a gradient through a complex value
+    raises, naming the op.
+
+    Parameters
+    ----------
+    op : Op
+        An op of the table; its VJP makers are wrapped in place.
+    reason : str
+        Why the real formula does not hold, for the message.
+    """
+    def guard(maker, first_arg: int):
+        def checked(*args, **kwargs):
+            if any(np.iscomplexobj(unwrap(a)) for a in args[first_arg:]):
+                raise TypeError(f"ardiff op '{op.name}': no derivative for complex input "
+                                f"({reason}); differentiate it on real input, or express "
+                                "the computation with ops that support complex values.")
+            return maker(*args, **kwargs)
+        return checked
+
+    if op.vjp is not None:
+        op.vjp = guard(op.vjp, 1)  # vjp(k, ans, *args)
+    op.vjps = tuple(None if m is None else guard(m, 0) for m in op.vjps)

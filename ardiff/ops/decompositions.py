@@ -33,6 +33,7 @@ import scipy.linalg
 
 from ..graph import unwrap
 from ..op import defop
+from .complex_parts import real_only
 from .linalg import matmul, matrix_transpose, solve
 from .shape import concatenate, getitem, reshape
 
@@ -503,6 +504,13 @@ solve_sylvester = defop("solve_sylvester",
                         lambda a, b, q: per_matrix(scipy.linalg.solve_sylvester, (a, b, q),
                                                    (2, 2, 2)),
                         vjp=_sylvester_vjp, nonlinear=True)
+
+# their complex versions are Hermitian / unitary: the real VJP formulas do not hold
+for _op in (cholesky, eigvalsh, eigh_vectors, svdvals, svd_u, svd_vt, qr_q, qr_r, pinv,
+            lu_factor):
+    real_only(_op, "its VJP is written for real matrices; the complex factorisation is "
+                   "Hermitian or unitary")
+del _op
 
 # `solve` is re-exported for the namespaces' composite functions
 __all__ += ["solve", "lu_permutation", "lu_pivots", "permute_rows", "per_matrix"]
