@@ -60,7 +60,9 @@ def unit(x: Any) -> Any:
     The mark is recorded on the node: no op is added to the graph, so the
     op-level dynamics (`units="ops"`) and every gradient are unchanged.  Outside
     tracing (a plain array) it returns `x` and does nothing.  Under nested tracing
-    the value is marked at every level.
+    the value is marked at every level.  A mark on a node that does not relax in a
+    given solve (the output, a node off the path between `wrt` and the output) is
+    ignored there; `units="ops"` and explicit lists ignore marks.
 
     Parameters
     ----------
