@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,22 +24,34 @@ from .tracer import Tracer
 from .tree import flatten
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+class _GcPause:
+    """The context manager `gc_paused` returns (a class: cheaper than a generator's)."""
+
+    __slots__ = ("was_enabled",)
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
+def gc_paused() -> contextlib.AbstractContextManager:
     """Pause Python's cyclic garbage collector while a graph is built and solved.
 
     Tracing allocates many small objects, which triggers full collections whose
     cost grows with everything else alive in the process (about 40% of a scalar
     chain's gradient time, measured).  ardiff's own structures hold no reference
     cycles, so reference counting frees them; collection resumes afterwards.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Use as `with gc_paused(): ...`; nested uses restore the outer state.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    return _GcPause()
 
 
 def function_name(fun: Callable) -> str:
@@ -54,7 +66,9 @@ def function_name(fun: Callable) -> str:
     -------
     str
     """
-    return getattr(fun, "__qualname__", getattr(fun, "__name__", repr(fun)))
+    # repr only when needed: it is the costliest of the three, and this runs per call
+    name = getattr(fun, "__qualname__", None) or getattr(fun, "__name__", None)
+    return name if isinstance(name, str) else repr(fun)
 
 
 def normalize_argnums(argnum: Any, n_args: int, fun: Callable) -> tuple[int, ...]:
@@ -81,6 +95,8 @@ def normalize_argnums(argnum: Any, n_args: int, fun: Callable) -> tuple[int, ...
     ValueError
         If a position is out of range or named twice.
     """
+    if type(argnum) is int and -n_args <= argnum < n_args:  # the common case, checked fast
+        return (argnum % n_args,)
     name = function_name(fun)
     if isinstance(argnum, (int, np.integer)) and not isinstance(argnum, bool):
         nums = (argnum,)
@@ -100,6 +116,21 @@ def normalize_argnums(argnum: Any, n_args: int, fun: Callable) -> tuple[int, ...
         raise ValueError(f"{name}: argnum={argnum!r} names the same argument twice; "
                          "list each argument once.")
     return normalised
+
+
+#: Argument types that are one leaf each (no container to flatten): the common case.
+_LEAF_TYPES = frozenset((np.ndarray, np.float64, np.float32, float, int))
+
+
+def _only_leaf(leaves: list) -> Any:
+    return leaves[0]
+
+
+def _flatten(arg: Any) -> tuple[list, Callable[[list], Any]]:
+    """`tree.flatten`, without building closures for a plain array or scalar."""
+    if type(arg) in _LEAF_TYPES:
+        return [arg], _only_leaf
+    return flatten(arg)
 
 
 def _like_leaf(grad: Any, scalar: bool) -> Any:
@@ -155,7 +186,7 @@ class TracedCall:
         name = function_name(fun)
         self._scalar_leaf = []  # gradients of scalar inputs are scalars, of arrays arrays
         for k in self.argnums:
-            leaves, rebuild = flatten(args[k])
+            leaves, rebuild = _flatten(args[k])
             self._scalar_leaf.extend(not isinstance(leaf, (np.ndarray, Tracer))
                                      for leaf in leaves)
             tracers = [self.graph.input(leaf, name=f"{name}:arg{k}") for leaf in leaves]
