@@ -8,11 +8,12 @@ relaxes a small tanh MLP twice and prints both side by side:
 * the parallel (Jacobi) schedule with eta = 0.5, starting from zeros, run until
   the residual is below 1e-10;
 * the paper's protocol, ``preset="paper"``: parallel, eta = 0.1, exactly 100
-  steps, starting from the forward values.
+  steps, starting from the forward values, on the network's layers (the output
+  layer and the loss clamped; the matmuls fold into the edges).
 
 It also prints how far the first layer's error signal (the activity of the
-first pre-activation node, dL/da1) is from the exact backprop value at each
-step: the activity *is* the gradient estimate.
+first hidden layer's output, dL/dh1, a unit of both runs) is from the exact
+backprop value at each step: the activity *is* the gradient estimate.
 """
 
 import numpy as np
@@ -32,10 +33,12 @@ for k, (n, m) in enumerate(zip(sizes[:-1], sizes[1:])):
     a = h @ W
     pre.append(a)
     h = anp.tanh(a) if k < len(sizes) - 2 else a
+    if k == 0:
+        h1 = h
 loss = anp.sum((h - Y) ** 2)
 
 exact = ardiff.backprop(g, loss, wrt=params)
-a1 = pre[0].node.index                     # the node whose activity becomes dL/da1
+a1 = h1.node.index                         # the node whose activity becomes dL/dh1
 target = exact.activities[a1]
 
 runs = {
@@ -50,7 +53,7 @@ for name, res in runs.items():
 
 # A node at zero has relative residual |t - 0| / (|t| + |t - 0|) = 0.5: that is where a start
 # from zeros begins; the paper preset starts from forward values, which are not gradients.
-header = "".join(f" | {name + ' residual':>26} | {'err dL/da1':>10}" for name in runs)
+header = "".join(f" | {name + ' residual':>26} | {'err dL/dh1':>10}" for name in runs)
 print(f"\n{'iter':>4}{header}")
 longest = max(res.iterations for res in runs.values()) + 1
 for t in range(longest):
