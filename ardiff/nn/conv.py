@@ -399,8 +399,30 @@ def _conv_jac(k: int, ans, x, W, b=None, stride=1, padding=0, activation="relu",
     return sp.csr_matrix(J)
 
 
+class LayerJacobian:
+    """A sparse-Jacobian family of a layer op (see `ardiff.ops.jacobians`): the matrix
+    from `build(k, ans, *args, **kwargs)`, and a bound on its stored entries without
+    building it (`per_row(k, args, kwargs)` entries per output element), which the
+    triangular solver uses to refuse systems too large for memory."""
+
+    def __init__(self, build, per_row):
+        self.build, self.per_row = build, per_row
+
+    def matrix(self, op, k, ans, args, kwargs):
+        return self.build(k, ans, *args, **kwargs)
+
+    def nnz(self, op, k, ans, args, kwargs):
+        return int(np.size(unwrap(ans))) * int(self.per_row(k, args, kwargs))
+
+
+def _conv_row_entries(k, args, kwargs):
+    # each output reads c * kh * kw inputs and as many filter taps, and one bias
+    return 1 if k == 2 else int(np.prod(np.shape(unwrap(args[1]))[1:]))
+
+
 conv2d_op = OPS["conv2d"] if "conv2d" in OPS else defop(
-    "conv2d", _conv_forward, vjp=_conv_vjp, jac=_conv_jac, nonlinear=True)
+    "conv2d", _conv_forward, vjp=_conv_vjp, jac=LayerJacobian(_conv_jac, _conv_row_entries),
+    nonlinear=True)
 
 
 # -- the bilinear helper ops of the VJPs (their VJPs are convolutions again) ------------
@@ -494,9 +516,11 @@ def _avg_pool_jac(k: int, ans, x, size=2):
 
 
 max_pool2d_op = OPS["max_pool2d"] if "max_pool2d" in OPS else defop(
-    "max_pool2d", _max_pool_fwd, _max_pool_vjp, jac=_max_pool_jac, nonlinear=True)
+    "max_pool2d", _max_pool_fwd, _max_pool_vjp,
+    jac=LayerJacobian(_max_pool_jac, lambda k, args, kwargs: 1), nonlinear=True)
 avg_pool2d_op = OPS["avg_pool2d"] if "avg_pool2d" in OPS else defop(
-    "avg_pool2d", _avg_pool_fwd, _avg_pool_vjp, jac=_avg_pool_jac)
+    "avg_pool2d", _avg_pool_fwd, _avg_pool_vjp,
+    jac=LayerJacobian(_avg_pool_jac, lambda k, args, kwargs: kwargs.get("size", 2) ** 2))
 
 
 # -- public functions ------------------------------------------------------------------

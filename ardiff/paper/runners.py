@@ -245,6 +245,9 @@ def run_demo(out: Path, *, epochs: int = 3, progress: Any = None,
     written = [*fig1["files"], *exp.files, write_json(out / "demo_summary.json", result)]
     names = sorted({p.relative_to(out).as_posix() for p in map(Path, written)})
     result["files"] = [out / n for n in names]
+    log("\nBeyond the paper's MLPs: `ardiff reproduce cnn` trains a small CNN "
+        "(conv-pool-conv-pool-fc-fc, one fused op per layer) with backprop and with AR "
+        "(--quick: about a minute).")
     log(f"\nWrote {len(names)} files to {out}/ in {result['seconds']:.0f} s: "
         + ", ".join(names))
     return result
