@@ -308,3 +308,21 @@ def test_reproduce_cnn_runs_offline(tmp_path, capsys):
     assert "Backprop" in text and "AR (default)" in text and "AR - backprop" in text
     assert (tmp_path / "runs" / "ar_seed0.json").exists()
     assert (tmp_path / "cnn_summary.json").exists()
+
+
+def test_reproduce_cnn_help_and_condition_check(capsys):
+    from ardiff.paper import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "cnn", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    spec = cli.FIGURES["cnn"]
+    assert "usage: ardiff reproduce cnn" in text
+    assert spec["time"] in text and spec["quick_time"] in text and "--train-size" in text
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", "cnn", "--dataset", "fashion-mnist-small", "--no-download",
+                  "--no-progress", "--conditions", "backprop,feedback-alignment"])
+    assert exc.value.code == 2
+    assert "--conditions must be among backprop, ar; got feedback-alignment" in \
+        capsys.readouterr().err
