@@ -15,7 +15,7 @@ namespaces) <- `tracer` (the array interface of traced values) <- `interchange`,
 from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, ardiff.scipy)
 from .compiled import CompiledGrad, compile  # noqa: A004
 from .convexity import check_convexity
-from .extend import checkpoint  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+from .extend import checkpoint
 from .graph import Graph, Node, TracingError
 from .interchange import from_json, from_networkx, to_json, to_networkx
 from .op import Op
@@ -30,30 +30,22 @@ from .solvers import (
 )
 from .tracer import Tracer
 from .transforms import (
-    deriv,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    deriv,
     elementwise_grad,
     grad,
-    grad_and_aux,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    grad_and_aux,
     hessian,
-    hessian_tensor_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
-    hessian_vector_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    hessian_tensor_product,
+    hessian_vector_product,
     jacobian,
-    make_ggnvp,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
-    make_hvp,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    make_ggnvp,
+    make_hvp,
     make_vjp,
-    tensor_jacobian_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    tensor_jacobian_product,
     trace,
     value_and_grad,
-    vector_jacobian_product,  # noqa: F401 (AUTOGRAD_TRANSFORMS)
+    vector_jacobian_product,
     vjp,
-)
-
-#: The transforms ardiff shares with HIPS autograd beyond `__all__` (docs/autograd.md
-#: renders them; `from ardiff import *` leaves them out, like the submodules).
-AUTOGRAD_TRANSFORMS = (
-    "hessian_tensor_product", "hessian_vector_product", "make_hvp", "make_ggnvp",
-    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
-    "checkpoint",
 )
 
 __version__ = "0.1.0"
@@ -66,19 +58,15 @@ DEPRECATED_MODULES = {
     "ardiff.experiments": "ardiff.paper",
 }
 
-#: The transforms ardiff shares with HIPS autograd beyond `__all__` (docs/autograd.md
-#: renders them; `from ardiff import *` leaves them out).  `checkpoint` is
-#: `ardiff.extend.checkpoint`, the others are from `ardiff.transforms`.
-AUTOGRAD_TRANSFORMS = (
-    "hessian_tensor_product", "hessian_vector_product", "make_hvp", "make_ggnvp",
-    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
-    "checkpoint",
-)
-
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
-    "jacobian", "hessian", "make_vjp", "vjp", "trace", "compile", "CompiledGrad",
+    "jacobian", "hessian", "make_vjp", "vjp",
+    # the further transforms of HIPS autograd, under its names (docs/api.md)
+    "hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
+    "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
+    "checkpoint",
+    "trace", "compile", "CompiledGrad",
     "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
     "unit",
 ]

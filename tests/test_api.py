@@ -426,3 +426,26 @@ def test_type_error_without_a_list_argument_is_left_alone():
     with pytest.raises(TypeError) as info:
         ardiff.grad(f)(np.ones(2), [1, 2])  # the list is not differentiated
     assert "list" not in str(info.value).split(":")[0] and "np.asarray" not in str(info.value)
+
+
+AUTOGRAD_NAMES = ["hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
+                  "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux",
+                  "deriv", "checkpoint"]
+
+
+def test_autograds_further_transforms_are_public():
+    """They are in `ardiff.__all__` (so `from ardiff import *` and docs/api.md have them),
+    with autograd's aliases being the same functions."""
+    namespace: dict = {}
+    exec("from ardiff import *", namespace)
+    for name in AUTOGRAD_NAMES:
+        assert name in ardiff.__all__ and namespace[name] is getattr(ardiff, name), name
+    assert ardiff.hessian_vector_product is ardiff.hessian_tensor_product
+    assert ardiff.vector_jacobian_product is ardiff.tensor_jacobian_product
+    from ardiff.extend import checkpoint
+    assert ardiff.checkpoint is checkpoint
+    # closed forms: f = sum(x^3) has Hessian diag(6 x); d/dt sin(t) = cos(t)
+    v = np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(ardiff.hessian_vector_product(lambda x: anp.sum(x ** 3))(X, v),
+                               6.0 * X * v, rtol=1e-13)
+    assert ardiff.deriv(anp.sin)(0.3) == pytest.approx(np.cos(0.3), rel=1e-14)
