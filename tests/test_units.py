@@ -129,6 +129,10 @@ def test_paper_preset_selects_the_layers_on_each_build():
             [(5, 10), (5, 9), (5, 7)], name
         # the head (output layer, loss) is clamped, nothing of it relaxes
         assert plan.output in plan.fixed_nodes and plan.clamped, name
+        report = ardiff.check_convexity(g, out, params, units="layers", eta=0.1,
+                                        schedule="parallel", init="forward")
+        assert (report.depth, report.nilpotency_index, report.size) == (3, 3, 5 * 26), name
+        assert report.ok and report.measured_error < 1e-9, name
 
 
 @pytest.mark.parametrize("schedule", ["parallel", "sequential"])
