@@ -103,7 +103,8 @@ def _histories(out: Path) -> dict:
     ({"model": "no_such_module_xyz:build"}, ["model", "cannot import module",
                                              "no_such_module_xyz"]),
     ({"model": "ardiff.nn:no_such_function"}, ["has no attribute 'no_such_function'"]),
-    ({"model": "cnn-ish"}, ["model must be 'mlp' or 'package.module:function'"]),
+    ({"model": "cnn-ish"}, ["model must be 'mlp', 'cnn' or 'package.module:function'"]),
+    ({"model": "cnn"}, ["sizes must start with 784", "'cnn'"]),
     ({"name": "a b/c"}, ["name must be a file-name-safe string"]),
 ])
 def test_bad_configs_name_the_key(changes, words):
@@ -161,6 +162,20 @@ def test_named_figure_sweeps_are_what_reproduce_runs():
     assert [r.seed for r in figure_sweep("fig2").runs()] == [0, 1, 2] * 2
     quick = figure_sweep("fig2", quick=True).runs()[0].config
     assert quick["train_size"] == 6400 and quick["epochs"] == 2
+
+
+def test_example_configs_are_valid(capsys):
+    from ardiff.paper.sweep_config import figure_sweep
+
+    examples = sorted((Path(__file__).parent.parent / "examples" / "sweeps").glob("*.toml"))
+    assert examples
+    sweeps = {p.stem: load_sweep_config(p) for p in examples}
+    # the 5-seed Fig. 3 file is the named sweep with 5 seeds: the same runs, the same ids
+    assert [r.run_id for r in sweeps["fig3_5seeds"].runs()] == \
+        [r.run_id for r in figure_sweep("fig3", seeds=range(5)).runs()]
+    assert cli.main(["sweep", str(examples[0]), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        f"{len(sweeps[examples[0].stem].runs())} runs (")
 
 
 # ----------------------------------------------------------------------------
@@ -284,9 +299,12 @@ def test_two_workers_equal_the_serial_path_bitwise(tmp_path, serial_reference, c
                      *QUIET]) == 0
     assert "12 ran now (LocalCluster, 2 worker processes" in capsys.readouterr().out
     assert _histories(out) == serial_reference  # every float equal: same bits
-    workers = {json.loads(p.read_text())["worker"] for p in (out / "runs").glob("*.json")}
-    pids = {int(w.rsplit(":", 1)[1]) for w in workers}
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    pids = {int(run["worker"].rsplit(":", 1)[1]) for run in runs}
     assert len(pids) == 2 and os.getpid() not in pids  # both worker processes trained
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if any(p["user_api"] == "blas" for p in threadpoolctl.threadpool_info()):
+        assert {run["blas_threads"] for run in runs} == {1}  # pinned in every worker
 
 
 def test_killed_worker_run_is_retried_and_nothing_is_lost(tmp_path, cluster, serial_reference):

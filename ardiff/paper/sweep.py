@@ -41,6 +41,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ from .training import FINISHED, load_run
 
 __all__ = ["run_sweep", "run_one", "run_task", "SweepResult", "SweepError",
            "DaskMissingError", "SWEEP_INSTALL_HINT", "RUN_RESOURCE", "dask_installed",
-           "limit_blas_threads", "synthetic_data", "load_sweep_data", "default_workers"]
+           "limit_blas_threads", "blas_threads", "synthetic_data", "load_sweep_data",
+           "default_workers"]
 
 #: What to install for parallel sweeps.
 SWEEP_INSTALL_HINT = "pip install 'ardiff[sweep]'"
@@ -172,19 +174,29 @@ def load_sweep_data(spec: RunSpec, data_dir: str | None = None, download: bool =
 # ----------------------------------------------------------------------------
 
 
+def blas_threads() -> int | None:
+    """The most threads a BLAS library loaded here may use (None: unknown)."""
+    try:
+        from threadpoolctl import threadpool_info  # lazy: optional (cli/sweep extras)
+    except ImportError:
+        return None
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
 def _base_run(spec: RunSpec, command: str | None) -> dict:
     return {"run_id": spec.run_id, "condition": spec.condition,
             "label": get_condition(spec.condition).label, "seed": spec.seed,
             "model": spec.model, "point": dict(spec.point), "config": dict(spec.config),
             "command": command, "status": "running",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "worker": f"{socket.gethostname()}:{os.getpid()}"}
+            "worker": f"{socket.gethostname()}:{os.getpid()}", "blas_threads": blas_threads()}
 
 
 def failed_run(spec: RunSpec, error: str, command: str | None = None) -> dict:
     """The record of a run that produced no result: status `"failed"` and the error."""
     run = _base_run(spec, command)
-    run.update(status="failed", error=error, worker=None)
+    run.update(status="failed", error=error, worker=None, blas_threads=None)
     return run
 
 
@@ -212,7 +224,8 @@ def run_one(spec: RunSpec, data: dict, *, command: str | None = None,
     dict
         The record: the spec's fields, `"method"`, `"status"` (`"complete"`,
         `"diverged"`, or `"failed"` with `"error"` holding the traceback),
-        `"history"` (`ardiff.nn.History.to_dict`), `"batches_per_epoch"`, `"seconds"`.
+        `"history"` (`ardiff.nn.History.to_dict`), `"batches_per_epoch"`, `"seconds"`,
+        `"worker"` (`host:pid`) and `"blas_threads"` (the BLAS thread limit it ran with).
 
     Raises
     ------
@@ -493,7 +506,6 @@ def _run_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None],
     # lazy: Dask is the optional `sweep` extra
     import dask
     from distributed import Client, LocalCluster, as_completed
-    from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
     cluster = None
@@ -575,12 +587,15 @@ def _run_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None],
                     run = future.result()
                 except KilledWorker as exc:
                     run = failed_run(spec, f"KilledWorker: {exc}", command)
-                except FutureCancelledError as exc:
-                    if "lost dependencies" in str(exc) and resent.get(spec.run_id, 0) < 3:
-                        # the workers holding the data died: send it again, rerun the run
+                except CancelledError as exc:  # distributed's FutureCancelledError
+                    # Only the scheduler cancels a run here (this loop cancels only when it
+                    # stops): its data was lost ("lost dependencies", "already forgotten")
+                    # with the workers holding it.  Send the data again, rerun the run.
+                    if resent.get(spec.run_id, 0) < 3:
                         resent[spec.run_id] = resent.get(spec.run_id, 0) + 1
                         key = data_key(spec)
                         if scattered[key] is data:  # not re-sent already by another run
+                            client.wait_for_workers(1, timeout=120)  # the restarted ones
                             scattered[key] = client.scatter([datasets[key]], broadcast=True,
                                                             hash=False)[0]
                         pending.appendleft(spec)

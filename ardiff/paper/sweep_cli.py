@@ -195,8 +195,9 @@ def sweep_command(args: argparse.Namespace, command: str, progress: Any) -> int:
             done = saved is not None and saved.get("run_id") == spec.run_id and \
                 saved.get("status") in FINISHED
             print(f"{spec.run_id}  {spec.describe()}" + ("  (done)" if done else ""))
-        print(f"{len(specs)} runs ({len(sweep.points())} grid points x "
-              f"{len(sweep.conditions)} conditions x {len(sweep.seeds)} seeds) -> {out}/runs/")
+        points, conds, seeds = len(sweep.points()), len(sweep.conditions), len(sweep.seeds)
+        print(f"{len(specs)} runs ({points} grid point{'s' * (points != 1)} x {conds} "
+              f"condition{'s' * (conds != 1)} x {seeds} seed{'s' * (seeds != 1)}) -> {out}/runs/")
         return 0
     print(f"Sweep {sweep.name}: {len(specs)} runs -> {out}/")
     result = run_sweep(sweep, out, workers=_workers(args, len(specs)),

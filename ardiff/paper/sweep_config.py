@@ -10,7 +10,7 @@ it (`ardiff sweep --resume`).
 A configuration file (TOML) looks like::
 
     name = "eta-steps"              # prefix of the result files (default: file name)
-    model = "mlp"                   # the paper's MLP, or "package.module:function"
+    model = "mlp"                   # the paper's MLP, "cnn", or "package.module:function"
     conditions = ["backprop", "ar"] # names of ardiff.paper.CONDITIONS
     seeds = 3                       # a count (seeds 0, 1, 2) or a list [0, 4, 7]
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..nn import ACTIVATIONS, LOSSES, MLP, OPTIMIZERS
+from ..nn import ACTIVATIONS, CNN, LOSSES, MLP, OPTIMIZERS
 from ..solvers import SolverOptions
 from .conditions import CONDITIONS, FIG2, FIG3
 from .data import DATASETS
@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 __all__ = ["SweepConfigError", "SweepConfig", "RunSpec", "load_sweep_config", "parse_sweep",
            "figure_sweep", "FIGURE_DEFAULTS", "NAMED_SWEEPS", "SYNTHETIC", "run_id",
-           "build_model", "TOP_KEYS"]
+           "build_model", "TOP_KEYS", "MODELS"]
 
 #: A dataset name of sweeps only: Gaussian clusters made on the spot, one per class
 #: (`ardiff.paper.sweep.synthetic_data`), for quick tests of a sweep.
@@ -66,7 +66,7 @@ SYNTHETIC = "synthetic"
 #: The keys a configuration file may have at its top level, with what each is for.
 TOP_KEYS = {
     "name": "prefix of the result files (a string)",
-    "model": "'mlp' or 'package.module:function'",
+    "model": "'mlp', 'cnn' or 'package.module:function'",
     "conditions": f"a list of conditions: {', '.join(CONDITIONS)}",
     "seeds": "a count (3 means seeds 0, 1, 2) or a list of seeds",
     "config": "a table of TrainingConfig fields shared by all runs",
@@ -346,7 +346,7 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
                    f"got {name!r}")
     model = raw.get("model", "mlp")
     if not isinstance(model, str):
-        raise fail(f"model must be 'mlp' or 'package.module:function', got {model!r}")
+        raise fail(f"model must be 'mlp', 'cnn' or 'package.module:function', got {model!r}")
     check_model(model, fail)
     conditions = raw.get("conditions", list(FIG2))
     if isinstance(conditions, str):
@@ -465,9 +465,10 @@ def _check_combination(cfg: TrainingConfig, model: str, conditions: Sequence[str
     if len(cfg.sizes) < 2:
         raise fail(f"sizes must list at least an input and an output width, got "
                    f"{list(cfg.sizes)}")
-    if model == "mlp" and cfg.dataset != SYNTHETIC and cfg.sizes[0] != 784:
-        raise fail(f"sizes must start with 784 (28 x 28 images of {cfg.dataset}), got "
-                   f"{list(cfg.sizes)}")
+    if (model == "cnn" or (model == "mlp" and cfg.dataset != SYNTHETIC)) and \
+            cfg.sizes[0] != 784:
+        raise fail(f"sizes must start with 784 (28 x 28 images for model {model!r} on "
+                   f"{cfg.dataset}), got {list(cfg.sizes)}")
     if any(c != "backprop" for c in conditions):
         try:  # the relaxation's own checks: eta in (0, 2), schedule, init
             SolverOptions(method="relax", eta=cfg.eta, schedule=cfg.schedule, init=cfg.init,
@@ -484,11 +485,13 @@ def _check_combination(cfg: TrainingConfig, model: str, conditions: Sequence[str
 
 
 def check_model(model: str, fail: Callable[[str], Exception]) -> None:
-    """Raise `fail(...)` unless `model` is `"mlp"` or an importable `module:function`."""
-    if model == "mlp":
+    """Raise `fail(...)` unless `model` is a name of `MODELS` or an importable
+    `module:function`."""
+    if model in MODELS:
         return
     if model.count(":") != 1 or not all(model.split(":")):
-        raise fail(f"model must be 'mlp' or 'package.module:function', got {model!r}")
+        raise fail(f"model must be {', '.join(map(repr, MODELS))} or "
+                   f"'package.module:function', got {model!r}")
     try:
         resolve_model(model)
     except (ImportError, AttributeError, TypeError) as exc:
@@ -520,6 +523,23 @@ def resolve_model(model: str) -> Callable[..., Any]:
     return func
 
 
+def _mlp(config: TrainingConfig, seed: int) -> MLP:
+    return MLP(config.sizes, activation=config.activation, init_std=config.init_std,
+               seed=seed)
+
+
+def _cnn(config: TrainingConfig, seed: int) -> CNN:
+    # the network of `ardiff reproduce cnn` (its default channels, kernel, pool, hidden)
+    return CNN((1, 28, 28), n_classes=config.sizes[-1], activation=config.activation,
+               seed=seed)
+
+
+#: The models a sweep names without a module: the paper's MLP (`sizes`, `activation`,
+#: `init_std` from the TrainingConfig) and the CNN of `ardiff reproduce cnn` (28 x 28
+#: inputs; `sizes[-1]` classes, `activation`).
+MODELS: dict[str, Callable[[TrainingConfig, int], Any]] = {"mlp": _mlp, "cnn": _cnn}
+
+
 def build_model(model: str, config: TrainingConfig, seed: int) -> Any:
     """The network of one run.
 
@@ -528,10 +548,11 @@ def build_model(model: str, config: TrainingConfig, seed: int) -> Any:
     model : str
         `"mlp"`: `ardiff.nn.MLP(config.sizes, activation=config.activation,
         init_std=config.init_std, seed=seed)`, the paper's network with the default
-        sizes.  `"package.module:function"`: `function(config, seed)`, which must
-        return a model with the interface `ardiff.nn.train` uses (`sizes`,
-        `parameters()`, `parameter_names()`, `forward(x)`, `trace(x)`; an
-        `ardiff.nn.MLP` or a subclass of it).
+        sizes.  `"cnn"`: `ardiff.nn.CNN` as `ardiff reproduce cnn` trains it, for
+        28 x 28 images.  `"package.module:function"`: `function(config, seed)`, which
+        must return a model with the interface `ardiff.nn.train` uses (`sizes`,
+        `parameters()`, `parameter_names()`, `forward(x)`, `trace(x)`, as
+        `ardiff.nn.MLP` and `ardiff.nn.CNN` have).
     config : TrainingConfig
         The run's settings.
     seed : int
@@ -542,9 +563,8 @@ def build_model(model: str, config: TrainingConfig, seed: int) -> Any:
     object
         The model, freshly initialised.
     """
-    if model == "mlp":
-        return MLP(config.sizes, activation=config.activation, init_std=config.init_std,
-                   seed=seed)
+    if model in MODELS:
+        return MODELS[model](config, seed)
     return resolve_model(model)(config, seed)
 
 
