@@ -366,7 +366,8 @@ def test_folded_joins_and_side_branches_to_the_output():
 # -- beyond the paper's MLPs: an RNN and a residual network ---------------------------------
 
 
-def rnn_graph(steps=6, hidden=5, inputs=3, batch=4, seed=0):
+def rnn_problem(steps=6, hidden=5, inputs=3, batch=4, seed=0):
+    """A tanh RNN over `steps` steps with a linear read-out: (loss function, W, U, b, V)."""
     rng = np.random.default_rng(seed)
     W = 0.5 * rng.standard_normal((hidden, hidden))
     U = 0.5 * rng.standard_normal((inputs, hidden))
@@ -381,7 +382,12 @@ def rnn_graph(steps=6, hidden=5, inputs=3, batch=4, seed=0):
             h = anp.tanh(h @ W + xs[t] @ U + b)
         return anp.sum((h @ V - y) ** 2)
 
-    return ardiff.trace(loss, W, U, b, V)
+    return loss, W, U, b, V
+
+
+def rnn_graph(**kwargs):
+    loss, *params = rnn_problem(**kwargs)
+    return ardiff.trace(loss, *params)
 
 
 def residual_graph(blocks=3, width=6, batch=4, seed=0):
@@ -505,3 +511,16 @@ def test_bad_units_are_refused_with_the_reason():
         ardiff.relax(g, units="neurons")
     with pytest.raises(TypeError, match="units must be"):
         ardiff.relax(g, units=3)
+
+
+def test_transforms_take_units():
+    """`grad(f, units=...)` runs the same dynamics as `relax(trace(f), units=...)`."""
+    loss, *params = rnn_problem(steps=4)
+    kwargs = dict(units="layers", schedule="parallel", eta=0.3, max_iter=5, tol=0.0,
+                  init="forward")
+    expected = ardiff.relax(ardiff.trace(loss, *params), **kwargs).grads
+    got = ardiff.grad(loss, argnum=(0, 1, 2, 3), **kwargs)(*params)
+    for a, e in zip(got, expected):
+        np.testing.assert_array_equal(a, e)
+    ops = ardiff.grad(loss, argnum=(0, 1, 2, 3), **{**kwargs, "units": "ops"})(*params)
+    assert gap(ops, expected) > 1e-6  # a different trajectory (op level is deeper)
