@@ -47,11 +47,60 @@ class _Recording:
         self.program = None
 
 
+class _ArrayKey:
+    """A non-differentiated array in a signature: equal when the bytes are equal.
+
+    Hashing every byte of a large constant argument (a data batch) on every call
+    cost more than comparing it: the hash reads a strided sample of at most 64
+    items, and equality compares all bytes (as a digest would, so NaNs match
+    themselves and -0.0 differs from 0.0).  A key kept in the cache holds a copy
+    (`frozen`), so changing the caller's array in place is seen as a new value.
+    """
+
+    __slots__ = ("data", "shape", "_hash")
+
+    def __init__(self, value: np.ndarray):
+        # ascontiguousarray makes a 0-d array 1-d: the shape is kept beside it
+        data = np.ascontiguousarray(value).reshape(-1)
+        self.data, self.shape = data, value.shape
+        sample = data[::max(1, data.size // 64)][:64]
+        self._hash = hash((value.shape, data.dtype.str, sample.tobytes()))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ArrayKey):
+            return NotImplemented
+        a, b = self.data, other.data
+        if a is b:
+            return True
+        if self._hash != other._hash or self.shape != other.shape or a.dtype != b.dtype:
+            return False
+        return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+
+    def frozen(self) -> _ArrayKey:
+        copy = _ArrayKey.__new__(_ArrayKey)
+        copy.data, copy.shape, copy._hash = self.data.copy(), self.shape, self._hash
+        return copy
+
+
+def _frozen(key: Any) -> Any:
+    """`key` with every array part copied (what the cache keeps)."""
+    if isinstance(key, _ArrayKey):
+        return key.frozen()
+    if type(key) is tuple:
+        return tuple(_frozen(k) for k in key)
+    return key
+
+
 def _static_key(value: Any) -> Any:
     """A hashable stand-in for an argument that is not differentiated."""
     if isinstance(value, np.ndarray):
-        digest = hashlib.blake2b(np.ascontiguousarray(value).view(np.uint8), digest_size=16)
-        return ("array", value.shape, value.dtype.str, digest.hexdigest())
+        if value.dtype.hasobject:  # object arrays: compared by digest of their repr
+            digest = hashlib.blake2b(repr(value.tolist()).encode(), digest_size=16)
+            return ("array", value.shape, value.dtype.str, digest.hexdigest())
+        return ("array", _ArrayKey(value))
     if isinstance(value, (list, tuple)):
         return (type(value).__name__,) + tuple(_static_key(v) for v in value)
     if isinstance(value, dict):
@@ -141,7 +190,9 @@ class CompiledGrad:
             return self._trace(args, kwargs)[1:]
         with self._lock:
             # one recording per branch pattern seen with this signature, newest first
-            variants = self._cache.setdefault(key, [])
+            variants = self._cache.get(key)
+            if variants is None:
+                variants = self._cache[_frozen(key)] = []
             for recording in variants:
                 replayed = self._replay(recording, leaves)
                 if replayed is not None:

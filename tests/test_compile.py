@@ -327,3 +327,29 @@ def test_math_functions_are_used_only_where_they_give_numpys_bits():
             except (ArithmeticError, ValueError):
                 continue  # the replay falls back to NumPy there
             assert np.float64(got).tobytes() == np.float64(want).tobytes(), (name, p)
+
+
+def test_static_array_arguments_match_by_bytes_and_shape():
+    """Cache keys of non-differentiated arrays: equal bytes, shape and dtype only."""
+    def scaled(x, data):
+        return anp.sum(x * anp.sum(data))
+
+    f = ardiff.compile(scaled)
+    x = np.array([1.0, 2.0])
+    data = np.array([1.0, np.nan, -0.0])
+    f(x, data)
+    f(x, data.copy())  # same bytes (NaN included): a replay
+    assert f.traces == 1 and f.replays == 1
+    data[2] = 0.0  # changed in place (-0.0 -> 0.0): a new signature
+    f(x, data)
+    assert f.traces == 2
+    g = ardiff.compile(scaled)
+    for const in (np.array(3.0), np.array([3.0]), np.array([[3.0]]), np.array([3.0], np.float32)):
+        np.testing.assert_array_equal(g(x, const), ardiff.grad(scaled)(x, const))
+    assert g.traces == 4  # same bytes, other shape or dtype: traced again
+    big = np.arange(10_000.0)
+    f(x, big)
+    twin = big.copy()
+    twin[5_001] += 1.0  # outside the hashed sample: found by the comparison
+    np.testing.assert_array_equal(f(x, twin), ardiff.grad(scaled)(x, twin))
+    assert f.traces == 4
