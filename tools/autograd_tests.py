@@ -116,14 +116,14 @@ def complex_tests(source: str) -> dict[str, str]:
     return found
 
 
-def prepare(tests: Path, target: Path) -> tuple[dict[str, str], list[str]]:
+def prepare(tests: Path, target: Path, files: list[str]) -> tuple[dict[str, str], list[str]]:
     """Copy and rewrite the test files; `(complex-valued test ids, reduced test ids)`."""
     target.mkdir(parents=True)
     excluded = dict(COMPLEX_BY_NATURE)
     reduced = []
-    for name in TEST_FILES + HELPERS:
+    for name in files + HELPERS:
         source = (tests / name).read_text()
-        if name in TEST_FILES:
+        if name in files:
             excluded.update({f"{name}::{t}": why for t, why in complex_tests(source).items()})
             for node in ast.walk(ast.parse(source)):
                 test_id = f"{name}::{getattr(node, 'name', '')}"
@@ -245,14 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-timeout", type=float, default=120.0,
                         help="seconds per test when a file is rerun test by test")
     parser.add_argument("--only", nargs="*", help="test file names to run")
+    parser.add_argument("--files", nargs="*", default=TEST_FILES,
+                        help="other test files of the sdist to run instead of the issue's six "
+                             "(outside the acceptance figure)")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression")
     args = parser.parse_args(argv)
     tests = args.sdist / "tests"
     if not tests.is_dir():
         parser.error(f"{tests} is not a folder: pass the unpacked autograd sdist")
     work = Path(tempfile.mkdtemp(prefix="autograd_tests_")) / "tests"
-    excluded, reduced = prepare(tests, work)
-    names = [n for n in TEST_FILES if not args.only or n in args.only]
+    excluded, reduced = prepare(tests, work, args.files)
+    names = [n for n in args.files if not args.only or n in args.only]
     results = {}
     print(f"{'file':22} {'collected':>9} {'passed':>7} {'failed':>7} {'skipped':>8} "
           f"{'complex':>8} {'seconds':>8}")
