@@ -6,6 +6,7 @@ convergence, explicit stepping for the closed form, and `scipy.integrate.solve_i
 on the layer-level continuous-time flow.
 """
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -19,6 +20,12 @@ import ardiff.numpy as anp
 from ardiff.nn import MLP
 from ardiff.solvers import compile_plan, relative_error, unit_plan
 from ardiff.strategies import random_graphs
+
+try:  # optional (paper tooling): keeps BLAS on one thread for the NumPy reference
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    def threadpool_limits(limits):
+        return contextlib.nullcontext()
 
 # -- the paper's MLP, three ways, and Algorithm 1 in plain NumPy ----------------------------
 
@@ -192,7 +199,9 @@ def test_paper_preset_on_the_papers_mlp():
     bs = [np.zeros(n) for n in sizes[1:]]
     x = rng.random((16, 784))
     y = np.eye(10)[rng.integers(0, 10, 16)]
-    _, ref_grads = algorithm1(Ws, bs, x, y, T=100)
+    # one BLAS thread: 300 small products, which oversubscribed threads make 30x slower
+    with threadpool_limits(1):
+        _, ref_grads = algorithm1(Ws, bs, x, y, T=100)
     g, out, params = traced_mlp(Ws, bs, x, y)
     res = ardiff.relax(g, out, params, preset="paper")
     assert res.sweeps <= 3
