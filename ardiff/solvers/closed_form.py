@@ -20,6 +20,9 @@ exact sweep gives x* and D - 1 applications of N give the vectors N^k e_0 (the k
 touching only nodes deeper than k): D sweeps for any T, any set of recorded steps or
 any time, instead of T sweeps.  Every rule of the paper replaces VJPs by other
 linear maps, so the same holds for them (the plan's staged VJPs include the rules).
+With units (`ardiff.solvers.units`) the same formulas hold between units: N is the
+coupling of a `UnitPlan` (its composite edges), D its depth, and the clamped nodes
+enter b.
 
 Accuracy: for eta <= 1 the weights are probabilities, evaluated with `scipy.stats`
 (no overflow or underflow for T up to 1e6 and beyond); the state equals explicit
