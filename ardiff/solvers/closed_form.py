@@ -208,6 +208,7 @@ def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
     result = finish(plan, x, seed, "relax", vjp_evals=evals + more,
                     iterations=0 if schedule == "continuous" else int(times[-1]),
                     converged=bool(converged), residuals=residuals, trajectory=trajectory)
-    result.sweeps = (1 if relaxing else 0) + sweeps
+    # the exact sweep (x*, and a unit plan's clamped nodes) counts once
+    result.sweeps = (1 if relaxing or len(plan.fixed_nodes) > 1 else 0) + sweeps
     result.times = times
     return result

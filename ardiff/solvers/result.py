@@ -47,7 +47,9 @@ class Result:
     sweeps : int or None
         Passes over the graph's edges: one per step when stepping, at most D (the
         depth of the relaxing graph) for a closed-form solve, whatever the number of
-        steps it describes.
+        steps it describes.  With units, the clamped nodes are computed once from the
+        seed: within the first (exact) sweep of a closed form, before the first step
+        when stepping (not counted there).
     times : numpy.ndarray or None
         Closed form: the steps (or continuous times) of the trajectory's rows, or of
         the returned state without `record`.  With a closed form and no `record`,
