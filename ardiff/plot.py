@@ -73,8 +73,9 @@ def node_residuals(result: Result, seed: Any = None) -> dict:
     plan = result.plan
     x = dict(result.activities)
     out_value = unwrap(plan.graph.nodes[plan.output].value)
-    x[plan.output] = (np.ones(np.shape(out_value), dtype=np.result_type(out_value))
-                      if seed is None else seed)
+    # the clamped output (and, with units, the clamped nodes computed from it)
+    x.update(plan.fixed_activities(np.ones(np.shape(out_value), dtype=np.result_type(
+        out_value)) if seed is None else seed))
     return {i: relative_error(plan.activity_target(i, x), x[i]) for i in plan.relaxing}
 
 
