@@ -28,7 +28,7 @@ OPTIONAL_PAGES = {"solvers.md", "results.md", "reproduce.md", "sharp-edges.md"}
 OP_TABLE_MARKER = "<!-- ardiff:op-table -->"
 NUMPY_NAMES_MARKER = "<!-- ardiff:numpy-names -->"
 # Names of ardiff.numpy.__all__ that are submodules, not functions.
-NOT_FUNCTIONS = {"linalg", "random"}
+NOT_FUNCTIONS = {"fft", "linalg", "random"}
 
 #: Titles of the op-table rows, in table order, for the modules that define ops.  Every
 #: other submodule of `ardiff.ops` that defines ops gets a row too, after these.
@@ -40,6 +40,8 @@ FAMILIES = {
     "ardiff.ops.shape": "Shape, indexing and casting",
     "ardiff.ops.special": "Special functions (ardiff.scipy.special)",
     "ardiff.ops.signal": "Signal processing (ardiff.scipy.signal)",
+    "ardiff.ops.complex_parts": "Complex parts (real, imag, conj, angle)",
+    "ardiff.ops.fft": "Discrete Fourier transforms (ardiff.numpy.fft)",
     "ardiff.nn.dense": "Neural-network layer (ardiff.nn.dense)",
 }
 
@@ -140,6 +142,7 @@ def op_table_markdown() -> str:
 def numpy_names_markdown() -> str:
     """The functions `ardiff.numpy` exports, split into traced ones and plain-value ones."""
     import ardiff.numpy as anp
+    import ardiff.numpy.fft as afft
     import ardiff.numpy.linalg as alinalg
 
     plain = set(anp.WITHOUT_GRADIENT)
@@ -151,6 +154,7 @@ def numpy_names_markdown() -> str:
     return "\n".join([
         f"**Traced, with gradients** ({len(traced)}): {codes(traced)}.", "",
         f"**`ardiff.numpy.linalg`**: {codes(sorted(alinalg.__all__))}.", "",
+        f"**`ardiff.numpy.fft`**: {codes(sorted(afft.__all__))}.", "",
         f"**On plain values, no gradient** ({len(plain)}): {codes(sorted(plain))}.",
     ])
 
