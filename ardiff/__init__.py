@@ -37,6 +37,7 @@ from .transforms import (
     hessian,
     hessian_tensor_product,
     hessian_vector_product,
+    holomorphic_grad,
     jacobian,
     make_ggnvp,
     make_hvp,
@@ -65,7 +66,7 @@ __all__ = [
     # the further transforms of HIPS autograd, under its names (docs/api.md)
     "hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
     "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
-    "checkpoint",
+    "checkpoint", "holomorphic_grad",
     "trace", "compile", "CompiledGrad",
     "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
     "unit",

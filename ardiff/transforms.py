@@ -28,8 +28,9 @@ from .solvers import SolverOptions, compile_plan, solve_plan
 from .tracer import Tracer
 from .tree import flatten
 
-__all__ = ["grad", "value_and_grad", "elementwise_grad", "jacobian", "hessian", "make_vjp",
-           "vjp", "trace", "gc_paused", "hessian_tensor_product", "hessian_vector_product",
+__all__ = ["grad", "holomorphic_grad", "value_and_grad", "elementwise_grad", "jacobian",
+           "hessian", "make_vjp", "vjp", "trace", "gc_paused", "hessian_tensor_product",
+           "hessian_vector_product",
            "make_hvp", "tensor_jacobian_product", "vector_jacobian_product", "make_ggnvp",
            "grad_and_aux", "deriv"]
 
@@ -119,6 +120,48 @@ def grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
         return vg(*args, **kwargs)[1]
+
+    return wrapped
+
+
+def holomorphic_grad(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
+    """Return a function computing the complex derivative f'(z) of a holomorphic `fun`.
+
+    Under ardiff's complex convention (docs/complex.md) `grad` of a holomorphic
+    function already is f'(z) (and `elementwise_grad` gives it elementwise); this is
+    HIPS autograd's name for that case, which also checks that the differentiated
+    argument is complex (a real argument would have its gradient projected on the reals).
+
+    Parameters
+    ----------
+    fun : callable
+        Holomorphic in `args[argnum]`, returning a scalar.
+    argnum : int
+        The differentiated positional argument (complex).
+    **options
+        Solver options, as for [`ardiff.grad`][ardiff.grad].
+
+    Returns
+    -------
+    callable
+        `(*args, **kwargs) -> f'(z)`, complex, shaped like `args[argnum]`.
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff, ardiff.numpy as anp
+    >>> complex(ardiff.holomorphic_grad(lambda z: z ** 3)(1.0 + 1.0j))
+    6j
+    """
+    g = grad(fun, argnum, **options)
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        if not np.iscomplexobj(args[argnum]):
+            raise TypeError(
+                f"holomorphic_grad: argument {argnum} of {getattr(fun, '__name__', fun)} is "
+                f"{np.result_type(args[argnum])}, not complex; pass a complex value (e.g. "
+                "x + 0j), or use ardiff.grad for a real argument.")
+        return g(*args, **kwargs)
 
     return wrapped
 
