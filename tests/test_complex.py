@@ -360,3 +360,15 @@ def test_input_dtypes():
     assert np.iscomplexobj(z.value)
     out = anp.sum(anp.abs(z) ** 2)
     np.testing.assert_allclose(ardiff.backprop(graph, out, wrt=[z]).grads[0], [-2j, 4.0])
+
+
+def test_the_docs_page_examples_run():
+    """The code of docs/complex.md runs and its assertions hold."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parent.parent / "docs" / "complex.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/complex.md", "exec"), {})
