@@ -84,6 +84,9 @@ def combo_check(fun, *args, **kwargs):
     def check(*arg_lists, **kwarg_lists):
         arg_lists = [[v for v in vs if _real(v)] for vs in arg_lists]
         kwarg_lists = {k: [v for v in vs if _real(v)] for k, vs in kwarg_lists.items()}
+        if not all(arg_lists) or not all(kwarg_lists.values()):
+            import pytest  # nothing real left to check: a skip, not a vacuous pass
+            pytest.skip("every candidate of an argument is complex")
         return inner(*arg_lists, **kwarg_lists)
 
     return check
