@@ -245,7 +245,7 @@ class TracedCall:
         elif isinstance(out, (np.ndarray, np.generic)):
             raise TypeError(
                 f"{what}: {name} returned an array of dtype {out.dtype}; it must return a float "
-                "or complex array or scalar computed from its inputs.")
+                "array or scalar (real or complex) computed from its inputs.")
         else:
             kind = type(out).__name__
             raise TypeError(
