@@ -9,19 +9,19 @@ atomically: a file is always whole).  Three ways to run:
 * `workers=N` (N > 1): an embedded `distributed.LocalCluster` with N single-threaded
   worker processes, BLAS pinned to `threads` threads in each;
 * `scheduler="tcp://HOST:PORT"`: an existing Dask cluster (`dask scheduler`,
-  `dask worker`).  Workers need ardiff and the data-free inputs only: the client
-  loads the data once and scatters it to them, and every result comes back to the
-  client, so no shared filesystem is needed.
+  `dask worker`).  Workers need ardiff only: the client loads the data once and
+  sends it to them as the input of a task (computed again by the scheduler if all
+  the workers holding it die), and every result comes back to the client, so no
+  shared filesystem is needed.
 
 Faults: a run that raises is recorded as failed (status `"failed"`, its error and
-traceback in its file) and the sweep goes on; a worker that dies mid-run has its run
-resubmitted by the scheduler, up to its `allowed-failures` bound (`retries`), after
-which the run is recorded as failed.  Each run holds the worker resource
-`RUN_RESOURCE` while it trains, so no run waits on a busy worker and a dead worker
-costs only the run it was computing; no more runs are submitted than there are
-worker threads, so an interrupted client (Ctrl-C, `kill`) loses only the runs in
-flight: `resume=True` skips every run whose file holds a finished result with the
-same `run_id`.
+traceback in its file) and the sweep goes on.  The client places every run on a
+worker with a free thread (and only there), so a worker that dies was computing
+exactly the runs placed on it: each is resubmitted to another worker, at most
+`retries` times, then recorded as failed.  No more runs are in flight than there are
+worker threads, so an interrupted client (Ctrl-C, `kill`) loses only those:
+`resume=True` skips every run whose file holds a finished result with the same
+`run_id`.
 
 Dask (`distributed`) is an optional dependency, the `sweep` extra; it is imported
 only when a parallel run is asked for.
@@ -29,6 +29,7 @@ only when a parallel run is asked for.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import importlib.util
@@ -39,6 +40,7 @@ import secrets
 import socket
 import time
 import traceback
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
@@ -57,17 +59,12 @@ from .sweep_results import write_sweep_results
 from .training import FINISHED, load_run
 
 __all__ = ["run_sweep", "run_one", "run_task", "SweepResult", "SweepError",
-           "DaskMissingError", "SWEEP_INSTALL_HINT", "RUN_RESOURCE", "dask_installed",
+           "DaskMissingError", "SWEEP_INSTALL_HINT", "dask_installed",
            "limit_blas_threads", "blas_threads", "synthetic_data", "load_sweep_data",
-           "default_workers"]
+           "default_workers", "pass_data"]
 
 #: What to install for parallel sweeps.
 SWEEP_INSTALL_HINT = "pip install 'ardiff[sweep]'"
-
-#: The Dask worker resource a run holds while it trains: a worker offering one unit
-#: (`dask worker ADDRESS --nthreads 1 --resources ardiff-run=1`) is never given a second
-#: run while it computes one, so a worker that dies takes only its own run with it.
-RUN_RESOURCE = "ardiff-run"
 
 
 class SweepError(RuntimeError):
@@ -277,6 +274,11 @@ def run_one(spec: RunSpec, data: dict, *, command: str | None = None,
     return run
 
 
+def pass_data(data: dict) -> dict:
+    """The task that puts a dataset on the workers (its input travels with the task)."""
+    return data
+
+
 def run_task(spec: RunSpec, data: dict, threads: int = 1, command: str | None = None) -> dict:
     """What a Dask worker runs: pin BLAS to `threads` threads, then `run_one`."""
     with contextlib.suppress(ImportError):  # without threadpoolctl: the worker's env decides
@@ -353,9 +355,8 @@ def run_sweep(sweep: SweepConfig, out: str | Path, *, workers: int | None = None
         Skip runs whose file holds a finished result (`"complete"` or `"diverged"`)
         with the same `run_id`.  Failed and interrupted runs are run again.
     retries : int, optional
-        How many times a run whose worker died is resubmitted before it is recorded as
-        failed (the embedded cluster's `distributed.scheduler.allowed-failures`; an
-        existing scheduler keeps its own setting).
+        How many times a run whose worker died is resubmitted (to another worker)
+        before it is recorded as failed.
     threads : int, optional
         BLAS threads per worker (and in this process for `workers=1`).
     progress : callable, optional
@@ -504,20 +505,16 @@ def _run_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None],
               scheduler: str | None, retries: int, threads: int, command: str | None,
               say: Callable[[str], None], cluster_options: dict) -> None:
     # lazy: Dask is the optional `sweep` extra
-    import dask
-    from distributed import Client, LocalCluster, as_completed
-    from distributed.scheduler import KilledWorker
+    from distributed import Client, LocalCluster
 
     cluster = None
     if scheduler is None:
         bokeh = importlib.util.find_spec("bokeh") is not None
         options = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                   "resources": {RUN_RESOURCE: 1},
                    # without bokeh there is no dashboard: a random port, not 8787
                    "dashboard_address": ":8787" if bokeh else ":0",
                    "silence_logs": logging.ERROR, **cluster_options}
-        with dask.config.set({"distributed.scheduler.allowed-failures": int(retries)}):
-            cluster = LocalCluster(**options)
+        cluster = LocalCluster(**options)
         client = Client(cluster)
         result.executor = f"LocalCluster, {workers} worker processes x 1 thread"
         dashboard = client.dashboard_link if bokeh else None
@@ -544,75 +541,117 @@ def _run_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None],
         except (OSError, TimeoutError):
             raise SweepError(f"no Dask worker joined {scheduler or 'the cluster'} within "
                              "60 s; start some with 'dask worker ADDRESS'") from None
-        # The scheduler counts a death against every run assigned to the dead worker,
-        # even one only waiting there: with the resource, none waits on a busy worker.
-        restrict = any(RUN_RESOURCE in (w.get("resources") or {})
-                       for w in client.scheduler_info()["workers"].values())
-        if not restrict:
-            say(f"Note: no worker offers the '{RUN_RESOURCE}' resource; a worker that dies "
-                "may also fail runs waiting on it (start workers with "
-                f"'--nthreads 1 --resources {RUN_RESOURCE}=1').")
-        # The data goes to the workers from here (no shared filesystem needed), once per
-        # dataset, and again if every worker holding it died (the data is lost with them).
-        datasets: dict[tuple, dict] = {}
-        scattered: dict[tuple, Any] = {}
-        for spec in todo:
-            key = data_key(spec)
-            if key not in datasets:
-                datasets[key] = load(spec)
-                scattered[key] = client.scatter([datasets[key]], broadcast=True, hash=False)[0]
-        pending = deque(todo)
-        running: dict[Any, tuple[RunSpec, Any]] = {}
-        resent: dict[str, int] = {}
-        queue = as_completed()
-
-        def fill() -> None:
-            # no more runs in flight than worker threads: an interrupted client gives up
-            # only those
-            capacity = max(1, sum(client.nthreads().values()))
-            while pending and len(running) < capacity:
-                spec = pending.popleft()
-                data = scattered[data_key(spec)]
-                future = client.submit(run_task, spec, data, threads, command,
-                                       key=f"ardiff-run-{secrets.token_hex(8)}", pure=False,
-                                       resources={RUN_RESOURCE: 1} if restrict else None)
-                running[future] = (spec, data)
-                queue.add(future)
-
-        fill()
-        try:
-            for future in queue:
-                spec, data = running.pop(future)
-                try:
-                    run = future.result()
-                except KilledWorker as exc:
-                    run = failed_run(spec, f"KilledWorker: {exc}", command)
-                except CancelledError as exc:  # distributed's FutureCancelledError
-                    # Only the scheduler cancels a run here (this loop cancels only when it
-                    # stops): its data was lost ("lost dependencies", "already forgotten")
-                    # with the workers holding it.  Send the data again, rerun the run.
-                    if resent.get(spec.run_id, 0) < 3:
-                        resent[spec.run_id] = resent.get(spec.run_id, 0) + 1
-                        key = data_key(spec)
-                        if scattered[key] is data:  # not re-sent already by another run
-                            client.wait_for_workers(1, timeout=120)  # the restarted ones
-                            scattered[key] = client.scatter([datasets[key]], broadcast=True,
-                                                            hash=False)[0]
-                        pending.appendleft(spec)
-                        future.release()
-                        fill()
-                        continue
-                    run = failed_run(spec, f"{type(exc).__name__}: {exc}", command)
-                except Exception as exc:  # communication errors and the like
-                    run = failed_run(spec, f"{type(exc).__name__}: {exc}", command)
-                future.release()
-                record(spec, run)
-                fill()
-        except BaseException:
-            for future in running:  # Ctrl-C: the runs in flight are given up
-                future.cancel()
-            raise
+        _DaskRuns(client, todo, record, load, retries=retries, threads=threads,
+                  command=command).run()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class _DaskRuns:
+    """The runs of a sweep on a Dask cluster, placed by the client.
+
+    Each run is submitted to one worker with a free thread, and to that worker only
+    (the scheduler would also queue runs on busy workers, and a worker's death counts
+    against every run assigned to it, waiting or not).  A run whose worker leaves the
+    cluster before the run returns was computing there: it is resubmitted to another
+    worker, at most `retries` times, then recorded as failed.  No more runs are in
+    flight than there are worker threads, so an interrupted client loses only those.
+    """
+
+    POLL_S = 1.0  # how often the worker list is checked while no run finishes
+
+    def __init__(self, client: Any, todo: Sequence[RunSpec],
+                 record: Callable[[RunSpec, dict], None], load: Callable[[RunSpec], dict],
+                 *, retries: int, threads: int, command: str | None):
+        self.client, self.record, self.retries = client, record, retries
+        self.threads, self.command = threads, command
+        self.pending = deque(todo)
+        self.running: dict[Any, tuple[RunSpec, str]] = {}
+        self.deaths: dict[str, int] = {}
+        # The data goes to the workers from here (no shared filesystem needed), as the
+        # input of a task rather than scattered: if every worker holding it dies, the
+        # scheduler computes it again from the task (scattered data would be lost).
+        self.data: dict[tuple, Any] = {}
+        for spec in todo:
+            key = data_key(spec)
+            if key not in self.data:
+                with warnings.catch_warnings():  # "large object in the task graph": meant
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.data[key] = client.submit(
+                        pass_data, load(spec), key=f"ardiff-data-{secrets.token_hex(8)}",
+                        pure=False)
+
+    def workers(self) -> dict[str, int]:
+        """Address -> threads of every worker now in the cluster."""
+        info = self.client.scheduler_info()["workers"]
+        return {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
+
+    def fill(self, workers: dict[str, int]) -> None:
+        """Submit pending runs to the workers' free threads."""
+        busy: dict[str, int] = {}
+        for _, addr in self.running.values():
+            busy[addr] = busy.get(addr, 0) + 1
+        for addr, nthreads in workers.items():
+            while self.pending and busy.get(addr, 0) < nthreads:
+                spec = self.pending.popleft()
+                future = self.client.submit(
+                    run_task, spec, self.data[data_key(spec)], self.threads, self.command,
+                    key=f"ardiff-run-{secrets.token_hex(8)}", pure=False, workers=[addr],
+                    allow_other_workers=False)
+                self.running[future] = (spec, addr)
+                busy[addr] = busy.get(addr, 0) + 1
+
+    def run(self) -> None:
+        """Run everything; Ctrl-C cancels the runs in flight and re-raises."""
+        from distributed import wait  # lazy: Dask is optional
+        from distributed.scheduler import KilledWorker
+
+        try:
+            self.fill(self.workers())
+            while self.running or self.pending:
+                try:
+                    done = wait(list(self.running), timeout=self.POLL_S,
+                                return_when="FIRST_COMPLETED").done
+                except (TimeoutError, asyncio.TimeoutError):
+                    done = set()
+                for future in done:
+                    spec, addr = self.running[future]
+                    if future.status == "error" and isinstance(future.exception(),
+                                                               KilledWorker):
+                        # a scheduler with allowed-failures 0 gives up at once: ours decide
+                        self._worker_died(future, spec, addr)
+                        continue
+                    del self.running[future]
+                    self.record(spec, self._result(spec, future))
+                    future.release()
+                workers = self.workers()
+                for future, (spec, addr) in list(self.running.items()):
+                    if addr not in workers and not future.done():
+                        self._worker_died(future, spec, addr)
+                if not workers and self.pending and not self.running:
+                    self.client.wait_for_workers(1, timeout=600)  # all restarting
+                    workers = self.workers()
+                self.fill(workers)
+        except BaseException:
+            for future in self.running:  # Ctrl-C: the runs in flight are given up
+                future.cancel()
+            raise
+
+    def _result(self, spec: RunSpec, future: Any) -> dict:
+        try:
+            return future.result()
+        except (CancelledError, Exception) as exc:  # lost data, communication errors
+            return failed_run(spec, f"{type(exc).__name__}: {exc}", self.command)
+
+    def _worker_died(self, future: Any, spec: RunSpec, addr: str) -> None:
+        del self.running[future]
+        future.cancel()
+        deaths = self.deaths[spec.run_id] = self.deaths.get(spec.run_id, 0) + 1
+        if deaths > self.retries:
+            self.record(spec, failed_run(
+                spec, f"KilledWorker: the worker running it died {deaths} times "
+                f"(last {addr}); not resubmitted (--retries {self.retries})", self.command))
+        else:
+            self.pending.appendleft(spec)  # to another worker

@@ -65,18 +65,29 @@ Exit status: 0 all runs finished; 1 some runs failed (listed, results written);
 (finished runs are kept: continue with --resume)."""
 
 
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def add_execution_options(parser: argparse.ArgumentParser, positive: Callable[[str], int],
                           default_workers_help: str) -> None:
     """The options saying where runs execute: `--workers`, `--scheduler`, `--retries`."""
+    natural = _natural
     group = parser.add_argument_group("execution")
     group.add_argument("--workers", type=positive, default=None, metavar="N",
                        help=default_workers_help)
     group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="an existing Dask scheduler (started with 'dask scheduler'; "
                        "workers with 'dask worker tcp://HOST:PORT')")
-    group.add_argument("--retries", type=positive, default=3, metavar="N",
-                       help="resubmit a run whose worker died at most N times, then record it "
-                       "as failed (embedded cluster; default: %(default)s)")
+    group.add_argument("--retries", type=natural, default=3, metavar="N",
+                       help="resubmit a run whose worker died to another worker at most N "
+                       "times, then record it as failed (default: %(default)s)")
 
 
 def add_sweep_parser(sub: Any, *, positive: Callable[[str], int],
