@@ -36,12 +36,14 @@ from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
 from .solvers.common import make_seed, warn_non_finite
 from .solvers.plan import Plan
 
-__all__ = ["LINES_PER_FUNCTION", "SCALAR_OPS", "math_matches_numpy", "sweep_is_exact",
-           "Replay"]
+__all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "SCALAR_OPS", "math_matches_numpy",
+           "sweep_is_exact", "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
 LINES_PER_FUNCTION = 2000
+#: Scalar programs up to this many lines run as one function on local variables.
+FUSED_LINES = 50_000
 
 
 #: Ops a scalar program is written with on Python floats: op name -> (forward,
@@ -163,7 +165,7 @@ class Replay:
         self._forward = self._define("V, L", lines)
         self._backward = self._define("V, X", self._sweep_lines()) if plan else None
         self._relevant = set(plan.relevant) if plan else set()
-        #: (forward, backward, base values) on Python floats, or None (see SCALAR_OPS)
+        #: The program on Python floats (see `_scalar_program`), or None
         self.scalar = self._scalar_program() if plan else None
 
     # -- code generation --------------------------------------------------------
@@ -263,12 +265,12 @@ class Replay:
             return None
         return f"({text})" if text.startswith("-") else text
 
-    def _scalar_operands(self, node) -> list[str] | None:
+    def _scalar_operands(self, node, value_of) -> list[str] | None:
         parent_of = dict(node.parents)
         operands = []
         for k, arg in enumerate(node.args):
             if k in parent_of:
-                operands.append(f"V[{parent_of[k]}]")
+                operands.append(value_of(parent_of[k]))
             else:
                 literal = self._literal(arg)
                 if literal is None:
@@ -277,32 +279,46 @@ class Replay:
         return operands
 
     def _scalar_program(self):
-        """Forward and sweep of a scalar program on Python floats, or None.
+        """The code of a scalar program on Python floats (see `_scalar_replay`), or None.
 
         Only when every node is a 0-d float64 of an op in `SCALAR_OPS` with literal
-        constants, and no edge needs broadcasting undone.
+        constants, and no edge needs broadcasting undone.  Without guards, and up to
+        `FUSED_LINES` lines, forward and sweep are one function on local variables
+        (`("fused", f)`, `f(leaves) -> (value, gradients)`): a local is cheaper to
+        read and write than a list item, and nothing but the output and gradients is
+        needed afterwards.  Otherwise two functions fill value and activity lists
+        (`("lists", forward, backward, base)`), which guards read.
         """
         graph, plan = self.graph, self.plan
+        fused = not graph.guards and 2 * len(graph.nodes) <= FUSED_LINES
+        value_of = "v{}".format if fused else "V[{}]".format
+        activity_of = "x{}".format if fused else "X[{}]".format
         base = [None] * len(graph.nodes)
-        forward, names = [], set()
+        forward, names, namespace = [], set(), {}
         for node in graph.nodes:
             if node.op == "constant":
                 value = node.value
                 base[node.index] = float(value) if type(value) is np.float64 else value
+                if fused:
+                    literal = self._literal(value)
+                    if literal is None:
+                        literal = f"c{node.index}"
+                        namespace[literal] = base[node.index]
+                    forward.append(f"v{node.index} = {literal}")
                 continue
             if type(node.value) is not np.float64:
                 return None
             if node.op == "input":
                 continue
             entry = SCALAR_OPS.get(node.op.name)
-            operands = self._scalar_operands(node)
+            operands = self._scalar_operands(node, value_of)
             if entry is None or node.kwargs or operands is None or \
                     len(operands) != (2 if "{1}" in entry[0] else 1):
                 return None
-            forward.append(f"V[{node.index}] = {entry[0].format(*operands)}")
+            forward.append(f"{value_of(node.index)} = {entry[0].format(*operands)}")
             names.update(re.findall(r"([a-z][a-z0-9]*)\(", entry[0]))
         for k, i in enumerate(self.inputs):
-            forward.insert(0, f"V[{i}] = L[{k}]")
+            forward.insert(0, f"{value_of(i)} = L[{k}]")
         terms = {}
         for parent in [*reversed(plan.relaxing), *plan.wrt]:
             for child, argnum in plan.children[parent] or ():
@@ -311,25 +327,33 @@ class Replay:
                 if argument_fit(node.args[argnum], node.value) is not None:
                     return None
                 if isinstance(maker, Fixed):
-                    term = maker.template.format(f"X[{child}]")
+                    term = maker.template.format(activity_of(child))
                 else:
                     factors = SCALAR_OPS[node.op.name][1]
                     if factors is None or not isinstance(maker, Scale):
                         return None
-                    factor = factors[argnum].format(*self._scalar_operands(node),
-                                                    ans=f"V[{child}]")
+                    factor = factors[argnum].format(*self._scalar_operands(node, value_of),
+                                                    ans=value_of(child))
                     names.update(re.findall(r"([a-z][a-z0-9]*)\(", factor))
-                    term = f"X[{child}] * ({factor})"
+                    term = f"{activity_of(child)} * ({factor})"
                 terms[(child, argnum)] = term
         relaxing = set(plan.relaxing)
         targets = [*reversed(plan.relaxing),
                    *(i for i in plan.wrt if i not in relaxing and i != plan.output
                      and plan.children[i])]
-        backward = [f"X[{i}] = " + " + ".join(terms[edge] for edge in plan.children[i])
+        backward = [f"{activity_of(i)} = " + " + ".join(terms[edge] for edge in plan.children[i])
                     for i in targets]
-        namespace = {name: scalar_function(name) for name in names}
-        return (self._define("V, L", forward, namespace),
-                self._define("V, X", backward, namespace), base)
+        namespace.update({name: scalar_function(name) for name in names})
+        if not fused:
+            return ("lists", self._define("V, L", forward, namespace),
+                    self._define("V, X", backward, namespace), base)
+        grads = ", ".join(f"x{i}" if i in self._relevant else "0.0" for i in plan.wrt)
+        body = [*forward, f"x{plan.output} = 1.0", *backward,
+                f"return v{plan.output}, [{grads}]"]
+        source = "def _scalar(L):\n    " + "\n    ".join(body) + "\n"
+        namespace = dict(self._names, **namespace)
+        exec(compile(source, "<ardiff.compile scalar>", "exec"), namespace)
+        return ("fused", namespace["_scalar"])
 
     def replay(self, leaves: list, guards: list):
         """`(output value, gradients)` at new leaves; None if a guard answers otherwise.
@@ -347,24 +371,28 @@ class Replay:
         return values[self.plan.output], self.gradients(values)
 
     def _scalar_replay(self, leaves: list, guards: list):
-        forward, backward, base = self.scalar
+        """The scalar program's value and gradients, None (a guard), or `_FALLBACK`."""
         plan = self.plan
-        values = base.copy()
-        activities = [None] * len(values)
-        activities[plan.output] = 1.0
         try:
             with np.errstate(all="ignore"):  # ufuncs on floats; NumPy's replay warns instead
-                forward(values, [float(v) for v in leaves])
-                if guards:  # guards read NumPy scalars, as when they were recorded
-                    seen = [np.float64(v) if type(v) is float else v for v in values]
-                    if not all(guard.holds(seen) for guard in guards):
-                        return None
-                backward(values, activities)
+                if self.scalar[0] == "fused":
+                    value, grads = self.scalar[1]([float(v) for v in leaves])
+                else:
+                    _, forward, backward, base = self.scalar
+                    values = base.copy()
+                    activities = [None] * len(values)
+                    activities[plan.output] = 1.0
+                    forward(values, [float(v) for v in leaves])
+                    if guards:  # guards read NumPy scalars, as when they were recorded
+                        seen = [np.float64(v) if type(v) is float else v for v in values]
+                        if not all(guard.holds(seen) for guard in guards):
+                            return None
+                    backward(values, activities)
+                    value = values[plan.output]
+                    relevant = self._relevant
+                    grads = [activities[i] if i in relevant else 0.0 for i in plan.wrt]
         except _FLOAT_ERRORS:
             return _FALLBACK
-        value = values[plan.output]
-        relevant = self._relevant
-        grads = [activities[i] if i in relevant else 0.0 for i in plan.wrt]
         if not (math.isfinite(value) and all(math.isfinite(g) for g in grads)):
             return _FALLBACK
         return np.float64(value), [np.float64(g) for g in grads]

@@ -2,6 +2,7 @@
 
 import re
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 import ardiff
 import ardiff.numpy as anp
+from ardiff import codegen
 from ardiff.strategies import random_programs
 
 
@@ -245,15 +247,27 @@ def _scalar_program_of(compiled):
     return recordings[0].program
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "lists"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, float])
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(drawn=scalar_programs(), seed=st.integers(0, 2**32 - 1))
-def test_scalar_replays_are_bitwise_the_numpy_replay_and_grad(dtype, drawn, seed):
-    """Python-float replays give grad's bits; float32 programs keep NumPy's code."""
+def test_scalar_replays_are_bitwise_the_numpy_replay_and_grad(dtype, fused, drawn, seed):
+    """Python-float replays give grad's bits; float32 programs keep NumPy's code.
+
+    Both forms of the scalar code: one function on locals, and value/activity lists
+    (used with guards or beyond FUSED_LINES, forced here by FUSED_LINES = 0).
+    """
     program, values = drawn
     argnum = tuple(range(len(values)))
     rng = np.random.default_rng(seed)
     compiled = ardiff.compile(program, argnum=argnum)
+    with mock.patch.object(codegen, "FUSED_LINES", codegen.FUSED_LINES if fused else 0):
+        _check_scalar_replays(compiled, program, argnum, values, rng, dtype)
+    if dtype is not np.float32:
+        assert _scalar_program_of(compiled).scalar[0] == ("fused" if fused else "lists")
+
+
+def _check_scalar_replays(compiled, program, argnum, values, rng, dtype):
     points = [values, values] + [tuple(v + 0.1 * rng.standard_normal() for v in values)
                                  for _ in range(3)]
     for point in points:
