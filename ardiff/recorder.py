@@ -119,7 +119,7 @@ def normalize_argnums(argnum: Any, n_args: int, fun: Callable) -> tuple[int, ...
 
 
 #: Argument types that are one leaf each (no container to flatten): the common case.
-_LEAF_TYPES = frozenset((np.ndarray, np.float64, np.float32, float, int))
+_LEAF_TYPES = frozenset((np.ndarray, np.float64, np.float32, float, int, Tracer))
 
 
 def _only_leaf(leaves: list) -> Any:
@@ -185,11 +185,12 @@ class TracedCall:
         self.inputs = []
         name = function_name(fun)
         self._scalar_leaf = []  # gradients of scalar inputs are scalars, of arrays arrays
+        add_input = self.graph.input
         for k in self.argnums:
             leaves, rebuild = _flatten(args[k])
-            self._scalar_leaf.extend(not isinstance(leaf, (np.ndarray, Tracer))
-                                     for leaf in leaves)
-            tracers = [self.graph.input(leaf, name=f"{name}:arg{k}") for leaf in leaves]
+            self._scalar_leaf += [not isinstance(leaf, (np.ndarray, Tracer)) for leaf in leaves]
+            label = f"{name}:arg{k}"
+            tracers = [add_input(leaf, name=label) for leaf in leaves]
             boxed[k] = rebuild(tracers)
             self._rebuilds.append((rebuild, len(tracers)))
             self.inputs.extend(tracers)
@@ -280,6 +281,9 @@ class TracedCall:
             with one per argument (tuple `argnum`), each structured like it.
         """
         flat = [_like_leaf(g, scalar) for g, scalar in zip(flat, self._scalar_leaf)]
+        if len(flat) == 1 and self._rebuilds[0][0] is _only_leaf and \
+                type(self.argnum) is int:  # one plain argument: nothing to rebuild
+            return flat[0]
         grouped, pos = [], 0
         for rebuild, n in self._rebuilds:
             grouped.append(rebuild(flat[pos:pos + n]))
