@@ -43,6 +43,7 @@ FAMILIES = {
     "ardiff.ops.complex_parts": "Complex parts (real, imag, conj, angle)",
     "ardiff.ops.fft": "Discrete Fourier transforms (ardiff.numpy.fft)",
     "ardiff.nn.dense": "Neural-network layer (ardiff.nn.dense)",
+    "ardiff.nn.conv": "Convolution and pooling layers (ardiff.nn.conv)",
 }
 
 
