@@ -33,7 +33,7 @@ import scipy.linalg
 
 from ..graph import unwrap
 from ..op import defop
-from .complex_parts import real_only
+from .complex_parts import conj, conj_if_complex, imag, real_only
 from .linalg import matmul, matrix_transpose, solve
 from .shape import concatenate, getitem, reshape
 
@@ -72,11 +72,13 @@ def _read_triangle(G, n: int, lower: bool):
 
     `G` is the gradient w.r.t. the full symmetric matrix (any matrix whose
     symmetric part is that gradient); the triangle read collects `G_ij + G_ji`
-    off the diagonal and `G_ii` on it, the other triangle gets zero.
+    off the diagonal and `G_ii` on it, the other triangle gets zero.  For a complex
+    (Hermitian) matrix the mirrored entry is the conjugate and only the real part of
+    the diagonal is read: `G_ij + conj(G_ji)` and `Re G_ii` (docs/complex.md).
     """
     ones = np.ones((n, n))
     mask = (np.tril(ones) if lower else np.triu(ones)) - 0.5 * np.eye(n)
-    return (G + mT(G)) * mask
+    return (G + conj_if_complex(mT(G))) * mask
 
 
 def _distinct_or_raise(values, what: str, through: str) -> None:
@@ -195,7 +197,8 @@ def _eigvalsh_vjp(ans, a, UPLO="L"):
     n = _shape(a)[-1]
     V = eigh_vectors(a, UPLO=UPLO)
     Vt = mT(V)
-    return lambda g: _read_triangle(matmul(V * _as_row(g), Vt), n, UPLO.upper() == "L")
+    Vc = conj_if_complex(V)  # dw_k = (V^H dA V)_kk: the gradient is conj(V) diag(g) V^T
+    return lambda g: _read_triangle(matmul(Vc * _as_row(g), Vt), n, UPLO.upper() == "L")
 
 
 def _eigh_vectors_vjp(ans, a, UPLO="L"):
@@ -205,8 +208,12 @@ def _eigh_vectors_vjp(ans, a, UPLO="L"):
     V = ans
     F = _off_diagonal(n) / (_as_row(w) - _as_column(w) + np.eye(n))  # 1/(w_j - w_i)
 
+    Vc = conj_if_complex(V)  # conj(V) (F * (V^T g)) V^T; for a complex matrix up to
+    # the eigenvectors' phases, which NumPy fixes by no rule: only functions that do not
+    # depend on them (abs(v), v v^H, ...) have a gradient
+
     def vjp(g):
-        G = matmul(matmul(V, F * matmul(mT(V), g)), mT(V))
+        G = matmul(matmul(Vc, F * matmul(mT(V), g)), mT(V))
         return _read_triangle(G, n, UPLO.upper() == "L")
     return vjp
 
@@ -223,7 +230,8 @@ eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=
 def _svdvals_vjp(ans, a):
     U = svd_u(a, full_matrices=False)
     Vt = svd_vt(a, full_matrices=False)
-    return lambda g: matmul(U * _as_row(g), Vt)
+    # ds_k = Re(u_k^H dA v_k): the gradient is conj(U diag(g) Vh) for a complex matrix
+    return lambda g: conj_if_complex(matmul(U * _as_row(g), Vt))
 
 
 def _svd_setup(a, full_matrices, factor):
@@ -244,10 +252,48 @@ def _svd_setup(a, full_matrices, factor):
     return m, n, s, F
 
 
+def _svd_u_vjp_complex(U, Vt, m, n, s, F):
+    """svd_u's VJP for a complex matrix A = U S V^H, in the gauge where the phases of the
+    right singular vectors stay fixed (the pair's common phase is not determined by A:
+    only functions invariant under it, such as abs(u), have a gradient):
+    conj(U) [F * (B - B^H) S + i Im(diag B) / S] conj(Vh), B = U^T g, plus the part of
+    g outside the span of U for a tall matrix."""
+    Uc, Vc = conj(U), conj(Vt)
+    k = min(m, n)
+    eye = np.eye(k)
+
+    def vjp(g):
+        B = matmul(mT(U), g)
+        core = (F * (B - conj(mT(B)))) * _as_row(s) + \
+            eye * (imag(B) * 1j / _as_row(s))
+        out = matmul(matmul(Uc, core), Vc)
+        if m > n:
+            out = out + matmul((g - matmul(Uc, B)) / _as_row(s), Vc)
+        return out
+    return vjp
+
+
+def _svd_vt_vjp_complex(U, Vt, m, n, s, F):
+    """svd_vt's VJP for a complex matrix (the gauge of `_svd_u_vjp_complex`):
+    conj(U) [S F * (D - D^H)] conj(Vh), D = conj(Vh) g^H, plus the part of g outside the
+    span of Vh for a wide matrix."""
+    Uc, Vc = conj(U), conj(Vt)
+
+    def vjp(g):
+        D = matmul(Vc, mT(conj(g)))
+        out = matmul(matmul(Uc, _as_column(s) * (F * (D - conj(mT(D))))), Vc)
+        if n > m:
+            out = out + matmul(Uc, (g - matmul(matmul(g, mT(Vt)), Vc)) / _as_column(s))
+        return out
+    return vjp
+
+
 def _svd_u_vjp(ans, a, full_matrices=True):
     m, n, s, F = _svd_setup(a, full_matrices, "U")
     U = ans
     Vt = svd_vt(a, full_matrices=False)
+    if np.iscomplexobj(_plain(a)):
+        return _svd_u_vjp_complex(U, Vt, m, n, s, F)
 
     def vjp(g):
         UtG = matmul(mT(U), g)
@@ -263,6 +309,8 @@ def _svd_vt_vjp(ans, a, full_matrices=True):
     Vt = ans
     V = mT(Vt)
     U = svd_u(a, full_matrices=False)
+    if np.iscomplexobj(_plain(a)):
+        return _svd_vt_vjp_complex(U, Vt, m, n, s, F)
 
     def vjp(g):
         gv = mT(g)
@@ -506,8 +554,7 @@ solve_sylvester = defop("solve_sylvester",
                         vjp=_sylvester_vjp, nonlinear=True)
 
 # their complex versions are Hermitian / unitary: the real VJP formulas do not hold
-for _op in (cholesky, eigvalsh, eigh_vectors, svdvals, svd_u, svd_vt, qr_q, qr_r, pinv,
-            lu_factor):
+for _op in (cholesky, qr_q, qr_r, pinv, lu_factor):
     real_only(_op, "its VJP is written for real matrices; the complex factorisation is "
                    "Hermitian or unitary")
 del _op

@@ -348,10 +348,16 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     if ord in (None, 2, "fro") or (axis is None and ord is None):
         reduce_axis = axis
         p = 2.0
-    elif np.iscomplexobj(xr):
-        raise TypeError(f"ardiff op 'norm': ord={ord!r} of a complex array is not "
-                        "differentiable here; only the 2-norm and Frobenius norm are (write "
-                        "other norms with abs, e.g. anp.sum(anp.abs(z) ** p) ** (1 / p)).")
+    elif ord in (np.inf, -np.inf) and np.iscomplexobj(xr):
+        reduce_axis = axis
+        a = np.abs(xr)
+        ext = np.max(a, axis=axis, keepdims=True) if ord == np.inf else \
+            np.min(a, axis=axis, keepdims=True)
+        hits = (a == ext).astype(a.dtype)
+        # d|z| = Re(conj(z) dz) / |z| at the tied extreme moduli (traced: second order)
+        share = conj_if_complex(x) / where(hits > 0, absolute(x), 1.0) * (
+            hits / np.sum(hits, axis=axis, keepdims=True))
+        return lambda g: spread(g, shape, reduce_axis) * share
     elif ord in (np.inf, -np.inf):
         reduce_axis = axis
         a = np.abs(xr)
@@ -370,8 +376,15 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     positive = np.asarray(unwrap(kept)) > 0
     # d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1); 0 at the zero vector (a subgradient)
     denom = where(positive, kept, 1.0) ** (p - 1.0)
-    factor = where(positive, (conj_if_complex(x) if p == 2.0 else
-                              np.sign(xr) * absolute(x) ** (p - 1.0)) / denom, 0.0)
+    if p == 2.0:
+        slope = conj_if_complex(x)
+    elif np.iscomplexobj(xr):  # d|z|^p = p |z|^(p-2) Re(conj(z) dz); 0 where z = 0
+        nonzero = xr != 0
+        slope = where(nonzero, conj_if_complex(x) * absolute(where(nonzero, x, 1.0)) ** (p - 2.0),
+                      0.0)
+    else:
+        slope = np.sign(xr) * absolute(x) ** (p - 1.0)
+    factor = where(positive, slope / denom, 0.0)
     return lambda g: spread(g, shape, reduce_axis) * factor
 
 
