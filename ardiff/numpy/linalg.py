@@ -23,7 +23,9 @@ from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
 from ..ops.decompositions import cholesky as _cholesky
+from ..ops.decompositions import eig_vectors as _eig_vectors
 from ..ops.decompositions import eigh_vectors as _eigh_vectors
+from ..ops.decompositions import eigvals as _eigvals
 from ..ops.decompositions import eigvalsh as _eigvalsh
 from ..ops.decompositions import pinv as _pinv
 from ..ops.decompositions import qr_q as _qr_q
@@ -50,6 +52,7 @@ from ..ops.shape import transpose as _transpose
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
 #: `(eigenvalues, eigenvectors)` as NumPy 2 returns it.
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
 #: `(U, S, Vh)` as NumPy 2 returns it.
 SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
 #: `(Q, R)` as NumPy 2 returns it.
@@ -453,14 +456,37 @@ def cond(x, p=None):
     return _concrete(_np.linalg.cond, x, p=p)
 
 
+def eigvals(a):
+    """Traced `numpy.linalg.eigvals`: eigenvalues of a general square matrix (complex in
+    general; stacks allowed).  The gradient is V^-T diag(g) V^T (docs/complex.md); a real
+    matrix gets the real part."""
+    if not _traced(a):
+        return _np.linalg.eigvals(a)
+    return _eigvals(a)
+
+
+def eig(a):
+    """Traced `numpy.linalg.eig`: `(eigenvalues, eigenvectors)` of a general square matrix.
+
+    Two ops, `eigvals` and `eig_vectors`.  NumPy normalises each eigenvector to unit norm
+    but fixes its phase by no rule the input determines, so only functions invariant
+    under those phases (abs(v), v v^H / (v^H v), ...) have a meaningful gradient; the
+    gradient through the eigenvectors does not exist at a repeated eigenvalue
+    (`ValueError`).
+    """
+    if not _traced(a):
+        return _np.linalg.eig(a)
+    return EigResult(_eigvals(a), _eig_vectors(a))
+
+
 def T(x):
     """The transpose of the last two axes (autograd's `numpy.linalg.T`; not a NumPy name,
     so outside `__all__`)."""
     return matrix_transpose(x)
 
 
-__all__ = ["cholesky", "cond", "det", "eigh", "eigvalsh", "inv", "logabsdet", "lstsq",
-           "matrix_norm", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot",
+__all__ = ["cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv", "logabsdet",
+           "lstsq", "matrix_norm", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot",
            "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "tensorinv",
            "tensorsolve", "vector_norm"]
 

@@ -33,11 +33,12 @@ import scipy.linalg
 
 from ..graph import unwrap
 from ..op import defop
-from .complex_parts import conj, conj_if_complex, imag, real_only
-from .linalg import matmul, matrix_transpose, solve
+from .complex_parts import conj, conj_if_complex, imag, real, real_only
+from .linalg import inv, matmul, matrix_transpose, solve
 from .shape import concatenate, getitem, reshape
 
-__all__ = ["solve_triangular", "cholesky", "eigvalsh", "eigh_vectors", "svdvals", "svd_u",
+__all__ = ["solve_triangular", "cholesky", "eigvalsh", "eigh_vectors", "eigvals", "eig_vectors",
+           "svdvals", "svd_u",
            "svd_vt", "qr_q", "qr_r", "pinv", "lu_factor", "expm", "sqrtm",
            "solve_sylvester", "trans_code"]
 
@@ -224,6 +225,45 @@ eigvalsh = defop("eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO
 #: Eigenvectors (columns) of a symmetric matrix, from the triangle `UPLO`.
 eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO)[1],
                      _eigh_vectors_vjp, nonlinear=True)
+
+
+# -- general (non-symmetric) eigendecomposition ----------------------------------------
+def _eigvals_vjp(ans, a):
+    # dλ = diag(V^-1 dA V): the gradient is V^-T diag(g) V^T (holomorphic; a real matrix
+    # keeps the real part, see ardiff.op.real_gradient)
+    Vt = mT(eig_vectors(a))
+    left = inv(Vt)
+    return lambda g: matmul(left, _as_column(g) * Vt)
+
+
+def _eig_vectors_vjp(ans, a):
+    """dV = V C with C_ij = (V^-1 dA V)_ij / (λ_j - λ_i) off the diagonal, and a real
+    diagonal keeping every column at unit norm (NumPy's normalisation; the phase of each
+    eigenvector is not determined by `a`: only functions invariant under it, such as
+    abs(v), have a gradient).  Its adjoint: V^-T [E * (B - V^T conj(V) Re(diag B))] V^T,
+    B = V^T g, E_ij = 1 / (λ_j - λ_i) off the diagonal."""
+    n = _shape(a)[-1]
+    w = eigvals(a)
+    _distinct_or_raise(w, "eigenvalues", "the eigenvectors of eig")
+    V = ans
+    Vt = mT(V)
+    E = _off_diagonal(n) / (_as_row(w) - _as_column(w) + np.eye(n))
+    gram = matmul(Vt, conj_if_complex(V))
+    left = inv(Vt)
+    eye = np.eye(n)
+
+    def vjp(g):
+        B = matmul(Vt, g)
+        diagonal = real(B * eye) if np.iscomplexobj(unwrap(B)) else B * eye
+        return matmul(matmul(left, E * (B - matmul(gram, diagonal))), Vt)
+    return vjp
+
+
+#: Eigenvalues of a general square matrix (complex in general), as `numpy.linalg.eigvals`.
+eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True)
+#: Unit-norm eigenvectors (columns) of a general square matrix, as `numpy.linalg.eig`.
+eig_vectors = defop("eig_vectors", lambda a: np.linalg.eig(a)[1], _eig_vectors_vjp,
+                    nonlinear=True)
 
 
 # -- singular value decomposition ----------------------------------------------------
