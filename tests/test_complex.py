@@ -233,17 +233,62 @@ def test_linear_algebra_on_complex_matrices(name):
 def test_ops_without_complex_derivatives_refuse_clearly():
     z = crandn(3, 3)
     cases = [
-        (lambda v: anp.sum(anp.linalg.svd(v)[1]), "svdvals"),
-        (lambda v: anp.sum(anp.linalg.eigh(v @ anp.conj(v).T)[0]), "eigvalsh"),
+        (lambda v: anp.abs(anp.sum(anp.linalg.qr(v)[1])), "qr_r"),
+        (lambda v: anp.abs(anp.sum(anp.linalg.pinv(v))), "pinv"),
         (lambda v: anp.real(anp.sum(anp.linalg.cholesky(v @ anp.conj(v).T))), "cholesky"),
         (lambda v: anp.real(anp.sum(anp.sign(v))), "sign"),
-        (lambda v: anp.linalg.norm(v[0], ord=1), "norm"),
     ]
     for fun, op in cases:
         with pytest.raises(TypeError, match=f"'{op}'.*complex"):
             ardiff.grad(fun)(z)
     # plain NumPy calls through the namespace still work on complex values
     np.testing.assert_allclose(anp.linalg.svd(z)[1], np.linalg.svd(z)[1])
+
+
+# decompositions: functions that do not depend on the eigenvectors' / singular vectors'
+# phases (which NumPy fixes by no rule of the input), against finite differences
+DECOMPOSITIONS = {
+    "eigvalsh": lambda v: anp.linalg.eigvalsh(v),
+    "eigh vectors": lambda v: anp.abs(anp.linalg.eigh(v, "U")[1]) ** 2,
+    "svd values": lambda v: anp.linalg.svd(v, compute_uv=False),
+    "svd U": lambda v: anp.abs(anp.linalg.svd(v, full_matrices=False)[0]),
+    "svd Vh": lambda v: anp.abs(anp.linalg.svd(v, full_matrices=False)[2]),
+    "svd reconstruction": lambda v: (lambda u, s, vh: (u * s) @ vh)(
+        *anp.linalg.svd(v, full_matrices=False)),
+    "nuclear norm": lambda v: anp.linalg.norm(v, "nuc"),
+    "eigvals": lambda v: anp.linalg.eigvals(v),
+    "eig vectors": lambda v: anp.abs(anp.linalg.eig(v)[1]),
+    "norm ord 3": lambda v: anp.linalg.norm(v, 3, axis=1),
+    "norm ord inf": lambda v: anp.linalg.norm(v, np.inf, axis=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECOMPOSITIONS))
+@pytest.mark.parametrize("shape", [(3, 3), (4, 3), (3, 4)])
+def test_decompositions_of_complex_matrices(name, shape):
+    if shape[0] != shape[1] and name.startswith(("eig", "eigh")):
+        pytest.skip("square matrices only")
+    f = DECOMPOSITIONS[name]
+    a = crandn(*shape)
+    out = np.asarray(f(a))
+    w = crandn(*out.shape)
+    loss = (lambda v: anp.real(anp.sum(w * f(v))))
+    np.testing.assert_allclose(ardiff.grad(loss)(a), fd_grad(loss, a), rtol=1e-5, atol=1e-7)
+    check_grads(f, order=2)(a)
+
+
+def test_eig_of_a_real_matrix_with_complex_eigenvalues():
+    """A rotation-like real matrix: eigenvalues a +- ib; the gradient of their real and
+    imaginary parts is real, and d(sum of eigenvalues) = d trace."""
+    a = np.array([[0.3, -2.0, 0.1], [1.5, 0.2, 0.0], [0.1, 0.4, 1.0]])
+    assert np.iscomplexobj(np.linalg.eigvals(a))
+    for loss in (lambda v: anp.sum(anp.imag(anp.linalg.eigvals(v)) ** 2),
+                 lambda v: anp.real(anp.sum(anp.linalg.eigvals(v) ** 3))):
+        g = ardiff.grad(loss)(a)
+        assert g.dtype == np.float64
+        np.testing.assert_allclose(g, fd_grad(loss, a), rtol=1e-6, atol=1e-8)
+    g = ardiff.grad(lambda v: anp.real(anp.sum(anp.linalg.eigvals(v))))(a)
+    np.testing.assert_allclose(g, np.eye(3), atol=1e-12)
 
 
 # -- transforms ----------------------------------------------------------------------------

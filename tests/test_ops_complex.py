@@ -11,6 +11,7 @@ imaginary directions are those of ``x`` and ``y``.  Values stay away from branch
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import strategies as st
 from test_ops import Case, make_op_test, nonzero, reals, shapes
 
@@ -62,6 +63,10 @@ def _z(x, y):
     return x + 1j * y
 
 
+def _spread(x, y):
+    return 0.1 * _z(x, y) + np.diag([0.0, 2.0, 4.0])
+
+
 def _fft(name, real_input=False):
     def fun(xp, x, y, **kw):
         out = getattr(xp.fft, name)(x * y if real_input else _z(x, y), **kw)
@@ -102,6 +107,17 @@ CASES = [
     Case("ifftn", _fft("ifftn"), many_axes_args()),
     Case("rfftn", _fft("rfftn", real_input=True), many_axes_args()),
     Case("irfftn", _fft("irfftn"), many_axes_args()),
+    # eigendecompositions: 0.1 z + diag(0, 2, 4) keeps the eigenvalues in disjoint
+    # Gershgorin discs (distinct, so the eigenvectors are differentiable)
+    Case("linalg.eigvals", lambda xp, x, y: xp.linalg.eigvals(_spread(x, y)),
+         pair(shape_strategy=st.just((3, 3))), ops=("eigvals",)),
+    Case("linalg.eig", lambda xp, x, y: xp.abs(xp.linalg.eig(_spread(x, y))[1]) * x,
+         pair(shape_strategy=st.just((3, 3))), ops=("eigvals", "eig_vectors")),
+    Case("linalg.eigh complex", lambda xp, x, y: xp.abs(xp.linalg.eigh(_spread(x, y))[1]),
+         pair(shape_strategy=st.just((3, 3))), ops=("eigvalsh", "eigh_vectors")),
+    Case("linalg.svd complex",
+         lambda xp, x, y: xp.abs(xp.linalg.svd(_spread(x, y), full_matrices=False)[0]),
+         pair(shape_strategy=st.just((3, 3))), ops=("svdvals", "svd_u", "svd_vt")),
     Case("fftshift", lambda xp, x, y: xp.fft.fftshift(_z(x, y)) * xp.fft.ifftshift(x),
          pair(shape_strategy=shapes(min_dims=1)), ops=()),  # NumPy's roll refuses 0-d
 ]
