@@ -350,7 +350,10 @@ class Replay:
         grads = ", ".join(f"x{i}" if i in self._relevant else "0.0" for i in plan.wrt)
         body = [*forward, f"x{plan.output} = 1.0", *backward,
                 f"return v{plan.output}, [{grads}]"]
-        source = "def _scalar(L):\n    " + "\n    ".join(body) + "\n"
+        # functions and constants as parameter defaults: a local is read without the
+        # global lookup's inline cache, which also keeps the (long) bytecode shorter
+        defaults = "".join(f", {name}={name}" for name in sorted(namespace))
+        source = f"def _scalar(L{defaults}):\n    " + "\n    ".join(body) + "\n"
         namespace = dict(self._names, **namespace)
         exec(compile(source, "<ardiff.compile scalar>", "exec"), namespace)
         return ("fused", namespace["_scalar"])
