@@ -13,11 +13,11 @@ one copy every `autograd` import is rewritten to ardiff (`autograd.numpy` ->
 `ardiff.testing`, `autograd.builtins` -> Python's `builtins`, `autograd.numpy.random`
 -> `numpy.random`, `from autograd import f` -> `from ardiff import f`); the other keeps
 autograd (when it is installed) as the reference.  In both, loop budgets are cut
-(`num_iters`, `num_epochs`, `maxiter`, time steps, long `range` loops, and the iterations
-of every `scipy.optimize.minimize` call) so that each example finishes in seconds, and
-matplotlib draws to the Agg backend without pausing.  A `sitecustomize` module records
-the first few results of `grad`, `value_and_grad`,
-`elementwise_grad`, `jacobian` and `hessian` in each run, and seeds NumPy's global
+(`num_iters`, `num_epochs`, `maxiter`, time steps, long `range` loops, `while` loops,
+`max_lines` of text data, and the iterations of every `scipy.optimize.minimize` call) so
+that each example finishes in seconds, and matplotlib draws to the Agg backend without
+pausing.  A `sitecustomize` module records the first few results of `grad`,
+`value_and_grad`, `elementwise_grad`, `jacobian` and `hessian` in each run, and seeds NumPy's global
 random state (most examples also seed their own), so the two runs' first gradients are
 taken at the same points and are compared (largest difference relative to the largest
 autograd entry).
@@ -152,6 +152,16 @@ def _cap_minimize():
 
 _cap_minimize()
 
+
+def _ae_budget(_count=[0]):
+    """True for the first AE_ITERS passes of the rewritten `while` loops."""
+    _count[0] += 1
+    return _count[0] <= int(os.environ.get("AE_ITERS", "3"))
+
+
+import builtins as _builtins
+_builtins._ae_budget = _ae_budget
+
 _lib = os.environ.get("AE_LIBRARY")
 if _lib:
     import importlib
@@ -168,6 +178,11 @@ def cut_budgets(source: str, iters: int) -> str:
     source = re.sub(r"\bmaxiter(\s*)=(\s*)\d+", rf"maxiter\1=\g<2>{iters}", source)
     source = re.sub(r"(\w*timesteps\w*\s*=\s*)\d+", r"\g<1>10", source)
     source = re.sub(r"\bfor (\w+) in range\((\d{3,})\)", rf"for \1 in range({iters})", source)
+    source = re.sub(r"\bmax_lines(\s*)=(\s*)\d+", r"max_lines\1=\g<2>10", source)
+    # loops run to convergence (hmm_em's EM): at most `iters` passes (sitecustomize
+    # defines the counter)
+    source = re.sub(r"^(\s*)while (.+):$", r"\1while _ae_budget() and (\2):", source,
+                    flags=re.M)
     return source
 
 
