@@ -17,6 +17,9 @@ Every function here is NumPy's own when no argument is traced.  On traced values
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import numpy as np
 
 from ..graph import TracerBase, unwrap
@@ -24,15 +27,17 @@ from ..guards import concrete
 from ..op import shape_of
 from ..ops.elementwise import clip, sqrt, where
 from ..ops.linalg import dot
-from ..ops.reduce import cumprod, cumsum, max_, mean, min_, prod, sum_
+from ..ops.reduce import centre, cumprod, cumsum, max_, mean, min_, prod, std, sum_, var
 from ._shape import (
     concatenate,
+    contains_tracer,
     diagonal,
     getitem,
     moveaxis,
     numpy_when_plain,
     reshape,
     squeeze,
+    stack,
     take_along_axis,
     transpose,
 )
@@ -41,6 +46,31 @@ from ._shape import (
 def axis_argument(axis):
     """A reduction's axis as the ops take it (a list becomes a tuple)."""
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def as_array(a):
+    """`a`, with a (nested) list or tuple holding traced values stacked into one traced
+    array (`np.median([x, 1.0, y])`), as NumPy would convert it."""
+    if isinstance(a, (list, tuple)) and contains_tracer(a):
+        return stack([as_array(item) for item in a])
+    return a
+
+
+def statistic(*array_parameters: str):
+    """Decorator: NumPy's namesake when nothing is traced (`numpy_when_plain`); else the
+    function, with the named parameters converted by `as_array` (lists of traced values)."""
+    def decorate(fun):
+        signature = inspect.signature(fun)
+
+        @functools.wraps(fun)
+        def traced(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            for name in array_parameters:
+                if name in bound.arguments:
+                    bound.arguments[name] = as_array(bound.arguments[name])
+            return fun(*bound.args, **bound.kwargs)
+        return numpy_when_plain(traced)
+    return decorate
 
 
 def _no_out(name, out):
@@ -60,7 +90,7 @@ def _filled(a, fill):
     return where(mask, fill, a) if mask.any() else a
 
 
-@numpy_when_plain
+@statistic("a")
 def nansum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nansum`: NaNs count as zero."""
     _no_out("nansum", out)
@@ -71,7 +101,7 @@ def _count(mask, axis, keepdims) -> np.ndarray:
     return np.sum(~mask, axis=axis_argument(axis), keepdims=keepdims)
 
 
-@numpy_when_plain
+@statistic("a")
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanmean`: the mean of the non-NaN values (NaN for a slice of NaNs)."""
     _no_out("nanmean", out)
@@ -80,75 +110,93 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     return total / _count(mask, axis, bool(keepdims))
 
 
-@numpy_when_plain
+@statistic("a")
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    """Traced `numpy.nanvar`: the variance of the non-NaN values."""
+    """Traced `numpy.nanvar`: the `var` op over the non-NaN values (its `where=`), so no
+    node holds the mean alone (its gradient would be zero: relaxation measures residuals
+    relative to each node's own gradient)."""
     _no_out("nanvar", out)
     mask = _nan_mask(a)
-    filled = _filled(a, 0.0)  # no NaN in any recorded value
-    mean_ = sum_(filled, axis=axis_argument(axis), keepdims=True) / _count(mask, axis, True)
-    centred = where(mask, 0.0, filled - mean_) if mask.any() else filled - mean_
-    squares = sum_(centred * centred, axis=axis_argument(axis), keepdims=bool(keepdims))
-    return squares / np.maximum(_count(mask, axis, bool(keepdims)) - ddof, 0)
+    if not mask.any():
+        return var(a, axis=axis_argument(axis), ddof=ddof, keepdims=bool(keepdims))
+    return var(_filled(a, 0.0), axis=axis_argument(axis), ddof=ddof,
+               keepdims=bool(keepdims), where=~mask)
 
 
-@numpy_when_plain
+@statistic("a")
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kwargs):
-    """Traced `numpy.nanstd`: `sqrt(nanvar)` (infinite gradient where it is 0)."""
-    return sqrt(nanvar(a, axis=axis, ddof=ddof, keepdims=keepdims))
+    """Traced `numpy.nanstd`: the `std` op over the non-NaN values (gradient 0 where the
+    deviation is 0, as for `std`)."""
+    _no_out("nanstd", out)
+    mask = _nan_mask(a)
+    if not mask.any():
+        return std(a, axis=axis_argument(axis), ddof=ddof, keepdims=bool(keepdims))
+    return std(_filled(a, 0.0), axis=axis_argument(axis), ddof=ddof,
+               keepdims=bool(keepdims), where=~mask)
 
 
-def _nan_extreme(op, a, axis, keepdims):
-    """`op` (max or min) over the non-NaN values: each NaN is replaced by a copy of the
-    first non-NaN value of its slice, which changes no extreme; where it ties, the share
-    of the gradient it takes flows back to that value through the copy.  Every recorded
-    value stays finite, and the positions only depend on the (guarded) NaN mask."""
+def _nan_extreme(op, a, axis, keepdims, name):
+    """`op` (max or min) over the non-NaN values: each NaN is replaced by a plain value
+    beyond every non-NaN one (below for max, above for min), so it is never chosen and
+    never ties.  A guard records that the fill stays beyond the values, so a compiled
+    replay re-traces only when a new value crosses it; every recorded value is finite
+    (a NaN forward value would stay NaN under damped relaxation from forward values)."""
     mask = _nan_mask(a)
     axis = axis_argument(axis)
     if not mask.any():
         return op(a, axis=axis, keepdims=bool(keepdims))
-    flat, kept = _reduced_last(a, axis)
-    flat_mask = np.asarray(concrete(np.isnan, flat))
-    first = np.argmax(~flat_mask, axis=-1)[..., None]
-    all_nan = flat_mask.all(axis=-1)
-    copies = take_along_axis(flat, first, -1)
-    if all_nan.any():  # a slice of NaNs: any finite stand-in, NaN put back at the end
-        copies = where(all_nan[..., None], 0.0, copies)
-    out = op(where(flat_mask, copies, flat), axis=-1)
-    if all_nan.any():
+    plain = np.asarray(unwrap(a))
+    if mask.all():
+        fill = 0.0
+    else:
+        finite = plain[~mask]
+        spread_ = float(np.max(finite) - np.min(finite)) + 1.0
+        fill = float(np.min(finite)) - spread_ if name == "nanmax" else \
+            float(np.max(finite)) + spread_
+    below = name == "nanmax"
+
+    def fill_is_beyond(values):
+        values = np.asarray(values)
+        beyond = values > fill if below else values < fill
+        return bool(np.all(beyond | np.isnan(values)))
+
+    concrete(fill_is_beyond, a)
+    out = op(where(mask, fill, a), axis=axis, keepdims=bool(keepdims))
+    all_nan = np.all(mask, axis=axis, keepdims=bool(keepdims))
+    if np.any(all_nan):  # NumPy's answer for a slice of NaNs
         out = where(all_nan, np.nan, out)
-    return reshape(out, kept) if keepdims else out
+    return out
 
 
-@numpy_when_plain
+@statistic("a")
 def nanmax(a, axis=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanmax` (ties share the gradient; NaN for a slice of NaNs)."""
     _no_out("nanmax", out)
-    return _nan_extreme(max_, a, axis, keepdims)
+    return _nan_extreme(max_, a, axis, keepdims, "nanmax")
 
 
-@numpy_when_plain
+@statistic("a")
 def nanmin(a, axis=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanmin` (ties share the gradient; NaN for a slice of NaNs)."""
     _no_out("nanmin", out)
-    return _nan_extreme(min_, a, axis, keepdims)
+    return _nan_extreme(min_, a, axis, keepdims, "nanmin")
 
 
-@numpy_when_plain
+@statistic("a")
 def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
     """Traced `numpy.nanprod`: NaNs count as one."""
     _no_out("nanprod", out)
     return prod(_filled(a, 1.0), axis=axis_argument(axis), keepdims=bool(keepdims))
 
 
-@numpy_when_plain
+@statistic("a")
 def nancumsum(a, axis=None, dtype=None, out=None):
     """Traced `numpy.nancumsum`: NaNs count as zero."""
     _no_out("nancumsum", out)
     return cumsum(_filled(a, 0.0), axis=axis)
 
 
-@numpy_when_plain
+@statistic("a")
 def nancumprod(a, axis=None, dtype=None, out=None):
     """Traced `numpy.nancumprod`: NaNs count as one."""
     _no_out("nancumprod", out)
@@ -222,7 +270,7 @@ def _order_statistics(a, q, axis, method, keepdims, name):
     return _finish(out, q_plain.shape, kept, keepdims)
 
 
-@numpy_when_plain
+@statistic("a", "q")
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
              keepdims=False, *, weights=None, interpolation=None):
     """Traced `numpy.quantile` (methods linear, lower, higher, nearest, midpoint).
@@ -238,7 +286,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
     return _order_statistics(a, q, axis, method, keepdims, "quantile")
 
 
-@numpy_when_plain
+@statistic("a", "q")
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False, *, weights=None, interpolation=None):
     """Traced `numpy.percentile`: `quantile(a, q / 100)` (see `quantile`)."""
@@ -250,7 +298,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
     return _order_statistics(a, q, axis, method, keepdims, "percentile")
 
 
-@numpy_when_plain
+@statistic("a")
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """Traced `numpy.median`: the middle sorted value, or the mean of the two middle
     ones for an even count (each then gets half of the gradient)."""
@@ -264,8 +312,116 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     return _finish(out, (), kept, keepdims)
 
 
+# -- NaN-ignoring order statistics ---------------------------------------------------
+def _nan_last_order(values, axis):
+    """The stable sorting order of each reduced slice (axes as `_reduced_last`), NaNs
+    last (NumPy's argsort puts them there)."""
+    values = np.asarray(values)
+    axes = tuple(range(values.ndim)) if axis is None else \
+        tuple(sorted(ax % values.ndim for ax in np.atleast_1d(axis)))
+    rest = tuple(i for i in range(values.ndim) if i not in axes)
+    moved = np.transpose(values, rest + axes)
+    flat = moved.reshape(tuple(values.shape[i] for i in rest) + (-1,))
+    return np.argsort(flat, axis=-1, kind="stable")
+
+
+def _nan_order_statistics(a, q, axis, method, keepdims, name):
+    """Quantiles `q` (in [0, 1]) of the non-NaN values of `a` along `axis`.
+
+    As `_order_statistics`, with a count of values per slice: NaNs are zeroed before any
+    other op (every recorded value stays finite) and sorted last by a guarded order, and
+    each slice interpolates among its own first `count` sorted values.  A slice of NaNs
+    gives NaN, as in NumPy.
+    """
+    q_plain = np.asarray(unwrap(q), dtype=np.float64)
+    if np.any((q_plain < 0) | (q_plain > 1)):
+        raise ValueError(f"ardiff.numpy.{name}: quantiles must be in the range [0, 1]")
+    axis = axis_argument(axis)
+    mask = _nan_mask(a)
+    if not mask.any():
+        return _order_statistics(a, q, axis, method, keepdims, name)
+    flat, kept = _reduced_last(where(mask, 0.0, a), axis)
+    order = np.asarray(concrete(_nan_last_order, a, axis=axis))
+    values = take_along_axis(flat, order, -1)  # each slice: sorted values, then zeros
+    counts = np.sum(~_nan_last_mask(mask, axis), axis=-1)
+    last = np.maximum(counts - 1, 0)[..., None]
+    q_flat = q_plain.reshape(-1)
+    virtual = q_flat * last  # rest + (len(q),)
+    below = np.minimum(np.floor(virtual), last).astype(np.intp)
+
+    def pick(index):
+        return take_along_axis(values, np.minimum(index, last).astype(np.intp), -1)
+
+    if method == "lower":
+        out = pick(below)
+    elif method == "higher":
+        out = pick(np.ceil(virtual))
+    elif method == "nearest":
+        out = pick(np.around(virtual))
+    elif method in ("linear", "midpoint"):
+        lo, hi = pick(below), pick(below + 1)
+        if method == "midpoint":
+            t = np.where(virtual % 1 == 0, 0.0, 0.5)
+        elif isinstance(q, TracerBase):  # the level's gradient flows through t
+            t = reshape(q, (-1,)) * last - below
+        else:
+            t = virtual - below
+        exact = not isinstance(t, TracerBase) and not np.any(t)
+        out = lo if exact else lo + (hi - lo) * t
+    else:
+        raise ValueError(f"ardiff.numpy.{name}: method {method!r} is not supported on "
+                         "traced values (linear, lower, higher, nearest, midpoint).")
+    if np.any(counts == 0):  # NumPy's answer for a slice of NaNs
+        out = where((counts == 0)[..., None], np.nan, out)
+    out = reshape(out, shape_of(out)[:-1] + q_plain.shape)
+    return _finish(out, q_plain.shape, kept, keepdims)
+
+
+def _nan_last_mask(mask, axis):
+    """The plain NaN mask laid out as `_reduced_last` lays out the values."""
+    ndim = mask.ndim
+    axes = tuple(range(ndim)) if axis is None else \
+        tuple(sorted(ax % ndim for ax in np.atleast_1d(axis)))
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    return np.transpose(mask, rest + axes).reshape(tuple(mask.shape[i] for i in rest) + (-1,))
+
+
+@statistic("a", "q")
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                keepdims=False, *, weights=None, interpolation=None):
+    """Traced `numpy.nanquantile`: `quantile` of the non-NaN values of each slice (NaN
+    entries get gradient 0; a slice of NaNs gives NaN)."""
+    _no_out("nanquantile", out)
+    if weights is not None or interpolation is not None:
+        raise TypeError("ardiff.numpy.nanquantile: weights= and interpolation= are not "
+                        "supported on traced values.")
+    return _nan_order_statistics(a, q, axis, method, keepdims, "nanquantile")
+
+
+@statistic("a", "q")
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                  keepdims=False, *, weights=None, interpolation=None):
+    """Traced `numpy.nanpercentile`: `nanquantile(a, q / 100)`."""
+    _no_out("nanpercentile", out)
+    if weights is not None or interpolation is not None:
+        raise TypeError("ardiff.numpy.nanpercentile: weights= and interpolation= are not "
+                        "supported on traced values.")
+    q = q / 100.0 if isinstance(q, TracerBase) else np.true_divide(q, 100)
+    return _nan_order_statistics(a, q, axis, method, keepdims, "nanpercentile")
+
+
+@statistic("a")
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """Traced `numpy.nanmedian`: the median of the non-NaN values of each slice (half of
+    the gradient to each of the two middle values of an even count)."""
+    _no_out("nanmedian", out)
+    if not _nan_mask(a).any():
+        return median(a, axis=axis, keepdims=keepdims)
+    return _nan_order_statistics(a, 0.5, axis, "linear", keepdims, "nanmedian")
+
+
 # -- moments and spreads --------------------------------------------------------------
-@numpy_when_plain
+@statistic("a", "weights")
 def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     """Traced `numpy.average`: `sum(a * w) / sum(w)` (a mean without weights)."""
     axis = axis_argument(axis)
@@ -292,7 +448,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     return avg
 
 
-@numpy_when_plain
+@statistic("a")
 def ptp(a, axis=None, out=None, keepdims=False):
     """Traced `numpy.ptp`: `max - min` (ties share the gradient)."""
     _no_out("ptp", out)
@@ -306,7 +462,7 @@ def _as_2d(x):
     return reshape(x, (1,) * (2 - len(shape)) + shape) if len(shape) < 2 else x
 
 
-@numpy_when_plain
+@statistic("m", "y")
 def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *,
         dtype=None):
     """Traced `numpy.cov` (the weights `fweights`/`aweights` carry no gradient)."""
@@ -330,11 +486,9 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         w = aw if w is None else w * aw
     n = shape_of(x)[1]
     if w is None:
-        avg = mean(x, axis=1)
         fact = n - ddof
     else:
         w_sum = float(np.sum(w))
-        avg = sum_(x * w, axis=1) / w_sum
         if ddof == 0:
             fact = w_sum
         elif aweights is None:
@@ -342,12 +496,12 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         else:
             fact = w_sum - ddof * float(np.sum(w * aw)) / w_sum
     fact = max(fact, 0.0)
-    centred = x - reshape(avg, (-1, 1))
+    centred = centre(x, axis=1, weights=w)  # one node (a mean alone has gradient 0)
     weighted = centred if w is None else centred * w
     return squeeze(dot(centred, transpose(weighted)) * (1.0 / fact))
 
 
-@numpy_when_plain
+@statistic("x", "y")
 def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     """Traced `numpy.corrcoef`: `cov / sqrt(outer(var, var))`, clipped to [-1, 1] as
     in NumPy (the diagonal, 1 up to rounding, has gradient 0 there)."""
@@ -360,7 +514,7 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     return clip(c, -1.0, 1.0)
 
 
-@numpy_when_plain
+@statistic("y", "x")
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     """Traced `numpy.trapezoid`: `sum(d * (y[1:] + y[:-1]) / 2)` along `axis`, with
     gradients with respect to `y` and to the sample points `x` (or `dx`)."""

@@ -2,7 +2,8 @@
 
 The adjoint of a reduction spreads the incoming activity back over the reduced
 axes (reshape to the kept shape, then broadcast); `max`/`min` split it evenly
-among tied maxima.
+among tied maxima.  `var` and `std` take NumPy's `where=` (a plain mask), which is how
+`nanvar`/`nanstd` leave NaNs out in one node.
 """
 
 from __future__ import annotations
@@ -57,25 +58,41 @@ min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, ke
              _extreme_vjp, jac=REDUCTION, nonlinear=True)
 
 
-def _centred(x, axis, ddof) -> tuple:
-    """`(shape, x - mean, n - ddof)`: what the derivatives of var and std share."""
+def _centred(x, axis, ddof, included) -> tuple:
+    """`(shape, x - mean, n - ddof)`: what the derivatives of var and std share.
+
+    With `included` (NumPy's `where=`, a plain boolean array) the mean and the count are
+    those of the included elements, and the excluded ones get a zero deviation."""
     shape = np.shape(unwrap(x))
-    return shape, x - mean(x, axis=axis, keepdims=True), max(reduced_count(shape, axis) - ddof, 1)
+    if included is None:
+        return shape, x - mean(x, axis=axis, keepdims=True), \
+            max(reduced_count(shape, axis) - ddof, 1)
+    weight = np.broadcast_to(included, shape).astype(np.result_type(unwrap(x)))
+    count = np.sum(weight, axis=axis, keepdims=True)
+    mean_ = sum_(x * weight, axis=axis, keepdims=True) * (1.0 / np.maximum(count, 1))
+    return shape, (x - mean_) * weight, np.maximum(count - ddof, 1)
 
 
-def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape, centred, dof = _centred(x, axis, ddof)
+def _var_vjp(ans, x, axis=None, ddof=0, keepdims=False, where=None):
+    shape, centred, dof = _centred(x, axis, ddof, where)
     centred = conj_if_complex(centred)  # complex x: d|c|^2 = 2 Re(conj(c) dc)
     factor = centred * (2.0 / dof)
     return lambda g: spread(g, shape, axis) * factor
 
 
-var = defop("var", lambda x, axis=None, ddof=0, keepdims=False:
-            np.var(x, axis=axis, ddof=ddof, keepdims=keepdims), _var_vjp, jac=REDUCTION)
+def _moment(np_fun):
+    """The forward of `var`/`std` (`where=None` is not passed: NumPy < 1.20 lacks it)."""
+    def forward(x, axis=None, ddof=0, keepdims=False, where=None):
+        extra = {} if where is None else {"where": where}
+        return np_fun(x, axis=axis, ddof=ddof, keepdims=keepdims, **extra)
+    return forward
 
 
-def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False):
-    shape, centred, dof = _centred(x, axis, ddof)
+var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION)
+
+
+def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, where=None):
+    shape, centred, dof = _centred(x, axis, ddof, where)
     centred = conj_if_complex(centred)  # complex x: d|c|^2 = 2 Re(conj(c) dc)
     std_kept = reshape(ans, kept_shape(shape, axis))
     # d std / dx = (x - mean) / ((n - ddof) std); taken as 0 where std == 0 (constant input)
@@ -89,8 +106,34 @@ def where_positive(value, positive):
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
-std = defop("std", lambda x, axis=None, ddof=0, keepdims=False:
-            np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), _std_vjp, jac=REDUCTION)
+std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION)
+
+
+def _centre_weights(shape, axis, weights, dtype) -> np.ndarray:
+    """Each element's share of its slice's (weighted) mean, broadcast to `shape`."""
+    w = np.ones(shape, dtype=dtype) if weights is None else \
+        np.broadcast_to(np.asarray(weights, dtype=dtype), shape)
+    return w / np.sum(w, axis=axis, keepdims=True)
+
+
+def _centre_fwd(x, axis=None, weights=None):
+    share = _centre_weights(np.shape(x), axis, weights, np.result_type(x, np.float64))
+    return x - np.sum(x * share, axis=axis, keepdims=True)
+
+
+def _centre_vjp(ans, x, axis=None, weights=None):
+    shape = np.shape(unwrap(x))
+    share = _centre_weights(shape, axis, weights, np.result_type(unwrap(x), np.float64))
+    # the map is x -> (I - 1 share^T) x per slice, so its adjoint is g -> g - share sum(g)
+    return lambda g: g - spread(sum_(g, axis=axis), shape, axis) * share
+
+
+#: `x` minus its (weighted) mean along `axis`, one node: `cov` is built on it, because a
+#: separate mean node would have a gradient of exactly zero (deviations sum to zero),
+#: which relaxation started from the forward values cannot certify (its residual is
+#: relative to each node's own gradient).  Dense within each slice: the triangular
+#: solver builds its Jacobian from VJPs (tests/test_ops_numeric.py VJP_FALLBACK).
+centre = defop("centre", _centre_fwd, _centre_vjp)
 
 
 def _flip_axis(x, axis):
