@@ -148,8 +148,13 @@ def run_case(case: Case, args: tuple, kwargs: dict, second_order_relax: tuple | 
                 # zero (an empty output), forward-started activities are measured against
                 # a zero scale and the relative residual stays infinite.
                 continue
+            # At eta > 1 a one-ulp period-2 oscillation of a node (its update overshoots
+            # by half a step) drives its parents with gain eta / (2 - eta) = 3 per level:
+            # on deep composed graphs (polyval's Horner chain, corrcoef) the residual
+            # floor is then ~1e-12 (measured 1.1e-12 to 2e-12), so those runs are held to
+            # 1e-10; the gradients are compared with backprop at 1e-8 either way.
             res = ardiff.relax(graph, seed=seed, schedule=schedule, eta=eta, init=init,
-                               max_iter=5000)
+                               max_iter=5000, tol=1e-10 if eta > 1 else None)
             assert res.converged, f"{case.name}: relax {schedule} eta={eta} did not converge"
             _compare(res.grads, reference, 1e-8,
                      f"{case.name}: relax {schedule} eta={eta} init={init} vs backprop")
@@ -224,7 +229,8 @@ def axes(ndim: int):
 
 def one_arg(values, shape_strategy=None):
     """(args, kwargs) strategy of one array of a drawn shape."""
-    return (shape_strategy or shapes()).flatmap(values).map(lambda x: ((x,), {}))
+    return (shapes() if shape_strategy is None else shape_strategy).flatmap(values).map(
+        lambda x: ((x,), {}))
 
 
 def two_args(x_values, y_values, max_dims: int = 3):

@@ -59,12 +59,13 @@ def reduce_axis(shape):
 # -- NaN-containing arrays -------------------------------------------------------------
 @st.composite
 def with_nans(draw, values=distinct, max_dims=3, min_side=2):
-    """An array with NaNs in some positions of odd index sum (never a whole slice along
-    the drawn axis), an axis and keepdims."""
+    """An array with NaNs (at least one) in some positions of odd index sum (never a whole
+    slice along the drawn axis), an axis and keepdims."""
     shape = draw(shapes(min_dims=1, max_dims=max_dims, min_side=min_side))
     x = np.asarray(draw(values(shape)), dtype=float)
     mask = draw(hnp.arrays(np.bool_, shape))
     odd = np.indices(shape).sum(axis=0) % 2 == 1
+    mask.reshape(-1)[np.flatnonzero(odd)[0]] = True  # at least one NaN
     x = np.where(mask & odd, np.nan, x)
     axis = draw(reduce_axis(shape))
     return (x,), {"axis": axis, "keepdims": draw(st.booleans())}
@@ -93,6 +94,25 @@ def quantile_args(draw, percent=False, traced_q=False):
     frac = draw(st.floats(0.1, 0.9))
     q = (k + frac) / (n - 1) if n > 1 else frac
     if not traced_q and draw(st.booleans()):
+        q = np.array([q, draw(st.sampled_from([0.0, 1.0]))])
+    if percent:
+        q = q * 100.0
+    if traced_q:
+        return (x, np.asarray(q)), kw
+    return (x,), {**kw, "q": q}
+
+
+@st.composite
+def nan_quantile_args(draw, percent=False, traced_q=False):
+    """NaN-containing data and a level `q`: a traced `q` keeps `q (count - 1)` of every
+    slice away from integers (the kinks in q; `count` = the slice's non-NaN values)."""
+    (x,), kw = draw(with_nans())
+    q = draw(st.floats(0.1, 0.9))
+    if traced_q:
+        counts = np.sum(~np.isnan(x), axis=kw["axis"])
+        frac = np.atleast_1d(q * (counts - 1.0)) % 1.0
+        assume(np.all(counts >= 2) and np.all((frac > 0.05) & (frac < 0.95)))
+    elif draw(st.booleans()):
         q = np.array([q, draw(st.sampled_from([0.0, 1.0]))])
     if percent:
         q = q * 100.0
@@ -321,9 +341,10 @@ CASES = [
              lambda p: st.tuples(reals(p[0]), reals(p[0])).map(
                  lambda a: (a, {"num": p[1], "endpoint": p[2], "axis": -1 if p[0] else 0}))),
          ops=("multiply",)),
+    # nonzero coefficients and points: at x = 0 every power of x has gradient 0
     Case("polyval", lambda xp, p, x: xp.polyval(p, x),
          st.tuples(st.integers(1, 4), shapes()).flatmap(
-             lambda s: st.tuples(reals((s[0] + 1,)), reals(s[1]))).map(lambda a: (a, {})),
+             lambda s: st.tuples(nonzero((s[0] + 1,)), nonzero(s[1]))).map(lambda a: (a, {})),
          ops=("multiply",)),
     Case("select", lambda xp, x, y: xp.select([x > 0.5, y < 0.1], [x * y, y], default=x),
          same_shape(2, values=lambda s: grid(s, offset=0.05)), ops=("where",)),
@@ -341,13 +362,27 @@ CASES = [
     #    a Python list, so only the ardiff.numpy spelling works)
     Case("mean_of_list", lambda xp, x, y: xp.mean([x, y * 2.0], axis=0) + xp.sum([x, y])
          + xp.var([x, y]), same_shape(2), ops=("concatenate", "mean"), dispatch=False),
+    # (each traced element is one node here, so the selections pick every traced one: a
+    # node that a max leaves out has gradient 0, which relaxation started from the
+    # forward values cannot certify)
+    Case("reductions_of_mixed_lists", lambda xp, x, y: xp.sum([x, 2.0, y])
+         + xp.mean([x, 1.5]) * xp.prod([y, 3.0]) + xp.max([x, -9.0])
+         + xp.median([y, -9.0, 9.0]) + xp.average([x, y], weights=[1.0, 3.0])
+         + xp.ptp([x, 9.0]) + xp.std([x, 2.0, y]) + xp.quantile([y, -9.0, 9.0], 0.3),
+         grid(2, offset=0.1, unique=True).map(lambda p: ((p[0], p[1]), {})),
+         ops=("concatenate", "std"), dispatch=False),
+    # np.full with a traced fill value (NumPy's own full writes with copyto, so only the
+    # ardiff.numpy spelling traces)
+    Case("full", lambda xp, x: xp.full((2, 3) + np.shape(x), x) * xp.full_like(x, 2.0)
+         + xp.full_like(x, x * x), one_arg(reals, shapes(max_dims=1)), ops=("broadcast_to",),
+         dispatch=False),
     # -- NaN-ignoring reductions
     *[Case(name, _nan(name), with_nans(), ops=(op,)) for name, op in [
-        ("nansum", "sum"), ("nanmean", "sum"), ("nanvar", "sum"), ("nanmax", "max"),
+        ("nansum", "sum"), ("nanmean", "sum"), ("nanvar", "var"), ("nanmax", "max"),
         ("nanmin", "min"), ("nanprod", "prod")]],
     # one non-NaN value would have a zero deviation, where sqrt has no derivative
     Case("nanstd", _nan("nanstd"), with_nans(min_side=3).map(
-        lambda p: (p[0], {**p[1], "axis": None})), ops=("sqrt",)),
+        lambda p: (p[0], {**p[1], "axis": None})), ops=("std",)),
     Case("nancumsum", _nan("nancumsum"), nan_cumulative(), ops=("cumsum",)),
     Case("nancumprod", _nan("nancumprod"), nan_cumulative(between(0.5, 1.5)),
          ops=("cumprod",)),
@@ -361,41 +396,54 @@ CASES = [
          quantile_args(traced_q=True), ops=("getitem",)),
     Case("percentile", lambda xp, x, q, **kw: xp.percentile(x, q, **kw),
          quantile_args(percent=True), ops=("getitem",)),
+    Case("nanmedian", _nan("nanmedian"), with_nans(), ops=("getitem",)),
+    Case("nanquantile", lambda xp, x, q, **kw: xp.nanquantile(x, q, **kw),
+         nan_quantile_args(), ops=("getitem",)),
+    Case("nanquantile_traced_q", lambda xp, x, q, **kw: xp.nanquantile(x, q, **kw),
+         nan_quantile_args(traced_q=True), ops=("getitem",)),
+    Case("nanpercentile", lambda xp, x, q, **kw: xp.nanpercentile(x, q, **kw),
+         nan_quantile_args(percent=True), ops=("getitem",)),
+    Case("nanquantile_methods", lambda xp, x, method: xp.nanquantile(
+        x, [0.2, 0.5, 0.9], axis=-1, method=method),
+         with_nans().flatmap(lambda p: st.sampled_from(
+             ["lower", "higher", "nearest", "midpoint"]).map(
+             lambda m: (p[0], {"method": m}))), ops=("getitem",)),
     Case("quantile_methods", lambda xp, x, method: xp.quantile(x, [0.2, 0.5, 0.9],
                                                                  method=method),
          one_with(distinct, shapes(min_dims=1), method=lambda s: st.sampled_from(
              ["lower", "higher", "nearest", "midpoint"])), ops=("getitem",)),
+    # the weights' gradient (x - average) / sum(w) is 0 for a single value or a constant
+    # slice: distinct values, two or more per slice
     Case("average", lambda xp, x, w, axis: xp.average(x, axis=axis, weights=w),
-         one_with(reals, shapes(min_dims=1), axis=axis_of).flatmap(
+         one_with(distinct, shapes(min_dims=1, min_side=2), axis=axis_of).flatmap(
              lambda p: between(0.5, 2.0)((p[0][0].shape[p[1]["axis"]],)).map(
                  lambda w: ((p[0][0], w), p[1]))), ops=("sum",)),
     Case("average_returned", lambda xp, x, w: xp.average(x, axis=0, weights=w,
                                                           returned=True)[0] * 2.0,
-         same_shape(2, min_dims=1).map(lambda p: ((p[0][0], np.abs(p[0][1]) + 0.5), {})),
+         one_with(distinct, shapes(min_dims=1, min_side=2)).flatmap(
+             lambda p: between(0.5, 2.0)(p[0][0].shape).map(lambda w: ((p[0][0], w), {}))),
          ops=("sum",)),
     Case("ptp", lambda xp, x, **kw: xp.ptp(x, **kw),
          one_with(distinct, axis=reduce_axis, keepdims=lambda s: st.booleans()),
          ops=("max", "min")),
-    Case("cov", lambda xp, x, **kw: xp.cov(x, **kw), cov_args(), ops=("dot",)),
+    Case("cov", lambda xp, x, **kw: xp.cov(x, **kw), cov_args(), ops=("dot", "centre")),
     Case("cov_two_arrays", lambda xp, x, y: xp.cov(x, y),
-         same_shape(2, min_dims=1, max_dims=1).filter(lambda p: p[0][0].size > 1),
-         ops=("dot",)),
+         same_shape(2, min_dims=1, max_dims=1, values=distinct).filter(
+             lambda p: p[0][0].size > 1), ops=("dot", "centre")),
+    # distinct values (no constant row) and no two rows perfectly correlated, where the
+    # coefficient sits on clip's bound
     Case("corrcoef", lambda xp, x: xp.corrcoef(x),
-         one_with(reals, st.tuples(st.integers(2, 3), st.integers(3, 5))),
-         ops=("clip",)),
+         one_with(distinct, st.tuples(st.integers(2, 3), st.integers(3, 5))).filter(
+             lambda p: np.max(np.abs(np.corrcoef(p[0][0]) - np.eye(len(p[0][0])))) < 0.99),
+         ops=("clip", "centre")),
 ]
 
-# Not yet run by the property harness (the functions are covered by the closed-form
-# tests below): NaN-containing draws trip the solvers' NonFiniteWarning on the input
-# node, and degenerate draws (constant data, a polynomial of degree 0, one observation)
-# give arguments whose gradient is exactly zero, which relaxation started from the
-# forward values cannot certify (its residual is relative).  The strategies need to
-# exclude those draws before these cases join CASES.
-PENDING = ("nan_to_num", "polyval", "nanvar", "nanmax", "nanmin", "nanstd",
-           "quantile_methods", "average", "average_returned", "cov", "cov_two_arrays",
-           "nansum", "nanmean", "nanprod", "nancumsum", "nancumprod", "corrcoef")
-PENDING_CASES = [c for c in CASES if c.name in PENDING]
-CASES = [c for c in CASES if c.name not in PENDING]
+# Drawn arguments never have a gradient that is exactly zero (a polynomial at x = 0, the
+# weights of one value): relaxation started from the forward values measures each node's
+# residual relative to its own gradient, so it cannot certify a zero one.  The functions
+# themselves keep such nodes out of their graphs (nanvar is one `var` node with `where=`,
+# cov centres in one `centre` node, nanmax fills NaNs with a plain value), and keep NaN out
+# of every recorded value but the input's.
 
 # Functions whose NumPy reference is NumPy 2 only (trapezoid; quantile weights; tuples from
 # meshgrid and atleast_*d): compared with NumPy only where NumPy has them.
@@ -407,7 +455,12 @@ test_numeric = make_op_test(CASES)
 
 # The sparse Jacobian of the one new op (everything else here is composed).
 _X = np.array([[-1.5, 0.3, 2.0], [0.7, -0.2, 1.1]])
-JACOBIAN_CASES = [("sinc", (_X,), {}, [0])]
+JACOBIAN_CASES = [("sinc", (_X,), {}, [0]),
+                  ("centre", (_X,), {"axis": 1}, [0]),
+                  ("centre", (_X,), {"axis": None, "weights": np.arange(1.0, 7.0).reshape(2, 3)},
+                   [0])]
+VJP_FALLBACK = [("centre", "dense within each slice: one VJP per output element is as "
+                 "cheap as a family would be")]
 
 
 # -- closed forms: the conventions -------------------------------------------------------
@@ -503,6 +556,18 @@ UNTRACED = [
     ("insert", (np.arange(4), 1, 9), {}),
     ("meshgrid", ([1, 2], [3, 4, 5]), {"copy": False}),
     ("atleast_2d", (1, [2, 3]), {}),
+    # reductions of plain Python lists
+    ("sum", ([1, 2.5],), {}),
+    ("sum", ([[1, 2], [3, 4]],), {"axis": 0}),
+    ("mean", ([True, False, True],), {}),
+    ("max", ([1, 5, 3],), {}),
+    ("prod", ([2, 3],), {}),
+    ("std", ([1, 2, 4],), {"ddof": 1}),
+    ("nanmedian", ([1.0, np.nan, 3.0, 4.0],), {}),
+    ("nanquantile", ([[1.0, np.nan], [2.0, 5.0]],), {"q": 0.25, "axis": 1}),
+    ("nanpercentile", ([1.0, np.nan, 3.0],), {"q": [10, 90], "method": "nearest"}),
+    ("full", ((2, 3), 7), {}),
+    ("full_like", ([1, 2],), {"fill_value": 2.5}),
 ]
 
 
@@ -588,10 +653,20 @@ def test_integer_valued_tracers_convert_without_error():
 
 
 def test_corrcoef_against_finite_differences():
-    """corrcoef on fixed, well-conditioned rows (the property case is pending: drawn rows
-    can be nearly constant, where the coefficients are ill-conditioned)."""
+    """corrcoef on fixed, well-conditioned rows of six observations (longer than the
+    property case draws)."""
     rng = np.random.default_rng(7)
     x = rng.normal(size=(3, 6))
     weights = rng.normal(size=(3, 3))
     np.testing.assert_allclose(anp.corrcoef(x), np.corrcoef(x), rtol=1e-13)
     check_grads(lambda v: anp.sum(anp.corrcoef(v) * weights), order=2)(x)
+
+
+def test_numpys_own_reductions_of_lists_holding_traced_values_raise_clearly():
+    """NumPy does not look inside a list for traced values (no dispatch), so `np.sum([x,
+    2.0])` converts the list and raises; `anp.sum([x, 2.0])` stacks it and traces."""
+    import numpy
+
+    with pytest.raises(ardiff.TracingError, match="anp.array / anp.stack"):
+        ardiff.grad(lambda x: numpy.sum([x, 2.0]))(1.0)
+    assert ardiff.grad(lambda x: anp.sum([x, 2.0, x * x]))(1.5) == pytest.approx(4.0)
