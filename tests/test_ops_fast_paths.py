@@ -1,8 +1,14 @@
-"""The operator fast path of add/subtract/multiply/divide is the ufunc, bit for bit.
+"""Fast paths give the general path's bits.
 
-Independent truth: the NumPy ufunc itself, on every pair of operand kinds the
-fast path accepts (and a few it must refuse), including signed zeros, infinities,
-NaN and division by zero.
+* The operator fast path of add/subtract/multiply/divide is the ufunc, bit for bit.
+  Independent truth: the NumPy ufunc itself, on every pair of operand kinds the
+  fast path accepts (and a few it must refuse), including signed zeros, infinities,
+  NaN and division by zero.
+* Python float arithmetic is NumPy's float64 arithmetic (what compiled scalar
+  replays rely on), against NumPy itself.
+* The recorder's plain-argument path and compiled replays against the general
+  path (`tree.flatten` of a wrapped argument, and `ardiff.grad`) on random programs
+  from `ardiff.strategies`, float32 and float64.
 """
 
 import itertools
@@ -10,8 +16,11 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
+import ardiff
 from ardiff.op import OPS
+from ardiff.strategies import random_programs
 
 UFUNCS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
           "divide": np.divide}
@@ -53,3 +62,53 @@ def test_fast_path_is_the_ufunc(name):
 def test_keyword_arguments_reach_the_ufunc():
     out = OPS["add"].fwd(np.float64(1.0), np.float64(2.0), dtype=np.float32)
     assert np.result_type(out) == np.float32
+
+
+# -- the premise of compiled scalar replays (ardiff.codegen.SCALAR_OPS) ---------------------
+SPECIAL = [0.0, -0.0, 1.0, -1.5, 0.1, 1e308, -1e308, 5e-324, 2.2250738585072014e-308,
+           float("inf"), float("-inf"), float("nan"), 3.0, 1.0 / 3.0, 123456789.123]
+
+
+@pytest.mark.parametrize("symbol", ["+", "-", "*", "/"])
+def test_python_float_arithmetic_is_numpys_bit_for_bit(symbol):
+    """`a op b` on two Python floats gives the bits of the same op on two np.float64
+    (where Python does not raise: it raises on division by zero, and the replay then
+    runs the NumPy code)."""
+    rng = np.random.default_rng(0)
+    values = SPECIAL + [float(v) for v in rng.standard_normal(40) * 10.0 ** rng.integers(
+        -300, 300, 40)]
+    with np.errstate(all="ignore"):
+        for x, y in itertools.product(values, repeat=2):
+            try:
+                got = eval(f"x {symbol} y", {}, {"x": x, "y": y})
+            except ZeroDivisionError:
+                assert symbol == "/" and y == 0.0
+                continue
+            want = eval(f"x {symbol} y", {}, {"x": np.float64(x), "y": np.float64(y)})
+            assert np.float64(got).tobytes() == want.tobytes() or (got != got and want != want)
+
+
+# -- recorder and compile fast paths on random programs --------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=random_programs(min_nodes=20, max_nodes=40))
+def test_plain_arguments_and_compiled_replays_match_the_general_path(dtype, drawn):
+    """A plain array or scalar argument skips `tree.flatten` and packing (recorder fast
+    path); wrapping it in a 1-tuple takes the general path.  Compiled replays (scalar
+    programs on Python floats, arrays keyed by bytes) must give `grad`'s bits too."""
+    program, args = drawn
+    args = tuple(dtype(a) if isinstance(a, float) else a.astype(dtype) for a in args)
+    argnum = tuple(range(len(args)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = ardiff.grad(program, argnum=argnum)(*args)
+        general = ardiff.grad(lambda *boxed: program(*(b[0] for b in boxed)),
+                              argnum=argnum)(*((a,) for a in args))
+        compiled = ardiff.compile(program, argnum=argnum)
+        replays = [compiled(*args), compiled(*args)]
+    for k, g in enumerate(fast):
+        assert type(g) is type(general[k][0])
+        assert np.asarray(g).tobytes() == np.asarray(general[k][0]).tobytes()
+        for replayed in replays:
+            assert type(replayed[k]) is type(g)
+            assert np.asarray(replayed[k]).tobytes() == np.asarray(g).tobytes()
