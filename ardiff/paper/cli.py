@@ -68,7 +68,7 @@ FIGURES = {
     },
     "cnn": {
         "help": "train a small CNN (conv-pool-conv-pool-fc-fc) with backprop and with AR",
-        "time": "about 35 min (3 seeds x 2 epochs on 20,000 images)", "quick_time": "about 1 min",
+        "time": "about 20 min (3 seeds x 2 epochs on 20,000 images)", "quick_time": "about 30 s",
         "quick": "1 seed, 1 epoch on the first 3,200 / 1,000 images",
     },
 }
