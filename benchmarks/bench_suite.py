@@ -325,15 +325,18 @@ def peak_memory(fun) -> float:
     return peak / 2**20
 
 
-def scaling(out, repeats: int, sizes=(1_000, 10_000, 100_000)) -> None:
-    """Chains of n scalar ops: time per op (interleaved over n) and memory per op."""
+def scaling(out, repeats: int, sizes=(1_000, 10_000, 100_000), ops: int = 100_000) -> None:
+    """Chains of n scalar ops: time per op (interleaved over n) and memory per op.
+
+    Each sample repeats the gradient of a chain until about `ops` ops were done.
+    """
     grads = {n: ardiff.grad(chain_fun(anp, n // 4)) for n in sizes}
     per_op = {n: [] for n in sizes}
     for n in sizes:
         grads[n](0.5)  # warm-up
     for _ in range(repeats):
         for n in sizes:
-            calls = max(1, 100_000 // n)
+            calls = max(1, ops // n)
             clock = CLOCK["clock"]
             start = clock()
             for _ in range(calls):
@@ -480,7 +483,8 @@ def main(argv=None) -> int:
         if name == "scaling":
             sizes = (100, 1_000) if args.smoke else (1_000, 10_000, 100_000) + (
                 (1_000_000,) if args.big else ())
-            scaling(out, 1 if args.smoke else max(3, args.repeats // 3), sizes)
+            scaling(out, 1 if args.smoke else max(3, args.repeats // 3), sizes,
+                    1_000 if args.smoke else 100_000)
             continue
         run_workload(name, args, out, ratios)
     if not autograd or not torch:
