@@ -38,6 +38,7 @@ so `f'` is read from the pooled output.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -269,21 +270,22 @@ def _conv_forward(x, W, b=None, stride=1, padding=0, activation="relu", pool=Non
 
 
 # Pooling patterns of the latest fused outputs, so that staging a node's VJPs does not
-# recompute its convolution: output id -> (output, flat argmax).  Holding the output
-# keeps its id from being reused; a miss (an older node) recomputes, same result.
-_POOLING: dict = {}
-_POOLING_KEEP = 8
+# recompute its convolution: (output, flat argmax) pairs, found by identity.  Holding
+# the output keeps it alive, so identity cannot be mistaken; a miss (an older node)
+# recomputes, with the same result.  A bounded deque: appends and snapshots are atomic,
+# so threads tracing at once cannot corrupt it.
+_POOLING: deque = deque(maxlen=8)
 
 
 def _remember_pooling(out: np.ndarray, argmax: np.ndarray) -> None:
-    while len(_POOLING) >= _POOLING_KEEP:
-        _POOLING.pop(next(iter(_POOLING)))
-    _POOLING[id(out)] = (out, argmax)
+    _POOLING.append((out, argmax))
 
 
 def _recorded_pooling(ans) -> np.ndarray | None:
-    entry = _POOLING.get(id(ans))
-    return entry[1] if entry is not None and entry[0] is ans else None
+    for out, argmax in tuple(_POOLING):
+        if out is ans:
+            return argmax
+    return None
 
 
 class _Staged:
@@ -321,16 +323,17 @@ class _Staged:
         return g
 
 
-# The last staged node: its three VJP makers (x, W, b) share one staging, and the
-# pooling pattern costs a forward convolution to recompute.
-_LAST_STAGED: list = [None, None]
+# The last staged node: its three VJP makers (x, W, b) share one staging.  One tuple,
+# replaced whole, so a thread never pairs one node's output with another's staging.
+_LAST_STAGED: list = [(None, None)]
 
 
 def _staged(ans, x, W, b, stride, padding, activation, pool, flatten) -> _Staged:
-    if _LAST_STAGED[0] is ans:
-        return _LAST_STAGED[1]
+    last_ans, last = _LAST_STAGED[0]
+    if last_ans is ans:
+        return last
     s = _Staged(ans, x, W, b, stride, padding, activation, pool, flatten)
-    _LAST_STAGED[:] = [ans, s]
+    _LAST_STAGED[0] = (ans, s)
     return s
 
 
