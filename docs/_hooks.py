@@ -43,7 +43,8 @@ FAMILIES = {
     "ardiff.ops.complex_parts": "Complex parts (real, imag, conj, angle)",
     "ardiff.ops.fft": "Discrete Fourier transforms (ardiff.numpy.fft)",
     "ardiff.nn.dense": "Neural-network layer (ardiff.nn.dense)",
-    "ardiff.nn.conv": "Convolution and pooling layers (ardiff.nn.conv)",
+    "ardiff.nn.conv": "Convolution layer (ardiff.nn.conv)",
+    "ardiff.nn.pool": "Pooling layers (ardiff.nn.pool)",
 }
 
 

@@ -15,7 +15,8 @@ from test_ops_conv import loop_conv
 
 import ardiff
 from ardiff import nn
-from ardiff.nn.conv import avg_pool2d, conv2d, max_pool2d
+from ardiff.nn.conv import conv2d
+from ardiff.nn.pool import avg_pool2d, max_pool2d
 from ardiff.op import OPS
 from ardiff.testing import check_grads
 

@@ -15,7 +15,8 @@ import numpy as np
 from hypothesis import strategies as st
 from test_ops import Case, grid, make_op_test, reals
 
-from ardiff.nn.conv import avg_pool2d, conv2d, conv2d_input_vjp, conv2d_weight_vjp, max_pool2d
+from ardiff.nn.conv import conv2d, conv2d_input_vjp, conv2d_weight_vjp
+from ardiff.nn.pool import avg_pool2d, max_pool2d
 
 
 def loop_conv(x, W, stride, padding):

@@ -16,7 +16,7 @@ Examples
 """
 
 from .cnn import CNN
-from .conv import avg_pool2d, conv2d, max_pool2d
+from .conv import conv2d
 from .dense import ACTIVATIONS, dense, dense_op
 from .losses import (
     LOSSES,
@@ -29,6 +29,7 @@ from .losses import (
 )
 from .model import MLP
 from .optim import OPTIMIZERS, SGD, Adam, Optimizer
+from .pool import avg_pool2d, max_pool2d
 from .train import (
     BatchGradients,
     History,

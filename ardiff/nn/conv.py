@@ -1,4 +1,4 @@
-"""Fused 2-D convolution and pooling layers as elementary ops of the op table.
+"""The fused 2-D convolution layer as an elementary op of the op table.
 
 Layout is NCHW throughout: images `x` are `(batch, channels, height, width)`, filters
 `W` are `(filters, channels, kernel_height, kernel_width)` and a convolution's output
@@ -6,34 +6,28 @@ is `(batch, filters, out_height, out_width)`.  "Convolution" means cross-correla
 as in every deep-learning library (the filter is not flipped).
 
 Like `ardiff.nn.dense`, a whole layer is one op, so it relaxes as one unit, the
-paper's layer granularity:
+paper's layer granularity: `conv2d(x, W, b, stride, padding, activation, pool,
+flatten)` is the op `"conv2d"`, `h = flatten(maxpool(f(conv(x, W) + b)))`, where
+`pool` (non-overlapping max pooling, `ardiff.nn.pool`) and `flatten` (to
+`(batch, features)` for a following dense layer) are optional.  A
+conv-pool-conv-pool-fc-fc network is then four nodes, each a unit.
 
-* `conv2d(x, W, b, stride, padding, activation, pool, flatten)`: the op `"conv2d"`,
-  `h = flatten(maxpool(f(conv(x, W) + b)))` where `pool` (non-overlapping max
-  pooling of size `pool`) and `flatten` (to `(batch, features)` for a following
-  dense layer) are optional.  A conv-pool-conv-pool-fc-fc network is then four
-  nodes, each a unit.
-* `max_pool2d(x, size)` and `avg_pool2d(x, size)`: the ops `"max_pool2d"` and
-  `"avg_pool2d"`, non-overlapping windows `size x size` (stride = size; rows and
-  columns that do not fill a window are dropped, as `floor` pooling does).
+The forward pass is im2col: `sliding_window_view` gives every receptive field as a
+strided view, copied once into a `(batch * positions, channels * kernel)` matrix and
+multiplied by the filters (one BLAS matrix product).  The VJPs are
 
-The forward pass is im2col in NumPy terms: `sliding_window_view` gives every
-receptive field as a strided view and one `tensordot` contracts it with the
-filters (one matrix product).  The VJPs are
-
-* w.r.t. `x`: the transposed convolution of `g' = unpool(g * f')`, computed as a
-  correlation of the stride-dilated, padded `g'` with the flipped filters (again
-  one matrix product; op `"conv2d_input_vjp"`);
+* w.r.t. `x`: the transposed convolution of `g' = unpool(g * f')` (op
+  `"conv2d_input_vjp"`: one matrix product gives every tap's contribution, col2im
+  places them with `kernel_height * kernel_width` strided adds);
 * w.r.t. `W`: the correlation of `x` with `g'` (op `"conv2d_weight_vjp"`);
 * w.r.t. `b`: `g'` summed over batch and positions.
 
 The two helper ops are bilinear and their own VJPs are convolutions and each other,
-so derivatives of every order are traced with ardiff's own ops, as elsewhere.  Each
-op also carries a sparse-Jacobian function for `ardiff.solvers.triangular`.
-Max pooling routes a window's derivative to its first largest entry (a valid
-subgradient at ties, and the one the Jacobian uses too).  Fusing a monotone
-activation with max pooling is exact: `max f(z) = f(max z)` for increasing `f`,
-so `f'` is read from the pooled output.
+so derivatives of every order are traced with ardiff's own ops, as elsewhere.  The
+op also carries a sparse-Jacobian family for `ardiff.solvers.triangular`.  Fusing a
+non-decreasing activation with max pooling is exact, `max f(z) = f(max z)`, so `f'`
+is read from the pooled output; the derivative of a window goes to its first largest
+entry, as for `max_pool2d`.
 """
 
 from __future__ import annotations
@@ -49,11 +43,12 @@ from ..graph import unwrap
 from ..op import OPS, defop
 from ..ops.elementwise import multiply
 from ..ops.reduce import sum_
-from ..ops.shape import reshape, untake
+from ..ops.shape import reshape
 from .dense import ACTIVATIONS, local_slope
+from .pool import LayerJacobian, pool_argmax, pool_size, unpool
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "conv_output_shape", "conv2d_op",
-           "max_pool2d_op", "avg_pool2d_op", "CONV_ACTIVATIONS"]
+__all__ = ["conv2d", "conv_output_shape", "conv2d_op", "conv2d_input_vjp",
+           "conv2d_weight_vjp", "correlate", "im2col", "CONV_ACTIVATIONS"]
 
 #: Activations the fused conv op accepts: the dense layer's, all non-decreasing, so
 #: they commute with max pooling.
@@ -123,30 +118,11 @@ def _check_conv(x, W, b, stride, padding, activation, pool) -> tuple[int, int]:
         raise ValueError(f"conv2d: bias of shape {np.shape(unwrap(b))} does not fit filters "
                          f"of shape {ws}; expected ({ws[0]},), one per filter.")
     if pool is not None:
-        k = _pool_size(pool, "conv2d")
+        k = pool_size(pool, "conv2d")
         if k > min(out):
             raise ValueError(f"conv2d: pool={pool} is larger than the {out[0]}x{out[1]} "
                              "convolution output.")
     return out
-
-
-def _pool_size(size: Any, op: str) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"{op}: the pool size must be a positive int (square, "
-                         f"non-overlapping windows), got {size!r}.")
-    return int(size)
-
-
-def _check_pool_input(x, size, op: str) -> int:
-    k = _pool_size(size, op)
-    shape = np.shape(unwrap(x))
-    if len(shape) != 4:
-        raise ValueError(f"{op}: the input must be 4-D NCHW (batch, channels, height, width), "
-                         f"got shape {shape}.")
-    if k > min(shape[2:]):
-        raise ValueError(f"{op}: a {k}x{k} window does not fit the {shape[2]}x{shape[3]} "
-                         f"input (shape {shape}).")
-    return k
 
 
 # -- NumPy kernels ---------------------------------------------------------------------
@@ -217,40 +193,6 @@ def _weight_vjp_fwd(x, g, stride=1, padding=0, kernel_hw=None):
     return (rows @ im2col(fields)).reshape(f, c, kh, kw)
 
 
-def _pool_view(h: np.ndarray, k: int) -> np.ndarray:
-    """`(n, c, ph, k, pw, k)` view of the windows (incomplete rows/columns dropped)."""
-    n, c, height, width = h.shape
-    ph, pw = height // k, width // k
-    return h[:, :, :ph * k, :pw * k].reshape(n, c, ph, k, pw, k)
-
-
-def _max_pool(h: np.ndarray, k: int) -> np.ndarray:
-    return _pool_view(h, k).max(axis=(3, 5))
-
-
-def _avg_pool(h: np.ndarray, k: int) -> np.ndarray:
-    return _pool_view(h, k).mean(axis=(3, 5))
-
-
-def pool_argmax(h: np.ndarray, k: int) -> np.ndarray:
-    """Flat index into `h` of every window's first largest entry, shaped like the pool."""
-    n, c, height, width = h.shape
-    ph, pw = height // k, width // k
-    windows = _pool_view(h, k).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ph, pw, k * k)
-    di, dj = np.divmod(windows.argmax(axis=-1), k)
-    rows = np.arange(ph)[:, None] * k + di
-    cols = np.arange(pw)[None, :] * k + dj
-    planes = (np.arange(n)[:, None] * c + np.arange(c)[None, :])[:, :, None, None]
-    return (planes * height + rows) * width + cols
-
-
-def _unpool(g, flat_index: np.ndarray, shape: tuple):
-    """Traced adjoint of max pooling: `g` scattered to the recorded argmax entries."""
-    size = int(np.prod(shape))
-    spread = untake(reshape(g, (flat_index.size,)), flat_index.reshape(-1), (size,))
-    return reshape(spread, shape)
-
-
 # -- the fused conv op -----------------------------------------------------------------
 def _conv_forward(x, W, b=None, stride=1, padding=0, activation="relu", pool=None,
                   flatten=False):
@@ -319,7 +261,7 @@ class _Staged:
         if self.slope is not None:
             g = multiply(g, self.slope)
         if self.argmax is not None:
-            g = _unpool(g, self.argmax, self.conv_shape)
+            g = unpool(g, self.argmax, self.conv_shape)
         return g
 
 
@@ -402,22 +344,6 @@ def _conv_jac(k: int, ans, x, W, b=None, stride=1, padding=0, activation="relu",
     return sp.csr_matrix(J)
 
 
-class LayerJacobian:
-    """A sparse-Jacobian family of a layer op (see `ardiff.ops.jacobians`): the matrix
-    from `build(k, ans, *args, **kwargs)`, and a bound on its stored entries without
-    building it (`per_row(k, args, kwargs)` entries per output element), which the
-    triangular solver uses to refuse systems too large for memory."""
-
-    def __init__(self, build, per_row):
-        self.build, self.per_row = build, per_row
-
-    def matrix(self, op, k, ans, args, kwargs):
-        return self.build(k, ans, *args, **kwargs)
-
-    def nnz(self, op, k, ans, args, kwargs):
-        return int(np.size(unwrap(ans))) * int(self.per_row(k, args, kwargs))
-
-
 def _conv_row_entries(k, args, kwargs):
     # each output reads c * kh * kw inputs and as many filter taps, and one bias
     return 1 if k == 2 else int(np.prod(np.shape(unwrap(args[1]))[1:]))
@@ -456,74 +382,6 @@ conv2d_input_vjp = OPS["conv2d_input_vjp"] if "conv2d_input_vjp" in OPS else def
     "conv2d_input_vjp", _input_vjp_fwd, vjp=_input_vjp_vjp)
 conv2d_weight_vjp = OPS["conv2d_weight_vjp"] if "conv2d_weight_vjp" in OPS else defop(
     "conv2d_weight_vjp", _weight_vjp_fwd, vjp=_weight_vjp_vjp)
-
-
-# -- pooling ops -----------------------------------------------------------------------
-def _max_pool_fwd(x, size=2):
-    k = _check_pool_input(x, size, "max_pool2d")
-    return _max_pool(np.asarray(x), k)
-
-
-def _max_pool_vjp(ans, x, size=2):
-    xr = np.asarray(unwrap(x))
-    index = pool_argmax(xr, size)
-    return lambda g: _unpool(g, index, xr.shape)
-
-
-def _max_pool_jac(k: int, ans, x, size=2):
-    xr = np.asarray(unwrap(x))
-    cols = pool_argmax(xr, size).ravel()
-    return sp.csr_matrix((np.ones(cols.size), (np.arange(cols.size), cols)),
-                         shape=(cols.size, xr.size))
-
-
-def _avg_pool_fwd(x, size=2):
-    k = _check_pool_input(x, size, "avg_pool2d")
-    return _avg_pool(np.asarray(x), k)
-
-
-def _avg_pool_vjp(ans, x, size=2):
-    shape = np.shape(unwrap(x))
-    share = np.full((1, 1, 1, size, 1, size), 1.0 / (size * size))
-
-    def spread(g):
-        n, c, ph, pw = np.shape(unwrap(g))
-        # every window entry gets 1/size^2 of its window's activity
-        tiled = multiply(reshape(g, (n, c, ph, 1, pw, 1)), share)
-        block = reshape(tiled, (n, c, ph * size, pw * size))
-        if block_shape(shape, size) == shape:
-            return block
-        return untake(block, (slice(None), slice(None), slice(0, ph * size),
-                              slice(0, pw * size)), shape)
-
-    return spread
-
-
-def block_shape(shape: tuple, size: int) -> tuple:
-    """The part of an NCHW shape covered by whole `size x size` windows."""
-    return shape[:2] + (shape[2] // size * size, shape[3] // size * size)
-
-
-def _avg_pool_jac(k: int, ans, x, size=2):
-    xr = np.asarray(unwrap(x))
-    n, c, height, width = xr.shape
-    ph, pw = height // size, width // size
-    N, C, PH, PW, A, B = np.ix_(range(n), range(c), range(ph), range(pw), range(size),
-                                range(size))
-    full = (n, c, ph, pw, size, size)
-    rows = np.broadcast_to(((N * c + C) * ph + PH) * pw + PW, full).ravel()
-    cols = np.broadcast_to(((N * c + C) * height + PH * size + A) * width + PW * size + B,
-                           full).ravel()
-    return sp.csr_matrix((np.full(rows.size, 1.0 / (size * size)), (rows, cols)),
-                         shape=(n * c * ph * pw, xr.size))
-
-
-max_pool2d_op = OPS["max_pool2d"] if "max_pool2d" in OPS else defop(
-    "max_pool2d", _max_pool_fwd, _max_pool_vjp,
-    jac=LayerJacobian(_max_pool_jac, lambda k, args, kwargs: 1), nonlinear=True)
-avg_pool2d_op = OPS["avg_pool2d"] if "avg_pool2d" in OPS else defop(
-    "avg_pool2d", _avg_pool_fwd, _avg_pool_vjp,
-    jac=LayerJacobian(_avg_pool_jac, lambda k, args, kwargs: kwargs.get("size", 2) ** 2))
 
 
 # -- public functions ------------------------------------------------------------------
@@ -574,42 +432,3 @@ def conv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, padding: Any = 0,
     _check_conv(x, W, b, stride, padding, activation, pool)
     return conv2d_op(x, W, b, stride=stride, padding=padding, activation=activation,
                      pool=pool, flatten=bool(flatten))
-
-
-def max_pool2d(x: Any, size: int = 2) -> Any:
-    """Max pooling over non-overlapping `size x size` windows (NCHW), one graph node.
-
-    Parameters
-    ----------
-    x : array_like or Tracer
-        `(batch, channels, height, width)`.
-    size : int
-        Window side and stride; trailing rows/columns that fill no window are dropped.
-
-    Returns
-    -------
-    array or Tracer
-        `(batch, channels, height // size, width // size)`.  The derivative goes to each
-        window's first largest entry.
-    """
-    _check_pool_input(x, size, "max_pool2d")
-    return max_pool2d_op(x, size=int(size))
-
-
-def avg_pool2d(x: Any, size: int = 2) -> Any:
-    """Average pooling over non-overlapping `size x size` windows (NCHW), one graph node.
-
-    Parameters
-    ----------
-    x : array_like or Tracer
-        `(batch, channels, height, width)`.
-    size : int
-        Window side and stride; trailing rows/columns that fill no window are dropped.
-
-    Returns
-    -------
-    array or Tracer
-        `(batch, channels, height // size, width // size)`.
-    """
-    _check_pool_input(x, size, "avg_pool2d")
-    return avg_pool2d_op(x, size=int(size))
