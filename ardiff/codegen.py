@@ -33,11 +33,12 @@ import numpy as np
 
 from .graph import unwrap
 from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
+from .ops.shape import is_basic_index
 from .solvers.common import make_seed, warn_non_finite
 from .solvers.plan import Plan
 
 __all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "SCALAR_OPS", "math_matches_numpy",
-           "sweep_is_exact", "Replay"]
+           "slice_sum", "sweep_is_exact", "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -124,6 +125,20 @@ def scalar_function(name: str):
     return getattr(np, name)
 
 
+def slice_sum(shape: tuple, dtype, indices: tuple, parts: tuple, general):
+    """Zeros with `parts[k]` added at `indices[k]` (disjoint basic indices, in order).
+
+    Falls back to `general()` (the sum of the slices' VJPs) when a part is not an
+    array of `dtype`, as a replay at another dtype would give.
+    """
+    out = np.zeros(shape, dtype=dtype)
+    for index, part in zip(indices, parts):
+        if type(part) is not np.ndarray or part.dtype != dtype:
+            return general()
+        out[index] += part
+    return out
+
+
 def sweep_is_exact(method: str, rules, options: dict) -> bool:
     """Whether the solve is one exact reverse sweep (and can be generated)."""
     if method == "backprop":
@@ -150,7 +165,9 @@ class Replay:
         self.graph = graph
         self.plan = plan
         self.inputs = inputs
-        self._names: dict[str, Any] = {"fit": fit_to_argument}
+        self._names: dict[str, Any] = {"fit": fit_to_argument, "slice_sum": slice_sum}
+        #: Targets written as `slice_sum` (disjoint slices of one array, see `_target`).
+        self.slice_sums = 0
         self._bound: dict[int, str] = {}  # id(value) -> its name (values stay alive in graph)
         base = [None] * len(graph.nodes)
         lines = []
@@ -241,7 +258,44 @@ class Replay:
         return term
 
     def _target(self, parent: int, edges: list) -> str:
-        return f"X[{parent}] = " + " + ".join(self._edge(c, k) for c, k in edges)
+        general = " + ".join(self._edge(c, k) for c, k in edges)
+        slices = self._disjoint_slices(parent, edges)
+        if slices is None:
+            return f"X[{parent}] = {general}"
+        self.slice_sums += 1
+        value = unwrap(self.graph.nodes[parent].value)
+        where = self._bind(f"i{parent}", tuple(slices))
+        shape = self._bind(f"s{parent}", value.shape)
+        dtype = self._bind(f"t{parent}", value.dtype)
+        parts = ", ".join(f"X[{c}]" for c, _ in edges)
+        return (f"X[{parent}] = slice_sum({shape}, {dtype}, {where}, ({parts},), "
+                f"lambda: {general})")
+
+    def _disjoint_slices(self, parent: int, edges: list) -> list | None:
+        """The basic indices when every edge of `parent` reads a disjoint slice of it.
+
+        The sum of the slices' VJPs (each a zero array with one slice filled) is then
+        one zero array with each slice added in, `slice_sum`: the same bits, since each
+        element is one gradient entry plus zeros (-0.0 + 0.0 is 0.0 both ways).
+        """
+        if len(edges) < 2:
+            return None
+        value = unwrap(self.graph.nodes[parent].value)
+        if type(value) is not np.ndarray:
+            return None
+        indices = []
+        for child, argnum in edges:
+            node = self.graph.nodes[child]
+            index = node.args[1] if len(node.args) == 2 else None
+            if (getattr(node.op, "name", None) != "getitem" or argnum != 0 or node.kwargs
+                    or len(node.parents) != 1 or not is_basic_index(index)
+                    or np.result_type(unwrap(node.value)) != value.dtype):
+                return None
+            indices.append(index)
+        count = np.zeros(value.shape, dtype=np.int8)
+        for index in indices:
+            count[index] += 1
+        return indices if count.max() <= 1 else None
 
     def _sweep_lines(self) -> list[str]:
         plan = self.plan

@@ -367,3 +367,53 @@ def test_static_array_arguments_match_by_bytes_and_shape():
     twin[5_001] += 1.0  # outside the hashed sample: found by the comparison
     np.testing.assert_array_equal(f(x, twin), ardiff.grad(scaled)(x, twin))
     assert f.traces == 4
+
+
+def test_disjoint_slices_of_one_array_are_summed_into_one_buffer():
+    """The LSTM pattern: gates sliced out of one product.  The replay adds each slice's
+    gradient into one zero array (`codegen.slice_sum`) and must give grad's bits,
+    signed zeros included; overlapping slices keep the general sum."""
+    c1, c2 = np.array([-0.0, 1.0]), np.array([0.0, -0.0, 2.0])
+
+    def gates(x):
+        return (anp.sum(x[:2] * c1) + anp.sum(anp.sin(x[2:5]) * c2)
+                + anp.sum(anp.tanh(x[5:]) ** 2))
+
+    def overlapping(x):
+        return anp.sum(x[:4] * c1[0]) + anp.sum(anp.sin(x[2:]))
+
+    rng = np.random.default_rng(5)
+    for fun, fast in ((gates, True), (overlapping, False)):
+        compiled = ardiff.compile(fun)
+        for dtype in (np.float64, np.float32):
+            for _ in range(3):
+                x = rng.standard_normal(8).astype(dtype)
+                got, want = compiled(x), ardiff.grad(fun)(x)
+                assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        programs = [r.program for rs in compiled._cache.values() for r in rs]
+        assert all((p.slice_sums > 0) == fast for p in programs)
+
+
+def test_lstm_replay_uses_one_buffer_per_gate_block_and_keeps_grads_bits():
+    H = 4
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((3, 2, 3))
+
+    def lstm(Wx, Wh, b):
+        h = c = anp.zeros((2, H))
+        for t in range(X.shape[0]):
+            z = X[t] @ Wx + h @ Wh + b
+            i, f = 1.0 / (1.0 + anp.exp(-z[:, :H])), 1.0 / (1.0 + anp.exp(-z[:, H:2 * H]))
+            o, g = 1.0 / (1.0 + anp.exp(-z[:, 2 * H:3 * H])), anp.tanh(z[:, 3 * H:])
+            c = f * c + i * g
+            h = o * anp.tanh(c)
+        return anp.sum(h ** 2)
+
+    args = (rng.standard_normal((3, 4 * H)), rng.standard_normal((H, 4 * H)),
+            rng.standard_normal(4 * H))
+    compiled = ardiff.compile(lstm, argnum=(0, 1, 2))
+    for scale in (1.0, 1.0, 0.5):
+        call = tuple(a * scale for a in args)
+        for got, want in zip(compiled(*call), ardiff.grad(lstm, argnum=(0, 1, 2))(*call)):
+            assert got.tobytes() == want.tobytes()
+    assert _scalar_program_of(compiled).slice_sums == 3  # one per step
