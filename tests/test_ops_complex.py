@@ -123,3 +123,22 @@ CASES = [
 ]
 
 test_complex = make_op_test(CASES)
+
+# For tests/test_triangular.py: these ops declare no sparse-Jacobian family.  A graph
+# with complex values is assembled in real form from the edges' VJPs (see
+# ardiff/solvers/real_form.py): a complex-linear sparse matrix cannot represent conj or
+# the real part taken at a real input, and the transforms are dense anyway.
+_REAL_FORM = ("complex values: the triangular solver assembles the graph in real form from "
+              "the VJPs of the unit vectors 1 and 1j")
+VJP_FALLBACK = [(name, _REAL_FORM) for name in (
+    "real", "imag", "conj", "angle", "fftn", "ifftn", "rfftn", "irfftn", "eigvals",
+    "eig_vectors")]
+_Z = np.array([[1.0 + 0.5j, -0.3j, 0.2], [0.4, 2.0 - 1.0j, 0.1j], [0.3j, 0.2, 4.0]])
+JACOBIAN_CASES = [(name, (_Z,), {}, [0]) for name in ("real", "imag", "conj", "angle",
+                                                      "eigvals", "eig_vectors")]
+JACOBIAN_CASES += [
+    ("fftn", (_Z,), {"s": None, "axes": (1,), "norm": "backward"}, [0]),
+    ("ifftn", (_Z,), {"s": (2, 4), "axes": (0, 1), "norm": "ortho"}, [0]),
+    ("rfftn", (_Z.real,), {"s": None, "axes": (0, 1), "norm": "forward"}, [0]),
+    ("irfftn", (_Z,), {"s": (5,), "axes": (1,), "norm": "backward"}, [0]),
+]
