@@ -342,8 +342,8 @@ def outer(a, b):
 
 
 def vdot(a, b):
-    """Traced `numpy.vdot` for real inputs."""
-    return dot(ravel(a), ravel(b))
+    """Traced `numpy.vdot`: the first argument is conjugated when it is complex."""
+    return dot(ravel(conj(a)), ravel(b))
 
 
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):

@@ -228,9 +228,11 @@ def convolve(a, v, mode="full"):
 
 @numpy_when_plain
 def correlate(a, v, mode="valid"):
-    """Traced `numpy.correlate` of real 1-D arrays: `convolve(a, v[::-1])`, and for a
+    """Traced `numpy.correlate` of 1-D arrays: `convolve(a, conj(v)[::-1])`, and for a
     longer `v` the reversed correlation of `v` with `a`, as NumPy computes it."""
     a, v = _as_array(a), _as_array(v)
+    if np.iscomplexobj(unwrap(v)):  # NumPy conjugates the second argument
+        v = complex_parts.conj(v)
     a = reshape(a, (-1,)) if len(shape_of(a)) == 0 else a
     v = reshape(v, (-1,)) if len(shape_of(v)) == 0 else v
     n, m = shape_of(a)[0], shape_of(v)[0]
