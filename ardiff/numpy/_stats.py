@@ -25,6 +25,7 @@ import numpy as np
 from ..graph import TracerBase, unwrap
 from ..guards import concrete
 from ..op import shape_of
+from ..ops.complex_parts import conj_if_complex
 from ..ops.elementwise import clip, sqrt, where
 from ..ops.linalg import dot
 from ..ops.reduce import centre, cumprod, cumsum, max_, mean, min_, prod, std, sum_, var
@@ -498,7 +499,8 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
     fact = max(fact, 0.0)
     centred = centre(x, axis=1, weights=w)  # one node (a mean alone has gradient 0)
     weighted = centred if w is None else centred * w
-    return squeeze(dot(centred, transpose(weighted)) * (1.0 / fact))
+    # NumPy conjugates the second factor: X conj(X)^T for complex data
+    return squeeze(dot(centred, conj_if_complex(transpose(weighted))) * (1.0 / fact))
 
 
 @statistic("x", "y")
@@ -511,6 +513,8 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
     std = sqrt(diagonal(c))
     c = c / reshape(std, (-1, 1))
     c = c / reshape(std, (1, -1))
+    if np.iscomplexobj(unwrap(c)):  # NumPy clips both parts; that only moves rounding
+        return c
     return clip(c, -1.0, 1.0)
 
 
