@@ -429,3 +429,31 @@ def test_compiled_replay_of_a_complex_program():
     compiled = ardiff.compile(f)
     for z in (crandn(4), crandn(4)):
         np.testing.assert_allclose(compiled(z), fd_grad(f, z), rtol=1e-6, atol=1e-8)
+
+
+COMPOSED = {  # functions of ardiff.numpy composed from ops, whose NumPy forms conjugate
+    "correlate valid": lambda a, b: anp.correlate(a[0], b[1], "valid"),
+    "correlate full (v longer)": lambda a, b: anp.correlate(a[0, :2], b[1], "full"),
+    "vdot": lambda a, b: anp.vdot(a, b),
+    "cov": lambda a, b: anp.cov(a, b),
+    "corrcoef": lambda a, b: anp.corrcoef(a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSED))
+def test_composed_functions_conjugate_as_numpy_does(name):
+    f = COMPOSED[name]
+    a, b = crandn(2, 4), crandn(2, 4)
+    graph = ardiff.Graph()
+    expected = {"correlate valid": lambda: np.correlate(a[0], b[1], "valid"),
+                "correlate full (v longer)": lambda: np.correlate(a[0, :2], b[1], "full"),
+                "vdot": lambda: np.vdot(a, b), "cov": lambda: np.cov(a, b),
+                "corrcoef": lambda: np.corrcoef(a)}[name]()
+    np.testing.assert_allclose(f(graph.input(a), b).value, expected, rtol=1e-12)
+    w = crandn(*np.shape(expected))
+    for argnum in (0, 1):
+        def loss(v):
+            return anp.real(anp.sum(w * (f(v, b) if argnum == 0 else f(a, v))))
+        x = a if argnum == 0 else b
+        np.testing.assert_allclose(ardiff.grad(loss)(x), fd_grad(loss, x), rtol=1e-6,
+                                   atol=1e-8)
