@@ -559,11 +559,10 @@ expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True)
 
 def _sqrtm_fwd(a):
     out = per_matrix(scipy.linalg.sqrtm, (a,), (2,))
-    if np.iscomplexobj(out):
-        if np.all(out.imag == 0):
-            return out.real
-        raise ValueError("ardiff: sqrtm of this matrix is complex (an eigenvalue on the "
-                         "negative real axis); only real square roots are differentiable.")
+    if np.iscomplexobj(out) and not np.iscomplexobj(a) and np.all(out.imag == 0):
+        return out.real
+    # a real matrix with an eigenvalue on the negative real axis has a complex principal
+    # root: kept complex (the gradient of the real input is real, docs/complex.md)
     return out
 
 
@@ -573,7 +572,7 @@ def _sqrtm_vjp(ans, a):
     return lambda g: solve_sylvester(Xt, Xt, g)
 
 
-#: The principal square root `scipy.linalg.sqrtm` (real results only).
+#: The principal square root `scipy.linalg.sqrtm` (complex where it is complex).
 sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True)
 
 
