@@ -457,3 +457,17 @@ def test_composed_functions_conjugate_as_numpy_does(name):
         x = a if argnum == 0 else b
         np.testing.assert_allclose(ardiff.grad(loss)(x), fd_grad(loss, x), rtol=1e-6,
                                    atol=1e-8)
+
+
+def test_sqrtm_of_a_real_matrix_with_negative_eigenvalues_is_complex():
+    """SciPy's principal root is complex there; the real matrix gets a real gradient."""
+    a = np.array([[1.0, 2.0, 0.0], [2.0, -1.0, 0.5], [0.0, 0.5, 2.0]])
+    assert np.min(np.linalg.eigvalsh(a)) < 0
+    w = crandn(3, 3)
+
+    def loss(v):
+        return anp.real(anp.sum(w * aslinalg.sqrtm(v)))
+
+    g = ardiff.grad(loss)(a)
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g, fd_grad(loss, a), rtol=1e-6, atol=1e-8)
