@@ -670,3 +670,28 @@ def test_numpys_own_reductions_of_lists_holding_traced_values_raise_clearly():
     with pytest.raises(ardiff.TracingError, match="anp.array / anp.stack"):
         ardiff.grad(lambda x: numpy.sum([x, 2.0]))(1.0)
     assert ardiff.grad(lambda x: anp.sum([x, 2.0, x * x]))(1.5) == pytest.approx(4.0)
+
+
+def test_nan_order_statistics_skip_nans_and_replay_soundly():
+    x = np.array([[4.0, np.nan, 1.0, 3.0, 2.0], [np.nan, 5.0, np.nan, 1.0, np.nan]])
+    for name, extra in (("nanmedian", {}), ("nanquantile", {"q": 0.25}),
+                        ("nanpercentile", {"q": [90, 10]})):
+        got = ardiff.trace(lambda v, n=name, e=extra: getattr(anp, n)(v, axis=1, **e), x)
+        np.testing.assert_allclose(got.output.value, getattr(np, name)(x, axis=1, **extra),
+                                   rtol=1e-15)
+    # row 0 has four values (median 2.5: half to 2 and to 3), row 1 two (half each)
+    median_grad = [[0, 0, 0, 0.5, 0.5], [0, 0.5, 0, 0.5, 0]]
+    fun = lambda v: anp.sum(anp.nanmedian(v, axis=1))  # noqa: E731
+    for options in SOLVERS:
+        np.testing.assert_allclose(_grad(fun, x, **options), median_grad, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's all-NaN slice warning
+        out = ardiff.trace(lambda v: anp.nanmedian(v, axis=1),
+                           np.array([[np.nan, np.nan], [1.0, 2.0]])).output.value
+    np.testing.assert_array_equal(out, [np.nan, 1.5])
+    # a compiled replay with other NaN positions or another order re-traces
+    compiled = ardiff.compile(fun)
+    moved = np.array([[np.nan, 4.0, 1.0, 3.0, 2.0], [np.nan, 5.0, 0.5, 1.0, np.nan]])
+    for v in (x, moved, x[:, ::-1].copy()):
+        np.testing.assert_allclose(compiled(v), ardiff.grad(fun, method="backprop")(v),
+                                   atol=1e-15)
