@@ -274,6 +274,8 @@ def cluster(tmp_path_factory):
     yield {"address": local.scheduler_address, "client": client, "marks": marks}
     client.close()
     local.close()
+    for name in ("ARDIFF_SWEEP_TEST_DIR", "ARDIFF_SWEEP_TEST_PARENT"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="module")
