@@ -404,3 +404,27 @@ def test_traced_triangular_solve_warns_about_non_finite_gradients():
     # reports the inner gradient as a non-finite forward value of its own graph
     assert any("read out at" in str(w.message) for w in found), [str(w.message) for w in found]
     assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("schedule", ["sequential", "parallel"])
+def test_eta_above_one_converges_at_a_subnormal_target(dtype, schedule):
+    # d/dx sin(exp(x + y) y) is exactly 0 at y = 0: from forward values, eta = 1.5
+    # halves the error each step with alternating sign until it cycles between +-1
+    # subnormal ulp, which must count as converged (it used to stall at a relative
+    # residual of 2/3 and hit max_iter).
+    def f(x, y):
+        return anp.sin(anp.exp(x + y) * y)
+
+    zero = np.zeros((), dtype)
+    graph = ardiff.trace(f, zero, zero)
+    seed = np.asarray(0.00123, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ardiff.ConvergenceWarning)
+        result = ardiff.relax(graph, eta=1.5, init="forward", schedule=schedule, seed=seed,
+                              max_iter=5000)
+    assert result.converged
+    dx, dy = (float(g) for g in result.grads)
+    # closed form: d/dx = cos(e^(x+y) y) e^(x+y) y = 0, d/dy = cos(.)(e^(x+y) y + e^(x+y)) = 1
+    assert abs(dx) <= float(np.finfo(dtype).smallest_normal)
+    assert dy == pytest.approx(0.00123, rel=10 * float(np.finfo(dtype).eps))

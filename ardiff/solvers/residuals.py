@@ -6,6 +6,7 @@ Shared by the stepping solver (`ardiff.solvers.relaxation`) and the closed form
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -59,7 +60,22 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     tmax = max(float(_largest(t, axis=None)), -float(_smallest(t, axis=None)))
     if not math.isfinite(num + tmax):
         return _non_finite_parts(t, unwrap(x), diff)
+    if 0.0 < tmax:
+        # Below the smallest normal number rounding is absolute, not relative: an
+        # Euler step with eta > 1 can cycle between +-1 subnormal ulp around a tiny
+        # target forever.  Measure such a target against the smallest normal number,
+        # where one ulp is eps relative, so the cycle counts as converged.
+        tmax = max(tmax, _smallest_normal(getattr(d, "dtype", _FLOAT)))
     return num, tmax, diff
+
+
+@functools.cache
+def _smallest_normal(dtype: np.dtype) -> float:
+    """The smallest positive normal number of a (real or complex) float dtype."""
+    try:
+        return float(np.finfo(dtype).smallest_normal)
+    except (TypeError, ValueError):  # integer or object activities: no subnormals
+        return 0.0
 
 
 def _non_finite_parts(t: Any, v: Any, diff: Any) -> tuple[float, float, Any]:
