@@ -25,6 +25,7 @@ from . import numpy as anp
 from .graph import unwrap
 from .recorder import TracedCall, gc_paused, normalize_argnums, trace
 from .solvers import SolverOptions, compile_plan, solve_plan
+from .solvers.reverse import sweep_gradients
 from .tracer import Tracer
 from .tree import flatten
 
@@ -58,7 +59,32 @@ def _gradients(call: TracedCall, out: Tracer | None, seeds: list,
         return [call.zeros() for _ in seeds]
     # one seed: stage each VJP during the solve (cheaper); several: stage once for all
     plan = compile_plan(call.graph, out, call.inputs, options.rules, stage=len(seeds) > 1)
+    if one_sweep(options):  # the gradients alone: no Result, same bits
+        return [sweep_gradients(plan, seed) for seed in seeds]
     return [solve_plan(plan, seed, options).grads for seed in seeds]
+
+
+def one_sweep(options: SolverOptions) -> bool:
+    """Whether `options` solve exactly in one reverse sweep over the op-level plan.
+
+    True for `method="backprop"` and for the default relaxation (sequential schedule,
+    eta 1, op units, no closed form, no recording), whose fast path is that sweep;
+    such solves can skip the `Result` (`ardiff.solvers.reverse.sweep_gradients`).
+
+    Parameters
+    ----------
+    options : SolverOptions
+        Validated settings.
+
+    Returns
+    -------
+    bool
+    """
+    if options.method == "backprop":
+        return True
+    return (options.method == "relax" and options.schedule == "sequential"
+            and options.eta == 1.0 and not options.record and not options.closed_form
+            and isinstance(options.units, str) and options.units == "ops")
 
 
 def value_and_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
@@ -115,13 +141,12 @@ def grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     >>> ardiff.grad(lambda x: anp.sin(x) * x)(0.0)
     0.0
     """
-    vg = value_and_grad(fun, argnum, **options)
+    def body(call: TracedCall, opts: SolverOptions):  # value_and_grad without the value
+        out = call.output_tracer("grad", scalar=True)
+        (flat,) = _gradients(call, out, [None], opts)
+        return call.pack(flat)
 
-    @functools.wraps(fun)
-    def wrapped(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
-
-    return wrapped
+    return _transform(fun, argnum, options, body)
 
 
 def holomorphic_grad(fun: Callable, argnum: int = 0, **options: Any) -> Callable:

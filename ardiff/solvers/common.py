@@ -15,6 +15,8 @@ they point at the user's line whether the solver was called directly or through
 
 from __future__ import annotations
 
+import cmath
+import math
 import os
 import sys
 import warnings
@@ -101,13 +103,18 @@ def make_seed(plan: Plan, seed: Any) -> Any:
         The seed as an array of the output's dtype (a traced seed is kept as it is).
     """
     out_value = unwrap(plan.graph.nodes[plan.output].value)
-    dtype = np.result_type(out_value)
+    # the dtype attribute of an array or NumPy scalar is what np.result_type reads, cheaper
+    dtype = out_value.dtype if isinstance(out_value, (np.ndarray, np.generic)) \
+        else np.result_type(out_value)
     if seed is None:
         if np.size(out_value) != 1:
             raise ValueError(
                 f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
                 "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
-        return np.ones(np.shape(out_value), dtype=dtype)
+        shape = np.shape(out_value)
+        if not shape:  # a 0-d seed: np.array is several times cheaper than np.ones
+            return np.array(1, dtype=dtype)
+        return np.ones(shape, dtype=dtype)
     if np.shape(unwrap(seed)) != np.shape(out_value):
         raise ValueError(f"seed has shape {np.shape(unwrap(seed))} but the output has shape "
                          f"{np.shape(out_value)}")
@@ -187,6 +194,38 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
     return grads, evals
 
 
+def is_finite(value: Any) -> bool:
+    """Whether every entry of `value` (traced values unwrapped) is finite.
+
+    A sum is finite when every term is, so one cheap reduction decides the common case
+    (an overflowing sum of finite entries is confirmed entry by entry); Python and NumPy
+    scalars are checked with `math`/`cmath`, without building an array.
+
+    Parameters
+    ----------
+    value : array_like
+        An array, scalar or traced value.
+
+    Returns
+    -------
+    bool
+    """
+    raw = unwrap(value)
+    kind = type(raw)
+    if kind is float or kind is np.float64 or kind is np.float32 or kind is int:
+        return math.isfinite(raw)
+    if kind is complex or kind is np.complex128 or kind is np.complex64:
+        return cmath.isfinite(raw)
+    if kind is np.ndarray and raw.dtype.kind in "fc":
+        if raw.ndim == 0:
+            return cmath.isfinite(raw[()])
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: confirmed below
+            total = raw.sum()
+        if cmath.isfinite(total):
+            return True
+    return bool(np.all(np.isfinite(raw)))
+
+
 def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence | None = None,
                     ) -> None:
     """If a gradient is not finite, name the first node where a NaN or infinity appears.
@@ -211,8 +250,7 @@ def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence |
     NonFiniteWarning
         At the first caller outside ardiff.
     """
-    # a sum is finite when every term is (one cheap pass); confirm exactly otherwise
-    if all(np.isfinite(np.sum(unwrap(g))) or np.all(np.isfinite(unwrap(g))) for g in grads):
+    if all(map(is_finite, grads)):
         return
     nodes = plan.graph.nodes
     if values is None:

@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # reference counts exist in CPython; elsewhere sums never write into a term
+    from sys import getrefcount
+except ImportError:  # pragma: no cover - PyPy and other interpreters
+    getrefcount = None
+
 from ..graph import Graph
 
 
@@ -158,12 +163,40 @@ class Plan:
         return sum_of_vjps(self._edges[i], x)
 
 
+def reference_count(value: Any) -> int:
+    """`sys.getrefcount(value)` (0 where the interpreter has no reference counts)."""
+    return getrefcount(value) if getrefcount is not None else 0
+
+
+def _probe_sole_count() -> int:
+    # What `reference_count(term)` reads for an array held by one local variable and
+    # nothing else, measured with the same calling pattern `sum_of_vjps` uses, so the
+    # test stays right whatever the interpreter's own references (arguments, borrowed
+    # stack slots) add.
+    term = np.empty(1)
+    return reference_count(term)
+
+
+#: `reference_count` of an array that only the caller's local variable holds; -1 (never
+#: matched) where reference counts are unavailable.
+SOLE_REFERENCE = _probe_sole_count() if getrefcount is not None else -1
+
+#: Whether `sum_of_vjps` may add into a VJP's fresh result (False gives the general path,
+#: which the tests compare with bit for bit).
+ACCUMULATE_IN_PLACE = True
+
+
 def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     """Σ vjp(x[child]) over `(child, vjp)` pairs, summed left to right.
 
-    From the third term on the sum is accumulated in place into the array the second
-    addition created (the same additions, so the same bits): a weight shared by the
-    50 steps of an RNN would otherwise allocate 50 fresh arrays per gradient.
+    Terms are added in place into an array the sum owns: the array one of its own
+    additions created, or a VJP's result that nothing else refers to (a fresh
+    ndarray, not a view, held by no other name, container or closure: its reference
+    count proves it, as NumPy's own temporary elision does).  An array a VJP returns
+    aliased to a forward value, to another activity or to its own cotangent has other
+    references and is never written.  The additions are the same, in the same order,
+    so the bits are the general path's; a weight shared by the 50 steps of an RNN
+    would otherwise allocate 50 fresh arrays per gradient.
 
     Parameters
     ----------
@@ -180,8 +213,14 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     array_like
         The sum (None for no edges).
     """
+    if len(edges) == 1:  # one child: its contribution is the activity (the usual case)
+        child, vjp = edges[0]
+        if nodes is not None:
+            node = nodes[child]
+            vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
+        return vjp(x[child])
     total = None
-    owned = False  # whether `total` is an array this function created
+    owned = False  # whether `total` may be written (see above)
     for child, vjp in edges:
         if nodes is not None:  # `vjp` is the argnum: stage it now
             node = nodes[child]
@@ -189,12 +228,27 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
         term = vjp(x[child])
         if total is None:
             total = term
-        elif owned and type(term) is np.ndarray and term.shape == total.shape \
-                and term.dtype == total.dtype:
-            np.add(total, term, out=total)
-        else:
-            total = total + term
-            owned = type(total) is np.ndarray and total.ndim > 0
+            owned = False
+            continue
+        if type(term) is np.ndarray and type(total) is np.ndarray \
+                and term.shape == total.shape and term.dtype == total.dtype:
+            if owned:
+                np.add(total, term, out=total)
+                continue
+            if ACCUMULATE_IN_PLACE:
+                if total.base is None and total.flags.writeable \
+                        and reference_count(total) == SOLE_REFERENCE:
+                    np.add(total, term, out=total)  # the first term was fresh
+                    owned = True
+                    continue
+                if term.base is None and term.flags.writeable \
+                        and reference_count(term) == SOLE_REFERENCE:
+                    # total + term, written over the fresh term (same elementwise sums)
+                    total = np.add(total, term, out=term)
+                    owned = True
+                    continue
+        total = total + term
+        owned = type(total) is np.ndarray and total.ndim > 0
     return total
 
 
