@@ -20,8 +20,9 @@ import pytest
 
 from ardiff import nn
 from ardiff.paper import cli
-from ardiff.paper.sweep import run_sweep, synthetic_data
+from ardiff.paper.sweep import run_sweep
 from ardiff.paper.sweep_config import SweepConfigError, load_sweep_config, parse_sweep
+from ardiff.paper.sweep_runs import synthetic_data
 
 TINY = """\
 name = "tiny"

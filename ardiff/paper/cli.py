@@ -32,9 +32,10 @@ from .conditions import CONDITIONS, FIG2, FIG3
 from .data import DATASETS, DataError, DataNotFoundError, cache_dir
 from .fig1 import PAPER_ETAS
 from .runners import load_data, run_demo, run_fig1
-from .sweep import SweepError, limit_blas_threads
 from .sweep_cli import add_execution_options, add_sweep_parser, reproduce_sweep, sweep_command
 from .sweep_config import SweepConfigError
+from .sweep_dask import SweepError
+from .sweep_runs import limit_blas_threads
 
 __all__ = ["main", "build_parser", "limit_blas_threads", "missing_dependencies",
            "default_demo_dir", "INSTALL_HINT"]

@@ -45,7 +45,7 @@ on the cores of this machine or on a Dask cluster, one JSON file per run.
 CONFIG is a TOML file, for example
 
     name = "eta-steps"
-    model = "mlp"                      # or "package.module:function"
+    model = "mlp"                      # or "cnn", or "package.module:function"
     conditions = ["backprop", "ar"]
     seeds = 3                          # or [0, 4, 7]
     [config]                           # shared by every run
