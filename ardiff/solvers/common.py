@@ -103,15 +103,15 @@ def make_seed(plan: Plan, seed: Any) -> Any:
         The seed as an array of the output's dtype (a traced seed is kept as it is).
     """
     out_value = unwrap(plan.graph.nodes[plan.output].value)
-    # the dtype attribute of an array or NumPy scalar is what np.result_type reads, cheaper
-    dtype = out_value.dtype if isinstance(out_value, (np.ndarray, np.generic)) \
-        else np.result_type(out_value)
+    if isinstance(out_value, (np.ndarray, np.generic)):  # read the attributes: cheaper
+        dtype, shape, size = out_value.dtype, out_value.shape, out_value.size
+    else:
+        dtype, shape, size = np.result_type(out_value), np.shape(out_value), np.size(out_value)
     if seed is None:
-        if np.size(out_value) != 1:
+        if size != 1:
             raise ValueError(
                 f"The output {plan.graph.nodes[plan.output].label()} is not a scalar; pass "
                 "seed= (an array shaped like the output), or use elementwise_grad/jacobian.")
-        shape = np.shape(out_value)
         if not shape:  # a 0-d seed: np.array is several times cheaper than np.ones
             return np.array(1, dtype=dtype)
         return np.ones(shape, dtype=dtype)
@@ -194,6 +194,10 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
     return grads, evals
 
 
+#: Arrays up to this size are checked element by element in Python (`is_finite`).
+SMALL_ARRAY = 32
+
+
 def is_finite(value: Any) -> bool:
     """Whether every entry of `value` (traced values unwrapped) is finite.
 
@@ -217,8 +221,9 @@ def is_finite(value: Any) -> bool:
     if kind is complex or kind is np.complex128 or kind is np.complex64:
         return cmath.isfinite(raw)
     if kind is np.ndarray and raw.dtype.kind in "fc":
-        if raw.ndim == 0:
-            return cmath.isfinite(raw[()])
+        if raw.size <= SMALL_ARRAY:  # Python's checks beat two ufunc calls here
+            check = math.isfinite if raw.dtype.kind == "f" else cmath.isfinite
+            return all(map(check, raw.ravel().tolist()))
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: confirmed below
             total = raw.sum()
         if cmath.isfinite(total):

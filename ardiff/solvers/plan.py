@@ -20,7 +20,7 @@ try:  # reference counts exist in CPython; elsewhere sums never write into a ter
 except ImportError:  # pragma: no cover - PyPy and other interpreters
     getrefcount = None
 
-from ..graph import Graph
+from ..graph import Graph, TracerBase
 
 
 @dataclass(eq=False, repr=False)
@@ -268,6 +268,14 @@ def resolve(graph: Graph, output: Any, wrt: Any) -> tuple[int, list[int]]:
     -------
     tuple of (int, list of int)
     """
+    if isinstance(output, TracerBase) and output._graph is graph and \
+            isinstance(wrt, list) and all(
+                isinstance(w, TracerBase) and w._graph is graph for w in wrt):
+        # traced values of this graph (what every transform passes): read the indices
+        nodes = graph.nodes
+        wrt_idx = [w._node for w in wrt]
+        if all(nodes[i].op != "constant" for i in wrt_idx):
+            return output._node, wrt_idx
     if output is None:
         output = graph.output
     if output is None:
