@@ -169,8 +169,8 @@ def test_checkpoint_gradient_and_memory():
         ardiff.grad(f)(x)
         peaks[f.__name__] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    # measured: about 40 MB without, 7 MB with checkpoints (10 segments: 161 -> 23 MB)
-    assert peaks["saved"] < 0.35 * peaks["plain"], peaks
+    # measured: about 24 MB without (grad drops each cotangent once read), 10.5 MB with
+    assert peaks["saved"] < 0.5 * peaks["plain"], peaks
     check_grads(lambda x: anp.sum(segment(x) ** 2), order=2)(x[:4])
 
 
