@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - PyPy and other interpreters
     getrefcount = None
 
 from ..graph import Graph, TracerBase
+from ..op import OPS
 
 
 @dataclass(eq=False, repr=False)
@@ -186,6 +187,87 @@ SOLE_REFERENCE = _probe_sole_count() if getrefcount is not None else -1
 ACCUMULATE_IN_PLACE = True
 
 
+#: Whether `sum_of_vjps` may scatter disjoint slices' cotangents into one array (False
+#: gives the general path, which the tests compare with bit for bit).
+SCATTER_SLICES = True
+
+
+def _box(index: Any, shape: tuple) -> list | None:
+    """Per-axis `(start, stop)` of a basic index made of unit-step slices, else None."""
+    if type(index) is slice:
+        index = (index,)
+    if type(index) is not tuple or len(index) > len(shape):
+        return None
+    box = []
+    for item, dim in zip(index, shape):
+        if type(item) is not slice:
+            return None
+        start, stop, step = item.indices(dim)
+        if step != 1:
+            return None
+        box.append((start, max(start, stop)))
+    return box + [(0, dim) for dim in shape[len(box):]]  # unindexed axes: whole
+
+
+def scatter_slices(edges: list, x: dict, nodes: list) -> Any:
+    """The sum of unit-step slice VJPs written into one array, or None if it does not apply.
+
+    When every child is `getitem` of this node by unit-step slices (an LSTM's gates cut
+    from one product) and no element lies in all the slices, the general path's terms
+    are a zero array per child with the child's cotangent in its slice, added left to
+    right.  Here one zero array receives the first cotangent and the others are added
+    into their slices in the same order: where a term of the general path is a zero
+    outside its slice, adding +0 changes nothing but the sign of a zero, and the
+    general sum of terms that are not all -0 is never -0, so the final `+ 0.0` gives
+    the same bits (proved in tests against the general path).
+
+    Parameters
+    ----------
+    edges : list
+        `(child, argnum)` pairs (an unstaged plan).
+    x : dict
+        Node index -> activity.
+    nodes : list
+        The graph's nodes.
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    if len(edges) < 2:
+        return None
+    getitem = OPS["getitem"]
+    first = nodes[edges[0][0]]
+    parent = first.args[0]
+    if type(parent) is not np.ndarray:
+        return None
+    shape, dtype = parent.shape, parent.dtype
+    boxes, grads = [], []
+    for child, argnum in edges:
+        node = nodes[child]
+        g = x[child]
+        if node.op is not getitem or argnum != 0 or node.args[0] is not parent \
+                or type(g) is not np.ndarray or g.dtype != dtype:
+            return None
+        box = _box(node.args[1], shape)
+        if box is None:
+            return None
+        boxes.append(box)
+        grads.append((node.args[1], g))
+    # the intersection of every box must be empty (some axis with no common range)
+    if not any(max(b[k][0] for b in boxes) >= min(b[k][1] for b in boxes)
+               for k in range(len(shape))):
+        return None
+    total = np.zeros(shape, dtype=dtype)
+    index, g = grads[0]
+    total[index] = g
+    for index, g in grads[1:]:
+        view = total[index]
+        np.add(view, g, out=view)
+    np.add(total, 0.0, out=total)  # -0 -> +0, as the general sum's zero terms do
+    return total
+
+
 def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     """Σ vjp(x[child]) over `(child, vjp)` pairs, summed left to right.
 
@@ -219,6 +301,10 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
             node = nodes[child]
             vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
         return vjp(x[child])
+    if nodes is not None and SCATTER_SLICES:
+        total = scatter_slices(edges, x, nodes)
+        if total is not None:
+            return total
     total = None
     owned = False  # whether `total` may be written (see above)
     for child, vjp in edges:
