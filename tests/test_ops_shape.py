@@ -201,11 +201,24 @@ CASES = [
     Case("flipud", lambda xp, x: xp.flipud(x), one(shapes(min_dims=1)), ops=("getitem",)),
     Case("roll", lambda xp, x, shift, axis: xp.roll(x, shift, axis),
          one(shapes(min_dims=1), shift=lambda s: st.integers(-4, 4),
-             axis=lambda s: st.none() | axis_of(s)), ops=("getitem",)),
+             axis=lambda s: st.none() | axis_of(s))),
     Case("roll_several_axes", lambda xp, x, axis, shift: xp.roll(x, shift, axis),
          one(shapes(min_dims=2), axis=lambda s: hnp.valid_tuple_axes(len(s), min_size=1),
              shift=lambda s: st.lists(st.integers(-4, 4), min_size=1, max_size=1)),
-         ops=("getitem",)),
+         ops=("roll",)),
+    # one shift per axis, repeated axes (their shifts add up) and a tuple shift with
+    # axis=None (NumPy adds the shifts, then rolls the flattened array)
+    Case("roll_shift_per_axis", lambda xp, x, shift, axis: xp.roll(x, shift, axis),
+         one(shapes(min_dims=2), axis=lambda s: st.lists(axis_of(s), min_size=1, max_size=3),
+             shift=lambda s: st.integers(-5, 5)).flatmap(
+             lambda d: st.lists(st.integers(-5, 5), min_size=len(d[1]["axis"]),
+                                max_size=len(d[1]["axis"])).map(
+                 lambda sh: (d[0], {**d[1], "shift": tuple(sh), "axis": tuple(d[1]["axis"])}))),
+         ops=("roll",)),
+    Case("roll_flat_tuple_shift", lambda xp, x, shift, axis: xp.roll(x, shift, axis),
+         one(shapes(min_dims=1), shift=lambda s: st.lists(st.integers(-4, 4), min_size=1,
+                                                          max_size=3).map(tuple),
+             axis=lambda s: st.none()), ops=("roll",)),
     Case("diag", lambda xp, x, k: xp.diag(x, k), one(shapes(min_dims=2, max_dims=2),
                                                       k=lambda s: st.integers(-3, 3)),
          ops=("getitem",)),

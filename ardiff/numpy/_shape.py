@@ -1,8 +1,9 @@
 """Shape functions of `ardiff.numpy`, composed from the table's shape ops.
 
-Reorderings and copies (flip, roll, repeat, tile, sort, diagonal, padding by
+Reorderings and copies (flip, repeat, tile, sort, diagonal, padding by
 reflection, ...) are one `getitem` with an index array computed on plain
-integers, so their gradients come from `getitem`'s adjoint.
+integers, so their gradients come from `getitem`'s adjoint; `roll` is the
+table's own `roll` op.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..ops.shape import broadcast_to as _broadcast_to
 from ..ops.shape import concatenate as _concatenate
 from ..ops.shape import getitem, untake
 from ..ops.shape import reshape as _reshape
+from ..ops.shape import roll as _roll
 from ..ops.shape import transpose as _transpose
 
 
@@ -266,14 +268,22 @@ def flipud(m):
     return flip(m, 0)
 
 
+def _ints(value):
+    """An int, or a tuple of ints for a sequence (plain values for the op's record)."""
+    value = plain_indices(value)
+    return int(value) if value.ndim == 0 else tuple(int(v) for v in value.ravel())
+
+
 def roll(a, shift, axis=None):
-    """Traced `numpy.roll`."""
-    if axis is None:
-        return reshape(roll(ravel(a), shift, 0), shape_of(a))
-    shifts, axes = np.broadcast_arrays(np.atleast_1d(shift), np.atleast_1d(axis))
-    for s, ax in zip(shifts, axes):
-        a = _reindex(a, int(ax), lambda i, s=s: np.roll(i, s))
-    return a
+    """Traced `numpy.roll`: one `roll` op, shifts and axes as NumPy takes them.
+
+    `shift` and `axis` are ints or sequences of ints (broadcast against each other);
+    `axis=None` rolls the flattened array and restores the shape.
+    """
+    shift = _ints(shift)
+    if axis is not None:
+        axis = _ints(axis)
+    return _roll(a, shift, axis)
 
 
 def diagonal(a, offset=0, axis1=0, axis2=1):

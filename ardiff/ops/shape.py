@@ -1,8 +1,10 @@
 """Shape ops: indexing, reshaping, transposing, broadcasting, joining, casting.
 
-Indexing is the workhorse: flips, rolls, repeats, tiles, diagonals, sorts and
+Indexing is the workhorse: flips, repeats, tiles, diagonals, sorts and
 padding are all expressed in `ardiff.numpy` as `getitem` with an index
 array, whose adjoint is `untake` (scatter-add), whose adjoint is `getitem`.
+`roll` is its own op: it is called in tight loops (fluid simulations), where
+building and gathering through an index array costs several times NumPy's roll.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ def _concatenate_vjp(k, ans, *arrays, axis=0):
 
 concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
                     vjp=_concatenate_vjp, jac=Selection(data_args=None))
+
+
+def _roll_vjp(ans, x, shift, axis=None):
+    # a roll is a permutation; its inverse (and adjoint) rolls back by the opposite shift
+    back = -int(shift) if np.ndim(shift) == 0 else tuple(-int(s) for s in shift)
+    return lambda g: roll(g, back, axis)
+
+
+roll = defop("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), _roll_vjp,
+             jac=MOVES_ARGUMENT_0)
 
 
 def _astype_vjp(ans, x, dtype):
