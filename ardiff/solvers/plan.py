@@ -405,7 +405,7 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
     parents = graph.parent_columns
     roots = graph.roots
     wrt_set = set(wrt_idx)
-    if all(r in wrt_set for r in roots):
+    if wrt_set.issuperset(roots):
         # Every parentless node is differentiated, so every node from `start` on
         # descends from wrt (the usual case for traced functions): skip that pass.
         from_wrt = None
