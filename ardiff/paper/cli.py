@@ -43,11 +43,17 @@ __all__ = ["main", "build_parser", "limit_blas_threads", "missing_dependencies",
 #: What to run when an optional dependency of the command is missing.
 INSTALL_HINT = "pip install 'ardiff[cli]'"
 
-# Measured with `time` on one free core of a 2-core x86-64 machine (float64, BLAS
-# threads 1): demo 39 s; on the bundled subset fig1 3.7 s (--quick 3.2 s), fig2
-# --quick 20 s, fig3 --quick 98 s.  The full fig2/fig3 times are scaled from the
-# measured cost per batch (about 70 ms for AR and its variants, 6 ms for backprop)
-# at 938 batches per epoch of full Fashion-MNIST or MNIST.
+# Measured with `time` on a 2-core x86-64 machine (float64, BLAS threads 1): demo 39 s
+# and fig1 3.7 s (--quick 3.2 s) on one free core; fig2 --quick 24 s and fig3 --quick
+# 39 s at load average 5 (nice 10, 0.9 to 2.3 s per 100-batch epoch of each
+# condition).  The full fig2/fig3 times come from runs on the machine loaded by other
+# jobs (load average 8 to 17, docs/results.md): the 5-seed Fig. 2 run took 77 s per
+# backprop epoch and 173 s per AR epoch (closed form), and
+# benchmarks/results/paper_batch.txt measured 82 to 148 ms per backprop batch and
+# 1.44 to 1.60 times that for AR, i.e. 200 to 340 s per epoch of both (938 batches):
+# fig2 (5 seeds x 10 epochs x 2 conditions) 2.8 to 4.7 h, fig3 (10 epochs x backprop
+# + 6 AR variants) 2.2 to 3.7 h.  Scaled from the quick runs at load 5 instead: about
+# 25 min (fig2) and 20 min (fig3).
 DEMO_TIME = "about 40 s"
 FIGURES = {
     "fig1": {
@@ -57,14 +63,16 @@ FIGURES = {
     },
     "fig2": {
         "help": "train the MLP with backprop and with AR (Fig. 2)",
-        "time": "about 35 min (3 seeds x 10 epochs)",
-        "quick_time": "about 20 s",
+        "time": "5 seeds x 10 epochs: about 25 min at load average 5, 3 to 5 h at load "
+                "8 to 17 (2 cores)",
+        "quick_time": "about 25 s",
         "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
     },
     "fig3": {
         "help": "train the seven conditions: AR, its local-rule variants, backprop (Fig. 3)",
-        "time": "about 65 min (1 seed x 10 epochs)",
-        "quick_time": "about 100 s",
+        "time": "1 seed x 10 epochs, 7 conditions: about 20 min at load average 5, 2 to 4 h "
+                "at load 8 to 17 (2 cores)",
+        "quick_time": "about 40 s",
         "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
     },
     "cnn": {
@@ -78,7 +86,7 @@ FIGURES = {
 # the command line always wins.
 FULL = {
     "fig1": {"etas": list(PAPER_ETAS), "steps": 200},
-    "fig2": {"seeds": [0, 1, 2], "epochs": 10, "train_size": None, "test_size": None,
+    "fig2": {"seeds": [0, 1, 2, 3, 4], "epochs": 10, "train_size": None, "test_size": None,
              "conditions": list(FIG2)},
     "fig3": {"seeds": [0], "epochs": 10, "train_size": None, "test_size": None,
              "conditions": list(FIG3)},
@@ -220,7 +228,7 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
     full, quick = FULL[figure], QUICK[figure]
     parser = sub.add_parser(
         figure, help=f"{spec['help']}; {spec['time']}, --quick {spec['quick_time']}",
-        description=f"{spec['help']}. Time on one free core: {spec['time']}; with --quick "
+        description=f"{spec['help']}. Time: {spec['time']}; with --quick "
         f"({spec['quick']}): {spec['quick_time']}.")
     _data_options(parser, f"a short run: {spec['quick']} ({spec['quick_time']})")
     if figure == "fig1":
