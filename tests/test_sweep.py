@@ -396,3 +396,24 @@ def test_reproduce_on_a_cluster_writes_what_it_writes_serially(tmp_path, cluster
     ar = np.array(json.loads((tmp_path / "b" / "runs" / "ar_seed1.json").read_text())
                   ["history"]["angles"], dtype=float)
     assert ar.shape[0] >= 1 and np.all(np.isfinite(ar))
+
+
+def test_embedded_workers_keep_glibcs_adaptive_malloc(monkeypatch):
+    # Dask's MALLOC_TRIM_THRESHOLD_ turns every 150 KiB activity into an mmap (1.8x the
+    # time per training batch): the workers ardiff spawns run without it, keeping the
+    # rest of Dask's worker environment (BLAS/OpenMP thread limits).
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    from ardiff.paper import sweep_dask
+
+    configured = dict(dask.config.get(sweep_dask.NANNY_ENVIRON, {}))
+    original = dict(configured)
+    seen = {}
+    monkeypatch.setattr(sweep_dask, "_run_on_dask", lambda *a, **k: seen.update(
+        dask.config.get(sweep_dask.NANNY_ENVIRON)))
+    sweep_dask.run_on_dask([], None, None, workers=1, scheduler=None, retries=0, threads=1,
+                           command=None, say=print, cluster_options={}, started=None)
+    assert "MALLOC_TRIM_THRESHOLD_" not in seen
+    configured.pop("MALLOC_TRIM_THRESHOLD_", None)
+    assert seen == configured
+    assert dict(dask.config.get(sweep_dask.NANNY_ENVIRON, {})) == original  # only inside

@@ -22,7 +22,7 @@ from typing import Any
 from .sweep_config import RunSpec
 from .sweep_runs import data_key, failed_run, pass_data, run_task
 
-__all__ = ["SweepError", "run_on_dask"]
+__all__ = ["SweepError", "run_on_dask", "worker_environ", "NANNY_ENVIRON"]
 
 
 class SweepError(RuntimeError):
@@ -41,7 +41,46 @@ def run_on_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None]
     joins it.
     """
     # lazy: Dask is the optional `sweep` extra
-    from distributed import Client, LocalCluster
+    import dask
+    import distributed  # noqa: F401  (registers the distributed.* settings read below)
+
+    with dask.config.set({NANNY_ENVIRON: worker_environ(dask.config.get(NANNY_ENVIRON, {}))}):
+        _run_on_dask(todo, record, load, workers=workers, scheduler=scheduler,
+                     retries=retries, threads=threads, command=command, say=say,
+                     cluster_options=cluster_options, started=started)
+
+
+#: The Dask setting that holds the environment of the worker processes a nanny spawns.
+NANNY_ENVIRON = "distributed.nanny.pre-spawn-environ"
+
+
+def worker_environ(environ: dict) -> dict:
+    """Dask's worker environment without `MALLOC_TRIM_THRESHOLD_`.
+
+    Dask sets it (to 64 KiB) so that workers return freed memory to the OS.  Setting
+    it at all turns off glibc's adaptive mmap threshold, so every array above 128 KiB
+    (a 64 x 300 float64 activity is 150 KiB) is a fresh mmap with its page faults:
+    measured on the paper's MLP, one AR training batch took 1.8x as long with it as
+    without it (100 batches: 2.29 s vs 1.28 s in a plain process with the variable
+    set, 1.38 s without).  The BLAS/OpenMP thread limits stay.
+
+    Parameters
+    ----------
+    environ : dict
+        The configured environment (``distributed.nanny.pre-spawn-environ``).
+
+    Returns
+    -------
+    dict
+    """
+    return {k: v for k, v in dict(environ).items() if k != "MALLOC_TRIM_THRESHOLD_"}
+
+
+def _run_on_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None],
+                 load: Callable[[RunSpec], dict], *, workers: int, scheduler: str | None,
+                 retries: int, threads: int, command: str | None, say: Callable[[str], None],
+                 cluster_options: dict, started: Callable[[str, str | None], None]) -> None:
+    from distributed import Client, LocalCluster  # lazy: Dask is the optional extra
 
     cluster = None
     if scheduler is None:
