@@ -144,3 +144,23 @@ CASES = [
 ]
 
 test_conv = make_op_test(CASES)
+
+# For tests/test_triangular.py: the bilinear helper ops of conv2d's VJPs appear in a graph
+# only when a VJP is itself differentiated (second order); there the triangular solver
+# builds their Jacobian from their VJPs (themselves convolutions), one column at a time.
+VJP_FALLBACK = [(name, "bilinear helper of conv2d's VJP, in graphs of second derivatives "
+                 "only: the Jacobian is assembled from its VJPs (convolutions)")
+                for name in ("conv2d_input_vjp", "conv2d_weight_vjp")]
+_G = np.linspace(-1.0, 1.0, 2 * 2 * 3 * 3).reshape(2, 2, 3, 3)  # conv of (2,1,4,4) by 2x2
+_W = np.linspace(0.5, -0.5, 2 * 1 * 2 * 2).reshape(2, 1, 2, 2)
+_X = np.linspace(-0.7, 0.9, 2 * 1 * 4 * 4).reshape(2, 1, 4, 4)
+JACOBIAN_CASES = [
+    ("conv2d_input_vjp", (_G, _W), {"stride": 1, "padding": 0, "input_hw": (4, 4)}, [0, 1]),
+    ("conv2d_weight_vjp", (_X, _G), {"stride": 1, "padding": 0, "kernel_hw": (2, 2)}, [0, 1]),
+    ("conv2d", (_X, _W, np.array([0.1, -0.2])),
+     {"stride": 1, "padding": 1, "activation": "tanh"}, [0, 1, 2]),
+    ("conv2d", (_X, _W, np.array([0.1, -0.2])),
+     {"stride": 2, "padding": 0, "activation": "relu", "pool": 2}, [0, 1, 2]),
+    ("max_pool2d", (_X,), {"size": 2}, [0]),
+    ("avg_pool2d", (_X,), {"size": 2}, [0]),
+]

@@ -67,7 +67,7 @@ def worker_environ(environ: dict) -> dict:
     Parameters
     ----------
     environ : dict
-        The configured environment (``distributed.nanny.pre-spawn-environ``).
+        The configured environment (`distributed.nanny.pre-spawn-environ`).
 
     Returns
     -------
