@@ -151,7 +151,7 @@ def test_python_round_of_traced_value_is_piecewise_constant():
 NOT_IN_TABLE = "not in ardiff's op table"
 
 UNSUPPORTED = {
-    "np.nanmedian": (lambda x: np.nanmedian(x), "numpy.nanmedian"),
+    "np.i0": (lambda x: np.i0(x).sum(), "numpy.i0"),
     "np.ediff1d": (lambda x: np.ediff1d(x).sum(), "numpy.ediff1d"),
     "np.polyfit": (lambda x: np.polyfit(x, x, 1).sum(), "numpy.polyfit"),
     "np.unwrap": (lambda x: np.unwrap(x).sum(), "numpy.unwrap"),
@@ -211,7 +211,7 @@ def test_grad_of_several_outputs(container):
 
 
 def test_grad_of_a_boolean_traced_output():
-    with raises_exactly(TypeError, "dtype bool", "must return a real float array"):
+    with raises_exactly(TypeError, "dtype bool", "must return a float array"):
         ardiff.grad(lambda x: x > 0)(1.0)
 
 

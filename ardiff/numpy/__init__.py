@@ -428,7 +428,8 @@ WITHOUT_GRADIENT = (
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
     "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
     "may_share_memory shares_memory copysign argpartition lexsort isreal iscomplex isposinf "
-    "isneginf isin unravel_index ravel_multi_index histogram2d histogramdd histogram_bin_edges"
+    "isneginf isin unravel_index ravel_multi_index histogram2d histogramdd histogram_bin_edges "
+    "nanargmax nanargmin"
 ).split()
 for _name in WITHOUT_GRADIENT:
     globals()[_name] = _without_gradient(_name)
