@@ -18,9 +18,23 @@ autograd (when it is installed) as the reference.  In both, loop budgets are cut
 that each example finishes in seconds, and matplotlib draws to the Agg backend without
 pausing.  A `sitecustomize` module records the first few results of `grad`,
 `value_and_grad`, `elementwise_grad`, `jacobian` and `hessian` in each run, and seeds NumPy's global
-random state (most examples also seed their own), so the two runs' first gradients are
+random state and makes unseeded `RandomState()` / `default_rng()` start from seed 0
+(most examples seed their own), so the two runs' first gradients are
 taken at the same points and are compared (largest difference relative to the largest
 autograd entry).
+
+MNIST without the network: four examples (convnet, generative_adversarial_net,
+neural_net, variational_autoencoder) load MNIST through the sdist's `data_mnist.py`,
+which downloads it.  When a folder of idx files is available (`--mnist-dir`, by default
+Debian's `dataset-fashion-mnist` folder `/usr/share/datasets/fashion-mnist` when it
+exists), both copies get a stand-in `data_mnist.py` that reads those files instead and
+returns the same thing the original does: train images, train labels, test images, test
+labels as uint8 arrays of shapes (N, 28, 28) and (N,).  With Debian's files this is
+**Fashion-MNIST standing in for MNIST** (same shapes, 10 classes, different pictures),
+so those examples' accuracies are not MNIST's; the gradient comparison is unaffected
+because both runs read the same arrays.  Only the first `--mnist-limit` training and
+test images are returned (default 1000 and a fifth of that), which keeps the examples'
+epoch loops (their iteration counts are computed from the data size) to a few batches.
 
 One line per example: whether it runs under ardiff (or the last line of its error),
 the gradient comparison, and both wall times (each includes starting Python and
@@ -132,6 +146,20 @@ except Exception:
 _np.random.seed(0)  # unseeded examples draw the same numbers in both runs
 
 
+class _SeededRandomState(_np.random.RandomState):
+    """RandomState() without a seed starts from seed 0 (convnet's `npr.RandomState()`
+    would otherwise draw different weights in the two runs)."""
+
+    def __init__(self, seed=None):
+        super().__init__(0 if seed is None else seed)
+
+
+_default_rng = _np.random.default_rng
+# installed before autograd/ardiff import, so `autograd.numpy.random` copies these too
+_np.random.RandomState = _SeededRandomState
+_np.random.default_rng = lambda seed=None: _default_rng(0 if seed is None else seed)
+
+
 def _cap_minimize():
     """scipy.optimize.minimize with its iterations capped (most examples run CG to
     convergence, which takes minutes with their plotting callbacks)."""
@@ -197,7 +225,68 @@ def point_at_ardiff(source: str) -> str:
 SOURCE_AS_DATA = re.compile(r"(dirname\(__file__\),\s*([\"']))(\w+\.py)(\2)")
 
 
-def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool) -> None:
+#: Where `dataset-fashion-mnist` (Debian/Ubuntu) installs its idx files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+#: The four idx files `data_mnist.mnist()` reads, in the order it returns them.
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+#: Stand-in for the sdist's `data_mnist.py` (which downloads MNIST): reads local idx
+#: files, plain NumPy only so that both runs load byte-identical arrays.
+MNIST_STANDIN = '''"""Stand-in written by tools/autograd_examples.py: local idx files, no download.
+
+Source folder: {directory} ({label}).  Returns the first {limit} training and
+{test_limit} test images.
+"""
+import gzip
+import os
+
+import numpy as np
+
+_DIR = {directory!r}
+_FILES = {files!r}
+
+
+def _read(stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(_DIR, name)
+        if os.path.isfile(path):
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rb") as fh:
+                raw = fh.read()
+            ndim = raw[3]
+            shape = tuple(int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
+            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    raise FileNotFoundError(f"no {{stem}}(.gz) in {{_DIR}}")
+
+
+def mnist():
+    train_images, train_labels, test_images, test_labels = (_read(s) for s in _FILES)
+    return (train_images[:{limit}].copy(), train_labels[:{limit}].copy(),
+            test_images[:{test_limit}].copy(), test_labels[:{test_limit}].copy())
+'''
+
+
+def mnist_standin(directory: Path, limit: int) -> str:
+    """Source of a `data_mnist.py` reading `directory`'s idx files (first `limit` images).
+
+    Raises
+    ------
+    FileNotFoundError
+        If one of the four idx files (gzipped or not) is missing from `directory`.
+    """
+    for stem in MNIST_FILES:
+        if not any((directory / name).is_file() for name in (stem + ".gz", stem)):
+            raise FileNotFoundError(f"--mnist-dir {directory}: no {stem}(.gz) there")
+    label = ("Fashion-MNIST standing in for MNIST"
+             if "fashion" in str(directory).lower() else "local idx files")
+    return MNIST_STANDIN.format(directory=str(directory), label=label, files=MNIST_FILES,
+                                limit=limit, test_limit=max(limit // 5, 1))
+
+
+def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool,
+            mnist: str | None = None) -> None:
     shutil.copytree(examples, target)
     for path in target.rglob("*.py"):
         source = cut_budgets(path.read_text(), iters)
@@ -210,6 +299,8 @@ def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool) -> None:
         source = SOURCE_AS_DATA.sub(r"\1\3.txt\4", source)
         path.write_text(source)
     (target / "sitecustomize.py").write_text(RECORDER)
+    if mnist is not None:
+        (target / "data_mnist.py").write_text(mnist)
 
 
 def run(script: Path, library: str, record: Path, timeout: float, iters: int = 3
@@ -259,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=3, help="iteration budget")
     parser.add_argument("--only", nargs="*", help="example names to run")
     parser.add_argument("--no-compare", action="store_true", help="skip autograd's runs")
+    parser.add_argument("--mnist-dir", type=Path, default=None,
+                        help="folder of MNIST-format idx files replacing the MNIST download "
+                             f"(default: {DEBIAN_FASHION_MNIST} if it exists, i.e. "
+                             "Fashion-MNIST standing in for MNIST)")
+    parser.add_argument("--mnist-limit", type=int, default=1000,
+                        help="training images the stand-in returns (test: a fifth)")
     args = parser.parse_args(argv)
     examples = args.sdist / "examples"
     if not examples.is_dir():
@@ -270,10 +367,26 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("autograd is not installed: running ardiff only")
             compare_runs = False
+    mnist_dir = args.mnist_dir
+    if mnist_dir is None and DEBIAN_FASHION_MNIST.is_dir():
+        mnist_dir = DEBIAN_FASHION_MNIST
+    mnist = None
+    if mnist_dir is not None:
+        try:
+            mnist = mnist_standin(mnist_dir, args.mnist_limit)
+        except FileNotFoundError as error:
+            parser.error(str(error))
+        kind = ("Fashion-MNIST stands in for MNIST (same shapes, 10 classes)"
+                if "fashion" in str(mnist_dir).lower() else "local idx files replace MNIST")
+        print(f"MNIST examples: {kind}; data_mnist.py reads {mnist_dir} in both runs, "
+              f"first {args.mnist_limit} training images")
+    else:
+        print("MNIST examples: no --mnist-dir and no Fashion-MNIST files found; "
+              "they will try to download MNIST")
     work = Path(tempfile.mkdtemp(prefix="autograd_examples_"))
-    prepare(examples, work / "ex_ardiff", args.iters, to_ardiff=True)
+    prepare(examples, work / "ex_ardiff", args.iters, to_ardiff=True, mnist=mnist)
     if compare_runs:
-        prepare(examples, work / "ex_autograd", args.iters, to_ardiff=False)
+        prepare(examples, work / "ex_autograd", args.iters, to_ardiff=False, mnist=mnist)
     scripts = sorted(p for p in (work / "ex_ardiff").rglob("*.py")
                      if p.stem not in HELPERS and p.name != "sitecustomize.py")
     if args.only:
