@@ -2,7 +2,7 @@
 
 Run from the repository root (about a minute on one core):
 
-    python docs/make_figures.py
+    python docs/make_figures.py [SECTION ...]   # e.g. fig1_continuous; default: all
 
 It writes PNGs into `docs/figures/` and prints the Markdown tables that
 `docs/theory.md` quotes.  Everything is seeded, so the numbers are reproducible
@@ -329,12 +329,67 @@ def floor_table() -> None:
     print(table(["layers", "D", "eta=1.25", "eta=1.5", "eta=1.75"], rows))
 
 
+def fig1_continuous() -> None:
+    """Fig. 1 of the paper in continuous time beside its two discrete schedules.
+
+    The paper's numerical test (`ardiff.paper.fig1`: 784-300-100-100-10 tanh, no
+    biases, weights N(0, 0.05^2), output clamped to 2 (out - y), hidden layers from
+    their forward values) on the first 64 images of the bundled Fashion-MNIST subset.
+    Euler steps of size eta approximate the flow dx/dt = target - x at t = eta * T, so
+    the three are drawn against that time; the flow is the exact closed form (Poisson
+    weights), the discrete schedules are stepped.
+    """
+    from ardiff.nn import MLP, one_hot
+    from ardiff.paper.runners import load_data
+
+    x, y = load_data("fashion-mnist-small", train_size=64, test_size=1,
+                     progress=False)["train"]
+    sizes, eta, steps = (784, 300, 100, 100, 10), 0.1, 300
+    model = MLP(sizes, activation="tanh", bias=False, init_std=0.05, seed=0)
+    graph, out, params, layers = model.trace(x)
+    seed = 2.0 * (out.value - one_hot(y, sizes[-1], x.dtype))
+    exact = ardiff.backprop(graph, out, params, seed=seed).activities
+    hidden = [a.node.index for a in layers[:-1]]
+    times = eta * np.arange(steps + 1)
+    runs = {f"{schedule}, eta {eta}": ardiff.relax(
+        graph, out, params, seed=seed, schedule=schedule, eta=eta, init="forward", tol=0.0,
+        max_iter=steps, record=True) for schedule in ("parallel", "sequential")}
+    runs["continuous (exact flow)"] = ardiff.relax(
+        graph, out, params, seed=seed, schedule="continuous", init="forward", tol=0.0,
+        time=list(times[1:]), record=True)
+    fig, axes = plt.subplots(1, len(hidden), figsize=(13, 3.6), sharey=True)
+    rows = []
+    at = (1.0, 5.0, 10.0, 20.0, 30.0)
+    for label, res in runs.items():
+        for k, (ax, i) in enumerate(zip(axes, hidden)):
+            curve = np.array([rel_err(v, exact[i]) for v in res.trajectory[i]])
+            t = times if len(curve) == len(times) else times[1:]
+            ax.plot(t, np.maximum(curve, 1e-17), label=label)
+            rows.append([label, f"layer {k + 1}"] + [f"{curve[np.argmin(abs(t - a))]:.1e}"
+                                                      for a in at])
+    for k, ax in enumerate(axes):
+        ax.set(title=f"layer {k + 1} ({len(hidden) - k} below the clamp)",
+               xlabel="time t (= eta x steps)", yscale="log")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("relative error vs backprop")
+    fig.suptitle("Fig. 1 in continuous time: 784-300-100-100-10 tanh, batch 64, forward start")
+    save(fig, "fig1_continuous.png")
+    print("\n### Fig. 1 in continuous time: relative error of each hidden layer at time t "
+          f"(discrete schedules at T = t / {eta} steps)\n")
+    rows.sort(key=lambda r: (r[1], r[0]))
+    print(table(["dynamics", "layer"] + [f"t = {a:g}" for a in at], rows))
+
+
 def main() -> int:
     os.makedirs(FIGURES, exist_ok=True)
     start = time.perf_counter()
     print(f"ardiff {ardiff.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}")
-    for section in (eta_sweep, depth_sweep, transient, floor_table, init_table,
-                    paper_preset_table, mlp_curves):
+    sections = (eta_sweep, depth_sweep, transient, floor_table, init_table,
+                paper_preset_table, mlp_curves, fig1_continuous)
+    only = sys.argv[1:]  # section names to run (default: all)
+    for section in sections:
+        if only and section.__name__ not in only:
+            continue
         tic = time.perf_counter()
         section()
         print(f"({section.__name__}: {time.perf_counter() - tic:.1f} s)", file=sys.stderr)
