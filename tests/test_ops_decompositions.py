@@ -521,3 +521,25 @@ def test_numpy_dispatch_of_decompositions():
     graph = ardiff.trace(f, a)
     names = {node.op_name for node in graph.nodes}
     assert {"cholesky", "eigvalsh", "svdvals", "qr_r", "pinv"} <= names
+
+
+@pytest.mark.parametrize("mode", ["full", "valid"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_sliding_convolve_equals_scipy_direct(mode, dtype):
+    # the convolve op's fast path where SciPy would run its direct method
+    from ardiff.ops.signal import sliding_convolve
+
+    rng = np.random.default_rng(3)
+    for shape_a, shape_b in [((7,), (3,)), ((6, 5), (2, 3)), ((4, 1, 6, 5), (2, 3, 1, 2)),
+                             ((9, 2, 1, 7, 7), (9, 1, 3, 3, 3))]:
+        if mode == "valid":
+            shape_a = tuple(max(m, n) for m, n in zip(shape_a, shape_b))
+        a = (rng.standard_normal(shape_a) * 10).astype(dtype)
+        b = (rng.standard_normal(shape_b) * 10).astype(dtype)
+        expected = scipy.signal.convolve(a, b, mode=mode, method="direct")
+        got = sliding_convolve(a, b, mode)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        # rounding relative to the largest output (sums of terms of mixed signs)
+        eps = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, expected, rtol=eps,
+                                   atol=eps * float(np.max(np.abs(expected))))
