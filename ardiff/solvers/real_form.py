@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from ..graph import unwrap
 from .plan import Plan
 
-__all__ = ["RealFormSystem", "needs_real_form", "real_size", "to_real", "assemble_real_form"]
+__all__ = ["SparseSystem", "RealFormSystem", "needs_real_form", "real_size", "to_real",
+           "assemble_real_form"]
 
 
 def _is_complex(value: Any) -> bool:
@@ -65,23 +66,28 @@ def to_real(a: Any, complex_: bool) -> np.ndarray:
 
 
 @dataclass
-class RealFormSystem:
-    """`(I - N) x = b` over the real and imaginary parts (interface of `TriangularSystem`).
+class SparseSystem:
+    """An assembled fixed-point system `(I - N) x = b` of the triangular solver.
+
+    The fields and the derived `size` and `H` shared by `TriangularSystem` (real
+    graphs, `ardiff.solvers.triangular`) and `RealFormSystem` (complex graphs over
+    their real and imaginary parts); each adds its `split` of a solution into
+    per-node activities.
 
     Attributes
     ----------
     N : scipy.sparse.csr_matrix
-        Strictly upper-triangular real coupling.
+        Strictly upper-triangular coupling, `size x size`.
     b : numpy.ndarray
-        Right-hand side, real.
+        Right-hand side (the seed pushed one step into the graph).
     nodes : list of int
-        Relaxing node indices in topological order.
+        Relaxing node indices in topological order (the block order).
     offsets : numpy.ndarray
-        `offsets[k]:offsets[k+1]` is the slice of `nodes[k]`'s real unknowns.
+        `offsets[k]:offsets[k+1]` is the slice of `nodes[k]`'s unknowns.
     fallback_ops : list of str
-        Ops whose blocks were built from VJPs of unit vectors.
+        Ops whose Jacobian blocks were built from VJPs of unit vectors (slow).
     vjp_evals : int
-        VJP evaluations spent.
+        VJP evaluations spent on the right-hand side and on fallback Jacobians.
     """
 
     N: sp.csr_matrix
@@ -93,13 +99,19 @@ class RealFormSystem:
 
     @property
     def size(self) -> int:
-        """Number of real unknowns."""
+        """Number of unknowns (the flattened activities of all relaxing nodes)."""
         return int(self.b.size)
 
     @property
     def H(self) -> sp.csr_matrix:
-        """`I - N` (real)."""
+        """`I - N`: the paper's "Hessian" of the relaxation energy (eqs. 17-19)."""
         return (sp.identity(self.size, format="csr") - self.N).tocsr()
+
+
+@dataclass
+class RealFormSystem(SparseSystem):
+    """`(I - N) x = b` over the real and imaginary parts (the fields of `SparseSystem`,
+    all real; `offsets` slice each node's real unknowns: twice its size if complex)."""
 
     def split(self, x: np.ndarray, plan: Plan) -> dict:
         """Cut a real solution into per-node activities, complex where the node is.

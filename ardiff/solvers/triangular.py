@@ -32,7 +32,7 @@ from ..interchange import from_networkx
 from ..ops.jacobians import jacobian_from_vjp
 from .common import finish, make_seed, relative_error, sweep
 from .plan import Plan, compile_plan
-from .real_form import assemble_real_form, needs_real_form
+from .real_form import SparseSystem, assemble_real_form, needs_real_form
 from .result import Result
 
 #: Default limit on the stored entries of `I - N`; change it here or per call.
@@ -44,7 +44,7 @@ class SystemTooLargeError(MemoryError):
 
 
 @dataclass
-class TriangularSystem:
+class TriangularSystem(SparseSystem):
     """The assembled fixed-point system `(I - N) x = b`.
 
     Attributes
@@ -62,23 +62,6 @@ class TriangularSystem:
     vjp_evals : int
         VJP evaluations spent on the right-hand side and on fallback Jacobians.
     """
-
-    N: sp.csr_matrix
-    b: np.ndarray
-    nodes: list
-    offsets: np.ndarray
-    fallback_ops: list
-    vjp_evals: int
-
-    @property
-    def size(self) -> int:
-        """Number of unknowns (the flattened activities of all relaxing nodes)."""
-        return int(self.b.size)
-
-    @property
-    def H(self) -> sp.csr_matrix:
-        """`I - N`: the paper's "Hessian" of the relaxation energy (eqs. 17-19)."""
-        return (sp.identity(self.size, format="csr") - self.N).tocsr()
 
     def split(self, x: np.ndarray, plan: Plan) -> dict:
         """Cut a solution vector into per-node activities shaped and typed like the nodes.
