@@ -15,17 +15,13 @@ last call writes the summary (`cnn_summary.json`, `cnn_table.md`, figures).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..nn import CNN, OPTIMIZERS, History, train
-from .conditions import get_condition
-from .files import write_json
-from .training import FINISHED, format_table, load_run, run_path, write_results
+from ..nn import CNN
+from .training import FINISHED, format_table, load_run, run_path, train_one, write_results
 
 __all__ = ["CNNConfig", "train_cnn", "run_cnn", "describe", "CNN_CONDITIONS"]
 
@@ -93,42 +89,8 @@ def train_cnn(config: CNNConfig, condition: str, seed: int, data: dict, out: Pat
     dict
         The saved run (settings, method, status and the `History`).
     """
-    cond = get_condition(condition)
-    method = cond.method(seed=seed, eta=config.eta, steps=config.steps, init=config.init,
-                         schedule=config.schedule, closed_form=config.closed_form)
-    if config.optimizer not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose from "
-                         f"{sorted(OPTIMIZERS)}.")
-    model = config.model(seed)
-    history = History()
-    path = run_path(out, condition, seed)
-    run = {"condition": condition, "label": cond.label, "seed": seed,
-           "config": config.to_dict(), "model": repr(model), "method": method.describe(),
-           "command": command, "status": "running",
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-
-    def save(status: str) -> None:
-        run["status"] = status
-        run["history"] = history.to_dict()
-        write_json(path, run)
-
-    per_epoch = math.ceil(len(data["train"][0]) / config.batch_size)
-    run["batches_per_epoch"] = per_epoch
-    bar = progress(total=per_epoch * config.epochs, desc=f"cnn {condition} seed {seed}",
-                   unit="batch", leave=False) if progress else None
-    try:
-        train(model, data["train"], data["test"], method=method, loss=config.loss,
-              optimizer=OPTIMIZERS[config.optimizer](lr=config.lr), epochs=config.epochs,
-              batch_size=config.batch_size, seed=seed, angle_every=config.angle_every,
-              history=history, progress=bar, on_epoch=lambda h: save("running"))
-    except KeyboardInterrupt:
-        save("interrupted")
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    save("diverged" if history.diverged is not None else "complete")
-    return run
+    return train_one(config, condition, seed, data, out, progress, command, name="cnn ",
+                     record_model=True)
 
 
 def run_cnn(data: dict, config: CNNConfig, out: Path, *, seeds: Sequence[int] = (0, 1, 2),

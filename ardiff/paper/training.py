@@ -59,6 +59,10 @@ class TrainingConfig:
         d["sizes"] = list(self.sizes)
         return d
 
+    def model(self, seed: int) -> MLP:
+        """The network of one run (weights drawn from `seed`)."""
+        return MLP(self.sizes, activation=self.activation, init_std=self.init_std, seed=seed)
+
 
 #: Run states that are final: a finished run is reused rather than trained again.
 FINISHED = ("complete", "diverged")
@@ -77,24 +81,31 @@ def load_run(path: Path) -> dict | None:
         return None
 
 
-def train_one(config: TrainingConfig, condition: str, seed: int, data: dict, out: Path,
-              progress: Callable[..., Any] | None = None, command: str | None = None) -> dict:
-    """Train one condition with one seed, saving after every epoch; returns the run dict."""
+def train_one(config: Any, condition: str, seed: int, data: dict, out: Path,
+              progress: Callable[..., Any] | None = None, command: str | None = None, *,
+              name: str = "", record_model: bool = False) -> dict:
+    """Train one condition with one seed, saving after every epoch; returns the run dict.
+
+    `config` is a `TrainingConfig` or any settings object with the same training fields,
+    `to_dict` and `model(seed)` (`ardiff.paper.cnn.CNNConfig`); `name` prefixes the
+    progress bar and `record_model` stores the model's repr in the run.
+    """
     cond = get_condition(condition)
     method = cond.method(seed=seed, eta=config.eta, steps=config.steps, init=config.init,
                          schedule=config.schedule, closed_form=config.closed_form)
-    model = MLP(config.sizes, activation=config.activation, init_std=config.init_std,
-                seed=seed)
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose from "
                          f"{sorted(OPTIMIZERS)}.")
+    model = config.model(seed)
     optimizer = OPTIMIZERS[config.optimizer](lr=config.lr)
     history = History()
     path = run_path(out, condition, seed)
     run = {"condition": condition, "label": cond.label, "seed": seed,
-           "config": config.to_dict(), "method": method.describe(), "command": command,
-           "status": "running",
-           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "config": config.to_dict()}
+    if record_model:
+        run["model"] = repr(model)
+    run.update({"method": method.describe(), "command": command, "status": "running",
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     def save(status: str) -> None:
         run["status"] = status
@@ -104,7 +115,7 @@ def train_one(config: TrainingConfig, condition: str, seed: int, data: dict, out
     per_epoch = math.ceil(len(data["train"][0]) / config.batch_size)
     run["batches_per_epoch"] = per_epoch
     n_batches = per_epoch * config.epochs
-    bar = progress(total=n_batches, desc=f"{condition} seed {seed}", unit="batch",
+    bar = progress(total=n_batches, desc=f"{name}{condition} seed {seed}", unit="batch",
                    leave=False) if progress else None
     try:
         train(model, data["train"], data["test"], method=method, loss=config.loss,

@@ -25,8 +25,8 @@ import scipy.sparse as sp
 from ..graph import unwrap
 from .plan import Plan
 
-__all__ = ["SparseSystem", "RealFormSystem", "needs_real_form", "real_size", "to_real",
-           "assemble_real_form"]
+__all__ = ["SparseSystem", "RealFormSystem", "assemble_blocks", "needs_real_form",
+           "real_size", "to_real", "assemble_real_form"]
 
 
 def _is_complex(value: Any) -> bool:
@@ -63,6 +63,30 @@ def to_real(a: Any, complex_: bool) -> np.ndarray:
     if complex_:
         return np.ascontiguousarray(a.astype(np.complex128)).view(np.float64)
     return np.real(a).astype(np.float64)
+
+
+def assemble_blocks(rows: list, cols: list, data: list, size: int) -> sp.csr_matrix:
+    """The `size x size` CSR matrix of concatenated COO blocks (duplicates summed,
+    explicit zeros dropped); shared by the real and the real-form assembly.
+
+    Parameters
+    ----------
+    rows, cols, data : list of numpy.ndarray
+        Row indices, column indices and values of each block, already offset.
+    size : int
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+    """
+    if rows:
+        N = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(size, size))
+    else:
+        N = sp.csr_matrix((size, size))
+    N.sum_duplicates()
+    N.eliminate_zeros()
+    return N
 
 
 @dataclass
@@ -210,13 +234,7 @@ def assemble_real_form(plan: Plan, seed: Any, inner_edges: Callable,
         rows.append(block_rows.astype(np.int64) + offsets[position[p]])
         cols.append(block_cols.astype(np.int64) + offsets[position[k]])
         data.append(np.asarray(block_data, dtype=np.float64))
-    if rows:
-        N = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(size, size))
-    else:
-        N = sp.csr_matrix((size, size))
-    N.sum_duplicates()
-    N.eliminate_zeros()
+    N = assemble_blocks(rows, cols, data, size)
     b = np.zeros(size)
     for k, i in enumerate(order):
         for child, vjp in plan.edges[i]:

@@ -32,7 +32,7 @@ from ..interchange import from_networkx
 from ..ops.jacobians import jacobian_from_vjp
 from .common import finish, make_seed, relative_error, sweep
 from .plan import Plan, compile_plan
-from .real_form import SparseSystem, assemble_real_form, needs_real_form
+from .real_form import SparseSystem, assemble_blocks, assemble_real_form, needs_real_form
 from .result import Result
 
 #: Default limit on the stored entries of `I - N`; change it here or per call.
@@ -227,13 +227,7 @@ def assemble(plan: Plan, seed: Any, max_nnz: int | None = None) -> TriangularSys
         rows.append(J.col.astype(np.int64) + offsets[position[p]])
         cols.append(J.row.astype(np.int64) + offsets[position[k]])
         data.append(J.data.astype(np.float64, copy=False))
-    if rows:
-        N = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(size, size))
-    else:
-        N = sp.csr_matrix((size, size))
-    N.sum_duplicates()
-    N.eliminate_zeros()
+    N = assemble_blocks(rows, cols, data, size)
     b = np.zeros(size)
     for k, i in enumerate(order):
         for child, vjp in plan.edges[i]:
