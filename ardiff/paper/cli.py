@@ -32,7 +32,14 @@ from .conditions import CONDITIONS, FIG2, FIG3
 from .data import DATASETS, DataError, DataNotFoundError, cache_dir
 from .fig1 import PAPER_ETAS
 from .runners import load_data, run_demo, run_fig1
-from .sweep_cli import add_execution_options, add_sweep_parser, reproduce_sweep, sweep_command
+from .sweep_cli import (
+    add_execution_options,
+    add_sweep_parser,
+    natural_int,
+    positive_int,
+    reproduce_sweep,
+    sweep_command,
+)
 from .sweep_config import SweepConfigError
 from .sweep_dask import SweepError
 from .sweep_runs import limit_blas_threads
@@ -121,26 +128,6 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
 def _etas(text: str) -> list[float]:
     try:
         etas = [float(s) for s in text.split(",") if s.strip()]
@@ -206,7 +193,7 @@ def missing_dependencies(args: argparse.Namespace) -> list[str]:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--threads", type=_positive, default=1, help=THREADS_HELP)
+    parser.add_argument("--threads", type=positive_int, default=1, help=THREADS_HELP)
 
 
 def _data_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
@@ -232,12 +219,12 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
         f"({spec['quick']}): {spec['quick_time']}.")
     _data_options(parser, f"a short run: {spec['quick']} ({spec['quick_time']})")
     if figure == "fig1":
-        parser.add_argument("--seed", type=_natural, default=0,
+        parser.add_argument("--seed", type=natural_int, default=0,
                             help="weight initialisation seed (default: %(default)s)")
         parser.add_argument("--eta", type=float, default=0.1,
                             help="eta of Fig. 1a and of the sequential schedule "
                             "(default: %(default)s)")
-        parser.add_argument("--steps", type=_positive, default=None,
+        parser.add_argument("--steps", type=positive_int, default=None,
                             help=f"relaxation steps of the eta sweep (default: "
                             f"{full['steps']}; --quick: {quick['steps']})")
         parser.add_argument("--etas", type=_etas, default=None,
@@ -250,18 +237,18 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
         parser.add_argument("--seeds", type=_seeds, default=None,
                             help=f"number of seeds, or a comma-separated list (default: "
                             f"{seeds}; --quick: {quick['seeds'][0]})")
-        parser.add_argument("--epochs", type=_positive, default=None,
+        parser.add_argument("--epochs", type=positive_int, default=None,
                             help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
         parser.add_argument("--conditions", type=_conditions, default=None,
                             help=f"comma-separated subset of {', '.join(CONDITIONS)} "
                             f"(default: {conditions})")
-        parser.add_argument("--train-size", type=_positive, default=None, metavar="N",
+        parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                             help="use only the first N training images (default: all; "
                             f"--quick: {quick['train_size']})")
-        parser.add_argument("--test-size", type=_positive, default=None, metavar="N",
+        parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                             help="use only the first N test images (default: all; "
                             f"--quick: {quick['test_size']})")
-        parser.add_argument("--batch-size", type=_positive, default=64,
+        parser.add_argument("--batch-size", type=positive_int, default=64,
                             help="default: %(default)s")
         parser.add_argument("--lr", type=float, default=5e-4,
                             help="learning rate (default: %(default)s)")
@@ -271,7 +258,7 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
                             help="default: %(default)s (summed squared error)")
         parser.add_argument("--eta", type=float, default=0.1,
                             help="relaxation step (default: %(default)s)")
-        parser.add_argument("--steps", type=_positive, default=100,
+        parser.add_argument("--steps", type=positive_int, default=100,
                             help="relaxation steps T (default: %(default)s)")
         parser.add_argument("--init", choices=("forward", "zeros"), default="forward",
                             help="starting activities (default: %(default)s)")
@@ -280,11 +267,11 @@ def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
                             help="parallel = Algorithm 1 of the paper; sequential = the "
                             "top-down order of the paper's training code "
                             "(default: %(default)s)")
-        parser.add_argument("--angle-every", type=_natural, default=100, metavar="N",
+        parser.add_argument("--angle-every", type=natural_int, default=100, metavar="N",
                             help="record the angle to backprop's gradient every N batches "
                             "(0: never; default: %(default)s)")
         if figure in ("fig2", "fig3"):
-            add_execution_options(parser, _positive, "N > 1: run on N worker processes "
+            add_execution_options(parser, positive_int, "N > 1: run on N worker processes "
                                   "(Dask; default: in this process)")
     _common(parser)
     return parser
@@ -314,11 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, metavar="DIR",
                       help=f"output directory (default: {default_demo_dir()}, "
                       "i.e. $XDG_CACHE_HOME/ardiff/demo)")
-    demo.add_argument("--epochs", type=_positive, default=3,
+    demo.add_argument("--epochs", type=positive_int, default=3,
                       help="training epochs per method (default: %(default)s)")
     # for quick tests of the command itself
-    demo.add_argument("--train-size", type=_positive, default=None, help=argparse.SUPPRESS)
-    demo.add_argument("--test-size", type=_positive, default=None, help=argparse.SUPPRESS)
+    demo.add_argument("--train-size", type=positive_int, default=None, help=argparse.SUPPRESS)
+    demo.add_argument("--test-size", type=positive_int, default=None, help=argparse.SUPPRESS)
     _common(demo)
 
     lines = [f"  {name}: {spec['help']}; {spec['time']} (--quick: {spec['quick_time']})"
@@ -331,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     figures = rep.add_subparsers(dest="figure", required=True, metavar="{fig1,fig2,fig3,cnn}")
     for figure in FIGURES:
         _figure_parser(figures, figure)
-    add_sweep_parser(sub, positive=_positive, seeds=_seeds, common=_common)
+    add_sweep_parser(sub, positive=positive_int, seeds=_seeds, common=_common)
     return parser
 
 

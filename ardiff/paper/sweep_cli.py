@@ -36,7 +36,7 @@ from .sweep_results import error_line
 from .training import FINISHED, format_table, load_run
 
 __all__ = ["add_sweep_parser", "add_execution_options", "sweep_command", "reproduce_sweep",
-           "parse_set"]
+           "parse_set", "positive_int", "natural_int"]
 
 SWEEP_DESCRIPTION = f"""\
 Train every combination of a grid of TrainingConfig values, conditions and seeds,
@@ -65,7 +65,19 @@ Exit status: 0 all runs finished; 1 some runs failed (listed, results written);
 (finished runs are kept: continue with --resume)."""
 
 
-def _natural(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (the options of `ardiff reproduce` and `sweep`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def natural_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -78,14 +90,13 @@ def _natural(text: str) -> int:
 def add_execution_options(parser: argparse.ArgumentParser, positive: Callable[[str], int],
                           default_workers_help: str) -> None:
     """The options saying where runs execute: `--workers`, `--scheduler`, `--retries`."""
-    natural = _natural
     group = parser.add_argument_group("execution")
     group.add_argument("--workers", type=positive, default=None, metavar="N",
                        help=default_workers_help)
     group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="an existing Dask scheduler (started with 'dask scheduler'; "
                        "workers with 'dask worker tcp://HOST:PORT')")
-    group.add_argument("--retries", type=natural, default=3, metavar="N",
+    group.add_argument("--retries", type=natural_int, default=3, metavar="N",
                        help="resubmit a run whose worker died to another worker at most N "
                        "times, then record it as failed (default: %(default)s)")
 
