@@ -79,6 +79,14 @@ def _no_out(name, out):
         raise TypeError(f"ardiff.numpy.{name}: out= writes in place and cannot be traced.")
 
 
+def _quantile_options(name: str, out, weights, interpolation) -> None:
+    """Refuse the options of the quantile family that have no traced version."""
+    _no_out(name, out)
+    if weights is not None or interpolation is not None:
+        raise TypeError(f"ardiff.numpy.{name}: weights= and interpolation= are not "
+                        "supported on traced values.")
+
+
 # -- NaN-ignoring reductions ------------------------------------------------------------
 def _nan_mask(a) -> np.ndarray:
     """Where `a` is NaN (a guard for compiled replays)."""
@@ -280,10 +288,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
     sorted values at `i = floor(q (n - 1))`, `t = q (n - 1) - i`: its gradient goes
     to those two elements (weights `1 - t` and `t`) and, for a traced `q`, to `q`.
     """
-    _no_out("quantile", out)
-    if weights is not None or interpolation is not None:
-        raise TypeError("ardiff.numpy.quantile: weights= and interpolation= are not "
-                        "supported on traced values.")
+    _quantile_options("quantile", out, weights, interpolation)
     return _order_statistics(a, q, axis, method, keepdims, "quantile")
 
 
@@ -291,10 +296,7 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False, *, weights=None, interpolation=None):
     """Traced `numpy.percentile`: `quantile(a, q / 100)` (see `quantile`)."""
-    _no_out("percentile", out)
-    if weights is not None or interpolation is not None:
-        raise TypeError("ardiff.numpy.percentile: weights= and interpolation= are not "
-                        "supported on traced values.")
+    _quantile_options("percentile", out, weights, interpolation)
     q = q / 100.0 if isinstance(q, TracerBase) else np.true_divide(q, 100)
     return _order_statistics(a, q, axis, method, keepdims, "percentile")
 
@@ -392,10 +394,7 @@ def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear
                 keepdims=False, *, weights=None, interpolation=None):
     """Traced `numpy.nanquantile`: `quantile` of the non-NaN values of each slice (NaN
     entries get gradient 0; a slice of NaNs gives NaN)."""
-    _no_out("nanquantile", out)
-    if weights is not None or interpolation is not None:
-        raise TypeError("ardiff.numpy.nanquantile: weights= and interpolation= are not "
-                        "supported on traced values.")
+    _quantile_options("nanquantile", out, weights, interpolation)
     return _nan_order_statistics(a, q, axis, method, keepdims, "nanquantile")
 
 
@@ -403,10 +402,7 @@ def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear
 def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                   keepdims=False, *, weights=None, interpolation=None):
     """Traced `numpy.nanpercentile`: `nanquantile(a, q / 100)`."""
-    _no_out("nanpercentile", out)
-    if weights is not None or interpolation is not None:
-        raise TypeError("ardiff.numpy.nanpercentile: weights= and interpolation= are not "
-                        "supported on traced values.")
+    _quantile_options("nanpercentile", out, weights, interpolation)
     q = q / 100.0 if isinstance(q, TracerBase) else np.true_divide(q, 100)
     return _nan_order_statistics(a, q, axis, method, keepdims, "nanpercentile")
 
