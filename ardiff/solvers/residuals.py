@@ -60,13 +60,18 @@ def residual_parts(target: Any, x: Any) -> tuple[float, float, Any]:
     tmax = max(float(_largest(t, axis=None)), -float(_smallest(t, axis=None)))
     if not math.isfinite(num + tmax):
         return _non_finite_parts(t, unwrap(x), diff)
-    if 0.0 < tmax:
+    if 0.0 < tmax < _LARGEST_SMALLEST_NORMAL:
         # Below the smallest normal number rounding is absolute, not relative: an
         # Euler step with eta > 1 can cycle between +-1 subnormal ulp around a tiny
         # target forever.  Measure such a target against the smallest normal number,
         # where one ulp is eps relative, so the cycle counts as converged.
         tmax = max(tmax, _smallest_normal(getattr(d, "dtype", _FLOAT)))
     return num, tmax, diff
+
+
+#: float16's smallest normal number, the largest of any float dtype: a target above it is
+#: never subnormal, so the hot path skips the dtype lookup.
+_LARGEST_SMALLEST_NORMAL = float(np.finfo(np.float16).smallest_normal)
 
 
 @functools.cache
