@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "as_differentiable",
-           "Graph"]
+           "Graph", "Released", "ReleasedValueError"]
 
 _level_lock = threading.Lock()
 _level_counter = itertools.count(1)
@@ -85,6 +85,68 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.label()}>"
+
+
+class ReleasedValueError(RuntimeError):
+    """A local VJP read a forward value that a lean recording did not keep."""
+
+
+class Released:
+    """Stands in a lean recording for a forward value that no local VJP reads.
+
+    A lean graph (`Graph.lean`, set by the transforms whose solve is one reverse
+    sweep) keeps in its nodes only the forward values the local VJPs read, as the
+    ops declare them (`defop(..., reads=...)`): the others are freed as soon as the
+    traced program drops them, so a recording holds about what a hand-written
+    backward pass keeps.  A `Released` keeps what the sweep still needs to know of
+    the value, its shape and dtype (broadcasting is undone from them), and refuses
+    to be used as an array: a VJP that reads it contradicts its op's declaration,
+    which is a bug to report, not a number to compute with.
+
+    Parameters
+    ----------
+    value : numpy.ndarray
+        The value it replaces.
+    node : int
+        The node whose value it is.
+    op_name : str
+        That node's op.
+    """
+
+    __slots__ = ("shape", "dtype", "node", "op_name")
+
+    def __init__(self, value: np.ndarray, node: int, op_name: str):
+        self.shape, self.dtype = value.shape, value.dtype
+        self.node, self.op_name = node, op_name
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of the released value."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements of the released value."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def _refuse(self, *args, **kwargs):
+        raise ReleasedValueError(
+            f"The forward value of node {self.node} (op {self.op_name}, shape {self.shape}) "
+            "was not kept by this lean recording, but a local VJP read it: an op's "
+            "`reads=` declaration leaves out something its VJP uses. Fix the declaration "
+            "(or leave `reads=` out, which keeps every value), and please report it if "
+            "the op is one of ardiff's.")
+
+    # every way of reading the numbers refuses (NumPy converts through __array__)
+    __array__ = __getitem__ = __iter__ = __len__ = __float__ = __int__ = __complex__ = _refuse
+    __bool__ = __neg__ = __pos__ = __abs__ = __invert__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _refuse
+    __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"<released value of node {self.node}: {self.dtype}{list(self.shape)}>"
 
 
 class _NoKeywords(dict):
@@ -194,6 +256,9 @@ class Graph:
 
     #: The class traced values are boxed in (`ardiff.tracer.Tracer`, set when it is defined).
     tracer_class: type = TracerBase
+    #: Keep only the forward values local VJPs read (see `Released`); set by the
+    #: transforms that solve in one reverse sweep, before anything is recorded.
+    lean: bool = False
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []

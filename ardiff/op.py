@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .graph import NO_KWARGS, Graph, TracerBase, unwrap
+from .graph import NO_KWARGS, Graph, Released, TracerBase, unwrap
 
 __all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
-           "Op", "defop", "shape_of", "unbroadcast", "argument_fit", "fit_to_argument",
-           "real_gradient"]
+           "Op", "defop", "RELEASE_MIN_BYTES", "shape_of", "unbroadcast", "argument_fit",
+           "fit_to_argument", "real_gradient"]
 
 #: The op table: name -> `Op`.  Filled by `defop`.
 OPS: dict[str, Op] = {}
@@ -94,6 +94,33 @@ PASS_THROUGH = Fixed(_identity, "{}")
 NEGATED = Fixed(_negate, "-{}")
 
 
+#: A lean recording (`Graph.lean`) releases answers of at least this many bytes that no
+#: VJP reads; smaller ones cost more to release than they free.  (The test suite sets
+#: it to 0, so that every declaration is exercised.)
+RELEASE_MIN_BYTES = 4096
+
+
+def _normalize_reads(name: str, reads, vjps: tuple, vjp) -> tuple | None:
+    """`Op.reads`: one tuple per argument of what its VJP reads ("ans", argument
+    positions), or None for an argument whose reads are unknown."""
+    if reads is None:
+        if vjp is not None:
+            return None
+        return tuple(() if isinstance(maker, Fixed) else None for maker in vjps)
+    reads = tuple(reads)
+    if reads and (isinstance(reads[0], (str, int))):
+        reads = (reads,)  # one argument's reads, given flat
+    normalized = []
+    for read in reads:
+        read = tuple(read) if read is not None else None
+        if read is not None and not all(r == "ans" or (type(r) is int and r >= 0)
+                                        for r in read):
+            raise ValueError(f"defop({name!r}): reads={reads!r}: each entry lists 'ans' "
+                             "and argument positions (non-negative ints).")
+        normalized.append(read)
+    return tuple(normalized)
+
+
 # -- the op --------------------------------------------------------------------------------
 class Op:
     """An elementary operation: a NumPy forward plus one local VJP per argument.
@@ -124,10 +151,13 @@ class Op:
     infix : str or None
         The Python operator (`"+"`, `"-"`, `"*"` or `"/"`) of a binary arithmetic op
         (see `defop`).
+    reads : sequence or None
+        Per argument, what its VJP maker reads of the recorded point (see `defop`);
+        None where unknown.  Inferred as nothing for `Fixed` makers.
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
-                 nonlinear: bool = False, infix: str | None = None):
+                 nonlinear: bool = False, infix: str | None = None, reads=None):
         self.name = name
         self.fwd = fwd if infix is None else _via_operator(fwd, _INFIX[infix])
         self.vjps = tuple(vjps)
@@ -135,6 +165,7 @@ class Op:
         self.jac = jac
         self.nonlinear = nonlinear
         self.infix = infix
+        self.reads = _normalize_reads(name, reads, self.vjps, vjp)
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
 
@@ -164,8 +195,38 @@ class Op:
             value = self.fwd(*raw, **kwargs)
         except (ValueError, IndexError) as exc:
             raise _recording_error(self, graph, raw, exc) from exc
-        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
+        kept = value
+        if graph.lean and self.reads is not None:
+            kept = self.release_unread(graph, raw, parents, value)
+        node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), kept)
         return graph.tracer_class(graph, node.index, value)
+
+    def release_unread(self, graph: Graph, raw: list, parents: list, value: Any) -> Any:
+        """The value a lean graph keeps for a new node; unread arguments released in `raw`.
+
+        Only the VJPs of the traced arguments will ever be staged, so what they read
+        (`self.reads`) is all the node must keep: an argument nobody reads is replaced
+        by its parent's `Released` stand-in (when the parent did not keep its own
+        value either; otherwise nothing would be freed), and the answer is released
+        when no VJP reads it and it is an array of at least `RELEASE_MIN_BYTES`.
+        """
+        reads = self.reads
+        ans_read = False
+        for k, _ in parents:
+            read = reads[k] if k < len(reads) else None
+            if read is None:
+                return value  # unknown: keep everything
+            if "ans" in read:
+                ans_read = True
+        nodes = graph.nodes
+        for k, p in parents:
+            stand_in = nodes[p].value
+            if type(stand_in) is Released and not any(
+                    k in reads[j] for j, _ in parents):
+                raw[k] = stand_in
+        if ans_read or type(value) is not np.ndarray or value.nbytes < RELEASE_MIN_BYTES:
+            return value
+        return Released(value, len(nodes), self.name)
 
     def _call_nested(self, args, kwargs):
         """Record on the highest-level graph, then again on the lower ones inside."""
@@ -237,7 +298,7 @@ class Op:
 
 
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
-          nonlinear: bool = False, infix: str | None = None) -> Op:
+          nonlinear: bool = False, infix: str | None = None, reads: Any = None) -> Op:
     """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
 
     Everything ardiff knows about the op is given here; the tracer, every solver,
@@ -273,6 +334,16 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         float64 scalars or arrays the forward calls the Python operator, NumPy's
         scalar fast path (about ten times cheaper than a ufunc call on scalars,
         bitwise the same result), and generated code writes the operator.
+    reads : sequence, optional
+        What each argument's VJP maker reads of the recorded point, one tuple per
+        positional argument: `"ans"` for the answer, `k` for argument k (shapes and
+        dtypes are always kept, so a VJP that only undoes broadcasting reads
+        nothing).  For a unary op a flat tuple, e.g. `reads=("ans",)` for tanh.  A
+        lean recording (one-sweep gradients) keeps only these values and frees the
+        rest as the program drops them, as a hand-written backward pass would.
+        Default: `()` for `PASS_THROUGH`/`NEGATED`-style (`Fixed`) makers, unknown
+        (everything kept) otherwise.  A VJP reading a value left out raises
+        `ardiff.graph.ReleasedValueError` naming the node.
 
     Returns
     -------
@@ -291,7 +362,7 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         raise ValueError(f"op {name!r} is defined twice")
     if infix is not None and infix not in _INFIX:
         raise ValueError(f"defop({name!r}): infix={infix!r} is not one of {sorted(_INFIX)}.")
-    op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix)
+    op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix, reads=reads)
     OPS[name] = op
     return op
 

@@ -156,6 +156,9 @@ class TracedCall:
         Positional arguments of the call.
     kwargs : dict
         Keyword arguments of the call (never differentiated).
+    lean : bool
+        Record a lean graph (`Graph.lean`): only the forward values local VJPs read
+        are kept, for callers that only run VJPs at the recorded point.
 
     Attributes
     ----------
@@ -175,11 +178,13 @@ class TracedCall:
         When `fun` assigned a traced value into a NumPy array.
     """
 
-    def __init__(self, fun: Callable, argnum: Any, args: tuple, kwargs: dict):
+    def __init__(self, fun: Callable, argnum: Any, args: tuple, kwargs: dict, *,
+                 lean: bool = False):
         self.fun = fun
         self.argnum = argnum
         self.argnums = normalize_argnums(argnum, len(args), fun)
         self.graph = Graph()
+        self.graph.lean = lean
         boxed = list(args)
         self._rebuilds = []
         self.inputs = []
@@ -213,6 +218,9 @@ class TracedCall:
                 "gradients); to differentiate it as an array, pass np.asarray(...) "
                 "instead.") from exc
         self.graph.output = self.output
+        out = self.output
+        if lean and isinstance(out, Tracer) and out.graph is self.graph:
+            out.node.value = out._value  # the output is always kept
 
     def output_tracer(self, what: str, scalar: bool = False) -> Tracer | None:
         """The output as a tracer of this graph, or None if it does not depend on the inputs.
@@ -264,7 +272,7 @@ class TracedCall:
     def value(self) -> Any:
         """The call's return value with this graph's tracing removed (outer levels kept)."""
         out = self.output
-        return out.node.value if isinstance(out, Tracer) and out.graph is self.graph else out
+        return out._value if isinstance(out, Tracer) and out.graph is self.graph else out
 
     def pack(self, flat: list) -> Any:
         """Put a flat list of input gradients back into the arguments' structure.

@@ -43,11 +43,13 @@ def _transform(fun: Callable, argnum: Any, options: dict,
     `body(call, options)` turns the traced call into the transform's result.
     """
     solver_options = SolverOptions.from_keywords(**options)
+    # a one-sweep solve only stages local VJPs: the recording may keep just what they read
+    lean = one_sweep(solver_options) and not solver_options.rules
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
         with gc_paused():
-            return body(TracedCall(fun, argnum, args, kwargs), solver_options)
+            return body(TracedCall(fun, argnum, args, kwargs, lean=lean), solver_options)
 
     return wrapped
 
@@ -315,12 +317,22 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     """
     def body(call: TracedCall, opts: SolverOptions):
         out = call.output_tracer("make_vjp")
-        plan = None if out is None else compile_plan(call.graph, out, call.inputs, opts.rules)
+        # A one-sweep solve stages each VJP as it goes (and drops activities once read)
+        # on the first call, the usual single one; later calls stage once and reuse.
+        sweeps = one_sweep(opts)
+        plan = None if out is None else compile_plan(call.graph, out, call.inputs, opts.rules,
+                                                     stage=not sweeps)
+        calls = [0]
 
         def vjp(g):
             if plan is None:
                 return call.pack(call.zeros())
-            return call.pack(solve_plan(plan, g, opts).grads)
+            if not sweeps:
+                return call.pack(solve_plan(plan, g, opts).grads)
+            calls[0] += 1
+            if calls[0] == 2:
+                plan.stage()
+            return call.pack(sweep_gradients(plan, g))
 
         return vjp, call.value()
 
@@ -478,7 +490,7 @@ def grad_and_aux(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
         out = call.output_tracer("grad_and_aux", scalar=True)
         (flat,) = _gradients(call, out, [None], opts)
         leaves, rebuild = flatten(output[1])
-        own = [leaf.node.value if isinstance(leaf, Tracer) and leaf.graph is call.graph
+        own = [leaf._value if isinstance(leaf, Tracer) and leaf.graph is call.graph
                else leaf for leaf in leaves]  # this level's tracing removed, outer kept
         return call.pack(flat), rebuild(own)
 

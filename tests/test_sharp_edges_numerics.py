@@ -222,6 +222,12 @@ def test_non_finite_forward_value_names_the_op(fun, op, solver):
     g, messages = non_finite_warnings(fun, np.array([1.0, 0.0 if op == "op log" else 1e3]),
                                       **SOLVERS[solver])
     assert np.isfinite(g[0]) and not np.isfinite(g[1])
+    if op == "op log" and solver in ("relax", "backprop"):
+        # one sweep: a lean recording, where log's value (read by no derivative: log's
+        # reads x, tanh's its own answer) is not kept; the read-out names the log node
+        assert messages and messages[0].startswith("Non-finite gradient read out at node 0")
+        assert f"node 1 ({op}" in messages[0] and "method='triangular'" in messages[0]
+        return
     assert messages and f"Non-finite forward value at node 1 ({op}" in messages[0]
 
 

@@ -23,9 +23,13 @@ LN2 = float(np.log(2.0))
 LN10 = float(np.log(10.0))
 
 
-def unary(name, fwd, deriv, nonlinear=True):
-    """Register an elementwise op with local derivative `deriv(ans, x)`."""
-    return defop(name, fwd, Scale(deriv), jac=ELEMENTWISE, nonlinear=nonlinear)
+def unary(name, fwd, deriv, nonlinear=True, reads=None):
+    """Register an elementwise op with local derivative `deriv(ans, x)`.
+
+    `reads` names what `deriv` reads: `"ans"`, `0` (x) or both (see `defop`).
+    """
+    return defop(name, fwd, Scale(deriv), jac=ELEMENTWISE, nonlinear=nonlinear,
+                 reads=None if reads is None else (tuple(reads),))
 
 
 def zero_gradient(name, fwd):
@@ -46,27 +50,27 @@ def _abs_slope(ans, x):
     return where(nonzero, OPS["conj"](x) / where(nonzero, ans, 1.0), 0.0)
 
 
-absolute = unary("absolute", np.absolute, _abs_slope)
-square = unary("square", np.square, lambda ans, x: 2.0 * x)
-sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
-reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans))
-exp = unary("exp", np.exp, lambda ans, x: ans)
-exp2 = unary("exp2", np.exp2, lambda ans, x: ans * LN2)
-expm1 = unary("expm1", np.expm1, lambda ans, x: ans + 1.0)
-log = unary("log", np.log, lambda ans, x: 1.0 / x)
-log2 = unary("log2", np.log2, lambda ans, x: 1.0 / (x * LN2))
-log10 = unary("log10", np.log10, lambda ans, x: 1.0 / (x * LN10))
-log1p = unary("log1p", np.log1p, lambda ans, x: 1.0 / (x + 1.0))
-sin = unary("sin", np.sin, lambda ans, x: cos(x))
-cos = unary("cos", np.cos, lambda ans, x: -sin(x))
-tan = unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans)
-arcsin = unary("arcsin", np.arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x))
-arccos = unary("arccos", np.arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x))
-arctan = unary("arctan", np.arctan, lambda ans, x: 1.0 / (1.0 + x * x))
-sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x))
-cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x))
-tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans)
-arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0))
+absolute = unary("absolute", np.absolute, _abs_slope, reads=("ans", 0))
+square = unary("square", np.square, lambda ans, x: 2.0 * x, reads=(0,))
+sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans, reads=("ans",))
+reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans), reads=("ans",))
+exp = unary("exp", np.exp, lambda ans, x: ans, reads=("ans",))
+exp2 = unary("exp2", np.exp2, lambda ans, x: ans * LN2, reads=("ans",))
+expm1 = unary("expm1", np.expm1, lambda ans, x: ans + 1.0, reads=("ans",))
+log = unary("log", np.log, lambda ans, x: 1.0 / x, reads=(0,))
+log2 = unary("log2", np.log2, lambda ans, x: 1.0 / (x * LN2), reads=(0,))
+log10 = unary("log10", np.log10, lambda ans, x: 1.0 / (x * LN10), reads=(0,))
+log1p = unary("log1p", np.log1p, lambda ans, x: 1.0 / (x + 1.0), reads=(0,))
+sin = unary("sin", np.sin, lambda ans, x: cos(x), reads=(0,))
+cos = unary("cos", np.cos, lambda ans, x: -sin(x), reads=(0,))
+tan = unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans, reads=("ans",))
+arcsin = unary("arcsin", np.arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x), reads=(0,))
+arccos = unary("arccos", np.arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x), reads=(0,))
+arctan = unary("arctan", np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), reads=(0,))
+sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x), reads=(0,))
+cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x), reads=(0,))
+tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans, reads=("ans",))
+arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0), reads=(0,))
 def _arccosh_slope(ans, x):
     """1 / sqrt(x^2 - 1); for complex x 1 / (sqrt(x - 1) sqrt(x + 1)), the derivative of
     NumPy's principal branch (the one-root form has the wrong sign where Re x < 0)."""
@@ -75,10 +79,12 @@ def _arccosh_slope(ans, x):
     return 1.0 / sqrt(x * x - 1.0)
 
 
-arccosh = unary("arccosh", np.arccosh, _arccosh_slope)
-arctanh = unary("arctanh", np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x))
-deg2rad = unary("deg2rad", np.deg2rad, lambda ans, x: float(np.pi / 180.0), nonlinear=False)
-rad2deg = unary("rad2deg", np.rad2deg, lambda ans, x: float(180.0 / np.pi), nonlinear=False)
+arccosh = unary("arccosh", np.arccosh, _arccosh_slope, reads=(0,))
+arctanh = unary("arctanh", np.arctanh, lambda ans, x: 1.0 / (1.0 - x * x), reads=(0,))
+deg2rad = unary("deg2rad", np.deg2rad, lambda ans, x: float(np.pi / 180.0), nonlinear=False,
+                reads=())
+rad2deg = unary("rad2deg", np.rad2deg, lambda ans, x: float(180.0 / np.pi), nonlinear=False,
+                reads=())
 
 
 
@@ -112,9 +118,10 @@ round_ = zero_gradient("round", lambda x, decimals=0: np.round(x, decimals))
 add = defop("add", np.add, PASS_THROUGH, PASS_THROUGH, jac=ELEMENTWISE, infix="+")
 subtract = defop("subtract", np.subtract, PASS_THROUGH, NEGATED, jac=ELEMENTWISE, infix="-")
 multiply = defop("multiply", np.multiply, Scale(lambda ans, x, y: y),
-                 Scale(lambda ans, x, y: x), jac=ELEMENTWISE, infix="*")
+                 Scale(lambda ans, x, y: x), jac=ELEMENTWISE, infix="*", reads=((1,), (0,)))
 divide = defop("divide", np.divide, Scale(lambda ans, x, y: 1.0 / y),
-               Scale(lambda ans, x, y: -ans / y), jac=ELEMENTWISE, infix="/")
+               Scale(lambda ans, x, y: -ans / y), jac=ELEMENTWISE, infix="/",
+               reads=((1,), ("ans", 1)))
 
 
 def _log_base(x):
@@ -136,7 +143,8 @@ def _exponent_less_one(x, y):
 
 power = defop("power", np.power,
               Scale(lambda ans, x, y: y * x ** _exponent_less_one(x, y)),
-              Scale(lambda ans, x, y: ans * _log_base(x)), jac=ELEMENTWISE)
+              Scale(lambda ans, x, y: ans * _log_base(x)), jac=ELEMENTWISE,
+              reads=((0, 1), ("ans", 0)))
 
 
 def _tie_split(x, y, x_wins):
@@ -157,10 +165,11 @@ def _tie_split(x, y, x_wins):
 maximum = defop("maximum", np.maximum,
                 Scale(lambda ans, x, y: _tie_split(x, y, np.greater)),
                 Scale(lambda ans, x, y: _tie_split(y, x, np.greater)),
-                jac=ELEMENTWISE, nonlinear=True)
+                jac=ELEMENTWISE, nonlinear=True, reads=((0, 1), (0, 1)))
 minimum = defop("minimum", np.minimum,
                 Scale(lambda ans, x, y: _tie_split(x, y, np.less)),
-                Scale(lambda ans, x, y: _tie_split(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True)
+                Scale(lambda ans, x, y: _tie_split(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True,
+                reads=((0, 1), (0, 1)))
 
 
 def _nan_aware(x, y, x_wins):
@@ -178,7 +187,8 @@ fmin = defop("fmin", np.fmin,
              Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True)
 arctan2 = defop("arctan2", np.arctan2,
                 Scale(lambda ans, y, x: x / (x * x + y * y)),
-                Scale(lambda ans, y, x: -y / (x * x + y * y)), jac=ELEMENTWISE, nonlinear=True)
+                Scale(lambda ans, y, x: -y / (x * x + y * y)), jac=ELEMENTWISE, nonlinear=True,
+                reads=((0, 1), (0, 1)))
 def _over_hypot(x, ans):
     """x / hypot, taken as 0 at the origin (as for the norm of a zero vector)."""
     nonzero = unwrap(ans) != 0
@@ -187,13 +197,16 @@ def _over_hypot(x, ans):
 
 hypot = defop("hypot", np.hypot,
               Scale(lambda ans, x, y: _over_hypot(x, ans)),
-              Scale(lambda ans, x, y: _over_hypot(y, ans)), jac=ELEMENTWISE, nonlinear=True)
+              Scale(lambda ans, x, y: _over_hypot(y, ans)), jac=ELEMENTWISE, nonlinear=True,
+              reads=(("ans", 0), ("ans", 1)))
 logaddexp = defop("logaddexp", np.logaddexp,
                   Scale(lambda ans, x, y: exp(x - ans)),
-                  Scale(lambda ans, x, y: exp(y - ans)), jac=ELEMENTWISE, nonlinear=True)
+                  Scale(lambda ans, x, y: exp(y - ans)), jac=ELEMENTWISE, nonlinear=True,
+                  reads=(("ans", 0), ("ans", 1)))
 logaddexp2 = defop("logaddexp2", np.logaddexp2,
                    Scale(lambda ans, x, y: exp2(x - ans)),
-                   Scale(lambda ans, x, y: exp2(y - ans)), jac=ELEMENTWISE, nonlinear=True)
+                   Scale(lambda ans, x, y: exp2(y - ans)), jac=ELEMENTWISE, nonlinear=True,
+                   reads=(("ans", 0), ("ans", 1)))
 remainder = defop("remainder", np.remainder,
                   PASS_THROUGH,
                   Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))), jac=ELEMENTWISE)
@@ -206,7 +219,7 @@ def _where_vjp(k, ans, condition, x, y):
     return (lambda g: where(mask, g, 0.0)) if k == 1 else (lambda g: where(mask, 0.0, g))
 
 
-where = defop("where", np.where, vjp=_where_vjp, jac=ELEMENTWISE)
+where = defop("where", np.where, vjp=_where_vjp, jac=ELEMENTWISE, reads=((), (0,), (0,)))
 
 
 def _clip_masks(ans, x, a_min, a_max):

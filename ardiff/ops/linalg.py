@@ -82,7 +82,8 @@ def _tensordot_contraction(argnum, ans, a, b, axes):
 
 tensordot = defop("tensordot", lambda a, b, axes=2: np.tensordot(a, b, axes=axes),
                   vjp=_tensordot_vjp, jac=Contractions(
-                      lambda k, ans, a, b, axes=2: _tensordot_contraction(k, ans, a, b, axes)))
+                      lambda k, ans, a, b, axes=2: _tensordot_contraction(k, ans, a, b, axes)),
+                  reads=((1,), (0,)))
 
 
 def _dot_vjp(k, ans, a, b):
@@ -99,7 +100,8 @@ def _dot_contraction(argnum, ans, a, b):
     return _tensordot_contraction(argnum, ans, a, b, ([na - 1], [0 if nb == 1 else nb - 2]))
 
 
-dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction))
+dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction),
+            reads=((1,), (0,)))
 
 
 def _matmul_vjp(k, ans, a, b):
@@ -149,7 +151,8 @@ def _matmul_contraction(argnum, ans, a, b):
     return pick(argnum, [(a_subs, a), (b_subs, b)], out, ans)
 
 
-matmul = defop("matmul", np.matmul, vjp=_matmul_vjp, jac=Contractions(_matmul_contraction))
+matmul = defop("matmul", np.matmul, vjp=_matmul_vjp, jac=Contractions(_matmul_contraction),
+               reads=((1,), (0,)))
 
 
 # -- einsum -------------------------------------------------------------------

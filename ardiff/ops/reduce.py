@@ -38,10 +38,10 @@ def _mean_vjp(ans, x, axis=None, keepdims=False, **_):
 
 
 sum_ = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-             _sum_vjp, jac=REDUCTION)
+             _sum_vjp, jac=REDUCTION, reads=((),))
 mean = defop("mean",
              lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
-             _mean_vjp, jac=REDUCTION)
+             _mean_vjp, jac=REDUCTION, reads=((),))
 
 
 def _extreme_vjp(ans, x, axis=None, keepdims=False):
@@ -53,9 +53,9 @@ def _extreme_vjp(ans, x, axis=None, keepdims=False):
 
 
 max_ = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, jac=REDUCTION, nonlinear=True)
+             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),))
 min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, jac=REDUCTION, nonlinear=True)
+             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),))
 
 
 def _centred(x, axis, ddof, included) -> tuple:

@@ -36,13 +36,14 @@ def _untake_fwd(g, index, shape):
 
 getitem = defop("getitem", lambda x, index: x[index],
                 lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0)
+                jac=MOVES_ARGUMENT_0, reads=((1,),))
 untake = defop("untake", _untake_fwd,
-               lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter())
+               lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter(),
+               reads=((1,),))
 
 reshape = defop("reshape", np.reshape,
                 lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0)
+                jac=MOVES_ARGUMENT_0, reads=((),))
 
 
 def _transpose_vjp(ans, x, axes=None):
@@ -54,7 +55,7 @@ def _transpose_vjp(ans, x, axes=None):
 
 
 transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp,
-                  jac=MOVES_ARGUMENT_0)
+                  jac=MOVES_ARGUMENT_0, reads=((),))
 
 # The generic unbroadcast in Op.local_vjp does the summation.
 broadcast_to = defop("broadcast_to", np.broadcast_to, PASS_THROUGH, jac=MOVES_ARGUMENT_0)

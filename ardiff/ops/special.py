@@ -54,7 +54,7 @@ def _x_over(x, y):
 
 
 # -- error functions and the normal distribution ------------------------------------------
-expit = unary("expit", sps.expit, lambda ans, x: ans * (1.0 - ans))
+expit = unary("expit", sps.expit, lambda ans, x: ans * (1.0 - ans), reads=("ans",))
 logit = unary("logit", sps.logit, lambda ans, x: 1.0 / (x * (1.0 - x)))
 erf = unary("erf", sps.erf, lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x)))
 erfc = unary("erfc", sps.erfc, lambda ans, x: -TWO_OVER_SQRT_PI * exp(-(x * x)))

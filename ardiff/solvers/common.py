@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import TracerBase, unwrap
+from ..graph import Released, TracerBase, unwrap
 from .plan import Plan, sum_of_vjps
 from .result import Result
 
@@ -260,7 +260,13 @@ def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence |
     nodes = plan.graph.nodes
     if values is None:
         values = [node.value for node in nodes]
+    lean = ""
     for i in plan.relevant:
+        if type(values[i]) is Released:  # a lean recording kept no value here
+            lean = (" (Forward values no local derivative reads were not kept by this "
+                    "one-sweep recording; method='triangular' keeps them all and names the "
+                    "first non-finite one.)")
+            continue
         if not np.all(np.isfinite(unwrap(values[i]))):
             warn_at_caller(
                 f"Non-finite forward value at {nodes[i].label()}: the gradients through it "
@@ -272,14 +278,14 @@ def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence |
             warn_at_caller(
                 f"Non-finite activity first appears at {nodes[i].label()}: the local "
                 "derivative of one of its children is not finite there (e.g. sqrt or log "
-                "at 0, or an overflow).", NonFiniteWarning)
+                "at 0, or an overflow)." + lean, NonFiniteWarning)
             return
     for i, g in zip(plan.wrt, grads):
         if not np.all(np.isfinite(unwrap(g))):
             children = ", ".join(nodes[c].label() for c, _ in plan.children[i] or ())
             warn_at_caller(
                 f"Non-finite gradient read out at {nodes[i].label()} from its children "
-                f"{children}; check their local derivatives (e.g. sqrt or log at 0).",
+                f"{children}; check their local derivatives (e.g. sqrt or log at 0)." + lean,
                 NonFiniteWarning)
             return
 

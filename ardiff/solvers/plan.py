@@ -20,7 +20,7 @@ try:  # reference counts exist in CPython; elsewhere sums never write into a ter
 except ImportError:  # pragma: no cover - PyPy and other interpreters
     getrefcount = None
 
-from ..graph import Graph, TracerBase
+from ..graph import Graph, Released, TracerBase
 from ..op import OPS
 
 
@@ -39,7 +39,11 @@ class Plan:
     children : list
         Indexed by node: `children[i]` lists `(child, argnum)` for the edges out of
         relevant node `i`, in the order their contributions are summed (None for
-        nodes without relevant children).
+        nodes without relevant children): in topological order for a relaxing node,
+        from the last child down for a source (a node without relevant parents,
+        such as a parameter), which is the order a reverse sweep finishes them in,
+        so that a sweep can add each contribution as soon as it is known instead of
+        keeping every child's activity to the end (`sweep_releasing`).
     relaxing : list of int
         Nodes that relax, in topological order (relevant nodes with relevant parents,
         except the output).
@@ -238,8 +242,8 @@ def scatter_slices(edges: list, x: dict, nodes: list) -> Any:
         return None
     getitem = OPS["getitem"]
     first = nodes[edges[0][0]]
-    parent = first.args[0]
-    if type(parent) is not np.ndarray:
+    parent = first.args[0]  # the sliced value, or its stand-in in a lean recording
+    if type(parent) is not np.ndarray and type(parent) is not Released:
         return None
     shape, dtype = parent.shape, parent.dtype
     boxes, grads = [], []
@@ -429,9 +433,6 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
         if not relevant[k]:
             continue
         kept.append(k)
-        kids = children[k]
-        if kids is not None and len(kids) > 1:
-            kids.reverse()  # built from the last child down: sums run in topological order
         has_relevant_parent = False
         for argnum, p in reversed(parents[k]):  # reversed twice: argnum order is kept
             if p >= start and (from_wrt is None or from_wrt[p]):
@@ -441,6 +442,9 @@ def compile_plan(graph: Graph, output: Any = None, wrt: Any = None,
                     children[p] = [(k, argnum)]
                 else:
                     children[p].append((k, argnum))
+        kids = children[k]
+        if has_relevant_parent and kids is not None and len(kids) > 1:
+            kids.reverse()  # built from the last child down: a relaxing node sums upwards
         if has_relevant_parent and k != out:
             relaxing.append(k)
     relaxing.reverse()

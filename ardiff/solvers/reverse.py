@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..graph import Graph
+from . import plan as plan_module
 from .common import finish, make_seed, read_out, sweep, warn_non_finite
-from .plan import Plan, compile_plan, sum_of_vjps
+from .plan import SOLE_REFERENCE, Plan, compile_plan, reference_count, sum_of_vjps
 from .result import Result
 
 
@@ -73,10 +77,13 @@ def sweep_releasing(plan: Plan, x: dict) -> None:
 
     The activities are the sweep's own intermediate arrays (no `Result` exposes them
     here), so an activity read only by relaxing parents is deleted from `x` after
-    its last reader, the relaxing parent with the smallest index.  Kept: the seed,
-    the `wrt` nodes' activities (their gradients) and any activity a source node's
-    read-out needs.  The peak memory of the backward pass then grows with the live
-    cotangents, not with the whole graph.
+    its last reader, the relaxing parent with the smallest index.  A source's
+    gradient (a parameter's: the read-out) is summed on the way, each child's
+    contribution added as soon as the child's activity is final, in the order the
+    read-out sums them (`Plan.children`: from the last child down), so the bits are
+    `read_out`'s; the sums are left in `x` under the sources' indices.  Kept: the
+    seed and the activities of `wrt` nodes that relax.  The peak memory of the
+    backward pass then grows with the live cotangents, not with the whole graph.
 
     Parameters
     ----------
@@ -93,18 +100,59 @@ def sweep_releasing(plan: Plan, x: dict) -> None:
             readers[c] = readers.get(c, 0) + 1
     keep = set(plan.wrt)
     keep.add(plan.output)
-    for i in plan.wrt:  # a source's read-out reads its children's activities
-        for c, _ in children[i] or ():
-            keep.add(c)
+    read_by_sources: dict = {}  # child -> [(source, argnum)], in each source's summing order
+    for i in dict.fromkeys(plan.wrt):  # each source once, in order
+        k = bisect_left(relaxing, i)
+        if i not in x and children[i] and not (k < len(relaxing) and relaxing[k] == i):
+            for c, argnum in children[i]:
+                read_by_sources.setdefault(c, []).append((i, argnum))
     nodes = plan.graph.nodes
+    sums: dict = {}  # source -> [total, owned]
+    if plan.output in read_by_sources:
+        add_source_terms(plan.output, read_by_sources, x, nodes, sums)
     for i in reversed(relaxing):
         kids = children[i]
         x[i] = sum_of_vjps(kids, x, nodes)
+        if i in read_by_sources:
+            add_source_terms(i, read_by_sources, x, nodes, sums)
+            if not readers.get(i) and i not in keep:
+                del x[i]
         for c, _ in kids:
             left = readers[c] - 1
             readers[c] = left
             if not left and c not in keep:
                 del x[c]
+    for source, (total, _) in sums.items():
+        x[source] = total
+
+
+def add_source_terms(child: int, read_by_sources: dict, x: dict, nodes: list,
+                     sums: dict) -> None:
+    """Add `child`'s contributions to the running sums of the sources that read it.
+
+    The additions of `sum_of_vjps`, one term at a time: the first term is kept (and
+    owned when it is a fresh array nothing else refers to), later ones are added into
+    an owned sum in place, otherwise out of place: the same elementwise sums.
+    """
+    node = nodes[child]
+    g = x[child]
+    for source, argnum in read_by_sources[child]:
+        term = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)(g)
+        entry = sums.get(source)
+        if entry is None:
+            owned = (plan_module.ACCUMULATE_IN_PLACE and type(term) is np.ndarray and term.ndim > 0
+                     and term.base is None and term.flags.writeable
+                     and reference_count(term) == SOLE_REFERENCE)
+            sums[source] = [term, owned]
+            continue
+        total, owned = entry
+        if owned and type(term) is np.ndarray and term.shape == total.shape \
+                and term.dtype == total.dtype:
+            np.add(total, term, out=total)
+            continue
+        total = total + term
+        entry[0] = total
+        entry[1] = type(total) is np.ndarray and total.ndim > 0
 
 
 def backprop(graph: Graph, output: Any = None, wrt: Sequence | None = None, *,
