@@ -12,7 +12,7 @@ import numpy as np
 
 from ..graph import TracerBase, unwrap
 from ..op import defop
-from .axes import kept_shape, reduced_axes, reduced_count
+from .axes import dtype_of, kept_shape, reduced_axes, reduced_count
 from .complex_parts import conj_if_complex
 from .elementwise import where
 from .jacobians import Reduction, Scan
@@ -88,7 +88,7 @@ def _moment(np_fun):
     return forward
 
 
-var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION)
+var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION, reads=((0,),))
 
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, where=None):
@@ -106,7 +106,7 @@ def where_positive(value, positive):
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
-std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION)
+std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION, reads=(("ans", 0),))
 
 
 def _centre_weights(shape, axis, weights, dtype) -> np.ndarray:
@@ -123,7 +123,8 @@ def _centre_fwd(x, axis=None, weights=None):
 
 def _centre_vjp(ans, x, axis=None, weights=None):
     shape = np.shape(unwrap(x))
-    share = _centre_weights(shape, axis, weights, np.result_type(unwrap(x), np.float64))
+    share = _centre_weights(shape, axis, weights, np.result_type(dtype_of(unwrap(x)),
+                                                                 np.float64))
     # the map is x -> (I - 1 share^T) x per slice, so its adjoint is g -> g - share sum(g)
     return lambda g: g - spread(sum_(g, axis=axis), shape, axis) * share
 
@@ -135,7 +136,7 @@ def _centre_vjp(ans, x, axis=None, weights=None):
 #: the node's own gradient): about 1,000 steps at eta 0.5 or 1.5 instead of tens.  Dense
 #: within each slice: the triangular
 #: solver builds its Jacobian from VJPs (tests/test_ops_numeric.py VJP_FALLBACK).
-centre = defop("centre", _centre_fwd, _centre_vjp)
+centre = defop("centre", _centre_fwd, _centre_vjp, reads=((2,),))  # of x: shape, dtype only
 
 
 def _flip_axis(x, axis):
@@ -155,7 +156,8 @@ def _cumsum_vjp(ans, x, axis=None):
     return lambda g: reverse_cumsum(g, axis)
 
 
-cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp, jac=Scan())
+cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp, jac=Scan(),
+                reads=((),))
 
 
 def _exclusive_products(x, axis):
@@ -185,7 +187,7 @@ def _prod_vjp(ans, x, axis=None, keepdims=False):
 
 prod = defop("prod",
              lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-             _prod_vjp, jac=REDUCTION, nonlinear=True)
+             _prod_vjp, jac=REDUCTION, nonlinear=True, reads=((0,),))
 
 
 def _cumprod_vjp(ans, x, axis=None):
@@ -248,4 +250,4 @@ def _cumprod_partials(lines: np.ndarray, later: np.ndarray, earlier: np.ndarray)
 
 
 cumprod = defop("cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), _cumprod_vjp,
-                jac=Scan(_cumprod_partials), nonlinear=True)
+                jac=Scan(_cumprod_partials), nonlinear=True, reads=(("ans", 0),))
