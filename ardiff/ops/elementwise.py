@@ -17,6 +17,7 @@ import numpy as np
 
 from ..graph import TracerBase, unwrap
 from ..op import NEGATED, OPS, PASS_THROUGH, Scale, defop, scale_by
+from .axes import dtype_of
 from .jacobians import ELEMENTWISE
 
 LN2 = float(np.log(2.0))
@@ -35,9 +36,9 @@ def unary(name, fwd, deriv, nonlinear=True, reads=None):
 def zero_gradient(name, fwd):
     """Register a piecewise-constant op: its derivative is zero almost everywhere."""
     def vjp(ans, x, *args, **kwargs):
-        zeros = np.zeros(np.shape(unwrap(x)), dtype=np.result_type(unwrap(x)))
+        zeros = np.zeros(np.shape(unwrap(x)), dtype=dtype_of(unwrap(x)))
         return lambda g: zeros
-    return defop(name, fwd, vjp, jac=ELEMENTWISE)
+    return defop(name, fwd, vjp, jac=ELEMENTWISE, reads=((),))
 
 
 negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE)
@@ -98,17 +99,18 @@ def _sinc_slope(ans, x):
 
 #: The normalised sinc, sin(pi x) / (pi x).  Its VJP is exact to first order
 #: everywhere; at exactly x = 0 the second derivative reads 0 (not -pi^2/3).
-sinc = defop("sinc", np.sinc, Scale(_sinc_slope), jac=ELEMENTWISE, nonlinear=True)
+sinc = defop("sinc", np.sinc, Scale(_sinc_slope), jac=ELEMENTWISE, nonlinear=True,
+             reads=(("ans", 0),))
 
 def _sign_vjp(ans, x):
     if np.iscomplexobj(unwrap(x)):  # z / |z| is not piecewise constant
         raise TypeError("ardiff op 'sign': the sign of a complex value (z / |z|) has a "
                         "non-zero derivative; write it as z / abs(z) to differentiate it.")
-    zeros = np.zeros(np.shape(unwrap(x)), dtype=np.result_type(unwrap(x)))
+    zeros = np.zeros(np.shape(unwrap(x)), dtype=dtype_of(unwrap(x)))
     return lambda g: zeros
 
 
-sign = defop("sign", np.sign, _sign_vjp, jac=ELEMENTWISE)
+sign = defop("sign", np.sign, _sign_vjp, jac=ELEMENTWISE, reads=((),))
 floor = zero_gradient("floor", np.floor)
 ceil = zero_gradient("ceil", np.ceil)
 rint = zero_gradient("rint", np.rint)
@@ -181,10 +183,12 @@ def _nan_aware(x, y, x_wins):
 
 fmax = defop("fmax", np.fmax,
              Scale(lambda ans, x, y: _nan_aware(x, y, np.greater)),
-             Scale(lambda ans, x, y: _nan_aware(y, x, np.greater)), jac=ELEMENTWISE, nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.greater)), jac=ELEMENTWISE, nonlinear=True,
+             reads=((0, 1), (0, 1)))
 fmin = defop("fmin", np.fmin,
              Scale(lambda ans, x, y: _nan_aware(x, y, np.less)),
-             Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True)
+             Scale(lambda ans, x, y: _nan_aware(y, x, np.less)), jac=ELEMENTWISE, nonlinear=True,
+             reads=((0, 1), (0, 1)))
 arctan2 = defop("arctan2", np.arctan2,
                 Scale(lambda ans, y, x: x / (x * x + y * y)),
                 Scale(lambda ans, y, x: -y / (x * x + y * y)), jac=ELEMENTWISE, nonlinear=True,
@@ -209,7 +213,8 @@ logaddexp2 = defop("logaddexp2", np.logaddexp2,
                    reads=(("ans", 0), ("ans", 1)))
 remainder = defop("remainder", np.remainder,
                   PASS_THROUGH,
-                  Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))), jac=ELEMENTWISE)
+                  Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))), jac=ELEMENTWISE,
+                  reads=((), (0, 1)))
 
 
 def _where_vjp(k, ans, condition, x, y):
@@ -249,4 +254,5 @@ def _clip_vjp(which):
 
 
 clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
-             _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), jac=ELEMENTWISE, nonlinear=True)
+             _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), jac=ELEMENTWISE, nonlinear=True,
+             reads=((0, 1, 2),) * 3)
