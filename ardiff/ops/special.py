@@ -55,25 +55,28 @@ def _x_over(x, y):
 
 # -- error functions and the normal distribution ------------------------------------------
 expit = unary("expit", sps.expit, lambda ans, x: ans * (1.0 - ans), reads=("ans",))
-logit = unary("logit", sps.logit, lambda ans, x: 1.0 / (x * (1.0 - x)))
-erf = unary("erf", sps.erf, lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x)))
-erfc = unary("erfc", sps.erfc, lambda ans, x: -TWO_OVER_SQRT_PI * exp(-(x * x)))
-erfinv = unary("erfinv", sps.erfinv, lambda ans, x: SQRT_PI_OVER_TWO * exp(ans * ans))
-erfcinv = unary("erfcinv", sps.erfcinv, lambda ans, x: -SQRT_PI_OVER_TWO * exp(ans * ans))
-ndtr = unary("ndtr", sps.ndtr, lambda ans, x: INV_SQRT_2PI * exp(-0.5 * (x * x)))
+logit = unary("logit", sps.logit, lambda ans, x: 1.0 / (x * (1.0 - x)), reads=(0,))
+erf = unary("erf", sps.erf, lambda ans, x: TWO_OVER_SQRT_PI * exp(-(x * x)), reads=(0,))
+erfc = unary("erfc", sps.erfc, lambda ans, x: -TWO_OVER_SQRT_PI * exp(-(x * x)), reads=(0,))
+erfinv = unary("erfinv", sps.erfinv, lambda ans, x: SQRT_PI_OVER_TWO * exp(ans * ans),
+               reads=("ans",))
+erfcinv = unary("erfcinv", sps.erfcinv, lambda ans, x: -SQRT_PI_OVER_TWO * exp(ans * ans),
+                reads=("ans",))
+ndtr = unary("ndtr", sps.ndtr, lambda ans, x: INV_SQRT_2PI * exp(-0.5 * (x * x)), reads=(0,))
 # exp(-x²/2 - log Φ(x)): the exponent stays moderate where Φ(x) underflows (x << 0)
 log_ndtr = unary("log_ndtr", sps.log_ndtr,
-                 lambda ans, x: INV_SQRT_2PI * exp(-0.5 * (x * x) - ans))
-ndtri = unary("ndtri", sps.ndtri, lambda ans, x: SQRT_2PI * exp(0.5 * (ans * ans)))
+                 lambda ans, x: INV_SQRT_2PI * exp(-0.5 * (x * x) - ans), reads=("ans", 0))
+ndtri = unary("ndtri", sps.ndtri, lambda ans, x: SQRT_2PI * exp(0.5 * (ans * ans)), reads=("ans",))
 
 
 # -- gamma and beta functions -----------------------------------------------------------------
 polygamma = defop("polygamma", sps.polygamma, None,
-                  Scale(lambda ans, n, x: polygamma(n + 1, x)), jac=ELEMENTWISE, nonlinear=True)
-digamma = unary("digamma", sps.digamma, lambda ans, x: polygamma(1, x))
-gammaln = unary("gammaln", sps.gammaln, lambda ans, x: digamma(x))
-gamma = unary("gamma", sps.gamma, lambda ans, x: ans * digamma(x))
-rgamma = unary("rgamma", sps.rgamma, lambda ans, x: -ans * digamma(x))
+                  Scale(lambda ans, n, x: polygamma(n + 1, x)), jac=ELEMENTWISE, nonlinear=True,
+                  reads=(None, (0, 1)))
+digamma = unary("digamma", sps.digamma, lambda ans, x: polygamma(1, x), reads=(0,))
+gammaln = unary("gammaln", sps.gammaln, lambda ans, x: digamma(x), reads=(0,))
+gamma = unary("gamma", sps.gamma, lambda ans, x: ans * digamma(x), reads=("ans", 0))
+rgamma = unary("rgamma", sps.rgamma, lambda ans, x: -ans * digamma(x), reads=("ans", 0))
 gammasgn = zero_gradient("gammasgn", sps.gammasgn)  # the sign of gamma: piecewise constant
 
 
@@ -85,11 +88,11 @@ def _digamma_difference(a, b):
 beta = defop("beta", sps.beta,
              Scale(lambda ans, a, b: ans * _digamma_difference(a, b)),
              Scale(lambda ans, a, b: ans * _digamma_difference(b, a)),
-             jac=ELEMENTWISE, nonlinear=True)
+             jac=ELEMENTWISE, nonlinear=True, reads=(("ans", 0, 1), ("ans", 0, 1)))
 betaln = defop("betaln", sps.betaln,
                Scale(lambda ans, a, b: _digamma_difference(a, b)),
                Scale(lambda ans, a, b: _digamma_difference(b, a)),
-               jac=ELEMENTWISE, nonlinear=True)
+               jac=ELEMENTWISE, nonlinear=True, reads=((0, 1), (0, 1)))
 
 
 def _gamma_density(a, x):
@@ -98,10 +101,11 @@ def _gamma_density(a, x):
 
 
 gammainc = defop("gammainc", sps.gammainc, None,
-                 Scale(lambda ans, a, x: _gamma_density(a, x)), jac=ELEMENTWISE, nonlinear=True)
+                 Scale(lambda ans, a, x: _gamma_density(a, x)), jac=ELEMENTWISE, nonlinear=True,
+                 reads=(None, (0, 1)))
 gammaincc = defop("gammaincc", sps.gammaincc, None,
                   Scale(lambda ans, a, x: -_gamma_density(a, x)), jac=ELEMENTWISE,
-                  nonlinear=True)
+                  nonlinear=True, reads=(None, (0, 1)))
 
 
 def _beta_density(a, b, x):
@@ -111,10 +115,10 @@ def _beta_density(a, b, x):
 
 betainc = defop("betainc", sps.betainc, None, None,
                 Scale(lambda ans, a, b, x: _beta_density(a, b, x)), jac=ELEMENTWISE,
-                nonlinear=True)
+                nonlinear=True, reads=(None, None, (0, 1, 2)))
 betaincc = defop("betaincc", sps.betaincc, None, None,
                  Scale(lambda ans, a, b, x: -_beta_density(a, b, x)), jac=ELEMENTWISE,
-                 nonlinear=True)
+                 nonlinear=True, reads=(None, None, (0, 1, 2)))
 
 
 def _student_density(df, t):
@@ -124,15 +128,17 @@ def _student_density(df, t):
 
 
 stdtr = defop("stdtr", sps.stdtr, None, Scale(lambda ans, df, t: _student_density(df, t)),
-              jac=ELEMENTWISE, nonlinear=True)
+              jac=ELEMENTWISE, nonlinear=True, reads=(None, (0, 1)))
 
 
 # -- logarithms and entropy ---------------------------------------------------------------------
 xlogy = defop("xlogy", sps.xlogy, Scale(lambda ans, x, y: log(y)),
-              Scale(lambda ans, x, y: _x_over(x, y)), jac=ELEMENTWISE, nonlinear=True)
+              Scale(lambda ans, x, y: _x_over(x, y)), jac=ELEMENTWISE, nonlinear=True,
+              reads=((1,), (0, 1)))
 xlog1py = defop("xlog1py", sps.xlog1py, Scale(lambda ans, x, y: log1p(y)),
-                Scale(lambda ans, x, y: _x_over(x, 1.0 + y)), jac=ELEMENTWISE, nonlinear=True)
-entr = unary("entr", sps.entr, lambda ans, x: -(log(x) + 1.0))
+                Scale(lambda ans, x, y: _x_over(x, 1.0 + y)), jac=ELEMENTWISE, nonlinear=True,
+                reads=((1,), (0, 1)))
+entr = unary("entr", sps.entr, lambda ans, x: -(log(x) + 1.0), reads=(0,))
 
 
 # -- Bessel functions ---------------------------------------------------------------------------
@@ -140,22 +146,23 @@ entr = unary("entr", sps.entr, lambda ans, x: -(log(x) + 1.0))
 # J'_v = (J_{v-1} - J_{v+1}) / 2 (also for Y); the exponentially scaled
 # versions f(x) e^{-|x|} add -sign(x) f.
 iv = defop("iv", sps.iv, None, Scale(lambda ans, v, x: 0.5 * (iv(v - 1.0, x) + iv(v + 1.0, x))),
-           jac=ELEMENTWISE, nonlinear=True)
+           jac=ELEMENTWISE, nonlinear=True, reads=(None, (0, 1)))
 ive = defop("ive", sps.ive, None,
             Scale(lambda ans, v, x: 0.5 * (ive(v - 1.0, x) + ive(v + 1.0, x)) - _sign(x) * ans),
-            jac=ELEMENTWISE, nonlinear=True)
-i0 = unary("i0", sps.i0, lambda ans, x: i1(x))
-i1 = unary("i1", sps.i1, lambda ans, x: 0.5 * (i0(x) + iv(2.0, x)))
-i0e = unary("i0e", sps.i0e, lambda ans, x: i1e(x) - _sign(x) * ans)
-i1e = unary("i1e", sps.i1e, lambda ans, x: 0.5 * (i0e(x) + ive(2.0, x)) - _sign(x) * ans)
+            jac=ELEMENTWISE, nonlinear=True, reads=(None, ("ans", 0, 1)))
+i0 = unary("i0", sps.i0, lambda ans, x: i1(x), reads=(0,))
+i1 = unary("i1", sps.i1, lambda ans, x: 0.5 * (i0(x) + iv(2.0, x)), reads=(0,))
+i0e = unary("i0e", sps.i0e, lambda ans, x: i1e(x) - _sign(x) * ans, reads=("ans", 0))
+i1e = unary("i1e", sps.i1e, lambda ans, x: 0.5 * (i0e(x) + ive(2.0, x)) - _sign(x) * ans,
+            reads=("ans", 0))
 jv = defop("jv", sps.jv, None, Scale(lambda ans, v, x: 0.5 * (jv(v - 1.0, x) - jv(v + 1.0, x))),
-           jac=ELEMENTWISE, nonlinear=True)
-j0 = unary("j0", sps.j0, lambda ans, x: -j1(x))
-j1 = unary("j1", sps.j1, lambda ans, x: 0.5 * (j0(x) - jv(2.0, x)))
+           jac=ELEMENTWISE, nonlinear=True, reads=(None, (0, 1)))
+j0 = unary("j0", sps.j0, lambda ans, x: -j1(x), reads=(0,))
+j1 = unary("j1", sps.j1, lambda ans, x: 0.5 * (j0(x) - jv(2.0, x)), reads=(0,))
 yn = defop("yn", sps.yn, None, Scale(lambda ans, n, x: 0.5 * (yn(n - 1, x) - yn(n + 1, x))),
-           jac=ELEMENTWISE, nonlinear=True)
-y0 = unary("y0", sps.y0, lambda ans, x: -y1(x))
-y1 = unary("y1", sps.y1, lambda ans, x: 0.5 * (y0(x) - yn(2, x)))
+           jac=ELEMENTWISE, nonlinear=True, reads=(None, (0, 1)))
+y0 = unary("y0", sps.y0, lambda ans, x: -y1(x), reads=(0,))
+y1 = unary("y1", sps.y1, lambda ans, x: 0.5 * (y0(x) - yn(2, x)), reads=(0,))
 
 
 # -- reductions ---------------------------------------------------------------------------------
@@ -167,4 +174,4 @@ def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
 
 logsumexp = defop("logsumexp", lambda x, axis=None, keepdims=False:
                   sps.logsumexp(x, axis=axis, keepdims=keepdims), _logsumexp_vjp,
-                  jac=Reduction(), nonlinear=True)
+                  jac=Reduction(), nonlinear=True, reads=(("ans", 0),))
