@@ -50,10 +50,11 @@ def _angle_vjp(ans, z, deg=False):
     return lambda g: g * factor
 
 
-real = defop("real", np.real, _real_vjp)
-imag = defop("imag", np.imag, _imag_vjp)
-conj = defop("conj", np.conjugate, _conj_vjp)
-angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True)
+real = defop("real", np.real, _real_vjp, reads=((),))
+imag = defop("imag", np.imag, _imag_vjp, reads=((),))
+conj = defop("conj", np.conjugate, _conj_vjp, reads=((),))
+angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True,
+              reads=((0,),))
 
 
 def conj_if_complex(x):

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..graph import unwrap
 from ..op import PASS_THROUGH, defop
+from .axes import dtype_of
 from .jacobians import ELEMENTWISE, Scatter, Selection
 
 MOVES_ARGUMENT_0 = Selection((0,))  # the other arguments are indices, shapes or axes
@@ -81,11 +82,11 @@ def _roll_vjp(ans, x, shift, axis=None):
 
 
 roll = defop("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), _roll_vjp,
-             jac=MOVES_ARGUMENT_0)
+             jac=MOVES_ARGUMENT_0, reads=((1,),))
 
 
 def _astype_vjp(ans, x, dtype):
-    source = np.result_type(unwrap(x))
+    source = dtype_of(unwrap(x))
     if np.dtype(dtype).kind in "biu":
         # a cast to int or bool truncates: piecewise constant, so the derivative is 0
         zeros = np.zeros(np.shape(unwrap(x)), dtype=source)
@@ -94,4 +95,4 @@ def _astype_vjp(ans, x, dtype):
 
 
 astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp,
-               jac=ELEMENTWISE)
+               jac=ELEMENTWISE, reads=((),))
