@@ -157,7 +157,8 @@ def _solve_triangular_vjp(k, ans, a, b, trans=0, lower=False, unit_diagonal=Fals
 
 #: `scipy.linalg.solve_triangular`: `op(T) x = b` with `T` the lower or upper triangle
 #: of `a` (unit diagonal if asked), `op` the identity (`trans=0`) or the transpose.
-solve_triangular = defop("solve_triangular", _solve_triangular_fwd, vjp=_solve_triangular_vjp)
+solve_triangular = defop("solve_triangular", _solve_triangular_fwd, vjp=_solve_triangular_vjp,
+                         reads=(("ans", 0), (0,)))  # of b, only its number of dimensions
 
 
 def _right_solve_upper_t(X, R):
@@ -184,7 +185,7 @@ def _cholesky_vjp(ans, a, upper=False):
 #: `numpy.linalg.cholesky` (lower factor of the lower triangle; `upper=True`: the upper
 #: factor of the upper triangle, as NumPy >= 2 and `scipy.linalg.cholesky` give it).
 cholesky = defop("cholesky", lambda a, upper=False: _cholesky_fwd(a, upper), _cholesky_vjp,
-                 nonlinear=True)
+                 nonlinear=True, reads=(("ans",),))
 
 
 def _cholesky_fwd(a, upper):
@@ -221,10 +222,10 @@ def _eigh_vectors_vjp(ans, a, UPLO="L"):
 
 #: Eigenvalues of a symmetric matrix (ascending), from the triangle `UPLO`.
 eigvalsh = defop("eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO),
-                 _eigvalsh_vjp, nonlinear=True)
+                 _eigvalsh_vjp, nonlinear=True, reads=((0,),))
 #: Eigenvectors (columns) of a symmetric matrix, from the triangle `UPLO`.
 eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO)[1],
-                     _eigh_vectors_vjp, nonlinear=True)
+                     _eigh_vectors_vjp, nonlinear=True, reads=(("ans", 0),))
 
 
 # -- general (non-symmetric) eigendecomposition ----------------------------------------
@@ -260,10 +261,10 @@ def _eig_vectors_vjp(ans, a):
 
 
 #: Eigenvalues of a general square matrix (complex in general), as `numpy.linalg.eigvals`.
-eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True)
+eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True, reads=((0,),))
 #: Unit-norm eigenvectors (columns) of a general square matrix, as `numpy.linalg.eig`.
 eig_vectors = defop("eig_vectors", lambda a: np.linalg.eig(a)[1], _eig_vectors_vjp,
-                    nonlinear=True)
+                    nonlinear=True, reads=(("ans", 0),))
 
 
 # -- singular value decomposition ----------------------------------------------------
@@ -364,13 +365,13 @@ def _svd_vt_vjp(ans, a, full_matrices=True):
 
 #: Singular values (descending), as `numpy.linalg.svd(a, compute_uv=False)`.
 svdvals = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_vjp,
-                nonlinear=True)
+                nonlinear=True, reads=((0,),))
 #: The left singular vectors `U` of `numpy.linalg.svd`.
 svd_u = defop("svd_u", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[0],
-              _svd_u_vjp, nonlinear=True)
+              _svd_u_vjp, nonlinear=True, reads=(("ans", 0),))
 #: The right singular vectors `Vh` of `numpy.linalg.svd`.
 svd_vt = defop("svd_vt", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[2],
-               _svd_vt_vjp, nonlinear=True)
+               _svd_vt_vjp, nonlinear=True, reads=(("ans", 0),))
 
 
 # -- QR ------------------------------------------------------------------------------
@@ -450,10 +451,10 @@ def _qr_r_vjp(ans, a, mode="reduced"):
 
 #: The orthonormal factor `Q` of `numpy.linalg.qr`.
 qr_q = defop("qr_q", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[0], _qr_q_vjp,
-             nonlinear=True)
+             nonlinear=True, reads=((0,),))
 #: The triangular factor `R` of `numpy.linalg.qr`.
 qr_r = defop("qr_r", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[1], _qr_r_vjp,
-             nonlinear=True)
+             nonlinear=True, reads=((0,),))
 
 
 # -- pseudo-inverse ------------------------------------------------------------------
@@ -474,7 +475,7 @@ def _pinv_vjp(ans, a, **kwargs):
 #: `numpy.linalg.pinv` (keyword arguments passed on); differentiable where the rank is
 #: locally constant.
 pinv = defop("pinv", lambda a, **kwargs: np.linalg.pinv(a, **kwargs), _pinv_vjp,
-             nonlinear=True)
+             nonlinear=True, reads=(("ans", 0),))
 
 
 # -- LU ------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ def _lu_factor_vjp(ans, a):
 #: The packed `lu` of `scipy.linalg.lu_factor` (the pivots are plain: see
 #: `ardiff.scipy.linalg.lu_factor`).
 lu_factor = defop("lu_factor", lambda a: lu_pivots(a)[0],
-                  _lu_factor_vjp, nonlinear=True)
+                  _lu_factor_vjp, nonlinear=True, reads=(("ans", 0),))
 
 
 # -- matrix functions ----------------------------------------------------------------
@@ -554,7 +555,8 @@ def _expm_vjp(ans, a):
 
 
 #: `scipy.linalg.expm`.
-expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True)
+expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True,
+             reads=((0,),))
 
 
 def _sqrtm_fwd(a):
@@ -573,7 +575,7 @@ def _sqrtm_vjp(ans, a):
 
 
 #: The principal square root `scipy.linalg.sqrtm` (complex where it is complex).
-sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True)
+sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True, reads=(("ans",),))
 
 
 def _sylvester_vjp(k, ans, a, b, q):
@@ -590,7 +592,8 @@ def _sylvester_vjp(k, ans, a, b, q):
 solve_sylvester = defop("solve_sylvester",
                         lambda a, b, q: per_matrix(scipy.linalg.solve_sylvester, (a, b, q),
                                                    (2, 2, 2)),
-                        vjp=_sylvester_vjp, nonlinear=True)
+                        vjp=_sylvester_vjp, nonlinear=True,
+                        reads=(("ans", 0, 1), ("ans", 0, 1), (0, 1)))
 
 # their complex versions are Hermitian / unitary: the real VJP formulas do not hold
 for _op in (cholesky, qr_q, qr_r, pinv, lu_factor):

@@ -107,6 +107,12 @@ dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction),
 def _matmul_vjp(k, ans, a, b):
     # A 1-D operand is a row (a) or a column (b) whose extra axis NumPy drops from
     # the answer; the VJP puts the axis back on g, multiplies, and drops it again.
+    if k == 0 and type(b) is np.ndarray and b.ndim > 1 and _ndim(a) > 1:  # the common case
+        bt = b.swapaxes(-1, -2)  # (plain matrices or stacks of them)
+        return lambda g: matmul(g, bt)
+    if k == 1 and type(a) is np.ndarray and a.ndim > 1 and _ndim(b) > 1:
+        at = a.swapaxes(-1, -2)
+        return lambda g: matmul(at, g)
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
     if not (a_vec or b_vec):  # matrices (or stacks of them): g @ b^T and a^T @ g
         if k == 0:
@@ -260,7 +266,7 @@ def _inv_contraction(argnum, ans, a):
 inv = defop("inv", np.linalg.inv,
             lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(
                 matrix_transpose(ans)),
-            jac=Contractions(_inv_contraction))
+            jac=Contractions(_inv_contraction), reads=(("ans",),))
 
 
 def solve_is_vector(a, b) -> bool:
@@ -313,7 +319,8 @@ def _solve_contraction(argnum, ans, a, b):
                         x_batch + "i" + tail, xr.shape, scale=-1.0)
 
 
-solve = defop("solve", np.linalg.solve, vjp=_solve_vjp, jac=Contractions(_solve_contraction))
+solve = defop("solve", np.linalg.solve, vjp=_solve_vjp, jac=Contractions(_solve_contraction),
+              reads=(("ans", 0), (0,)))  # of b, only its number of dimensions
 
 
 # determinants reduce the two matrix axes of each matrix in a batch
@@ -327,11 +334,11 @@ def _batched_scalar(x):
 det = defop("det", np.linalg.det,
             lambda ans, a: (lambda cof: lambda g: _batched_scalar(g) * cof)(
                 _batched_scalar(ans) * matrix_transpose(inv(a))),
-            jac=_LAST_TWO_AXES, nonlinear=True)
+            jac=_LAST_TWO_AXES, nonlinear=True, reads=(("ans", 0),))
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
                   lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(
                       matrix_transpose(inv(a))),
-                  jac=_LAST_TWO_AXES, nonlinear=True)
+                  jac=_LAST_TWO_AXES, nonlinear=True, reads=((0,),))
 
 
 # -- norms ---------------------------------------------------------------------
@@ -391,4 +398,5 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
     return lambda g: spread(g, shape, reduce_axis) * factor
 
 
-norm = defop("norm", _norm_fwd, _norm_vjp, jac=Reduction(), nonlinear=True)
+norm = defop("norm", _norm_fwd, _norm_vjp, jac=Reduction(), nonlinear=True,
+             reads=(("ans", 0),))
