@@ -127,7 +127,8 @@ def _irfftn_vjp(ans, x, s=None, axes=(), norm="backward"):
     return vjp
 
 
-fftn = defop("fftn", _fftn_fwd, _complex_vjp(inverse=False))
-ifftn = defop("ifftn", _ifftn_fwd, _complex_vjp(inverse=True))
-rfftn = defop("rfftn", _rfftn_fwd, _rfftn_vjp)
-irfftn = defop("irfftn", _irfftn_fwd, _irfftn_vjp)
+# the VJPs read only shapes: a lean recording keeps neither the signal nor its transform
+fftn = defop("fftn", _fftn_fwd, _complex_vjp(inverse=False), reads=((),))
+ifftn = defop("ifftn", _ifftn_fwd, _complex_vjp(inverse=True), reads=((),))
+rfftn = defop("rfftn", _rfftn_fwd, _rfftn_vjp, reads=((),))
+irfftn = defop("irfftn", _irfftn_fwd, _irfftn_vjp, reads=((),))
