@@ -264,7 +264,10 @@ class Op:
 
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
         """The staged VJP of argument `argnum` at a recorded point, shaped like it."""
-        inner = self.answer_vjp(argnum, ans, args, kwargs)
+        if self.vjp is None and argnum < len(self.vjps) and self.vjps[argnum] is not None:
+            inner = self.vjps[argnum](ans, *args, **kwargs)  # answer_vjp, one call less
+        else:
+            inner = self.answer_vjp(argnum, ans, args, kwargs)
         fit = argument_fit(args[argnum], ans)
         if fit is None:  # VJPs come out shaped like the answer: nothing to undo
             return inner
@@ -469,6 +472,8 @@ def real_gradient(grad: Any, dtype) -> Any:
 def fit_to_argument(out: Any, shape: tuple, dtype) -> Any:
     """A VJP's output brought to its argument's shape (undoing broadcasting) and dtype
     (a complex gradient of a real argument becomes its real part: `real_gradient`)."""
+    if type(out) is np.ndarray and out.dtype == dtype and out.shape == shape:
+        return out  # already fitted (a VJP shaped like its argument, as matmul's)
     if shape_of(out) != shape:
         out = unbroadcast(out, shape)
     out = real_gradient(out, dtype)
