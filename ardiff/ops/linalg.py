@@ -108,11 +108,11 @@ def _matmul_vjp(k, ans, a, b):
     # A 1-D operand is a row (a) or a column (b) whose extra axis NumPy drops from
     # the answer; the VJP puts the axis back on g, multiplies, and drops it again.
     if k == 0 and type(b) is np.ndarray and b.ndim > 1 and _ndim(a) > 1:  # the common case
-        bt = b.swapaxes(-1, -2)  # (plain matrices or stacks of them)
-        return lambda g: matmul(g, bt)
+        bt = b.swapaxes(-1, -2)  # (plain matrices or stacks of them; a traced g records)
+        return lambda g: np.matmul(g, bt) if type(g) is np.ndarray else matmul(g, bt)
     if k == 1 and type(a) is np.ndarray and a.ndim > 1 and _ndim(b) > 1:
         at = a.swapaxes(-1, -2)
-        return lambda g: matmul(at, g)
+        return lambda g: np.matmul(at, g) if type(g) is np.ndarray else matmul(at, g)
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
     if not (a_vec or b_vec):  # matrices (or stacks of them): g @ b^T and a^T @ g
         if k == 0:

@@ -94,10 +94,10 @@ def sweep_releasing(plan: Plan, x: dict) -> None:
     """
     children = plan.children
     relaxing = plan.relaxing
-    readers = {}  # child -> VJP reads still to come from relaxing parents
+    readers = [0] * len(children)  # node -> VJP reads still to come from relaxing parents
     for i in relaxing:
         for c, _ in children[i]:
-            readers[c] = readers.get(c, 0) + 1
+            readers[c] += 1
     keep = set(plan.wrt)
     keep.add(plan.output)
     read_by_sources: dict = {}  # child -> [(source, argnum)], in each source's summing order
@@ -115,7 +115,7 @@ def sweep_releasing(plan: Plan, x: dict) -> None:
         x[i] = sum_of_vjps(kids, x, nodes)
         if i in read_by_sources:
             add_source_terms(i, read_by_sources, x, nodes, sums)
-            if not readers.get(i) and i not in keep:
+            if not readers[i] and i not in keep:
                 del x[i]
         for c, _ in kids:
             left = readers[c] - 1
