@@ -139,6 +139,14 @@ def slice_sum(shape: tuple, dtype, indices: tuple, parts: tuple, general):
     return out
 
 
+def add_into(total: np.ndarray, term: Any) -> Any:
+    """`total + term`, written into `total` (an array the generated sum owns) when the
+    term is an array of its shape and dtype: the same elementwise sums either way."""
+    if type(term) is np.ndarray and term.shape == total.shape and term.dtype == total.dtype:
+        return np.add(total, term, out=total)
+    return total + term
+
+
 def sweep_is_exact(method: str, rules, options: dict) -> bool:
     """Whether the solve is one exact reverse sweep (and can be generated)."""
     if method == "backprop":
@@ -165,7 +173,8 @@ class Replay:
         self.graph = graph
         self.plan = plan
         self.inputs = inputs
-        self._names: dict[str, Any] = {"fit": fit_to_argument, "slice_sum": slice_sum}
+        self._names: dict[str, Any] = {"fit": fit_to_argument, "slice_sum": slice_sum,
+                                       "add_into": add_into}
         #: Targets written as `slice_sum` (disjoint slices of one array, see `_target`).
         self.slice_sums = 0
         self._bound: dict[int, str] = {}  # id(value) -> its name (values stay alive in graph)
@@ -370,15 +379,23 @@ class Replay:
         for i in plan.relaxing:  # ascending: the smallest relaxing parent writes last
             for child, _ in edges[i]:
                 last_reader.setdefault(child, i)
-        started = set()
+        added = dict.fromkeys(sources, 0)  # terms summed so far
+        nodes = self.graph.nodes
+        in_place = {i for i in sources if type(nodes[i].value) is np.ndarray and
+                    nodes[i].value.ndim > 0}
 
         def add_terms(child: int) -> list[str]:
             out = []
             for source, argnum in summed_on_the_way.get(child, ()):
                 term = self._edge(child, argnum)
-                out.append(f"X[{source}] = X[{source}] + {term}" if source in started
-                           else f"X[{source}] = {term}")
-                started.add(source)
+                count = added[source]
+                if count == 0:
+                    out.append(f"X[{source}] = {term}")
+                elif count == 1 or source not in in_place:
+                    out.append(f"X[{source}] = X[{source}] + {term}")
+                else:  # the sum is an array the second term created: add in place
+                    out.append(f"X[{source}] = add_into(X[{source}], {term})")
+                added[source] = count + 1
             if child not in keep and child not in last_reader and child in summed_on_the_way:
                 out.append(f"X[{child}] = None")  # read by sources only: done with it
             return out
