@@ -95,4 +95,4 @@ def _astype_vjp(ans, x, dtype):
 
 
 astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp,
-               jac=ELEMENTWISE, reads=((),))
+               jac=ELEMENTWISE, reads=((1,),))  # of x, only its shape and dtype
