@@ -274,6 +274,24 @@ class Op:
         shape, dtype = fit
         return lambda g: fit_to_argument(inner(g), shape, dtype)
 
+    def apply_vjp(self, argnum: int, ans, args, kwargs, g) -> Any:
+        """`local_vjp(argnum, ans, args, kwargs)(g)`, without building the closure.
+
+        What a one-sweep solve does with each edge (stage it, apply it once): `Fixed`
+        and `Scale` makers are applied directly, the same operations their closures
+        run, so the result is the same.
+        """
+        maker = self.vjps[argnum] if self.vjp is None and argnum < len(self.vjps) else None
+        kind = type(maker)
+        if kind is Scale:
+            out = g * maker.factor(ans, *args, **kwargs)
+        elif kind is Fixed:
+            out = maker.vjp(g)
+        else:
+            return self.local_vjp(argnum, ans, args, kwargs)(g)
+        fit = argument_fit(args[argnum], ans)
+        return out if fit is None else fit_to_argument(out, *fit)
+
     def jacobian(self, argnum: int, ans, args, kwargs):
         """`∂ans/∂args[argnum]` as a scipy sparse matrix, or None without a family.
 

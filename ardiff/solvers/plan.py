@@ -303,7 +303,7 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
         child, vjp = edges[0]
         if nodes is not None:
             node = nodes[child]
-            vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
+            return node.op.apply_vjp(vjp, node.value, node.args, node.kwargs, x[child])
         return vjp(x[child])
     if nodes is not None and SCATTER_SLICES:
         total = scatter_slices(edges, x, nodes)
@@ -312,10 +312,11 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
     total = None
     owned = False  # whether `total` may be written (see above)
     for child, vjp in edges:
-        if nodes is not None:  # `vjp` is the argnum: stage it now
+        if nodes is not None:  # `vjp` is the argnum: stage and apply it now
             node = nodes[child]
-            vjp = node.op.local_vjp(vjp, node.value, node.args, node.kwargs)
-        term = vjp(x[child])
+            term = node.op.apply_vjp(vjp, node.value, node.args, node.kwargs, x[child])
+        else:
+            term = vjp(x[child])
         if total is None:
             total = term
             owned = False

@@ -137,7 +137,7 @@ def add_source_terms(child: int, read_by_sources: dict, x: dict, nodes: list,
     node = nodes[child]
     g = x[child]
     for source, argnum in read_by_sources[child]:
-        term = node.op.local_vjp(argnum, node.value, node.args, node.kwargs)(g)
+        term = node.op.apply_vjp(argnum, node.value, node.args, node.kwargs, g)
         entry = sums.get(source)
         if entry is None:
             owned = (plan_module.ACCUMULATE_IN_PLACE and type(term) is np.ndarray and term.ndim > 0
