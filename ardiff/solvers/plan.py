@@ -9,6 +9,8 @@ of millions of nodes are fine.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,11 +221,13 @@ def scatter_slices(edges: list, x: dict, nodes: list) -> Any:
     When every child is `getitem` of this node by unit-step slices (an LSTM's gates cut
     from one product) and no element lies in all the slices, the general path's terms
     are a zero array per child with the child's cotangent in its slice, added left to
-    right.  Here one zero array receives the first cotangent and the others are added
-    into their slices in the same order: where a term of the general path is a zero
-    outside its slice, adding +0 changes nothing but the sign of a zero, and the
-    general sum of terms that are not all -0 is never -0, so the final `+ 0.0` gives
-    the same bits (proved in tests against the general path).
+    right.  Here one zero array receives the cotangents, each added into its slice in
+    the same order: an element's general sum is its slices' entries and at least one
+    +0 (a term whose slice misses it), in some order; adding +0 changes nothing but
+    the sign of a zero result, which it makes +0, as starting from a zero array does,
+    so the bits are the same (proved in tests against the general path).  When the
+    slices tile the array (the LSTM's gates), each element is one entry plus zeros,
+    `g + 0.0`, written into an uninitialised array without the zero fill.
 
     Parameters
     ----------
@@ -262,14 +266,25 @@ def scatter_slices(edges: list, x: dict, nodes: list) -> Any:
     if not any(max(b[k][0] for b in boxes) >= min(b[k][1] for b in boxes)
                for k in range(len(shape))):
         return None
+    if _tiles(boxes, shape):  # each element is one slice's entry plus zeros: g + 0.0
+        total = np.empty(shape, dtype=dtype)
+        for index, g in grads:
+            np.add(g, 0.0, out=total[index])
+        return total
     total = np.zeros(shape, dtype=dtype)
-    index, g = grads[0]
-    total[index] = g
-    for index, g in grads[1:]:
+    for index, g in grads:
         view = total[index]
         np.add(view, g, out=view)
-    np.add(total, 0.0, out=total)  # -0 -> +0, as the general sum's zero terms do
     return total
+
+
+def _tiles(boxes: list, shape: tuple) -> bool:
+    """Whether the boxes are pairwise disjoint and cover the whole array."""
+    for a, b in itertools.combinations(boxes, 2):
+        if all(max(ra[0], rb[0]) < min(ra[1], rb[1]) for ra, rb in zip(a, b)):
+            return False  # they share an element
+    return sum(math.prod(stop - start for start, stop in box) for box in boxes) == \
+        math.prod(shape)
 
 
 def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
