@@ -166,6 +166,7 @@ class Op:
         self.nonlinear = nonlinear
         self.infix = infix
         self.reads = _normalize_reads(name, reads, self.vjps, vjp)
+        self._needed: dict = {}  # traced argument positions -> what their VJPs read
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
 
@@ -210,21 +211,25 @@ class Op:
         value either; otherwise nothing would be freed), and the answer is released
         when no VJP reads it and it is an array of at least `RELEASE_MIN_BYTES`.
         """
-        reads = self.reads
-        ans_read = False
-        for k, _ in parents:
-            read = reads[k] if k < len(reads) else None
-            if read is None:
-                return value  # unknown: keep everything
-            if "ans" in read:
-                ans_read = True
+        traced = tuple(k for k, _ in parents)
+        needed = self._needed.get(traced, False)
+        if needed is False:  # first time with these traced arguments: union their reads
+            reads = self.reads
+            if any(k >= len(reads) or reads[k] is None for k in traced):
+                needed = None  # unknown: keep everything
+            else:
+                needed = frozenset(r for k in traced for r in reads[k])
+            self._needed[traced] = needed
+        if needed is None:
+            return value
         nodes = graph.nodes
         for k, p in parents:
-            stand_in = nodes[p].value
-            if type(stand_in) is Released and not any(
-                    k in reads[j] for j, _ in parents):
-                raw[k] = stand_in
-        if ans_read or type(value) is not np.ndarray or value.nbytes < RELEASE_MIN_BYTES:
+            if k not in needed:
+                stand_in = nodes[p].value
+                if type(stand_in) is Released:
+                    raw[k] = stand_in
+        if "ans" in needed or type(value) is not np.ndarray or \
+                value.nbytes < RELEASE_MIN_BYTES:
             return value
         return Released(value, len(nodes), self.name)
 
