@@ -144,7 +144,8 @@ def test_rnn_gradient_peak_memory_is_near_the_hand_written_code():
 # `+ 0.0`, whose answer no VJP reads) and feeds its answer to a product with constant
 # weights (which does not read it), so a lean recording keeps of the op's point exactly
 # what `reads=` declares: a VJP reading anything else raises ReleasedValueError.  Truths:
-# the full recording's backprop, bit for bit, and central finite differences.
+# the full recording's backprop (bit for bit; a compiled replay, which releases by the same
+# declarations, to rounding), and central finite differences.
 _RNG = np.random.default_rng(20261130)
 
 
@@ -377,6 +378,12 @@ def test_each_ops_declared_reads_are_all_its_vjps_need(case, argnum):
     lean = ardiff.grad(program, argnum=positions)(*inputs)
     full = ardiff.backprop(ardiff.trace(program, *inputs, argnum=positions)).grads
     numeric = _central_differences(program, inputs)
-    for a, b, n in zip(lean, full, numeric):
+    # a compiled replay releases what no staged VJP reads, per argument (ardiff.codegen)
+    compiled = ardiff.compile(program, argnum=positions)
+    compiled(*inputs)
+    replayed = compiled(*inputs)
+    assert compiled.replays == 1
+    for a, b, c, n in zip(lean, full, replayed, numeric):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), name
+        np.testing.assert_allclose(c, b, rtol=1e-12, atol=1e-14, err_msg=name)
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-6, err_msg=name)
