@@ -196,6 +196,12 @@ LEAN_CASES += [
     ("absolute complex", "absolute", _complex(lambda z: _op("absolute")(z)),
      (_u(-2, 2), _u(-2, 2))),
     ("round", "round", lambda x: _op("round")(x, decimals=1), (_DISTINCT + 0.02,)),
+    # PASS_THROUGH and NEGATED: inferred as reading nothing
+    ("add", "add", lambda x, y: _op("add")(x, y), (_u(-2, 2), _u(-2, 2, (3,)))),
+    ("subtract", "subtract", lambda x, y: _op("subtract")(x, y), (_u(-2, 2), _u(-2, 2))),
+    ("negative", "negative", lambda x: _op("negative")(x), (_u(-2, 2),)),
+    ("positive", "positive", lambda x: _op("positive")(x), (_u(-2, 2),)),
+    ("broadcast_to", "broadcast_to", lambda x: _op("broadcast_to")(x, (2, 2, 3)), (_u(-2, 2),)),
     # binary elementwise
     ("multiply", "multiply", lambda x, y: _op("multiply")(x, y), (_u(-2, 2), _u(-2, 2))),
     ("divide", "divide", lambda x, y: _op("divide")(x, y), (_u(-2, 2), _u(0.5, 2))),
@@ -366,7 +372,9 @@ def test_each_ops_declared_reads_are_all_its_vjps_need(case, argnum):
     positions = tuple(range(len(inputs)))
     # the setup: the op's arguments and answer are released unless declared read
     graph = TracedCall(program, positions, inputs, {}, lean=True).graph
-    node = next(n for n in graph.nodes if n.op_name == name)
+    weighting = [n for n in graph.nodes if n.op_name == "multiply"][-1]  # out * w
+    node = graph.nodes[dict(weighting.parents)[0]]
+    assert node.op_name == name
     reads = OPS[name].reads
     read = set().union(*(reads[k] for k, _ in node.parents))
     assert node.parents
