@@ -211,14 +211,16 @@ class Op:
         value either; otherwise nothing would be freed), and the answer is released
         when no VJP reads it and it is an array of at least `RELEASE_MIN_BYTES`.
         """
-        traced = tuple(k for k, _ in parents)
+        # the traced positions as the cache key: an int for one (the usual case)
+        traced = parents[0][0] if len(parents) == 1 else tuple([k for k, _ in parents])
         needed = self._needed.get(traced, False)
         if needed is False:  # first time with these traced arguments: union their reads
             reads = self.reads
-            if any(k >= len(reads) or reads[k] is None for k in traced):
+            positions = [k for k, _ in parents]
+            if any(k >= len(reads) or reads[k] is None for k in positions):
                 needed = None  # unknown: keep everything
             else:
-                needed = frozenset(r for k in traced for r in reads[k])
+                needed = frozenset(r for k in positions for r in reads[k])
             self._needed[traced] = needed
         if needed is None:
             return value
@@ -286,14 +288,17 @@ class Op:
         and `Scale` makers are applied directly, the same operations their closures
         run, so the result is the same.
         """
-        maker = self.vjps[argnum] if self.vjp is None and argnum < len(self.vjps) else None
-        kind = type(maker)
-        if kind is Scale:
-            out = g * maker.factor(ans, *args, **kwargs)
-        elif kind is Fixed:
-            out = maker.vjp(g)
+        if self.vjp is not None:  # variadic makers (matmul, einsum, ...)
+            out = self.vjp(argnum, ans, *args, **kwargs)(g)
         else:
-            return self.local_vjp(argnum, ans, args, kwargs)(g)
+            maker = self.vjps[argnum] if argnum < len(self.vjps) else None
+            kind = type(maker)
+            if kind is Scale:
+                out = g * maker.factor(ans, *args, **kwargs)
+            elif kind is Fixed:
+                out = maker.vjp(g)
+            else:
+                out = self.vjp_maker(argnum)(ans, *args, **kwargs)(g)
         fit = argument_fit(args[argnum], ans)
         return out if fit is None else fit_to_argument(out, *fit)
 
@@ -447,6 +452,10 @@ def _shape_and_dtype(value: Any) -> tuple:
 
 def argument_fit(arg: Any, ans: Any) -> tuple | None:
     """`(shape, dtype)` of `arg` when a VJP from `ans` must be fitted to it, else None."""
+    if type(arg) is np.ndarray and type(ans) is np.ndarray:  # the common case, first
+        if arg.shape == ans.shape and arg.dtype == ans.dtype:
+            return None
+        return arg.shape, arg.dtype
     while isinstance(arg, TracerBase):
         arg = arg._value
     while isinstance(ans, TracerBase):

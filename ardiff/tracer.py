@@ -450,7 +450,7 @@ class Tracer(TracerBase):
                 f"NumPy ufunc np.{ufunc.__name__} is not in ardiff's op table, so its gradient "
                 "is unknown. Express it with supported ops, or add it to the op table "
                 "(see ardiff.op.defop).")
-        extra = sorted(k for k in kwargs if k != "out")
+        extra = kwargs and sorted(k for k in kwargs if k != "out")
         if extra:
             raise TracingError(
                 f"np.{ufunc.__name__}: keyword arguments {extra} are not supported on traced "
