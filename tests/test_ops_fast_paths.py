@@ -271,3 +271,24 @@ def test_scatter_applies_to_disjoint_unit_slices_only():
         x = {i: np.ones(np.shape(nodes[i].value)) for i, _ in kids}
         got = scatter_slices(kids, x, nodes)
         assert (got is None) == common, slices
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.float16])
+def test_is_finite_agrees_with_numpy(dtype):
+    """The finiteness check behind NonFiniteWarning (a BLAS sum of squares for contiguous
+    real arrays, with an exact fallback) against np.isfinite: NaN, +-inf anywhere,
+    huge finite entries whose squares overflow, non-contiguous views."""
+    from ardiff.solvers.common import is_finite
+    rng = np.random.default_rng(3)
+    big = np.finfo(dtype).max / 4
+    for size in (33, 1000):
+        base = rng.standard_normal((size, 3)).astype(dtype)
+        with np.errstate(all="ignore"):
+            cases = [base, base * big, base.T, base[::2]]
+            for bad in (np.nan, np.inf, -np.inf):
+                for where in (0, size // 2, -1):
+                    broken = base.copy()
+                    broken.flat[where] = bad
+                    cases += [broken, broken[::-1], broken * 0.5]
+            for case in cases:
+                assert is_finite(case) == bool(np.all(np.isfinite(case)))

@@ -196,14 +196,17 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
 
 #: Arrays up to this size are checked element by element in Python (`is_finite`).
 SMALL_ARRAY = 32
+_BLAS_REAL = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def is_finite(value: Any) -> bool:
     """Whether every entry of `value` (traced values unwrapped) is finite.
 
     A sum is finite when every term is, so one cheap reduction decides the common case
-    (an overflowing sum of finite entries is confirmed entry by entry); Python and NumPy
-    scalars are checked with `math`/`cmath`, without building an array.
+    (for contiguous float32/float64 arrays the sum of squares by BLAS, a few times
+    faster than `sum`; an overflowing sum of finite entries is confirmed entry by
+    entry); Python and NumPy scalars are checked with `math`/`cmath`, without building
+    an array.
 
     Parameters
     ----------
@@ -225,7 +228,11 @@ def is_finite(value: Any) -> bool:
             check = math.isfinite if raw.dtype.kind == "f" else cmath.isfinite
             return all(map(check, raw.ravel().tolist()))
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: confirmed below
-            total = raw.sum()
+            if raw.dtype in _BLAS_REAL and raw.flags.c_contiguous:
+                flat = raw.reshape(-1)  # the sum of squares, by BLAS: finite only if
+                total = np.dot(flat, flat)  # every entry is (NaN and inf propagate)
+            else:
+                total = raw.sum()
         if cmath.isfinite(total):
             return True
     return bool(np.all(np.isfinite(raw)))
