@@ -51,7 +51,8 @@ class Node:
     parents : tuple of (int, int)
         `(argnum, parent index)` for every traced argument.
     value : array_like
-        The forward value recorded when the op ran.
+        The forward value recorded when the op ran (in a lean recording, a
+        `Released` stand-in when no local VJP reads it).
     name : str or None
         Optional label.
     """

@@ -271,10 +271,7 @@ class Op:
 
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
         """The staged VJP of argument `argnum` at a recorded point, shaped like it."""
-        if self.vjp is None and argnum < len(self.vjps) and self.vjps[argnum] is not None:
-            inner = self.vjps[argnum](ans, *args, **kwargs)  # answer_vjp, one call less
-        else:
-            inner = self.answer_vjp(argnum, ans, args, kwargs)
+        inner = self.answer_vjp(argnum, ans, args, kwargs)
         fit = argument_fit(args[argnum], ans)
         if fit is None:  # VJPs come out shaped like the answer: nothing to undo
             return inner
