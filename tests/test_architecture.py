@@ -71,6 +71,8 @@ LAZY_THIRD_PARTY = {
     "threadpoolctl": "optional: limits BLAS threads in the cli",
     "hypothesis": "optional (test extra): only ardiff.strategies needs it",
     "scipy.stats": "slow: 0.6-1.3 s to import (python -X importtime), one bound needs it",
+    "scipy.signal": "slow: 1.2 s of the 2.5 s `import ardiff` took (python -X importtime, "
+                    "scipy.stats with it); only FFT-sized convolutions need it",
     "networkx": "slow: ~0.2 s of the ~0.8 s of `import ardiff` (python -X importtime); "
                 "only graph interchange, plots and checks need it",
     "torch": "optional (bench extra): comparisons only",

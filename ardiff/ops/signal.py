@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
 
 from ..graph import unwrap
 from ..op import defop
@@ -36,6 +35,8 @@ def _convolve_fwd(a, b, mode="full"):
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim and sliding_is_cheaper(a.shape, b.shape, mode):
         return sliding_convolve(a, b, mode)
+    import scipy.signal  # slow to import (about 1 s, scipy.stats with it): only here
+
     return scipy.signal.convolve(a, b, mode=mode)
 
 

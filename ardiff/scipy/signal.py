@@ -9,7 +9,6 @@ Other names fall through to `scipy.signal` (a traced argument then raises).
 from __future__ import annotations
 
 import numpy as _np
-import scipy.signal as _ss
 
 from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
@@ -51,7 +50,7 @@ def convolve(in1, in2, mode="full", method="auto", *, axes=None, dot_axes=((), (
     """
     general = axes is not None or any(len(d) for d in dot_axes)
     if not general and not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
-        return _ss.convolve(in1, in2, mode=mode, method=method)
+        return _scipy_signal().convolve(in1, in2, mode=mode, method=method)
     if mode not in ("full", "valid", "same"):
         raise ValueError("acceptable mode flags are 'valid', 'same', or 'full'")
     if general:
@@ -147,12 +146,19 @@ def correlate(in1, in2, mode="full", method="auto"):
         The cross-correlation, traced when an input is.
     """
     if not (isinstance(in1, _TracerBase) or isinstance(in2, _TracerBase)):
-        return _ss.correlate(in1, in2, mode=mode, method=method)
+        return _scipy_signal().correlate(in1, in2, mode=mode, method=method)
     return convolve(in1, _flip_all(in2), mode=mode)
 
 
 __all__ = ["convolve", "correlate"]
 
 
+def _scipy_signal():
+    """`scipy.signal`, imported on first use (about 1 s: `import ardiff` does not pay it)."""
+    import scipy.signal
+
+    return scipy.signal
+
+
 def __getattr__(name):
-    return getattr(_ss, name)
+    return getattr(_scipy_signal(), name)
