@@ -158,11 +158,12 @@ class CompiledGrad:
         leaves = []
         for k, arg in enumerate(args):
             if k in nums:
-                flat, _ = flatten(arg)
+                flat, rebuild = flatten(arg)
                 values = [as_differentiable(v, where=f"compile argument {k}") for v in flat]
-                structure = repr(flatten(arg)[1](list(range(len(flat)))))
-                key.append(("diff", structure,
-                            tuple((np.shape(v), np.result_type(v).str) for v in values)))
+                structure = repr(rebuild(list(range(len(flat)))))
+                key.append(("diff", structure, tuple(
+                    (v.shape, v.dtype.str) if type(v) is np.ndarray
+                    else (np.shape(v), np.result_type(v).str) for v in values)))
                 leaves.extend(values)
             else:
                 key.append(_static_key(arg))
