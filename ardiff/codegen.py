@@ -216,8 +216,7 @@ class Replay:
         for parent in [*plan.relaxing, *plan.wrt]:
             for child, argnum in plan.children[parent] or ():
                 node = nodes[child]
-                reads = node.op.reads
-                read = reads[argnum] if reads is not None and argnum < len(reads) else None
+                read = node.op.reads_of(argnum, len(node.args))
                 slots = dict(node.parents)
                 if read is None:
                     needed.add(child)

@@ -107,6 +107,8 @@ def _normalize_reads(name: str, reads, vjps: tuple, vjp) -> tuple | None:
         if vjp is not None:
             return None
         return tuple(() if isinstance(maker, Fixed) else None for maker in vjps)
+    if callable(reads):  # variadic ops: reads(k, n) for argument k of n
+        return reads
     reads = tuple(reads)
     if reads and (isinstance(reads[0], (str, int))):
         reads = (reads,)  # one argument's reads, given flat
@@ -213,15 +215,13 @@ class Op:
         """
         # the traced positions as the cache key: an int for one (the usual case)
         traced = parents[0][0] if len(parents) == 1 else tuple([k for k, _ in parents])
+        if callable(self.reads):  # variadic: the arity is part of the pattern
+            traced = (len(raw), traced)
         needed = self._needed.get(traced, False)
         if needed is False:  # first time with these traced arguments: union their reads
-            reads = self.reads
-            positions = [k for k, _ in parents]
-            if any(k >= len(reads) or reads[k] is None for k in positions):
-                needed = None  # unknown: keep everything
-            else:
-                needed = frozenset(r for k in positions for r in reads[k])
-            self._needed[traced] = needed
+            read = [self.reads_of(k, len(raw)) for k, _ in parents]
+            needed = None if None in read else frozenset(r for one in read for r in one)
+            self._needed[traced] = needed  # None: unknown, keep everything
         if needed is None:
             return value
         nodes = graph.nodes
@@ -234,6 +234,16 @@ class Op:
                 value.nbytes < RELEASE_MIN_BYTES:
             return value
         return Released(value, len(nodes), self.name)
+
+    def reads_of(self, argnum: int, nargs: int) -> tuple | None:
+        """What the VJP of argument `argnum` (of `nargs`) reads: `"ans"` and argument
+        positions, or None when unknown (see `defop`'s `reads=`)."""
+        reads = self.reads
+        if reads is None:
+            return None
+        if callable(reads):
+            return tuple(reads(argnum, nargs))
+        return reads[argnum] if argnum < len(reads) else None
 
     def _call_nested(self, args, kwargs):
         """Record on the highest-level graph, then again on the lower ones inside."""
@@ -366,7 +376,9 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         What each argument's VJP maker reads of the recorded point, one tuple per
         positional argument: `"ans"` for the answer, `k` for argument k (shapes and
         dtypes are always kept, so a VJP that only undoes broadcasting reads
-        nothing).  For a unary op a flat tuple, e.g. `reads=("ans",)` for tanh.  A
+        nothing).  For a unary op a flat tuple, e.g. `reads=("ans",)` for tanh; for a
+        variadic op a function `reads(k, n)` of the position and the number of
+        arguments (`lambda k, n: ()` for concatenate).  A
         lean recording (one-sweep gradients) keeps only these values and frees the
         rest as the program drops them, as a hand-written backward pass would.
         Default: `()` for `PASS_THROUGH`/`NEGATED`-style (`Fixed`) makers, unknown

@@ -267,6 +267,11 @@ LEAN_CASES += [
     ("angle", "angle", _complex(lambda z: _op("angle")(z, deg=True)), (_u(0.5, 2), _u(-2, 2))),
     # products, inverses, determinants, norms
     ("matmul", "matmul", lambda a, b: _op("matmul")(a, b), (_u(-2, 2), _u(-2, 2, (3, 2)))),
+    # variadic: reads(k, n) (concatenate: shapes only; einsum: the other operands)
+    ("concatenate", "concatenate", lambda a, b, c: _op("concatenate")(a, b, c, axis=1),
+     (_u(-2, 2), _u(-2, 2, (2, 1)), _u(-2, 2, (2, 4)))),
+    ("einsum", "einsum", lambda a, b, c: _op("einsum")("ij,jk,k->i", a, b, c),
+     (_u(-2, 2), _u(-2, 2, (3, 4)), _u(-2, 2, (4,)))),
     ("dot", "dot", lambda a, b: _op("dot")(a, b), (_u(-2, 2), _u(-2, 2, (3,)))),
     ("tensordot", "tensordot", lambda a, b: _op("tensordot")(a, b, axes=1),
      (_u(-2, 2), _u(-2, 2, (3, 2)))),
@@ -378,8 +383,7 @@ def test_each_ops_declared_reads_are_all_its_vjps_need(case, argnum):
     weighting = [n for n in graph.nodes if n.op_name == "multiply"][-1]  # out * w
     node = graph.nodes[dict(weighting.parents)[0]]
     assert node.op_name == name
-    reads = OPS[name].reads
-    read = set().union(*(reads[k] for k, _ in node.parents))
+    read = set().union(*(OPS[name].reads_of(k, len(node.args)) for k, _ in node.parents))
     assert node.parents
     for k, _ in node.parents:
         assert (type(node.args[k]) is Released) == (k not in read), (name, k)

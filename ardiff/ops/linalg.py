@@ -249,7 +249,8 @@ def _einsum_contraction(argnum, ans, subscripts, *operands):
 
 
 einsum = defop("einsum", lambda subscripts, *operands: np.einsum(subscripts, *operands),
-               vjp=_einsum_vjp, jac=Contractions(_einsum_contraction))
+               vjp=_einsum_vjp, jac=Contractions(_einsum_contraction),
+               reads=lambda k, n: tuple(j for j in range(n) if j != k))  # the others
 
 
 # -- inverses and determinants -------------------------------------------------
