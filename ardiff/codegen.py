@@ -35,7 +35,7 @@ from .graph import Released, unwrap
 from .op import OPERATOR_TYPES, Fixed, Scale, argument_fit, fit_to_argument
 from .ops.shape import is_basic_index
 from .solvers.common import make_seed, warn_non_finite
-from .solvers.plan import Plan
+from .solvers.plan import Plan, add_into
 
 __all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "SCALAR_OPS", "math_matches_numpy",
            "slice_sum", "sweep_is_exact", "Replay"]
@@ -137,14 +137,6 @@ def slice_sum(shape: tuple, dtype, indices: tuple, parts: tuple, general):
             return general()
         out[index] += part
     return out
-
-
-def add_into(total: np.ndarray, term: Any) -> Any:
-    """`total + term`, written into `total` (an array the generated sum owns) when the
-    term is an array of its shape and dtype: the same elementwise sums either way."""
-    if type(term) is np.ndarray and term.shape == total.shape and term.dtype == total.dtype:
-        return np.add(total, term, out=total)
-    return total + term
 
 
 def sweep_is_exact(method: str, rules, options: dict) -> bool:
@@ -362,9 +354,7 @@ class Replay:
         """
         plan = self.plan
         edges = plan.children  # summed in the same order as by the solvers
-        relaxing = set(plan.relaxing)
-        sources = [i for i in dict.fromkeys(plan.wrt)
-                   if i not in relaxing and i != plan.output and edges[i]]
+        sources = plan.sources
         at_the_end = [i for i in sources if self._disjoint_slices(i, edges[i]) is not None]
         summed_on_the_way: dict = {}  # child -> [(source, argnum)], in summing order
         for i in sources:
@@ -492,10 +482,7 @@ class Replay:
                     names.update(re.findall(r"([a-z][a-z0-9]*)\(", factor))
                     term = f"{activity_of(child)} * ({factor})"
                 terms[(child, argnum)] = term
-        relaxing = set(plan.relaxing)
-        targets = [*reversed(plan.relaxing),
-                   *(i for i in plan.wrt if i not in relaxing and i != plan.output
-                     and plan.children[i])]
+        targets = [*reversed(plan.relaxing), *plan.sources]
         backward = [f"{activity_of(i)} = " + " + ".join(terms[edge] for edge in plan.children[i])
                     for i in targets]
         namespace.update({name: scalar_function(name) for name in names})

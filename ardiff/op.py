@@ -295,7 +295,7 @@ class Op:
         and `Scale` makers are applied directly, the same operations their closures
         run, so the result is the same.
         """
-        if self.vjp is not None:  # variadic makers (matmul, einsum, ...)
+        if self.vjp is not None:  # variadic makers (matmul, einsum, ...): one call less
             out = self.vjp(argnum, ans, *args, **kwargs)(g)
         else:
             maker = self.vjps[argnum] if argnum < len(self.vjps) else None

@@ -35,15 +35,22 @@ def mlp_loss(np_mod, torch=None):
     return loss
 
 
-def mlp_by_hand(params, X, Y):
-    """Hand-written forward and backward pass of the MLP (the NumPy baseline)."""
+def mlp_forward(params, X):
+    """The MLP's forward pass by hand: each layer's input (the last is the output) and
+    pre-activation, as its backward pass needs them."""
     hs, pre, h = [X], [], X
     for k in range(0, len(params), 2):
         a = h @ params[k] + params[k + 1]
         pre.append(a)
         h = np.maximum(a, 0.0) if k < len(params) - 2 else a
         hs.append(h)
-    g = 2.0 * (h - Y)
+    return hs, pre
+
+
+def mlp_by_hand(params, X, Y):
+    """Hand-written forward and backward pass of the MLP (the NumPy baseline)."""
+    hs, pre = mlp_forward(params, X)
+    g = 2.0 * (hs[-1] - Y)
     grads = [None] * len(params)
     for k in range(len(params) - 2, -1, -2):
         layer = k // 2

@@ -118,6 +118,9 @@ def test_values_returned_to_the_user_are_kept():
         return anp.tanh(x) * 2.0  # multiply does not read its answer
 
     x = np.linspace(-1.0, 1.0, 600)
+    call = TracedCall(f, 0, (x,), {}, lean=True)
+    out = call.graph.nodes[call.output.node.index]
+    assert out.op_name == "multiply" and type(out.value) is np.ndarray  # not released
     vjp, value = ardiff.make_vjp(f)(x)
     np.testing.assert_array_equal(value, np.tanh(x) * 2.0)
     np.testing.assert_allclose(vjp(np.ones_like(x)), 2.0 * (1.0 - np.tanh(x) ** 2))

@@ -197,6 +197,10 @@ def read_out(plan: Plan, x: dict, seed: Any) -> tuple[list, int]:
 #: Arrays up to this size are checked element by element in Python (`is_finite`).
 SMALL_ARRAY = 32
 _BLAS_REAL = (np.dtype(np.float64), np.dtype(np.float32))
+#: Added to a NonFiniteWarning when some forward values were not kept (`Released`).
+LEAN_HINT = (" (Forward values no local derivative reads were not kept by this one-sweep "
+             "recording; method='triangular' keeps them all and names the first non-finite "
+             "one.)")
 
 
 def is_finite(value: Any) -> bool:
@@ -270,9 +274,7 @@ def warn_non_finite(plan: Plan, activities: Any, grads: list, values: Sequence |
     lean = ""
     for i in plan.relevant:
         if type(values[i]) is Released:  # a lean recording kept no value here
-            lean = (" (Forward values no local derivative reads were not kept by this "
-                    "one-sweep recording; method='triangular' keeps them all and names the "
-                    "first non-finite one.)")
+            lean = LEAN_HINT
             continue
         if not np.all(np.isfinite(unwrap(values[i]))):
             warn_at_caller(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,19 @@ class Plan:
         if self._edges is None:
             self.stage()
         return self._edges
+
+    @property
+    def sources(self) -> list[int]:
+        """The `wrt` nodes whose gradient is read out from their children: those that do
+        not relax and are not the output, each once, in `wrt` order."""
+        relaxing = self.relaxing
+        found = []
+        for i in dict.fromkeys(self.wrt):
+            k = bisect_left(relaxing, i)  # relaxing is sorted: no set of it per call
+            if i != self.output and self.children[i] and not (
+                    k < len(relaxing) and relaxing[k] == i):
+                found.append(i)
+        return found
 
     @property
     def staged(self) -> bool:
@@ -356,6 +370,14 @@ def sum_of_vjps(edges: list, x: dict, nodes: list | None = None) -> Any:
         total = total + term
         owned = type(total) is np.ndarray and total.ndim > 0
     return total
+
+
+def add_into(total: np.ndarray, term: Any) -> Any:
+    """`total + term`, written into `total` (an array the running sum owns) when the
+    term is an array of its shape and dtype: the same elementwise sums either way."""
+    if type(term) is np.ndarray and term.shape == total.shape and term.dtype == total.dtype:
+        return np.add(total, term, out=total)
+    return total + term
 
 
 def resolve(graph: Graph, output: Any, wrt: Any) -> tuple[int, list[int]]:

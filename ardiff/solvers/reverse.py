@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 from ..graph import Graph
 from . import plan as plan_module
 from .common import finish, make_seed, read_out, sweep, warn_non_finite
-from .plan import SOLE_REFERENCE, Plan, compile_plan, reference_count, sum_of_vjps
+from .plan import SOLE_REFERENCE, Plan, add_into, compile_plan, reference_count, sum_of_vjps
 from .result import Result
 
 
@@ -101,11 +100,9 @@ def sweep_releasing(plan: Plan, x: dict) -> None:
     keep = set(plan.wrt)
     keep.add(plan.output)
     read_by_sources: dict = {}  # child -> [(source, argnum)], in each source's summing order
-    for i in dict.fromkeys(plan.wrt):  # each source once, in order
-        k = bisect_left(relaxing, i)
-        if i not in x and children[i] and not (k < len(relaxing) and relaxing[k] == i):
-            for c, argnum in children[i]:
-                read_by_sources.setdefault(c, []).append((i, argnum))
+    for i in plan.sources:
+        for c, argnum in children[i]:
+            read_by_sources.setdefault(c, []).append((i, argnum))
     nodes = plan.graph.nodes
     sums: dict = {}  # source -> [total, owned]
     if plan.output in read_by_sources:
@@ -146,11 +143,7 @@ def add_source_terms(child: int, read_by_sources: dict, x: dict, nodes: list,
             sums[source] = [term, owned]
             continue
         total, owned = entry
-        if owned and type(term) is np.ndarray and term.shape == total.shape \
-                and term.dtype == total.dtype:
-            np.add(total, term, out=total)
-            continue
-        total = total + term
+        total = add_into(total, term) if owned else total + term
         entry[0] = total
         entry[1] = type(total) is np.ndarray and total.ndim > 0
 
