@@ -17,8 +17,13 @@ again, because its Python control flow could now differ.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
+import random
+import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -26,8 +31,9 @@ import numpy as np
 
 from .codegen import Replay, sweep_is_exact
 from .graph import as_differentiable
-from .recorder import TracedCall, gc_paused, normalize_argnums
+from .recorder import TracedCall, function_name, gc_paused, normalize_argnums
 from .solvers import SolverOptions, compile_plan, solve_plan
+from .solvers.common import warn_at_caller
 from .tracer import Tracer
 from .tree import flatten
 
@@ -37,14 +43,19 @@ class _Unhashable(Exception):
 
 
 class _Recording:
-    """One cached trace: the traced call, its pruned plan and (once replayed) its `Replay`."""
+    """One cached trace: the traced call, its pruned plan and (once replayed) its `Replay`.
 
-    __slots__ = ("call", "plan", "program")
+    `verified` turns true once a second trace with the same signature recorded the
+    same graph (`CompiledGrad._verify`).
+    """
+
+    __slots__ = ("call", "plan", "program", "verified")
 
     def __init__(self, call: TracedCall):
         self.call = call
         self.plan = None
         self.program = None
+        self.verified = False
 
 
 class _ArrayKey:
@@ -119,6 +130,339 @@ def _static_key(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
+# -- state a replay reuses: what the function reads besides its arguments -------------------
+class NotReplayableWarning(UserWarning):
+    """`ardiff.compile` found that replaying a function could give a stale gradient.
+
+    The function draws random numbers while it is traced, or two of its traces
+    with the same argument signature recorded different constants.  From then on
+    the compiled function traces on every call (correct, no speed-up); pass the
+    random values or the changing state as arguments to get replays back.
+    """
+
+
+#: Objects a replay compares by identity alone: their content cannot change.
+_ATOMS = frozenset((int, float, complex, bool, str, bytes, type(None), type(Ellipsis),
+                    slice, range, np.float64, np.float32, np.float16, np.int64, np.int32,
+                    np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8,
+                    np.bool_, np.complex128, np.complex64, np.dtype))
+_RANDOM_TYPES = (np.random.Generator, np.random.RandomState, np.random.BitGenerator,
+                 random.Random)
+#: Modules whose functions, objects and classes are not walked: NumPy, SciPy, ardiff,
+#: the standard library (their state is the "other modules' attributes" compile cannot see).
+_LIBRARIES = frozenset(("numpy", "scipy", "ardiff", "builtins", *sys.stdlib_module_names))
+#: How deep containers (lists, tuples, dicts) are followed from a watched name.
+_DEPTH = 4
+_MISSING = object()
+
+
+def _is_library(obj: Any) -> bool:
+    module = getattr(obj, "__module__", None)
+    return not isinstance(module, str) or module.partition(".")[0] in _LIBRARIES
+
+
+def _is_user_object(value: Any) -> bool:
+    """An instance of a class defined outside the libraries, with attributes to watch."""
+    kind = type(value)
+    return (hasattr(value, "__dict__") and not isinstance(value, type)
+            and not isinstance(value, (types.ModuleType, types.FunctionType, types.MethodType))
+            and not _is_library(kind))
+
+
+def _code_names(code: types.CodeType, names: set) -> None:
+    """The global and attribute names `code` reads (nested functions and comprehensions too)."""
+    names.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_names(const, names)
+
+
+def _random_state(rng: Any) -> Any:
+    """The state of a random number generator (compared before and after a trace)."""
+    if isinstance(rng, np.random.Generator):
+        return rng.bit_generator.state
+    if isinstance(rng, np.random.RandomState):
+        return rng.get_state(legacy=False)
+    if isinstance(rng, np.random.BitGenerator):
+        return rng.state
+    return rng.getstate()
+
+
+def _deep_immutable(value: Any, depth: int = 0) -> bool:
+    """Whether `value`'s content cannot change (atoms, and tuples of them)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    if kind is tuple and depth < _DEPTH:
+        return all(_deep_immutable(v, depth + 1) for v in value)
+    return kind is frozenset or isinstance(value, (types.ModuleType, type,
+                                                    types.BuiltinFunctionType))
+
+
+def _same_atom(value: Any) -> Callable[[Any], bool]:
+    kind = type(value)
+
+    def check(now):
+        return now is value or (type(now) is kind and _same_value(now, value))
+    return check
+
+
+def _same_object(value: Any) -> Callable[[Any], bool]:
+    return lambda now: now is value
+
+
+class _Watch:
+    """The state a compiled function's replays reuse besides its arguments.
+
+    Walked from the function: the global names its code reads (`co_names`, nested
+    code included), its closure cells and argument defaults, the attributes of
+    `self` for a bound method (and of the objects of user classes it reaches) whose
+    names the code reads, the arguments of a `functools.partial`, and the same for
+    every function of a user module reached that way (helpers, methods of `self`).
+    Containers are followed `_DEPTH` levels deep.  Random number generators reached
+    there or through the arguments are collected for `draws`.
+
+    After a trace, `snapshot` keeps one check per place: arrays, lists and dicts must
+    be the same object with the same content (the replay binds the very objects the
+    trace read), atoms and tuples of them equal, everything else the same object.
+    """
+
+    def __init__(self, fun: Callable, args: tuple, kwargs: dict):
+        self.places: list = []  # (container, key, is_mapping)
+        self.randoms: list = []  # (label, generator)
+        self._seen: set = set()
+        self._names: set = set()
+        self._objects: list = []  # user objects whose attributes the code may read
+        self._codes: set = set()
+        self._walk_callable(fun, "the function")
+        for k, arg in enumerate(args):
+            self._visit(arg, f"argument {k}", 0)
+        for name, arg in kwargs.items():
+            self._visit(arg, f"argument {name}", 0)
+        done = 0
+        while done < len(self._objects):  # attributes read by any code walked so far
+            obj, label = self._objects[done]
+            done += 1
+            attributes = vars(obj)
+            for name in sorted(self._names.intersection(attributes)):
+                self._place(attributes, name, f"{label}.{name}", True)
+            for name in sorted(self._names.difference(attributes)):
+                method = getattr(type(obj), name, None)
+                if isinstance(method, (types.FunctionType, property)):
+                    self._walk_callable(getattr(method, "fget", method), f"{label}.{name}")
+        self.states = [_random_state(rng) for _, rng in self.randoms]
+        self.global_random = (np.random.get_state(legacy=False), random.getstate())
+        self.checks: list = []
+
+    # -- walking --------------------------------------------------------------------
+    def _place(self, container: Any, key: Any, label: str, mapping: bool) -> None:
+        value = container.get(key, _MISSING) if mapping else getattr(container, key, _MISSING)
+        self.places.append((container, key, mapping))
+        self._visit(value, label, 0)
+
+    def _walk_callable(self, fun: Any, label: str) -> None:
+        if isinstance(fun, types.MethodType):
+            self._visit(fun.__self__, f"{label}.__self__", 0)
+            fun = fun.__func__
+        if isinstance(fun, functools.partial):
+            self.places.append((fun, "args", False))
+            self.places.append((fun, "keywords", False))
+            for k, arg in enumerate(fun.args):
+                self._visit(arg, f"{label} (partial argument {k})", 0)
+            self._walk_callable(fun.func, label)
+            return
+        if not isinstance(fun, types.FunctionType):
+            if _is_user_object(fun):  # a callable object: its __call__ and attributes
+                self._visit(fun, label, 0)
+            return
+        code = fun.__code__
+        if code in self._codes:
+            return
+        self._codes.add(code)
+        names: set = set()
+        _code_names(code, names)
+        self._names |= names
+        space = fun.__globals__
+        for name in sorted(names.intersection(space)):
+            self._place(space, name, name, True)
+        for name, cell in zip(code.co_freevars, fun.__closure__ or ()):
+            self._place(cell, "cell_contents", name, False)
+        self._place(fun, "__defaults__", f"{label}'s defaults", False)
+        self._place(fun, "__kwdefaults__", f"{label}'s defaults", False)
+
+    def _visit(self, value: Any, label: str, depth: int) -> None:
+        """Collect the generators, user functions and objects reachable from `value`."""
+        kind = type(value)
+        if kind in _ATOMS or id(value) in self._seen or depth > _DEPTH:
+            return
+        self._seen.add(id(value))
+        if isinstance(value, _RANDOM_TYPES):
+            self.randoms.append((label, value))
+        elif kind in (list, tuple) or isinstance(value, tuple):
+            for item in value:
+                self._visit(item, label, depth + 1)
+        elif kind is dict:
+            for item in value.values():
+                self._visit(item, label, depth + 1)
+        elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+            if not _is_library(value):
+                self._walk_callable(value, label)
+        elif _is_user_object(value):
+            self._objects.append((value, label))
+            if callable(value):
+                self._walk_callable(kind.__call__, label)
+
+    # -- checking ------------------------------------------------------------------
+    def draws(self) -> str | None:
+        """What drew random numbers since the walk (None: nothing did)."""
+        if not _same_value(self.global_random[0], np.random.get_state(legacy=False)):
+            return "np.random (its global state)"
+        if not _same_value(self.global_random[1], random.getstate()):
+            return "Python's random module"
+        for (label, rng), state in zip(self.randoms, self.states):
+            if not _same_value(state, _random_state(rng)):
+                return f"the {type(rng).__name__} reached through {label}"
+        return None
+
+    def snapshot(self) -> None:
+        """Keep what every place holds now (the state after the trace)."""
+        self.checks = [_check_of(_read(c, k, m)) for c, k, m in self.places]
+
+    def unchanged(self) -> bool:
+        """Whether every place still holds what `snapshot` saw."""
+        for (container, key, mapping), check in zip(self.places, self.checks):
+            now = container.get(key, _MISSING) if mapping else _read(container, key, False)
+            if not check(now):
+                return False
+        return True
+
+
+def _read(container: Any, key: str, mapping: bool) -> Any:
+    if mapping:
+        return container.get(key, _MISSING)
+    try:
+        return getattr(container, key, _MISSING)
+    except ValueError:  # an empty closure cell
+        return _MISSING
+
+
+def _check_of(value: Any, depth: int = 0) -> Callable[[Any], bool]:
+    """A test that a place still holds `value`, unchanged (see `_Watch`)."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return _same_atom(value)
+    if kind is np.ndarray:
+        if value.dtype.hasobject:
+            return _same_object(value)
+        key = _ArrayKey(value).frozen()
+        return lambda now: now is value and key == _ArrayKey(now)
+    if depth >= _DEPTH or kind not in (list, tuple, dict):
+        return _same_object(value)  # functions, modules, objects: their identity
+    items = list(value.values()) if kind is dict else value
+    if all(_deep_immutable(v) for v in items):  # compared in C, item by item
+        copy = dict(value) if kind is dict else kind(value)
+
+        def flat(now):
+            if kind is tuple and now is value:
+                return True
+            try:
+                return (now is value or kind is tuple) and type(now) is kind and \
+                    bool(now == copy)
+            except Exception:  # noqa: BLE001 - an array put in its place, say
+                return False
+        return flat
+    keys = list(value) if kind is dict else None
+    checks = [_check_of(v, depth + 1) for v in items]
+
+    def nested(now):
+        if (now is not value and kind is not tuple) or type(now) is not kind or \
+                len(now) != len(checks):
+            return False
+        if keys is not None:
+            if list(now) != keys:
+                return False
+            now = now.values()
+        return all(check(v) for check, v in zip(checks, now))
+    return nested
+
+
+# -- comparing two traces ----------------------------------------------------------------
+def _same_value(a: Any, b: Any, depth: int = 0) -> bool:
+    """Whether two recorded constants are the same value (arrays by bytes, -0.0 != 0.0)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b) or depth > _DEPTH:
+        return False
+    if kind is float:
+        return (a == b and math.copysign(1.0, a) == math.copysign(1.0, b)) or \
+            (a != a and b != b)
+    if kind is np.ndarray or isinstance(a, np.generic):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.dtype.hasobject:
+            return _same_value(a.tolist(), b.tolist(), depth + 1)
+        return _ArrayKey(np.asarray(a)) == _ArrayKey(np.asarray(b))
+    if kind in (list, tuple) or isinstance(a, tuple):
+        return len(a) == len(b) and all(_same_value(x, y, depth + 1) for x, y in zip(a, b))
+    if kind is dict or isinstance(a, dict):
+        return list(a) == list(b) and all(_same_value(a[k], b[k], depth + 1) for k in a)
+    if kind is types.FunctionType:  # a lambda made again by the second trace
+        return a.__code__ is b.__code__ and _same_value(
+            [c.cell_contents for c in a.__closure__ or ()],
+            [c.cell_contents for c in b.__closure__ or ()], depth + 1) and \
+            _same_value(a.__defaults__, b.__defaults__, depth + 1)
+    if isinstance(a, functools.partial):
+        return _same_value((a.func, a.args, a.keywords), (b.func, b.args, b.keywords),
+                           depth + 1)
+    try:
+        if bool(a == b):
+            return True
+    except Exception:  # noqa: BLE001 - a comparison that is not a truth value
+        return False
+    if hasattr(a, "__dict__") and not isinstance(a, (type, types.ModuleType)):
+        return _same_value(vars(a), vars(b), depth + 1)  # an object made again
+    return False
+
+
+def _difference(first, second) -> str | None:
+    """Where two recordings of one signature differ (None: they are the same).
+
+    Structure (ops, parents), every constant argument, keyword and constant node, and
+    the guards are compared; values computed from the inputs are not.
+    """
+    a, b = first.graph, second.graph
+    if len(a.nodes) != len(b.nodes):
+        return f"{len(a.nodes)} nodes, then {len(b.nodes)}"
+    for x, y in zip(a.nodes, b.nodes):
+        where = f"node {x.index} ({x.op_name})"
+        if x.op is not y.op and (x.op_name != y.op_name or isinstance(x.op, str)
+                                 or not _same_value(x.op.fwd, y.op.fwd)):
+            return f"{where}: op {x.op_name}, then {y.op_name}"
+        if x.parents != y.parents or len(x.args) != len(y.args):
+            return f"{where}: other arguments"
+        traced = {k for k, _ in x.parents}
+        for k, (u, v) in enumerate(zip(x.args, y.args)):
+            if k not in traced and not _same_value(u, v):
+                return f"{where}: constant argument {k}"
+        if not _same_value(x.kwargs, y.kwargs):
+            return f"{where}: keyword arguments"
+        if x.op == "constant" and not _same_value(x.value, y.value):
+            return f"{where}: its value"
+    if len(a.guards) != len(b.guards) or not all(
+            g.same_as(h, _same_value) for g, h in zip(a.guards, b.guards)):
+        return "the comparisons and truth tests of traced values"
+    out_a, out_b = first.output, second.output
+    traced = isinstance(out_a, Tracer) and out_a.graph is a
+    if traced != (isinstance(out_b, Tracer) and out_b.graph is b):
+        return "the output"
+    if traced and out_a.node.index != out_b.node.index:
+        return "the output node"
+    if not traced and not isinstance(out_a, Tracer) and not _same_value(out_a, out_b):
+        return "the (constant) output"
+    return None
+
+
 class CompiledGrad:
     """The gradient of `fun` with traces cached per input signature.
 
@@ -130,8 +474,13 @@ class CompiledGrad:
         How many times `fun` was traced (first calls, new signatures, failed guards).
     replays : int
         How many calls reused a recorded graph.
+    verifications : int
+        How many traces checked a recording on its first replay (not in `traces`).
     max_variants : int
         Recordings kept per signature (one per pattern of guard answers seen).
+    not_replayable : str or None
+        Why every call is traced (random draws, or two traces that differed), or None
+        while replays are allowed.
     """
 
     def __init__(self, fun: Callable, argnum: Any = 0, **options: Any):
@@ -140,9 +489,12 @@ class CompiledGrad:
         self.options = SolverOptions.from_keywords(**options)
         self.traces = 0
         self.replays = 0
+        self.verifications = 0
+        self.not_replayable: str | None = None
         self._cache: dict = {}
         self.max_variants = 8
         self._lock = threading.Lock()  # a replay rewrites the cached graph's values
+        self._watch: _Watch | None = None  # the state the cached recordings were made in
 
     def __repr__(self) -> str:
         name = getattr(self.fun, "__name__", repr(self.fun))
@@ -189,8 +541,10 @@ class CompiledGrad:
             return self._value_and_grad(args, kwargs)
 
     def _value_and_grad(self, args: tuple, kwargs: dict) -> tuple:
-        if any(isinstance(leaf, Tracer) for leaf in flatten((args, kwargs))[0]):
-            # called while an outer function is traced: trace normally (higher order)
+        if self.not_replayable is not None or \
+                any(isinstance(leaf, Tracer) for leaf in flatten((args, kwargs))[0]):
+            # replays could be stale, or called while an outer function is traced (higher
+            # order): trace normally
             return self._trace(args, kwargs)[1:]
         try:
             key, leaves = self._signature(args, kwargs)
@@ -199,22 +553,81 @@ class CompiledGrad:
         with self._lock:
             # one recording per branch pattern seen with this signature, newest first
             variants = self._cache.get(key)
+            if variants and not self._watch.unchanged():
+                # a global, closure cell, default or attribute the function reads changed
+                # since the recordings were made: none of them can be replayed
+                self._cache.clear()
+                variants = None
             if variants is None:
                 variants = self._cache[_frozen(key)] = []
             for recording in variants:
                 replayed = self._replay(recording, leaves)
                 if replayed is not None:
+                    if not recording.verified:
+                        fresh = self._verify(recording, args, kwargs)
+                        if fresh is not None:
+                            return fresh
                     self.replays += 1
                     return replayed
-            recording, value, grads = self._trace(args, kwargs)
-            variants.insert(0, recording)
-            del variants[self.max_variants:]
+            recording, value, grads = self._trace(args, kwargs, watch=True)
+            if self.not_replayable is None:
+                variants.insert(0, recording)
+                del variants[self.max_variants:]
             return value, grads
 
-    def _trace(self, args, kwargs):
-        self.traces += 1
+    def _trace(self, args, kwargs, watch: bool = False, count: bool = True):
+        """Trace one call: `(recording, value, gradient)`.
+
+        With `watch`, random draws made while tracing stop replays (`_give_up`), and
+        otherwise the state the function reads is kept to check later replays against.
+        """
+        if count:
+            self.traces += 1
+        watched = _Watch(self.fun, args, kwargs) if watch else None
         recording = _Recording(TracedCall(self.fun, self.argnum, args, kwargs))
+        if watched is not None:
+            drew = watched.draws()
+            if drew is not None:
+                self._give_up(
+                    f"it draws random numbers from {drew} while it is traced, and a replay "
+                    "would reuse the same draws on every call. Pass the random values (a "
+                    "dropout mask, noise) as an argument to get replays")
+            else:
+                watched.snapshot()
+                self._watch = watched
         return recording, recording.call.value(), self._solve(recording)
+
+    def _give_up(self, why: str) -> None:
+        """Trace every call from now on, and say so once (`NotReplayableWarning`)."""
+        self.not_replayable = why
+        self._cache.clear()
+        self._watch = None
+        warn_at_caller(f"ardiff.compile: {function_name(self.fun)} is traced on every call "
+                       f"(no replays): {why}.", NotReplayableWarning)
+
+    def _verify(self, recording: _Recording, args, kwargs):
+        """Check a recording on its first replay by tracing the call once more.
+
+        Two traces with the same signature and the same guard answers must record the
+        same graph; a difference means the function reads state that neither the
+        signature nor `_Watch` sees (a generator it creates, the time, a file, another
+        module's attribute), so replays stop.  Returns None when the recordings agree
+        (the replay stands), else the fresh trace's `(value, gradient)`.
+        """
+        self.verifications += 1
+        fresh, value, grads = self._trace(args, kwargs, watch=True, count=False)
+        if self.not_replayable is not None:  # it drew random numbers this time
+            return value, grads
+        where = _difference(recording.call, fresh.call)
+        if where is not None:
+            self._give_up(
+                f"two traces with the same argument signature recorded different graphs "
+                f"({where}), so its result depends on state that compile does not see "
+                "(see the notes of ardiff.compile). Pass that state as an argument to get "
+                "replays")
+            return value, grads
+        recording.verified = True
+        return None
 
     def _solve(self, recording: _Recording):
         call = recording.call

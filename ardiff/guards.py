@@ -36,6 +36,16 @@ class Guard:
         now = self.fun(*_fill(self.args, values), **self.kwargs)
         return _same(now, self.result)
 
+    def same_as(self, other: Guard, same: Callable[[Any, Any], bool]) -> bool:
+        """Whether `other` asks the same question of the same nodes with the same answer.
+
+        `same(a, b)` compares the function, the constant arguments and the answers;
+        the traced arguments match when they name the same node.  A compiled
+        function compares the guards of two traces with it (`ardiff.compile`).
+        """
+        return (same(self.fun, other.fun) and _same_template(self.args, other.args, same)
+                and same(self.kwargs, other.kwargs) and same(self.result, other.result))
+
 
 class _Slot:
     """Stands for the value of one node of the guarded graph."""
@@ -53,6 +63,14 @@ def _template(obj, graph):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_template(o, graph) for o in obj)
     return unwrap(obj)
+
+
+def _same_template(a, b, same) -> bool:
+    if isinstance(a, _Slot) or isinstance(b, _Slot):
+        return isinstance(a, _Slot) and isinstance(b, _Slot) and a.node == b.node
+    if isinstance(a, (list, tuple)) and type(a) is type(b):
+        return len(a) == len(b) and all(_same_template(x, y, same) for x, y in zip(a, b))
+    return same(a, b)
 
 
 def _fill(obj, values):
