@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "as_differentiable",
-           "Graph", "Released", "ReleasedValueError"]
+__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "copy_of",
+           "as_differentiable", "Graph", "Released", "ReleasedValueError"]
 
 _level_lock = threading.Lock()
 _level_counter = itertools.count(1)
@@ -195,6 +195,19 @@ class TracerBase:
         super().__init_subclass__(**kwargs)
         if Graph.tracer_class is TracerBase:
             Graph.tracer_class = cls
+
+
+def copy_of(x: Any) -> Any:
+    """A traced value's copy: a new traced object for the same node and value.
+
+    Where NumPy returns a copy (`x.copy()`, `np.array(x)`, `+x`) ardiff returns a new
+    object rather than `x` itself, so that an in-place update of one (`x += 1`, which
+    moves `x` to a new node) leaves the other as it was.  The recorded value is shared:
+    neither object ever writes into it.  Plain values are returned unchanged.
+    """
+    if isinstance(x, TracerBase):
+        return type(x)(x._graph, x._node, x._value)
+    return x
 
 
 def unwrap(x: Any) -> Any:

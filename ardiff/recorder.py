@@ -205,7 +205,8 @@ class TracedCall:
             # NumPy turns the TracingError of `a[i] = x` into "setting an array element
             # with a sequence" (a traced value has __getitem__); give back the real reason.
             if isinstance(exc.__cause__, TracingError):
-                raise TracingError(f"{name}: {exc.__cause__}") from exc
+                # one message, not NumPy's ValueError between two copies of it
+                raise TracingError(f"{name}: {exc.__cause__}") from None
             raise
         except TypeError as exc:
             lists = [k for k in self.argnums if isinstance(args[k], list)]

@@ -17,6 +17,10 @@ behind and threads never share tracing state.
 
 from __future__ import annotations
 
+import linecache
+import os
+import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ import scipy.special
 
 from . import numpy as anp
 from . import scipy as ascipy
-from .graph import Graph, TracerBase, TracingError, unwrap
+from .graph import Graph, TracerBase, TracingError, copy_of, unwrap
 from .guards import concrete
 
 # the arithmetic ops bound to module names: operators on scalars are the hot path of
@@ -78,6 +82,54 @@ def _axes_argument(axes: tuple):
     if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
         return axes[0]
     return axes or None
+
+
+# library code a traced value passes through on its way from the user's line
+_LIBRARY_DIRS = tuple(os.path.dirname(path) + os.sep
+                      for path in (np.__file__, scipy.__file__, __file__))
+
+
+def user_line() -> str:
+    """`` `source` (file:line)`` of the innermost frame outside ardiff, NumPy and SciPy.
+
+    Named in the messages of refused operations, so that an error raised deep inside a
+    NumPy call (`a[0] = w` calls `float(w)` from C) points at what the user wrote.
+    Empty when no such frame is found (e.g. code typed at an interactive prompt).
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    source = linecache.getline(filename, lineno).strip()
+    where = f"{os.path.basename(filename)}:{lineno}"
+    return f"`{source}` ({where})" if source else f"({where})"
+
+
+#: distributions of np.random / Generator / RandomState: a line drawing from one with a
+#: traced parameter gets the reparameterisation advice
+_RANDOM_DRAW = re.compile(
+    r"random|rng|\b(normal|uniform|laplace|logistic|gumbel|lognormal|exponential|gamma|"
+    r"beta|standard_t|vonmises|wald|rayleigh|triangular|multivariate_normal)\s*\(")
+
+RANDOM_HELP = (
+    "A random draw cannot take a traced parameter (NumPy's generators convert it to a plain "
+    "array). Draw standard noise with plain arguments and transform it with traced "
+    "arithmetic (the reparameterisation trick): mu + sigma * rng.standard_normal(shape) "
+    "instead of rng.normal(mu, sigma), low + (high - low) * rng.random(shape) instead of "
+    "rng.uniform(low, high).")
+
+#: `name[...] = ...` (not `==`): NumPy converts the right-hand side with float()/__array__
+_ITEM_ASSIGNMENT = re.compile(r"\]\s*=(?!=)")
+
+ASSIGN_HELP = (
+    "Collect the values in a Python list and build the array with anp.stack(values) or "
+    "anp.array(values); to replace entries of a traced array use anp.where(mask, new, old) "
+    "or anp.concatenate.")
+
+#: ops whose NumPy result may share memory with their argument (a view)
+VIEW_OPS = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "real", "imag"})
 
 
 class Tracer(TracerBase):
@@ -214,7 +266,7 @@ class Tracer(TracerBase):
         return negative(self)
 
     def __pos__(self):
-        return self
+        return copy_of(self)  # NumPy's +x is a copy
 
     def __abs__(self):
         return absolute(self)
@@ -335,8 +387,8 @@ class Tracer(TracerBase):
         return anp.clip(self, a_min, a_max, **kwargs)
 
     def copy(self):
-        """Traced values are immutable: the copy is the value itself."""
-        return self
+        """A copy: a new traced object for the same value (see `ardiff.graph.copy_of`)."""
+        return copy_of(self)
 
     def take(self, indices, axis=None):
         """Traced `ndarray.take`."""
@@ -386,21 +438,138 @@ class Tracer(TracerBase):
         """Traced `ndarray.cumprod`."""
         return anp.cumprod(self, *args, **kwargs)
 
+    # -- augmented assignment: NumPy's semantics, or a refusal ---------------------------
+    # An array updated in place keeps its identity in NumPy: every name bound to it sees
+    # the new value.  A traced array does the same by moving this object to the node of
+    # the result.  A NumPy scalar is immutable, so `s += 1` rebinds `s`, as in NumPy.
+    def _update(self, op, other, symbol: str):
+        result = op(self, other)
+        value = unwrap(self._value)
+        if type(value) is not np.ndarray:
+            return result
+        reason = self._aliasing()
+        if reason:
+            raise TracingError(f"{user_line()}: x {symbol}= v on a traced array {reason}; "
+                               f"write x = x {symbol} v instead (a new array).")
+        shape, dtype = value.shape, value.dtype
+        out = np.result_type(unwrap(result))
+        if np.shape(unwrap(result)) != shape:
+            raise ValueError(f"non-broadcastable output operand with shape {shape} doesn't "
+                             f"match the broadcast shape {np.shape(unwrap(result))} "
+                             f"(x {symbol}= v on a traced array)")
+        if out != dtype:
+            if not np.can_cast(out, dtype, "same_kind"):
+                raise TypeError(f"Cannot cast the result of x {symbol}= v from {out} to "
+                                f"{dtype} with casting rule 'same_kind' (as NumPy).")
+            result = anp.array(result, dtype=dtype)
+        self._graph, self._node, self._value = result._graph, result._node, result._value
+        return self
+
+    def _aliasing(self) -> str:
+        """Why an in-place update of this array cannot follow NumPy ('' if it can)."""
+        graph, index = self._graph, self._node
+        node = graph.nodes[index]
+        follow = "which ardiff does not follow"
+        if node.op == "input":
+            return ("that is an argument of the traced function: NumPy would change the "
+                    "caller's array, and ardiff never writes into its arguments")
+        name = getattr(node.op, "name", None)
+        if name in VIEW_OPS and node.parents:
+            return (f"that may be a view of another array (made by {name}): NumPy would write "
+                    f"the update through to that array too, {follow}")
+        for later in graph.nodes[index + 1:]:  # a node's children come after it in the tape
+            name = getattr(later.op, "name", None)
+            if name in VIEW_OPS and any(p == index for _, p in later.parents):
+                return (f"of which another array may be a view (made by {name}): NumPy would "
+                        f"change that view too, {follow}")
+        return ""
+
+    def __iadd__(self, other):
+        return self._update(add, other, "+")
+
+    def __isub__(self, other):
+        return self._update(subtract, other, "-")
+
+    def __imul__(self, other):
+        return self._update(multiply, other, "*")
+
+    def __itruediv__(self, other):
+        return self._update(divide, other, "/")
+
+    def __ipow__(self, other):
+        return self._update(power, other, "**")
+
+    def __imatmul__(self, other):
+        return self._update(matmul, other, "@")
+
+    def __imod__(self, other):
+        return self._update(remainder, other, "%")
+
+    def __ifloordiv__(self, other):
+        if type(unwrap(self._value)) is not np.ndarray:
+            return self // other
+        raise TracingError(
+            f"{user_line()}: x //= v on a traced array would turn it into a plain array "
+            "(floor division carries no gradient) in place; write x = x // v.")
+
+    # -- in-place methods of ndarray: refused, with the traced alternative --------------
+    def _in_place_method(self, call: str, instead: str):
+        raise TracingError(f"{user_line()}: x.{call} changes the array in place, which "
+                           f"ardiff does not trace; write {instead} instead.")
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """Refused: sorts in place. Use `x = np.sort(x)` (traced)."""
+        self._in_place_method("sort()", "x = np.sort(x, axis) (or anp.sort)")
+
+    def partition(self, kth, axis=-1, kind="introselect", order=None):
+        """Refused: partitions in place. Use `x = np.partition(x, kth)` (traced)."""
+        self._in_place_method("partition()", "x = np.partition(x, kth, axis) (or anp.partition)")
+
+    def fill(self, value):
+        """Refused: fills in place. Use `x = np.full_like(x, value)`."""
+        self._in_place_method("fill()", "x = anp.full_like(x, value)")
+
+    def put(self, indices, values, mode="raise"):
+        """Refused: writes in place. Build the new value with `anp.where`."""
+        self._in_place_method("put()", "a new array built with anp.where or anp.concatenate")
+
+    def resize(self, *new_shape, refcheck=True):
+        """Refused: resizes in place. Use `x = np.resize(x, shape)` (traced)."""
+        self._in_place_method("resize()", "x = np.resize(x, shape) (or anp.resize)")
+
+    def __getattr__(self, name):
+        # only reached for names the class lacks: say which ndarray feature it is
+        if not name.startswith("_") and hasattr(np.ndarray, name):
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}: ndarray.{name} is "
+                f"not supported on traced values. Use x.value.{name} to read it from the plain "
+                "value (no gradient flows through it), or an ardiff.numpy function.",
+                name=name, obj=self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}",
+                             name=name, obj=self)
+
     # -- ways to lose the gradient: refuse them loudly --------------------------
     def _detach_error(self, what: str):
-        raise TracingError(f"{what} on a traced value would drop its gradient. {DETACH_HELP}")
+        line = user_line()
+        if _ITEM_ASSIGNMENT.search(line):
+            what, advice = "assigning a traced value into a plain NumPy array (a[i] = x)", \
+                ASSIGN_HELP
+        else:
+            advice = RANDOM_HELP if _RANDOM_DRAW.search(line) else DETACH_HELP
+        raise TracingError(f"{line + ': ' if line else ''}{what} would drop its gradient. "
+                           f"{advice}")
 
     def item(self, *args):
         """Refused: the plain number would carry no gradient (use `x.value`)."""
-        self._detach_error("item()")
+        self._detach_error("item() on a traced value")
 
     def tolist(self):
         """Refused: the plain list would carry no gradient (use `x.value`)."""
-        self._detach_error("tolist()")
+        self._detach_error("tolist() on a traced value")
 
     def __float__(self):
-        self._detach_error("float() (also called by math.* functions, by C extensions, and by "
-                           "assigning it into an element of a NumPy array, a[i] = x)")
+        self._detach_error("float() on a traced value (also called by math.* functions and by "
+                           "C extensions)")
 
     def _is_integer(self) -> bool:
         return self.dtype.kind in "biu"
@@ -408,15 +577,15 @@ class Tracer(TracerBase):
     def __int__(self):
         if self._is_integer():  # integers carry no gradient: nothing is lost
             return concrete(int, self)
-        self._detach_error("int()")
+        self._detach_error("int() on a traced value")
 
     def __complex__(self):
-        self._detach_error("complex()")
+        self._detach_error("complex() on a traced value")
 
     def __index__(self):
         if self._is_integer():
             return concrete(int, self)
-        self._detach_error("Using it as an integer index (__index__)")
+        self._detach_error("Using a traced value as an integer index (__index__)")
 
     def __array__(self, dtype=None, copy=None):
         # an integer result (np.int64(x), np.asarray(x, dtype=int)) carries no gradient:
@@ -426,8 +595,8 @@ class Tracer(TracerBase):
         if self._is_integer() and dtype is None:
             return np.asarray(concrete(np.asarray, self))
         self._detach_error(
-            "Converting to a NumPy array (np.array/np.asarray, a method of a plain NumPy array "
-            "such as a.dot(x), or assigning it into a NumPy array with a[i] = x)")
+            "Converting a traced value to a NumPy array (np.array/np.asarray, or a method of a "
+            "plain NumPy array such as a.dot(x))")
 
     def __setitem__(self, key, value):
         raise TracingError(

@@ -151,12 +151,20 @@ def test_in_place_numpy_operations_on_traced_values_raise():
     with pytest.raises(TracingError, match="in place"):
         ardiff.grad(accumulate)(V)
 
-    def rebind(v):
-        v += 1.0  # a traced value has no in-place form: this rebinds v to v + 1
-        v *= 2.0
+    def update_argument(v):
+        v += 1.0  # NumPy would write into the caller's array: refused
         return anp.sum(v)
 
-    np.testing.assert_allclose(ardiff.grad(rebind)(V), np.full(4, 2.0))
+    with pytest.raises(TracingError, match=r"argument of the traced function.*x = x \+ v"):
+        ardiff.grad(update_argument)(V)
+
+    def update_local(v):
+        w = v * 1.0
+        w += 1.0
+        w *= 2.0
+        return anp.sum(w)
+
+    np.testing.assert_allclose(ardiff.grad(update_local)(V), np.full(4, 2.0))
 
 
 def test_traced_values_are_immutable():

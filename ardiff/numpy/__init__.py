@@ -18,6 +18,7 @@ from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random
 # Public names of other modules under private aliases: this namespace exports NumPy's
 # names only (see __all__ at the end).
 from ..graph import TracerBase as _TracerBase
+from ..graph import copy_of as _copy_of
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
 from ..guards import plain as _plain
@@ -33,6 +34,7 @@ from ..ops.elementwise import (  # noqa: F401
     arctan2,
     arctanh,
     ceil,
+    copysign,
     cos,
     cosh,
     deg2rad,
@@ -376,7 +378,10 @@ def array(obj, dtype=None, copy=True, **kwargs):
     if _integer_kind(dtype) and _contains_tracer(obj):
         return _concrete(_np.array, obj, dtype=dtype)
     if isinstance(obj, _TracerBase):
-        return obj if dtype is None else _astype(obj, dtype)
+        if dtype is not None:
+            return _astype(obj, dtype)
+        # NumPy copies unless told not to: a new object, so `x += 1` leaves the copy alone
+        return _copy_of(obj) if copy else obj
     if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
         out = stack([array(item) for item in obj])
         return out if dtype is None else _astype(out, dtype)
@@ -386,7 +391,7 @@ def array(obj, dtype=None, copy=True, **kwargs):
 def asarray(obj, dtype=None, **kwargs):
     """Like `numpy.asarray`, keeping traced values traced."""
     if isinstance(obj, _TracerBase) or (isinstance(obj, (list, tuple)) and _contains_tracer(obj)):
-        return array(obj, dtype=dtype)
+        return array(obj, dtype=dtype, copy=False)
     return _np.asarray(obj, dtype=dtype, **kwargs)
 
 
@@ -427,7 +432,7 @@ WITHOUT_GRADIENT = (
     "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
     "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
-    "may_share_memory shares_memory copysign argpartition lexsort isreal iscomplex isposinf "
+    "may_share_memory shares_memory argpartition lexsort isreal iscomplex isposinf "
     "isneginf isin unravel_index ravel_multi_index histogram2d histogramdd histogram_bin_edges "
     "nanargmax nanargmin"
 ).split()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import TracerBase, unwrap
+from ..graph import TracerBase, copy_of, unwrap
 from ..guards import concrete, plain
 from ..op import shape_of
 from ..ops import complex_parts
@@ -344,7 +344,7 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
         if mask.any():
             out = where(mask, fill, out)
     concrete(np.isfinite, x)  # the positions of the replaced values: a guard
-    return out
+    return copy_of(out) if copy and out is x else out
 
 
 # -- complex parts (ops in ardiff.ops.complex_parts; a real value is its own real part) ------

@@ -1,0 +1,204 @@
+"""Augmented assignment on traced arrays: NumPy's semantics, or a clear refusal.
+
+Each program is plain NumPy code.  Run on plain arrays it gives NumPy's own answer; run
+under `ardiff.grad` the traced answer must equal it, and the gradient must equal central
+finite differences of the plain program.  Where ardiff cannot follow NumPy (an update
+written through a view, an update of the function's own argument) it must raise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ardiff
+from ardiff.graph import TracingError
+
+X = np.array([0.7, -1.3, 2.1])
+
+
+def central_differences(fun, x, h=1e-6):
+    grad = np.zeros_like(x)
+    for i in range(x.size):
+        step = np.zeros_like(x)
+        step.flat[i] = h
+        grad.flat[i] = (fun(x + step) - fun(x - step)) / (2 * h)
+    return grad
+
+
+def assert_follows_numpy(fun, x=X):
+    value, grad = ardiff.value_and_grad(fun)(x)
+    assert value == pytest.approx(fun(x.copy()), rel=1e-12)
+    np.testing.assert_allclose(grad, central_differences(fun, x), rtol=1e-6, atol=1e-8)
+
+
+def aliased_add(x):
+    y = x * 1.0
+    z = y  # another name for the same array
+    y += 1.0
+    return np.sum(z * y)
+
+
+def aliased_every_operator(x):
+    y = x * 1.0
+    names = [y]  # a container holding the array sees the updates too
+    y += x
+    y -= 0.5
+    y *= x
+    y /= 3.0
+    y **= 2
+    y %= 5.0
+    return np.sum(names[0] * x) + np.sum(y)
+
+
+def aliased_matmul(x):
+    m = np.outer(x, x) + np.eye(3)
+    a = m * 1.0
+    keep = a
+    a @= m
+    return np.sum(keep * m)
+
+
+def updated_in_a_loop(x):
+    total = x * 0.0  # (a plain np.zeros on the left of += is issue 21's in-place write)
+    alias = total
+    for k in range(3):
+        total += np.sin(x * (k + 1))
+    return np.sum(alias ** 2)
+
+
+def copies_keep_their_value(x):
+    y = x * 2.0
+    copies = [y.copy(), +y, np.nan_to_num(y)]
+    y += 10.0
+    return sum(np.sum(c * x) for c in copies) + np.sum(y)
+
+
+def scalar_rebinds(x):
+    s = np.sum(x ** 2)  # a NumPy scalar is immutable: `s += 1` rebinds s
+    t = s
+    s += 1.0
+    s *= x[0]
+    return s * t
+
+
+def float32_stays_float32(x):
+    y = (x * 1.0).astype(np.float32)
+    y += x  # float64 right-hand side: NumPy casts the result back to float32
+    assert y.dtype == np.float32
+    return np.sum(y.astype(np.float64) ** 2)
+
+
+@pytest.mark.parametrize("fun", [aliased_add, aliased_every_operator, aliased_matmul,
+                                 updated_in_a_loop, copies_keep_their_value, scalar_rebinds],
+                         ids=lambda f: f.__name__)
+def test_updates_follow_numpy(fun):
+    assert_follows_numpy(fun)
+
+
+def test_issue_example_gives_numpy_value():
+    # the issue's program: rebinding gave 2.0 at x = 1, NumPy gives 4.0
+    value, grad = ardiff.value_and_grad(aliased_add)(np.array([1.0]))
+    assert value == 4.0
+    np.testing.assert_allclose(grad, [4.0])  # d/dx (x + 1) ** 2
+
+
+def test_result_dtype_cast_back_as_numpy():
+    value, grad = ardiff.value_and_grad(float32_stays_float32)(X)
+    assert value == pytest.approx(float32_stays_float32(X.copy()), rel=1e-6)
+    np.testing.assert_allclose(grad, 8 * X, rtol=1e-5)
+
+
+def test_update_that_would_broadcast_the_target_is_refused_as_numpy():
+    def grow(x):
+        y = x * 1.0
+        y += np.ones((2, 3))
+        return np.sum(y)
+
+    with pytest.raises(ValueError, match="non-broadcastable output operand"):
+        grow(X.copy())
+    with pytest.raises(ValueError, match="non-broadcastable output operand"):
+        ardiff.grad(grow)(X)
+
+
+def test_unsafe_cast_is_refused_as_numpy():
+    def to_complex(x):
+        y = x * 1.0
+        y += 1j * x
+        return np.sum(np.real(y))
+
+    with pytest.raises(TypeError):
+        to_complex(X.copy())
+    with pytest.raises(TypeError, match="same_kind"):
+        ardiff.grad(to_complex)(X)
+
+
+def test_second_order_through_updates():
+    def fun(x):
+        y = x * 1.0
+        z = y
+        y *= x
+        return np.sum(z * y)  # sum(x ** 4)
+
+    np.testing.assert_allclose(ardiff.hessian(fun)(X), np.diag(12 * X ** 2), rtol=1e-12)
+
+
+def test_compiled_replay_of_an_aliased_update():
+    compiled = ardiff.compile(aliased_add)
+    for x in (X, X + 1.0, 2.0 * X):
+        np.testing.assert_allclose(compiled(x), 2 * (x + 1.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("program, reason", [
+    (lambda x: _update_argument(x), "argument of the traced function"),
+    (lambda x: _update_through_view(x), "may be a view of another array"),
+    (lambda x: _update_viewed_array(x), "another array may be a view"),
+])
+def test_updates_ardiff_cannot_follow_are_refused(program, reason):
+    with pytest.raises(TracingError, match=reason) as info:
+        ardiff.grad(program)(X)
+    assert "x = x + v" in str(info.value)
+    assert "test_in_place.py" in str(info.value)  # names the user's line
+
+
+def _update_argument(x):
+    x += 1.0
+    return np.sum(x)
+
+
+def _update_through_view(x):
+    y = x * 1.0
+    head = y[:2]
+    head += 1.0  # NumPy changes y too
+    return np.sum(y)
+
+
+def _update_viewed_array(x):
+    y = x * 1.0
+    flipped = y.T
+    y += 1.0  # NumPy changes flipped too
+    return np.sum(flipped * y)
+
+
+def test_floor_division_update_is_refused_on_arrays():
+    def fun(x):
+        y = x * 1.0
+        y //= 2.0
+        return np.sum(y)
+
+    with pytest.raises(TracingError, match="x = x // v"):
+        ardiff.grad(fun)(X)
+
+
+def test_ardiff_copies_are_new_arrays():
+    import ardiff.numpy as anp
+
+    def fun(x):
+        y = x * 2.0
+        kept = [anp.array(y), y.copy(), +y]
+        same = anp.asarray(y)  # no copy in NumPy: sees the update
+        y += 10.0
+        return sum(anp.sum(k * x) for k in kept) + anp.sum(same * x)
+
+    # three copies of 2x and the updated array 2x + 10
+    np.testing.assert_allclose(ardiff.grad(fun)(X), 3 * 4 * X + 4 * X + 10.0, rtol=1e-12)
