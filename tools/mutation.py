@@ -1,0 +1,287 @@
+"""Mutation testing of the engine's core, one module at a time (issue 20, point 3).
+
+mutmut (3.8; configured in setup.cfg's ``[mutmut]`` section) mutates one function at a
+time and runs the tests that reach it.  Run on the whole package with the whole suite
+it would take hours; this script runs it module by module, each with its own narrow
+test selection (``TESTS`` below: the module's own tests and the property tests that
+compare its results with an independent truth), and writes one report:
+
+    python tools/mutation.py                       # every module of TESTS, at HEAD
+    python tools/mutation.py ardiff/convexity.py   # one module
+    python tools/mutation.py --list                # the table, nothing run
+
+Each module runs in its own scratch copy of the repository (``--workdir``, default
+``/tmp/ardiff-mutation/<module>``) holding the files of a commit (``--ref``, default
+HEAD) or, with ``--working-tree``, the tracked and untracked files as they are now; so
+other work in the tree does not leak into a measurement and the report names the
+commit it measured.  The scratch copy's setup.cfg gets the module's ``only_mutate`` and
+test selection; everything else comes from the checked-in ``[mutmut]`` section.
+
+``--survivors`` reruns only the survivors of the previous run of a module (kept in its
+scratch copy), after new tests were written; ``--max-children`` is passed to mutmut
+(default 1: the CI machines and the developers' have few cores).
+
+The report (``--out``, default ``benchmarks/results/mutation/``) is ``report.json``
+and ``report.md``: killed / survived / no tests / timeout / total and the score
+(killed + timeout over total) per module, and every survivor with its diff.  Reasons
+why the remaining survivors are equivalent live in ``survivors.md`` beside them,
+written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: module -> the tests mutmut runs against it (the ones that reach the module and
+#: compare its results with an independent truth).  Keep each selection narrow: mutmut
+#: runs, for every mutant, the tests of this list that executed the mutated function.
+TESTS: dict[str, list[str]] = {
+    "ardiff/solvers/closed_form.py": [
+        "tests/test_solver_references.py", "tests/test_closed_form.py",
+    ],
+    "ardiff/solvers/relaxation.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py", "tests/test_closed_form.py",
+    ],
+    "ardiff/solvers/triangular.py": [
+        "tests/test_solver_references.py", "tests/test_triangular.py",
+    ],
+    "ardiff/convexity.py": [
+        "tests/test_convexity_references.py", "tests/test_convexity.py",
+    ],
+    "ardiff/op.py": [
+        "tests/test_op_contract.py", "tests/test_defop.py", "tests/test_triangular.py",
+    ],
+    "ardiff/solvers/units.py": [
+        "tests/test_solver_references.py", "tests/test_units.py",
+    ],
+    "ardiff/rules.py": [
+        "tests/test_rules_references.py", "tests/test_rules.py",
+    ],
+    "ardiff/solvers/theory.py": [
+        "tests/test_convexity_references.py", "tests/test_convexity.py",
+        "tests/test_closed_form.py",
+    ],
+    "ardiff/solvers/plan.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py", "tests/test_triangular.py",
+    ],
+    "ardiff/solvers/common.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py",
+    ],
+    "ardiff/solvers/residuals.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py",
+    ],
+    "ardiff/solvers/reverse.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py",
+    ],
+    "ardiff/solvers/options.py": [
+        "tests/test_solver_references.py", "tests/test_relax.py",
+    ],
+    "ardiff/solvers/real_form.py": [
+        "tests/test_triangular.py", "tests/test_complex.py",
+    ],
+    "ardiff/solvers/result.py": [
+        "tests/test_relax.py", "tests/test_api.py",
+    ],
+}
+
+#: mutmut exit codes -> status (as in mutmut.stats.status_by_exit_code)
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests",
+          34: "skipped", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+          255: "timeout", 37: "caught by type check", -11: "segfault", -9: "segfault",
+          None: "not checked"}
+
+
+def git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def populate(workdir: Path, ref: str | None) -> None:
+    """Fill `workdir` with the repository's files at `ref` (None: the working tree)."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    if ref is not None:
+        with tempfile.TemporaryFile() as archive:
+            subprocess.run(["git", "archive", "--format=tar", ref], cwd=ROOT, check=True,
+                           stdout=archive)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                tar.extractall(workdir, filter="data")
+        return
+    files = git("ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            target = workdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def configure(workdir: Path, module: str) -> None:
+    """Point the scratch copy's [mutmut] section at one module and its tests."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(workdir / "setup.cfg")
+    ours = configparser.ConfigParser(interpolation=None)
+    ours.read(ROOT / "setup.cfg")  # this checkout's [mutmut] section (a --ref may predate it)
+    if parser.has_section("mutmut"):
+        parser.remove_section("mutmut")
+    parser.add_section("mutmut")
+    for key, value in ours.items("mutmut"):
+        parser.set("mutmut", key, value)
+    parser.set("mutmut", "only_mutate", "\n" + module)
+    tests = [t for t in TESTS[module] if (workdir / t).exists()]
+    parser.set("mutmut", "pytest_add_cli_args_test_selection", "\n" + "\n".join(tests))
+    with open(workdir / "setup.cfg", "w") as f:
+        parser.write(f)
+
+
+def load_results(workdir: Path, module: str) -> dict[str, int | None]:
+    meta = workdir / "mutants" / (module + ".meta")
+    if not meta.exists():
+        return {}
+    return json.loads(meta.read_text())["exit_code_by_key"]
+
+
+def diff_of(workdir: Path, name: str) -> str:
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=workdir,
+                           capture_output=True, text=True)
+    lines = shown.stdout.splitlines()
+    return "\n".join(line for line in lines[1:] if not line.startswith(("---", "+++")))
+
+
+def run_module(module: str, args: argparse.Namespace) -> dict:
+    workdir = Path(args.workdir) / module.replace("/", "_").removesuffix(".py")
+    names: list[str] = []
+    if args.survivors:
+        previous = load_results(workdir, module)
+        names = [k for k, v in previous.items() if STATUS.get(v, "suspicious") != "killed"
+                 and STATUS.get(v) != "timeout"]
+        if not previous:
+            sys.exit(f"no previous run of {module} in {workdir}: run it without --survivors")
+        # the tests may have changed: bring the copy up to date, keep mutants/ and its cache
+        keep = workdir / "mutants"
+        stash = Path(tempfile.mkdtemp()) / "mutants"
+        shutil.move(keep, stash)
+        populate(workdir, args.ref)
+        shutil.move(stash, keep)
+        shutil.rmtree(keep / "tests", ignore_errors=True)  # mutmut copies them afresh
+        for mutated in (keep / "ardiff").rglob("*.py"):
+            if str(mutated.relative_to(keep)) != module:  # only the mutated module is kept
+                mutated.unlink()
+    else:
+        populate(workdir, args.ref)
+    configure(workdir, module)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+               *names]
+    start = datetime.datetime.now(datetime.timezone.utc)
+    if names or not args.survivors:
+        print(f"== {module}: {' '.join(TESTS[module])}", flush=True)
+        log = workdir / "mutmut.log"
+        with open(log, "w") as out:
+            code = subprocess.run(command, cwd=workdir, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT).returncode
+        if code != 0:
+            print(log.read_text()[-3000:])
+            sys.exit(f"mutmut failed on {module} (exit {code}); log in {log}")
+    seconds = (datetime.datetime.now(datetime.timezone.utc) - start).total_seconds()
+    results = load_results(workdir, module)
+    counts: dict[str, int] = {}
+    for code in results.values():
+        status = STATUS.get(code, "suspicious")
+        counts[status] = counts.get(status, 0) + 1
+    total = len(results) - counts.get("skipped", 0)
+    detected = counts.get("killed", 0) + counts.get("timeout", 0) \
+        + counts.get("caught by type check", 0) + counts.get("segfault", 0)
+    survivors = sorted(k for k, v in results.items()
+                       if STATUS.get(v, "suspicious") in ("survived", "no tests", "suspicious",
+                                                           "not checked"))
+    row = {
+        "module": module, "tests": TESTS[module], "measured": start.isoformat(timespec="seconds"),
+        "seconds": round(seconds), "killed": counts.get("killed", 0),
+        "timeout": counts.get("timeout", 0), "survived": counts.get("survived", 0),
+        "no_tests": counts.get("no tests", 0), "suspicious": counts.get("suspicious", 0),
+        "total": total, "score": round(100.0 * detected / total, 1) if total else None,
+        "survivors": [{"name": k, "status": STATUS.get(results[k], "suspicious"),
+                       "diff": diff_of(workdir, k)} for k in survivors],
+    }
+    print(f"   {module}: {detected}/{total} killed ({row['score']} %), "
+          f"{len(survivors)} left, {row['seconds']} s", flush=True)
+    return row
+
+
+def write_report(rows: list[dict], out: Path, commit: str, ref: str | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else {"modules": {}}
+    for row in rows:
+        report["modules"][row["module"]] = dict(row, commit=commit,
+                                                source=ref or "working tree")
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    lines = ["# Mutation testing report", "",
+             "Written by `python tools/mutation.py` (mutmut, one module at a time with its own",
+             "tests; the table `TESTS` in tools/mutation.py). Score = (killed + timeout) / total.",
+             "Why each remaining survivor is equivalent: survivors.md.", "",
+             "| module | commit | measured (UTC) | killed | timeout | survived | no tests "
+             "| total | score |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    modules = report["modules"]
+    for name in sorted(modules):
+        r = modules[name]
+        lines.append(f"| {name} | {r['commit'][:10]} | {r['measured']} | {r['killed']} | "
+                     f"{r['timeout']} | {r['survived']} | {r['no_tests']} | {r['total']} | "
+                     f"{r['score']} % |")
+    lines += ["", "## Survivors", ""]
+    for name in sorted(modules):
+        for s in modules[name]["survivors"]:
+            lines += [f"### {s['name']} ({s['status']})", "", "```diff", s["diff"], "```", ""]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules to mutate (default: all of TESTS)")
+    parser.add_argument("--ref", default="HEAD", help="commit to measure (default HEAD)")
+    parser.add_argument("--working-tree", action="store_true",
+                        help="measure the working tree as it is instead of a commit")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the previous run's survivors")
+    parser.add_argument("--max-children", type=int, default=1)
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(),
+                                                          "ardiff-mutation"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation"))
+    parser.add_argument("--no-report", action="store_true", help="print only")
+    parser.add_argument("--list", action="store_true", help="print the table and stop")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in TESTS.items():
+            print(f"{module}: {' '.join(tests)}")
+        return
+    unknown = [m for m in args.modules if m not in TESTS]
+    if unknown:
+        sys.exit(f"no test selection for {unknown}: add them to TESTS in {__file__}")
+    args.ref = None if args.working_tree else args.ref
+    commit = git("rev-parse", args.ref or "HEAD")
+    if args.working_tree and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    rows = [run_module(m, args) for m in (args.modules or list(TESTS))]
+    if not args.no_report:
+        write_report(rows, Path(args.out), commit, args.ref)
+
+
+if __name__ == "__main__":
+    main()
