@@ -24,6 +24,7 @@ import random
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -161,12 +162,14 @@ def _is_library(obj: Any) -> bool:
     return not isinstance(module, str) or module.partition(".")[0] in _LIBRARIES
 
 
-def _is_user_object(value: Any) -> bool:
-    """An instance of a class defined outside the libraries, with attributes to watch."""
-    kind = type(value)
-    return (hasattr(value, "__dict__") and not isinstance(value, type)
-            and not isinstance(value, (types.ModuleType, types.FunctionType, types.MethodType))
-            and not _is_library(kind))
+def _has_attributes(value: Any) -> bool:
+    """An object whose attributes the code may read: an instance with a `__dict__`, or a
+    module outside the libraries (functions, classes and library modules are not)."""
+    if isinstance(value, types.ModuleType):
+        return value.__name__.partition(".")[0] not in _LIBRARIES
+    return hasattr(value, "__dict__") and not isinstance(value, (
+        type, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
+        functools.partial))
 
 
 def _code_names(code: types.CodeType, names: set) -> None:
@@ -239,26 +242,55 @@ class _Watch:
             self._visit(arg, f"argument {k}", 0)
         for name, arg in kwargs.items():
             self._visit(arg, f"argument {name}", 0)
-        done = 0
-        while done < len(self._objects):  # attributes read by any code walked so far
-            obj, label = self._objects[done]
-            done += 1
-            attributes = vars(obj)
-            for name in sorted(self._names.intersection(attributes)):
-                self._place(attributes, name, f"{label}.{name}", True)
-            for name in sorted(self._names.difference(attributes)):
-                method = getattr(type(obj), name, None)
-                if isinstance(method, (types.FunctionType, property)):
-                    self._walk_callable(getattr(method, "fget", method), f"{label}.{name}")
+        self._watch_attributes()
         self.states = [_random_state(rng) for _, rng in self.randoms]
         self.global_random = (np.random.get_state(legacy=False), random.getstate())
         self.checks: list = []
 
     # -- walking --------------------------------------------------------------------
     def _place(self, container: Any, key: Any, label: str, mapping: bool) -> None:
-        value = container.get(key, _MISSING) if mapping else getattr(container, key, _MISSING)
         self.places.append((container, key, mapping))
-        self._visit(value, label, 0)
+        self._visit(_read(container, key, mapping), label, 0)
+
+    def _watch_attributes(self) -> None:
+        """Places for the attributes of the objects reached that any walked code names
+        (instance attributes, then those of the user classes in its MRO: values are
+        watched, methods walked), until walking adds no names."""
+        done: dict = {}  # id(object) -> the names looked up on it
+        grown = True
+        while grown:
+            grown = False
+            for obj, label in list(self._objects):
+                looked = done.setdefault(id(obj), set())
+                names = self._names - looked
+                if not names:
+                    continue
+                looked |= names
+                grown = True
+                try:
+                    attributes = vars(obj)
+                except TypeError:
+                    continue
+                for name in sorted(names.intersection(attributes)):
+                    self._place(attributes, name, f"{label}.{name}", True)
+                if isinstance(obj, types.ModuleType):
+                    continue
+                names = names.difference(attributes)
+                for klass in type(obj).__mro__:
+                    if _is_library(klass):
+                        continue
+                    members = vars(klass)
+                    for name in sorted(names.intersection(members)):
+                        member = members[name]
+                        if isinstance(member, (staticmethod, classmethod)):
+                            member = member.__func__
+                        if isinstance(member, property):
+                            member = member.fget
+                        if isinstance(member, types.FunctionType):
+                            self._walk_callable(member, f"{label}.{name}")
+                        else:
+                            self._place(members, name, f"{label}.{name}", True)
+                    names = names.difference(members)
 
     def _walk_callable(self, fun: Any, label: str) -> None:
         if isinstance(fun, types.MethodType):
@@ -272,7 +304,7 @@ class _Watch:
             self._walk_callable(fun.func, label)
             return
         if not isinstance(fun, types.FunctionType):
-            if _is_user_object(fun):  # a callable object: its __call__ and attributes
+            if _has_attributes(fun):  # a callable object: its __call__ and attributes
                 self._visit(fun, label, 0)
             return
         code = fun.__code__
@@ -307,9 +339,10 @@ class _Watch:
         elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
             if not _is_library(value):
                 self._walk_callable(value, label)
-        elif _is_user_object(value):
+        elif _has_attributes(value):
             self._objects.append((value, label))
-            if callable(value):
+            if callable(value) and not isinstance(value, types.ModuleType) and \
+                    not _is_library(kind):
                 self._walk_callable(kind.__call__, label)
 
     # -- checking ------------------------------------------------------------------
@@ -575,16 +608,24 @@ class CompiledGrad:
                 del variants[self.max_variants:]
             return value, grads
 
-    def _trace(self, args, kwargs, watch: bool = False, count: bool = True):
-        """Trace one call: `(recording, value, gradient)`.
+    def _trace(self, args, kwargs, watch: bool = False):
+        """Trace and solve one call: `(recording, value, gradient)`."""
+        self.traces += 1
+        recording = self._record(args, kwargs, watch)
+        return recording, recording.call.value(), self._solve(recording)
 
-        With `watch`, random draws made while tracing stop replays (`_give_up`), and
-        otherwise the state the function reads is kept to check later replays against.
-        """
-        if count:
-            self.traces += 1
+    def _record(self, args, kwargs, watch: bool, quiet: bool = False) -> _Recording:
+        """Trace one call.  With `watch`, random draws made while tracing stop replays
+        (`_give_up`); otherwise the state the function reads is kept (`_Watch`), to check
+        later replays against.  `quiet` silences the warnings of the function itself."""
         watched = _Watch(self.fun, args, kwargs) if watch else None
-        recording = _Recording(TracedCall(self.fun, self.argnum, args, kwargs))
+        if quiet:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                call = TracedCall(self.fun, self.argnum, args, kwargs)
+        else:
+            call = TracedCall(self.fun, self.argnum, args, kwargs)
+        recording = _Recording(call)
         if watched is not None:
             drew = watched.draws()
             if drew is not None:
@@ -595,7 +636,7 @@ class CompiledGrad:
             else:
                 watched.snapshot()
                 self._watch = watched
-        return recording, recording.call.value(), self._solve(recording)
+        return recording
 
     def _give_up(self, why: str) -> None:
         """Trace every call from now on, and say so once (`NotReplayableWarning`)."""
@@ -615,19 +656,18 @@ class CompiledGrad:
         (the replay stands), else the fresh trace's `(value, gradient)`.
         """
         self.verifications += 1
-        fresh, value, grads = self._trace(args, kwargs, watch=True, count=False)
-        if self.not_replayable is not None:  # it drew random numbers this time
-            return value, grads
-        where = _difference(recording.call, fresh.call)
-        if where is not None:
+        fresh = self._record(args, kwargs, watch=True, quiet=True)  # the replay warned
+        if self.not_replayable is None:  # else it drew random numbers this time
+            where = _difference(recording.call, fresh.call)
+            if where is None:
+                recording.verified = True
+                return None
             self._give_up(
                 f"two traces with the same argument signature recorded different graphs "
                 f"({where}), so its result depends on state that compile does not see "
                 "(see the notes of ardiff.compile). Pass that state as an argument to get "
                 "replays")
-            return value, grads
-        recording.verified = True
-        return None
+        return fresh.call.value(), self._solve(fresh)
 
     def _solve(self, recording: _Recording):
         call = recording.call
