@@ -93,6 +93,8 @@ BINARY = [
     # arctan2 jumps by 2 pi across y = 0 for x < 0: keep y away from 0
     ("arctan2", nonzero, FREE, None), ("hypot", nonzero, FREE, None),
     ("logaddexp", FREE, FREE, None), ("logaddexp2", FREE, FREE, None),
+    # |x| has its kink at 0 and the sign of y jumps at 0: keep both away from 0
+    ("copysign", nonzero, nonzero, None),
 ]
 CASES += [Case(name, _binary_fun(name), two_args(xs, ys), ops=(op or name,))
           for name, xs, ys, op in BINARY]

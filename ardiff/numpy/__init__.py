@@ -77,6 +77,14 @@ from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
 from . import fft, linalg  # noqa: F401
+from ._counting import (  # noqa: F401
+    bincount,
+    histogram,
+    histogram2d,
+    histogram_bin_edges,
+    histogramdd,
+    unique,
+)
 from ._numeric import (  # noqa: F401
     angle,
     conj,
@@ -298,8 +306,10 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kwargs):
     _no_out("clip", out)
     a_min = min if a_min is None else a_min
     a_max = max if a_max is None else a_max
-    if a_min is None and a_max is None:
-        raise ValueError("ardiff.numpy.clip: give at least one of a_min and a_max.")
+    if a_min is None and a_max is None:  # NumPy >= 2.1: a copy (earlier: ValueError)
+        if _np.lib.NumpyVersion(_np.__version__) < "2.1.0":
+            raise ValueError("ardiff.numpy.clip: give at least one of a_min and a_max.")
+        return asarray(a)
     return _OPS["clip"](a, a_min, a_max)
 
 
@@ -431,9 +441,9 @@ WITHOUT_GRADIENT = (
     "size zeros_like ones_like empty_like isnan isinf isfinite isclose allclose "
     "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
-    "result_type iscomplexobj isrealobj isscalar unique bincount digitize histogram "
+    "result_type iscomplexobj isrealobj isscalar digitize "
     "may_share_memory shares_memory argpartition lexsort isreal iscomplex isposinf "
-    "isneginf isin unravel_index ravel_multi_index histogram2d histogramdd histogram_bin_edges "
+    "isneginf isin unravel_index ravel_multi_index "
     "nanargmax nanargmin"
 ).split()
 for _name in WITHOUT_GRADIENT:

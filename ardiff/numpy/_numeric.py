@@ -92,15 +92,43 @@ def _stencil_weights(n: int, spacing, edge_order: int) -> tuple:
     return start, weights
 
 
+def _traced_stencil_weights(n: int, h, edge_order: int) -> tuple:
+    """`(start, weights)` as `_stencil_weights`, for a traced spacing `h` (a scalar, or the
+    coordinates along the axis): NumPy's formulas for uneven spacing, in traced ops."""
+    if len(shape_of(h)) == 0:  # an even spacing: NumPy's stencils for spacing 1, over h
+        start, weights = _stencil_weights(n, [1.0], edge_order)
+        return start, [w / h for w in weights]
+    dx = diff(h)
+    if n == 2:  # one difference for both points
+        w = 1.0 / broadcast_to(dx, (2,))
+        return np.zeros(2, dtype=int), [-w, w]
+    dx1, dx2 = getitem(dx, slice(None, -1)), getitem(dx, slice(1, None))
+    inner = [-dx2 / (dx1 * (dx1 + dx2)), (dx2 - dx1) / (dx1 * dx2), dx1 / (dx2 * (dx1 + dx2))]
+    d0, d1 = getitem(dx, slice(0, 1)), getitem(dx, slice(1, 2))
+    e1, e0 = getitem(dx, slice(-2, -1)), getitem(dx, slice(-1, None))
+    zero = np.zeros(1)
+    if edge_order == 1:
+        first = [-1.0 / d0, 1.0 / d0, zero]
+        last = [zero, -1.0 / e0, 1.0 / e0]
+    else:
+        first = [-(2.0 * d0 + d1) / (d0 * (d0 + d1)), (d0 + d1) / (d0 * d1),
+                 -d0 / (d1 * (d0 + d1))]
+        last = [e0 / (e1 * (e1 + e0)), -(e0 + e1) / (e1 * e0), (2.0 * e0 + e1) / (e0 * (e1 + e0))]
+    start = np.clip(np.arange(n) - 1, 0, n - 3)
+    weights = [concatenate([broadcast_to(a, (1,)), b, broadcast_to(c, (1,))])
+               for a, b, c in zip(first, inner, last)]
+    return start, weights
+
+
 @numpy_when_plain
 def gradient(f, *varargs, axis=None, edge_order=1):
-    """Traced `numpy.gradient` with respect to `f` (the spacings carry no gradient):
-    second-order central differences inside, one-sided ones at the edges."""
+    """Traced `numpy.gradient`, with respect to `f` and to traced spacings (scalars or
+    coordinates): second-order central differences inside, one-sided ones at the edges."""
     f = _as_array(f)
     ndim = len(shape_of(f))
     axes = tuple(range(ndim)) if axis is None else tuple(
         a % ndim for a in np.atleast_1d(axis))
-    spacings = [np.asarray(plain(v)) for v in varargs]
+    spacings = [_as_array(v) if contains_tracer(v) else np.asarray(v) for v in varargs]
     if len(spacings) == 0:
         spacings = [np.asarray(1.0)] * len(axes)
     elif len(spacings) == 1 and len(axes) > 1:
@@ -113,7 +141,13 @@ def gradient(f, *varargs, axis=None, edge_order=1):
         if n < edge_order + 1:
             raise ValueError("Shape of array too small to calculate a numerical gradient, "
                              "at least (edge_order + 1) elements are required.")
-        start, weights = _stencil_weights(n, [h] if h.ndim else [float(h)], edge_order)
+        if len(shape_of(h)) == 1 and shape_of(h)[0] != n:
+            raise ValueError("when 1d, distances must match the length of the corresponding "
+                             "dimension")
+        if isinstance(h, TracerBase):
+            start, weights = _traced_stencil_weights(n, h, edge_order)
+        else:
+            start, weights = _stencil_weights(n, [h] if h.ndim else [float(h)], edge_order)
         shape = tuple(n if i == ax else 1 for i in range(ndim))
         total = None
         for m, w in enumerate(weights):

@@ -3,9 +3,9 @@
 Differentiable: `inv`, `solve`, `det`, `slogdet`, `norm` (every `ord` and `axis`
 NumPy accepts), `matrix_norm`, `vector_norm`, `cholesky`, `eigh`, `eigvalsh`, `svd`,
 `svdvals`, `pinv`, `qr`, `lstsq`, `matrix_power`, `multi_dot`, `tensorsolve`,
-`tensorinv`, `matrix_transpose`.  `matrix_rank` and `cond` return plain values (no
-gradient; remembered as guards under `ardiff.compile`).  Every function takes stacks of
-matrices where NumPy does.
+`tensorinv`, `matrix_transpose`, `cond` (from `svdvals`, or `norm` and `inv`).
+`matrix_rank` returns a plain integer (remembered as a guard under `ardiff.compile`).
+Every function takes stacks of matrices where NumPy does.
 
 Decompositions with several outputs call one op per output used (see
 `ardiff.ops.decompositions`); a function of some outputs only is differentiated
@@ -451,9 +451,21 @@ def matrix_rank(A, tol=None, hermitian=False, **kwargs):
 
 
 def cond(x, p=None):
-    """`numpy.linalg.cond` of the plain value (no gradient; compose it from `norm` and
-    `inv` or `svdvals` for a differentiable condition number)."""
-    return _concrete(_np.linalg.cond, x, p=p)
+    """Traced `numpy.linalg.cond`: the ratio of the largest to the smallest singular value
+    (`p` None, 2 or -2: its inverse) from `svdvals`, else `norm(x, p) * norm(inv(x), p)`,
+    NumPy's formulas.  A singular matrix (an infinite condition number) has no gradient:
+    `ValueError`."""
+    if not _traced(x):
+        return _np.linalg.cond(x, p)
+    value = _np.linalg.cond(_unwrap(x), p)
+    if not _np.all(_np.isfinite(value)):
+        raise ValueError("ardiff.numpy.linalg.cond: the matrix is singular (or holds NaN), "
+                         "so its condition number is not differentiable.")
+    if p is None or p == 2 or p == -2:
+        s = _svdvals(x)
+        largest, smallest = s[..., 0], s[..., -1]
+        return smallest / largest if p == -2 else largest / smallest
+    return norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
 
 
 def eigvals(a):

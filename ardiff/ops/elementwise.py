@@ -217,6 +217,22 @@ remainder = defop("remainder", np.remainder,
                   reads=((), (0, 1)))
 
 
+def _copysign_slope(ans, x, y):
+    """d copysign(x, y) / dx = sign(x) * (+1 or -1 by the sign bit of y); 0 at x = 0 (the
+    kink of |x|).  The result is piecewise constant in y: its derivative there is 0."""
+    xr = unwrap(x)
+    dtype = np.result_type(unwrap(ans))
+    return (np.sign(xr) * np.copysign(np.ones_like(xr), unwrap(y))).astype(dtype, copy=False)
+
+
+def _copysign_y_slope(ans, x, y):
+    return np.zeros(np.shape(unwrap(ans)), dtype=np.result_type(unwrap(ans)))
+
+
+copysign = defop("copysign", np.copysign, Scale(_copysign_slope), Scale(_copysign_y_slope),
+                 jac=ELEMENTWISE, nonlinear=True, reads=((0, 1), ()))
+
+
 def _where_vjp(k, ans, condition, x, y):
     if k == 0:
         raise TypeError("ardiff op 'where': the condition carries no gradient.")
