@@ -130,7 +130,7 @@ def populate(workdir: Path, ref: str | None) -> None:
             shutil.copy2(source, target)
 
 
-def configure(workdir: Path, module: str) -> None:
+def configure(workdir: Path, module: str, extra: list[str]) -> None:
     """Point the scratch copy's [mutmut] section at one module and its tests."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(workdir / "setup.cfg")
@@ -142,6 +142,9 @@ def configure(workdir: Path, module: str) -> None:
     for key, value in ours.items("mutmut"):
         parser.set("mutmut", key, value)
     parser.set("mutmut", "only_mutate", "\n" + module)
+    if extra:  # e.g. --deselect of a test another change in the tree breaks for now
+        args = parser.get("mutmut", "pytest_add_cli_args", fallback="")
+        parser.set("mutmut", "pytest_add_cli_args", args + "\n" + "\n".join(extra))
     tests = [t for t in TESTS[module] if (workdir / t).exists()]
     parser.set("mutmut", "pytest_add_cli_args_test_selection", "\n" + "\n".join(tests))
     with open(workdir / "setup.cfg", "w") as f:
@@ -183,7 +186,7 @@ def run_module(module: str, args: argparse.Namespace) -> dict:
                 mutated.unlink()
     else:
         populate(workdir, args.ref)
-    configure(workdir, module)
+    configure(workdir, module, args.pytest_arg)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--survivors", action="store_true",
                         help="rerun only the previous run's survivors")
     parser.add_argument("--max-children", type=int, default=1)
+    parser.add_argument("--pytest-arg", action="append", default=[],
+                        help="extra pytest argument (repeat), e.g. --pytest-arg=--deselect=ID")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(),
                                                           "ardiff-mutation"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mutation"))

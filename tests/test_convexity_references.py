@@ -1,0 +1,247 @@
+"""The convexity checker's report against an independent dense computation.
+
+Truth: the dense matrix H = I - N of `reference_graphs` (hand-written derivatives, not
+ardiff's Jacobians) and its symmetric part's eigenvalues from `numpy.linalg.eigvalsh`;
+the depth and nilpotency index from the drawn structure; the error bounds, predicted
+step counts, transient growth and rounding floor from the formulas of docs/theory.md
+written out here with `math.comb`; the measured iterations from `ardiff.relax` run
+with the same settings.  Drawn graphs have reused nodes and skip connections, where
+the symmetric part of H is indefinite and a sign slip in H shows.
+"""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference_graphs import build, reference_graphs
+
+import ardiff
+from ardiff.convexity import NEGATIVE_SYMMETRIC_NOTE, check_convexity, unit_matrix
+from ardiff.solvers import ConvergenceWarning, compile_plan
+from ardiff.solvers.theory import (
+    error_bound,
+    predict_iterations,
+    rounding_floor,
+    stability,
+    transient_growth,
+)
+from ardiff.solvers.triangular import assemble
+from ardiff.solvers.units import unit_plan
+
+EXAMPLES = max(20, settings.default.max_examples)
+
+
+def depth_of(ref) -> int:
+    """Relaxing nodes on the longest path to the output (1 for a node next to it)."""
+    depth = {ref.output: 0}
+    for i in reversed(ref.relaxing):
+        children = {c for (c, p, _) in ref.jac if p == i}
+        depth[i] = 1 + max(depth[c] for c in children)
+    return max((depth[i] for i in ref.relaxing), default=0)
+
+
+def nilpotency_index(N) -> int:
+    """Least k with |N|^k = 0 (0 for an empty system)."""
+    if not len(N):
+        return 0
+    pattern = (N != 0).astype(float)
+    power, k = np.eye(len(N)), 0
+    while power.any():
+        power, k = power @ pattern, k + 1
+    return k
+
+
+def bound(t, depth, eta, schedule) -> float:
+    """The error bound of docs/theory.md after t steps, by direct summation."""
+    if depth <= 0:
+        return 0.0
+    if t == 0:
+        return 1.0
+    rest = abs(1.0 - eta)
+    if schedule == "parallel":
+        return sum(math.comb(t, m) * eta ** m * rest ** (t - m) for m in range(min(depth, t + 1)))
+    return rest ** t * sum(math.comb(t + m - 1, m) * eta ** m for m in range(depth))
+
+
+def predicted(depth, eta, schedule, tol):
+    if not 0 < eta < 2 or not tol > 0:
+        return None
+    t = 0
+    while bound(t, depth, eta, schedule) > tol:
+        t += 1
+    return t
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+@pytest.mark.parametrize("eta", [0.3, 0.7, 1.0, 1.3, 1.6])
+@pytest.mark.parametrize("depth", [0, 1, 2, 5])
+def test_theory_against_direct_summation(schedule, eta, depth):
+    ts = list(range(0, 40, 3))
+    got = error_bound(np.array(ts), depth, eta, schedule)
+    want = [bound(t, depth, eta, schedule) for t in ts]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+    for tol in (1e-3, 1e-10):
+        assert predict_iterations(depth, eta, schedule, tol) == predicted(depth, eta, schedule,
+                                                                         tol)
+    horizon = predicted(depth, eta, schedule, 1e-16)
+    assert transient_growth(depth, eta, schedule) == pytest.approx(
+        max(bound(t, depth, eta, schedule) for t in range(horizon + 1)), rel=1e-9)
+    assert transient_growth(depth, eta, schedule, 3) == pytest.approx(
+        max(bound(t, depth, eta, schedule) for t in range(4)), rel=1e-9)
+    gain = max(1.0, eta / (2.0 - eta))
+    assert rounding_floor(depth, eta) == pytest.approx(2.0 ** -53 * gain ** depth, rel=1e-12)
+    assert rounding_floor(depth, eta, np.float32) == pytest.approx(2.0 ** -24 * gain ** depth,
+                                                                   rel=1e-12)
+
+
+@pytest.mark.parametrize("eta", [-0.5, 0.0, 2.0, 2.5, math.inf, math.nan])
+def test_unstable_steps(eta):
+    assert predict_iterations(3, eta) is None
+    assert rounding_floor(3, eta) == math.inf
+    stable, reason = stability(eta, 3)
+    assert stable is False and reason
+    assert str(eta)[:3].lower() in reason.lower() or "eta" in reason
+    assert stability(1.0, 3)[0] is True and stability(1.999, 3)[0] is True
+    assert predict_iterations(3, 1.0, "parallel", 0.0) is None
+
+
+def test_stability_reasons_name_the_growth():
+    assert "t^2" in stability(2.0, 3)[1] and "never decays" in stability(2.0, 1)[1]
+    assert "0.5 > 1" in stability(2.5, 3)[1].replace("|1 - eta| = 1.5", "0.5") or \
+        "1.5 > 1" in stability(2.5, 3)[1]
+    assert "positive" in stability(0.0, 3)[1] and "finite" in stability(math.nan, 3)[1]
+    assert "-0.5" in stability(1.5, 3)[1] and "0.5 < 1" in stability(1.5, 3)[1]
+
+
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs(), st.sampled_from(["parallel", "sequential"]),
+       st.sampled_from([0.5, 1.0, 1.5, 2.0, -1.0]), st.sampled_from([1e-4, 1e-10]),
+       st.sampled_from(["zeros", "forward"]))
+def test_report_against_the_dense_reference(ref, schedule, eta, tol, init):
+    out = ref.traced[-1]
+    report = check_convexity(ref.graph, out, eta=eta, schedule=schedule, tol=tol, init=init)
+    N, _ = ref.system()
+    H = np.eye(len(N)) - N
+    D = depth_of(ref)
+    assert report.is_dag and report.cycle is None
+    assert report.size == len(N) and report.relaxing_nodes == len(ref.relaxing)
+    assert report.units == "ops" and report.folded_nodes == 0 and report.clamped_nodes == 0
+    assert report.nnz >= np.count_nonzero(H)
+    assert report.unit_diagonal and report.strictly_upper_triangular
+    assert report.eigenvalues_all_one
+    assert report.depth == D
+    assert report.nilpotency_index <= D
+    assert report.nilpotency_index >= nilpotency_index(N)
+    assert report.eta == eta and report.schedule == schedule and report.tol == tol
+    assert report.init == init
+    assert report.min_symmetric_eigenvalue == pytest.approx(
+        np.linalg.eigvalsh((H + H.T) / 2)[0], rel=1e-10, abs=1e-12)
+    stable = 0 < eta < 2
+    assert report.stable is stable and report.stability_reason == stability(eta, D)[1]
+    assert report.spectral_radius == abs(1 - eta)
+    assert report.predicted_iterations == predicted(D, eta, schedule, tol)
+    if stable and eta > 1:
+        assert report.transient_growth == pytest.approx(max(
+            bound(t, D, eta, schedule) for t in range(predicted(D, eta, schedule, tol) + 1)),
+            rel=1e-9)
+    else:
+        assert report.transient_growth is None
+    if stable:
+        assert report.rounding_floor == pytest.approx(
+            2.0 ** -53 * max(1.0, eta / (2 - eta)) ** D, rel=1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            measured = ardiff.relax(ref.graph, out, eta=eta, schedule=schedule, init=init,
+                                    tol=tol)
+        assert report.measured_iterations == measured.iterations
+        assert report.measured_converged is bool(measured.converged)
+        exact = ref.read_out(ref.exact())
+        error = max(float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-300)
+                    for a, b in zip(measured.grads, exact))
+        assert report.measured_error == pytest.approx(error, rel=1e-3, abs=1e-13)
+        reached = report.measured_converged
+    else:
+        assert report.rounding_floor is None and report.measured_iterations is None
+        assert report.measured_converged is None and report.measured_error is None
+        reached = True
+    assert report.ok is bool(stable and reached)
+    negative = report.min_symmetric_eigenvalue < 0
+    assert (NEGATIVE_SYMMETRIC_NOTE in report.notes) is negative
+    assert any("positive definite" in n for n in report.notes) is (not negative)
+    assert any("nilpotency index" in n for n in report.notes) is (report.nilpotency_index < D)
+    assert any(n.startswith("Prediction:") for n in report.notes) is stable
+    assert any("Rounding may stall" in n for n in report.notes) is bool(
+        stable and report.rounding_floor > tol)
+    data = report.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["ok"] is report.ok and data["depth"] == D and data["size"] == len(N)
+    text = str(report)
+    verdicts = [line for line in text.splitlines() if "verdict" in line]
+    assert verdicts == [f"  verdict: {'OK' if report.ok else 'NOT OK'}"]
+    assert f"{report.min_symmetric_eigenvalue:.4g}" in text
+
+
+def test_measure_false_and_symmetric_limit():
+    ref = build([("sin", (0,)), ("exp", (1,)), ("mul", (1, 2)), ("mul", (3, 3))],
+                [np.float64(0.5)])
+    report = check_convexity(ref.graph, ref.traced[-1], measure=False, symmetric_limit=2)
+    assert report.measured_iterations is None and report.measured_converged is None
+    assert report.min_symmetric_eigenvalue is None
+    assert report.symmetric_note == "N = 3 > symmetric_limit = 2"
+    assert "not computed (N = 3 > symmetric_limit = 2)" in " ".join(str(report).split())
+    # not measured: the verdict trusts the prediction (rounding floor below tol)
+    assert report.ok is True
+    report = check_convexity(ref.graph, ref.traced[-1], symmetric_limit=3)
+    assert report.min_symmetric_eigenvalue is not None and report.symmetric_note is None
+
+
+def test_callable_and_positional_forms():
+    def f(x):
+        h = ardiff.numpy.sin(x)
+        return ardiff.numpy.sum(h * ardiff.numpy.exp(h)) ** 2
+
+    x = np.array([0.5, -0.2])
+    direct = check_convexity(f, x)
+    g = ardiff.trace(f, x)
+    positional = check_convexity(g, g.output, g.inputs)
+    assert direct.to_dict() == positional.to_dict()
+    with pytest.raises(TypeError, match="too many positional"):
+        check_convexity(g, g.output, g.inputs, 3)
+    with pytest.raises(ValueError, match="schedule"):
+        check_convexity(g, schedule="continuous")
+    with pytest.raises(TypeError, match="got int"):
+        check_convexity(3)
+
+
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs(min_ops=3))
+def test_unit_matrix_is_the_schur_complement(ref):
+    """N between units = N_UU + N_UF (I - N_FF)^-1 N_FU, dense, from the reference's N."""
+    plan = compile_plan(ref.graph, ref.traced[-1])
+    relaxed = unit_plan(plan, "layers")
+    system = assemble(plan, np.float64(1.0))
+    offsets, _ = ref.blocks()
+
+    def rows(nodes):
+        return [r for i in nodes for r in range(offsets[i], offsets[i] + np.size(ref.values[i]))]
+
+    N, _ = ref.system()
+    U, F = rows(relaxed.relaxing), rows(relaxed.folded)
+    expected = N[np.ix_(U, U)]
+    if F:
+        expected = expected + N[np.ix_(U, F)] @ np.linalg.solve(
+            np.eye(len(F)) - N[np.ix_(F, F)], N[np.ix_(F, U)])
+    got = unit_matrix(system, relaxed).toarray()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    report = check_convexity(ref.graph, ref.traced[-1], units="layers")
+    assert report.size == len(U) and report.units == "layers"
+    assert report.folded_nodes == len(relaxed.folded)
+    assert report.clamped_nodes == len(relaxed.clamped)
+    if U:
+        H = np.eye(len(U)) - expected
+        assert report.min_symmetric_eigenvalue == pytest.approx(
+            np.linalg.eigvalsh((H + H.T) / 2)[0], rel=1e-10, abs=1e-12)
