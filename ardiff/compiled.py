@@ -47,16 +47,37 @@ class _Recording:
     """One cached trace: the traced call, its pruned plan and (once replayed) its `Replay`.
 
     `verified` turns true once a second trace with the same signature recorded the
-    same graph (`CompiledGrad._verify`).
+    same graph (`CompiledGrad._verify`).  `arrays` pairs the non-differentiated
+    argument arrays of the traced call with their keys in the signature: the recording
+    reads those very objects, so each must keep its content (`holds`).
     """
 
-    __slots__ = ("call", "plan", "program", "verified")
+    __slots__ = ("call", "plan", "program", "verified", "arrays")
 
     def __init__(self, call: TracedCall):
         self.call = call
         self.plan = None
         self.program = None
         self.verified = False
+        self.arrays: list = []
+
+    def holds(self, arrays: list) -> bool:
+        """Whether the argument arrays the trace read still have the bytes of the
+        signature (`arrays`: this call's, equal to the signature's by lookup)."""
+        for now, (then, key) in zip(arrays, self.arrays):
+            if now is not then and not key == _ArrayKey(then):
+                return False
+        return True
+
+
+class _Variants(list):
+    """The recordings of one signature, newest first, with the signature's array keys."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: list):
+        super().__init__()
+        self.keys = keys
 
 
 class _ArrayKey:
@@ -113,17 +134,30 @@ def _frozen(key: Any) -> Any:
     return key
 
 
-def _static_key(value: Any) -> Any:
-    """A hashable stand-in for an argument that is not differentiated."""
+def _array_keys(key: Any, found: list) -> list:
+    """The `_ArrayKey`s of a signature, in the order `_static_key` met their arrays."""
+    if isinstance(key, _ArrayKey):
+        found.append(key)
+    elif type(key) is tuple:
+        for k in key:
+            _array_keys(k, found)
+    return found
+
+
+def _static_key(value: Any, arrays: list) -> Any:
+    """A hashable stand-in for an argument that is not differentiated (its arrays, keyed
+    by bytes, are appended to `arrays`)."""
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:  # object arrays: compared by digest of their repr
             digest = hashlib.blake2b(repr(value.tolist()).encode(), digest_size=16)
             return ("array", value.shape, value.dtype.str, digest.hexdigest())
+        arrays.append(value)
         return ("array", _ArrayKey(value))
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__,) + tuple(_static_key(v) for v in value)
+        return (type(value).__name__,) + tuple(_static_key(v, arrays) for v in value)
     if isinstance(value, dict):
-        return ("dict",) + tuple((k, _static_key(v)) for k, v in sorted(value.items()))
+        return ("dict",) + tuple((k, _static_key(v, arrays))
+                                 for k, v in sorted(value.items()))
     try:
         hash(value)
     except TypeError:
@@ -544,7 +578,8 @@ class CompiledGrad:
     def _signature(self, args, kwargs):
         nums = normalize_argnums(self.argnum, len(args), self.fun)
         key = [len(args)]
-        leaves = []
+        leaves: list = []
+        arrays: list = []
         for k, arg in enumerate(args):
             if k in nums:
                 flat, rebuild = flatten(arg)
@@ -555,9 +590,9 @@ class CompiledGrad:
                     else (np.shape(v), np.result_type(v).str) for v in values)))
                 leaves.extend(values)
             else:
-                key.append(_static_key(arg))
-        key.append(_static_key(kwargs))
-        return tuple(key), leaves
+                key.append(_static_key(arg, arrays))
+        key.append(_static_key(kwargs, arrays))
+        return tuple(key), leaves, arrays
 
     def value_and_grad(self, *args: Any, **kwargs: Any) -> tuple:
         """Return `(fun(*args), gradient)`, replaying a recorded graph when possible.
@@ -584,7 +619,7 @@ class CompiledGrad:
             # order): trace normally
             return self._trace(args, kwargs)[1:]
         try:
-            key, leaves = self._signature(args, kwargs)
+            key, leaves, arrays = self._signature(args, kwargs)
         except _Unhashable:
             return self._trace(args, kwargs)[1:]
         with self._lock:
@@ -596,8 +631,12 @@ class CompiledGrad:
                 self._cache.clear()
                 variants = None
             if variants is None:
-                variants = self._cache[_frozen(key)] = []
-            for recording in variants:
+                key = _frozen(key)
+                variants = self._cache[key] = _Variants(_array_keys(key, []))
+            for recording in list(variants):
+                if not recording.holds(arrays):  # an argument array it read was changed
+                    variants.remove(recording)
+                    continue
                 replayed = self._replay(recording, leaves)
                 if replayed is not None:
                     if not recording.verified:
@@ -608,6 +647,7 @@ class CompiledGrad:
                     return replayed
             recording, value, grads = self._trace(args, kwargs, watch=True)
             if self.not_replayable is None:
+                recording.arrays = list(zip(arrays, variants.keys))
                 variants.insert(0, recording)
                 del variants[self.max_variants:]
             return value, grads

@@ -331,6 +331,25 @@ def test_an_argument_objects_attributes_are_watched():
     _assert_fresh(pairs)
 
 
+def test_an_argument_array_changed_after_its_trace_is_not_replayed():
+    """The signature keys a non-differentiated array by its bytes, but the recording reads
+    the very object of the traced call: a caller that changes it afterwards and passes an
+    equal copy of the old bytes must not get a replay on the changed object."""
+    def weighted(x, data):
+        return anp.sum(x * data)
+
+    compiled = ardiff.compile(weighted)
+    data = np.ones(4)
+    for _ in range(3):
+        compiled(X, data)
+    assert compiled.replays == 2
+    copy = data.copy()
+    data[:] = 5.0
+    np.testing.assert_array_equal(compiled(X, copy), ardiff.grad(weighted)(X, copy))
+    np.testing.assert_array_equal(compiled(X, data), ardiff.grad(weighted)(X, data))
+    assert compiled.not_replayable is None
+
+
 # -- what the second trace catches ----------------------------------------------------------
 def test_state_the_function_changes_itself_stops_replays():
     calls = []
