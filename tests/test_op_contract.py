@@ -1,0 +1,364 @@
+"""The op table's contract (ardiff/op.py), each rule checked against plain NumPy.
+
+Truth: NumPy itself (the ufunc an infix op stands for, bitwise; `np.sum` over the
+broadcast axes for `unbroadcast`; `np.real` and `astype` for the dtype fit), central
+finite differences for the VJPs, and the documented behaviour of each declaration
+(`reads=`, `Scale`, `Fixed`, the recording error's text).
+"""
+
+import numpy as np
+import pytest
+
+import ardiff
+import ardiff.numpy as anp
+import ardiff.op as op_module
+from ardiff.graph import Graph, Released
+from ardiff.op import (
+    NEGATED,
+    OPS,
+    PASS_THROUGH,
+    Fixed,
+    Op,
+    Scale,
+    argument_fit,
+    defop,
+    fit_to_argument,
+    real_gradient,
+    scale_by,
+    unbroadcast,
+)
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture
+def fresh_names():
+    """Op names made by a test, removed from the table afterwards."""
+    made = []
+    yield made
+    for name in made:
+        OPS.pop(name, None)
+
+
+# -- VJP makers ----------------------------------------------------------------------------
+def test_scale_fixed_and_their_constants():
+    assert scale_by(3.0)(2.0) == 6.0
+    maker = Scale(lambda ans, x, y=1.0: ans * x * y)
+    assert maker(2.0, 3.0, y=0.5)(10.0) == 30.0
+    assert maker.factor(2.0, 3.0) == 6.0
+    g = np.array([1.0, -2.0])
+    assert PASS_THROUGH(None, 5.0)(g) is g
+    np.testing.assert_array_equal(NEGATED(None)(g), -g)
+    assert (PASS_THROUGH.template, NEGATED.template) == ("{}", "-{}")
+    fixed = Fixed(lambda g: 2 * g, "2 * {}")
+    assert fixed(1.0, 2.0, key=3)(4.0) == 8.0 and fixed.template == "2 * {}"
+
+
+# -- reads= --------------------------------------------------------------------------------
+def test_reads_normalisation(fresh_names):
+    def make(name, *vjps, **kw):
+        fresh_names.append(name)
+        return defop(name, lambda *a: a[0], *vjps, **kw)
+
+    assert make("t_reads_flat", Scale(lambda a, x: x), reads=("ans",)).reads == (("ans",),)
+    assert make("t_reads_int", Scale(lambda a, x: x), reads=(0,)).reads == ((0,),)
+    assert make("t_reads_two", Scale(lambda a, x, y: y), Scale(lambda a, x, y: x),
+                reads=((1,), (0, "ans"))).reads == ((1,), (0, "ans"))
+    assert make("t_reads_none_entry", Scale(lambda a, x, y: y), PASS_THROUGH,
+                reads=(None, ())).reads == (None, ())
+    # defaults: nothing read by Fixed makers, unknown otherwise; unknown for variadic ops
+    assert make("t_reads_default", PASS_THROUGH, Scale(lambda a, x, y: y)).reads == \
+        ((), None)
+    assert make("t_reads_variadic", vjp=lambda k, ans, *a: lambda g: g).reads is None
+    variadic = make("t_reads_callable", vjp=lambda k, ans, *a: lambda g: g,
+                    reads=lambda k, n: (k, n - 1))
+    assert variadic.reads_of(1, 4) == (1, 3)
+    op = OPS["t_reads_two"]
+    assert op.reads_of(1, 2) == (0, "ans") and op.reads_of(2, 3) is None
+    assert OPS["t_reads_variadic"].reads_of(0, 1) is None
+    for bad in (("x",), ((-1,),), ((1.0,),), ((True,),)):
+        with pytest.raises(ValueError, match="reads="):
+            make(f"t_reads_bad_{len(fresh_names)}", Scale(lambda a, x: x), reads=bad)
+    assert "t_reads_bad_9" not in OPS
+
+
+# -- defop -----------------------------------------------------------------------------------
+def test_defop_enters_the_table_and_refuses_duplicates(fresh_names):
+    fresh_names.append("t_cube")
+    cube = defop("t_cube", lambda x: x ** 3, Scale(lambda ans, x: 3.0 * x * x),
+                 nonlinear=True)
+    assert OPS["t_cube"] is cube and isinstance(cube, Op)
+    assert cube.nonlinear is True and cube.infix is None and cube.jac is None
+    assert cube.__name__ == "t_cube" and "t_cube" in cube.__doc__
+    assert repr(cube) == "<ardiff op t_cube>"
+    assert float(ardiff.grad(cube)(2.0)) == 12.0
+    with pytest.raises(ValueError, match="'t_cube' is defined twice"):
+        defop("t_cube", lambda x: x, PASS_THROUGH)
+    with pytest.raises(ValueError, match=r"infix='%' is not one of \['\*', '\+', '-', '/'\]"):
+        defop("t_mod", np.mod, PASS_THROUGH, PASS_THROUGH, infix="%")
+    assert "t_mod" not in OPS
+    assert OPS["add"].nonlinear is False and OPS["tanh"].nonlinear is True
+
+
+CASES = [(np.float64(1.5), np.float64(0.25)), (np.arange(3.0), np.float64(2.0)),
+         (2.0, np.arange(1.0, 4.0)), (np.float32(1.5), np.arange(1.0, 4.0)), (3, np.float64(0.5)),
+         (np.arange(3.0), np.arange(3.0) + 1)]
+
+
+@pytest.mark.parametrize("name,ufunc", [("add", np.add), ("subtract", np.subtract),
+                                        ("multiply", np.multiply), ("divide", np.divide)])
+@pytest.mark.parametrize("x,y", CASES + [(1, 2), (np.float32(1.5), np.float32(2.5)),
+                                         (np.int64(3), np.float32(2.0))])
+def test_infix_forward_is_the_ufunc_bitwise(name, ufunc, x, y):
+    got, want = OPS[name].fwd(x, y), ufunc(x, y)
+    assert type(got) is type(want)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_infix_forward_takes_the_operator_only_for_listed_types(monkeypatch):
+    calls = []
+    fwd = op_module._via_operator(np.add, lambda x, y: calls.append((x, y)) or "operator")
+    assert fwd.__name__ == "add"
+    assert fwd(np.float64(1.0), 2) == "operator"
+    assert fwd(1.0, np.ones(2)) == "operator"
+    assert fwd(np.ones(2), np.float32(1.0)) == "operator"
+    assert len(calls) == 3
+    for x, y in [(1.0, 2.0), (1, 2), (np.float32(1.0), 2.0), (np.int64(1), np.ones(2)),
+                 ([1.0], np.ones(1))]:  # no float64 or array, or a type outside the list
+        assert not isinstance(fwd(x, y), str)
+    out = np.zeros(2)
+    assert fwd(np.ones(2), np.ones(2), out=out) is out  # keywords: the ufunc
+    assert len(calls) == 3
+
+
+# -- recording -------------------------------------------------------------------------------
+def test_plain_call_and_recorded_node():
+    assert OPS["multiply"](2.0, 3.0) == 6.0  # plain values: the forward only
+    g = Graph()
+    x = g.input(np.array([1.0, 2.0]))
+    y = g.input(np.float64(3.0))
+    z = OPS["multiply"](2.0, x)  # traced in position 1
+    node = g.nodes[-1]
+    assert node.op is OPS["multiply"] and node.parents == ((1, 0),)
+    assert node.args[0] == 2.0 and node.args[1] is x._value
+    np.testing.assert_array_equal(z._value, [2.0, 4.0])
+    w = OPS["multiply"](z, y, dtype=np.float64)
+    assert g.nodes[-1].parents == ((0, z._node), (1, y._node))
+    assert g.nodes[-1].kwargs == {"dtype": np.float64}
+    assert g.nodes[-2].kwargs == {} and w._node == len(g.nodes) - 1
+
+
+def test_recording_error_names_op_node_and_arguments():
+    g = Graph()
+    x = g.input(np.ones((2, 3)))
+    with pytest.raises(ValueError) as info:
+        anp.reshape(x, (4, 5))
+    message = str(info.value)
+    assert message.startswith("ardiff op 'reshape' failed while recording node 1 from "
+                              "arguments ((2, 3), tuple): ")
+    assert message.endswith(". Check the arguments of this call (shapes, axes, indices or "
+                            "values); nothing was recorded.")
+    assert ".. Check" not in message
+    assert len(g.nodes) == 1
+    with pytest.raises(IndexError, match=r"failed while recording node 1 from arguments "
+                                         r"\(\(2, 3\), int\)"):
+        OPS["getitem"](x, 7)
+
+    class Odd(ValueError):
+        def __init__(self, a, b):
+            super().__init__(f"{a} {b}")
+
+    error = op_module._recording_error(OPS["add"], g, [1.0], Odd(1, 2))
+    assert isinstance(error, Odd) and str(error) == "1 2"  # kept when it cannot be rebuilt
+
+
+def test_nested_graphs_record_on_both_levels():
+    """Second order: an op between tracers of two graphs records in both."""
+    def f(x):
+        return anp.sum(anp.sin(x) * x)
+
+    x = np.array([0.3, -0.8])
+    hess = ardiff.hessian(f)(x)
+    expected = np.diag(2 * np.cos(x) - x * np.sin(x))
+    np.testing.assert_allclose(hess, expected, rtol=1e-12, atol=1e-14)
+    # mixed levels in one call (outer tracer times an inner one)
+    def g(a):
+        return ardiff.grad(lambda b: anp.sum(a * anp.tanh(b) * a))(a)
+
+    a = np.array([0.4, -0.2])
+    jac = ardiff.jacobian(g)(a)
+    h = 1e-6
+    fd = np.stack([(g(a + h * e) - g(a - h * e)) / (2 * h) for e in np.eye(2)], axis=1)
+    np.testing.assert_allclose(jac, fd, rtol=1e-7, atol=1e-8)
+
+
+def test_lean_recording_releases_exactly_the_unread(monkeypatch):
+    monkeypatch.setattr(op_module, "RELEASE_MIN_BYTES", 64)
+    g = Graph()
+    g.lean = True
+    big = g.input(np.arange(16.0))
+    t = anp.tanh(big)  # tanh's VJP reads its answer: kept
+    assert type(g.nodes[t._node].value) is np.ndarray
+    s = anp.sin(t)  # sin reads its argument, not its answer: the answer is released
+    assert type(g.nodes[s._node].value) is Released
+    e = anp.exp(t[:4])  # exp reads its answer, but 4 * 8 bytes < 64: kept
+    assert type(g.nodes[e._node].value) is np.ndarray
+    n = anp.negative(s)  # reads nothing: its argument is the released stand-in
+    node = g.nodes[n._node]
+    assert type(node.args[0]) is Released and type(node.value) is Released
+    m = anp.multiply(big, s)  # each VJP reads the other argument: both kept
+    assert all(type(a) is np.ndarray for a in g.nodes[m._node].args)
+    # a plain Python result is never released
+    k = anp.sum(n)
+    assert not isinstance(g.nodes[k._node].value, Released)
+
+
+def test_lean_release_needs_the_union_of_traced_arguments_reads(monkeypatch):
+    monkeypatch.setattr(op_module, "RELEASE_MIN_BYTES", 0)
+    g = Graph()
+    g.lean = True
+    a = g.input(np.arange(4.0))
+    s = anp.sin(a)  # answer released
+    c = anp.cos(a)  # answer released
+    d = anp.multiply(s, 2.0)  # only argument 0 traced: its VJP reads argument 1 only
+    assert type(g.nodes[d._node].args[0]) is Released
+    p = anp.multiply(s, c)  # both traced: each reads the other, both kept
+    assert [type(v) for v in g.nodes[p._node].args] == [np.ndarray, np.ndarray]
+    OPS["multiply"]._needed.clear()
+
+
+# -- derivatives -----------------------------------------------------------------------------
+def test_vjp_maker_errors_and_variadic(fresh_names):
+    fresh_names.append("t_first_only")
+    first = defop("t_first_only", lambda x, y: x * y, Scale(lambda ans, x, y: y), None)
+    with pytest.raises(TypeError, match="ardiff op 't_first_only' has no derivative with "
+                                        "respect to argument 1; pass that argument"):
+        first.vjp_maker(1)
+    with pytest.raises(TypeError, match="argument 2"):
+        first.vjp_maker(2)
+    assert OPS["concatenate"].vjp_maker(0) is None
+    assert first.answer_vjp(0, 6.0, (2.0, 3.0), {})(1.0) == 3.0
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((3, 1), (3, 4)), ((2, 3, 4), (1, 4)),
+                                    ((), (2, 3)), ((5,), ()), ((2, 1, 3), (4, 1))])
+def test_local_and_applied_vjps_undo_broadcasting(shapes):
+    a, b = (RNG.standard_normal(s) if s else np.float64(RNG.standard_normal())
+            for s in shapes)
+    op = OPS["multiply"]
+    ans = a * b
+    g = RNG.standard_normal(np.shape(ans))
+    for argnum, (arg, other) in enumerate([(a, b), (b, a)]):
+        want = g * other
+        want = np.sum(want, axis=tuple(range(np.ndim(want) - np.ndim(arg))))
+        want = np.sum(want, axis=tuple(i for i, n in enumerate(np.shape(arg)) if n == 1),
+                      keepdims=True).reshape(np.shape(arg))
+        local = op.local_vjp(argnum, ans, (a, b), {})(g)
+        applied = op.apply_vjp(argnum, ans, (a, b), {}, g)
+        assert np.shape(local) == np.shape(arg) == np.shape(applied)
+        np.testing.assert_allclose(local, want, rtol=1e-13)
+        np.testing.assert_array_equal(applied, local)
+
+
+def test_applied_vjps_of_every_maker_kind(fresh_names):
+    x, y = np.array([0.5, -1.0]), np.array([2.0, 3.0])
+    g = np.array([1.0, 10.0])
+    fresh_names.append("t_custom")
+    custom = defop("t_custom", lambda x: x ** 2, lambda ans, x: (lambda g: 2 * x * g))
+    cases = [(OPS["tanh"], (x,), 0), (OPS["negative"], (x,), 0), (OPS["subtract"], (x, y), 1),
+             (custom, (x,), 0), (OPS["matmul"], (np.outer(x, y), y), 1)]
+    for op, args, argnum in cases:
+        ans = op.fwd(*args)
+        gg = np.ones(np.shape(ans)) * (np.arange(np.size(ans)) + 1.0)
+        np.testing.assert_array_equal(op.apply_vjp(argnum, ans, args, {}, gg),
+                                      op.local_vjp(argnum, ans, args, {})(gg))
+    np.testing.assert_array_equal(OPS["subtract"].apply_vjp(1, x - y, (x, y), {}, g), -g)
+    np.testing.assert_allclose(OPS["tanh"].apply_vjp(0, np.tanh(x), (x,), {}, g),
+                               g * (1 - np.tanh(x) ** 2), rtol=1e-15)
+    np.testing.assert_array_equal(custom.apply_vjp(0, x ** 2, (x,), {}, g), 2 * x * g)
+
+
+def test_dtype_and_complex_fit():
+    g = np.array([1.0 + 2.0j, 3.0 - 1.0j])
+    assert real_gradient(g, np.float64).dtype == np.float64
+    np.testing.assert_array_equal(real_gradient(g, np.float64), [1.0, 3.0])
+    assert real_gradient(g, np.complex128) is g
+    r = np.array([1.0, 2.0])
+    assert real_gradient(r, np.float32) is r
+    out = fit_to_argument(np.array([[1.0, 2.0], [3.0, 4.0]]), (2,), np.dtype(np.float32))
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [4.0, 6.0])
+    same = np.array([1.0, 2.0])
+    assert fit_to_argument(same, (2,), np.dtype(np.float64)) is same
+    assert fit_to_argument(g, (2,), np.dtype(np.float64)).dtype == np.float64
+    # gradient of a float32 argument of a float64 op is float32 (argument_fit)
+    x32 = np.array([1.0, 2.0], dtype=np.float32)
+    ans = np.multiply(x32, np.float64(2.0))
+    assert argument_fit(x32, ans) == ((2,), np.dtype(np.float32))
+    assert argument_fit(np.ones(2), np.ones(2)) is None
+    assert argument_fit(np.float64(1.0), np.float64(2.0)) is None
+    assert argument_fit(np.ones((2, 1)), np.ones((2, 3))) == ((2, 1), np.dtype(np.float64))
+    assert argument_fit(2.0, np.float64(1.0)) is None
+    assert argument_fit(np.float32(2.0), np.float64(1.0)) == ((), np.dtype(np.float32))
+    v = OPS["multiply"].local_vjp(0, ans, (x32, np.float64(2.0)), {})(np.ones(2))
+    assert v.dtype == np.float32
+    # traced gradients keep their trace through the projection
+    g2 = Graph()
+    t = g2.input(np.array([1.0 + 1.0j]))
+    projected = real_gradient(t, np.float64)
+    assert g2.nodes[-1].op is OPS["real"] and np.isrealobj(projected._value)
+
+
+def test_unbroadcast_is_numpys_sum_over_the_copies():
+    for gshape, shape in [((2, 3, 4), (3, 4)), ((2, 3, 4), (3, 1)), ((2, 3, 4), (1, 1, 4)),
+                          ((3, 4), ()), ((3, 4), (3, 4)), ((4,), (1,))]:
+        grad = RNG.standard_normal(gshape)
+        out = unbroadcast(grad, shape)
+        want = np.sum(grad, axis=tuple(range(len(gshape) - len(shape))))
+        want = np.sum(want, axis=tuple(i for i, n in enumerate(shape) if n == 1),
+                      keepdims=True).reshape(shape)
+        assert np.shape(out) == shape
+        np.testing.assert_allclose(out, want, rtol=1e-13)
+    # a gradient smaller than the argument (a broadcast op's adjoint) is broadcast back up
+    np.testing.assert_array_equal(unbroadcast(np.float64(2.0), (2, 2)), np.full((2, 2), 2.0))
+
+
+# -- sparse Jacobians --------------------------------------------------------------------------
+def test_jacobian_families_and_fallbacks(fresh_names):
+    x = np.array([0.5, -1.0, 2.0])
+    J = OPS["tanh"].jacobian(0, np.tanh(x), (x,), {})
+    np.testing.assert_allclose(J.toarray(), np.diag(1 - np.tanh(x) ** 2), rtol=1e-15)
+    assert OPS["tanh"].jacobian_nnz(0, np.tanh(x), (x,), {}) == 3
+
+    class Declines:
+        def matrix(self, *a):
+            raise NotImplementedError
+
+        def nnz(self, *a):
+            raise NotImplementedError
+
+    def plain(k, ans, x):
+        import scipy.sparse as sp
+        return sp.identity(np.size(x), format="csr") * 2.0
+
+    def failing(k, ans, x):
+        raise NotImplementedError
+
+    fresh_names += ["t_no_family", "t_declines", "t_plain", "t_failing"]
+    none = defop("t_no_family", np.negative, NEGATED)
+    declines = defop("t_declines", np.negative, NEGATED, jac=Declines())
+    plain_op = defop("t_plain", lambda x: 2 * x, Fixed(lambda g: 2 * g, "2 * {}"), jac=plain)
+    failing_op = defop("t_failing", np.negative, NEGATED, jac=failing)
+    assert none.jacobian(0, -x, (x,), {}) is None
+    assert declines.jacobian(0, -x, (x,), {}) is None
+    assert failing_op.jacobian(0, -x, (x,), {}) is None
+    np.testing.assert_array_equal(plain_op.jacobian(0, 2 * x, (x,), {}).toarray(), 2 * np.eye(3))
+    for op in (none, declines, plain_op):  # no nnz bound: the dense size
+        assert op.jacobian_nnz(0, np.ones((2, 3)), (x,), {}) == 18
+    # the triangular solver falls back to VJPs of unit vectors and gets the same answer
+    g = Graph()
+    t = g.input(x)
+    out = anp.sum(failing_op(anp.sin(t)) ** 2)
+    result = ardiff.solve_triangular(g, out)
+    np.testing.assert_allclose(result.grads[0], 2 * np.sin(x) * np.cos(x), rtol=1e-13)
