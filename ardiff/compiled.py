@@ -13,6 +13,22 @@ value (a comparison, a truth test in an `if`, an integer index, `.value`)
 was recorded as a guard while tracing.  Before a replay is trusted every guard is
 evaluated on the new values; if any answer changes, the function is traced
 again, because its Python control flow could now differ.
+
+A replay also reuses everything else the trace read, so that state is checked
+too (the contract is spelled out in `compile`'s notes):
+
+* `_Watch` walks, after each trace, the globals, closure cells, defaults and
+  attributes the function's code names; before each replay every one of them must
+  hold the same object with the same content, else the recordings are dropped and
+  the function is traced again;
+* random draws made while tracing (np.random's global state, Python's `random`,
+  generators reached from the arguments or that state) make the function not
+  replayable: `NotReplayableWarning`, and a trace on every call;
+* the first replay of each recording traces the function once more and compares
+  the two graphs (`_difference`): other constants mean state nothing above sees,
+  and the same fall-back;
+* the non-differentiated argument arrays the trace read must keep their bytes
+  (`_Recording.holds`): the recording reads those very objects.
 """
 
 from __future__ import annotations
@@ -675,8 +691,9 @@ class CompiledGrad:
             if drew is not None:
                 self._give_up(
                     f"it draws random numbers from {drew} while it is traced, and a replay "
-                    "would reuse the same draws on every call. Pass the random values (a "
-                    "dropout mask, noise) as an argument to get replays")
+                    "would reuse the same draws on every call. Draw them outside and pass them "
+                    "(a dropout mask, noise) as a differentiated argument (in argnum, as a "
+                    "float array) to get replays")
             else:
                 watched.snapshot()
                 self._watch = watched
@@ -762,13 +779,61 @@ def compile(fun: Callable, argnum: Any = 0, **options: Any) -> CompiledGrad:  # 
     CompiledGrad
         Callable returning the gradient; `.value_and_grad(*args)` returns both.
 
+    Warns
+    -----
+    NotReplayableWarning
+        Once, when `fun` draws random numbers while it is traced or two of its traces
+        with the same signature record different constants; every call is traced from
+        then on (`CompiledGrad.not_replayable` says why).
+
     Notes
     -----
-    The signature is the argument structure, the shapes and dtypes of the
-    differentiated leaves, and the *values* of all other arguments (arrays are
-    hashed), so changing a non-differentiated argument re-traces.  Comparisons,
-    truth tests and integer indices of traced values are guards: when a replay
-    would answer one of them differently, the function is traced again, so a
-    replay never returns the gradient of a branch the function would not take.
+    **What a replay reuses, and what is checked.**  A replay runs none of `fun`'s
+    Python code: it reuses the recording of an earlier call, so it is right only if
+    everything that call read is the same now.  compile checks, on every call:
+
+    * *the arguments* (the signature): the argument structure, the shapes and dtypes
+      of the differentiated leaves, and the values of all other arguments (arrays by
+      their bytes, which the recording's own argument arrays must also still have;
+      other objects by equality, so an object of your class by identity);
+    * *the guards*: comparisons, truth tests and integer indices of traced values;
+      when a replay would answer one differently, `fun` is traced again, so a replay
+      never returns the gradient of a branch `fun` would not take;
+    * *the state `fun` names*: the global names its code reads, its closure cells
+      and argument defaults, the arguments of a `functools.partial`, and the
+      attributes its code names of `self` (a bound method), of a callable object,
+      and of every object or user module reached from those places or from the
+      arguments; the functions and methods of your own code reached that way are
+      walked the same way, and lists, tuples and dicts followed four levels deep.
+      Arrays, lists and dicts must be the same object with the same content, numbers,
+      strings and tuples of them equal, anything else the same object; after any
+      change `fun` is traced again;
+    * *random draws*: if NumPy's global random state, Python's `random`, or a
+      `np.random.Generator`, `RandomState`, bit generator or `random.Random` reached
+      from the arguments or the state above changed while `fun` was traced, a replay
+      would repeat the same draws, so `fun` is traced on every call instead, with a
+      `NotReplayableWarning`;
+    * *a second trace*: the first replay of each recording runs `fun` once more
+      (silently, without solving) and compares the two recordings; different
+      constants (noise from a generator `fun` creates, a counter it increments and
+      reads) make `fun` traced on every call, with a `NotReplayableWarning`.
+
+    **What compile cannot see.**  State that changes after the second call and is
+    reached any other way: attributes of NumPy, SciPy, ardiff or standard-library
+    modules and of objects without a `__dict__`, attributes read by computed names
+    (`getattr(obj, name)`), containers nested deeper than four levels, the content
+    of other containers and objects (sets, deques, your objects' own state beyond
+    the attributes the code names), class attributes of library classes, files,
+    the clock, the environment.  And `fun`'s side effects (appending to a list,
+    printing, counting) happen on traces only.  Pass anything that changes between
+    calls as an argument: the current weights, the data batch, and a dropout mask or
+    noise drawn outside `fun` (as a differentiated argument, whose gradient you
+    ignore: a non-differentiated one is part of the signature, so each new value
+    would trace again).
+
+    **Cost.**  The checks run before every replay: one comparison per watched name,
+    and watched arrays compared byte for byte (like array arguments), within 3 % of
+    the replay time on the benchmark suite's compiled workloads; the second call of
+    each signature also traces.  `CompiledGrad.verifications` counts those traces.
     """
     return CompiledGrad(fun, argnum, **options)
