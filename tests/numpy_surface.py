@@ -70,7 +70,7 @@ NOT_CALLED = {
         "save savez savez_compressed savetxt load loadtxt genfromtxt fromfile fromregex "
         "tofile".split(), "file I/O"),
     **dict.fromkeys(
-        "info show_config show_runtime test lookfor source who".split(),
+        "info show_config show_runtime test lookfor source who disp".split(),
         "prints or runs tests"),
     **dict.fromkeys(
         "seterr seterrcall setbufsize set_printoptions set_string_function printoptions "
@@ -86,6 +86,8 @@ NOT_CALLED = {
 NOT_DISPATCHED = {
     "isfortran": "reads ndarray.flags (memory layout)",
     "frombuffer": "reads the buffer protocol",
+    "fromstring": "reads the buffer protocol (NumPy < 2: on an array)",
+    "byte_bounds": "reads __array_interface__ (memory; NumPy < 2)",
     "from_dlpack": "reads the DLPack protocol",
     "mintypecode": "takes type characters, not arrays (iterates and compares with strings)",
     "bmat": "returns None for anything but a string, list, tuple or ndarray",

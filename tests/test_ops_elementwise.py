@@ -56,6 +56,7 @@ UNARY = [
     ("floor", away_from_integers, None), ("ceil", away_from_integers, None),
     ("rint", away_from_integers, None), ("trunc", away_from_integers, None),
     ("round", away_from_integers, None), ("around", away_from_integers, "round"),
+    ("cbrt", nonzero, None),
 ]
 
 
@@ -121,6 +122,7 @@ def remainder_args(draw):
 
 CASES += [
     Case("remainder", _binary_fun("remainder"), remainder_args()),
+    Case("fmod", _binary_fun("fmod"), remainder_args()),
     Case("mod", _binary_fun("mod"), remainder_args(), ops=("remainder",)),
     Case("power_integer_exponent", lambda xp, x, n: xp.power(x, n),
          st.tuples(shapes(), st.integers(-2, 4)).flatmap(

@@ -33,6 +33,7 @@ from ..ops.elementwise import (  # noqa: F401
     arctan,
     arctan2,
     arctanh,
+    cbrt,
     ceil,
     copysign,
     cos,
@@ -45,6 +46,7 @@ from ..ops.elementwise import (  # noqa: F401
     floor,
     fmax,
     fmin,
+    fmod,
     hypot,
     log,
     log1p,
@@ -77,6 +79,24 @@ from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
 from . import fft, linalg  # noqa: F401
+from ._arrays import (  # noqa: F401
+    broadcast_arrays,
+    compress,
+    cumulative_prod,
+    cumulative_sum,
+    diagflat,
+    ediff1d,
+    extract,
+    float_power,
+    frexp,
+    ldexp,
+    matrix_transpose,
+    modf,
+    unstack,
+    vander,
+    vecdot,
+)
+from ._arrays import copy as _copy
 from ._counting import (  # noqa: F401
     bincount,
     histogram,
@@ -422,6 +442,9 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
     a_plain = _plain(a)
     target = _np.shape(a_plain) if shape is None else shape
     return full(target, fill_value, dtype=_np.result_type(a_plain) if dtype is None else dtype)
+
+
+copy = _copy  # (after `array`, whose parameter has the name)
 
 
 def _without_gradient(name):

@@ -47,6 +47,8 @@ from ..ops.reduce import sum_ as _sum
 from ..ops.shape import concatenate as _concatenate
 from ..ops.shape import reshape as _reshape
 from ..ops.shape import transpose as _transpose
+from ._arrays import vecdot as _vecdot
+from ._shape import diagonal as _diagonal
 
 #: `(sign, logabsdet)` as NumPy 2 returns it.
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -491,16 +493,46 @@ def eig(a):
     return EigResult(_eigvals(a), _eig_vectors(a))
 
 
+# -- the array-API names of numpy.linalg (NumPy 2) ---------------------------------------
+def matmul(x1, x2, /):
+    """Traced `numpy.linalg.matmul`."""
+    return _matmul(x1, x2)
+
+
+def outer(x1, x2, /):
+    """Traced `numpy.linalg.outer` of two vectors."""
+    if _np.ndim(_unwrap(x1)) != 1 or _np.ndim(_unwrap(x2)) != 1:
+        raise ValueError("Input arrays must be one-dimensional")
+    return _reshape(x1, (-1, 1)) * _reshape(x2, (1, -1))
+
+
+def diagonal(x, /, *, offset=0):
+    """Traced `numpy.linalg.diagonal`: diagonals of the last two axes."""
+    return _diagonal(x, offset, -2, -1)
+
+
+def trace(x, /, *, offset=0, dtype=None):
+    """Traced `numpy.linalg.trace`: traces over the last two axes."""
+    if dtype is not None:
+        raise TypeError("ardiff.numpy.linalg.trace: dtype= is not supported on traced values.")
+    return _sum(diagonal(x, offset=offset), axis=-1)
+
+
+def vecdot(x1, x2, /, *, axis=-1):
+    """Traced `numpy.linalg.vecdot`: `sum(conj(x1) * x2, axis)`."""
+    return _vecdot(x1, x2, axis=axis)
+
+
 def T(x):
     """The transpose of the last two axes (autograd's `numpy.linalg.T`; not a NumPy name,
     so outside `__all__`)."""
     return matrix_transpose(x)
 
 
-__all__ = ["cholesky", "cond", "det", "eig", "eigh", "eigvals", "eigvalsh", "inv", "logabsdet",
-           "lstsq", "matrix_norm", "matrix_power", "matrix_rank", "matrix_transpose", "multi_dot",
-           "norm", "pinv", "qr", "slogdet", "solve", "svd", "svdvals", "tensorinv",
-           "tensorsolve", "vector_norm"]
+__all__ = ["cholesky", "cond", "det", "diagonal", "eig", "eigh", "eigvals", "eigvalsh", "inv",
+           "logabsdet", "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank",
+           "matrix_transpose", "multi_dot", "norm", "outer", "pinv", "qr", "slogdet", "solve",
+           "svd", "svdvals", "tensorinv", "tensorsolve", "trace", "vecdot", "vector_norm"]
 
 
 def __getattr__(name):

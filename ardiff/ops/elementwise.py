@@ -72,6 +72,8 @@ sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x), reads=(0,))
 cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x), reads=(0,))
 tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans, reads=("ans",))
 arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0), reads=(0,))
+#: The real cube root; its slope 1 / (3 cbrt(x)^2) is infinite at 0, as sqrt's.
+cbrt = unary("cbrt", np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), reads=("ans",))
 def _arccosh_slope(ans, x):
     """1 / sqrt(x^2 - 1); for complex x 1 / (sqrt(x - 1) sqrt(x + 1)), the derivative of
     NumPy's principal branch (the one-root form has the wrong sign where Re x < 0)."""
@@ -215,6 +217,17 @@ remainder = defop("remainder", np.remainder,
                   PASS_THROUGH,
                   Scale(lambda ans, x, y: -np.floor_divide(unwrap(x), unwrap(y))), jac=ELEMENTWISE,
                   reads=((), (0, 1)))
+
+
+def _fmod_y_slope(ans, x, y):
+    """d fmod(x, y) / dy = -trunc(x / y) (the quotient rounded towards zero)."""
+    xr, yr = unwrap(x), unwrap(y)
+    return -np.trunc(np.divide(xr - np.fmod(xr, yr), yr))
+
+
+#: C's fmod: the remainder takes the sign of x (`remainder` takes the sign of y).
+fmod = defop("fmod", np.fmod, PASS_THROUGH, Scale(_fmod_y_slope), jac=ELEMENTWISE,
+             reads=((), (0, 1)))
 
 
 def _copysign_slope(ans, x, y):
