@@ -33,6 +33,7 @@ too (the contract is spelled out in `compile`'s notes):
 
 from __future__ import annotations
 
+import dis
 import functools
 import hashlib
 import math
@@ -217,17 +218,37 @@ def _has_attributes(value: Any) -> bool:
     module outside the libraries (functions, classes and library modules are not)."""
     if isinstance(value, types.ModuleType):
         return value.__name__.partition(".")[0] not in _LIBRARIES
-    return hasattr(value, "__dict__") and not isinstance(value, (
-        type, types.FunctionType, types.MethodType, types.BuiltinFunctionType,
-        functools.partial))
+    if isinstance(value, (type, types.FunctionType, types.MethodType,
+                          types.BuiltinFunctionType, functools.partial)):
+        return False
+    try:
+        return isinstance(vars(value), dict)
+    except Exception:  # noqa: BLE001 - no __dict__, or a proxy that refuses
+        return False
 
 
-def _code_names(code: types.CodeType, names: set) -> None:
-    """The global and attribute names `code` reads (nested functions and comprehensions too)."""
-    names.update(code.co_names)
+_GLOBAL_OPS = frozenset(("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_names(code: types.CodeType) -> tuple[frozenset, frozenset]:
+    """The global names and the attribute names `code` uses (nested functions and
+    comprehensions included), told apart by the instructions that use them."""
+    globals_, attributes = set(), set()
+    try:
+        for ins in dis.get_instructions(code):
+            if ins.opname in _GLOBAL_OPS:
+                globals_.add(ins.argval)
+            elif "ATTR" in ins.opname or ins.opname == "LOAD_METHOD":
+                attributes.add(ins.argval)
+    except Exception:  # noqa: BLE001 - bytecode this Python cannot read: every name
+        globals_ = attributes = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            _code_names(const, names)
+            more = _code_names(const)
+            globals_ |= more[0]
+            attributes |= more[1]
+    return frozenset(globals_), frozenset(attributes)
 
 
 def _random_state(rng: Any) -> Any:
@@ -267,13 +288,14 @@ def _same_object(value: Any) -> Callable[[Any], bool]:
 class _Watch:
     """The state a compiled function's replays reuse besides its arguments.
 
-    Walked from the function: the global names its code reads (`co_names`, nested
-    code included), its closure cells and argument defaults, the attributes of
-    `self` for a bound method (and of the objects of user classes it reaches) whose
-    names the code reads, the arguments of a `functools.partial`, and the same for
-    every function of a user module reached that way (helpers, methods of `self`).
-    Containers are followed `_DEPTH` levels deep.  Random number generators reached
-    there or through the arguments are collected for `draws`.
+    Walked from the function: the global names its code uses (`_code_names`, nested
+    code included), its closure cells and argument defaults, the arguments of a
+    `functools.partial`, and the attributes any walked code names (`obj.name`) of
+    `self` for a bound method, of a callable object, and of every object with a
+    `__dict__` or user module reached (class attributes of user classes too); every
+    function and method outside the libraries reached that way is walked the same
+    way.  Containers are followed `_DEPTH` levels deep.  Random number generators
+    reached there or through the arguments are collected for `draws`.
 
     After a trace, `snapshot` keeps one check per place: arrays, lists and dicts must
     be the same object with the same content (the replay binds the very objects the
@@ -361,9 +383,8 @@ class _Watch:
         if code in self._codes:
             return
         self._codes.add(code)
-        names: set = set()
-        _code_names(code, names)
-        self._names |= names
+        names, attributes = _code_names(code)
+        self._names |= attributes
         space = fun.__globals__
         for name in sorted(names.intersection(space)):
             self._place(space, name, name, True)
