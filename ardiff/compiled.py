@@ -193,7 +193,7 @@ class NotReplayableWarning(UserWarning):
     """
 
 
-#: Objects a replay compares by identity alone: their content cannot change.
+#: Values whose content cannot change: a watched place holding one is compared by value.
 _ATOMS = frozenset((int, float, complex, bool, str, bytes, type(None), type(Ellipsis),
                     slice, range, np.float64, np.float32, np.float16, np.int64, np.int32,
                     np.int16, np.int8, np.uint64, np.uint32, np.uint16, np.uint8,
@@ -498,6 +498,8 @@ def _same_value(a: Any, b: Any, depth: int = 0) -> bool:
     kind = type(a)
     if kind is not type(b) or depth > _DEPTH:
         return False
+    if isinstance(a, Tracer):  # a traced value a guard's function closes over
+        return a.node.index == b.node.index
     if kind is float:
         return (a == b and math.copysign(1.0, a) == math.copysign(1.0, b)) or \
             (a != a and b != b)
@@ -533,6 +535,14 @@ def _same_value(a: Any, b: Any, depth: int = 0) -> bool:
     return _same_value(vars(a), vars(b), depth + 1)  # an object made again
 
 
+def _same_op(a: Any, b: Any) -> bool:
+    """The same op, or an op made again with the same name and forward."""
+    if a is b or (isinstance(a, str) and a == b):
+        return True
+    return not isinstance(a, str) and not isinstance(b, str) and a.name == b.name and \
+        _same_value(a.fwd, b.fwd)
+
+
 def _difference(first, second) -> str | None:
     """Where two recordings of one signature differ (None: they are the same).
 
@@ -544,8 +554,7 @@ def _difference(first, second) -> str | None:
         return f"{len(a.nodes)} nodes, then {len(b.nodes)}"
     for x, y in zip(a.nodes, b.nodes):
         where = f"node {x.index} ({x.op_name})"
-        if x.op is not y.op and (x.op_name != y.op_name or isinstance(x.op, str)
-                                 or not _same_value(x.op.fwd, y.op.fwd)):
+        if not _same_op(x.op, y.op):
             return f"{where}: op {x.op_name}, then {y.op_name}"
         if x.parents != y.parents or len(x.args) != len(y.args):
             return f"{where}: other arguments"
