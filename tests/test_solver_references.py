@@ -24,7 +24,7 @@ import ardiff
 import ardiff.numpy as anp
 from ardiff.solvers import ConvergenceWarning, compile_plan
 from ardiff.solvers.closed_form import trajectory_weights
-from ardiff.solvers.triangular import assemble
+from ardiff.solvers.triangular import SystemTooLargeError, assemble, estimate_nnz
 
 #: cheap examples: more of them than the profile's default, and more still under "dev"/"fuzz"
 EXAMPLES = max(20, settings.default.max_examples)
@@ -48,6 +48,22 @@ def assert_state(result, ref, expected_flat, tol=1e-9, seed=1.0):
         assert gap(result.activities[i], expected[i]) < tol, (i, ref)
     for got, want in zip(result.grads, ref.read_out(expected_flat, seed)):
         assert gap(got, want) < tol, ref
+
+
+@pytest.fixture
+def fresh_op():
+    """An op without a sparse-Jacobian family: w = (t0 + t1, 2 t1 + 3 t2)."""
+    from ardiff.op import OPS, defop
+
+    def fwd(t):
+        return np.array([t[0] + t[1], 2 * t[1] + 3 * t[2]])
+
+    def vjp(ans, t):
+        return lambda g: anp.stack([g[0], g[0] + 2 * g[1], 3 * g[1]])
+
+    op = defop("t_pairs", fwd, vjp)
+    yield op
+    OPS.pop("t_pairs")
 
 
 # -- the reference itself ------------------------------------------------------------------
@@ -263,3 +279,137 @@ def test_final_residual_is_that_of_the_returned_state(ref, schedule, eta, steps)
     expected = relative_residual(ref, ref.stepped(schedule, eta, steps, "forward"))
     for result in results:
         assert result.residuals[-1] == pytest.approx(expected, rel=1e-6, abs=1e-15)
+
+
+# -- the triangular solver's bookkeeping -----------------------------------------------------
+def test_vjp_evaluations_fallback_ops_and_size_bound(fresh_op):
+    """vjp_evals counts one VJP per edge into the output plus one per output element of
+    every edge built from VJPs of unit vectors; estimate_nnz is the unit diagonal plus
+    each inner edge's declared bound (the dense size for an op without a family)."""
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7, 1.1]), name="x")
+    t = anp.tanh(x)  # elementwise family: 3 entries
+    w = fresh_op(t)  # no family: a 2 x 3 Jacobian from 2 VJPs
+    out = anp.sum(w) * anp.sum(t)  # edges into the output: from the two sums
+    plan = compile_plan(g, out)
+    system = assemble(plan, np.float64(1.0))
+    assert system.fallback_ops == ["t_pairs"]
+    assert system.vjp_evals == 2 + 2
+    sizes = 3 + 2 + 1 + 1  # t, w and the two sums
+    edges = 2 * 3 + 2 + 3  # t->w (dense: no family), w->sum(w), t->sum(t)
+    assert estimate_nnz(plan) == sizes + edges
+    assert system.H.nnz <= estimate_nnz(plan)
+    # the Jacobian built from VJPs is the right one: compare with the dense truth
+    tv = np.tanh([0.3, -0.7, 1.1])
+    dw = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 3.0]])
+    s_w, s_t = float(np.sum(dw @ tv)), float(np.sum(tv))
+    result = ardiff.solve_triangular(g, out)
+    want = (s_t * dw.sum(axis=0) + s_w) * (1 - tv ** 2)
+    np.testing.assert_allclose(result.grads[0], want, rtol=1e-13)
+    assert result.vjp_evals == system.vjp_evals + 1  # + the read-out of x
+
+
+def test_ops_with_a_family_need_no_vjps():
+    g, out, x = square_of_sum()
+    system = assemble(compile_plan(g, out), np.float64(1.0))
+    assert system.fallback_ops == [] and system.vjp_evals == 2  # the two edges s -> s * s
+
+
+def test_size_guard_at_the_limit_and_its_message():
+    g, out, x = square_of_sum()
+    plan = compile_plan(g, out)
+    bound = estimate_nnz(plan)
+    assert bound == 3 + 1 + 3  # the unit diagonal of t and s, and the edge t -> s
+    ardiff.solve_triangular(g, out, max_nnz=bound)  # exactly at the limit: accepted
+    with pytest.raises(SystemTooLargeError) as info:
+        ardiff.solve_triangular(g, out, max_nnz=bound - 1)
+    assert str(info.value) == (
+        f"The triangular system for this graph has 4 unknowns and up to {bound} stored "
+        f"non-zeros (about {bound * 16 / 2**20:.2g} MiB), over the limit max_nnz="
+        f"{bound - 1}. Use method='backprop' (the same exact answer by one reverse sweep, "
+        "no matrix) or relax(); or raise the limit with solve_triangular(..., max_nnz=...) "
+        "or ardiff.solvers.triangular.MAX_NNZ.")
+
+
+def test_graph_without_relaxing_nodes():
+    g = ardiff.Graph()
+    x = g.input(np.array([0.5, 2.0]), name="x")
+    out = anp.sum(x)
+    result = ardiff.solve_triangular(g, out)
+    np.testing.assert_array_equal(result.grads[0], [1.0, 1.0])
+    assert list(result.residuals) == [0.0] and result.converged and result.activities == {}
+
+
+def test_certificate_and_convergence_flag():
+    ref = skip_connection()
+    result = ardiff.solve_triangular(ref.graph, ref.traced[-1])
+    assert result.method == "triangular" and result.iterations == 1 and result.converged
+    assert len(result.residuals) == 1 and 0.0 <= result.residuals[0] < 1e-15
+    g = ardiff.Graph()
+    x = g.input(np.array([0.0, 1.0]), name="x")
+    out = anp.sum(anp.sqrt(x))  # infinite derivative at 0: the solve is not finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = ardiff.solve_triangular(g, out)
+    assert not np.all(np.isfinite(bad.grads[0]))
+
+
+def test_triangular_with_a_traced_seed():
+    """Differentiating a triangular VJP with respect to its cotangent (the seed is traced:
+    block back substitution records the solve), with an input feeding the output directly."""
+    x = np.array([0.3, -0.5])
+
+    def f(x):
+        return anp.tanh(x) * 2.0 + x
+
+    def h(v):
+        back, _ = ardiff.make_vjp(f, method="triangular")(x)
+        return anp.sum(back(v) ** 2)
+
+    v = np.array([1.0, 2.0])
+    d = 2 * (1 - np.tanh(x) ** 2) + 1
+    np.testing.assert_allclose(ardiff.grad(h)(v), 2 * d * d * v, rtol=1e-13)
+
+
+def test_networkx_graph_with_a_named_output():
+    nx = pytest.importorskip("networkx")
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7]), name="x")
+    t = anp.tanh(x)
+    first = anp.sum(t * t)
+    anp.sum(t)  # recorded last: the default output
+    G = ardiff.to_networkx(g)
+    assert isinstance(G, nx.DiGraph)
+    result = ardiff.solve_triangular(G, output=first._node)
+    tv = np.tanh([0.3, -0.7])
+    np.testing.assert_allclose(result.grads[0], 2 * tv * (1 - tv ** 2), rtol=1e-13)
+
+
+def test_complex_graph_through_the_real_form():
+    """Complex intermediate values: the triangular system in real and imaginary parts
+    equals backprop and central finite differences of the real loss."""
+    c = np.array([1.0 + 2.0j, -0.5 + 0.3j])
+
+    def loss(x):
+        z = x * c
+        w = anp.exp(z * 0.5j) * z
+        return anp.real(anp.sum(w * anp.conj(w)))
+
+    x = np.array([0.4, -0.9])
+    g = ardiff.trace(loss, x)
+    tri = ardiff.solve_triangular(g)
+    exact = ardiff.backprop(g)
+    np.testing.assert_allclose(tri.grads[0], exact.grads[0], rtol=1e-12)
+    h = 1e-6
+    fd = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(tri.grads[0], fd, rtol=1e-7)
+    # a complex seed on a complex output
+    g2 = ardiff.Graph()
+    xv = g2.input(x, name="x")
+    out = xv * c
+    seed = np.array([0.5 - 1.0j, 2.0 + 0.25j])
+    got = ardiff.solve_triangular(g2, out, seed=seed).grads[0]
+    want = ardiff.backprop(g2, out, seed=seed).grads[0]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    # the pairing Re(sum(a * b)) of docs/complex.md: d/dx Re(sum(seed * x * c))
+    np.testing.assert_allclose(got, np.real(seed * c), rtol=1e-13)
