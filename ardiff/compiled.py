@@ -615,8 +615,9 @@ class CompiledGrad:
 
     def __repr__(self) -> str:
         name = getattr(self.fun, "__name__", repr(self.fun))
+        state = "" if self.not_replayable is None else ", not replayable: traced every call"
         return (f"<ardiff.compile of {name}: {self.traces} traces, {self.replays} replays, "
-                f"{len(self._cache)} signatures>")
+                f"{len(self._cache)} signatures{state}>")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.value_and_grad(*args, **kwargs)[1]

@@ -398,10 +398,10 @@ def test_a_function_with_unchanged_state_replays_without_running_python():
         np.testing.assert_array_equal(g, ardiff.grad(net.loss)(x))
 
 
-def test_the_benchmark_workloads_replay():
-    import sys
+def test_the_benchmark_workloads_replay(monkeypatch):
+    """Closures over a data array (the RNN) and a list of tuples (the wide DAG's spec)."""
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from workloads_arrays import rnn_fun, rnn_problem
     from workloads_small import wide_dag_spec, wide_fun
 
