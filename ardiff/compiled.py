@@ -401,10 +401,10 @@ class _Watch:
         self._seen.add(id(value))
         if isinstance(value, _RANDOM_TYPES):
             self.randoms.append((label, value))
-        elif kind in (list, tuple) or isinstance(value, tuple):
+        elif isinstance(value, (list, tuple)):
             for item in value:
                 self._visit(item, label, depth + 1)
-        elif kind is dict:
+        elif isinstance(value, dict):
             for item in value.values():
                 self._visit(item, label, depth + 1)
         elif isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
@@ -460,26 +460,28 @@ def _check_of(value: Any, depth: int = 0) -> Callable[[Any], bool]:
             return _same_object(value)
         key = _ArrayKey(value).frozen()
         return lambda now: now is value and key == _ArrayKey(now)
-    if depth >= _DEPTH or kind not in (list, tuple, dict):
+    if depth >= _DEPTH or not isinstance(value, (list, tuple, dict)):
         return _same_object(value)  # functions, modules, objects: their identity
-    items = list(value.values()) if kind is dict else value
+    mapping = isinstance(value, dict)
+    mutable = not isinstance(value, tuple)  # a list or dict: the same object, too
+    items = list(value.values()) if mapping else value
     if all(_deep_immutable(v) for v in items):  # compared in C, item by item
-        copy = dict(value) if kind is dict else kind(value)
+        copy = dict(value) if mapping else list(value) if mutable else tuple(value)
 
         def flat(now):
-            if kind is tuple and now is value:
+            if now is value and not mutable:
                 return True
             try:
-                return (now is value or kind is tuple) and type(now) is kind and \
+                return (now is value or not mutable) and type(now) is kind and \
                     bool(now == copy)
             except Exception:  # noqa: BLE001 - an array put in its place, say
                 return False
         return flat
-    keys = list(value) if kind is dict else None
+    keys = list(value) if mapping else None
     checks = [_check_of(v, depth + 1) for v in items]
 
     def nested(now):
-        if (now is not value and kind is not tuple) or type(now) is not kind or \
+        if (now is not value and mutable) or type(now) is not kind or \
                 len(now) != len(checks):
             return False
         if keys is not None:

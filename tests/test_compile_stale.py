@@ -9,6 +9,7 @@ gradient on later calls.  A last group checks that a function without such state
 still replays (the detection is not "always trace again").
 """
 
+import collections
 import functools
 import random
 import types
@@ -213,6 +214,26 @@ def test_a_changed_global_dict_entry_is_traced_again():
         _assert_fresh(_calls(compiled, _global_dict, [(X,)] * 4, before=change))
     finally:
         _SETTINGS["power"] = 2.0
+
+
+_PARAMS = collections.namedtuple("Params", "w b")(np.ones(4), np.zeros(4))
+
+
+def _namedtuple_loss(x):
+    return anp.sum((_PARAMS.w * x + np.tanh(_PARAMS.b)) ** 2)  # tanh(b): a constant
+
+
+def test_an_array_in_a_global_namedtuple_changed_in_place_is_traced_again():
+    compiled = ardiff.compile(_namedtuple_loss)
+
+    def change(k):
+        if k == 3:
+            _PARAMS.b[:] = 1.0
+    try:
+        _assert_fresh(_calls(compiled, _namedtuple_loss, [(X,)] * 4, before=change))
+    finally:
+        _PARAMS.b[:] = 0.0
+    assert compiled.traces == 2
 
 
 # -- 5. closure cells ---------------------------------------------------------------------
