@@ -428,3 +428,37 @@ def test_eta_above_one_converges_at_a_subnormal_target(dtype, schedule):
     # closed form: d/dx = cos(e^(x+y) y) e^(x+y) y = 0, d/dy = cos(.)(e^(x+y) y + e^(x+y)) = 1
     assert abs(dx) <= float(np.finfo(dtype).smallest_normal)
     assert dy == pytest.approx(0.00123, rel=10 * float(np.finfo(dtype).eps))
+
+
+# -- the residual upstream of a dead unit (issue 24, point 9) ------------------------------
+DEAD_BRANCH_SETTINGS = [dict(schedule="sequential", eta=0.6), dict(schedule="parallel", eta=1.4),
+                        dict(schedule="parallel", eta=0.5)]
+
+
+@pytest.mark.parametrize("options", DEAD_BRANCH_SETTINGS, ids=str)
+def test_nodes_upstream_of_a_dead_unit_converge(options):
+    """Below a branch that `maximum` did not choose the exact gradient is 0, but started
+    from forward values the targets there are a decaying remnant, never exactly 0: they
+    must count as converged (they made a false ConvergenceWarning with residual ~1)."""
+    def fun(x):
+        dead = anp.tanh(anp.tanh(anp.tanh(x)))  # below 5.0: maximum passes nothing back
+        return anp.sum(anp.maximum(dead, 5.0)) + anp.sum(anp.sin(x))
+
+    x = np.array([0.3, -0.7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = ardiff.grad(fun, init="forward", **options)(x)
+    np.testing.assert_allclose(got, np.cos(x), rtol=1e-11)
+
+
+@pytest.mark.parametrize("options", DEAD_BRANCH_SETTINGS, ids=str)
+def test_tiny_gradients_keep_the_relative_standard(options):
+    """A gradient 1e-90 of the largest one is still relaxed to full relative accuracy."""
+    def fun(x, y):
+        return 1e-90 * anp.sum(anp.tanh(anp.tanh(x))) + anp.sum(anp.sin(y))
+
+    x, y = np.array([0.3, -0.7]), np.array([1.0, 2.0])
+    gx, gy = ardiff.grad(fun, argnum=(0, 1), init="forward", **options)(x, y)
+    exact = 1e-90 * (1 - np.tanh(np.tanh(x)) ** 2) * (1 - np.tanh(x) ** 2)
+    np.testing.assert_allclose(gx, exact, rtol=1e-10)
+    np.testing.assert_allclose(gy, np.cos(y), rtol=1e-11)

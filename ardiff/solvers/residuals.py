@@ -15,7 +15,7 @@ import numpy as np
 
 from ..graph import unwrap
 
-__all__ = ["ConvergenceWarning", "max_abs", "residual_parts", "worst_residual"]
+__all__ = ["ConvergenceWarning", "NEGLIGIBLE", "max_abs", "residual_parts", "worst_residual"]
 
 
 class ConvergenceWarning(RuntimeWarning):
@@ -99,6 +99,11 @@ def _non_finite_parts(t: Any, v: Any, diff: Any) -> tuple[float, float, Any]:
     return num, max_abs(t[both]), diff
 
 
+#: A target below this fraction of the graph's largest is measured against that fraction
+#: (see `worst_residual`).
+NEGLIGIBLE = 1e-100
+
+
 def worst_residual(parts: Iterable, scale: float) -> float:
     """The largest relative residual over nodes, from their `residual_parts`.
 
@@ -109,7 +114,13 @@ def worst_residual(parts: Iterable, scale: float) -> float:
     it, so tolerances mean the same).  A node whose target is exactly zero has no
     size of its own (any x != 0 is infinitely wrong relative to 0); it is measured
     against `scale`, the largest target in the graph, so dead units started from
-    forward values still converge.  NaN propagates.
+    forward values still converge.  The same holds below `NEGLIGIBLE` times `scale`:
+    upstream of a dead unit (a branch `maximum` did not choose) the target is not
+    exactly zero while the relaxation runs but a remnant of the start decaying
+    geometrically, with the activity one step behind it, so their ratio never
+    settles; such a node is measured against `NEGLIGIBLE * scale` (the relative
+    standard still holds for every gradient down to 1e-100 of the largest one).
+    NaN propagates.
 
     Parameters
     ----------
@@ -127,7 +138,7 @@ def worst_residual(parts: Iterable, scale: float) -> float:
     for num, tmax, _ in parts:
         if num == 0.0:
             continue
-        den = tmax + num if tmax > 0.0 else scale
+        den = max(tmax + num, NEGLIGIBLE * scale) if tmax > 0.0 else scale
         r = num / den if den > 0.0 else math.inf
         if not r <= worst:
             worst = r
