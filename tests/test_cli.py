@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ardiff.paper import cli
@@ -316,3 +317,45 @@ def test_summary_tolerates_runs_without_finite_values():
     assert summary["angle_last_epoch_deg"] == [3.0, 1.5]  # both batches are in epoch 1
     assert summary["final_test_acc"] == pytest.approx(0.45)
     assert "(diverged: 1 of 2)" in format_table({"ar": summary})
+
+
+# -- the first run works offline (issue 24, point 3) -----------------------------------------
+def _no_download(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a --quick run without --dataset must not try to download")
+
+    monkeypatch.setattr(importlib.import_module("ardiff.paper.data"), "_download", refuse)
+
+
+def test_quick_run_falls_back_to_the_bundled_subset_offline(home, monkeypatch, capsys):
+    _no_download(monkeypatch)
+    assert cli.main(["reproduce", "fig1", "--quick", "--no-progress", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if "bundled subset" in line]
+    assert notes == ["ardiff: fashion-mnist is not on this machine, so --quick uses the bundled "
+                     "subset fashion-mnist-small (--dataset fashion-mnist downloads the full "
+                     "data)"]
+    assert (Path.cwd() / "ardiff-results" / "fashion-mnist-small-quick" / "fig1.json").is_file()
+
+
+def test_quick_run_uses_the_full_data_when_it_is_here(home, monkeypatch, capsys):
+    from ardiff.paper.data import write_idx
+
+    _no_download(monkeypatch)
+    data_dir = home / "idx"
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 80), ("t10k", 40)):
+        write_idx(data_dir / f"{stem}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(data_dir / f"{stem}-labels-idx1-ubyte",
+                  rng.integers(0, 10, n, dtype=np.uint8))
+    assert cli.main(["reproduce", "fig1", "--quick", "--no-progress", "--steps", "3",
+                     "--data-dir", str(data_dir)]) == 0
+    assert "bundled subset" not in capsys.readouterr().out
+    assert (Path.cwd() / "ardiff-results" / "fashion-mnist-quick" / "fig1.json").is_file()
+
+
+def test_full_run_without_dataset_still_means_fashion_mnist(home, capsys):
+    assert cli.main(["reproduce", "fig1", "--no-download", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "fashion-mnist" in err and "--dataset fashion-mnist-small" in err

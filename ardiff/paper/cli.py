@@ -29,7 +29,7 @@ from typing import Any
 
 from .cnn import CNN_CONDITIONS, CNNConfig, describe, run_cnn
 from .conditions import CONDITIONS, FIG2, FIG3
-from .data import DATASETS, DataError, DataNotFoundError, cache_dir
+from .data import DATASETS, DataError, DataNotFoundError, cache_dir, found_locally
 from .fig1 import PAPER_ETAS
 from .runners import load_data, run_demo, run_fig1
 from .sweep_cli import (
@@ -196,10 +196,30 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=1, help=THREADS_HELP)
 
 
+DEFAULT_DATASET, QUICK_FALLBACK = "fashion-mnist", "fashion-mnist-small"
+
+
+def _resolve_dataset(args: argparse.Namespace) -> None:
+    """Fill in `--dataset` when it was not given.
+
+    A full run uses Fashion-MNIST (downloaded if needed).  A `--quick` run must work on
+    a first try without network, so it uses the full data only when it is already on
+    this machine and otherwise the bundled subset, saying so in one line; the full
+    data stays one flag away (`--dataset fashion-mnist`).
+    """
+    if getattr(args, "dataset", "given") is not None:
+        return
+    args.dataset = DEFAULT_DATASET
+    if args.quick and not found_locally(DEFAULT_DATASET, args.data_dir):
+        args.dataset = QUICK_FALLBACK
+        print(f"ardiff: {DEFAULT_DATASET} is not on this machine, so --quick uses the bundled "
+              f"subset {QUICK_FALLBACK} (--dataset {DEFAULT_DATASET} downloads the full data)")
+
+
 def _data_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
-    parser.add_argument("--dataset", default="fashion-mnist", choices=DATASETS,
-                        help="default: %(default)s (fashion-mnist-small ships with ardiff "
-                        "and works offline)")
+    parser.add_argument("--dataset", default=None, choices=DATASETS,
+                        help=f"default: {DEFAULT_DATASET}; with --quick, {QUICK_FALLBACK} "
+                        f"(ships with ardiff) when {DEFAULT_DATASET} is not on this machine")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="directory holding the IDX files (searched first)")
     parser.add_argument("--no-download", action="store_true",
@@ -418,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    _resolve_dataset(args)
     name = "ardiff demo" if args.command == "demo" else "ardiff sweep" \
         if args.command == "sweep" else f"ardiff reproduce {args.figure}"
     missing = missing_dependencies(args)

@@ -38,7 +38,7 @@ import numpy as np
 from .files import atomic_write
 
 __all__ = ["DataError", "DataNotFoundError", "DATASETS", "read_idx", "write_idx", "load",
-           "cache_dir"]
+           "found_locally", "cache_dir"]
 
 
 class DataError(ValueError):
@@ -477,6 +477,29 @@ def _to_arrays(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nda
     x = images.reshape(images.shape[0], 28 * 28).astype(np.float64)
     x /= 255.0
     return x, labels.astype(np.int64)
+
+
+def found_locally(name: str, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether both splits of a dataset are on this machine (bundled or in a place `load`
+    searches), so that loading it needs no download.
+
+    Parameters
+    ----------
+    name : str
+        A name of `DATASETS`.
+    data_dir : str or path-like, optional
+        Searched first, as in `load`.
+
+    Returns
+    -------
+    bool
+    """
+    key = _normalise_name(name)
+    if key in _BUNDLED:
+        return True
+    places = [directory for directory, _why in _search_places(key, data_dir)]
+    return all(any(_find_in(directory, split) for directory in places)
+               for split in _SPLIT_STEMS)
 
 
 def load(
