@@ -50,11 +50,11 @@ CASES = [(name, (r(3, 2),), {}, [0]) for name in (
     "cosh", "tanh", "arcsinh", "exp", "exp2", "expm1", "deg2rad", "rad2deg", "sign", "floor",
     "ceil", "rint", "trunc", "expit", "erf")]
 CASES += [(name, (pos(4),), {}, [0])
-          for name in ("sqrt", "reciprocal", "log", "log2", "log10", "log1p")]
+          for name in ("sqrt", "reciprocal", "log", "log2", "log10", "log1p", "cbrt")]
 CASES += [(name, args, {}, [0, 1]) for name in (
     "add", "subtract", "multiply", "divide", "maximum", "minimum", "fmax", "fmin", "arctan2",
-    "hypot", "logaddexp", "logaddexp2", "remainder") for args in ((r(3, 4), pos(4)),
-                                                                  (r(2, 1, 3), r(4, 1)))]
+    "hypot", "logaddexp", "logaddexp2", "remainder", "fmod", "copysign")
+    for args in ((r(3, 4), pos(4)), (r(2, 1, 3), r(4, 1)))]
 CASES += [
     ("arcsin", (RNG.uniform(-.9, .9, 5),), {}, [0]),
     ("arccos", (RNG.uniform(-.9, .9, 5),), {}, [0]),
