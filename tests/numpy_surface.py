@@ -2,7 +2,7 @@
 
 Every public callable of `numpy`, `numpy.linalg` and `numpy.fft` is called on traced
 float input, with the signatures of `SIGNATURES` (`f(x)`, `f(x, c)`, `f(c, x)`,
-`f(x, 2)`, `f(M)`, `f(M, 2)`), and again through its `ardiff.numpy` namesake where
+`f(x, 2)`, `f(x, x)`, `f(M)`, `f(M, 2)`, `f(M, M)`, `f(M, c3)`), and again through its `ardiff.numpy` namesake where
 there is one, plus the keyword patterns of `SPECIAL_CASES` (`weights=`, `density=`,
 coordinates, ...).  `classify` sorts each call into one of
 
@@ -62,6 +62,9 @@ SIGNATURES = {
     "f(x, 2)": (lambda f, t: f(t, 2), X0),
     "f(M)": (lambda f, t: f(t), M0),
     "f(M, 2)": (lambda f, t: f(t, 2), M0),
+    "f(x, x)": (lambda f, t: f(t, t), X0),
+    "f(M, M)": (lambda f, t: f(t, t), M0),
+    "f(M, c3)": (lambda f, t: f(t, C[:3]), M0),
 }
 
 #: Callables the survey does not call, with the reason.
