@@ -2,9 +2,9 @@
 
 Every public callable of `numpy`, `numpy.linalg` and `numpy.fft` is called on traced
 float input, with the signatures of `SIGNATURES` (`f(x)`, `f(x, c)`, `f(c, x)`,
-`f(x, 2)`, `f(x, x)`, `f(M)`, `f(M, 2)`, `f(M, M)`, `f(M, c3)`), and again through its `ardiff.numpy` namesake where
-there is one, plus the keyword patterns of `SPECIAL_CASES` (`weights=`, `density=`,
-coordinates, ...).  `classify` sorts each call into one of
+`f(x, 2)`, `f(x, x)`, `f(M)`, `f(M, 2)`, `f(M, M)`, `f(M, c3)`), and again through its
+`ardiff.numpy` namesake where there is one, plus the keyword patterns of `SPECIAL_CASES`
+(`weights=`, `density=`, coordinates, ...).  `classify` sorts each call into one of
 
 * ``matched``: the forward values equal NumPy's and the gradient of a fixed random
   projection of every float output (tuples included) equals central finite differences;
