@@ -2,7 +2,8 @@
 
 Every public callable of `numpy`, `numpy.linalg` and `numpy.fft` is called on traced
 float input, with the signatures of `SIGNATURES` (`f(x)`, `f(x, c)`, `f(c, x)`,
-`f(x, 2)`, `f(x, x)`, `f(M)`, `f(M, 2)`, `f(M, M)`, `f(M, c3)`), and again through its
+`f(x, 2)`, `f(x, x)`, `f(M)`, `f(M, 2)`, `f(M, 1)`, `f(M, M)`, `f(M, c3)`,
+`f(M, axis=0)`), and again through its
 `ardiff.numpy` namesake where there is one, plus the keyword patterns of `SPECIAL_CASES`
 (`weights=`, `density=`, coordinates, ...).  `classify` sorts each call into one of
 
@@ -41,7 +42,7 @@ X0 = np.array([0.31, 0.72, 0.45, 0.58, 0.26])
 #: A plain float argument of the same shape, of both signs (copysign, arctan2, ...).
 C = np.array([0.4, -0.7, 1.3, 0.9, -0.2])
 #: The traced matrix: well conditioned, non-symmetric, real distinct eigenvalues.
-M0 = np.array([[2.1, 0.3, -0.4], [0.1, 1.6, 0.2], [-0.3, 0.35, 1.2]])
+M0 = np.array([[2.1, 0.3, -0.4], [0.1, 1.6, 0.2], [-0.3, 0.37, 1.2]])
 #: Integer data for the patterns that need it (bincount's bins, ...).
 IDX = np.array([0, 2, 1, 2, 4])
 for _a in (X0, C, M0, IDX):  # read-only: a call that would write into one (out=) raises
@@ -65,6 +66,8 @@ SIGNATURES = {
     "f(x, x)": (lambda f, t: f(t, t), X0),
     "f(M, M)": (lambda f, t: f(t, t), M0),
     "f(M, c3)": (lambda f, t: f(t, C[:3]), M0),
+    "f(M, 1)": (lambda f, t: f(t, 1), M0),
+    "f(M, axis=0)": (lambda f, t: f(t, axis=0), M0),
 }
 
 #: Callables the survey does not call, with the reason.
@@ -421,8 +424,10 @@ def _classify(case: Case, func) -> Outcome:
     if traced_float:
         fd = _finite_differences(projected(set(traced_float)), point)
         if not np.allclose(gradient, fd, rtol=RTOL, atol=ATOL * (1 + np.max(np.abs(fd)))):
+            worst = np.unravel_index(np.argmax(np.abs(gradient - fd)), fd.shape)
             return Outcome("defect", f"gradient {np.ravel(gradient)[:4]} ... finite "
-                                     f"differences {fd.ravel()[:4]} ...", case)
+                                     f"differences {fd.ravel()[:4]} ... (worst at {worst}: "
+                                     f"{gradient[worst]} vs {fd[worst]})", case)
         return Outcome("matched", "", case)
     if varying:
         return Outcome("plain", "piecewise constant", case)
