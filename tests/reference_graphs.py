@@ -72,6 +72,13 @@ class Reference:
     def relaxing(self) -> list[int]:
         return list(range(len(self.inputs), self.output))
 
+    def depth(self) -> int:
+        """D: relaxing nodes on the longest path to the output (1 next to it)."""
+        depth = {self.output: 0}
+        for i in reversed(self.relaxing):
+            depth[i] = 1 + max(depth[c] for (c, p, _) in self.jac if p == i)
+        return max((depth[i] for i in self.relaxing), default=0)
+
     def source(self) -> str:
         names = [f"x{i}" for i in range(len(self.inputs))]
         lines = [f"x{i} = {np.array2string(np.asarray(v), precision=3)}"

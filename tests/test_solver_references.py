@@ -413,3 +413,75 @@ def test_complex_graph_through_the_real_form():
     np.testing.assert_allclose(got, want, rtol=1e-13)
     # the pairing Re(sum(a * b)) of docs/complex.md: d/dx Re(sum(seed * x * c))
     np.testing.assert_allclose(got, np.real(seed * c), rtol=1e-13)
+
+
+# -- the closed form's bookkeeping and corner cases -------------------------------------------
+def closed_form_counts(ref):
+    """(sweeps, VJP evaluations) of a closed-form solve, from the structure: one exact
+    sweep (every edge out of a relaxing node), then N^k e_0 for k = 1 .. D-1 (the edges
+    into the nodes of the previous vector), then the read-out (the inputs' edges)."""
+    relaxing = set(ref.relaxing)
+    edges = [(p, c) for (c, p, _) in ref.jac]
+    evals = sum(1 for p, _ in edges if p in relaxing)
+    previous, sweeps = relaxing, 0
+    for _ in range(1, ref.depth()):
+        terms = [(p, c) for p, c in edges if p in relaxing and c in previous]
+        evals += len(terms)
+        sweeps += 1
+        previous = {p for p, _ in terms}
+        if not previous:
+            break
+    evals += sum(1 for p, _ in edges if p < len(ref.inputs))
+    return 1 + sweeps, evals
+
+
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs(), st.sampled_from(["parallel", "sequential"]), st.sampled_from(ETAS),
+       st.integers(1, 9), st.floats(0.25, 4.0))
+def test_closed_form_sweeps_evaluations_and_seed(ref, schedule, eta, steps, seed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta, tol=0.0,
+                              max_iter=steps, closed_form=True, seed=seed)
+    sweeps, evals = closed_form_counts(ref)
+    assert result.sweeps == sweeps <= ref.depth()
+    assert result.vjp_evals == evals
+    np.testing.assert_array_equal(result.times, [float(steps)])
+    assert_state(result, ref, ref.stepped(schedule, eta, steps, seed=seed), seed=seed)
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "sequential", "continuous"])
+def test_closed_form_with_two_recorded_times(schedule):
+    """Two times (one step recorded, or two continuous times): the weights of both."""
+    ref = skip_connection()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if schedule == "continuous":
+            result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule,
+                                  time=[0.5, 2.0], tol=0.0, record=True)
+            states = [ref.flowed(0.5), ref.flowed(2.0)]
+        else:
+            result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=1.5,
+                                  tol=0.0, max_iter=1, record=True, closed_form=True)
+            states = [ref.stepped(schedule, 1.5, 0), ref.stepped(schedule, 1.5, 1)]
+    for t, state in enumerate(states):
+        expected = ref.split(state)
+        for i in ref.relaxing:
+            assert gap(result.trajectory[i][t], expected[i]) < 1e-12
+    assert_state(result, ref, states[-1])
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+@pytest.mark.parametrize("eta", [0.5, 1.0, 1.5, 1.9])
+def test_trajectory_weights_raise_no_floating_point_warnings(schedule, eta):
+    """Edge cases of the weights (T = 0, T past every depth, huge T) stay silent."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            w = trajectory_weights([0, 1, 2, 50, 10 ** 6], 8, eta, schedule)
+    assert np.all(np.isfinite(w))
+    np.testing.assert_array_equal(w[0], [1.0] + [0.0] * 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            assert np.all(np.isfinite(trajectory_weights([0.0, 1e6], 5, 1.0, "continuous")))
