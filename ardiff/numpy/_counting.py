@@ -176,7 +176,7 @@ def histogramdd(sample, bins=10, range=None, density=None, weights=None):
     d = len(columns)
     bins_, ranges = _per_axis(bins, d, "bins"), _per_axis(range, d, "range")
     flat, nbin, widened = concrete(_binning, columns, bins_, ranges)
-    edges = [_traced_edges(c, b, r, w, e)
+    edges = [_traced_edges(c, b, r, w, e, dtype=e.dtype)
              for c, b, r, w, e in zip(columns, bins_, ranges, widened, plain_edges)]
     if contains_tracer(weights):
         hist = reshape(_scatter_add(weights, flat, int(np.prod(nbin))), nbin)
