@@ -50,41 +50,35 @@ __all__ = ["main", "build_parser", "limit_blas_threads", "missing_dependencies",
 #: What to run when an optional dependency of the command is missing.
 INSTALL_HINT = "pip install 'ardiff[cli]'"
 
-# Measured with `time` on a 2-core x86-64 machine (float64, BLAS threads 1): demo 39 s
-# and fig1 3.7 s (--quick 3.2 s) on one free core; fig2 --quick 24 s and fig3 --quick
-# 39 s at load average 5 (nice 10, 0.9 to 2.3 s per 100-batch epoch of each
-# condition).  The full fig2/fig3 times come from runs on the machine loaded by other
-# jobs (load average 8 to 17, docs/results.md): the 5-seed Fig. 2 run took 77 s per
-# backprop epoch and 173 s per AR epoch (closed form), and
-# benchmarks/results/paper_batch.txt measured 82 to 148 ms per backprop batch and
-# 1.44 to 1.60 times that for AR, i.e. 200 to 340 s per epoch of both (938 batches):
-# fig2 (5 seeds x 10 epochs x 2 conditions) 2.8 to 4.7 h, fig3 (10 epochs x backprop
-# + 6 AR variants) 2.2 to 3.7 h.  Scaled from the quick runs at load 5 instead: about
-# 25 min (fig2) and 20 min (fig3).
-DEMO_TIME = "about 40 s"
+# Times of the commands on a 2-core x86-64 machine (float64, BLAS threads 1): the CPU
+# time of the demo and the quick runs (what they take on a free core), timed with
+# `python tools/time_commands.py` and saved in docs/results/commands/times.txt; the full
+# fig2, fig3 and cnn runs are the saved runs of docs/results/ (their epoch times added
+# up), made while other jobs loaded the machine (load average 8 to 17).
+# tests/test_docs_figures.py checks these strings against those files.
+DEMO_TIME = "about 10 s"
 FIGURES = {
     "fig1": {
         "help": "relaxation error per layer against step, and the eta sweep (Fig. 1)",
-        "time": "about 5 s", "quick_time": "about 3 s",
+        "time": "about 3 s", "quick_time": "about 3 s",
         "quick": "eta 0.5, 0.1, 0.02 for 100 steps",
     },
     "fig2": {
         "help": "train the MLP with backprop and with AR (Fig. 2)",
-        "time": "5 seeds x 10 epochs: about 25 min at load average 5, 3 to 5 h at load "
-                "8 to 17 (2 cores)",
-        "quick_time": "about 25 s",
+        "time": "5 seeds x 10 epochs: 3.5 h at load average 8 to 17 (2 cores)",
+        "quick_time": "about 6 s",
         "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
     },
     "fig3": {
         "help": "train the seven conditions: AR, its local-rule variants, backprop (Fig. 3)",
-        "time": "1 seed x 10 epochs, 7 conditions: about 20 min at load average 5, 2 to 4 h "
-                "at load 8 to 17 (2 cores)",
-        "quick_time": "about 40 s",
+        "time": "1 seed x 10 epochs, 7 conditions: 1.9 h at load average 8 to 17 (2 cores)",
+        "quick_time": "about 16 s",
         "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
     },
     "cnn": {
         "help": "train a small CNN (conv-pool-conv-pool-fc-fc) with backprop and with AR",
-        "time": "about 20 min (3 seeds x 2 epochs on 20,000 images)", "quick_time": "about 30 s",
+        "time": "29 min (3 seeds x 2 epochs on 20,000 images, on a loaded machine)",
+        "quick_time": "about 10 s",
         "quick": "1 seed, 1 epoch on the first 3,200 / 1,000 images",
     },
 }

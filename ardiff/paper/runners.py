@@ -247,7 +247,7 @@ def run_demo(out: Path, *, epochs: int = 3, progress: Any = None,
     result["files"] = [out / n for n in names]
     log("\nBeyond the paper's MLPs: `ardiff reproduce cnn` trains a small CNN "
         "(conv-pool-conv-pool-fc-fc, one fused op per layer) with backprop and with AR "
-        "(--quick: about 30 s).")
+        "(--quick: about 10 s on a free core).")
     log(f"\nWrote {len(names)} files to {out}/ in {result['seconds']:.0f} s: "
         + ", ".join(names))
     return result
