@@ -250,7 +250,7 @@ def test_converged_relaxation_reaches_the_dense_solve(ref, schedule, eta, closed
     assert result.residuals[-1] <= 1e-12
 
 
-def relative_residual(ref, x):
+def relative_residual(ref, x, drawn=False):
     """max over nodes of |t - x| / (|t| + |t - x|), t = N x + b (the documented measure)."""
     N, b = ref.system()
     target = ref.split(N @ x + b)
@@ -262,7 +262,9 @@ def relative_residual(ref, x):
         if num:
             # a zero target is measured against the largest target seen so far, which
             # the closed form and stepping track over different states: not compared
-            assume(tmax > 0)
+            if drawn:
+                assume(tmax > 0)
+            assert tmax > 0
             worst = max(worst, num / (tmax + num))
     return worst
 
@@ -276,7 +278,7 @@ def test_final_residual_is_that_of_the_returned_state(ref, schedule, eta, steps)
         results = [ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta,
                                 tol=0.0, max_iter=steps, closed_form=cf, init="forward")
                    for cf in (False, True)]
-    expected = relative_residual(ref, ref.stepped(schedule, eta, steps, "forward"))
+    expected = relative_residual(ref, ref.stepped(schedule, eta, steps, "forward"), drawn=True)
     for result in results:
         assert result.residuals[-1] == pytest.approx(expected, rel=1e-6, abs=1e-15)
 
@@ -485,3 +487,71 @@ def test_trajectory_weights_raise_no_floating_point_warnings(schedule, eta):
         warnings.simplefilter("error")
         with np.errstate(all="raise"):
             assert np.all(np.isfinite(trajectory_weights([0.0, 1e6], 5, 1.0, "continuous")))
+
+
+# -- the stepping solver's contract ------------------------------------------------------------
+def test_reachable_tol():
+    from ardiff.solvers.relaxation import reachable_tol
+
+    f64, f32, f16 = np.zeros(2), np.zeros(2, np.float32), np.zeros(2, np.float16)
+    assert reachable_tol(1e-12, [f64, np.float64(1.0)]) == 1e-12
+    assert reachable_tol(1e-12, [f64, f32]) == 16 * float(np.finfo(np.float32).eps)
+    assert reachable_tol(1e-12, [f16, f32]) == 16 * float(np.finfo(np.float16).eps)
+    assert reachable_tol(1e-2, [f32]) == 1e-2
+    assert reachable_tol(0.0, [f32]) == 0.0 and reachable_tol(-1.0, [f32]) == -1.0
+    assert reachable_tol(1e-12, [np.zeros(2, np.complex64), np.arange(3)]) == 1e-12
+
+
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.5), ("sequential", 1.5),
+                                          ("parallel", 1.0)])
+@pytest.mark.parametrize("closed_form", [False, True])
+def test_convergence_warning_names_the_settings_and_the_residual(schedule, eta, closed_form):
+    ref = skip_connection()
+    steps = 2
+    with pytest.warns(ConvergenceWarning) as caught:
+        result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta,
+                              tol=1e-14, max_iter=steps, closed_form=closed_form)
+    residual = relative_residual(ref, ref.stepped(schedule, eta, steps))
+    assert result.residuals[-1] == pytest.approx(residual, rel=1e-9)
+    assert not result.converged and result.iterations == steps
+    message = str(caught[0].message)
+    if closed_form:
+        assert message == (
+            f"The closed-form relaxation state after {steps} steps ({schedule}, eta={eta:g}) "
+            f"has relative residual {result.residuals[-1]:.3g} > tol=1e-14. Ask for more "
+            "steps (max_iter) or a longer time.")
+    else:
+        assert message == (
+            f"Relaxation did not reach tol=1e-14 within max_iter={steps} ({schedule} "
+            f"schedule, eta={eta:g}); final relative residual {result.residuals[-1]:.3g}. "
+            "Increase max_iter, or use eta=1.")
+    assert caught[0].filename == __file__  # reported at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tol=0 runs the steps asked for, silently
+        ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta, tol=0.0,
+                     max_iter=steps, closed_form=closed_form)
+
+
+def test_continuous_warning_names_the_time():
+    ref = skip_connection()
+    with pytest.warns(ConvergenceWarning, match=r"after 0.25 time units \(continuous, "
+                                                 r"eta=1\) has relative residual"):
+        ardiff.relax(ref.graph, ref.traced[-1], schedule="continuous", time=0.25)
+
+
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.9), ("sequential", 0.8),
+                                          ("parallel", 1.0), ("sequential", 1.0)])
+def test_second_order_through_relaxation(schedule, eta):
+    """hessian with the relaxation as the inner and outer solver: the traced iterates must
+    run the steps their derivatives need, not stop when the values have settled."""
+    def f(x):
+        return anp.sum(anp.tanh(anp.sin(x) * x)) + anp.sum(x) ** 2
+
+    x = np.array([0.3, -0.8])
+    got = ardiff.hessian(f, method="relax", schedule=schedule, eta=eta)(x)
+    u = np.sin(x) * x
+    du = np.cos(x) * x + np.sin(x)
+    d2u = -np.sin(x) * x + 2 * np.cos(x)
+    t = np.tanh(u)
+    want = np.diag(-2 * t * (1 - t * t) * du ** 2 + (1 - t * t) * d2u) + 2.0
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
