@@ -98,7 +98,9 @@ def value_and_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns a scalar.
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`.
 
     Returns
@@ -201,7 +203,9 @@ def elementwise_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable
     ----------
     fun : callable
         Returns an array (or a scalar); it is seeded with ones.
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`.
 
     Returns
@@ -227,7 +231,9 @@ def jacobian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns an array or a scalar.
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`; the graph is pruned and its VJPs staged once for all the solves.
 
     Returns
@@ -273,7 +279,9 @@ def hessian(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns a scalar.
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`; both derivatives use the options.  A truncated relaxation
         (`preset="paper"`) is approximate at both levels.
 
@@ -307,7 +315,9 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns an array or a scalar; `g` has its shape.
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`.
 
     Returns
@@ -473,7 +483,9 @@ def grad_and_aux(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
     ----------
     fun : callable
         Returns `(scalar, aux)`; `aux` may be anything (arrays, containers).
-    argnum, **options
+    argnum : int or tuple of int, optional
+        As for `grad`.
+    **options
         As for `grad`.
 
     Returns

@@ -208,6 +208,10 @@ def mismatches(obj: Rendered) -> list[str]:
             elif text is not None and not same_default(text, real[name]):
                 problems.append(f"{name}: rendered default {text}, signature {real[name]!r}")
     for name, text in obj.documented.items():
+        # "argnum, **options" in a docstring once rendered **options with argnum's default;
+        # mkdocstrings' own "{}" / "()" for an empty **kwargs / *args is right
+        if name.startswith("*") and text not in (None, "{}", "()"):
+            problems.append(f"{name}: rendered default {text}, but it has none")
         name = name.lstrip("*")
         if name not in real:
             if name not in {p.lstrip("*") for p in inspect.signature(resolve(obj.id)).parameters}:
@@ -268,6 +272,13 @@ def test_every_rendered_object_matches_its_signature(rendered):
                 if obj.signature and callable(resolve(obj.id))}
     problems = {k: v for k, v in problems.items() if v}
     assert not problems, "\n".join(f"{k}: {'; '.join(v)}" for k, v in problems.items())
+
+
+def test_tables_wrap_their_cells(site):
+    """The theme's nowrap cells pushed api.md's option table past the page (issue 24.8)."""
+    css = (site / "css" / "extra.css").read_text(encoding="utf-8")
+    assert re.search(r"\.wy-table-responsive table td[^{]*\{\s*white-space:\s*normal", css)
+    assert 'href="../css/extra.css"' in (site / "api" / "index.html").read_text(encoding="utf-8")
 
 
 def test_relax_renders_the_function_not_its_module(api):
