@@ -241,3 +241,109 @@ def test_unit_matrix_is_the_schur_complement(ref):
         H = np.eye(len(U)) - expected
         assert report.min_symmetric_eigenvalue == pytest.approx(
             np.linalg.eigvalsh((H + H.T) / 2)[0], rel=1e-10, abs=1e-12)
+
+
+def test_printed_reports_word_for_word():
+    """The report's text is its interface for people: three reports, every line."""
+    ref = build([("sin", (0,)), ("exp", (1,)), ("mul", (1, 2)), ("mul", (3, 3))],
+                [np.float64(0.5)])
+    r = check_convexity(ref.graph, ref.traced[-1], eta=1.5)
+    m, e = r.measured_iterations, r.measured_error
+    assert str(r) == f"""\
+Convergence report for the relaxation of node 4 (op multiply, shape ())
+  graph is a DAG (a tape: parents come first)  yes
+  relaxing nodes                               3
+  system size N (flattened activities)         3
+  non-zeros of H = I - N (eqs. 17-19)          6
+  diagonal of H all exactly 1                  yes
+  N strictly upper triangular (topological)    yes
+  => every eigenvalue of H is exactly 1        yes
+  depth D (longest path, N^D = 0)              3
+  nilpotency index of N's sparsity pattern     3
+  Euler step eta, schedule                     1.5, sequential
+  stable (0 < eta < 2)                         yes: every eigenvalue of the iteration
+                                               matrix is 1 - eta = -0.5; |1 - eta| = 0.5
+                                               < 1, so the error decays.
+  transient growth of the error bound          up to 2.69x
+  rounding floor (worst case, relative)        3e-15
+  predicted iterations to tol=1e-10            45 (exact arithmetic)
+  measured iterations (relax)                  {m} (converged, init=zeros, max relative
+                                               error vs exact solve {e:.2g})
+  smallest eigenvalue of (H + H^T)/2           -0.2682
+  verdict: OK
+  - A negative smallest eigenvalue of (H + H^T)/2 means the energy's quadratic form x^T
+    H x is indefinite: H is not symmetric, so it is not the Hessian of any scalar
+    energy, and the energy is not convex in the usual sense. The relaxation still
+    converges, because what governs the linear dynamics dx/dt = b - Hx is the spectrum
+    of H (all eigenvalues exactly 1), not its symmetric part; the distance to the fixed
+    point may grow for a while before it shrinks.
+  - Prediction: smallest t with error bound <= tol for the deepest node (parallel:
+    P(Binomial(t, eta) < D) for eta <= 1; sequential: P(Binomial(t + D - 1, eta) < D));
+    exact on a chain, starting from zero activities; relax stops on the relative
+    residual, which can differ by a step or two."""
+    r = check_convexity(ref.graph, ref.traced[-1], eta=2.5, units="layers")
+    assert str(r) == """\
+Convergence report for the relaxation of node 4 (op multiply, shape ())
+  graph is a DAG (a tape: parents come first)  yes
+  units                                        layers
+  relaxing nodes                               0
+  folded into edges / clamped from the seed    0 / 3
+  system size N (flattened activities)         0
+  non-zeros of H = I - N (eqs. 17-19)          0
+  diagonal of H all exactly 1                  yes
+  N strictly upper triangular (topological)    yes
+  => every eigenvalue of H is exactly 1        yes
+  depth D (longest path, N^D = 0)              0
+  nilpotency index of N's sparsity pattern     0
+  Euler step eta, schedule                     2.5, sequential
+  stable (0 < eta < 2)                         NO: |1 - eta| = 1.5 > 1: the error grows
+                                               geometrically (diverges).
+  predicted iterations to tol=1e-10            n/a (unstable)
+  measured iterations (relax)                  not run (relax refuses eta outside (0,
+                                               2))
+  smallest eigenvalue of (H + H^T)/2           not computed (no relaxing nodes)
+  verdict: NOT OK"""
+    assert r.ok is False and r.symmetric_note == "no relaxing nodes"
+    nx = pytest.importorskip("networkx")
+    G = nx.DiGraph()
+    G.add_edge("a", "b")
+    G.add_edge("b", "a")
+    r = check_convexity(G)
+    assert str(r) == """\
+Convergence report
+  graph is a DAG                               no: cycle 'a' -> 'b' -> 'a'
+  verdict: NOT OK
+  - A cyclic graph has no topological order, so there is no triangular system and no
+    relaxation to run; unroll the recurrence over its time steps so that every step is a
+    new node."""
+    data = r.to_dict()
+    assert data["is_dag"] is False and data["cycle"] == ["a", "b", "a"] and data["ok"] is False
+    assert data["eta"] == 1.0 and data["schedule"] == "sequential" and data["size"] is None
+
+
+def test_plain_values_for_json():
+    from ardiff.convexity import _plain
+
+    assert _plain(np.int64(3)) == 3 and type(_plain(np.int64(3))) is int
+    assert type(_plain(np.float32(0.5))) is float and _plain(np.float32(0.5)) == 0.5
+    assert _plain(np.bool_(True)) is True
+    assert _plain((np.int64(1), [np.float64(2.0), "x"])) == [1, [2.0, "x"]]
+    assert _plain(math.inf) == "inf" and _plain(-math.inf) == "-inf"
+    assert _plain(None) is None and _plain("s") == "s" and _plain(2) == 2
+    assert _plain(np.ones(2)) == "[1. 1.]"
+    assert _plain(True) is True and _plain(1.5) == 1.5
+
+
+def test_networkx_dag_and_units_listed():
+    nx = pytest.importorskip("networkx")
+    ref = build([("sin", (0,)), ("exp", (1,)), ("mul", (1, 2)), ("mul", (3, 3))],
+                [np.float64(0.5)])
+    G = ardiff.to_networkx(ref.graph)
+    assert isinstance(G, nx.DiGraph)
+    direct = check_convexity(ref.graph, ref.traced[-1])
+    assert check_convexity(G, 4).to_dict() == direct.to_dict()
+    assert check_convexity(G, output=4).to_dict() == direct.to_dict()
+    with pytest.raises(TypeError, match=r"check_convexity\(G, output\): too many"):
+        check_convexity(G, 4, 5)
+    listed = check_convexity(ref.graph, ref.traced[-1], units=[ref.traced[2], ref.traced[3]])
+    assert listed.units == "2 listed nodes" and listed.size == 2
