@@ -62,11 +62,12 @@ CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md
 #: Files of which only some sections are scanned so far: the headings that start them
 #: (a section ends at the next heading of its level or above).
 CHECKED_SECTIONS = {
-    "docs/performance.md": ["## Summary", "## Round two", "## Round three"],
+    "docs/performance.md": ["## Summary", "## Round two", "## Round three",
+                            "## Issue 13's targets"],
 }
 
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
-UNSAVED = {"docs/performance.md": 50}
+UNSAVED = {"docs/performance.md": 54}
 
 #: docs pages not yet scanned for unmarked figures, and why.  Their markers (if any) are
 #: still checked; a new page must be added to one of the two lists.
@@ -544,8 +545,15 @@ _MEASURE = re.compile(
 _CELL_NUMBER = re.compile(rf"^\s*(?:about\s+)?{_NUM}(?:,\s+{_NUM})*\s*(?:x|×|%)?\s*$")
 
 #: Figures that look like measurements but are not (each with its reason); matched as
-#: (file, the text of the line around it).  Keep this short and honest.
+#: (file, text around the figure on its line).  Keep this short and honest.
 ALLOWED: list[tuple[str, str]] = [
+    # issue 13's targets: goals set before measuring, not measurements
+    ("docs/performance.md", "rnn <= 1.15x, mlp / mlp_f32 <= 1.10x, lstm <= 1.2x"),
+    ("docs/performance.md", "compiled array programs <= 1.03x"),
+    ("docs/performance.md", "compiled scalar graphs <= 3x"),
+    ("docs/performance.md", "peak memory of `grad` <= 1.3x"),
+    ("docs/performance.md", "suite under 5 minutes"),
+    ("docs/performance.md", "chain over 3x in the suite"),
 ]
 
 
@@ -598,7 +606,9 @@ def unmarked_figures(path: Path, rel: str, sections: list[str] | None = None) ->
         for a, b, text in hits:
             if any(s <= a + 1 and b - 1 <= e or (a <= s and e <= b) for s, e in spans):
                 continue
-            if any(f == rel and snippet in line for f, snippet in ALLOWED + UNSOURCED):
+            if any(f == rel and s <= a + 1 and b - 1 <= s + len(snippet)
+                   for f, snippet in ALLOWED + UNSOURCED
+                   for s in [x.start() for x in re.finditer(re.escape(snippet), line)]):
                 continue
             problems.append(f"{rel}:{i + 1}: {text.strip()!r} has no source marker")
     return problems
