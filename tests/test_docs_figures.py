@@ -27,6 +27,11 @@ by ``about`` may instead be within ``ABOUT_TOLERANCE`` of the source value.
 A figure whose run was not kept says so: ``<!-- figure: unsaved: why -->``; such figures
 are counted per file (``UNSAVED``), so that a new one is a visible change of this test.
 
+A table copied from a saved markdown table is marked once, on the line after it:
+``<!-- table: docs/results/fashion-mnist/fig2_table.md#1 cols=3,4,5 -->`` compares the
+numbers of the named columns (the label column is 0) with the same cells of the n-th
+table of that file, row by row.
+
 A figure inside a fenced code block cannot carry an invisible marker; a marker on the
 lines right after the block names it by its text::
 
@@ -57,7 +62,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ABOUT_TOLERANCE = Decimal("0.2")
 
 #: The files whose figures are all marked and checked.
-CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md"]
+CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md",
+                 "docs/results.md", "docs/complex.md", "docs/examples.md", "docs/numpy.md",
+                 "docs/ops.md"]
 
 #: Files of which only some sections are scanned so far: the headings that start them
 #: (a section ends at the next heading of its level or above).
@@ -67,20 +74,15 @@ CHECKED_SECTIONS = {
 }
 
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
-UNSAVED = {"docs/performance.md": 54}
+UNSAVED = {"docs/performance.md": 54, "docs/results.md": 13}
 
 #: docs pages not yet scanned for unmarked figures, and why.  Their markers (if any) are
 #: still checked; a new page must be added to one of the two lists.
 NOT_YET_SCANNED = {
     "docs/autograd.md": "figures not yet marked",
     "docs/cnn.md": "figures not yet marked",
-    "docs/complex.md": "figures not yet marked",
-    "docs/examples.md": "sample output, compared by the docs code-block tests",
-    "docs/numpy.md": "figures not yet marked",
-    "docs/ops.md": "figures not yet marked",
     "docs/performance.md": "only CHECKED_SECTIONS so far: the profiles and explanations "
                            "below them quote measurements that were not saved",
-    "docs/results.md": "figures not yet marked",
     "docs/sharp-edges.md": "figures not yet marked",
     "docs/solvers.md": "figures not yet marked",
     "docs/sweeps.md": "figures not yet marked",
@@ -89,7 +91,7 @@ NOT_YET_SCANNED = {
 
 # --------------------------------------------------------------------------- numbers
 
-_NUM = r"[-−]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
+_NUM = r"[-−+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
 _UNIT = r"(?:\s?(?:x|×|ms|µs|us|s|min|h|%|MiB|GiB|KiB|M|B/op|ns/op))?"
 _SEP = r"(?:\s*(?:-|–|to)\s*|,\s+|\s+and\s+)"
 #: A quoted figure at the end of the text before a marker.
@@ -132,7 +134,7 @@ def _strip_units(sep: str) -> str:
 
 
 def to_decimal(number: str) -> Decimal:
-    return Decimal(number.replace(",", "").replace("−", "-"))
+    return Decimal(number.replace(",", "").replace("−", "-").lstrip("+"))
 
 
 def rounds_to(quoted: str, value: Decimal, about: bool) -> bool:
@@ -380,9 +382,52 @@ def _computed_spread() -> dict[str, Decimal]:
     return {"round2_mlp": (max(runs) - min(runs)) / min(runs) * 100}
 
 
+def _computed_fig2() -> dict[str, Decimal]:
+    """docs/results.md, Fig. 2, from the saved run files: final test accuracy per seed
+    (%), AR - backprop per seed and its mean and sample standard deviation (points),
+    and the largest W1 angle of the mean over seeds (degrees)."""
+    import statistics
+
+    runs = ROOT / "docs/results/fashion-mnist/runs"
+    out: dict[str, Decimal] = {}
+    acc = {}
+    for cond in ("backprop", "ar"):
+        for seed in range(5):
+            h = json.loads((runs / f"{cond}_seed{seed}.json").read_text(),
+                           parse_float=Decimal)["history"]
+            acc[cond, seed] = h["test_acc"][-1] * 100
+            out[f"test_acc.{cond}.{seed}"] = acc[cond, seed]
+            if cond == "ar":
+                out[f"angles.{seed}"] = h["angles"]
+    diffs = [acc["ar", s] - acc["backprop", s] for s in range(5)]
+    out.update({f"diff.{s}": d for s, d in enumerate(diffs)})
+    out["diff.mean"] = sum(diffs) / 5
+    out["diff.sd"] = Decimal(statistics.stdev([float(d) for d in diffs])).quantize(
+        Decimal("1e-12"))
+    for cond in ("backprop", "ar"):
+        first3 = [acc[cond, s] for s in range(3)]
+        out[f"seeds012.{cond}.mean"] = sum(first3) / 3
+        out[f"seeds012.{cond}.sd"] = Decimal(statistics.stdev(map(float, first3))).quantize(
+            Decimal("1e-12"))
+    out["seeds012.diff"] = out["seeds012.ar.mean"] - out["seeds012.backprop.mean"]
+    records = [out.pop(f"angles.{s}") for s in range(5)]
+    means = [sum(Decimal(r[i][1]) for r in records) / 5 for i in range(len(records[0]))]
+    out["angle_w1.max_of_mean"] = max(means)
+    return out
+
+
+def _computed_fig3() -> dict[str, Decimal]:
+    """docs/results.md, Fig. 3: backprop's final test accuracy minus feedback
+    alignment's (points)."""
+    c = load_source("docs/results/fashion-mnist/fig3_summary.json")
+    return {"fa_gap": (c["conditions.backprop.final_test_acc"]
+                       - c["conditions.feedback-alignment.final_test_acc"]) * 100}
+
+
 #: Deterministic computations whose results the docs quote (``computed:<name>.<key>``).
 COMPUTED = {"readme": _computed_readme, "index": _computed_index,
-            "spread": _computed_spread}
+            "spread": _computed_spread, "fig2": _computed_fig2,
+            "fig3": _computed_fig3}
 
 
 @cache
@@ -449,7 +494,36 @@ def source_values(spec: str) -> list[Decimal]:
 MARKER = re.compile(r"<!--\s*figure:\s*(?P<spec>.*?)\s*-->")
 BLOCK_MARKER = re.compile(r"<!--\s*figure\s+\"(?P<text>[^\"]+)\"\s+above:\s*(?P<spec>.*?)"
                           r"\s*-->")
+TABLE_MARKER = re.compile(r"<!--\s*table:\s*(?P<path>[^\s#]+)(?:#(?P<n>\d+))?\s+"
+                          r"cols=(?P<cols>[\d,]+)\s*-->")
 FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def _table_rows(lines: list[str], last: int) -> list[int]:
+    """Line indices of the data rows of the markdown table ending at line ``last``."""
+    first = last
+    while first > 0 and lines[first - 1].lstrip().startswith("|"):
+        first -= 1
+    return list(range(first + 2, last + 1))
+
+
+def _cells(line: str) -> list[tuple[int, str]]:
+    """(offset, text) of each cell of a table row, the label cell first."""
+    out, pos = [], line.index("|") + 1
+    for part in line[pos:].split("|")[:-1]:
+        out.append((pos, part))
+        pos += len(part) + 1
+    return out
+
+
+def source_table_cell(path: str, n: int, row: int, col: int) -> list[Decimal]:
+    """The numbers of one cell of the n-th table of a saved markdown file."""
+    lines = (ROOT / path).read_text().splitlines()
+    ends = [i for i, line in enumerate(lines) if line.lstrip().startswith("|")
+            and (i + 1 == len(lines) or not lines[i + 1].lstrip().startswith("|"))]
+    rows = _table_rows(lines, ends[n - 1])
+    text = _cells(lines[rows[row]])[col][1]
+    return [to_decimal(m.group()) for m in _NUM_RE.finditer(MARKER.sub("", text))]
 
 
 @dataclass
@@ -488,6 +562,23 @@ def find_figures(path: Path, rel: str) -> tuple[list[Figure], dict[int, list[tup
             figures.append(Figure(rel, i + 1, quoted, before[-40:], m["spec"]))
             if quoted:
                 covered.setdefault(i, []).append((quoted.start, quoted.end))
+        for m in TABLE_MARKER.finditer(line):
+            # a saved table copied into the docs: the named columns, cell by cell
+            j = i - 1
+            while j >= 0 and not lines[j].strip():
+                j -= 1
+            for k, r in enumerate(_table_rows(lines, j) if j >= 0 else []):
+                cells = _cells(lines[r])
+                for c in map(int, m["cols"].split(",")):
+                    offset, text = cells[c]
+                    nums = list(_NUM_RE.finditer(text))
+                    quoted = Quoted(False, [x.group() for x in nums],
+                                    "single" if len(nums) == 1 else "list",
+                                    offset, offset + len(text)) if nums else None
+                    if quoted:
+                        covered.setdefault(r, []).append((quoted.start, quoted.end))
+                    figures.append(Figure(rel, r + 1, quoted, text,
+                                          f"table-cell:{m['path']}:{m['n'] or 1}:{k}:{c}"))
         for m in BLOCK_MARKER.finditer(line):
             # the block that ends just above this marker (blank lines and other
             # markers may stand between)
@@ -527,8 +618,12 @@ def check_figure(fig: Figure) -> str | None:
     if fig.spec.startswith("unsaved:"):
         return None     # declared without a source; counted by test_unsaved_figures
     try:
-        values = source_values(fig.spec)
-    except (ValueError, OSError) as exc:
+        if fig.spec.startswith("table-cell:"):
+            _, path, n, row, col = fig.spec.split(":")
+            values = source_table_cell(path, int(n), int(row), int(col))
+        else:
+            values = source_values(fig.spec)
+    except (ValueError, OSError, IndexError) as exc:
         return f"{fig.file}:{fig.line}: {exc}"
     why = compare(fig.quoted, values)
     return None if why is None else (
@@ -542,7 +637,17 @@ _MEASURE = re.compile(
     r"(?:(?:x|×)(?!\w)|\s?(?:ms|µs|us|s|min|h|MiB|GiB|KiB|seconds?|minutes?|hours?)"
     r"(?![\w/])|\s?%"
     r"|\s+times\s+(?:faster|slower|less|more|that|as))")
-_CELL_NUMBER = re.compile(rf"^\s*(?:about\s+)?{_NUM}(?:,\s+{_NUM})*\s*(?:x|×|%)?\s*$")
+_CELL_REST = re.compile(r"^(?:\s|[,±()%x×]|about|rel\.|ms|s)*$")
+
+
+def _is_number_cell(cell: str) -> bool:
+    """A table cell made of measured-looking numbers (a decimal point or an exponent;
+    integers alone are counts and settings): ``1.43``, ``1.41, 1.38``, ``89.55 ± 0.27``,
+    ``2.24e-01 (2.1e+01)``, ``148 ms``."""
+    nums = list(_NUM_RE.finditer(cell))
+    rest = _NUM_RE.sub("", cell)
+    return bool(nums) and bool(_CELL_REST.match(rest)) and (
+        any(re.search(r"[.e]", n.group()) for n in nums) or re.search(r"ms|s\b|%", rest))
 
 #: Figures that look like measurements but are not (each with its reason); matched as
 #: (file, text around the figure on its line).  Keep this short and honest.
@@ -600,7 +705,7 @@ def unmarked_figures(path: Path, rel: str, sections: list[str] | None = None) ->
                                                             masked):
             pos = 0
             for cell in masked.split("|"):
-                if _CELL_NUMBER.match(cell) and "." in cell:
+                if _is_number_cell(cell):
                     hits.append((pos, pos + len(cell), cell.strip()))
                 pos += len(cell) + 1
         for a, b, text in hits:
@@ -683,6 +788,19 @@ def test_a_wrong_number_in_a_docs_table_fails(tmp_path, rel):
     copy.write_text(text.replace(row, unmarked, 1))
     assert [p for p in unmarked_figures(copy, rel, sections) if m[1] in p]
     assert not unmarked_figures(ROOT / rel, rel, sections)
+
+
+def test_a_wrong_number_in_a_copied_table_fails(tmp_path):
+    """The same for a table marked as a copy of a saved table (docs/results.md, Fig. 2)."""
+    rel = "docs/results.md"
+    text = (ROOT / rel).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| AR (default) | 5 |"))
+    planted = row.replace("87.36 ± 0.28", "87.46 ± 0.28", 1)
+    assert planted != row
+    copy = tmp_path / "results.md"
+    copy.write_text(text.replace(row, planted, 1))
+    problems = [p for f in find_figures(copy, rel)[0] if (p := check_figure(f))]
+    assert len(problems) == 1 and "87.46" in problems[0], problems
 
 
 @pytest.mark.parametrize("text, values, ok", [
