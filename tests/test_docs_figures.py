@@ -64,7 +64,7 @@ ABOUT_TOLERANCE = Decimal("0.2")
 #: The files whose figures are all marked and checked.
 CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md",
                  "docs/results.md", "docs/complex.md", "docs/examples.md", "docs/numpy.md",
-                 "docs/ops.md"]
+                 "docs/ops.md", "docs/cnn.md"]
 
 #: Files of which only some sections are scanned so far: the headings that start them
 #: (a section ends at the next heading of its level or above).
@@ -80,7 +80,6 @@ UNSAVED = {"docs/performance.md": 54, "docs/results.md": 13}
 #: still checked; a new page must be added to one of the two lists.
 NOT_YET_SCANNED = {
     "docs/autograd.md": "figures not yet marked",
-    "docs/cnn.md": "figures not yet marked",
     "docs/performance.md": "only CHECKED_SECTIONS so far: the profiles and explanations "
                            "below them quote measurements that were not saved",
     "docs/sharp-edges.md": "figures not yet marked",
@@ -323,8 +322,16 @@ def parse_csv(text: str) -> dict[str, Decimal]:
     return out
 
 
+def parse_conv(text: str) -> dict[str, Decimal]:
+    """benchmarks/results/conv.txt: ``load1`` (its table is read as a table: see
+    ``<!-- table: -->``)."""
+    m = re.search(r"load average (\S+)", text)
+    return {"load1": Decimal(m[1])} if m else {}
+
+
 #: Source parsers by path pattern (first match wins).
 PARSERS = [
+    ("benchmarks/results/conv.txt", parse_conv),
     ("benchmarks/results/paper_batch.txt", parse_paper_batch),
     ("benchmarks/results/units.txt", parse_units),
     ("benchmarks/results/round3/attribution_mlp.txt", parse_attribution),
@@ -424,10 +431,36 @@ def _computed_fig3() -> dict[str, Decimal]:
                        - c["conditions.feedback-alignment.final_test_acc"]) * 100}
 
 
+def _computed_cnn(folder: str):
+    """docs/cnn.md, from a saved CNN run folder: final test accuracy per seed (%),
+    AR - backprop per seed, their mean and sample standard deviation (points), and
+    AR's seconds per epoch over backprop's."""
+    def compute() -> dict[str, Decimal]:
+        import statistics
+
+        out: dict[str, Decimal] = {}
+        for cond in ("backprop", "ar"):
+            for seed in range(3):
+                h = json.loads((ROOT / folder / f"runs/{cond}_seed{seed}.json").read_text(),
+                               parse_float=Decimal)["history"]
+                out[f"test_acc.{cond}.{seed}"] = h["test_acc"][-1] * 100
+        diffs = [out[f"test_acc.ar.{s}"] - out[f"test_acc.backprop.{s}"] for s in range(3)]
+        out.update({f"diff.{s}": d for s, d in enumerate(diffs)})
+        out["diff.mean"] = sum(diffs) / 3
+        out["diff.sd"] = Decimal(statistics.stdev(map(float, diffs))).quantize(Decimal("1e-12"))
+        summary = load_source(f"{folder}/cnn_summary.json")
+        out["time_ratio"] = (summary["conditions.ar.seconds_per_epoch"]
+                             / summary["conditions.backprop.seconds_per_epoch"])
+        return out
+    return compute
+
+
 #: Deterministic computations whose results the docs quote (``computed:<name>.<key>``).
 COMPUTED = {"readme": _computed_readme, "index": _computed_index,
             "spread": _computed_spread, "fig2": _computed_fig2,
-            "fig3": _computed_fig3}
+            "fig3": _computed_fig3,
+            "cnn": _computed_cnn("docs/results/fashion-mnist-cnn"),
+            "cnnfull": _computed_cnn("docs/results/fashion-mnist-cnn-full")}
 
 
 @cache
@@ -570,7 +603,7 @@ def find_figures(path: Path, rel: str) -> tuple[list[Figure], dict[int, list[tup
             for k, r in enumerate(_table_rows(lines, j) if j >= 0 else []):
                 cells = _cells(lines[r])
                 for c in map(int, m["cols"].split(",")):
-                    offset, text = cells[c]
+                    offset, text = cells[c] if c < len(cells) else (0, "")
                     nums = list(_NUM_RE.finditer(text))
                     quoted = Quoted(False, [x.group() for x in nums],
                                     "single" if len(nums) == 1 else "list",
