@@ -13,7 +13,7 @@ namespaces) <- `tracer` (the array interface of traced values) <- `interchange`,
 """
 
 from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, ardiff.scipy)
-from .compiled import CompiledGrad, compile  # noqa: A004
+from .compiled import CompiledGrad, NotReplayableWarning, compile  # noqa: A004
 from .convexity import check_convexity
 from .extend import checkpoint
 from .graph import Graph, Node, TracingError
@@ -67,7 +67,7 @@ __all__ = [
     "hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
     "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
     "checkpoint", "holomorphic_grad",
-    "trace", "compile", "CompiledGrad",
+    "trace", "compile", "CompiledGrad", "NotReplayableWarning",
     "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
     "unit",
 ]

@@ -51,7 +51,8 @@ def test_fig2_writes_results_and_reuses_finished_runs(tmp_path, capsys):
     assert conds["ar"]["seeds"] == [0, 1] and conds["ar"]["epochs"] == 2
     assert 0 <= conds["backprop"]["final_test_acc"] <= 1
     assert conds["backprop"]["final_test_acc_std"] is not None
-    rows = list(csv.DictReader(open(out / "fig2_results.csv")))
+    with open(out / "fig2_results.csv") as file:
+        rows = list(csv.DictReader(file))
     assert len(rows) == 2 * 2 * 3  # conditions x seeds x (epoch 0 + 2 epochs)
     run = json.loads((out / "runs" / "ar_seed1.json").read_text())
     assert run["status"] == "complete" and run["method"]["steps"] == 5

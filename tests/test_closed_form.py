@@ -197,7 +197,8 @@ def test_continuous_time_equals_solve_ivp():
     g = mlp_graph(depth=3)
     plan, nodes, sizes, rhs = _flat_flow(g)
     times = (0.5, 1.0, 2.5, 6.0)
-    res = ardiff.relax(g, schedule="continuous", time=times, init="forward", record=True)
+    with pytest.warns(ardiff.ConvergenceWarning, match="after 6 time units"):  # not there yet
+        res = ardiff.relax(g, schedule="continuous", time=times, init="forward", record=True)
     start = np.concatenate([np.ravel(g.nodes[i].value) for i in nodes])
     ref = solve_ivp(rhs, (0.0, times[-1]), start, method="RK45", t_eval=times, rtol=1e-12,
                     atol=1e-14)
