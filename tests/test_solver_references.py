@@ -242,9 +242,12 @@ def test_continuous_time_equals_the_matrix_exponential(ref, time, init):
 @given(reference_graphs(), st.sampled_from(["parallel", "sequential"]), st.sampled_from(ETAS),
        st.booleans())
 def test_converged_relaxation_reaches_the_dense_solve(ref, schedule, eta, closed_form):
-    """With a tolerance (and no step budget) every schedule stops at the fixed point."""
-    result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta, tol=1e-12,
-                          closed_form=closed_form)
+    """With a tolerance (and no step budget) every schedule stops at the fixed point,
+    without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta,
+                              tol=1e-12, closed_form=closed_form)
     assert result.converged
     assert_state(result, ref, ref.exact(), tol=1e-8)
     assert result.residuals[-1] <= 1e-12
@@ -555,3 +558,58 @@ def test_second_order_through_relaxation(schedule, eta):
     t = np.tanh(u)
     want = np.diag(-2 * t * (1 - t * t) * du ** 2 + (1 - t * t) * d2u) + 2.0
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_closed_form_corner_cases():
+    from ardiff.solvers.theory import predict_iterations
+
+    # no relaxing nodes: nothing to sweep, the read-out only, one step by default
+    g = ardiff.Graph()
+    x = g.input(np.array([0.5, 2.0]), name="x")
+    out = anp.sum(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = ardiff.relax(g, out, closed_form=True, eta=0.5)
+    assert result.sweeps == 0 and result.vjp_evals == 1 and result.converged
+    assert result.iterations == 1 and result.trajectory is None and result.method == "relax"
+    np.testing.assert_array_equal(result.grads[0], [1.0, 1.0])
+    # every node clamped by layer units: one exact sweep fills the clamped nodes
+    ref = skip_connection()
+    clamped = ardiff.relax(ref.graph, ref.traced[-1], closed_form=True, units="layers")
+    assert clamped.sweeps == 1 and clamped.converged
+    np.testing.assert_allclose(clamped.grads[0], ref.read_out(ref.exact())[0], rtol=1e-13)
+    # without max_iter: the theory's step count for tol
+    for schedule, eta in [("sequential", 1.0), ("parallel", 0.5), ("sequential", 1.5)]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta,
+                             closed_form=True, tol=1e-10)
+        assert r.iterations == predict_iterations(ref.depth(), eta, schedule, 1e-10)
+        assert r.converged and r.trajectory is None
+        assert_state(r, ref, ref.exact(), tol=1e-8)
+    # continuous time: no steps, one residual per call unless recorded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cont = ardiff.relax(ref.graph, ref.traced[-1], schedule="continuous",
+                            time=[0.5, 2.0], record=True)
+    assert cont.iterations == 0 and len(cont.residuals) == 1 and cont.method == "relax"
+    np.testing.assert_array_equal(cont.times, [0.5, 2.0])
+    assert cont.residuals[0] == pytest.approx(relative_residual(ref, ref.flowed(2.0)),
+                                              rel=1e-9)
+
+
+@pytest.mark.parametrize("init", ["zeros", "forward"])
+@pytest.mark.parametrize("closed_form", [False, True])
+def test_float32_activities_stay_float32(init, closed_form):
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7, 1.1], dtype=np.float32), name="x")
+    t = anp.tanh(x)
+    out = anp.sum(t * t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = ardiff.relax(g, out, schedule="parallel", eta=0.5, init=init, max_iter=30,
+                              tol=0.0, closed_form=closed_form)
+    for i, a in result.activities.items():
+        assert np.asarray(a).dtype == np.float32, i
+    tv = np.tanh(np.array([0.3, -0.7, 1.1]))
+    np.testing.assert_allclose(result.grads[0], 2 * tv * (1 - tv * tv), rtol=1e-5)
