@@ -30,7 +30,8 @@ are counted per file (``UNSAVED``), so that a new one is a visible change of thi
 A table copied from a saved markdown table is marked once, on the line after it:
 ``<!-- table: docs/results/fashion-mnist/fig2_table.md#1 cols=3,4,5 -->`` compares the
 numbers of the named columns (the label column is 0) with the same cells of the n-th
-table of that file, row by row.
+table of that file, row by row (``rows=0,1``: only those data rows).  A table whose run
+was not kept says so: ``<!-- table: unsaved: why cols=3,4 -->`` (every cell counted).
 
 A figure inside a fenced code block cannot carry an invisible marker; a marker on the
 lines right after the block names it by its text::
@@ -65,7 +66,7 @@ ABOUT_TOLERANCE = Decimal("0.2")
 CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md",
                  "docs/results.md", "docs/complex.md", "docs/examples.md", "docs/numpy.md",
                  "docs/ops.md", "docs/cnn.md", "docs/sharp-edges.md", "docs/autograd.md",
-                 "docs/solvers.md", "docs/sweeps.md"]
+                 "docs/solvers.md", "docs/sweeps.md", "docs/theory.md"]
 
 #: Files of which only some sections are scanned so far: the headings that start them
 #: (a section ends at the next heading of its level or above).
@@ -76,14 +77,14 @@ CHECKED_SECTIONS = {
 
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
 UNSAVED = {"docs/performance.md": 54, "docs/results.md": 13, "docs/sweeps.md": 13,
-           "docs/autograd.md": 12, "docs/solvers.md": 6, "docs/sharp-edges.md": 3}
+           "docs/autograd.md": 12, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
+           "docs/theory.md": 78}
 
 #: docs pages not yet scanned for unmarked figures, and why.  Their markers (if any) are
 #: still checked; a new page must be added to one of the two lists.
 NOT_YET_SCANNED = {
     "docs/performance.md": "only CHECKED_SECTIONS so far: the profiles and explanations "
                            "below them quote measurements that were not saved",
-    "docs/theory.md": "figures not yet marked",
 }
 
 # --------------------------------------------------------------------------- numbers
@@ -576,8 +577,9 @@ def source_values(spec: str) -> list[Decimal]:
 MARKER = re.compile(r"<!--\s*figure:\s*(?P<spec>.*?)\s*-->")
 BLOCK_MARKER = re.compile(r"<!--\s*figure\s+\"(?P<text>[^\"]+)\"\s+above:\s*(?P<spec>.*?)"
                           r"\s*-->")
-TABLE_MARKER = re.compile(r"<!--\s*table:\s*(?P<path>[^\s#]+)(?:#(?P<n>\d+))?\s+"
-                          r"cols=(?P<cols>[\d,]+)\s*-->")
+TABLE_MARKER = re.compile(r"<!--\s*table:\s*(?:unsaved:\s*(?P<why>.*?)|(?P<path>[^\s#]+)"
+                          r"(?:#(?P<n>\d+))?)\s+cols=(?P<cols>[\d,]+)"
+                          r"(?:\s+rows=(?P<rows>[\d,]+))?\s*-->")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -649,18 +651,22 @@ def find_figures(path: Path, rel: str) -> tuple[list[Figure], dict[int, list[tup
             j = i - 1
             while j >= 0 and not lines[j].strip():
                 j -= 1
-            for k, r in enumerate(_table_rows(lines, j) if j >= 0 else []):
+            rows = _table_rows(lines, j) if j >= 0 else []
+            keep = set(map(int, m["rows"].split(","))) if m["rows"] else set(range(len(rows)))
+            for k, r in enumerate(rows):
+                if k not in keep:
+                    continue
                 cells = _cells(lines[r])
                 for c in map(int, m["cols"].split(",")):
                     offset, text = cells[c] if c < len(cells) else (0, "")
                     nums = list(_NUM_RE.finditer(text))
                     quoted = Quoted(False, [x.group() for x in nums],
                                     "single" if len(nums) == 1 else "list",
-                                    offset, offset + len(text)) if nums else None
-                    if quoted:
-                        covered.setdefault(r, []).append((quoted.start, quoted.end))
-                    figures.append(Figure(rel, r + 1, quoted, text,
-                                          f"table-cell:{m['path']}:{m['n'] or 1}:{k}:{c}"))
+                                    offset, offset + len(text))
+                    covered.setdefault(r, []).append((quoted.start, quoted.end))
+                    spec = (f"unsaved: {m['why']}" if m["why"] else
+                            f"table-cell:{m['path']}:{m['n'] or 1}:{k}:{c}")
+                    figures.append(Figure(rel, r + 1, quoted, text, spec))
         for m in BLOCK_MARKER.finditer(line):
             # the block that ends just above this marker (blank lines and other
             # markers may stand between)
@@ -703,6 +709,9 @@ def check_figure(fig: Figure) -> str | None:
         if fig.spec.startswith("table-cell:"):
             _, path, n, row, col = fig.spec.split(":")
             values = source_table_cell(path, int(n), int(row), int(col))
+            if not fig.quoted.numbers:      # a cell without numbers ("-"): so is the source's
+                return None if not values else (
+                    f"{fig.file}:{fig.line}: {fig.text.strip()!r}: the source has {values}")
         else:
             values = source_values(fig.spec)
     except (ValueError, OSError, IndexError) as exc:
@@ -736,6 +745,8 @@ def _is_number_cell(cell: str) -> bool:
 ALLOWED: list[tuple[str, str]] = [
     # glibc's default mmap threshold, and the size of a 64 x 300 float64 array
     ("docs/sweeps.md", "every array above 128 KiB (a 64 x 300 float64 activity is 150 KiB)"),
+    # a threshold in an explanation
+    ("docs/theory.md", "far above 100%"),
     # issue 13's targets: goals set before measuring, not measurements
     ("docs/performance.md", "rnn <= 1.15x, mlp / mlp_f32 <= 1.10x, lstm <= 1.2x"),
     ("docs/performance.md", "compiled array programs <= 1.03x"),
