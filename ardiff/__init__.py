@@ -18,6 +18,7 @@ from .convexity import check_convexity
 from .extend import checkpoint
 from .graph import Graph, Node, TracingError
 from .interchange import from_json, from_networkx, to_json, to_networkx
+from .named_args import grad_named, multigrad_dict
 from .op import Op
 from .solvers import (
     ConvergenceWarning,
@@ -66,7 +67,7 @@ __all__ = [
     # the further transforms of HIPS autograd, under its names (docs/api.md)
     "hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
     "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",
-    "checkpoint", "holomorphic_grad",
+    "checkpoint", "holomorphic_grad", "grad_named", "multigrad_dict",
     "trace", "compile", "CompiledGrad", "NotReplayableWarning",
     "solve_triangular", "check_convexity", "to_networkx", "from_networkx", "to_json", "from_json",
     "unit",

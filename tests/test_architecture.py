@@ -50,12 +50,13 @@ LAYERS = [
     ["ardiff.graph"],  # 1: the tape: nodes, parents, public unwrap
     ["ardiff.guards", "ardiff.op"],  # 2: Op, defop, the op table, unbroadcasting
     ["ardiff.ops"],  # 3: the op families
-    ["ardiff.numpy", "ardiff.scipy"],  # 4: the user-facing namespaces
+    ["ardiff.numpy", "ardiff.scipy", "ardiff.builtins"],  # 4: the user-facing namespaces
     ["ardiff.tracer"],  # 5: Tracer and dispatch
     ["ardiff.interchange", "ardiff.rules", "ardiff.recorder"],  # 6
     ["ardiff.solvers"],  # 7: seed/sweep, options, relax, backprop, triangular
     ["ardiff.convexity"],  # 8: analysis
-    ["ardiff.transforms", "ardiff.testing", "ardiff.strategies"],  # 9: grad ... make_vjp
+    ["ardiff.transforms", "ardiff.testing", "ardiff.test_util", "ardiff.named_args",
+     "ardiff.strategies"],  # 9: grad ... make_vjp
     ["ardiff.codegen", "ardiff.compiled"],  # 10: compile
     ["ardiff.nn", "ardiff.plot", "ardiff.extend", "ardiff.misc",
      "ardiff.scipy.integrate"],  # 11: built on the transforms

@@ -263,7 +263,15 @@ def test_a_method_of_a_plain_array_on_a_traced_value_raises():
 
 
 def test_ardiff_numpy_random_is_numpy_random():
-    assert anp.random is np.random
+    import ardiff.numpy.random as npr  # autograd's `import autograd.numpy.random as npr`
+
+    assert anp.random is npr
+    assert all(getattr(npr, name) is getattr(np.random, name) for name in np.random.__all__)
+    assert npr.RandomState is np.random.RandomState and npr.mtrand is np.random.mtrand
+    npr.seed(3)  # seeds NumPy's global state
+    first = np.random.standard_normal(4)
+    np.random.seed(3)
+    np.testing.assert_array_equal(first, npr.standard_normal(4))
     assert anp.pi == np.pi and anp.float32 is np.float32
 
 

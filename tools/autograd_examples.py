@@ -5,6 +5,7 @@ Usage::
     pip download --no-deps --no-binary :all: autograd && tar xzf autograd-*.tar.gz
     python tools/autograd_examples.py autograd-1.9.1 [--timeout 120] [--iters 3]
                                                      [--only NAME ...] [--no-compare]
+                                                     [--word-only]
 
 The script copies the sdist's `examples/` folder twice into a temporary directory.  In
 one copy every `autograd` import is rewritten to ardiff (`autograd.numpy` ->
@@ -214,9 +215,13 @@ def cut_budgets(source: str, iters: int) -> str:
     return source
 
 
-def point_at_ardiff(source: str) -> str:
+#: `--word-only`: the word autograd replaced by ardiff, nothing else (issue 21)
+WORD_ONLY = [(r"\bautograd\b", "ardiff")]
+
+
+def point_at_ardiff(source: str, word_only: bool = False) -> str:
     """The example's source with every autograd import rewritten to ardiff."""
-    for pattern, replacement in IMPORT_REWRITES:
+    for pattern, replacement in WORD_ONLY if word_only else IMPORT_REWRITES:
         source = re.sub(pattern, replacement, source)
     return source
 
@@ -286,12 +291,12 @@ def mnist_standin(directory: Path, limit: int) -> str:
 
 
 def prepare(examples: Path, target: Path, iters: int, to_ardiff: bool,
-            mnist: str | None = None) -> None:
+            mnist: str | None = None, word_only: bool = False) -> None:
     shutil.copytree(examples, target)
     for path in target.rglob("*.py"):
         source = cut_budgets(path.read_text(), iters)
         if to_ardiff:
-            source = point_at_ardiff(source)
+            source = point_at_ardiff(source, word_only)
         # both runs read the original text (the rewrite changes the ardiff copy's)
         for match in SOURCE_AS_DATA.finditer(source):
             shutil.copy(examples / path.relative_to(target).parent / match.group(3),
@@ -350,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=3, help="iteration budget")
     parser.add_argument("--only", nargs="*", help="example names to run")
     parser.add_argument("--no-compare", action="store_true", help="skip autograd's runs")
+    parser.add_argument("--word-only", action="store_true",
+                        help="replace only the word autograd with ardiff (no import table)")
     parser.add_argument("--mnist-dir", type=Path, default=None,
                         help="folder of MNIST-format idx files replacing the MNIST download "
                              f"(default: {DEBIAN_FASHION_MNIST} if it exists, i.e. "
@@ -384,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         print("MNIST examples: no --mnist-dir and no Fashion-MNIST files found; "
               "they will try to download MNIST")
     work = Path(tempfile.mkdtemp(prefix="autograd_examples_"))
-    prepare(examples, work / "ex_ardiff", args.iters, to_ardiff=True, mnist=mnist)
+    prepare(examples, work / "ex_ardiff", args.iters, to_ardiff=True, mnist=mnist,
+            word_only=args.word_only)
     if compare_runs:
         prepare(examples, work / "ex_autograd", args.iters, to_ardiff=False, mnist=mnist)
     scripts = sorted(p for p in (work / "ex_ardiff").rglob("*.py")

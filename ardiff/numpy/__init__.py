@@ -13,7 +13,6 @@ from __future__ import annotations
 import builtins as _builtins
 
 import numpy as _np
-from numpy import random  # noqa: F401  (re-exported: anp.random is numpy.random)
 
 # Public names of other modules under private aliases: this namespace exports NumPy's
 # names only (see __all__ at the end).
@@ -78,7 +77,11 @@ from ..ops.elementwise import (  # noqa: F401
 from ..ops.linalg import dot, matmul, tensordot  # noqa: F401
 from ..ops.linalg import einsum as _einsum
 from ..ops.shape import astype as _astype
-from . import fft, linalg  # noqa: F401
+from . import (  # noqa: F401
+    fft,
+    linalg,
+    random,  # noqa: F401  (NumPy's random module, importable as ardiff.numpy.random)
+)
 from ._arrays import (  # noqa: F401
     broadcast_arrays,
     compress,
