@@ -613,3 +613,51 @@ def test_float32_activities_stay_float32(init, closed_form):
         assert np.asarray(a).dtype == np.float32, i
     tv = np.tanh(np.array([0.3, -0.7, 1.1]))
     np.testing.assert_allclose(result.grads[0], 2 * tv * (1 - tv * tv), rtol=1e-5)
+
+
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs())
+def test_step_counts_and_vjp_evaluations_of_stepping(ref):
+    """Parallel at eta = 1 from zeros is exact after D steps and evaluates every edge
+    once, as backprop does; a sequential sweep evaluates every edge of every relaxing
+    node; the read-out adds one VJP per edge out of an input."""
+    out = ref.traced[-1]
+    relaxing = set(ref.relaxing)
+    inner = sum(1 for (_, p, _) in ref.jac if p in relaxing)
+    read = sum(1 for (_, p, _) in ref.jac if p < len(ref.inputs))
+    exact = ardiff.backprop(ref.graph, out)
+    assert exact.vjp_evals == inner + read
+    jacobi = ardiff.relax(ref.graph, out, schedule="parallel", eta=1.0)
+    # exact after D steps (earlier where zeros are already exact); a node is evaluated
+    # again only when a child changed (once on a layered graph: see below)
+    assert jacobi.iterations <= ref.depth()
+    assert jacobi.vjp_evals <= max(jacobi.iterations, 1) * inner + read
+    if np.all(ref.exact() != 0):
+        assert jacobi.iterations == ref.depth() and jacobi.vjp_evals >= inner + read
+    assert_state(jacobi, ref, ref.exact())
+    fast = ardiff.relax(ref.graph, out)  # sequential, eta = 1: one sweep
+    assert fast.iterations == fast.sweeps == 1 and fast.vjp_evals == inner + read
+    assert list(fast.residuals) == [0.0]
+    for eta in (0.4, 1.5):
+        seq = ardiff.relax(ref.graph, out, schedule="sequential", eta=eta, tol=1e-12)
+        assert seq.sweeps == seq.iterations == len(seq.residuals)
+        assert seq.vjp_evals == seq.iterations * inner + read
+    # record: not the fast path, but one sweep at eta = 1 is still exact (and stops)
+    recorded = ardiff.relax(ref.graph, out, schedule="sequential", eta=1.0, tol=0.0,
+                            max_iter=3, record=True)
+    assert recorded.iterations == 1 and recorded.vjp_evals == inner + read
+    assert list(recorded.residuals) == [0.0]
+
+
+def test_parallel_at_eta_one_evaluates_each_edge_once_on_layers():
+    from graphs import tanh_mlp
+
+    g, loss, wrt = tanh_mlp(sizes=(5, 4, 4, 4, 3))
+    exact = ardiff.backprop(g, loss, wrt)
+    for init, evals in (("zeros", exact.vjp_evals), ("forward", None)):
+        result = ardiff.relax(g, loss, wrt, schedule="parallel", eta=1.0, init=init)
+        assert result.iterations == compile_plan(g, loss, wrt).max_depth
+        if evals is not None:
+            assert result.vjp_evals == evals
+        for a, b in zip(result.grads, exact.grads):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
