@@ -24,6 +24,7 @@ import sys
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import scipy.special
 
 from . import numpy as anp
@@ -220,9 +221,13 @@ class Tracer(TracerBase):
         return subtract(other, self)
 
     def __mul__(self, other):
+        if type(other) not in _NUMERIC_OPERANDS and _foreign_operand(other):
+            return _foreign_product(self, other, "*")
         return multiply(self, other)
 
     def __rmul__(self, other):
+        if type(other) not in _NUMERIC_OPERANDS and _foreign_operand(other):
+            return _foreign_product(other, self, "*")
         return multiply(other, self)
 
     def __truediv__(self, other):
@@ -238,9 +243,13 @@ class Tracer(TracerBase):
         return power(other, self)
 
     def __matmul__(self, other):
+        if _foreign_operand(other):
+            return _foreign_product(self, other, "@")
         return matmul(self, other)
 
     def __rmatmul__(self, other):
+        if _foreign_operand(other):
+            return _foreign_product(other, self, "@")
         return matmul(other, self)
 
     def __mod__(self, other):
@@ -588,6 +597,9 @@ class Tracer(TracerBase):
         self._detach_error("Using a traced value as an integer index (__index__)")
 
     def __array__(self, dtype=None, copy=None):
+        caller = sys._getframe(1)
+        if caller.f_globals.get("__name__", "").startswith("scipy.sparse"):
+            return _sparse_conversion(self, caller.f_code.co_name)
         # an integer result (np.int64(x), np.asarray(x, dtype=int)) carries no gradient:
         # it is a plain array, read as a guard so that a compiled replay re-checks it
         if dtype is not None and np.dtype(dtype).kind in "biu":
@@ -636,6 +648,50 @@ class Tracer(TracerBase):
                 "not in ardiff's op table, so its gradient is unknown). Use the functions in "
                 "ardiff.numpy, express it with supported ops, or add it to the op table.")
         return impl(*args, **kwargs)
+
+
+# -- SciPy sparse matrices meet traced values --------------------------------------------
+#: operand types that are never sparse (checked first: `*` is on the hot path)
+_NUMERIC_OPERANDS = frozenset((float, int, np.float64, np.float32, np.ndarray, Tracer))
+
+#: SciPy's sparse operator dispatch (`_matmul_dispatch`; `_mul_dispatch` before SciPy
+#: 1.13): it converts an unknown operand with np.asanyarray and returns NotImplemented
+#: for a 0-d object array, so that Python calls the operand's reflected operator
+_SCIPY_SPARSE_DISPATCH = frozenset(("_matmul_dispatch", "_mul_dispatch",
+                                    "_rmatmul_dispatch", "_rmul_dispatch"))
+
+
+def _foreign_operand(other) -> bool:
+    """A SciPy sparse matrix, or an object that opts out of NumPy's operators
+    (`__array_ufunc__ = None`, as ardiff.scipy.sparse.SparseArray)."""
+    return scipy.sparse.issparse(other) or getattr(type(other), "__array_ufunc__", 0) is None
+
+
+def _foreign_product(a, b, operator: str):
+    """`a @ b` or `a * b` with a sparse operand (one of `a`, `b` is the tracer)."""
+    other = a if isinstance(b, Tracer) else b
+    if not scipy.sparse.issparse(other):
+        return NotImplemented  # __array_ufunc__ = None: the other operand's operator
+    if operator == "@" or scipy.sparse.isspmatrix(other):  # spmatrix: * is a product
+        return ascipy.sparse.matmul(a, b)
+    return ascipy.sparse.multiply(a, b)  # sparse arrays: * is elementwise
+
+
+def _sparse_conversion(tracer: Tracer, function: str) -> np.ndarray:
+    """What SciPy's sparse code gets when it converts a tracer with np.asanyarray.
+
+    Its operator dispatch gets a 0-d object array, its sign to return NotImplemented
+    (Python then calls the tracer's reflected operator, which computes the traced
+    product); anything else would compute with the plain value and is refused.
+    """
+    if function in _SCIPY_SPARSE_DISPATCH:
+        out = np.empty((), dtype=object)
+        out[()] = tracer
+        return out
+    line = user_line()
+    raise TracingError(
+        f"{line + ': ' if line else ''}a SciPy sparse matrix method ({function}) would convert "
+        f"a traced value to a plain array and drop its gradient: {ascipy.sparse.HELP}.")
 
 
 def _dispatch_tables() -> tuple[dict, dict]:
