@@ -661,3 +661,43 @@ def test_parallel_at_eta_one_evaluates_each_edge_once_on_layers():
             assert result.vjp_evals == evals
         for a, b in zip(result.grads, exact.grads):
             np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_triangular_corner_cases(fresh_op):
+    from ardiff.solvers.triangular import run_triangular
+
+    # the size guard's MiB figure on a system large enough for two digits to differ
+    g = ardiff.Graph()
+    x = g.input(np.linspace(-1.0, 1.0, 300), name="x")
+    out = anp.sum(anp.tanh(x))
+    bound = estimate_nnz(compile_plan(g, out))
+    assert bound == 300  # the unit diagonal of tanh(x); its sum is the output
+    with pytest.raises(SystemTooLargeError, match=r"\(about 0\.0046 MiB\)"):
+        ardiff.solve_triangular(g, out, max_nnz=100)
+    # two edges built from VJPs: both counted
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7, 1.1]), name="x")
+    w1, w2 = fresh_op(anp.tanh(x)), fresh_op(anp.sin(x))
+    out = anp.sum(w1 * w2)
+    system = assemble(compile_plan(g, out), np.float64(1.0))
+    assert system.fallback_ops == ["t_pairs"] and system.vjp_evals == 2 + 2 + 1
+    # a non-finite solve is not converged
+    g = ardiff.Graph()
+    x = g.input(np.array([0.0, 1.0]), name="x")
+    out = anp.sum(anp.tanh(anp.sqrt(x * 1.0)))  # an infinite derivative inside the system
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = ardiff.solve_triangular(g, out)
+    assert not bad.converged and not np.isfinite(bad.residuals[0])
+    # a traced seed (a graph recorded inside another): block back substitution
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7]), name="x")
+    out = anp.tanh(x) * 3.0
+    outer = ardiff.Graph()
+    v = outer.input(np.array([1.0, 2.0]), name="v")
+    traced = run_triangular(compile_plan(g, out), v)
+    assert traced.method == "triangular" and traced.iterations == 1
+    grad = traced.grads[0]
+    assert grad._graph is outer
+    np.testing.assert_allclose(grad._value, 3.0 * np.array([1.0, 2.0])
+                               * (1 - np.tanh([0.3, -0.7]) ** 2), rtol=1e-13)
