@@ -22,6 +22,7 @@ __all__ = ["SparseArray", "Pattern", "HELP", "csr_array", "csc_array", "coo_arra
 
 #: The hint of every refusal: where the traced sparse functions are.
 HELP = ("use ardiff.scipy.sparse.matmul(S, x) (or S @ x) for products, "
+        "ardiff.scipy.sparse.multiply(S, x) for elementwise products, "
         "ardiff.scipy.sparse.csr_array/csc_array/coo_array for matrices whose stored values "
         "are traced, and ardiff.scipy.sparse.linalg.spsolve for solves")
 
@@ -145,11 +146,11 @@ class SparseArray:
     def __pos__(self) -> SparseArray:
         return self
 
-    def sum(self, axis=None, dtype=None, out=None):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         """The sum of the stored values, or of each column (`axis=0`) or row (`axis=1`):
         one-dimensional, as SciPy's sparse arrays return."""
-        if out is not None or dtype is not None:
-            raise TypeError("SparseArray.sum: dtype= and out= are not supported")
+        if out is not None or dtype is not None or keepdims:
+            raise TypeError("SparseArray.sum: dtype=, out= and keepdims= are not supported")
         if axis is None:
             return _sum(self.data)
         axis = int(axis)
