@@ -24,6 +24,15 @@ cycle at all: a cyclic networkx graph is refused at import, and
 `ardiff.check_convexity` accepts the networkx graph itself to report the
 cycle.  JSON is plain data (never pickle): arrays are stored as flat lists with
 dtype and shape, non-finite floats as the strings `"nan"`, `"inf"`, `"-inf"`.
+
+A graph file is data from outside, perhaps untrusted.  Everything in it that sizes an
+allocation is bounded before anything is allocated: argument positions (`MAX_ARGUMENTS`),
+array dtypes (bool, integer, float or complex of at most 16 bytes), nesting depth
+(`MAX_DEPTH`), and the bytes of every array -- stored, declared (`shape` x `dtype`) or
+computed -- against `max_bytes` (default `MAX_BYTES`, 1 GiB; pass a larger
+`max_bytes=` to `from_json`/`from_networkx` for bigger graphs).  Duplicate node ids,
+bare `NaN`/`Infinity` tokens and every malformed field raise `GraphValidationError`
+naming the node and the field.
 """
 
 from __future__ import annotations
@@ -45,6 +54,15 @@ __all__ = ["FORMAT", "VERSION", "LEAF_OPS", "GraphValidationError", "to_networkx
 FORMAT = "ardiff.graph"
 VERSION = 1
 LEAF_OPS = ("input", "constant")
+#: The largest argument position (argnum or `args` key) a graph file may use, plus one.
+MAX_ARGUMENTS = 1024
+#: How deeply encoded values (lists, tuples, dicts) may nest in a graph file.
+MAX_DEPTH = 64
+#: Default bound on the bytes of any one array a graph file stores, declares or computes;
+#: `from_json(text, max_bytes=...)` / `from_networkx(G, max_bytes=...)` raises it.
+MAX_BYTES = 2 ** 30
+_NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "infinity": np.inf,
+              "-infinity": -np.inf}
 
 
 class GraphValidationError(ValueError):
@@ -181,31 +199,138 @@ def encode(value: Any, where: str = "value") -> Any:
                     "or NumPy arrays.")
 
 
-def decode(data: Any) -> Any:
-    """Inverse of `encode`."""
+def _bad(where: str, message: str) -> GraphValidationError:
+    return GraphValidationError(f"{where}: {message}")
+
+
+def _safe_dtype(spec: Any, where: str, kinds: str = "biufc") -> np.dtype:
+    """`np.dtype(spec)` for a spec from a file: a plain numeric dtype of at most 16 bytes."""
+    if not isinstance(spec, str):
+        raise _bad(where, f"dtype must be a string such as '<f8', got {spec!r}.")
+    try:
+        dtype = np.dtype(spec)
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise _bad(where, f"{spec!r} is not a NumPy dtype ({exc}); use e.g. '<f8', '<i8', "
+                          "'|b1'.") from None
+    if dtype.kind not in kinds or dtype.itemsize > 16 or dtype.fields is not None:
+        raise _bad(where, f"dtype {spec!r} is not allowed; graph files hold bool, integer, "
+                          "float or complex dtypes of at most 16 bytes.")
+    return dtype
+
+
+def _shape_of(spec: Any, where: str) -> tuple[int, ...]:
+    if (not isinstance(spec, (list, tuple)) or len(spec) > 64
+            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                       for n in spec)):
+        raise _bad(where, f"shape must be a list of at most 64 non-negative integers, got "
+                          f"{spec!r}.")
+    return tuple(int(n) for n in spec)
+
+
+def _check_bytes(n_bytes: int, where: str, max_bytes: int, what: str) -> None:
+    if n_bytes > max_bytes:
+        raise _bad(where, f"{what} would take {n_bytes:,} bytes, more than the limit of "
+                          f"{max_bytes:,}; if the graph is trusted and that much memory is "
+                          "available, pass a larger max_bytes= to from_json/from_networkx.")
+
+
+def _array(data: dict, where: str, max_bytes: int):
+    key = "__scalar__" if "__scalar__" in data else "__ndarray__"
+    dtype = _safe_dtype(data.get("dtype"), f"{where}: 'dtype'")
+    flat = data[key]
+    if not isinstance(flat, list):
+        raise _bad(where, f"'{key}' must be a flat list of numbers, got "
+                          f"{type(flat).__name__}.")
+    shape = _shape_of(data.get("shape", [] if key == "__scalar__" else [len(flat)]),
+                      f"{where}: 'shape'")
+    if key == "__scalar__" and shape != ():
+        raise _bad(where, f"a '__scalar__' has shape [], got {list(shape)}.")
+    size = 1
+    for n in shape:
+        size *= n
+    _check_bytes(size * dtype.itemsize, where, max_bytes, f"an array of shape {shape}")
+    if size != len(flat):
+        raise _bad(where, f"shape {list(shape)} needs {size} element(s) but the list holds "
+                          f"{len(flat)}.")
+    values = []
+    for k, v in enumerate(flat):
+        if isinstance(v, str):
+            if v.lower() not in _NONFINITE or dtype.kind not in "fc":
+                raise _bad(where, f"element {k} is the string {v!r}; array elements are "
+                                  "numbers, and the only strings allowed (in float arrays) "
+                                  "are 'nan', 'inf' and '-inf'.")
+            v = _NONFINITE[v.lower()]
+        elif not isinstance(v, (int, float)):
+            raise _bad(where, f"element {k} is {v!r}; array elements must be numbers "
+                              "(the list is flat: its shape is given by 'shape').")
+        values.append(v)
+    try:
+        array = np.array(values, dtype=dtype).reshape(shape)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise _bad(where, f"the elements do not fit dtype {dtype.str}: {exc}") from None
+    return array[()] if key == "__scalar__" else array
+
+
+def _float(spec: Any, where: str) -> float:
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return float(spec)
+    if isinstance(spec, str) and spec.lower() in _NONFINITE:
+        return float(_NONFINITE[spec.lower()])
+    raise _bad(where, f"'__float__' holds {spec!r}; it must be 'nan', 'inf' or '-inf' (or a "
+                      "number).")
+
+
+def decode(data: Any, where: str = "value", max_bytes: int = MAX_BYTES, _depth: int = 0) -> Any:
+    """Inverse of `encode`.
+
+    `where` names the field in error messages; every malformed value raises
+    `GraphValidationError`, and arrays larger than `max_bytes` are refused before they are
+    allocated.
+    """
+    if _depth > MAX_DEPTH:
+        raise _bad(where, f"values nest more than {MAX_DEPTH} levels deep; graph files "
+                          "hold shallow values (arrays are flat lists with a 'shape').")
+
+    def sub(v: Any) -> Any:
+        return decode(v, where, max_bytes, _depth + 1)
+
     if isinstance(data, list):
-        return [decode(v) for v in data]
+        return [sub(v) for v in data]
+    if isinstance(data, float) and not np.isfinite(data):
+        raise _bad(where, f"holds the bare number {data}; write non-finite floats as "
+                          "{\"__float__\": \"nan\"} (or \"inf\", \"-inf\").")
     if not isinstance(data, dict):
         return data
     if "__ndarray__" in data or "__scalar__" in data:
-        dtype = np.dtype(data["dtype"])
-        flat = data.get("__ndarray__", data.get("__scalar__"))
-        flat = [float(v) if isinstance(v, str) else v for v in flat]
-        array = np.array(flat, dtype=dtype).reshape(data["shape"])
-        return array[()] if "__scalar__" in data else array
+        return _array(data, where, max_bytes)
     if "__float__" in data:
-        return float(data["__float__"])
+        return _float(data["__float__"], where)
     if "__tuple__" in data:
-        return tuple(decode(v) for v in data["__tuple__"])
+        items = data["__tuple__"]
+        if not isinstance(items, list):
+            raise _bad(where, f"'__tuple__' must hold a list, got {items!r}.")
+        return tuple(sub(v) for v in items)
     if "__dict__" in data:
-        return {k: decode(v) for k, v in data["__dict__"].items()}
+        items = data["__dict__"]
+        if not isinstance(items, dict):
+            raise _bad(where, f"'__dict__' must hold an object, got {items!r}.")
+        return {k: sub(v) for k, v in items.items()}
     if "__slice__" in data:
-        return slice(*(decode(v) for v in data["__slice__"]))
+        parts = data["__slice__"]
+        if (not isinstance(parts, list) or not 1 <= len(parts) <= 3
+                or not all(p is None or (isinstance(p, int) and not isinstance(p, bool))
+                           for p in parts)):
+            raise _bad(where, f"'__slice__' holds {parts!r}; it must be a list of 1 to 3 "
+                              "integers or nulls: [start, stop, step].")
+        return slice(*parts)
     if "__ellipsis__" in data:
         return Ellipsis
     if "__dtype__" in data:
-        return np.dtype(data["__dtype__"])
-    raise GraphValidationError(f"Unrecognised encoded value {data!r} in the JSON graph.")
+        return _safe_dtype(data["__dtype__"], f"{where}: '__dtype__'", kinds="biufc")
+    shown = repr(data)
+    raise _bad(where, f"unrecognised encoded value {shown[:200]}; encoded values are "
+                      "objects with one of the keys __ndarray__, __scalar__, __float__, "
+                      "__tuple__, __dict__, __slice__, __ellipsis__, __dtype__.")
 
 
 # -- import ------------------------------------------------------------------------------
@@ -232,11 +357,16 @@ def _argnums_of(G, u, v, data: dict) -> list[int]:
             f"{u!r} among the arguments of {v!r}.", node=v)
     raw = data["argnum"]
     nums = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+    if len(nums) > MAX_ARGUMENTS:
+        raise GraphValidationError(
+            f"Edge {u!r} -> {v!r} lists {len(nums)} argnums; a node takes at most "
+            f"{MAX_ARGUMENTS} arguments.", node=v)
     for k in nums:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        if (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0
+                or k >= MAX_ARGUMENTS):
             raise GraphValidationError(
                 f"Edge {u!r} -> {v!r} has argnum {raw!r}; it must be a non-negative integer "
-                "(or a list of them).", node=v)
+                f"below {MAX_ARGUMENTS} (or a list of them).", node=v)
     return [int(k) for k in nums]
 
 
@@ -295,27 +425,40 @@ def _leaf(graph: Graph, nid, attrs: dict, G):
     value = attrs["value"]
     try:
         return graph.input(value, name=name) if op == "input" else graph.constant(value, name)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise GraphValidationError(f"Node {nid!r}: {exc}", node=nid) from None
 
 
 def _node_name(nid, attrs: dict) -> str | None:
     name = attrs.get("name")
+    if name is not None and not isinstance(name, str):
+        raise GraphValidationError(f"Node {nid!r}: 'name' must be a string or null, got "
+                                   f"{name!r:.200}.", node=nid)
     if name is None and isinstance(nid, str):
         return nid  # string ids double as names, so g.node_of("h1") works
     return name
 
 
-def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
+def _operation(graph: Graph, nid, attrs: dict, G, made: dict, max_bytes: int) -> None:
     name = attrs["op"]
     op = OPS.get(name)
     if op is None:
         raise GraphValidationError(f"Node {nid!r} has unknown op {name!r}." + _close_names(name),
                                    node=nid)
-    kwargs = dict(attrs.get("kwargs") or {})
+    kwargs, args_in = attrs.get("kwargs") or {}, attrs.get("args") or {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise GraphValidationError(f"Node {nid!r}: 'kwargs' must be a dict with string keys, "
+                                   f"got {kwargs!r:.200}.", node=nid)
+    if not isinstance(args_in, dict):
+        raise GraphValidationError(f"Node {nid!r}: 'args' must be a dict from argument "
+                                   f"position to value, got {args_in!r:.200}.", node=nid)
+    kwargs = dict(kwargs)
     slots: dict[int, Any] = {}
-    for pos, value in dict(attrs.get("args") or {}).items():
-        slots[int(pos)] = ("const", value)
+    for pos, value in args_in.items():
+        slots[_position(pos, f"Node {nid!r}: 'args'")] = ("const", value)
+        _check_shape_like(value, nid, f"'args'[{pos!r}]", max_bytes)
+    for key, value in kwargs.items():
+        _check_shape_like(value, nid, f"'kwargs'[{key!r}]", max_bytes)
     for u, _, data in G.in_edges(nid, data=True):
         for k in _argnums_of(G, u, nid, data):
             if k in slots:
@@ -344,30 +487,85 @@ def _operation(graph: Graph, nid, attrs: dict, G, made: dict) -> None:
             parents.append((k, parent._node))
         else:
             args.append(value)
+    _check_declared_size(nid, attrs, max_bytes)
     try:
         with np.errstate(all="ignore"):
             value = op.fwd(*args, **kwargs)
+    except MemoryError:
+        raise GraphValidationError(
+            f"Node {nid!r} (op '{name}'): out of memory computing it; the graph needs more "
+            "memory than this machine has.", node=nid) from None
     except Exception as exc:
-        shapes = ", ".join(f"arg {k}: {np.shape(a)}" for k, a in enumerate(args))
+        shapes = ", ".join(f"arg {k}: {_shape_text(a)}" for k, a in enumerate(args))
         raise GraphValidationError(
             f"Node {nid!r} (op '{name}') cannot be computed from its arguments ({shapes}): "
             f"{exc}", node=nid) from None
+    _check_bytes(int(getattr(value, "nbytes", 0)), f"Node {nid!r} (op '{name}')", max_bytes,
+                 f"its value (shape {np.shape(value)})")
     node = graph.append(op, tuple(args), kwargs, tuple(parents), value, _node_name(nid, attrs))
     made[nid] = graph.tracer_class(graph, node.index, value)
 
 
+def _shape_text(value: Any) -> str:
+    try:
+        return str(np.shape(value))
+    except Exception:  # a ragged list, say: describe it instead of failing on it
+        return f"a {type(value).__name__}"
+
+
+def _check_shape_like(value: Any, nid, field: str, max_bytes: int) -> None:
+    """Refuse a shape-like argument (a tuple of integers) whose size is beyond `max_bytes`."""
+    if (isinstance(value, (tuple, list)) and value
+            and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in value)):
+        size = 1
+        for n in value:
+            size *= max(int(n), 1)
+        _check_bytes(size, f"Node {nid!r}: {field}", max_bytes,
+                     f"an array of shape {tuple(value)} (at one byte per element)")
+
+
+def _declared(nid, attrs: dict) -> tuple[tuple | None, np.dtype | None]:
+    where = f"Node {nid!r}"
+    shape = attrs.get("shape")
+    dtype = attrs.get("dtype")
+    shape = None if shape is None else _shape_of(shape, f"{where}: 'shape'")
+    if dtype is not None:
+        dtype = _safe_dtype(str(dtype) if isinstance(dtype, np.dtype) else dtype,
+                            f"{where}: 'dtype'")
+    return shape, dtype
+
+
+def _check_declared_size(nid, attrs: dict, max_bytes: int) -> None:
+    try:
+        shape, dtype = _declared(nid, attrs)
+    except GraphValidationError as exc:
+        exc.node = nid
+        raise
+    if shape is not None:
+        size = 1
+        for n in shape:
+            size *= n
+        _check_bytes(size * (dtype.itemsize if dtype is not None else 1), f"Node {nid!r}",
+                     max_bytes, f"its declared shape {shape}")
+
+
 def _check_declared(nid, attrs: dict, value) -> None:
-    if attrs.get("shape") is not None and tuple(attrs["shape"]) != np.shape(value):
+    try:
+        shape, dtype = _declared(nid, attrs)
+    except GraphValidationError as exc:
+        exc.node = nid
+        raise
+    if shape is not None and shape != np.shape(value):
         raise GraphValidationError(
-            f"Node {nid!r} (op {attrs['op']!r}) declares shape {tuple(attrs['shape'])} but "
+            f"Node {nid!r} (op {attrs['op']!r}) declares shape {shape} but "
             f"its arguments give shape {np.shape(value)}.", node=nid)
-    if attrs.get("dtype") is not None and np.dtype(attrs["dtype"]) != np.result_type(value):
+    if dtype is not None and dtype != np.result_type(value):
         raise GraphValidationError(
             f"Node {nid!r} (op {attrs['op']!r}) declares dtype {attrs['dtype']} but computes "
             f"{np.result_type(value)}.", node=nid)
 
 
-def from_networkx(G, output: Any = None) -> Graph:
+def from_networkx(G, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
     """Build a `Graph` from a networkx directed graph (format: `ardiff.interchange`).
 
     Parameters
@@ -377,6 +575,10 @@ def from_networkx(G, output: Any = None) -> Graph:
     output : hashable, optional
         The output node's id in `G`; default `G.graph["output"]`, else the only
         node without children.
+    max_bytes : int, optional
+        Bound on the bytes of any array a node declares or computes (default
+        `MAX_BYTES`, 1 GiB); checked before the node is computed where the size is
+        known beforehand.
 
     Returns
     -------
@@ -404,10 +606,14 @@ def from_networkx(G, output: Any = None) -> Graph:
             raise GraphValidationError(
                 f"Node {nid!r} has no 'op' attribute; give it an op name from ardiff.ops.OPS, "
                 "or 'input'/'constant' with a 'value'.", node=nid)
+        if not isinstance(attrs["op"], str):
+            raise GraphValidationError(
+                f"Node {nid!r}: 'op' must be an op name (a string), got {attrs['op']!r:.200}.",
+                node=nid)
         if attrs["op"] in LEAF_OPS:
             made[nid] = _leaf(graph, nid, attrs, G)
         else:
-            _operation(graph, nid, attrs, G, made)
+            _operation(graph, nid, attrs, G, made, max_bytes)
         _check_declared(nid, attrs, unwrap(made[nid]._value))
     graph.output = made[_choose_output(G, output)] if G.number_of_nodes() else None
     return graph
@@ -417,7 +623,11 @@ def _choose_output(G, output):
     if output is None:
         output = G.graph.get("output")
     if output is not None:
-        if output not in G:
+        try:
+            known = output in G
+        except TypeError:
+            known = False
+        if not known:
             raise GraphValidationError(f"The output {output!r} is not a node of the graph.")
         return output
     sinks = [n for n in G.nodes if G.out_degree(n) == 0]
@@ -428,35 +638,96 @@ def _choose_output(G, output):
     return sinks[0]
 
 
-def json_to_networkx(text: str):
-    """Parse the JSON of `to_json` into a networkx DiGraph (values decoded)."""
-    import networkx as nx
+def _node_id(nid: Any, where: str) -> Any:
+    if isinstance(nid, bool) or not isinstance(nid, (int, str)):
+        raise _bad(where, f"node ids are integers or strings, got {nid!r}.")
+    return nid
 
+
+def _load_json(text: str) -> Any:
+    def refuse_constant(token: str):
+        raise GraphValidationError(
+            f"The JSON holds a bare {token}, which is not JSON; write non-finite floats as "
+            "{\"__float__\": \"nan\"} (or \"inf\", \"-inf\"), as ardiff.to_json does.")
+
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise GraphValidationError(f"from_json expects the JSON text (a str), got "
+                                   f"{type(text).__name__}; read the file first.")
     try:
-        doc = json.loads(text)
+        return json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
         raise GraphValidationError(f"Not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GraphValidationError(
+            "The JSON nests too deeply to read; graph files hold shallow values (at most "
+            f"{MAX_DEPTH} levels).") from None
+    except UnicodeDecodeError as exc:
+        raise GraphValidationError(f"Not valid JSON text: {exc}") from None
+
+
+def json_to_networkx(text: str, max_bytes: int = MAX_BYTES):
+    """Parse the JSON of `to_json` into a networkx DiGraph (values decoded).
+
+    Every malformed field raises `GraphValidationError` naming the node and the field;
+    arrays larger than `max_bytes` are refused before they are allocated.
+    """
+    import networkx as nx
+
+    doc = _load_json(text)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GraphValidationError(f"Not an ardiff graph: expected a JSON object with "
                                    f"\"format\": \"{FORMAT}\".")
     if doc.get("version") != VERSION:
         raise GraphValidationError(f"Unsupported ardiff graph version {doc.get('version')!r}; "
                                    f"this ardiff reads version {VERSION}.")
+    nodes, edges = doc.get("nodes", []), doc.get("edges", [])
+    for key, value in (("nodes", nodes), ("edges", edges)):
+        if not isinstance(value, list):
+            raise GraphValidationError(f"'{key}' must be a list, got {type(value).__name__}.")
     G = nx.DiGraph()
-    for entry in doc.get("nodes", []):
+    for k, entry in enumerate(nodes):
+        if not isinstance(entry, dict):
+            raise GraphValidationError(f"nodes[{k}] is a {type(entry).__name__}, not an "
+                                       "object with 'id' and 'op'.")
         if "id" not in entry:
-            raise GraphValidationError(f"A JSON node has no 'id': {entry!r}")
-        attrs = {k: v for k, v in entry.items() if k != "id"}
-        for key in ("value",):
-            if key in attrs:
-                attrs[key] = decode(attrs[key])
-        if "args" in attrs:
-            attrs["args"] = {int(k): decode(v) for k, v in attrs["args"].items()}
-        if "kwargs" in attrs:
-            attrs["kwargs"] = {k: decode(v) for k, v in attrs["kwargs"].items()}
-        G.add_node(entry["id"], **attrs)
-    for edge in doc.get("edges", []):
+            raise GraphValidationError(f"nodes[{k}] has no 'id'; give every node a unique "
+                                       "integer or string id.")
+        nid = _node_id(entry["id"], f"nodes[{k}]: 'id'")
+        where = f"Node {nid!r}"
+        if nid in G:
+            raise GraphValidationError(
+                f"{where}: the id is used by two nodes (nodes[{k}] and an earlier one); node "
+                "ids must be unique.", node=nid)
+        attrs = {key: v for key, v in entry.items() if key != "id"}
+        try:
+            if "value" in attrs:
+                attrs["value"] = decode(attrs["value"], f"{where}: 'value'", max_bytes)
+            if "args" in attrs:
+                args = attrs["args"]
+                if not isinstance(args, dict):
+                    raise _bad(f"{where}: 'args'", "must be an object mapping argument "
+                                                   "positions (\"0\", \"1\", ...) to values.")
+                attrs["args"] = {_position(pos, f"{where}: 'args'"):
+                                 decode(v, f"{where}: 'args'[{pos!r}]", max_bytes)
+                                 for pos, v in args.items()}
+            if "kwargs" in attrs:
+                kwargs = attrs["kwargs"]
+                if not isinstance(kwargs, dict):
+                    raise _bad(f"{where}: 'kwargs'", "must be an object mapping keyword "
+                                                     "names to values.")
+                attrs["kwargs"] = {key: decode(v, f"{where}: 'kwargs'[{key!r}]", max_bytes)
+                                   for key, v in kwargs.items()}
+        except GraphValidationError as exc:
+            exc.node = nid
+            raise
+        G.add_node(nid, **attrs)
+    for k, edge in enumerate(edges):
+        if not isinstance(edge, dict):
+            raise GraphValidationError(f"edges[{k}] is a {type(edge).__name__}, not an object "
+                                       "with 'source', 'target' and 'argnum'.")
         u, v = edge.get("source"), edge.get("target")
+        u = _node_id(u, f"edges[{k}]: 'source'")
+        v = _node_id(v, f"edges[{k}]: 'target'")
         if u not in G or v not in G:
             raise GraphValidationError(f"Edge {u!r} -> {v!r} refers to a node that is not in "
                                        "the graph.")
@@ -467,10 +738,28 @@ def json_to_networkx(text: str):
         else:
             G.add_edge(u, v, **{k: w for k, w in edge.items() if k not in ("source", "target")})
     if doc.get("output") is not None:
-        G.graph["output"] = doc["output"]
+        G.graph["output"] = _node_id(doc["output"], "'output'")
     return G
 
 
-def from_json(text: str, output: Any = None) -> Graph:
-    """Rebuild a `Graph` from the JSON text of `to_json`."""
-    return from_networkx(json_to_networkx(text), output=output)
+def _position(pos: Any, where: str) -> int:
+    """An argument position from a file: an integer in [0, MAX_ARGUMENTS)."""
+    k = None
+    if isinstance(pos, str) and pos.isascii() and pos.isdigit() and len(pos) <= 10:
+        k = int(pos)
+    elif isinstance(pos, (int, np.integer)) and not isinstance(pos, bool):
+        k = int(pos)
+    if k is None or not 0 <= k < MAX_ARGUMENTS:
+        raise _bad(where, f"argument position {pos!r} must be an integer from 0 to "
+                          f"{MAX_ARGUMENTS - 1}.")
+    return k
+
+
+def from_json(text: str, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
+    """Rebuild a `Graph` from the JSON text of `to_json`.
+
+    The text may come from anywhere: it is data only (never pickle or code), every
+    malformed field raises `GraphValidationError` naming the node and the field, and no
+    array above `max_bytes` (default `MAX_BYTES`, 1 GiB) is allocated.
+    """
+    return from_networkx(json_to_networkx(text, max_bytes), output=output, max_bytes=max_bytes)

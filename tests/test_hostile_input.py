@@ -1,0 +1,276 @@
+"""Careless and hostile input (issue 23): graph files fed to `ardiff.from_json`.
+
+Every case feeds what a careless user or an untrusted file would give and checks that the
+outcome is a `GraphValidationError` naming the node / field, raised before anything large
+is allocated.
+"""
+
+import copy
+import json
+import time
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ardiff
+import ardiff.numpy as anp
+from ardiff.interchange import MAX_ARGUMENTS, GraphValidationError
+
+
+def base_doc() -> dict:
+    g = ardiff.trace(lambda x: anp.sum(anp.reshape(anp.tanh(x), (2, 2))),
+                     np.array([0.5, -1.0, 2.0, 3.0]))
+    return json.loads(ardiff.to_json(g))
+
+
+def refused(doc_or_text, pattern, **kwargs):
+    text = doc_or_text if isinstance(doc_or_text, str) else json.dumps(doc_or_text)
+    start = time.perf_counter()
+    with pytest.raises(GraphValidationError, match=pattern) as info:
+        ardiff.from_json(text, **kwargs)
+    assert time.perf_counter() - start < 5, "refusal took too long: something was allocated"
+    return info.value
+
+
+def mutated(change):
+    doc = base_doc()
+    change(doc)
+    return doc
+
+
+def test_base_document_loads():
+    g = ardiff.from_json(json.dumps(base_doc()))
+    assert len(g) == 4
+
+
+def test_huge_args_key_is_refused_without_building_a_list():
+    doc = mutated(lambda d: d["nodes"][2]["args"].update({"100000000": 1}))
+    err = refused(doc, r"Node 2: 'args': argument position '100000000' must be an integer "
+                       rf"from 0 to {MAX_ARGUMENTS - 1}")
+    assert err.node == 2
+
+
+def test_huge_edge_argnum_is_refused():
+    doc = mutated(lambda d: d["edges"][0].update(argnum=100000000))
+    refused(doc, r"Edge 0 -> 1 has argnum 100000000; .* below 1024")
+
+
+@pytest.mark.parametrize("key", ["a", "1.5", "-1", "", " 1"])
+def test_non_integer_args_key_is_refused(key):
+    doc = mutated(lambda d: d["nodes"][2]["args"].update({key: 1}))
+    refused(doc, r"Node 2: 'args': argument position .* must be an integer")
+
+
+@pytest.mark.parametrize("dtype", ["V2000000000", "S100", "U5", "O", "<f16x", "float99",
+                                   "[('a', '<f8')]", 7])
+def test_bad_array_dtype_is_refused_before_allocating(dtype):
+    doc = mutated(lambda d: d["nodes"][0]["value"].update(dtype=dtype))
+    err = refused(doc, r"Node 0: 'value': 'dtype': .*(not allowed|not a NumPy dtype|must be a "
+                       r"string)")
+    assert err.node == 0
+
+
+@pytest.mark.parametrize("dtype", ["V2000000000", "float99", 3])
+def test_bad_declared_dtype_is_refused(dtype):
+    doc = mutated(lambda d: d["nodes"][1].update(dtype=dtype))
+    err = refused(doc, r"Node 1: 'dtype'")
+    assert err.node == 1
+
+
+def test_bad_dtype_argument_is_refused():
+    doc = mutated(lambda d: d["nodes"][3]["kwargs"].update(dtype={"__dtype__": "V2000000000"}))
+    refused(doc, r"Node 3: 'kwargs'\['dtype'\]: '__dtype__': dtype 'V2000000000' is not allowed")
+
+
+def test_duplicate_node_id_is_refused():
+    # the later node used to win silently: tanh became sin
+    doc = mutated(lambda d: d["nodes"].insert(2, {"id": 1, "op": "sin"}))
+    err = refused(doc, r"Node 1: the id is used by two nodes \(nodes\[2\] and an earlier one\)")
+    assert err.node == 1
+
+
+@pytest.mark.parametrize("depth", [100_000, 500])
+def test_deep_nesting_is_refused_without_recursion_error(depth):
+    text = json.dumps(base_doc()).replace('"args": {"1": {"__tuple__": [2, 2]}}',
+                                          '"args": {"1": ' + "[" * depth + "]" * depth + "}")
+    refused(text, r"nest(s)? (too deeply|more than 64 levels)")
+
+
+@pytest.mark.parametrize("entry,pattern", [
+    (5, r"nodes\[1\] is a int, not an object"),
+    ([1, 2], r"nodes\[1\] is a list"),
+    ({"op": "tanh"}, r"nodes\[1\] has no 'id'"),
+    ({"id": [1], "op": "tanh"}, r"nodes\[1\]: 'id': node ids are integers or strings"),
+    ({"id": 1.5, "op": "tanh"}, r"node ids are integers or strings"),
+])
+def test_node_that_is_not_a_proper_object_is_refused(entry, pattern):
+    doc = mutated(lambda d: d["nodes"].__setitem__(1, entry))
+    refused(doc, pattern)
+
+
+@pytest.mark.parametrize("field,value,pattern", [
+    ("nodes", {"a": 1}, r"'nodes' must be a list"),
+    ("edges", 3, r"'edges' must be a list"),
+    ("edges", [7], r"edges\[0\] is a int"),
+    ("edges", [{"source": [0], "target": 1, "argnum": 0}], r"edges\[0\]: 'source'"),
+    ("output", [3], r"'output': node ids are integers or strings"),
+])
+def test_bad_top_level_fields_are_refused(field, value, pattern):
+    doc = mutated(lambda d: d.__setitem__(field, value))
+    refused(doc, pattern)
+
+
+@pytest.mark.parametrize("value,pattern", [
+    ({"__slice__": ["a"]}, r"'__slice__' holds \['a'\]; it must be a list of 1 to 3"),
+    ({"__slice__": [1, 2, 3, 4]}, r"'__slice__'"),
+    ({"__slice__": 5}, r"'__slice__'"),
+    ({"__float__": "abc"}, r"'__float__' holds 'abc'; it must be 'nan', 'inf' or '-inf'"),
+    ({"__float__": [1]}, r"'__float__'"),
+    ({"__tuple__": 3}, r"'__tuple__' must hold a list"),
+    ({"__dict__": [1]}, r"'__dict__' must hold an object"),
+    ({"__what__": 1}, r"unrecognised encoded value"),
+])
+def test_bad_encoded_arguments_are_refused_naming_the_field(value, pattern):
+    doc = mutated(lambda d: d["nodes"][2]["args"].update({"1": value}))
+    err = refused(doc, r"Node 2: 'args'\['1'\]: " + pattern)
+    assert err.node == 2
+
+
+@pytest.mark.parametrize("value,pattern", [
+    ({"__ndarray__": ["a", 1.0, 2.0, 3.0], "dtype": "<f8", "shape": [4]},
+     r"element 0 is the string 'a'"),
+    ({"__ndarray__": ["nan", 1, 2, 3], "dtype": "<i8", "shape": [4]},
+     r"element 0 is the string 'nan'"),
+    ({"__ndarray__": [[1.0], 1.0, 2.0, 3.0], "dtype": "<f8", "shape": [4]},
+     r"element 0 is \[1.0\]; array elements must be numbers"),
+    ({"__ndarray__": [None, 1.0, 2.0, 3.0], "dtype": "<f8", "shape": [4]}, r"element 0 is None"),
+    ({"__ndarray__": [1.0, 2.0, 3.0], "dtype": "<f8", "shape": [4]},
+     r"shape \[4\] needs 4 element\(s\) but the list holds 3"),
+    ({"__ndarray__": [1.0, 2.0], "dtype": "<f8", "shape": [-2, -1]},
+     r"'shape': shape must be a list of at most 64 non-negative integers"),
+    ({"__ndarray__": [1.0], "dtype": "<f8", "shape": "4"}, r"'shape': shape must be a list"),
+    ({"__ndarray__": 5, "dtype": "<f8", "shape": [4]}, r"'__ndarray__' must be a flat list"),
+    ({"__ndarray__": [10 ** 30], "dtype": "<i8", "shape": [1]}, r"do not fit dtype <i8"),
+    ({"__scalar__": [1.0, 2.0], "dtype": "<f8", "shape": [2]}, r"a '__scalar__' has shape \[\]"),
+    ({"__ndarray__": [1.0], "dtype": "<f8", "shape": [100000, 100000, 100000]},
+     r"an array of shape \(100000, 100000, 100000\) would take 8,000,000,000,000,000 bytes, "
+     r"more than the limit"),
+])
+def test_bad_arrays_are_refused_naming_the_node(value, pattern):
+    doc = mutated(lambda d: d["nodes"][0].update(value=value))
+    err = refused(doc, r"Node 0: 'value': .*" + pattern)
+    assert err.node == 0
+
+
+def test_declared_shape_is_checked_and_bounded_before_computing():
+    refused(mutated(lambda d: d["nodes"][1].update(shape=[10 ** 6, 10 ** 6])),
+            r"Node 1: its declared shape \(1000000, 1000000\) would take .* max_bytes=")
+    refused(mutated(lambda d: d["nodes"][1].update(shape="four")), r"Node 1: 'shape'")
+    refused(mutated(lambda d: d["nodes"][1].update(shape=[5])),
+            r"Node 1 .* declares shape \(5,\) but its arguments give shape \(4,\)")
+
+
+def test_shape_like_arguments_are_bounded_and_the_bound_can_be_raised():
+    doc = base_doc()
+    # broadcast_to a huge shape: refused before any op runs, by name
+    doc["nodes"][2] = {"id": 2, "op": "broadcast_to",
+                       "args": {"1": {"__tuple__": [100000, 100000, 4]}}}
+    doc["nodes"][3].pop("shape")
+    refused(doc, r"Node 2: 'args'\[1\]: an array of shape \(100000, 100000, 4\)")
+    small = base_doc()
+    small["nodes"][2] = {"id": 2, "op": "broadcast_to", "args": {"1": {"__tuple__": [300, 4]}}}
+    refused(small, r"more than the limit of 1,000", max_bytes=1000)
+    assert len(ardiff.from_json(json.dumps(small))) == 4
+    big = base_doc()
+    big["nodes"][0]["value"] = {"__ndarray__": [0.0] * 200, "dtype": "<f8", "shape": [200]}
+    big["nodes"][0].pop("shape")
+    for node in big["nodes"][1:]:
+        node.pop("shape")
+    big["nodes"][2]["args"]["1"] = {"__tuple__": [-1, 2]}
+    refused(big, r"Node 0: 'value': an array of shape \(200,\) would take 1,600 bytes",
+            max_bytes=1000)
+    assert len(ardiff.from_json(json.dumps(big), max_bytes=2000)) == 4
+
+
+def test_bad_op_name_and_kwargs_are_refused():
+    refused(mutated(lambda d: d["nodes"][1].update(op=["tanh"])),
+            r"Node 1: 'op' must be an op name \(a string\)")
+    refused(mutated(lambda d: d["nodes"][3].update(kwargs=[1])), r"Node 3: 'kwargs': must be")
+    refused(mutated(lambda d: d["nodes"][2].update(args=[1])), r"Node 2: 'args': must be")
+    refused(mutated(lambda d: d["nodes"][1].update(name=5)), r"Node 1: 'name' must be a string")
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_bare_nan_and_infinity_tokens_are_refused(token):
+    text = json.dumps(base_doc()).replace("0.5", token)
+    refused(text, rf"bare {token}, which is not JSON; write non-finite floats as")
+
+
+def test_not_text_is_refused():
+    with pytest.raises(GraphValidationError, match=r"expects the JSON text \(a str\), got dict"):
+        ardiff.from_json(base_doc())
+
+
+def test_encoded_non_finite_values_still_load():
+    doc = base_doc()
+    doc["nodes"][0]["value"]["__ndarray__"][0] = "nan"
+    g = ardiff.from_json(json.dumps(doc))
+    assert np.isnan(np.asarray(g.nodes[0].value)[0])
+
+
+# -- a fuzzer of mutated valid documents: each ends loaded or refused ------------------------
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 12, 10 ** 12),
+                 st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=6),
+                 st.just("V2000000000"), st.just(100000000), st.just([10 ** 9, 10 ** 9]),
+                 st.lists(st.integers(-3, 5), max_size=4),
+                 st.dictionaries(st.sampled_from(["__slice__", "__float__", "__ndarray__",
+                                                  "__tuple__", "__dtype__", "dtype", "shape"]),
+                                 st.one_of(st.integers(-2, 5), st.text(max_size=3),
+                                           st.lists(st.integers(-2, 5), max_size=3)),
+                                 max_size=3))
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            yield from _paths(v, prefix + (k,))
+
+
+def _fuzz_doc(base, picks, junks):
+    doc = copy.deepcopy(base)
+    paths = [p for p in _paths(doc) if p]
+    for pick, junk in zip(picks, junks):
+        path = paths[pick % len(paths)]
+        parent = doc
+        try:
+            for k in path[:-1]:
+                parent = parent[k]
+            parent[path[-1]] = junk
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier mutation replaced the container
+    return doc
+
+
+def outcome(text: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ardiff.from_json(text)
+        except GraphValidationError:
+            return "refused"
+    return "loaded"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(picks=st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=3),
+       junks=st.lists(JUNK, min_size=3, max_size=3))
+def test_fuzzed_graph_documents_load_or_are_refused(picks, junks):
+    doc = _fuzz_doc(base_doc(), picks, junks)
+    assert outcome(json.dumps(doc)) in ("loaded", "refused")
