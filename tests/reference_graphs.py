@@ -161,6 +161,52 @@ class Reference:
         star = self.exact(seed)
         return star + scipy.linalg.expm(-(np.eye(len(b)) - N) * time) @ (start - star)
 
+    # -- units: the same system with the non-units eliminated ------------------------
+    def unit_system(self, units: list, seed: float = 1.0):
+        """(M, c, lift) of the units: x_U <- M x_U + c, the non-units eliminated,
+        x_V = (I - N_VV)^-1 (N_VU x_U + b_V); lift(x_U) gives the full state."""
+        N, b = self.system(seed)
+        offsets, _ = self.blocks()
+
+        def rows(nodes):
+            return [r for i in nodes for r in range(offsets[i],
+                                                    offsets[i] + np.size(self.values[i]))]
+
+        U = rows(sorted(units))
+        V = rows([i for i in self.relaxing if i not in units])
+        solve = np.linalg.solve(np.eye(len(V)) - N[np.ix_(V, V)], np.eye(len(V))) \
+            if V else np.zeros((0, 0))
+        M = N[np.ix_(U, U)] + N[np.ix_(U, V)] @ solve @ N[np.ix_(V, U)]
+        c = b[U] + N[np.ix_(U, V)] @ solve @ b[V]
+
+        def lift(xu):
+            full = np.zeros(len(b))
+            full[U] = xu
+            if V:
+                full[V] = solve @ (N[np.ix_(V, U)] @ xu + b[V])
+            return full
+
+        return M, c, lift, U
+
+    def stepped_units(self, units: list, schedule: str, eta: float, steps: int,
+                      init: str = "zeros") -> np.ndarray:
+        """The full state after `steps` Euler steps of the unit-level system."""
+        M, c, lift, U = self.unit_system(units)
+        x = self.forward_start()[U] if init == "forward" else np.zeros(len(U))
+        offsets, _ = self.blocks()
+        blocks, at = [], 0
+        for i in sorted(units):
+            n = int(np.size(self.values[i]))
+            blocks.append((at, at + n))
+            at += n
+        for _ in range(steps):
+            if schedule == "parallel":
+                x = (1.0 - eta) * x + eta * (M @ x + c)
+            else:
+                for lo, hi in reversed(blocks):
+                    x[lo:hi] = (1.0 - eta) * x[lo:hi] + eta * (M[lo:hi] @ x + c[lo:hi])
+        return lift(x)
+
     def loss(self, *inputs) -> float:
         return float(evaluate(self.steps, list(inputs))[-1])
 

@@ -701,3 +701,29 @@ def test_triangular_corner_cases(fresh_op):
     assert grad._graph is outer
     np.testing.assert_allclose(grad._value, 3.0 * np.array([1.0, 2.0])
                                * (1 - np.tanh([0.3, -0.7]) ** 2), rtol=1e-13)
+
+
+# -- units: the unit-level system with the other nodes eliminated ------------------------------
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs(min_ops=3), st.data(), st.sampled_from(["parallel", "sequential"]),
+       st.sampled_from(ETAS), st.integers(1, 9), st.sampled_from(["zeros", "forward"]),
+       st.booleans())
+def test_listed_units_follow_the_eliminated_system(ref, data, schedule, eta, steps, init,
+                                                   closed_form):
+    units = sorted(data.draw(st.sets(st.sampled_from(ref.relaxing), min_size=1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta,
+                              init=init, tol=0.0, max_iter=steps, units=units,
+                              closed_form=closed_form)
+    expected = ref.stepped_units(units, schedule, eta, steps, init)
+    split = ref.split(expected)
+    for i in units:
+        assert gap(result.activities[i], split[i]) < 1e-9, (i, units, ref)
+    for got, want in zip(result.grads, ref.read_out(expected)):
+        assert gap(got, want) < 1e-9, (units, ref)
+    # the fixed point does not depend on the units
+    exact = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta, tol=1e-12,
+                         units=units)
+    for got, want in zip(exact.grads, ref.read_out(ref.exact())):
+        assert gap(got, want) < 1e-8

@@ -184,6 +184,11 @@ def run_module(module: str, args: argparse.Namespace, commit: str) -> dict:
             sys.exit(f"no previous run of {module} in {workdir}: run it without --survivors")
         names = [k for k, v in previous.items() if STATUS.get(v, "suspicious")
                  not in ("killed", "timeout")]
+        # mutmut resets every verdict when its pytest arguments change: keep the kills
+        kept = workdir / "previous.json"
+        if kept.exists():
+            previous = merged_results(json.loads(kept.read_text()), previous)
+        kept.write_text(json.dumps(previous) + "\n")
         # the tests may have changed: bring the copy up to date, keep mutants/ and its cache
         keep, old = workdir / "mutants", json.loads(record.read_text())
         stash = Path(tempfile.mkdtemp()) / "mutants"
@@ -225,8 +230,17 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def merged_results(previous: dict, latest: dict) -> dict:
+    """A mutant killed before stays killed (the tests only grew); the others: latest."""
+    return {k: v if STATUS.get(v, "suspicious") in ("killed", "timeout")
+            else latest.get(k, v) for k, v in previous.items()}
+
+
 def summarise(module: str, workdir: Path, info: dict) -> dict:
     results = load_results(workdir, module)
+    kept = workdir / "previous.json"
+    if kept.exists():  # a --survivors rerun: the earlier verdicts of the killed ones hold
+        results = merged_results(json.loads(kept.read_text()), results)
     counts: dict[str, int] = {}
     for code in results.values():
         status = STATUS.get(code, "suspicious")
