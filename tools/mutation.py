@@ -182,19 +182,20 @@ def run_module(module: str, args: argparse.Namespace, commit: str) -> dict:
         previous = load_results(workdir, module)
         if not previous or not record.exists():
             sys.exit(f"no previous run of {module} in {workdir}: run it without --survivors")
-        names = [k for k, v in previous.items() if STATUS.get(v, "suspicious")
-                 not in ("killed", "timeout")]
         # mutmut resets every verdict when its pytest arguments change: keep the kills
         kept = workdir / "previous.json"
         if kept.exists():
             previous = merged_results(json.loads(kept.read_text()), previous)
-        kept.write_text(json.dumps(previous) + "\n")
+        names = [k for k, v in previous.items() if STATUS.get(v, "suspicious")
+                 not in ("killed", "timeout")]
         # the tests may have changed: bring the copy up to date, keep mutants/ and its cache
         keep, old = workdir / "mutants", json.loads(record.read_text())
         stash = Path(tempfile.mkdtemp()) / "mutants"
         shutil.move(keep, stash)
         populate(workdir, args.ref)
         shutil.move(stash, keep)
+        kept.write_text(json.dumps(previous) + "\n")
+        record.write_text(json.dumps(old, indent=1) + "\n")
         shutil.rmtree(keep / "tests", ignore_errors=True)  # mutmut copies them afresh
         for mutated in (keep / "ardiff").rglob("*.py"):
             if str(mutated.relative_to(keep)) != module:  # only the mutated module is kept
