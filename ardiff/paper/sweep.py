@@ -23,6 +23,14 @@ worker threads, so an interrupted client (Ctrl-C, `kill`) loses only those:
 `resume=True` skips every run whose file holds a finished result with the same
 `run_id`.
 
+Results are never lost silently: a result file in `out/runs/` made by a run with a
+different configuration (another `run_id`: say the same grid point run again with
+`--set epochs=1`) is not overwritten -- the sweep is refused before anything runs,
+naming the file and what differs.  And a lock file, `out/.sweep.lock`, holds the folder
+for one sweep at a time: a second sweep into it is refused with the owner's process id
+and host; a lock left by a process that no longer runs (on this host) is taken over with
+a message.
+
 Dask (`distributed`) is an optional dependency, the `sweep` extra; it is imported
 only when a parallel run is asked for.  One run (what a worker executes) is in
 `ardiff.paper.sweep_runs`, the Dask side in `ardiff.paper.sweep_dask`, the
@@ -32,8 +40,11 @@ configuration in `ardiff.paper.sweep_config`, the summary files in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +61,19 @@ from .sweep_runs import data_key, load_sweep_data, run_one
 from .training import FINISHED, load_run
 
 __all__ = ["run_sweep", "SweepResult", "DaskMissingError", "SWEEP_INSTALL_HINT",
-           "dask_installed", "default_workers", "write_run"]
+           "dask_installed", "default_workers", "write_run", "LOCK_NAME", "sweep_lock",
+           "OutputInUseError", "ResultConflictError"]
+
+#: The lock file that holds a result folder for one sweep (see `sweep_lock`).
+LOCK_NAME = ".sweep.lock"
+
+
+class OutputInUseError(SweepError):
+    """Another sweep, still running, writes into the same result folder."""
+
+
+class ResultConflictError(SweepError):
+    """The result folder holds a result of a run with a different configuration."""
 
 #: What to install for parallel sweeps.
 SWEEP_INSTALL_HINT = "pip install 'ardiff[sweep]'"
@@ -181,9 +204,27 @@ def run_sweep(sweep: SweepConfig, out: str | Path, *, workers: int | None = None
         If a parallel run is asked for and `distributed` is not installed.
     SweepError
         If the scheduler cannot be reached or has no workers.
+    OutputInUseError
+        If another sweep that still runs holds `out` (its lock file `out/.sweep.lock`).
+    ResultConflictError
+        If `out/runs/` holds a result of a run with a different configuration, which
+        this sweep would overwrite.
     """
+    out = Path(out)
+    with sweep_lock(out, log):
+        return _run_sweep(sweep, out, workers=workers, scheduler=scheduler, resume=resume,
+                          retries=retries, threads=threads, progress=progress,
+                          data_dir=data_dir, download=download, command=command, log=log,
+                          figure=figure, figures=figures, data=data,
+                          cluster_options=cluster_options)
+
+
+def _run_sweep(sweep: SweepConfig, out: Path, *, workers: int | None,
+               scheduler: str | None, resume: bool, retries: int, threads: int,
+               progress: Callable[..., Any] | None, data_dir: str | None, download: bool,
+               command: str | None, log: Callable[[str], None], figure: bool,
+               figures: bool, data: dict | None, cluster_options: dict | None) -> SweepResult:
     start = time.perf_counter()
-    out = Path(out)  # created when the first file is written (not if the data is missing)
     specs = sweep.runs()
     result = SweepResult()
     records: dict[str, dict] = {}
@@ -205,6 +246,7 @@ def run_sweep(sweep: SweepConfig, out: str | Path, *, workers: int | None = None
         raise DaskMissingError(f"parallel sweeps need Dask's distributed scheduler, which is "
                                f"not installed: {SWEEP_INSTALL_HINT} (or run in this process "
                                "with --workers 1)")
+    check_no_conflicts(out, todo)  # before anything runs: never overwrite another config's
     bar = progress(total=len(todo), unit="run", desc=sweep.name) \
         if progress is not None and todo else None
     say = bar.write if bar is not None else log
@@ -256,6 +298,140 @@ def run_sweep(sweep: SweepConfig, out: str | Path, *, workers: int | None = None
                "ran": result.ran, "skipped": result.skipped,
                "interrupted": result.interrupted})
     return result
+
+
+# ----------------------------------------------------------------------------
+# Keeping results: no overwriting, one sweep per folder
+# ----------------------------------------------------------------------------
+
+
+def _differences(saved: dict, spec: RunSpec, limit: int = 6) -> str:
+    diffs = []
+    for key, mine in (("condition", spec.condition), ("seed", spec.seed),
+                      ("model", spec.model)):
+        if saved.get(key) != mine:
+            diffs.append(f"{key} {saved.get(key)!r} there, {mine!r} now")
+    theirs = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    for key in sorted(set(theirs) | set(spec.config)):
+        a, b = theirs.get(key), spec.config.get(key)
+        if json.dumps(a, default=str) != json.dumps(list(b) if isinstance(b, tuple) else b,
+                                                    default=str):
+            diffs.append(f"{key} {a!r} there, {b!r} now")
+    if not diffs:
+        return "its configuration differs"
+    more = len(diffs) - limit
+    return "; ".join(diffs[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
+def check_no_conflicts(out: Path, specs: Sequence[RunSpec]) -> None:
+    """Refuse a sweep that would overwrite the result of a run with another configuration.
+
+    A result file `out/runs/<name>.json` whose `run_id` is not the run id of the spec
+    writing to it was made with a different configuration (grid values equal, other
+    settings not).  Raises `ResultConflictError` naming the file and the differences.
+    """
+    runs_dir = out / "runs"
+    if not runs_dir.is_dir():
+        return
+    for spec in specs:
+        path = runs_dir / f"{spec.name}.json"
+        if not path.exists():
+            continue
+        saved = load_run(path)
+        if saved is None or not isinstance(saved, dict):
+            raise ResultConflictError(
+                f"{path} exists but is not a readable run record; this sweep would replace "
+                "it. Move it away (or use another --out) and run again.")
+        if saved.get("run_id") != spec.run_id:
+            raise ResultConflictError(
+                f"{path} holds the result of a run with a different configuration (run id "
+                f"{saved.get('run_id')}; {_differences(saved, spec)}); this sweep's run "
+                f"{spec.describe()} (run id {spec.run_id}) would overwrite it. Use another "
+                f"--out for this configuration, or move {out} (or that file) away if the "
+                "earlier results are not wanted.")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        owner = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) else None
+
+
+@contextlib.contextmanager
+def sweep_lock(out: str | Path, log: Callable[[str], None] = print):
+    """Hold `out` for one sweep: the lock file `out/.sweep.lock` (process id, host, time).
+
+    A second sweep into a held folder raises `OutputInUseError` naming the owner.  A lock
+    left by a process of this host that no longer runs (a killed sweep) is taken over,
+    with a message through `log`; one from another host is taken over only when deleted
+    by hand (this host cannot tell whether that process still runs).  The lock is
+    removed on exit, and `out` too when it was created here and stayed empty.
+    """
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    host = socket.gethostname()
+    mine = {"pid": os.getpid(), "host": host,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_lock(path)
+            if owner is None:
+                try:  # just being written by its owner, or left half-written long ago
+                    age = time.time() - path.stat().st_mtime
+                except OSError:
+                    continue  # removed meanwhile: try again
+                if age < 60:
+                    raise OutputInUseError(
+                        f"{out} is being taken by another sweep (its lock file {path} is "
+                        "being written); wait for that sweep, or use another --out.") from None
+                log(f"Taking over {path}: an unreadable lock file left {age:.0f} s ago.")
+            elif owner.get("host") == host and isinstance(owner.get("pid"), int) and \
+                    not _process_alive(owner["pid"]):
+                log(f"Taking over {path}: left by process {owner['pid']} on {host} "
+                    f"(started {owner.get('started')}), which no longer runs.")
+            else:
+                raise OutputInUseError(
+                    f"{out} is in use by another sweep: process {owner.get('pid')} on "
+                    f"{owner.get('host')}, started {owner.get('started')} (lock file "
+                    f"{path}). Two sweeps writing into one folder would replace each "
+                    "other's results: wait for it to finish, or use another --out. If that "
+                    f"process no longer runs, delete {path}.") from None
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(mine) + "\n")
+        break
+    else:
+        raise OutputInUseError(f"could not take the lock file {path}: other sweeps keep "
+                               "taking it; use another --out.")
+    try:
+        yield path
+    finally:
+        if _read_lock(path) == mine:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty: a sweep that wrote nothing leaves nothing
 
 
 def write_run(out: Path, spec: RunSpec, run: dict) -> Path:

@@ -25,6 +25,8 @@ from .sweep import (
     run_sweep,
 )
 from .sweep_config import (
+    MAX_RUNS,
+    MAX_SEEDS,
     NAMED_SWEEPS,
     SweepConfig,
     SweepConfigError,
@@ -117,7 +119,7 @@ def add_sweep_parser(sub: Any, *, positive: Callable[[str], int],
     parser.add_argument("--resume", action="store_true",
                         help="skip runs whose result file exists with the same configuration "
                         "hash (failed and interrupted runs run again)")
-    parser.add_argument("--seeds", type=seeds, default=None,
+    parser.add_argument("--seeds", type=_bounded_seeds(seeds), default=None,
                         help="replace the seeds: a count (5 means 0-4) or a list")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         dest="overrides", help="fix a TrainingConfig field for every run "
@@ -131,11 +133,26 @@ def add_sweep_parser(sub: Any, *, positive: Callable[[str], int],
                         help="never download: fail if the data is not found locally")
     parser.add_argument("--no-figures", action="store_true",
                         help="no PNG figures (the tables, CSV and JSON files only)")
+    parser.add_argument("--allow-large", action="store_true",
+                        help=f"accept more than {MAX_SEEDS:,} seeds or {MAX_RUNS:,} runs "
+                        "(refused by default: more likely a typo than a plan)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the runs (and which are done, with --resume) and stop")
     add_execution_options(parser, positive, f"worker processes (default: one per core, "
                           f"{default_workers()} here); 1 runs in this process without Dask")
     common(parser)
+
+
+def _bounded_seeds(seeds: Callable[[str], list[int]]) -> Callable[[str], Any]:
+    """`seeds`, except that a count above `MAX_SEEDS` is passed on as a number, unlisted,
+    so that the configuration check refuses it (or `--allow-large` accepts it)."""
+    def parse(text: str) -> Any:
+        stripped = text.strip()
+        if stripped.isdigit() and int(stripped) > MAX_SEEDS:
+            return int(stripped)
+        return seeds(text)
+    parse.__name__ = getattr(seeds, "__name__", "seeds")
+    return parse
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -161,13 +178,22 @@ def _load(args: argparse.Namespace) -> SweepConfig:
     overrides = parse_set(args.overrides)
     if args.config in NAMED_SWEEPS and not Path(args.config).exists():
         config = {k.split(".", 1)[1]: v for k, v in overrides.items()}
-        return figure_sweep(args.config, args.quick, seeds=args.seeds, config=config)
+        seeds = args.seeds
+        if isinstance(seeds, int):  # a count above MAX_SEEDS (see _bounded_seeds)
+            if not getattr(args, "allow_large", False):
+                raise SweepConfigError(
+                    f"--seeds {seeds:,} is more than the limit of {MAX_SEEDS:,} seeds; give "
+                    "fewer, or pass --allow-large if you mean it")
+            seeds = list(range(seeds))
+        return figure_sweep(args.config, args.quick, seeds=seeds, config=config,
+                            allow_large=getattr(args, "allow_large", False))
     if args.quick:
         raise SweepConfigError(f"--quick is for the named sweeps {', '.join(NAMED_SWEEPS)}; "
                                f"put the settings in {args.config}")
     if args.seeds is not None:
         overrides["seeds"] = args.seeds
-    return load_sweep_config(args.config, overrides)
+    return load_sweep_config(args.config, overrides,
+                             allow_large=getattr(args, "allow_large", False))
 
 
 def _out(args: argparse.Namespace, sweep: SweepConfig) -> Path:

@@ -57,7 +57,13 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 __all__ = ["SweepConfigError", "SweepConfig", "RunSpec", "load_sweep_config", "parse_sweep",
            "figure_sweep", "FIGURE_DEFAULTS", "NAMED_SWEEPS", "SYNTHETIC", "run_id",
-           "build_model", "TOP_KEYS", "MODELS"]
+           "build_model", "TOP_KEYS", "MODELS", "MAX_SEEDS", "MAX_RUNS"]
+
+#: The most seeds, and the most runs (grid points x conditions x seeds), a sweep may have
+#: unless `allow_large=True` (`ardiff sweep --allow-large`): a bigger one is more likely a
+#: typo than a plan, and listing it alone would take minutes.
+MAX_SEEDS = 10_000
+MAX_RUNS = 100_000
 
 #: A dataset name of sweeps only: Gaussian clusters made on the spot, one per class
 #: (`ardiff.paper.sweep.synthetic_data`), for quick tests of a sweep.
@@ -251,8 +257,8 @@ class SweepConfig:
 # ----------------------------------------------------------------------------
 
 
-def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = None
-                      ) -> SweepConfig:
+def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                      *, allow_large: bool = False) -> SweepConfig:
     """Read a sweep configuration file (TOML) and check it.
 
     Parameters
@@ -263,6 +269,8 @@ def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = No
         Top-level keys replacing the file's (`seeds`, `conditions`, ...), and
         `"config.FIELD"` keys setting one `TrainingConfig` field (removed from the
         grid if it was swept).
+    allow_large : bool, optional
+        Accept more than `MAX_SEEDS` seeds or `MAX_RUNS` runs.
 
     Returns
     -------
@@ -289,7 +297,8 @@ def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = No
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
     raw.setdefault("name", path.stem)
-    return parse_sweep(apply_overrides(raw, overrides or {}), source=str(path))
+    return parse_sweep(apply_overrides(raw, overrides or {}), source=str(path),
+                       allow_large=allow_large)
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
@@ -308,7 +317,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     return out
 
 
-def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
+def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>", *,
+                allow_large: bool = False) -> SweepConfig:
     """Check a sweep configuration given as a dict (the parsed file) and build it.
 
     Parameters
@@ -318,6 +328,9 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
         `conditions` to `["backprop", "ar"]`, `seeds` to `[0]`.
     source : str, optional
         Named in error messages (the file or command the dict came from).
+    allow_large : bool, optional
+        Accept more than `MAX_SEEDS` seeds or `MAX_RUNS` runs (refused by default,
+        before any run is listed).
 
     Returns
     -------
@@ -360,7 +373,7 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
                    f"{', '.join(CONDITIONS)}")
     if len(set(conditions)) != len(conditions):
         raise fail(f"'conditions' lists a condition twice: {conditions}")
-    seeds = _check_seeds(raw.get("seeds", [0]), fail)
+    seeds = _check_seeds(raw.get("seeds", [0]), fail, allow_large)
 
     config = raw.get("config", {})
     grid = raw.get("grid", {})
@@ -383,6 +396,15 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
         if len({json.dumps(v) for v in checked}) != len(checked):
             raise fail(f"grid.{k} repeats a value: {values!r}")
         checked_grid[k] = checked
+    n_runs = len(conditions) * len(seeds)
+    for values in checked_grid.values():
+        n_runs *= len(values)
+    if n_runs > MAX_RUNS and not allow_large:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in checked_grid.items())
+        raise fail(f"the sweep has {n_runs:,} runs ({sizes + ' x ' if sizes else ''}"
+                   f"{len(conditions)} conditions x {len(seeds)} seeds), more than the limit "
+                   f"of {MAX_RUNS:,}; shrink the grid, or pass --allow-large "
+                   "(allow_large=True) if you mean it")
     sweep = SweepConfig(name, model, tuple(conditions), tuple(seeds), config, checked_grid,
                         source)
     for point in sweep.points():  # combinations: every run's settings must make sense
@@ -392,7 +414,13 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>") -> SweepConfig:
     return sweep
 
 
-def _check_seeds(seeds: Any, fail: Callable[[str], Exception]) -> list[int]:
+def _check_seeds(seeds: Any, fail: Callable[[str], Exception],
+                 allow_large: bool = False) -> list[int]:
+    count = seeds if isinstance(seeds, int) and not isinstance(seeds, bool) else (
+        len(seeds) if isinstance(seeds, list) else 0)
+    if count > MAX_SEEDS and not allow_large:
+        raise fail(f"seeds = {count:,} is more than the limit of {MAX_SEEDS:,} seeds; give "
+                   "fewer, or pass --allow-large (allow_large=True) if you mean it")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise fail(f"seeds as a count must be at least 1, got {seeds}")
@@ -575,7 +603,8 @@ def build_model(model: str, config: TrainingConfig, seed: int) -> Any:
 
 def figure_sweep(figure: str, quick: bool = False, *, seeds: Sequence[int] | None = None,
                  conditions: Sequence[str] | None = None,
-                 config: Mapping[str, Any] | None = None) -> SweepConfig:
+                 config: Mapping[str, Any] | None = None,
+                 allow_large: bool = False) -> SweepConfig:
     """Fig. 2 or Fig. 3 of the paper as a sweep (what `ardiff reproduce fig2|fig3` runs).
 
     Parameters
@@ -608,5 +637,5 @@ def figure_sweep(figure: str, quick: bool = False, *, seeds: Sequence[int] | Non
            "seeds": list(seeds if seeds is not None else defaults["seeds"]),
            "config": {k: v for k, v in settings.items() if v is not None}}
     where = f"ardiff reproduce {figure}" + (" --quick" if quick else "")
-    return parse_sweep(raw, source=where)
+    return parse_sweep(raw, source=where, allow_large=allow_large)
 

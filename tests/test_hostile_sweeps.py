@@ -1,0 +1,220 @@
+"""Careless and hostile input (issue 23): sweep configurations and result folders.
+
+A sweep run again into the same folder with another setting must not overwrite the
+earlier results; two sweeps must not write into one folder; seeds and grid sizes are
+bounded before anything is listed.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ardiff.paper import cli
+from ardiff.paper.sweep import (
+    LOCK_NAME,
+    OutputInUseError,
+    ResultConflictError,
+    run_sweep,
+    sweep_lock,
+)
+from ardiff.paper.sweep_config import (
+    MAX_RUNS,
+    MAX_SEEDS,
+    SweepConfigError,
+    load_sweep_config,
+    parse_sweep,
+)
+
+SMALL = """\
+name = "small"
+conditions = ["backprop"]
+seeds = 1
+[config]
+dataset = "synthetic"
+sizes = [6, 5, 3]
+epochs = 1
+train_size = 32
+test_size = 8
+batch_size = 16
+lr = 0.01
+[grid]
+steps = [5]
+"""
+QUIET = ["--no-progress", "--no-figures", "--workers", "1"]
+
+
+def _config(tmp_path: Path, text: str = SMALL) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(text)
+    return path
+
+
+def _run(tmp_path, out, **overrides):
+    sweep = load_sweep_config(_config(tmp_path), overrides)
+    return run_sweep(sweep, out, workers=1, log=lambda _: None, figures=False)
+
+
+def _result_files(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((out / "runs").glob("*.json"))}
+
+
+# -- a different non-grid setting into the same folder -------------------------------------
+def test_a_different_setting_into_the_same_folder_is_refused_and_keeps_the_results(tmp_path):
+    out = tmp_path / "out"
+    _run(tmp_path, out)
+    before = _result_files(out)
+    assert list(before) == ["backprop_seed0_steps=5.json"]
+    with pytest.raises(ResultConflictError,
+                       match=r"backprop_seed0_steps=5\.json holds the result of a run with a "
+                             r"different configuration .*epochs 1 there, 2 now.*would "
+                             r"overwrite it\. Use another --out"):
+        _run(tmp_path, out, **{"config.epochs": 2})
+    assert _result_files(out) == before
+    # the same configuration again is the same run: allowed (and reused with resume)
+    sweep = load_sweep_config(_config(tmp_path))
+    again = run_sweep(sweep, out, workers=1, resume=True, log=lambda _: None, figures=False)
+    assert again.skipped and not again.ran
+    # a separate folder for the other setting works
+    _run(tmp_path, tmp_path / "other", **{"config.epochs": 2})
+
+
+def test_the_command_line_refuses_the_overwrite_with_exit_status_2(tmp_path, capsys):
+    config, out = _config(tmp_path), tmp_path / "out"
+    assert cli.main(["sweep", str(config), "--out", str(out), *QUIET]) == 0
+    before = _result_files(out)
+    capsys.readouterr()
+    assert cli.main(["sweep", str(config), "--out", str(out), *QUIET,
+                     "--set", "epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the result of a run with a different configuration" in err
+    assert "Traceback" not in err
+    assert _result_files(out) == before
+
+
+def test_an_unreadable_result_file_is_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "backprop_seed0_steps=5.json").write_text("{not json")
+    with pytest.raises(ResultConflictError, match=r"exists but is not a readable run record"):
+        _run(tmp_path, out)
+    assert (out / "runs" / "backprop_seed0_steps=5.json").read_text() == "{not json"
+
+
+# -- two sweeps into one folder ------------------------------------------------------------
+def test_a_folder_held_by_a_running_sweep_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": "earlier"}
+    (out / LOCK_NAME).write_text(json.dumps(owner))
+    with pytest.raises(OutputInUseError, match=rf"in use by another sweep: process "
+                                               rf"{os.getpid()} on .*use another --out"):
+        _run(tmp_path, out)
+    assert not (out / "runs").exists()
+    assert json.loads((out / LOCK_NAME).read_text()) == owner  # the owner's lock is kept
+
+
+def test_two_concurrent_sweeps_cannot_share_a_folder(tmp_path):
+    out = tmp_path / "out"
+    held, release = threading.Event(), threading.Event()
+
+    def first():
+        with sweep_lock(out, log=lambda _: None):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(OutputInUseError, match=r"in use by another sweep"):
+            _run(tmp_path, out)
+    finally:
+        release.set()
+        thread.join()
+    assert not (out / LOCK_NAME).exists()  # released on exit
+    _run(tmp_path, out)  # and free again
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_message(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(),
+                                             "started": "yesterday"}))
+    lines = []
+    sweep = load_sweep_config(_config(tmp_path))
+    run_sweep(sweep, out, workers=1, log=lines.append, figures=False)
+    assert any(f"Taking over {out / LOCK_NAME}: left by process {pid}" in line
+               and "no longer runs" in line for line in lines)
+    assert (out / "runs" / "backprop_seed0_steps=5.json").exists()
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_a_lock_from_another_host_is_not_taken_over(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example",
+                                             "started": "now"}))
+    with pytest.raises(OutputInUseError, match=r"process 1 on elsewhere\.example.*If that "
+                                               r"process no longer runs, delete"):
+        _run(tmp_path, out)
+
+
+# -- bounded seeds and grids ----------------------------------------------------------------
+def _raw(**changes):
+    raw = {"name": "t", "conditions": ["backprop"], "seeds": 1,
+           "config": {"dataset": "synthetic", "sizes": [6, 5, 3], "epochs": 1}}
+    raw.update(changes)
+    return raw
+
+
+def test_a_huge_seed_count_is_refused_at_once():
+    start = time.perf_counter()
+    with pytest.raises(SweepConfigError, match=rf"seeds = 100,000,000 is more than the limit "
+                                               rf"of {MAX_SEEDS:,} seeds.*--allow-large"):
+        parse_sweep(_raw(seeds=100_000_000))
+    with pytest.raises(SweepConfigError, match=r"seeds = 10,001 is more than the limit"):
+        parse_sweep(_raw(seeds=list(range(MAX_SEEDS + 1))))
+    assert time.perf_counter() - start < 2
+    assert len(parse_sweep(_raw(seeds=MAX_SEEDS)).seeds) == MAX_SEEDS
+    assert len(parse_sweep(_raw(seeds=MAX_SEEDS + 1), allow_large=True).seeds) == MAX_SEEDS + 1
+
+
+def test_a_huge_grid_is_refused_unless_allowed():
+    grid = {"lr": [0.001 * (k + 1) for k in range(999)], "batch_size": list(range(1, 1001))}
+    start = time.perf_counter()
+    with pytest.raises(SweepConfigError, match=r"the sweep has 999,000 runs \(999 lr x 1000 "
+                                               r"batch_size x 1 conditions x 1 seeds\), more "
+                                               rf"than the limit of {MAX_RUNS:,}"):
+        parse_sweep(_raw(grid=grid))
+    assert time.perf_counter() - start < 5
+    big = _raw(seeds=MAX_SEEDS, grid={"lr": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07,
+                                             0.08, 0.09, 0.1, 0.11]})
+    with pytest.raises(SweepConfigError, match=r"110,000 runs"):
+        parse_sweep(big)
+    assert parse_sweep(big, allow_large=True).seeds[-1] == MAX_SEEDS - 1
+
+
+def test_dry_run_with_huge_seeds_stops_at_once(tmp_path, capsys):
+    config = _config(tmp_path, SMALL.replace("seeds = 1", "seeds = 100000000"))
+    start = time.perf_counter()
+    assert cli.main(["sweep", str(config), "--dry-run", "--out", str(tmp_path / "o")]) == 2
+    assert "seeds = 100,000,000 is more than the limit" in capsys.readouterr().err
+    assert cli.main(["sweep", str(_config(tmp_path)), "--dry-run", "--seeds", "100000000",
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "more than the limit" in capsys.readouterr().err
+    assert cli.main(["sweep", "fig2", "--dry-run", "--seeds", "100000000",
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "--seeds 100,000,000 is more than the limit" in capsys.readouterr().err
+    assert time.perf_counter() - start < 10
+    assert not (tmp_path / "o").exists()
