@@ -18,11 +18,24 @@ user cache (`$XDG_CACHE_HOME/ardiff/<name>`, by default `~/.cache/ardiff/<name>`
 and in `/usr/share/datasets/<name>`; if they are nowhere, they are downloaded
 into the user cache with `pooch` (an optional dependency, in the `cli` extra),
 which checks them against the SHA-256 sums recorded in this module.
+
+Files found on disk are verified too, wherever they come from, once per file and
+process (cached by path, size and modification time): a file is good if its bytes are
+the published `.gz` (the download's SHA-256), or if its decompressed IDX content has
+the SHA-256 recorded here (`_IDX_CHECKSUMS`: the bundled subset, and Fashion-MNIST as
+Debian's re-gzipped `dataset-fashion-mnist` holds it).  A file whose header gives the
+published data's shape (60,000 or 10,000 examples) but whose content differs -- a
+flipped byte -- raises `DataError` naming it and how to get a good copy.  Files of
+another shape are someone's own data (a subset, a test fixture), not a copy of the
+published files: they get the structural checks only.  No digest of MNIST's IDX
+content is recorded yet, so an MNIST copy other than the published `.gz` files is
+checked for structure only.
 """
 
 from __future__ import annotations
 
 import gzip as _gzip
+import hashlib
 import math
 import os
 import struct
@@ -107,7 +120,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         The message names the file.
     """
     path = Path(path)
-    buf = _read_bytes(path)
+    return _parse_idx(_read_bytes(path), path)
+
+
+def _parse_idx(buf: bytes, path: Path) -> np.ndarray:
+    """The array of the IDX content `buf` (decompressed) read from `path`."""
     if len(buf) < 4:
         raise DataError(f"{path}: not an IDX file: only {len(buf)} bytes, need a 4-byte header")
     if buf[0] != 0 or buf[1] != 0:
@@ -253,6 +270,42 @@ _CHECKSUMS: dict[str, dict[str, str]] = {
             "sha256:67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
     },
 }
+
+#: SHA-256 of the *decompressed* IDX content of each file, with the number of examples
+#: the published file holds, for verifying copies found on disk (whose `.gz` bytes may
+#: differ from the download's).  Fashion-MNIST: computed from Debian's
+#: dataset-fashion-mnist 0.0~git20200523.55506a9-1 (its files checked against the
+#: package's md5sums); the README of the bundled subset records its provenance.  The
+#: subset: computed from the files shipped in ardiff/paper/datasets (their .gz SHA-256
+#: are the ones its README lists).
+_IDX_CHECKSUMS: dict[str, dict[str, tuple[str, int]]] = {
+    "fashion-mnist": {
+        "train-images-idx3-ubyte":
+            ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 60000),
+        "train-labels-idx1-ubyte":
+            ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60000),
+        "t10k-images-idx3-ubyte":
+            ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 10000),
+        "t10k-labels-idx1-ubyte":
+            ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10000),
+    },
+    "fashion-mnist-small": {
+        "train-images-idx3-ubyte":
+            ("eeed8cce8569535ce63c893541ca1c333eac4e3c2c3fe895d726b73e2cf35f47", 9000),
+        "train-labels-idx1-ubyte":
+            ("a5fd5ce07e14cadfdaac91dae6ac4d93986a183d5c07e96ce15bcdf8dd255e9f", 9000),
+        "t10k-images-idx3-ubyte":
+            ("862035b0a96959b614c9574f4c2b0ae9584ca234813e8d6d7adb7838b12ca46b", 2000),
+        "t10k-labels-idx1-ubyte":
+            ("aa3f574d30afaf0d4d9da084a6f8541771e20693d6a97fae6e9a4953fca8f078", 2000),
+    },
+}
+
+#: The number of examples of each published file (its first IDX dimension).
+_PUBLISHED_SIZES = {"train": 60000, "t10k": 10000}
+
+#: Files verified in this process: (path, size, mtime) -> True.
+_VERIFIED: dict[tuple[str, int, int], bool] = {}
 
 _INSTALL_HINT = "pip install 'ardiff[cli]' (or: pip install pooch)"
 
@@ -455,9 +508,71 @@ class DataNotFoundError(DataError):
         return "\n".join(lines)
 
 
-def _to_arrays(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
+def _good_copy_hint(name: str, path: Path) -> str:
+    if name in _BUNDLED:
+        return ("the bundled subset is damaged: reinstall ardiff (pip install --force-reinstall "
+                "ardiff, or git checkout the file in a source tree)")
+    hints = [f"delete {path} so that ardiff downloads a verified copy into "
+             f"{cache_dir(name)}, or replace it with a good copy"]
+    if name == "fashion-mnist":
+        hints.append("on Debian/Ubuntu, apt-get install --reinstall dataset-fashion-mnist "
+                     "restores /usr/share/datasets/fashion-mnist/")
+    return "; ".join(hints)
+
+
+def _read_verified(path: Path, name: str, stem: str) -> np.ndarray:
+    """Read an IDX file of dataset `name` (file `stem`), verifying its content.
+
+    Raises `DataError` if the file holds the published data's shape but not its
+    content (see the module docstring).
+    """
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read IDX file: {e}") from e
+    buf = raw
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            buf = _gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip data: {e}") from e
+    array = _parse_idx(buf, path)
+    if key is not None and _VERIFIED.get(key):
+        return array
+    published = _CHECKSUMS.get(name, {}).get(stem + ".gz")
+    known = _IDX_CHECKSUMS.get(name, {}).get(stem)
+    if published is not None and "sha256:" + hashlib.sha256(raw).hexdigest() == published:
+        pass  # byte for byte the published download
+    elif known is not None:
+        digest, n_published = known
+        if name in _BUNDLED or (array.ndim and array.shape[0] == n_published):
+            found = hashlib.sha256(buf).hexdigest()
+            if found != digest:
+                raise DataError(
+                    f"{path}: corrupt or modified copy of {name} ({stem}): the SHA-256 of its "
+                    f"IDX content is {found}, the published data's is {digest}. To get a "
+                    f"good copy: {_good_copy_hint(name, path)}.")
+    if key is not None:
+        _VERIFIED[key] = True
+    return array
+
+
+def _to_arrays(images_path: Path, labels_path: Path,
+               name: str | None = None, split: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    if name is not None and split is not None:
+        image_stem, label_stem = _SPLIT_STEMS[split]
+        images = _read_verified(images_path, name, image_stem)
+        labels = _read_verified(labels_path, name, label_stem)
+    else:
+        images = read_idx(images_path)
+        labels = read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(
             f"{images_path}: expected uint8 images of shape (n, 28, 28), "
@@ -558,13 +673,13 @@ def load(
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     if key in _BUNDLED:
         with _bundled_files(key, split) as (images, labels):
-            return _to_arrays(images, labels)
+            return _to_arrays(images, labels, key, split)
 
     places = _search_places(key, data_dir)
     for directory, _why in places:
         hit = _find_in(directory, split)
         if hit is not None:
-            return _to_arrays(*hit)
+            return _to_arrays(*hit, key, split)
 
     errors: list[str] = []
     if download:
@@ -580,5 +695,5 @@ def load(
                     break
             paths.append(existing)
         else:
-            return _to_arrays(*paths)
+            return _to_arrays(*paths, key, split)
     raise DataNotFoundError(key, split, places, download, errors)
