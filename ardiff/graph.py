@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import threading
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -201,12 +202,16 @@ def copy_of(x: Any) -> Any:
     """A traced value's copy: a new traced object for the same node and value.
 
     Where NumPy returns a copy (`x.copy()`, `np.array(x)`, `+x`) ardiff returns a new
-    object rather than `x` itself, so that an in-place update of one (`x += 1`, which
-    moves `x` to a new node) leaves the other as it was.  The recorded value is shared:
-    neither object ever writes into it.  Plain values are returned unchanged.
+    object holding a copy of the array rather than `x` itself, so that an in-place
+    update of one (`x += 1`, which moves `x` to a new node) leaves the other as it was.
+    Both stand for the same recorded node.  Plain values are returned unchanged.
     """
     if isinstance(x, TracerBase):
-        return type(x)(x._graph, x._node, x._value)
+        inner = x._value
+        # a copy of the array too, as NumPy makes: no memory shared with `x`
+        inner = copy_of(inner) if isinstance(inner, TracerBase) else \
+            inner.copy() if isinstance(inner, np.ndarray) else inner
+        return type(x)(x._graph, x._node, inner)
     return x
 
 
@@ -293,6 +298,10 @@ class Graph:
         self.parent_columns: list = []
         #: Indices of the nodes without parents (leaves), ascending.
         self.roots: list[int] = []
+        # The traced values whose arrays share memory with another's (see `record_view`),
+        # by id, weakly: each leaves when the program drops it.  (Not a WeakSet: that
+        # compares its members with ==, which is elementwise on traced arrays.)
+        self._sharing: dict[int, weakref.ref] = {}
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -329,6 +338,23 @@ class Graph:
         if not parents:
             self.roots.append(node.index)
         return node
+
+    def record_view(self, base: TracerBase, view: TracerBase) -> None:
+        """Remember that `view`'s array is a NumPy view of `base`'s.
+
+        Both are kept weakly, each until the program drops it.  Read by in-place
+        updates (`x += v`), which follow NumPy only where no other live traced array
+        shares the updated one's memory (`live_views`).
+        """
+        sharing = self._sharing
+        for traced in (base, view):
+            key = id(traced)
+            if key not in sharing:
+                sharing[key] = weakref.ref(traced, lambda _, key=key: sharing.pop(key, None))
+
+    def live_views(self) -> list:
+        """The live traced values noted by `record_view` (views and their bases)."""
+        return [t for t in (ref() for ref in list(self._sharing.values())) if t is not None]
 
     def input(self, value: Any, name: str | None = None):
         """Add a differentiable leaf and return it as a traced value.

@@ -156,10 +156,13 @@ class Op:
     reads : sequence or None
         Per argument, what its VJP maker reads of the recorded point (see `defop`);
         None where unknown.  Inferred as nothing for `Fixed` makers.
+    view : bool
+        Whether NumPy's result may be a view of the first argument (see `defop`).
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
-                 nonlinear: bool = False, infix: str | None = None, reads=None):
+                 nonlinear: bool = False, infix: str | None = None, reads=None,
+                 view: bool = False):
         self.name = name
         self.fwd = fwd if infix is None else _via_operator(fwd, _INFIX[infix])
         self.vjps = tuple(vjps)
@@ -168,6 +171,7 @@ class Op:
         self.nonlinear = nonlinear
         self.infix = infix
         self.reads = _normalize_reads(name, reads, self.vjps, vjp)
+        self.view = view
         self._needed: dict = {}  # traced argument positions -> what their VJPs read
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
@@ -202,7 +206,10 @@ class Op:
         if graph.lean and self.reads is not None:
             kept = self.release_unread(graph, raw, parents, value)
         node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), kept)
-        return graph.tracer_class(graph, node.index, value)
+        out = graph.tracer_class(graph, node.index, value)
+        if self.view:
+            _note_view(graph, args[parents[0][0]], out)
+        return out
 
     def release_unread(self, graph: Graph, raw: list, parents: list, value: Any) -> Any:
         """The value a lean graph keeps for a new node; unread arguments released in `raw`.
@@ -259,7 +266,10 @@ class Op:
                 raw[i] = a._value
         value = self(*raw, **kwargs)  # lower-level tracers inside: records there too
         node = graph.append(self, tuple(raw), kwargs or NO_KWARGS, tuple(parents), value)
-        return graph.tracer_class(graph, node.index, value)
+        out = graph.tracer_class(graph, node.index, value)
+        if self.view and parents:
+            _note_view(graph, args[parents[0][0]], out)
+        return out
 
     # -- derivatives ---------------------------------------------------------------------
     def vjp_maker(self, argnum: int) -> Callable | None:
@@ -336,7 +346,8 @@ class Op:
 
 
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
-          nonlinear: bool = False, infix: str | None = None, reads: Any = None) -> Op:
+          nonlinear: bool = False, infix: str | None = None, reads: Any = None,
+          view: bool = False) -> Op:
     """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
 
     Everything ardiff knows about the op is given here; the tracer, every solver,
@@ -384,6 +395,11 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         Default: `()` for `PASS_THROUGH`/`NEGATED`-style (`Fixed`) makers, unknown
         (everything kept) otherwise.  A VJP reading a value left out raises
         `ardiff.graph.ReleasedValueError` naming the node.
+    view : bool
+        Whether NumPy's result may be a view of the first argument (reshape,
+        transpose, basic indexing): such results are noted in the graph
+        (`Graph.record_view`), so that an in-place update (`x += v`) can tell whether
+        another live array shares the memory it would write.
 
     Returns
     -------
@@ -402,9 +418,17 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         raise ValueError(f"op {name!r} is defined twice")
     if infix is not None and infix not in _INFIX:
         raise ValueError(f"defop({name!r}): infix={infix!r} is not one of {sorted(_INFIX)}.")
-    op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix, reads=reads)
+    op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix, reads=reads,
+            view=view)
     OPS[name] = op
     return op
+
+
+def _note_view(graph: Graph, base: Any, out: TracerBase) -> None:
+    """Note `out` in `graph` as a view of the traced `base` when NumPy made it one."""
+    inner = unwrap(out)
+    if type(inner) is np.ndarray and inner.base is not None:
+        graph.record_view(base, out)
 
 
 def _via_operator(ufunc: Callable, function: Callable) -> Callable:

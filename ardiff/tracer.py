@@ -129,8 +129,19 @@ ASSIGN_HELP = (
     "anp.array(values); to replace entries of a traced array use anp.where(mask, new, old) "
     "or anp.concatenate.")
 
-#: ops whose NumPy result may share memory with their argument (a view)
-VIEW_OPS = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "real", "imag"})
+def _live_alias(tracer: TracerBase) -> TracerBase | None:
+    """Another live traced value whose array shares memory with `tracer`'s, or None.
+
+    Arrays share memory only through views, and the graph notes every view its ops make
+    (`Graph.record_view`), so the candidates are the live ends of those notes.
+    """
+    mine = unwrap(tracer)
+    for other in tracer._graph.live_views():
+        theirs = unwrap(other)
+        if other is not tracer and type(theirs) is np.ndarray and \
+                np.may_share_memory(mine, theirs) and np.shares_memory(mine, theirs):
+            return other
+    return None
 
 
 class Tracer(TracerBase):
@@ -478,20 +489,22 @@ class Tracer(TracerBase):
         """Why an in-place update of this array cannot follow NumPy ('' if it can)."""
         graph, index = self._graph, self._node
         node = graph.nodes[index]
-        follow = "which ardiff does not follow"
         if node.op == "input":
             return ("that is an argument of the traced function: NumPy would change the "
                     "caller's array, and ardiff never writes into its arguments")
-        name = getattr(node.op, "name", None)
-        if name in VIEW_OPS and node.parents:
-            return (f"that may be a view of another array (made by {name}): NumPy would write "
-                    f"the update through to that array too, {follow}")
-        for later in graph.nodes[index + 1:]:  # a node's children come after it in the tape
-            name = getattr(later.op, "name", None)
-            if name in VIEW_OPS and any(p == index for _, p in later.parents):
-                return (f"of which another array may be a view (made by {name}): NumPy would "
-                        f"change that view too, {follow}")
-        return ""
+        # Memory is shared only through views (noted by the graph): look for another
+        # live traced array that shares this one's.
+        other = _live_alias(self)
+        if other is None:  # the other array is gone: NumPy's write would go unseen
+            return ""
+        if graph.nodes[other._node].op == "input":
+            return ("that shares memory with an argument of the traced function: NumPy "
+                    "would change the caller's array, and ardiff never writes into its "
+                    "arguments")
+        return (f"that shares memory with another traced array still in use (node "
+                f"{other._node}; views are made by basic indexing, reshape, transpose, .T, "
+                "broadcast_to, .real, .imag): NumPy would change that array too, which ardiff "
+                "does not follow")
 
     def __iadd__(self, other):
         return self._update(add, other, "+")

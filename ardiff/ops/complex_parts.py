@@ -50,8 +50,8 @@ def _angle_vjp(ans, z, deg=False):
     return lambda g: g * factor
 
 
-real = defop("real", np.real, _real_vjp, reads=((),))
-imag = defop("imag", np.imag, _imag_vjp, reads=((),))
+real = defop("real", np.real, _real_vjp, reads=((),), view=True)
+imag = defop("imag", np.imag, _imag_vjp, reads=((),), view=True)
 conj = defop("conj", np.conjugate, _conj_vjp, reads=((),))
 angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True,
               reads=((0,),))

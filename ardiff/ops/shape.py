@@ -37,14 +37,14 @@ def _untake_fwd(g, index, shape):
 
 getitem = defop("getitem", lambda x, index: x[index],
                 lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0, reads=((1,),))
+                jac=MOVES_ARGUMENT_0, reads=((1,),), view=True)
 untake = defop("untake", _untake_fwd,
                lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter(),
                reads=((1,),))
 
 reshape = defop("reshape", np.reshape,
                 lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0, reads=((),))
+                jac=MOVES_ARGUMENT_0, reads=((),), view=True)
 
 
 def _transpose_vjp(ans, x, axes=None):
@@ -56,10 +56,11 @@ def _transpose_vjp(ans, x, axes=None):
 
 
 transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp,
-                  jac=MOVES_ARGUMENT_0, reads=((),))
+                  jac=MOVES_ARGUMENT_0, reads=((),), view=True)
 
 # The generic unbroadcast in Op.local_vjp does the summation.
-broadcast_to = defop("broadcast_to", np.broadcast_to, PASS_THROUGH, jac=MOVES_ARGUMENT_0)
+broadcast_to = defop("broadcast_to", np.broadcast_to, PASS_THROUGH, jac=MOVES_ARGUMENT_0,
+                     view=True)
 
 
 def _concatenate_vjp(k, ans, *arrays, axis=0):
