@@ -218,3 +218,26 @@ def test_dry_run_with_huge_seeds_stops_at_once(tmp_path, capsys):
     assert "--seeds 100,000,000 is more than the limit" in capsys.readouterr().err
     assert time.perf_counter() - start < 10
     assert not (tmp_path / "o").exists()
+
+
+# -- a sweep file is code: --dry-run runs none of it --------------------------------------
+def test_dry_run_imports_no_user_model(tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "imported.txt"
+    module = tmp_path / "mods" / "ardiff_issue23_model.py"
+    module.parent.mkdir()
+    module.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+                      "def build(config, seed):\n    raise RuntimeError('not for training')\n")
+    monkeypatch.syspath_prepend(str(module.parent))
+    monkeypatch.delitem(sys.modules, "ardiff_issue23_model", raising=False)
+    config = _config(tmp_path, SMALL.replace('name = "small"',
+                                             'name = "small"\nmodel = '
+                                             '"ardiff_issue23_model:build"'))
+    assert cli.main(["sweep", str(config), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert "1 runs" in capsys.readouterr().out
+    assert not marker.exists() and "ardiff_issue23_model" not in sys.modules
+    load_sweep_config(config)  # a real run checks (imports) the model
+    assert marker.read_text() == "ran"
+    monkeypatch.delitem(sys.modules, "ardiff_issue23_model", raising=False)
+    bad = _config(tmp_path, SMALL.replace('name = "small"', 'name = "small"\nmodel = "x:y:z"'))
+    assert cli.main(["sweep", str(bad), "--dry-run", "--out", str(tmp_path / "o")]) == 2
+    assert "model must be" in capsys.readouterr().err

@@ -192,8 +192,11 @@ def _load(args: argparse.Namespace) -> SweepConfig:
                                f"put the settings in {args.config}")
     if args.seeds is not None:
         overrides["seeds"] = args.seeds
+    # --dry-run lists the runs without importing a "module:function" model: a sweep
+    # file's model is code, run only when the sweep is
     return load_sweep_config(args.config, overrides,
-                             allow_large=getattr(args, "allow_large", False))
+                             allow_large=getattr(args, "allow_large", False),
+                             import_model=not getattr(args, "dry_run", False))
 
 
 def _out(args: argparse.Namespace, sweep: SweepConfig) -> Path:

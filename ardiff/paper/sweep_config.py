@@ -258,7 +258,7 @@ class SweepConfig:
 
 
 def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                      *, allow_large: bool = False) -> SweepConfig:
+                      *, allow_large: bool = False, import_model: bool = True) -> SweepConfig:
     """Read a sweep configuration file (TOML) and check it.
 
     Parameters
@@ -271,6 +271,9 @@ def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = No
         grid if it was swept).
     allow_large : bool, optional
         Accept more than `MAX_SEEDS` seeds or `MAX_RUNS` runs.
+    import_model : bool, optional
+        Import a `"module:function"` model to check it (False: its form only, as
+        `ardiff sweep --dry-run` does, so that listing a sweep runs no code of it).
 
     Returns
     -------
@@ -298,7 +301,7 @@ def load_sweep_config(path: str | Path, overrides: Mapping[str, Any] | None = No
         raise SweepConfigError(f"{path} is not valid TOML: {exc}") from None
     raw.setdefault("name", path.stem)
     return parse_sweep(apply_overrides(raw, overrides or {}), source=str(path),
-                       allow_large=allow_large)
+                       allow_large=allow_large, import_model=import_model)
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
@@ -318,7 +321,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
 
 
 def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>", *,
-                allow_large: bool = False) -> SweepConfig:
+                allow_large: bool = False, import_model: bool = True) -> SweepConfig:
     """Check a sweep configuration given as a dict (the parsed file) and build it.
 
     Parameters
@@ -331,6 +334,10 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>", *,
     allow_large : bool, optional
         Accept more than `MAX_SEEDS` seeds or `MAX_RUNS` runs (refused by default,
         before any run is listed).
+    import_model : bool, optional
+        Import a `"module:function"` model to check that it exists.  A sweep file's
+        model is code that runs on import: pass False to check only its form (what
+        `ardiff sweep --dry-run` does).
 
     Returns
     -------
@@ -360,7 +367,7 @@ def parse_sweep(raw: Mapping[str, Any], source: str = "<sweep>", *,
     model = raw.get("model", "mlp")
     if not isinstance(model, str):
         raise fail(f"model must be 'mlp', 'cnn' or 'package.module:function', got {model!r}")
-    check_model(model, fail)
+    check_model(model, fail, import_model)
     conditions = raw.get("conditions", list(FIG2))
     if isinstance(conditions, str):
         conditions = [conditions]
@@ -512,14 +519,17 @@ def _check_combination(cfg: TrainingConfig, model: str, conditions: Sequence[str
 # ----------------------------------------------------------------------------
 
 
-def check_model(model: str, fail: Callable[[str], Exception]) -> None:
+def check_model(model: str, fail: Callable[[str], Exception],
+                import_model: bool = True) -> None:
     """Raise `fail(...)` unless `model` is a name of `MODELS` or an importable
-    `module:function`."""
+    `module:function` (with `import_model=False`: has that form; nothing is imported)."""
     if model in MODELS:
         return
     if model.count(":") != 1 or not all(model.split(":")):
         raise fail(f"model must be {', '.join(map(repr, MODELS))} or "
                    f"'package.module:function', got {model!r}")
+    if not import_model:
+        return
     try:
         resolve_model(model)
     except (ImportError, AttributeError, TypeError) as exc:
