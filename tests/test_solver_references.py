@@ -593,6 +593,11 @@ def test_closed_form_corner_cases():
                             time=[0.5, 2.0], record=True)
     assert cont.iterations == 0 and len(cont.residuals) == 1 and cont.method == "relax"
     np.testing.assert_array_equal(cont.times, [0.5, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        three = ardiff.relax(ref.graph, ref.traced[-1], schedule="continuous",
+                             time=[0.5, 1.0, 2.0], record=True)
+    assert len(three.residuals) == 1  # recorded times: one residual, of the last state
     assert cont.residuals[0] == pytest.approx(relative_residual(ref, ref.flowed(2.0)),
                                               rel=1e-9)
 
