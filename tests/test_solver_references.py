@@ -770,3 +770,65 @@ def test_complex_graph_with_real_inner_edges():
     fd = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(2)]
     np.testing.assert_allclose(tri.grads[0], fd, rtol=1e-7)
     np.testing.assert_allclose(tri.grads[0], ardiff.backprop(g).grads[0], rtol=1e-12)
+
+
+def test_run_relaxation_options_and_keywords():
+    from ardiff.solvers import SolverOptions
+    from ardiff.solvers.relaxation import run_relaxation
+
+    ref = skip_connection()
+    plan = compile_plan(ref.graph, ref.traced[-1])
+    with pytest.raises(TypeError, match=r"run_relaxation: pass options= or keywords, not both "
+                                        r"\(got \['eta', 'tol'\]\)"):
+        run_relaxation(plan, options=SolverOptions(), tol=0.1, eta=0.5)
+    by_keywords = run_relaxation(plan, schedule="parallel", eta=0.5, tol=0.0, max_iter=4)
+    by_options = run_relaxation(plan, None, SolverOptions(schedule="parallel", eta=0.5,
+                                                          tol=0.0, max_iter=4))
+    assert by_keywords.iterations == by_options.iterations == 4
+    assert_state(by_keywords, ref, ref.stepped("parallel", 0.5, 4))
+    assert_state(by_options, ref, ref.stepped("parallel", 0.5, 4))
+
+
+def test_stepping_without_relaxing_nodes():
+    g = ardiff.Graph()
+    x = g.input(np.array([0.5, 2.0]), name="x")
+    out = anp.dot(x, x)  # the output reads the input directly
+    for schedule in ("parallel", "sequential"):
+        result = ardiff.relax(g, out, schedule=schedule, eta=0.5, record=True)
+        assert result.iterations == 0 and result.converged and list(result.residuals) == []
+        assert result.vjp_evals == 2 and result.activities == {} and result.trajectory == {}
+        np.testing.assert_array_equal(result.grads[0], [1.0, 4.0])
+
+
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.5), ("sequential", 0.5),
+                                          ("sequential", 1.0)])
+def test_float32_relaxation_meets_a_reachable_tolerance(schedule, eta):
+    """The default tol (1e-12) is raised to what float32 resolves: converged, silent."""
+    g = ardiff.Graph()
+    x = g.input(np.linspace(-1, 1, 5).astype(np.float32), name="x")
+    h = anp.tanh(anp.sin(x) * np.float32(1.5))
+    out = anp.sum(h * h)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = ardiff.relax(g, out, schedule=schedule, eta=eta, record=True)
+    assert result.converged and result.residuals[-1] <= 16 * np.finfo(np.float32).eps
+    assert result.residuals[-1] > 1e-12 or eta == 1.0
+    exact = ardiff.backprop(g, out).grads[0]
+    np.testing.assert_allclose(result.grads[0], exact, rtol=1e-5)
+    assert len(result.trajectory[1]) == result.iterations + 1
+
+
+def test_non_finite_relaxation_warns_about_the_node_not_convergence():
+    from ardiff import NonFiniteWarning
+
+    g = ardiff.Graph()
+    x = g.input(np.array([0.0, 1.0]), name="x")
+    out = anp.sum(anp.tanh(anp.sqrt(x * 1.0)))
+    for schedule in ("parallel", "sequential"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = ardiff.relax(g, out, schedule=schedule, eta=0.5)
+        # the finite entries converge; the non-finite one is named, not waited for
+        kinds = {type(w.message) for w in caught}
+        assert NonFiniteWarning in kinds and ConvergenceWarning not in kinds
+        assert not np.all(np.isfinite(result.grads[0]))
