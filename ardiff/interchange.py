@@ -29,7 +29,7 @@ A graph file is data from outside, perhaps untrusted.  Everything in it that siz
 allocation is bounded before anything is allocated: argument positions (`MAX_ARGUMENTS`),
 array dtypes (bool, integer, float or complex of at most 16 bytes), nesting depth
 (`MAX_DEPTH`), and the bytes of every array -- stored, declared (`shape` x `dtype`) or
-computed -- against `max_bytes` (default `MAX_BYTES`, 1 GiB; pass a larger
+computed -- against `max_bytes` (default `MAX_BYTES`, 2**30 bytes; pass a larger
 `max_bytes=` to `from_json`/`from_networkx` for bigger graphs).  Duplicate node ids,
 bare `NaN`/`Infinity` tokens and every malformed field raise `GraphValidationError`
 naming the node and the field.
@@ -280,13 +280,15 @@ def _float(spec: Any, where: str) -> float:
                       "number).")
 
 
-def decode(data: Any, where: str = "value", max_bytes: int = MAX_BYTES, _depth: int = 0) -> Any:
+def decode(data: Any, where: str = "value", max_bytes: int | None = None,
+           _depth: int = 0) -> Any:
     """Inverse of `encode`.
 
     `where` names the field in error messages; every malformed value raises
-    `GraphValidationError`, and arrays larger than `max_bytes` are refused before they are
-    allocated.
+    `GraphValidationError`, and arrays larger than `max_bytes` (default `MAX_BYTES`) are
+    refused before they are allocated.
     """
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if _depth > MAX_DEPTH:
         raise _bad(where, f"values nest more than {MAX_DEPTH} levels deep; graph files "
                           "hold shallow values (arrays are flat lists with a 'shape').")
@@ -565,7 +567,7 @@ def _check_declared(nid, attrs: dict, value) -> None:
             f"{np.result_type(value)}.", node=nid)
 
 
-def from_networkx(G, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
+def from_networkx(G, output: Any = None, max_bytes: int | None = None) -> Graph:
     """Build a `Graph` from a networkx directed graph (format: `ardiff.interchange`).
 
     Parameters
@@ -576,9 +578,9 @@ def from_networkx(G, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
         The output node's id in `G`; default `G.graph["output"]`, else the only
         node without children.
     max_bytes : int, optional
-        Bound on the bytes of any array a node declares or computes (default
-        `MAX_BYTES`, 1 GiB); checked before the node is computed where the size is
-        known beforehand.
+        Bound on the bytes of any array a node declares or computes (default None:
+        `ardiff.interchange.MAX_BYTES`, 2**30); checked before the node is computed
+        where the size is known beforehand.
 
     Returns
     -------
@@ -595,6 +597,7 @@ def from_networkx(G, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
     """
     import networkx as nx
 
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if not isinstance(G, nx.DiGraph):
         raise TypeError(f"from_networkx expects a networkx.DiGraph, got {type(G).__name__}.")
     order = _topological_order(G)
@@ -665,14 +668,16 @@ def _load_json(text: str) -> Any:
         raise GraphValidationError(f"Not valid JSON text: {exc}") from None
 
 
-def json_to_networkx(text: str, max_bytes: int = MAX_BYTES):
+def json_to_networkx(text: str, max_bytes: int | None = None):
     """Parse the JSON of `to_json` into a networkx DiGraph (values decoded).
 
     Every malformed field raises `GraphValidationError` naming the node and the field;
-    arrays larger than `max_bytes` are refused before they are allocated.
+    arrays larger than `max_bytes` (default `MAX_BYTES`) are refused before they are
+    allocated.
     """
     import networkx as nx
 
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     doc = _load_json(text)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise GraphValidationError(f"Not an ardiff graph: expected a JSON object with "
@@ -755,11 +760,12 @@ def _position(pos: Any, where: str) -> int:
     return k
 
 
-def from_json(text: str, output: Any = None, max_bytes: int = MAX_BYTES) -> Graph:
+def from_json(text: str, output: Any = None, max_bytes: int | None = None) -> Graph:
     """Rebuild a `Graph` from the JSON text of `to_json`.
 
     The text may come from anywhere: it is data only (never pickle or code), every
     malformed field raises `GraphValidationError` naming the node and the field, and no
-    array above `max_bytes` (default `MAX_BYTES`, 1 GiB) is allocated.
+    array above `max_bytes` (default None: `ardiff.interchange.MAX_BYTES`, 2**30 bytes)
+    is allocated.
     """
     return from_networkx(json_to_networkx(text, max_bytes), output=output, max_bytes=max_bytes)

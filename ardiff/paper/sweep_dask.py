@@ -86,8 +86,9 @@ def _run_on_dask(todo: Sequence[RunSpec], record: Callable[[RunSpec, dict], None
     if scheduler is None:
         bokeh = importlib.util.find_spec("bokeh") is not None
         options = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                   # without bokeh there is no dashboard: a random port, not 8787
-                   "dashboard_address": ":8787" if bokeh else ":0",
+                   # without bokeh there is no dashboard: a random port, not 8787;
+                   # on localhost only, like the scheduler (LocalCluster's default host)
+                   "dashboard_address": "127.0.0.1:8787" if bokeh else "127.0.0.1:0",
                    "silence_logs": logging.ERROR, **cluster_options}
         cluster = LocalCluster(**options)
         client = Client(cluster)
