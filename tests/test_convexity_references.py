@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from reference_graphs import build, reference_graphs
 
 import ardiff
+import ardiff.numpy as anp
 from ardiff.convexity import NEGATIVE_SYMMETRIC_NOTE, check_convexity, unit_matrix
 from ardiff.solvers import ConvergenceWarning, compile_plan
 from ardiff.solvers.theory import (
@@ -214,11 +215,13 @@ def test_callable_and_positional_forms():
 
 
 @settings(max_examples=EXAMPLES)
-@given(reference_graphs(min_ops=3))
-def test_unit_matrix_is_the_schur_complement(ref):
-    """N between units = N_UU + N_UF (I - N_FF)^-1 N_FU, dense, from the reference's N."""
+@given(reference_graphs(min_ops=3), st.data())
+def test_unit_matrix_is_the_schur_complement(ref, data):
+    """N between units = N_UU + N_UF (I - N_FF)^-1 N_FU, dense, from the reference's N
+    (units drawn among the relaxing nodes, so that nodes are folded between them)."""
+    units = sorted(data.draw(st.sets(st.sampled_from(ref.relaxing), min_size=1)))
     plan = compile_plan(ref.graph, ref.traced[-1])
-    relaxed = unit_plan(plan, "layers")
+    relaxed = unit_plan(plan, units)
     system = assemble(plan, np.float64(1.0))
     offsets, _ = ref.blocks()
 
@@ -227,20 +230,65 @@ def test_unit_matrix_is_the_schur_complement(ref):
 
     N, _ = ref.system()
     U, F = rows(relaxed.relaxing), rows(relaxed.folded)
+    assert relaxed.relaxing == units
     expected = N[np.ix_(U, U)]
     if F:
         expected = expected + N[np.ix_(U, F)] @ np.linalg.solve(
             np.eye(len(F)) - N[np.ix_(F, F)], N[np.ix_(F, U)])
     got = unit_matrix(system, relaxed).toarray()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
-    report = check_convexity(ref.graph, ref.traced[-1], units="layers")
-    assert report.size == len(U) and report.units == "layers"
+    report = check_convexity(ref.graph, ref.traced[-1], units=units)
+    assert report.size == len(U) and report.units == f"{len(units)} listed nodes"
     assert report.folded_nodes == len(relaxed.folded)
     assert report.clamped_nodes == len(relaxed.clamped)
-    if U:
-        H = np.eye(len(U)) - expected
-        assert report.min_symmetric_eigenvalue == pytest.approx(
-            np.linalg.eigvalsh((H + H.T) / 2)[0], rel=1e-10, abs=1e-12)
+    H = np.eye(len(U)) - expected
+    assert report.min_symmetric_eigenvalue == pytest.approx(
+        np.linalg.eigvalsh((H + H.T) / 2)[0], rel=1e-10, abs=1e-12)
+    assert report.depth == relaxed.max_depth and report.nilpotency_index <= report.depth
+
+
+def test_layer_units_report():
+    from graphs import tanh_mlp
+
+    g, loss, wrt = tanh_mlp(sizes=(3, 4, 4, 2))
+    report = check_convexity(g, loss, wrt, units="layers")
+    relaxed = unit_plan(compile_plan(g, loss, wrt), "layers")
+    assert report.units == "layers" and report.relaxing_nodes == len(relaxed.relaxing) > 0
+    assert report.folded_nodes == len(relaxed.folded) > 0
+    assert report.clamped_nodes == len(relaxed.clamped) > 0
+    assert report.measured_converged and report.measured_error < 1e-10
+
+
+def test_report_rows_that_depend_on_the_numbers():
+    from graphs import scalar_chain
+
+    ref = build([("sin", (0,)), ("exp", (1,)), ("mul", (1, 2)), ("mul", (3, 3))],
+                [np.float64(0.5)])
+    out = ref.traced[-1]
+
+    def row(report, label):
+        lines = str(report).splitlines()
+        found = [line for line in lines if line.startswith(f"  {label}")]
+        return found[0][47:] if found else None
+
+    # transient growth shown only above 1 (depth 1: the bound only decays)
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, 0.4]), name="x")
+    shallow = check_convexity(g, anp.sum(anp.tanh(x)), eta=1.5)
+    assert shallow.depth == 1 and shallow.transient_growth == 1.0
+    assert row(shallow, "transient growth") is None
+    two = check_convexity(g, anp.sum(anp.tanh(anp.sin(x))), eta=1.2, schedule="parallel")
+    assert two.depth == 2 and 1.0 < two.transient_growth < 2.0
+    assert row(two, "transient growth") == f"up to {two.transient_growth:.3g}x"
+    # not measured although stable: no reason given
+    quiet = check_convexity(ref.graph, out, measure=False)
+    assert row(quiet, "measured iterations") == "not run"
+    # measured but not converged: rounding stalls eta = 1.9 on a deep chain
+    chain, h, _ = scalar_chain(20)
+    stalled = check_convexity(chain, h, eta=1.9, tol=1e-15)
+    assert stalled.measured_converged is False and stalled.ok is False
+    assert "(NOT converged, init=zeros," in " ".join(str(stalled).split())
+    assert any("Rounding may stall" in n for n in stalled.notes)
 
 
 def test_printed_reports_word_for_word():
