@@ -111,7 +111,7 @@ def test_stability_reasons_name_the_growth():
 
 @settings(max_examples=EXAMPLES)
 @given(reference_graphs(), st.sampled_from(["parallel", "sequential"]),
-       st.sampled_from([0.5, 1.0, 1.5, 2.0, -1.0]), st.sampled_from([1e-4, 1e-10]),
+       st.sampled_from([0.5, 1.0, 1.5, 2.0, -1.0]), st.sampled_from([0.5, 1e-4, 1e-10]),
        st.sampled_from(["zeros", "forward"]))
 def test_report_against_the_dense_reference(ref, schedule, eta, tol, init):
     out = ref.traced[-1]
@@ -206,10 +206,12 @@ def test_callable_and_positional_forms():
     g = ardiff.trace(f, x)
     positional = check_convexity(g, g.output, g.inputs)
     assert direct.to_dict() == positional.to_dict()
-    with pytest.raises(TypeError, match="too many positional"):
+    with pytest.raises(TypeError, match=r"^check_convexity\(graph, output, wrt\): too many "
+                                        r"positional arguments\.$"):
         check_convexity(g, g.output, g.inputs, 3)
-    with pytest.raises(ValueError, match="schedule"):
-        check_convexity(g, schedule="continuous")
+    with pytest.raises(ValueError, match=r"^schedule must be 'parallel' or 'sequential', got "
+                                         r"'bogus'$"):
+        check_convexity(g, schedule="bogus")
     with pytest.raises(TypeError, match="got int"):
         check_convexity(3)
 
@@ -391,7 +393,47 @@ def test_networkx_dag_and_units_listed():
     direct = check_convexity(ref.graph, ref.traced[-1])
     assert check_convexity(G, 4).to_dict() == direct.to_dict()
     assert check_convexity(G, output=4).to_dict() == direct.to_dict()
-    with pytest.raises(TypeError, match=r"check_convexity\(G, output\): too many"):
+    with pytest.raises(TypeError, match=r"^check_convexity\(G, output\): too many positional "
+                                        r"arguments\.$"):
         check_convexity(G, 4, 5)
     listed = check_convexity(ref.graph, ref.traced[-1], units=[ref.traced[2], ref.traced[3]])
     assert listed.units == "2 listed nodes" and listed.size == 2
+
+
+def test_output_wrt_seed_and_size_guard_are_passed_on():
+    from ardiff.solvers.triangular import SystemTooLargeError
+
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6]), name="x")
+    y = g.input(np.array([0.8, 0.1]), name="y")
+    t = anp.tanh(x)
+    first = anp.sin(t) * anp.exp(y)  # a vector output, not the last node
+    anp.sum(first * first)
+    base = check_convexity(g, first, seed=np.array([1.0, -2.0]))
+    assert base.output == g.nodes[first._node].label()
+    assert base.size == 2 + 2 + 2  # t, sin(t), exp(y)
+    assert base.measured_converged and base.measured_error < 1e-12
+    assert check_convexity(g, output=first).to_dict()["size"] == 6
+    only_x = check_convexity(g, first, [x])  # exp(y) no longer relaxes
+    assert only_x.size == 4 and only_x.relaxing_nodes == 2
+    assert check_convexity(g, first, wrt=[x]).to_dict() == only_x.to_dict()
+    with pytest.raises(SystemTooLargeError, match="max_nnz=3"):
+        check_convexity(g, first, max_nnz=3)
+    # a float32 graph: the rounding floor of float32
+    g32 = ardiff.Graph()
+    x32 = g32.input(np.array([0.3, -0.6], dtype=np.float32), name="x")
+    r32 = check_convexity(g32, anp.sum(anp.tanh(anp.sin(x32))), eta=1.5)
+    assert r32.rounding_floor == pytest.approx(2.0 ** -24 * 3.0 ** 2, rel=1e-12)
+    # the measurement relaxes with the units asked for
+    from graphs import tanh_mlp
+
+    g, loss, wrt = tanh_mlp(sizes=(3, 4, 4, 2))
+    layered = check_convexity(g, loss, wrt, units="layers", eta=0.5, schedule="parallel")
+    direct = ardiff.relax(g, loss, wrt, units="layers", eta=0.5, schedule="parallel",
+                          tol=1e-10)
+    assert layered.measured_iterations == direct.iterations
+    # a cyclic graph's report keeps the settings asked for
+    nx = pytest.importorskip("networkx")
+    G = nx.DiGraph([(0, 1), (1, 0)])
+    cyclic = check_convexity(G, eta=0.5, schedule="parallel", tol=1e-3)
+    assert (cyclic.eta, cyclic.schedule, cyclic.tol) == (0.5, "parallel", 1e-3)
