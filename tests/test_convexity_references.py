@@ -437,3 +437,33 @@ def test_output_wrt_seed_and_size_guard_are_passed_on():
     G = nx.DiGraph([(0, 1), (1, 0)])
     cyclic = check_convexity(G, eta=0.5, schedule="parallel", tol=1e-3)
     assert (cyclic.eta, cyclic.schedule, cyclic.tol) == (0.5, "parallel", 1e-3)
+
+
+def test_notes_word_for_word():
+    from graphs import scalar_chain
+
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6]), name="x")
+    gentle = check_convexity(g, anp.sum(anp.tanh(anp.sin(x) * 0.1)), eta=0.5)
+    assert gentle.min_symmetric_eigenvalue > 0
+    assert gentle.notes[0] == (
+        "The symmetric part of H is positive definite here, so ||x - x*|| also shrinks "
+        "monotonically in continuous time; this is a property of this graph, not a general "
+        "guarantee.")
+    chain, h, _ = scalar_chain(20)
+    stalled = check_convexity(chain, h, eta=1.9, tol=1e-15)
+    assert stalled.notes[1] == (
+        "Rounding may stall the relaxation above tol: a node can flip between two "
+        "neighbouring floats (its factor 1 - eta = -0.9 is negative), and each level "
+        f"amplifies that by eta/(2 - eta) = 19, up to about {stalled.rounding_floor:.2g} "
+        "relative error after D levels. Use eta <= 1 on deep graphs.")
+    # a derivative that is exactly zero: the pattern's nilpotency index is below D
+    g = ardiff.Graph()
+    x = g.input(np.array([-0.5, -0.2]), name="x")
+    dead = anp.maximum(anp.tanh(x), 0.0)  # both entries off: zero local derivative
+    report = check_convexity(g, anp.sum(anp.sin(dead) + anp.tanh(x)))
+    assert report.nilpotency_index < report.depth
+    assert report.notes[0] == (
+        f"N's sparsity pattern has nilpotency index {report.nilpotency_index} < D = "
+        f"{report.depth}: some local derivatives are exactly zero here (e.g. ReLU units that "
+        "are off), so fewer steps can suffice than D predicts.")
