@@ -77,8 +77,12 @@ def test_reads_normalisation(fresh_names):
     assert op.reads_of(1, 2) == (0, "ans") and op.reads_of(2, 3) is None
     assert OPS["t_reads_variadic"].reads_of(0, 1) is None
     for bad in (("x",), ((-1,),), ((1.0,),), ((True,),)):
-        with pytest.raises(ValueError, match="reads="):
-            make(f"t_reads_bad_{len(fresh_names)}", Scale(lambda a, x: x), reads=bad)
+        name = f"t_reads_bad_{len(fresh_names)}"
+        with pytest.raises(ValueError) as info:
+            make(name, Scale(lambda a, x: x), reads=bad)
+        shown = (bad,) if isinstance(bad[0], str) else bad  # a flat tuple is one argument's
+        assert str(info.value) == (f"defop({name!r}): reads={shown!r}: each entry lists 'ans' "
+                                   "and argument positions (non-negative ints).")
     assert "t_reads_bad_9" not in OPS
 
 
@@ -98,6 +102,39 @@ def test_defop_enters_the_table_and_refuses_duplicates(fresh_names):
         defop("t_mod", np.mod, PASS_THROUGH, PASS_THROUGH, infix="%")
     assert "t_mod" not in OPS
     assert OPS["add"].nonlinear is False and OPS["tanh"].nonlinear is True
+    fresh_names.append("t_plain_defaults")
+    plain = defop("t_plain_defaults", np.negative, NEGATED)
+    assert plain.nonlinear is False and plain.infix is None and plain.view is False
+    assert plain.vjp is None and plain.fwd is np.negative
+    direct = Op("t_not_in_table", np.negative, (NEGATED,))
+    assert direct.nonlinear is False and direct.view is False and "t_not_in_table" not in OPS
+    fresh_names.append("t_view")
+    assert defop("t_view", np.ravel, PASS_THROUGH, view=True).view is True
+
+
+def test_defop_infix_wraps_the_forward(fresh_names):
+    seen = []
+
+    def times(x, y, **kwargs):
+        seen.append((x, y))
+        return np.multiply(x, y, **kwargs)
+
+    fresh_names.append("t_times")
+    op = defop("t_times", times, Scale(lambda ans, x, y: y), Scale(lambda ans, x, y: x),
+               infix="*")
+    assert op.infix == "*" and op.fwd is not times and op.fwd.__name__ == "times"
+    assert op.fwd(np.float64(2.0), np.float64(3.0)) == 6.0 and seen == []  # the operator
+    assert op.fwd(2, 3) == 6 and seen == [(2, 3)]  # ints: the ufunc
+    g = Graph()
+    x = g.input(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(op(x, 3.0)._value, [3.0, 6.0])
+    np.testing.assert_array_equal(ardiff.grad(lambda v: anp.sum(op(v, v)))(np.array([1.0, 2.0])),
+                                  [2.0, 4.0])
+    fresh_names.append("t_variadic_vjp")
+    variadic = defop("t_variadic_vjp", lambda *a: a[0] * a[1],
+                     vjp=lambda k, ans, *a: (lambda g: g * a[1 - k]))
+    assert variadic.vjp is not None and variadic.vjps == ()
+    np.testing.assert_array_equal(variadic.apply_vjp(0, 6.0, (2.0, 3.0), {}, 1.0), 3.0)
 
 
 CASES = [(np.float64(1.5), np.float64(0.25)), (np.arange(3.0), np.float64(2.0)),
@@ -119,11 +156,19 @@ def test_infix_forward_is_the_ufunc_bitwise(name, ufunc, x, y):
 def test_infix_forward_takes_the_operator_only_for_listed_types(monkeypatch):
     calls = []
     fwd = op_module._via_operator(np.add, lambda x, y: calls.append((x, y)) or "operator")
-    assert fwd.__name__ == "add"
+    assert fwd.__name__ == fwd.__qualname__ == "add"
     assert fwd(np.float64(1.0), 2) == "operator"
-    assert fwd(1.0, np.ones(2)) == "operator"
-    assert fwd(np.ones(2), np.float32(1.0)) == "operator"
-    assert len(calls) == 3
+    assert fwd(1.0, np.float64(5.0)) == "operator"
+    assert fwd(np.float64(7.0), np.float32(1.0)) == "operator"
+    assert calls == [(1.0, 2), (1.0, 5.0), (7.0, 1.0)]
+    assert [type(c) for pair in calls for c in pair] == [np.float64, int, float, np.float64,
+                                                          np.float64, np.float32]
+
+    class Nameless:
+        def __call__(self, x, y):
+            return x
+
+    assert op_module._via_operator(Nameless(), lambda x, y: x).__name__ == "fwd"
     for x, y in [(1.0, 2.0), (1, 2), (np.float32(1.0), 2.0), (np.int64(1), np.ones(2)),
                  ([1.0], np.ones(1))]:  # no float64 or array, or a type outside the list
         assert not isinstance(fwd(x, y), str)
@@ -155,8 +200,14 @@ def test_recording_error_names_op_node_and_arguments():
     with pytest.raises(ValueError) as info:
         anp.reshape(x, (4, 5))
     message = str(info.value)
-    assert message.startswith("ardiff op 'reshape' failed while recording node 1 from "
-                              "arguments ((2, 3), tuple): ")
+    try:
+        np.reshape(np.ones((2, 3)), (4, 5))
+    except ValueError as exc:
+        numpy_says = str(exc).strip()
+    assert message == (f"ardiff op 'reshape' failed while recording node 1 from arguments "
+                       f"((2, 3), tuple): {numpy_says}{'' if numpy_says.endswith('.') else '.'}"
+                       " Check the arguments of this call (shapes, axes, indices or values); "
+                       "nothing was recorded.")
     assert message.endswith(". Check the arguments of this call (shapes, axes, indices or "
                             "values); nothing was recorded.")
     assert ".. Check" not in message
@@ -169,6 +220,11 @@ def test_recording_error_names_op_node_and_arguments():
         def __init__(self, a, b):
             super().__init__(f"{a} {b}")
 
+    dotted = op_module._recording_error(OPS["add"], g, [np.ones(2), 1.0],
+                                        ValueError(" bad input. "))
+    assert str(dotted) == ("ardiff op 'add' failed while recording node 1 from arguments "
+                           "((2,), float): bad input. Check the arguments of this call "
+                           "(shapes, axes, indices or values); nothing was recorded.")
     error = op_module._recording_error(OPS["add"], g, [1.0], Odd(1, 2))
     assert isinstance(error, Odd) and str(error) == "1 2"  # kept when it cannot be rebuilt
 
@@ -321,7 +377,11 @@ def test_unbroadcast_is_numpys_sum_over_the_copies():
         assert np.shape(out) == shape
         np.testing.assert_allclose(out, want, rtol=1e-13)
     # a gradient smaller than the argument (a broadcast op's adjoint) is broadcast back up
-    np.testing.assert_array_equal(unbroadcast(np.float64(2.0), (2, 2)), np.full((2, 2), 2.0))
+    up = unbroadcast(np.float64(2.0), (2, 2))
+    assert np.shape(up) == (2, 2)
+    np.testing.assert_array_equal(up, np.full((2, 2), 2.0))
+    up = unbroadcast(np.ones((3, 1)), (2, 3, 4))
+    assert np.shape(up) == (2, 3, 4)
 
 
 # -- sparse Jacobians --------------------------------------------------------------------------
