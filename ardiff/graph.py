@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "copy_of",
+__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "copy_of", "buffer_like",
            "as_differentiable", "Graph", "Released", "ReleasedValueError"]
 
 _level_lock = threading.Lock()
@@ -213,6 +213,19 @@ def copy_of(x: Any) -> Any:
             inner.copy() if isinstance(inner, np.ndarray) else inner
         return type(x)(x._graph, x._node, inner)
     return x
+
+
+def buffer_like(prototype: Any, value: Any) -> Any:
+    """A new float or complex array `value` made traced like `prototype`, so that it can be
+    written into.
+
+    `np.zeros_like(x)` or `np.zeros(n, like=x)` of a traced `x` gives a constant of `x`'s
+    graph: `out[i] = v` then records the writes (`Tracer.__setitem__`) and the gradient
+    reaches `v`.  A plain `prototype`, or an integer or boolean `value`, gives `value`.
+    """
+    if isinstance(prototype, TracerBase) and np.result_type(value).kind in "fc":
+        return prototype._graph.constant(value)
+    return value
 
 
 def unwrap(x: Any) -> Any:

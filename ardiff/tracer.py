@@ -29,7 +29,7 @@ import scipy.special
 
 from . import numpy as anp
 from . import scipy as ascipy
-from .graph import Graph, TracerBase, TracingError, copy_of, unwrap
+from .graph import Graph, TracerBase, TracingError, buffer_like, copy_of, unwrap
 from .guards import concrete
 
 # the arithmetic ops bound to module names: operators on scalars are the hot path of
@@ -45,7 +45,7 @@ from .ops.elementwise import (
     subtract,
 )
 from .ops.linalg import matmul
-from .ops.shape import getitem
+from .ops.shape import getitem, is_basic_index, setitem
 
 __all__ = ["Tracer", "UFUNC_IMPLS", "FUNCTION_IMPLS"]
 
@@ -76,6 +76,15 @@ def _index(key):
             item = np.asarray(item)
         out.append(item)
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _same_index(a, b) -> bool:
+    """Whether two plain NumPy indices select the same elements in the same way."""
+    a, b = (a if isinstance(a, tuple) else (a,)), (b if isinstance(b, tuple) else (b,))
+    return len(a) == len(b) and all(
+        np.array_equal(x, y) and np.result_type(x) == np.result_type(y)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray) else
+        type(x) is type(y) and x == y for x, y in zip(a, b))
 
 
 def _axes_argument(axes: tuple):
@@ -125,23 +134,25 @@ RANDOM_HELP = (
 _ITEM_ASSIGNMENT = re.compile(r"\]\s*=(?!=)")
 
 ASSIGN_HELP = (
-    "Collect the values in a Python list and build the array with anp.stack(values) or "
-    "anp.array(values); to replace entries of a traced array use anp.where(mask, new, old) "
-    "or anp.concatenate.")
+    "A plain NumPy array cannot hold traced values: make the array traced from a traced "
+    "value x, a = np.zeros_like(x) or a = np.zeros(shape, like=x) (also ones, empty, full), "
+    "and then a[i] = value is traced; or collect the values in a Python list and build the "
+    "array with anp.stack(values).")
 
-def _live_alias(tracer: TracerBase) -> TracerBase | None:
-    """Another live traced value whose array shares memory with `tracer`'s, or None.
+def _live_aliases(tracer: TracerBase) -> list:
+    """The other live traced values whose arrays share memory with `tracer`'s.
 
     Arrays share memory only through views, and the graph notes every view its ops make
     (`Graph.record_view`), so the candidates are the live ends of those notes.
     """
     mine = unwrap(tracer)
+    found = []
     for other in tracer._graph.live_views():
         theirs = unwrap(other)
         if other is not tracer and type(theirs) is np.ndarray and \
                 np.may_share_memory(mine, theirs) and np.shares_memory(mine, theirs):
-            return other
-    return None
+            found.append(other)
+    return found
 
 
 class Tracer(TracerBase):
@@ -467,10 +478,6 @@ class Tracer(TracerBase):
         value = unwrap(self._value)
         if type(value) is not np.ndarray:
             return result
-        reason = self._aliasing()
-        if reason:
-            raise TracingError(f"{user_line()}: x {symbol}= v on a traced array {reason}; "
-                               f"write x = x {symbol} v instead (a new array).")
         shape, dtype = value.shape, value.dtype
         out = np.result_type(unwrap(result))
         if np.shape(unwrap(result)) != shape:
@@ -482,29 +489,41 @@ class Tracer(TracerBase):
                 raise TypeError(f"Cannot cast the result of x {symbol}= v from {out} to "
                                 f"{dtype} with casting rule 'same_kind' (as NumPy).")
             result = anp.array(result, dtype=dtype)
-        self._graph, self._node, self._value = result._graph, result._node, result._value
+        self._write(result, f"x {symbol}= v", f"write x = x {symbol} v instead (a new array)")
         return self
 
-    def _aliasing(self) -> str:
-        """Why an in-place update of this array cannot follow NumPy ('' if it can)."""
-        graph, index = self._graph, self._node
-        node = graph.nodes[index]
+    def _write(self, result: TracerBase, what: str, fix: str,
+               exclude: TracerBase | None = None) -> None:
+        """Make this traced array hold `result` (of its shape and dtype) as NumPy's
+        in-place write would: every name bound to it sees the new value, and a view made
+        by basic indexing (`row = y[0]`) writes through to its array when that is the
+        only other live array sharing its memory.  Other sharing is refused."""
+        graph = self._graph
+        node = graph.nodes[self._node]
         if node.op == "input":
-            return ("that is an argument of the traced function: NumPy would change the "
-                    "caller's array, and ardiff never writes into its arguments")
-        # Memory is shared only through views (noted by the graph): look for another
-        # live traced array that shares this one's.
-        other = _live_alias(self)
-        if other is None:  # the other array is gone: NumPy's write would go unseen
-            return ""
-        if graph.nodes[other._node].op == "input":
-            return ("that shares memory with an argument of the traced function: NumPy "
-                    "would change the caller's array, and ardiff never writes into its "
-                    "arguments")
-        return (f"that shares memory with another traced array still in use (node "
-                f"{other._node}; views are made by basic indexing, reshape, transpose, .T, "
-                "broadcast_to, .real, .imag): NumPy would change that array too, which ardiff "
-                "does not follow")
+            raise TracingError(
+                f"{user_line()}: {what} on a traced array that is an argument of the traced "
+                f"function: NumPy would change the caller's array, and ardiff never writes "
+                f"into its arguments; {fix}")
+        aliases = [a for a in _live_aliases(self) if a is not exclude]
+        base = aliases[0] if len(aliases) == 1 else None
+        through = base is not None and node.op is getitem and base._graph is graph and \
+            node.parents[0][1] == base._node and is_basic_index(node.args[1])
+        if aliases and not through:
+            other = aliases[0]
+            kind = ("an argument of the traced function: NumPy would change the caller's "
+                    "array, and ardiff never writes into its arguments"
+                    if other._graph.nodes[other._node].op == "input" else
+                    f"another traced array still in use (node {other._node}; views are made "
+                    "by basic indexing, reshape, transpose, .T, broadcast_to, .real, .imag): "
+                    "NumPy would change that array too, which ardiff does not follow")
+            raise TracingError(f"{user_line()}: {what} on a traced array that shares memory "
+                               f"with {kind}; {fix}")
+        if through:  # write through to the array this one is a view of, as NumPy does
+            index = node.args[1]
+            base._write(setitem(base, index, result), what, fix, exclude=self)
+            result = getitem(base, index)  # and stay its view
+        self._graph, self._node, self._value = result._graph, result._node, result._value
 
     def __iadd__(self, other):
         return self._update(add, other, "+")
@@ -624,9 +643,30 @@ class Tracer(TracerBase):
             "plain NumPy array such as a.dot(x))")
 
     def __setitem__(self, key, value):
-        raise TracingError(
-            "Traced values are immutable: x[idx] = v is not supported. Build the new value "
-            "with anp.where(mask, v, x), anp.concatenate or anp.stack instead.")
+        """`x[idx] = v` with NumPy's semantics: every name of the array sees the write.
+
+        Recorded as a `setitem` op (a new array); this traced value moves to it, as for
+        `x += v`, and the same cases are refused (an argument of the traced function,
+        an array sharing memory with another live one).
+        """
+        inner = unwrap(self._value)
+        if type(inner) is not np.ndarray:
+            raise TypeError(f"'{type(inner).__name__}' object does not support item "
+                            "assignment (a NumPy scalar is immutable, as in NumPy)")
+        index = _index(key)
+        taken = np.arange(inner.size).reshape(inner.shape)[index]
+        if not is_basic_index(index) and np.unique(taken).size < np.size(taken):
+            raise TracingError(
+                f"{user_line()}: x[idx] = v with a repeated index: NumPy keeps one of the "
+                "values written to the same element, which has no gradient rule here. "
+                "Write each element once (or use anp.where).")
+        if isinstance(value, TracerBase) and value._graph is self._graph:
+            written = self._graph.nodes[value._node]
+            if written.op is getitem and written.parents[0][1] == self._node and \
+                    _same_index(written.args[1], index):
+                return  # y[idx] = y[idx] (the end of `y[idx] += v`): nothing changes
+        self._write(setitem(self, index, value), "x[idx] = v",
+                    "copy it first (x = x.copy()) to write into a new array")
 
     # -- NumPy protocols ---------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -652,6 +692,9 @@ class Tracer(TracerBase):
         return impl(*inputs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if func in LIKE_CREATORS and not _contains_traced((args, kwargs)):
+            # np.zeros(n, like=x): NumPy's `like=` protocol asks x for the new array
+            return buffer_like(self, func(*args, **kwargs))
         impl = FUNCTION_IMPLS.get(func)
         if impl is None:
             name = getattr(func, "__name__", str(func))
@@ -730,3 +773,16 @@ def _dispatch_tables() -> tuple[dict, dict]:
 
 #: NumPy ufunc / function -> traced implementation (used by the NumPy protocols above).
 UFUNC_IMPLS, FUNCTION_IMPLS = _dispatch_tables()
+
+#: Array creators that NumPy's `like=` hands to a traced prototype: a traced buffer.
+LIKE_CREATORS = frozenset({np.zeros, np.ones, np.empty, np.full})
+
+
+def _contains_traced(obj: Any) -> bool:
+    if isinstance(obj, TracerBase):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_contains_traced(o) for o in obj)
+    if isinstance(obj, dict):
+        return any(_contains_traced(o) for o in obj.values())
+    return False

@@ -134,6 +134,24 @@ def take_along_args(draw):
     return (draw(reals(shape)),), {"indices": indices, "axis": axis}
 
 
+#: (index, shape of the value written) into a (3, 4) array: basic, advanced, boolean
+WRITES = [((slice(1, 3),), (4,)), ((slice(1, 3),), (2, 4)), ((slice(1, 3),), ()),
+          ((1, slice(None, None, 2)), (2,)), ((np.array([2, 0]),), (1, 4)),
+          ((np.array([True, False, True]),), (4,))]
+
+
+@st.composite
+def write_args(draw):
+    index, value_shape = draw(st.sampled_from(WRITES))
+    return (draw(reals((3, 4))), draw(reals(value_shape))), {"index": index}
+
+
+def _write_item(xp, x, v, index):
+    y = x * 1.0  # a new array: written in place, as NumPy code does
+    y[index] = v
+    return y
+
+
 CASES = [
     Case("reshape", lambda xp, x, shape: xp.reshape(x, shape),
          one(shape=same_size_shape)),
@@ -241,6 +259,7 @@ CASES = [
              axis_of(s) if s else st.none()))).map(lambda p: ((p[0],), {"axis": p[1]})),
          ops=("getitem",)),
     Case("getitem", lambda xp, x, index: x[index], index_args(), dispatch=False),
+    Case("setitem", _write_item, write_args(), dispatch=False),
     Case("take", lambda xp, x, indices, axis: xp.take(x, indices, axis),
          take_along_args().map(lambda p: (p[0], {**p[1], "indices": p[1]["indices"].ravel()})),
          ops=("getitem",)),

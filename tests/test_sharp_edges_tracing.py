@@ -81,16 +81,17 @@ def test_assigning_traced_slice_into_numpy_array():
         a[:2] = x
         return a.sum()
 
-    with raises_exactly(TracingError, "`a[:2] = x`", "a[i] = x", "anp.concatenate", "anp.where"):
+    with raises_exactly(TracingError, "`a[:2] = x`", "a[i] = x", "like=x"):
         ardiff.grad(fill)(np.ones(2))
 
 
-def test_item_assignment_into_traced_value():
+def test_item_assignment_into_traced_argument():
     def poke(x):
         x[0] = 1.0
         return anp.sum(x)
 
-    with raises_exactly(TracingError, "immutable", "x[idx] = v", "anp.where(mask, v, x)"):
+    with raises_exactly(TracingError, "`x[0] = 1.0`", "argument of the traced function",
+                        "x = x.copy()"):
         ardiff.grad(poke)(np.ones(2))
 
 
@@ -429,7 +430,8 @@ def test_item_assignment_into_numpy_array_is_one_message():
         a[0] = w
         return anp.sum(a * w)
 
-    with raises_exactly(TracingError, "fill:", "`a[0] = w`", "anp.stack(values)") as info:
+    with raises_exactly(TracingError, "fill:", "`a[0] = w`", "np.zeros_like(x)",
+                        "like=x") as info:
         ardiff.grad(fill)(1.0)
     # not NumPy's "setting an array element with a sequence" between two copies of it
     assert info.value.__cause__ is None and info.value.__suppress_context__

@@ -70,6 +70,8 @@ CASES += [
     ("getitem", (r(4, 5), (Ellipsis, None, 1)), {}, [0]),
     ("getitem", (r(6), np.array([5, 0, 5])), {}, [0]),
     ("untake", (r(2, 3), (slice(1, 3), [0, 2, 2]), (4, 5)), {}, [0]),
+    ("setitem", (r(4, 5), (slice(1, 3), [0, 2]), r(2, 1)), {}, [0, 2]),
+    ("setitem", (r(4, 5), np.array([True, False, True, True]), r(5)), {}, [0, 2]),
     ("untake", (r(4), (slice(None), 1), (4, 3)), {}, [0]),
     ("reshape", (r(2, 6), (3, 4)), {}, [0]),
     ("transpose", (r(2, 3, 4), (2, 0, 1)), {}, [0]),

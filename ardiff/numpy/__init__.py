@@ -17,6 +17,7 @@ import numpy as _np
 # Public names of other modules under private aliases: this namespace exports NumPy's
 # names only (see __all__ at the end).
 from ..graph import TracerBase as _TracerBase
+from ..graph import buffer_like as _buffer_like
 from ..graph import copy_of as _copy_of
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
@@ -438,10 +439,11 @@ def full(shape, fill_value, dtype=None, order="C", **kwargs):
 
 
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
-    """Like `numpy.full_like`; a traced `fill_value` stays traced (see `full`)."""
+    """Like `numpy.full_like`; a traced `fill_value` stays traced (see `full`), and so does
+    the result for a traced `a` (a buffer to write into: `out[i] = v` is traced)."""
     if not _contains_tracer(fill_value):
-        return _np.full_like(_plain(a), fill_value, dtype=dtype, order=order, subok=subok,
-                             shape=shape)
+        return _buffer_like(a, _np.full_like(_plain(a), fill_value, dtype=dtype, order=order,
+                                             subok=subok, shape=shape))
     a_plain = _plain(a)
     target = _np.shape(a_plain) if shape is None else shape
     return full(target, fill_value, dtype=_np.result_type(a_plain) if dtype is None else dtype)
@@ -461,10 +463,26 @@ def _without_gradient(name):
     return plain
 
 
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None):
+    """Like `numpy.zeros_like`; for a traced `a` a traced buffer (`out[i] = v` is traced)."""
+    return full_like(a, 0, dtype=dtype, order=order, subok=subok, shape=shape)
+
+
+def ones_like(a, dtype=None, order="K", subok=True, shape=None):
+    """Like `numpy.ones_like`; for a traced `a` a traced buffer (`out[i] = v` is traced)."""
+    return full_like(a, 1, dtype=dtype, order=order, subok=subok, shape=shape)
+
+
+def empty_like(a, dtype=None, order="K", subok=True, shape=None):
+    """Like `numpy.empty_like` (zero-filled, so the result never depends on stale memory);
+    for a traced `a` a traced buffer (`out[i] = v` is traced)."""
+    return full_like(a, 0, dtype=dtype, order=order, subok=subok, shape=shape)
+
+
 #: The NumPy functions offered here on plain values: their results carry no gradient.
 WITHOUT_GRADIENT = (
     "argmax argmin argsort argwhere nonzero count_nonzero flatnonzero searchsorted shape ndim "
-    "size zeros_like ones_like empty_like isnan isinf isfinite isclose allclose "
+    "size isnan isinf isfinite isclose allclose "
     "array_equal array_equiv equal not_equal less less_equal greater greater_equal "
     "logical_and logical_or logical_not logical_xor any all signbit floor_divide "
     "result_type iscomplexobj isrealobj isscalar digitize "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import unwrap
-from ..op import PASS_THROUGH, defop
+from ..op import PASS_THROUGH, defop, unbroadcast
 from .axes import dtype_of
 from .jacobians import ELEMENTWISE, Scatter, Selection
 
@@ -41,6 +41,22 @@ getitem = defop("getitem", lambda x, index: x[index],
 untake = defop("untake", _untake_fwd,
                lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter(),
                reads=((1,),))
+
+def _setitem_fwd(x, index, v):
+    out = np.array(x, copy=True)
+    out[index] = v  # NumPy's assignment: v broadcast and cast to x's dtype
+    return out
+
+
+# `x[index] = v` as a new array (Tracer.__setitem__ moves x to it): the overwritten
+# entries pass nothing back to x, and each entry of v gets the gradient of the entries
+# it was written to (summed over its broadcasting)
+setitem = defop("setitem", _setitem_fwd,
+                lambda ans, x, index, v: lambda g: setitem(g, index, 0.0),
+                None,
+                lambda ans, x, index, v: lambda g: unbroadcast(getitem(g, index),
+                                                               np.shape(unwrap(v))),
+                jac=Selection((0, 2)), reads=((1,), (), (1,)))
 
 reshape = defop("reshape", np.reshape,
                 lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))),
