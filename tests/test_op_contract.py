@@ -422,3 +422,124 @@ def test_jacobian_families_and_fallbacks(fresh_names):
     out = anp.sum(failing_op(anp.sin(t)) ** 2)
     result = ardiff.solve_triangular(g, out)
     np.testing.assert_allclose(result.grads[0], 2 * np.sin(x) * np.cos(x), rtol=1e-13)
+
+
+# -- keyword arguments, custom makers and families, views, lean keys --------------------------
+def test_keyword_arguments_reach_forward_vjps_and_jacobians():
+    x = RNG.standard_normal((3, 4))
+    g = Graph()
+    t = g.input(x)
+    s = anp.sum(t, axis=0)  # kwargs on a traced call
+    assert np.shape(s._value) == (4,) and g.nodes[-1].kwargs["axis"] == 0
+    op, ans, kw = OPS["sum"], np.sum(x, axis=1), {"axis": 1}
+    gv = np.arange(3.0)
+    want = np.repeat(gv[:, None], 4, axis=1)
+    np.testing.assert_array_equal(op.apply_vjp(0, ans, (x,), kw, gv), want)
+    np.testing.assert_array_equal(op.local_vjp(0, ans, (x,), kw)(gv), want)
+    np.testing.assert_array_equal(op.answer_vjp(0, ans, (x,), kw)(gv), want)
+    J = op.jacobian(0, ans, (x,), kw)
+    np.testing.assert_array_equal(J.toarray(), np.kron(np.eye(3), np.ones((1, 4))))
+    # nested (second order) calls keep their keywords and their plain arguments
+    def f(v):
+        return anp.sum(anp.sum(2.0 * anp.sin(v) * v, axis=0) ** 2)
+
+    v = RNG.standard_normal((2, 3))
+    h = 1e-6
+    flat = v.ravel()
+    grad = ardiff.grad(f)
+    hess = ardiff.hessian(f)(v).reshape(6, 6)
+    fd = np.stack([(grad((flat + h * e).reshape(2, 3)) - grad((flat - h * e).reshape(2, 3)))
+                   .ravel() / (2 * h) for e in np.eye(6)], axis=1)
+    np.testing.assert_allclose(hess, fd, rtol=1e-6, atol=1e-7)
+
+
+def test_custom_makers_families_and_variadic_vjps_get_every_argument(fresh_names):
+    import scipy.sparse as sp
+
+    x = np.array([0.5, -1.0, 2.0])
+    fresh_names += ["t_reads_answer", "t_variadic_ans", "t_family_kwargs", "t_family_obj"]
+    cube = defop("t_reads_answer", lambda x: x ** 3,
+                 lambda ans, x: (lambda g: 3.0 * g * ans / x))  # reads the answer
+    np.testing.assert_allclose(cube.apply_vjp(0, x ** 3, (x,), {}, np.ones(3)), 3 * x * x)
+    with pytest.raises(TypeError, match="no derivative with respect to argument 1"):
+        cube.apply_vjp(1, x ** 3, (x,), {}, np.ones(3))
+    variadic = defop("t_variadic_ans", lambda a, b: a * b,
+                     vjp=lambda k, ans, *a: (lambda g: g * ans / a[k]))
+    # d/db sum(a * b) = sum(a): summed down to the scalar argument
+    assert variadic.apply_vjp(1, x * 2.0, (x, 2.0), {}, np.ones(3)) == pytest.approx(np.sum(x))
+    np.testing.assert_allclose(variadic.local_vjp(0, x * 2.0, (x, 2.0), {})(np.ones(3)),
+                               np.full(3, 2.0))
+
+    def scaled(k, ans, x, scale=1.0):
+        assert k == 0
+        return sp.diags(ans / x * scale)
+
+    fam = defop("t_family_kwargs", lambda x, scale=1.0: 2 * x,
+                Fixed(lambda g: 2 * g, "2 * {}"), jac=scaled)
+    np.testing.assert_allclose(fam.jacobian(0, 2 * x, (x,), {"scale": 3.0}).toarray(),
+                               np.diag(np.full(3, 6.0)))
+
+    class Family:
+        def matrix(self, op, k, ans, args, kwargs):
+            return sp.diags(np.full(np.size(ans), kwargs.get("c", 1.0) + k))
+
+        def nnz(self, op, k, ans, args, kwargs):
+            assert op is obj and kwargs == {"c": 2.0}
+            return int(np.size(ans)) * (k + 1) + len(args)
+
+    obj = defop("t_family_obj", lambda x, y, c=1.0: x + y, PASS_THROUGH, PASS_THROUGH,
+                jac=Family())
+    assert obj.jacobian_nnz(1, np.ones(4), (np.ones(4), np.ones(4)), {"c": 2.0}) == 10
+    np.testing.assert_array_equal(obj.jacobian(1, np.ones(2), (1, 1), {"c": 2.0}).toarray(),
+                                  3 * np.eye(2))
+
+
+def test_argument_fit_for_plain_python_values():
+    assert argument_fit(np.ones(2), 2.0) == ((2,), np.dtype(np.float64))
+    assert argument_fit(2.0, np.ones(2)) == ((), np.dtype(np.float64))
+    assert argument_fit(3, np.float64(1.0)) == ((), np.dtype(np.int64))
+    g = Graph()
+    t = g.input(np.ones(2))
+    assert argument_fit(np.ones(2), t) is None and argument_fit(t, np.ones(3)) is not None
+    # complex gradients of complex arguments stay complex, also when summed down
+    zg = np.array([[1.0 + 1.0j, 2.0], [3.0, 4.0 - 1.0j]])
+    out = fit_to_argument(zg, (2,), np.dtype(np.complex128))
+    np.testing.assert_array_equal(out, [4.0 + 1.0j, 6.0 - 1.0j])
+    assert fit_to_argument(2.0, (), np.dtype(np.float64)) == 2.0
+
+
+def test_views_are_noted_on_every_level():
+    g = Graph()
+    x = g.input(np.arange(6.0))
+    y = anp.reshape(x, (2, 3))  # NumPy returns a view: noted with its base
+    live = g.live_views()
+    assert any(t is y for t in live) and any(t is x for t in live)
+    z = anp.exp(x)  # a new array: not noted
+    assert not any(t is z for t in g.live_views())
+
+    def f(v):
+        w = anp.reshape(v * 1.0, (2, 3))
+        assert any(t is w for t in w._graph.live_views())
+        return anp.sum(w ** 3)
+
+    v = np.arange(6.0) / 6
+    np.testing.assert_allclose(ardiff.hessian(f)(v), np.diag(6 * v), rtol=1e-12, atol=1e-14)
+
+
+def test_lean_release_at_the_size_limit_and_names_the_node(monkeypatch):
+    from ardiff.graph import ReleasedValueError
+
+    monkeypatch.setattr(op_module, "RELEASE_MIN_BYTES", 32)
+    g = Graph()
+    g.lean = True
+    a = g.input(np.arange(4.0))  # 32 bytes
+    s1 = anp.sin(a)
+    s2 = anp.sin(a * 1.0)  # the same op and traced position again (cached pattern)
+    small = anp.sin(a[:3])  # 24 bytes: kept
+    for s in (s1, s2):
+        released = g.nodes[s._node].value
+        assert type(released) is Released
+        assert released.node == s._node and released.op_name == "sin"
+    assert type(g.nodes[small._node].value) is np.ndarray
+    with pytest.raises(ReleasedValueError, match=f"node {s1._node}"):
+        np.asarray(g.nodes[s1._node].value) + 1
