@@ -832,3 +832,16 @@ def test_non_finite_relaxation_warns_about_the_node_not_convergence():
         kinds = {type(w.message) for w in caught}
         assert NonFiniteWarning in kinds and ConvergenceWarning not in kinds
         assert not np.all(np.isfinite(result.grads[0]))
+
+
+@pytest.mark.parametrize("schedule,eta", [("parallel", 0.9), ("parallel", 1.0),
+                                          ("sequential", 0.8), ("sequential", 1.5)])
+def test_second_order_where_the_gradient_vanishes(schedule, eta):
+    """At x = 0 every activity of the inner relaxation is 0 = its target in value, but not
+    in its derivative: the traced solve must still take the steps the derivatives need
+    (the Hessian of sum(tanh(sin x)^2) at 0 is 2 I)."""
+    def f(x):
+        return anp.sum(anp.tanh(anp.sin(x)) ** 2)
+
+    got = ardiff.hessian(f, method="relax", schedule=schedule, eta=eta)(np.zeros(2))
+    np.testing.assert_allclose(got, 2 * np.eye(2), rtol=1e-12, atol=1e-14)
