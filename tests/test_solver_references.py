@@ -845,3 +845,13 @@ def test_second_order_where_the_gradient_vanishes(schedule, eta):
 
     got = ardiff.hessian(f, method="relax", schedule=schedule, eta=eta)(np.zeros(2))
     np.testing.assert_allclose(got, 2 * np.eye(2), rtol=1e-12, atol=1e-14)
+
+
+def test_zero_gradient_is_reached_without_a_step():
+    """Every target is already 0 = the start: no step is taken (parallel from zeros)."""
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.7]), name="x")
+    out = anp.sum(anp.tanh(x)) * 0.0
+    result = ardiff.relax(g, out, schedule="parallel", eta=0.5)
+    assert result.iterations == 0 and result.converged and list(result.residuals) == []
+    np.testing.assert_array_equal(result.grads[0], [0.0, 0.0])
