@@ -883,3 +883,97 @@ def test_stalled_relaxation_uses_the_whole_budget_and_rules_reach_the_plan():
     exact = ref.split(ref.exact())
     np.testing.assert_allclose(ruled.grads[0], exact[1], rtol=1e-13)
     assert not np.allclose(ruled.grads[0], ref.read_out(ref.exact())[0])
+
+
+def unit_depths(ref, units):
+    """D of a unit plan from the structure: 1 + the deepest unit reachable through
+    non-units (clamped nodes and the output count 0)."""
+    units = set(units)
+    children = {}
+    for (c, p, _) in ref.jac:
+        children.setdefault(p, set()).add(c)
+
+    def reach(i, seen=None):
+        found = set()
+        for c in children.get(i, ()):
+            if c in units:
+                found.add(c)
+            elif c != ref.output:
+                found |= reach(c)
+        return found
+
+    depth = {}
+    for u in sorted(units, reverse=True):
+        depth[u] = 1 + max((depth[v] for v in reach(u)), default=0)
+    return max(depth.values(), default=0)
+
+
+@settings(max_examples=EXAMPLES)
+@given(reference_graphs(min_ops=3), st.data())
+def test_unit_plan_structure(ref, data):
+    from ardiff.solvers.units import unit_plan
+
+    units = sorted(data.draw(st.sets(st.sampled_from(ref.relaxing), min_size=1)))
+    plan = compile_plan(ref.graph, ref.traced[-1])
+    relaxed = unit_plan(plan, units)
+    others = [i for i in ref.relaxing if i not in units]
+    assert relaxed.relaxing == units
+    assert sorted(relaxed.folded + relaxed.clamped) == others
+    assert relaxed.max_depth == unit_depths(ref, units)
+    assert relaxed.describe() == (f"{len(units)} units ({len(relaxed.folded)} folded, "
+                                  f"{len(relaxed.clamped)} clamped nodes), "
+                                  f"D = {relaxed.max_depth}")
+    # a clamped node reaches no unit; a folded one does
+    children = {}
+    for (c, p, _) in ref.jac:
+        children.setdefault(p, set()).add(c)
+
+    def reaches_unit(i):
+        return any(c in units or (c != ref.output and reaches_unit(c))
+                   for c in children.get(i, ()))
+
+    assert all(reaches_unit(i) for i in relaxed.folded)
+    assert not any(reaches_unit(i) for i in relaxed.clamped)
+
+
+def test_unit_selection_refusals_and_marks():
+    from ardiff.solvers.units import marked_units, select_units, unit, unit_plan
+
+    ref = skip_connection()
+    plan = compile_plan(ref.graph, ref.traced[-1])
+    with pytest.raises(ValueError, match=r"^units: node 4 \(op multiply, shape \(\)\) cannot be "
+                                         r"a unit: it is the output, which is clamped to the "
+                                         r"seed\. Pass only nodes that relax at op level "
+                                         r"\(units='ops' lists them in "
+                                         r"result\.plan\.relaxing\)\.$"):
+        select_units(plan, [4])
+    with pytest.raises(ValueError, match=r"node 0 'x0' \(op input, shape \(\)\) cannot be a "
+                                         r"unit: it is a leaf \(its gradient is read out, it "
+                                         r"never relaxes\)\."):
+        select_units(plan, [0])
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, 0.5]), name="x")
+    c = g.constant(np.array([1.0, 2.0]), name="c")
+    off = anp.sin(c)
+    out = anp.sum(anp.tanh(x) * off)
+    with pytest.raises(ValueError, match="it is not on a path between the differentiated "
+                                         "inputs and the output, or all its parents are "
+                                         "leaves outside wrt"):
+        select_units(compile_plan(g, out), [off])
+    with pytest.raises(ValueError, match=r"units must be one of .* or a list of nodes, got "
+                                         r"'bogus'"):
+        select_units(plan, "bogus")
+    assert select_units(plan, "ops") == plan.relaxing
+    assert unit_plan(plan, "ops") is plan
+    with pytest.raises(ValueError, match="already has units"):
+        unit_plan(unit_plan(plan, [1]), [1])
+    # marks: identity in value, recorded on the node, plain arrays untouched
+    v = np.ones(2)
+    assert unit(v) is v
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, 0.5]), name="x")
+    h = anp.tanh(x)
+    assert unit(h) is h and marked_units(g) == {h._node}
+    out = anp.sum(h * h)
+    marked = unit_plan(compile_plan(g, out), "layers")
+    assert h._node in marked.relaxing
