@@ -79,7 +79,7 @@ CHECKED_SECTIONS: dict[str, list[str]] = {}
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
 UNSAVED = {"docs/performance.md": 89, "docs/results.md": 13, "docs/sweeps.md": 13,
            "docs/autograd.md": 12, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
-           "docs/theory.md": 78}
+           "docs/theory.md": 0}
 
 #: docs pages not yet scanned for unmarked figures, and why (none left).  Their markers
 #: (if any) are still checked; a new page must be added to one of the two lists.
@@ -354,6 +354,28 @@ def parse_conv(text: str) -> dict[str, Decimal]:
     return {"load1": Decimal(m[1])} if m else {}
 
 
+def parse_md_tables(text: str) -> dict[str, Decimal]:
+    """A saved file of markdown tables (docs/results/theory/*.md):
+    ``<table>.<row>.<column>``, the first number of each cell (tables from 1, data rows
+    from 0, the label column 0)."""
+    out: dict[str, Decimal] = {}
+    lines = text.splitlines()
+    n = 0
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("|") or (
+                i > 0 and lines[i - 1].lstrip().startswith("|")):
+            continue
+        n += 1
+        j = i
+        while j + 1 < len(lines) and lines[j + 1].lstrip().startswith("|"):
+            j += 1
+        for k, r in enumerate(_table_rows(lines, j)):
+            for c, (_, cell) in enumerate(_cells(lines[r])):
+                if m := _NUM_RE.search(cell):
+                    out[f"{n}.{k}.{c}"] = to_decimal(m.group())
+    return out
+
+
 #: Source parsers by path pattern (first match wins).
 PARSERS = [
     ("benchmarks/results/conv.txt", parse_conv),
@@ -364,6 +386,7 @@ PARSERS = [
     ("benchmarks/results/*suite.txt", parse_suite),
     ("benchmarks/results/round2/*.txt", parse_suite),
     ("docs/results/commands/*.txt", parse_times),
+    ("docs/results/theory/*.md", parse_md_tables),
     ("*.json", parse_json),
     ("*.csv", parse_csv),
 ]
