@@ -78,7 +78,7 @@ CHECKED_SECTIONS: dict[str, list[str]] = {}
 
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
 UNSAVED = {"docs/performance.md": 89, "docs/results.md": 13, "docs/sweeps.md": 13,
-           "docs/autograd.md": 12, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
+           "docs/autograd.md": 0, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
            "docs/theory.md": 0}
 
 #: docs pages not yet scanned for unmarked figures, and why (none left).  Their markers
@@ -376,6 +376,25 @@ def parse_md_tables(text: str) -> dict[str, Decimal]:
     return out
 
 
+def parse_autograd_examples(text: str) -> dict[str, Decimal]:
+    """tools/autograd_examples.py's saved run: ``<example>.{rel_diff,ardiff_s,
+    autograd_s}`` (example as printed: ``convnet``, ``fluidsim/wing``), ``load.{1,5,15}``,
+    ``ran`` and ``examples`` (the closing count: "28 of 31 examples run")."""
+    out: dict[str, Decimal] = {}
+    for line in text.splitlines():
+        if m := re.match(r"run at .* load (\S+) (\S+) (\S+)$", line):
+            out.update({"load.1": Decimal(m[1]), "load.5": Decimal(m[2]),
+                        "load.15": Decimal(m[3])})
+        elif m := re.match(r"(\d+) of (\d+) examples run", line):
+            out.update({"ran": Decimal(m[1]), "examples": Decimal(m[2])})
+        elif m := re.match(r"(\S+)\s+(?:runs|fails|times out)\s+(?:\d+ grad\(s\), rel diff "
+                           r"(\S+)|-)\s+([\d.]+)\*?\s+([\d.]+)\*?", line):
+            if m[2]:
+                out[f"{m[1]}.rel_diff"] = Decimal(m[2])
+            out.update({f"{m[1]}.ardiff_s": Decimal(m[3]), f"{m[1]}.autograd_s": Decimal(m[4])})
+    return out
+
+
 #: Source parsers by path pattern (first match wins).
 PARSERS = [
     ("benchmarks/results/conv.txt", parse_conv),
@@ -387,6 +406,7 @@ PARSERS = [
     ("benchmarks/results/round2/*.txt", parse_suite),
     ("docs/results/commands/*.txt", parse_times),
     ("docs/results/theory/*.md", parse_md_tables),
+    ("docs/results/autograd/examples*.txt", parse_autograd_examples),
     ("*.json", parse_json),
     ("*.csv", parse_csv),
 ]
