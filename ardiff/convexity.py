@@ -354,7 +354,10 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         report.symmetric_note = "no relaxing nodes"
     elif report.size <= limit:
         S = H.toarray()
-        report.min_symmetric_eigenvalue = float(np.linalg.eigvalsh((S + S.T) / 2.0)[0])
+        if np.all(np.isfinite(S)):
+            report.min_symmetric_eigenvalue = float(np.linalg.eigvalsh((S + S.T) / 2.0)[0])
+        else:  # an infinite local derivative (sqrt at 0, ...): no eigenvalues to compute
+            report.symmetric_note = "H has non-finite entries"
     else:
         report.symmetric_note = f"N = {report.size} > symmetric_limit = {limit}"
     report.notes = _notes(report)

@@ -467,3 +467,41 @@ def test_notes_word_for_word():
         f"N's sparsity pattern has nilpotency index {report.nilpotency_index} < D = "
         f"{report.depth}: some local derivatives are exactly zero here (e.g. ReLU units that "
         "are off), so fewer steps can suffice than D predicts.")
+
+
+def test_corner_cases_of_the_checker():
+    from graphs import scalar_chain
+
+    from ardiff import NonFiniteWarning
+
+    # a networkx graph with its output given by position (not its default output)
+    nx = pytest.importorskip("networkx")
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6]), name="x")
+    first = anp.sum(anp.tanh(x) * anp.sin(x))
+    anp.sum(anp.exp(x))  # the last node: the default output
+    G = ardiff.to_networkx(g)
+    assert isinstance(G, nx.DiGraph)
+    assert check_convexity(G, first._node).size == check_convexity(g, first).size == 6
+    # mixed precision: the least precise relaxing dtype sets the rounding floor
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6], dtype=np.float32), name="x")
+    t = anp.tanh(x)
+    mixed = check_convexity(g, anp.sum(anp.sin(t.astype(np.float64))), eta=1.5)
+    assert mixed.rounding_floor == pytest.approx(2.0 ** -24 * 3.0 ** mixed.depth, rel=1e-12)
+    # an infinite local derivative: the measurement's warning reaches the caller, and the
+    # symmetric part (not finite) is not diagonalised (LinAlgError before)
+    g = ardiff.Graph()
+    x = g.input(np.array([0.0, 1.0]), name="x")
+    with pytest.warns(NonFiniteWarning), np.errstate(divide="ignore", invalid="ignore"):
+        infinite = check_convexity(g, anp.sum(anp.tanh(anp.sqrt(x * 1.0))))
+    assert infinite.min_symmetric_eigenvalue is None
+    assert infinite.symmetric_note == "H has non-finite entries"
+    assert "not computed (H has non-finite entries)" in str(infinite)
+    # units two folded nodes apart on a chain: N between them is the product along it
+    chain, h, _ = scalar_chain(5)
+    plan = compile_plan(chain, h)
+    relaxed = unit_plan(plan, [1, 4])
+    assert relaxed.folded == [2, 3]
+    M = unit_matrix(assemble(plan, np.float64(1.0)), relaxed).toarray()
+    np.testing.assert_allclose(M, [[0.0, 1.1 ** 3], [0.0, 0.0]], rtol=1e-14)
