@@ -543,3 +543,48 @@ def test_lean_release_at_the_size_limit_and_names_the_node(monkeypatch):
     assert type(g.nodes[small._node].value) is np.ndarray
     with pytest.raises(ReleasedValueError, match=f"node {s1._node}"):
         np.asarray(g.nodes[s1._node].value) + 1
+
+
+def test_keywords_reach_variadic_vjps_and_scale_factors(fresh_names):
+    a, b = np.ones((2, 2)), np.ones((2, 3))
+    op = OPS["concatenate"]
+    ans = np.concatenate([a, b], axis=1)
+    g = np.arange(10.0).reshape(2, 5)
+    args = (a, b) if op.vjp is not None and len(op.vjps) == 0 else ([a, b],)
+    np.testing.assert_array_equal(op.apply_vjp(1, ans, args, {"axis": 1}, g), g[:, 2:])
+    np.testing.assert_array_equal(op.answer_vjp(0, ans, args, {"axis": 1})(g), g[:, :2])
+    fresh_names.append("t_scaled_kw")
+    scaled = defop("t_scaled_kw", lambda x, k=1.0: k * x, Scale(lambda ans, x, k=1.0: k))
+    x = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(scaled.apply_vjp(0, 3 * x, (x,), {"k": 3.0}, np.ones(2)),
+                                  [3.0, 3.0])
+    fresh_names.append("t_variadic_kw")
+    variadic = defop("t_variadic_kw", lambda x, y, k=1.0: k * x * y,
+                     vjp=lambda i, ans, x, y, k=1.0: (lambda g: g * k * (y if i == 0 else x)))
+    np.testing.assert_array_equal(variadic.apply_vjp(0, x, (x, x), {"k": 2.0}, np.ones(2)),
+                                  2 * x)
+    np.testing.assert_array_equal(variadic.answer_vjp(1, x, (x, x), {"k": 2.0})(np.ones(2)),
+                                  2 * x)
+
+
+def test_lean_patterns_of_a_new_op(monkeypatch, fresh_names):
+    """The read pattern is worked out once per traced positions (and arity, for variadic
+    ops), then reused: a new op's second call releases like its first."""
+    monkeypatch.setattr(op_module, "RELEASE_MIN_BYTES", 0)
+    fresh_names += ["t_lean_neg", "t_lean_sum"]
+    neg = defop("t_lean_neg", np.negative, NEGATED, reads=((),))
+    total = defop("t_lean_sum", lambda *xs: sum(xs),
+                  vjp=lambda k, ans, *xs: (lambda g: g * xs[-1] / xs[-1]),
+                  reads=lambda k, n: (n - 1,))
+    g = Graph()
+    g.lean = True
+    a = g.input(np.arange(1.0, 5.0))
+    s = anp.sin(a)
+    for _ in range(2):
+        out = neg(s)
+        assert type(g.nodes[out._node].value) is Released
+    two = total(a, s)  # reads argument 1 of 2: keeps s, releases the answer
+    assert type(g.nodes[two._node].args[1]) is np.ndarray
+    three = total(s, a, a * 2.0)  # reads argument 2 of 3: s (argument 0) is released
+    node = g.nodes[three._node]
+    assert type(node.args[0]) is Released and type(node.args[2]) is np.ndarray
