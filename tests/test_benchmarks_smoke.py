@@ -95,3 +95,14 @@ def test_suite_smoke_runs_every_workload(tmp_path):
         assert f"\n{name} " in text, name
     assert "peak memory (tracemalloc)" in text
     assert (tmp_path / "suite.png").stat().st_size > 1000
+
+
+def test_compile_checks_benchmark_runs():
+    """benchmarks/bench_compile_checks.py times every compiled workload both ways."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_compile_checks.py"), "--repeats", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["mlp", "mlp_f32", "rnn", "lstm", "chain", "wide_scalar"]
+    assert all(float(row[-1]) > 0 for row in rows)
