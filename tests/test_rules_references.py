@@ -221,3 +221,78 @@ def test_rules_change_only_the_relaxation_not_the_plan_without_rules():
     t = np.tanh(W @ x)
     close(ardiff.relax(g, out, wrt).grads, [W.T @ (c * (1 - t * t)),
                                              np.outer(c * (1 - t * t), x)])
+
+
+def test_messages_defaults_and_caches():
+    g = Graph()
+    x = g.input(np.array([0.5, -0.3]), name="x")
+    out = anp.real(anp.sum(anp.tanh(x * (1 + 1j))))
+    with pytest.raises(TypeError) as info:
+        ardiff.relax(g, out, [x], rules=[rules.NoDerivative(ops=["tanh"])])
+    assert str(info.value) == (
+        "Local rule edit ['derivative'] on node 2 (op tanh, shape (2,)): the relaxation's rule "
+        "variants (feedback alignment, learned feedback, no derivative) are defined for "
+        "real-valued graphs and this edge carries complex values. Relax complex graphs with "
+        "the exact rule (no rules=), or apply the rule to a real part of the graph.")
+    with pytest.raises(TypeError) as info:
+        rules.compose(rules.NoDerivative(), 3)
+    assert str(info.value) == ("compose() takes ardiff.rules.Rule objects, got 3; other rule "
+                               "objects can be listed side by side in rules=[...].")
+    with pytest.raises(ValueError, match=r"^compose\(\) needs at least one rule\.$"):
+        rules.compose()
+    # defaults and the arguments of combined()
+    assert rules.FeedbackAlignment().seed == 0 and rules.FeedbackAlignment().scale is None
+    both = rules.combined()
+    assert both.rules[0].seed == 0 and both.rules[0].scale is None and both.rules[1].ops is None
+    both = rules.combined(seed=3, scale=0.5, ops=["tanh"])
+    assert (both.rules[0].seed, both.rules[0].scale, both.rules[1].ops) == (3, 0.5, ("tanh",))
+    # a one-row zero weight: std 1/sqrt(1)
+    assert 0.7 < np.std(rules.FeedbackAlignment(seed=1)._draw("k", np.zeros((1, 400)))) < 1.3
+    # two weights, two matrices
+    W1, W2 = RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3))
+    h = Graph()
+    xs = h.input(RNG.standard_normal((2, 3)), name="xs")
+    w1, w2 = h.input(W1, name="W1"), h.input(W2, name="W2")
+    loss = anp.sum(anp.tanh(anp.tanh(xs @ w1) @ w2))
+    fa = rules.FeedbackAlignment(seed=4)
+    ardiff.relax(h, loss, [xs, w1, w2], rules=[fa])
+    assert not np.allclose(fa.B["W1"], fa.B["W2"])
+    # a member that matches nothing on a second graph is still found
+    rule = rules.compose(rules.FeedbackAlignment(), rules.NoDerivative(ops=["tanh"]))
+    ardiff.relax(h, loss, [xs, w1, w2], rules=[rule])
+    k = Graph()
+    y = k.input(RNG.standard_normal((2, 3)), name="y")
+    v = k.input(W1, name="V")
+    with pytest.raises(ValueError) as info:
+        compile_plan(k, anp.sum(anp.sin(y @ v)), [y, v], [rule])
+    assert str(info.value) == (f"{rule.rules[1]!r} (inside {rule!r}) matches no node of this "
+                               "graph, so it would do nothing; remove it or check the graph.")
+    # weight_argnum only for matmul/dot/dense
+    add_node = k.nodes[anp.add(y, v[:2])._node]
+    assert rules.weight_argnum(k, add_node) is None
+
+
+def test_feedback_alignment_on_a_dense_layer_keeps_its_derivative():
+    from ardiff.nn import dense
+
+    W = RNG.standard_normal((3, 4)) * 0.5
+    b = RNG.standard_normal(4)
+    x = RNG.standard_normal((2, 3))
+    c = RNG.standard_normal((2, 4))
+    g = Graph()
+    xt, Wt = g.input(x, name="x"), g.input(W, name="W")
+    out = anp.sum(c * dense(xt, Wt, b, "tanh"))
+    fa = rules.FeedbackAlignment(seed=6)
+    res = ardiff.relax(g, out, [xt, Wt], rules=[fa])
+    t = np.tanh(x @ W + b)
+    da = c * (1 - t * t)
+    close(res.grads, [da @ fa.B["W"].T, x.T @ da])
+
+
+def test_no_derivative_leaves_reductions_along_an_axis():
+    from ardiff.scipy.special import logsumexp
+
+    g = Graph()
+    v = g.input(RNG.standard_normal((3, 4)))
+    logsumexp(v, axis=1)  # (3, 4) does not broadcast to (3,)
+    assert rules.NoDerivative().edit(g, g.nodes[-1], 0) is None
