@@ -77,7 +77,7 @@ CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md
 CHECKED_SECTIONS: dict[str, list[str]] = {}
 
 #: Figures marked ``unsaved:`` (their run was not kept), per file.
-UNSAVED = {"docs/performance.md": 89, "docs/results.md": 13, "docs/sweeps.md": 13,
+UNSAVED = {"docs/performance.md": 0, "docs/results.md": 13, "docs/sweeps.md": 13,
            "docs/autograd.md": 0, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
            "docs/theory.md": 0}
 
@@ -395,6 +395,20 @@ def parse_autograd_examples(text: str) -> dict[str, Decimal]:
     return out
 
 
+def parse_stage_times(text: str) -> dict[str, Decimal]:
+    """A saved run of benchmarks/overhead_mlp.py: ``<stage>`` (median ms, the stage's
+    name slugged: ``ardiff_grad_whole_call``, ``numpy_by_hand_forward_only``),
+    ``load_before.{1,5,15}``."""
+    out: dict[str, Decimal] = {}
+    for line in text.splitlines():
+        if m := re.search(r"load average before: (\S+) (\S+) (\S+)", line):
+            out.update({"load_before.1": Decimal(m[1]), "load_before.5": Decimal(m[2]),
+                        "load_before.15": Decimal(m[3])})
+        elif m := re.match(r"(\S.*?)\s+([\d.]+) ms$", line):
+            out[_slug(m[1])] = Decimal(m[2])
+    return out
+
+
 #: Source parsers by path pattern (first match wins).
 PARSERS = [
     ("benchmarks/results/conv.txt", parse_conv),
@@ -406,6 +420,7 @@ PARSERS = [
     ("benchmarks/results/round2/*.txt", parse_suite),
     ("docs/results/commands/*.txt", parse_times),
     ("docs/results/theory/*.md", parse_md_tables),
+    ("docs/results/performance/overhead_mlp*.txt", parse_stage_times),
     ("docs/results/autograd/examples*.txt", parse_autograd_examples),
     ("*.json", parse_json),
     ("*.csv", parse_csv),
