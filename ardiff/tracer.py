@@ -475,22 +475,31 @@ class Tracer(TracerBase):
     # the result.  A NumPy scalar is immutable, so `s += 1` rebinds `s`, as in NumPy.
     def _update(self, op, other, symbol: str):
         result = op(self, other)
-        value = unwrap(self._value)
-        if type(value) is not np.ndarray:
+        if type(unwrap(self._value)) is not np.ndarray:
             return result
+        what = f"x {symbol}= v"
+        self._write(self._fitted(result, what), what,
+                    f"write x = x {symbol} v instead (a new array)")
+        return self
+
+    def _fitted(self, result: Any, what: str) -> Any:
+        """`result` as NumPy writes it into this array: the same shape (it may not grow)
+        and this array's dtype (cast under the 'same_kind' rule)."""
+        value = unwrap(self._value)
         shape, dtype = value.shape, value.dtype
-        out = np.result_type(unwrap(result))
-        if np.shape(unwrap(result)) != shape:
+        if type(value) is not np.ndarray:
+            raise TypeError(f"{what}: a NumPy scalar cannot be written into (as in NumPy).")
+        got = np.shape(unwrap(result))
+        if got != shape:
             raise ValueError(f"non-broadcastable output operand with shape {shape} doesn't "
-                             f"match the broadcast shape {np.shape(unwrap(result))} "
-                             f"(x {symbol}= v on a traced array)")
+                             f"match the broadcast shape {got} ({what} on a traced array)")
+        out = np.result_type(unwrap(result))
         if out != dtype:
             if not np.can_cast(out, dtype, "same_kind"):
-                raise TypeError(f"Cannot cast the result of x {symbol}= v from {out} to "
-                                f"{dtype} with casting rule 'same_kind' (as NumPy).")
+                raise TypeError(f"Cannot cast the result of {what} from {out} to {dtype} with "
+                                "casting rule 'same_kind' (as NumPy).")
             result = anp.array(result, dtype=dtype)
-        self._write(result, f"x {symbol}= v", f"write x = x {symbol} v instead (a new array)")
-        return self
+        return result
 
     def _write(self, result: TracerBase, what: str, fix: str,
                exclude: TracerBase | None = None) -> None:
@@ -674,22 +683,32 @@ class Tracer(TracerBase):
             raise TracingError(
                 f"np.{ufunc.__name__}.{method} is not supported on traced values; use the "
                 "matching ardiff.numpy function (e.g. anp.sum instead of np.add.reduce).")
-        if kwargs.get("out") is not None:
+        out = kwargs.pop("out", None)
+        targets = out if isinstance(out, tuple) else (out,)
+        if out is not None and (len(targets) != 1 or not isinstance(targets[0], Tracer)):
             raise TracingError(
-                f"np.{ufunc.__name__}(..., out=...) writes in place, which cannot be traced; "
-                "use the returned value instead.")
+                f"{user_line()}: np.{ufunc.__name__}(..., out=...) writes in place into a plain "
+                "NumPy array, which cannot hold traced values; use the returned value instead, "
+                "or make the array traced from a traced value x (a = np.zeros_like(x) or "
+                "np.zeros(shape, like=x)).")
         impl = UFUNC_IMPLS.get(ufunc)
         if impl is None:
             raise TracingError(
                 f"NumPy ufunc np.{ufunc.__name__} is not in ardiff's op table, so its gradient "
                 "is unknown. Express it with supported ops, or add it to the op table "
                 "(see ardiff.op.defop).")
-        extra = kwargs and sorted(k for k in kwargs if k != "out")
-        if extra:
+        if kwargs:
             raise TracingError(
-                f"np.{ufunc.__name__}: keyword arguments {extra} are not supported on traced "
-                "values.")
-        return impl(*inputs)
+                f"np.{ufunc.__name__}: keyword arguments {sorted(kwargs)} are not supported on "
+                "traced values.")
+        result = impl(*inputs)
+        if out is None:
+            return result
+        target = targets[0]  # np.add(a, b, out=y): written into y as y[...] = result would
+        what = f"np.{ufunc.__name__}(..., out=x)"
+        result = target._fitted(result, what)
+        target._write(result, what, "use the returned value instead (a new array)")
+        return target
 
     def __array_function__(self, func, types, args, kwargs):
         if func in LIKE_CREATORS and not _contains_traced((args, kwargs)):

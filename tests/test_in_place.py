@@ -364,3 +364,26 @@ def test_item_write_into_a_numpy_scalar_is_refused_as_numpy():
         fun(X.copy())
     with pytest.raises(TypeError, match="does not support item assignment"):
         ardiff.grad(fun)(X)
+
+
+def ufunc_out_arguments(x):
+    y = x * 1.0
+    alias = y
+    np.multiply(y, x, out=y)           # out= a traced array: written as y[...] = y * x
+    np.sin(y, out=y)
+    returned = np.add(y, 1.0, out=y)   # returns out itself, as NumPy does
+    return np.sum(alias * x) + np.sum(returned)
+
+
+def test_ufunc_out_follows_numpy():
+    assert_follows_numpy(ufunc_out_arguments)
+
+
+def test_ufunc_out_into_a_plain_array_names_the_fix():
+    def fun(x):
+        a = np.zeros(3)
+        np.add(a, x, out=a)
+        return np.sum(a)
+
+    with pytest.raises(TracingError, match=r"np\.add\(\.\.\., out=\.\.\.\).*plain.*like=x"):
+        ardiff.grad(fun)(X)
