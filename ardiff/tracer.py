@@ -793,6 +793,24 @@ def _dispatch_tables() -> tuple[dict, dict]:
 #: NumPy ufunc / function -> traced implementation (used by the NumPy protocols above).
 UFUNC_IMPLS, FUNCTION_IMPLS = _dispatch_tables()
 
+def _copyto(dst, src, casting="same_kind", where=True):
+    """`np.copyto` into a traced array: `dst[...] = src` where `where` holds, as NumPy."""
+    if not isinstance(dst, Tracer):
+        raise TracingError(
+            f"{user_line()}: NumPy function numpy.copyto writes into a plain NumPy array, "
+            "which cannot hold traced values; use a traced array instead, made from a "
+            "traced value x (np.zeros_like(x) or np.zeros(shape, like=x)).")
+    src_dtype = np.result_type(unwrap(src))
+    if not np.can_cast(src_dtype, dst.dtype, casting):
+        raise TypeError(f"Cannot cast array data from {src_dtype} to {dst.dtype} according "
+                        f"to the rule {casting!r} (np.copyto, as NumPy)")
+    value = src if where is True else anp.where(where, src, dst)
+    dst._write(setitem(dst, Ellipsis, value), "np.copyto(x, ...)",
+               "use np.copyto on a copy (x = x.copy()) instead")
+
+
+FUNCTION_IMPLS[np.copyto] = _copyto
+
 #: Array creators that NumPy's `like=` hands to a traced prototype: a traced buffer.
 LIKE_CREATORS = frozenset({np.zeros, np.ones, np.empty, np.full})
 

@@ -387,3 +387,27 @@ def test_ufunc_out_into_a_plain_array_names_the_fix():
 
     with pytest.raises(TracingError, match=r"np\.add\(\.\.\., out=\.\.\.\).*plain.*like=x"):
         ardiff.grad(fun)(X)
+
+
+def copyto_with_and_without_where(x):
+    y = x * 1.0
+    alias = y
+    np.copyto(y, x ** 2)
+    np.copyto(y, 3.0 * x, where=x > 0)
+    return np.sum(alias * x)
+
+
+def test_copyto_follows_numpy():
+    assert_follows_numpy(copyto_with_and_without_where)
+
+
+def test_copyto_refuses_what_numpy_refuses():
+    def unsafe(x):
+        y = (x * 1.0).astype(np.float32)
+        np.copyto(y, x, casting="safe")  # float64 into float32 is not safe
+        return np.sum(y)
+
+    with pytest.raises(TypeError, match="Cannot cast"):
+        unsafe(X.copy())
+    with pytest.raises(TypeError, match="Cannot cast"):
+        ardiff.grad(unsafe)(X)
