@@ -76,10 +76,9 @@ CHECKED_FILES = ["README.md", "docs/index.md", "docs/api.md", "docs/reproduce.md
 #: (a section ends at the next heading of its level or above).
 CHECKED_SECTIONS: dict[str, list[str]] = {}
 
-#: Figures marked ``unsaved:`` (their run was not kept), per file.
-UNSAVED = {"docs/performance.md": 0, "docs/results.md": 0, "docs/sweeps.md": 0,
-           "docs/autograd.md": 0, "docs/solvers.md": 6, "docs/sharp-edges.md": 3,
-           "docs/theory.md": 0}
+#: Figures marked ``unsaved:`` (their run was not kept), per file (none left: a new one
+#: must be counted here).
+UNSAVED: dict[str, int] = {}
 
 #: docs pages not yet scanned for unmarked figures, and why (none left).  Their markers
 #: (if any) are still checked; a new page must be added to one of the two lists.
@@ -396,7 +395,8 @@ def parse_autograd_examples(text: str) -> dict[str, Decimal]:
 
 
 def parse_stage_times(text: str) -> dict[str, Decimal]:
-    """A saved run of benchmarks/overhead_mlp.py: ``<stage>`` (median ms, the stage's
+    """A saved run of benchmarks/overhead_mlp.py, tools/solver_costs.py or
+    tools/hessian_cost.py: ``<stage>`` (median ms, the stage's
     name slugged: ``ardiff_grad_whole_call``, ``numpy_by_hand_forward_only``),
     ``load_before.{1,5,15}``."""
     out: dict[str, Decimal] = {}
@@ -421,6 +421,8 @@ PARSERS = [
     ("docs/results/commands/*.txt", parse_times),
     ("docs/results/theory/*.md", parse_md_tables),
     ("docs/results/performance/overhead_mlp*.txt", parse_stage_times),
+    ("docs/results/solvers/costs*.txt", parse_stage_times),
+    ("docs/results/sharp-edges/hessian_cost*.txt", parse_stage_times),
     ("docs/results/autograd/examples*.txt", parse_autograd_examples),
     ("*.json", parse_json),
     ("*.csv", parse_csv),
