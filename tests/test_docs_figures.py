@@ -826,9 +826,7 @@ ALLOWED: list[tuple[str, str]] = [
 
 #: Measurements in the checked files that have no saved source yet (each with its
 #: reason).  Each is a debt: save the run that backs it and mark it, or remove it.
-UNSOURCED = [
-    # compile's guard and signature checks, measured while writing them; not saved
-    ("docs/api.md", "The checks cost within 3 % of the replay"),
+UNSOURCED: list[tuple[str, str]] = [
 ]
 
 
