@@ -505,3 +505,18 @@ def test_corner_cases_of_the_checker():
     assert relaxed.folded == [2, 3]
     M = unit_matrix(assemble(plan, np.float64(1.0)), relaxed).toarray()
     np.testing.assert_allclose(M, [[0.0, 1.1 ** 3], [0.0, 0.0]], rtol=1e-14)
+
+
+def test_rounding_floor_dtype_in_any_order_and_without_units():
+    # the float64 node comes first here: the float32 one must still set the floor
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6]), name="x")
+    s = anp.sin(x)
+    low = anp.tanh(s.astype(np.float32))
+    report = check_convexity(g, anp.sum(low * low), eta=1.5)
+    assert report.rounding_floor == pytest.approx(2.0 ** -24 * 3.0 ** report.depth, rel=1e-12)
+    # every node clamped by layer units: no relaxing dtype, float64's floor
+    ref = build([("sin", (0,)), ("exp", (1,)), ("mul", (1, 2)), ("mul", (3, 3))],
+                [np.float64(0.5)])
+    clamped = check_convexity(ref.graph, ref.traced[-1], units="layers")
+    assert clamped.size == 0 and clamped.rounding_floor == 2.0 ** -53
