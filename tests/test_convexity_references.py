@@ -369,6 +369,10 @@ Convergence report
     data = r.to_dict()
     assert data["is_dag"] is False and data["cycle"] == ["a", "b", "a"] and data["ok"] is False
     assert data["eta"] == 1.0 and data["schedule"] == "sequential" and data["size"] is None
+    from dataclasses import fields
+
+    from ardiff.convexity import ConvexityReport
+    assert set(data) == {f.name for f in fields(ConvexityReport)} | {"ok"}
 
 
 def test_plain_values_for_json():
