@@ -85,7 +85,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/residuals.py": [
-        "tests/test_solver_references.py", "tests/test_relax.py",
+        "tests/test_residuals.py", "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/reverse.py": [
         "tests/test_solver_references.py", "tests/test_relax.py",

@@ -120,7 +120,7 @@ def worst_residual(parts: Iterable, scale: float) -> float:
     geometrically, with the activity one step behind it, so their ratio never
     settles; such a node is measured against `NEGLIGIBLE * scale` (the relative
     standard still holds for every gradient down to 1e-100 of the largest one).
-    NaN propagates.
+    A NaN gap counts as an infinite residual (never converged).
 
     Parameters
     ----------
@@ -139,7 +139,9 @@ def worst_residual(parts: Iterable, scale: float) -> float:
         if num == 0.0:
             continue
         den = max(tmax + num, NEGLIGIBLE * scale) if tmax > 0.0 else scale
-        r = num / den if den > 0.0 else math.inf
+        # an infinite or NaN gap is an infinite residual (inf / inf would be NaN, which
+        # the next node's finite residual replaced: an entry still moving went unseen)
+        r = num / den if den > 0.0 and num < math.inf else math.inf
         if not r <= worst:
             worst = r
     return worst
