@@ -977,3 +977,17 @@ def test_unit_selection_refusals_and_marks():
     out = anp.sum(h * h)
     marked = unit_plan(compile_plan(g, out), "layers")
     assert h._node in marked.relaxing
+
+
+@pytest.mark.parametrize("schedule,eta", [("sequential", 1.5), ("sequential", 0.5),
+                                          ("parallel", 0.7)])
+def test_relaxation_stops_at_the_first_step_within_tol(schedule, eta):
+    """The step count is the first t whose state's relative residual is within tol
+    (stepping the dense reference), not a prediction."""
+    ref = skip_connection()
+    tol = 1e-10
+    result = ardiff.relax(ref.graph, ref.traced[-1], schedule=schedule, eta=eta, tol=tol)
+    t = 1
+    while relative_residual(ref, ref.stepped(schedule, eta, t)) > tol:
+        t += 1
+    assert result.iterations == t and result.converged
