@@ -588,3 +588,6 @@ def test_lean_patterns_of_a_new_op(monkeypatch, fresh_names):
     three = total(s, a, a * 2.0)  # reads argument 2 of 3: s (argument 0) is released
     node = g.nodes[three._node]
     assert type(node.args[0]) is Released and type(node.args[2]) is np.ndarray
+    # the same traced positions (0, 1) at another arity: reads argument 2, so s goes
+    again = total(a, s, np.ones(4))
+    assert type(g.nodes[again._node].args[1]) is Released
