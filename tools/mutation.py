@@ -18,8 +18,12 @@ commit it measured.  The scratch copy's setup.cfg gets the module's ``only_mutat
 test selection; everything else comes from the checked-in ``[mutmut]`` section.
 
 ``--survivors`` reruns only the survivors of the previous run of a module (kept in its
-scratch copy), after new tests were written; ``--max-children`` is passed to mutmut
-(default 1: the CI machines and the developers' have few cores).
+scratch copy), after new tests were written: the earlier kills stand (tests were only
+added) and the report says when and at which commit the survivors were rerun; a change
+to the module itself needs a full run (mutmut renumbers its mutants).  ``--collect``
+only rewrites the report from the scratch copies.  ``--max-children`` is passed to mutmut
+(default 1: the CI machines and the developers' have few cores).  mutmut forks its own
+workers; pytest-xdist, if installed, is switched off for them (setup.cfg).
 
 The report (``--out``, default ``benchmarks/results/mutation/``) is ``report.json``
 and ``report.md``: killed / survived / no tests / timeout / total and the score
