@@ -132,3 +132,11 @@ def test_traced_targets_are_measured_by_their_values():
     num, tmax, diff = residual_parts(t, np.array([1.0, -2.0]))
     assert (num, tmax) == (4.0, 6.0)
     assert isinstance(diff, ardiff.Tracer)  # stays traced for higher order
+
+
+def test_python_floats_are_measured_as_float64():
+    # scalar graphs hand the solver Python floats, which have no dtype
+    assert residual_parts(2.0, -1.5)[:2] == (3.5, 2.0)
+    tiny = 5e-324  # float64's smallest subnormal
+    num, tmax, _ = residual_parts(tiny, 0.0)
+    assert num == tiny and tmax == float(np.finfo(np.float64).smallest_normal)
