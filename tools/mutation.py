@@ -95,7 +95,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/options.py": [
-        "tests/test_solver_references.py", "tests/test_relax.py",
+        "tests/test_solver_options.py", "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/real_form.py": [
         "tests/test_triangular.py", "tests/test_complex.py",
