@@ -101,7 +101,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_triangular.py", "tests/test_complex.py",
     ],
     "ardiff/solvers/result.py": [
-        "tests/test_relax.py", "tests/test_api.py",
+        "tests/test_result.py", "tests/test_relax.py",
     ],
 }
 
