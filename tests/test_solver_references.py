@@ -991,3 +991,35 @@ def test_relaxation_stops_at_the_first_step_within_tol(schedule, eta):
     while relative_residual(ref, ref.stepped(schedule, eta, t)) > tol:
         t += 1
     assert result.iterations == t and result.converged
+
+
+def test_unit_plans_restage_and_anchor_at_the_output():
+    from ardiff.solvers import SolverOptions
+    from ardiff.solvers.closed_form import run_closed_form
+    from ardiff.solvers.units import unit_plan
+
+    # a parameter read by the output itself anchors the layer below it
+    g = ardiff.Graph()
+    x = g.input(np.array([0.3, -0.6]), name="x")
+    w = g.input(np.array([1.5, 0.5]), name="w")
+    h = anp.tanh(x)
+    out = anp.dot(h, w)
+    assert unit_plan(compile_plan(g, out), "layers").relaxing == [h._node]
+    # new recorded values, restaged: the unit plan follows them (stage restages the ops)
+    ref = skip_connection()
+    new = build(ref.steps, [np.float64(-0.9)])
+    plan = compile_plan(ref.graph, ref.traced[-1])
+    relaxed = unit_plan(plan, [1, 3])
+    ref.graph.replace_values([np.asarray(v) if np.ndim(v) else np.float64(v)
+                              for v in new.values])
+    relaxed.stage()
+    options = SolverOptions(schedule="parallel", eta=0.5, tol=0.0, max_iter=5, closed_form=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = run_closed_form(relaxed, None, options)
+    expected = new.stepped_units([1, 3], "parallel", 0.5, 5)
+    for got, want in zip(result.grads, new.read_out(expected)):
+        assert gap(got, want) < 1e-12
+    with pytest.raises(ValueError, match=r"^unit_plan: the plan already has units; pass its "
+                                         r"op_plan\.$"):
+        unit_plan(relaxed, [1])
