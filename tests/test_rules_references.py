@@ -296,3 +296,21 @@ def test_no_derivative_leaves_reductions_along_an_axis():
     v = g.input(RNG.standard_normal((3, 4)))
     logsumexp(v, axis=1)  # (3, 4) does not broadcast to (3,)
     assert rules.NoDerivative().edit(g, g.nodes[-1], 0) is None
+
+
+def test_complex_on_either_end_of_an_edge_is_refused():
+    # a complex value from a real input (x @ W with a complex constant W)
+    g = Graph()
+    x = g.input(RNG.standard_normal((2, 3)), name="x")
+    W = RNG.standard_normal((3, 2)) + 1j * RNG.standard_normal((3, 2))
+    out = anp.real(anp.sum(anp.matmul(x, W)))
+    with pytest.raises(TypeError, match=r"^Local rule edit \['weight', 'weight_argnum'\] on "
+                                        r"node 1 \(op matmul"):
+        ardiff.relax(g, out, [x], rules=[rules.FeedbackAlignment()])
+    # a real value from a complex argument (the modulus)
+    h = Graph()
+    y = h.input(np.array([0.5, -0.3]), name="y")
+    out = anp.sum(anp.absolute(y * (1 + 1j)))
+    with pytest.raises(TypeError, match=r"^Local rule edit \['derivative'\] on node 2 \(op "
+                                        r"absolute"):
+        ardiff.relax(h, out, [y], rules=[rules.NoDerivative(ops=["absolute"])])
