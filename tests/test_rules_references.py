@@ -247,7 +247,7 @@ def test_messages_defaults_and_caches():
     both = rules.combined(seed=3, scale=0.5, ops=["tanh"])
     assert (both.rules[0].seed, both.rules[0].scale, both.rules[1].ops) == (3, 0.5, ("tanh",))
     # a one-row zero weight: std 1/sqrt(1)
-    assert 0.7 < np.std(rules.FeedbackAlignment(seed=1)._draw("k", np.zeros((1, 400)))) < 1.3
+    assert 0.9 < np.std(rules.FeedbackAlignment(seed=1)._draw("k", np.zeros((1, 400)))) < 1.1
     # two weights, two matrices
     W1, W2 = RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3))
     h = Graph()
@@ -256,7 +256,8 @@ def test_messages_defaults_and_caches():
     loss = anp.sum(anp.tanh(anp.tanh(xs @ w1) @ w2))
     fa = rules.FeedbackAlignment(seed=4)
     ardiff.relax(h, loss, [xs, w1, w2], rules=[fa])
-    assert not np.allclose(fa.B["W1"], fa.B["W2"])
+    B1, B2 = fa.B["W1"], fa.B["W2"]
+    assert not np.allclose(B1 / np.std(B1), B2 / np.std(B2))  # not one draw, rescaled
     # a member that matches nothing on a second graph is still found
     rule = rules.compose(rules.FeedbackAlignment(), rules.NoDerivative(ops=["tanh"]))
     ardiff.relax(h, loss, [xs, w1, w2], rules=[rule])
