@@ -106,3 +106,12 @@ def test_compile_checks_benchmark_runs():
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert [row[0] for row in rows] == ["mlp", "mlp_f32", "rnn", "lstm", "chain", "wide_scalar"]
     assert all(float(row[-1]) > 0 for row in rows)
+
+
+def test_sparse_benchmark_runs():
+    """benchmarks/bench_sparse.py on a small system: both timings, the ratio, the peak."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_sparse.py"), "--n", "2000", "--repeats", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "forward solves" in done.stdout and "peak memory" in done.stdout
