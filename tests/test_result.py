@@ -23,7 +23,7 @@ def test_summary_names_method_steps_convergence_residual_and_shapes():
     g = ardiff.Graph()
     traced = g.input(np.ones((2, 3)))
     r = Result(grads=[np.zeros(4), traced, 2.0], value=0.0, method="relax", iterations=7,
-               converged=False, residuals=np.array([0.5, 0.0123456]))
+               converged=False, residuals=np.array([0.5, 0.25, 0.0123456]))
     assert repr(r) == ("Result(method='relax', iterations=7, converged=False, "
                        "final residual=0.0123, grads=[(4,), (2, 3), ()])")
     empty = Result(grads=[], value=0.0, method="triangular")

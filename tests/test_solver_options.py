@@ -77,6 +77,8 @@ def test_continuous_time_implies_the_closed_form():
     assert o.closed_form is True and o.time == 2.0 and type(o.time) is float
     assert SolverOptions(schedule="continuous", time=[0, 1.5]).time == (0.0, 1.5)
     assert SolverOptions(schedule="continuous", time=0.0).time == 0.0
+    # Python ints of any size are times too (read as float64)
+    assert SolverOptions(schedule="continuous", time=[0, 2 ** 70]).time == (0.0, 2.0 ** 70)
     assert SolverOptions(schedule="parallel").closed_form is False
 
 
