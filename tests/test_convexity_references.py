@@ -524,3 +524,37 @@ def test_rounding_floor_dtype_in_any_order_and_without_units():
                 [np.float64(0.5)])
     clamped = check_convexity(ref.graph, ref.traced[-1], units="layers")
     assert clamped.size == 0 and clamped.rounding_floor == 2.0 ** -53
+
+
+def test_theory_edge_cases():
+    from ardiff.solvers.theory import default_max_iter
+
+    # the rounding floor of a deep graph at a large step is infinite, not an OverflowError
+    assert rounding_floor(5000, 1.9) == math.inf
+    assert rounding_floor(5000, 0.9) == 2.0 ** -53
+    # the step budget, as documented
+    for depth, eta, schedule, tol in [(3, 0.5, "parallel", 1e-12), (7, 1.5, "sequential", 1e-6),
+                                      (1, 1.0, "parallel", 1e-9), (4, 0.2, "sequential", 0.0)]:
+        log_tol = abs(math.log(max(tol, 1e-300)))
+        want = math.ceil(2.0 * (depth + 10.0 * math.sqrt(depth) + 2.0 * log_tol + 50.0)
+                         / min(eta, 2.0 - eta))
+        assert default_max_iter(depth, eta, schedule, tol) == want
+    assert default_max_iter(5, 0.5, "parallel") == default_max_iter(5, 0.5, "parallel", 1e-12)
+    assert default_max_iter(9, 1.0, "sequential") == 1
+    # predictions: defaults, and a tolerance of 1 or more needs no step
+    assert predict_iterations(3, 0.5) == predict_iterations(3, 0.5, "parallel", 1e-10)
+    assert predict_iterations(3, 0.5, "sequential", 1.0) == 0
+    # a scalar step count
+    assert float(error_bound(5, 3, 1.5, "sequential")) == pytest.approx(
+        bound(5, 3, 1.5, "sequential"), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^schedule must be 'parallel' or 'sequential', got "
+                                         r"'bogus'$"):
+        error_bound(3, 2, 1.5, "bogus")
+    # the reasons, word for word
+    assert stability(0.0, 3)[1] == ("eta must be positive: at eta = 0 nothing moves, and for "
+                                    "eta < 0 the activities run away from the fixed point.")
+    assert stability(2.0, 3)[1] == ("every eigenvalue of the iteration matrix is 1 - eta = -1: "
+                                    "the error does not decay, and on this graph (depth D = 3) "
+                                    "it grows polynomially, like t^2.")
+    assert stability(2.0, 2)[1].endswith("like t^1.")
+    assert stability(2.0, 1)[1].endswith("the error does not decay, and it never decays.")

@@ -173,8 +173,8 @@ def rounding_floor(depth: int, eta: float, dtype: Any = np.float64) -> float:
         return math.inf
     gain = max(1.0, eta / (2.0 - eta))
     eps = float(np.finfo(dtype).eps) / 2.0
-    with np.errstate(over="ignore"):
-        return float(min(eps * gain ** max(depth, 0), math.inf))
+    with np.errstate(over="ignore"):  # a NumPy power: inf past the float range, no error
+        return float(min(eps * np.float64(gain) ** max(depth, 0), math.inf))
 
 
 def stability(eta: float, depth: int) -> tuple[bool, str]:
