@@ -92,7 +92,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_residuals.py", "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/reverse.py": [
-        "tests/test_solver_references.py", "tests/test_relax.py",
+        "tests/test_reverse_sweeps.py", "tests/test_solver_references.py", "tests/test_relax.py",
         # mutmut's trampoline adds a stack frame: a warning's frame is not the test's
         "--deselect=tests/test_relax.py::test_non_finite_warning_points_at_the_callers_line",
         "--deselect=tests/test_relax.py::test_non_finite_warning_of_grad_points_at_the_callers_line",
