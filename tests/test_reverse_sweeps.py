@@ -14,8 +14,7 @@ import pytest
 
 import ardiff
 import ardiff.numpy as anp
-from ardiff.solvers import compile_plan
-from ardiff.solvers import reverse
+from ardiff.solvers import compile_plan, reverse
 from ardiff.solvers.reverse import RELEASE_FROM, run_backprop, sweep_gradients, sweep_releasing
 
 
