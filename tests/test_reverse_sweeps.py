@@ -125,3 +125,47 @@ def test_backprop_on_a_graph_is_the_reference():
         res.grads[1], 2.0 * central_differences(lambda *a: float(deep(*a, layers=3)),
                                                 (W, b, x), 2), rtol=1e-6, atol=1e-8)
     assert res.vjp_evals > 0 and list(res.residuals) == [0.0]
+
+
+def mixed(W, c, s, a, x):
+    # c enters through add (its first gradient term is an activity itself, shared), s is a
+    # scalar read by every layer (sums of NumPy scalars), a * x near the output is read by
+    # two sources at once
+    h = x
+    for _ in range(10):
+        h = anp.tanh((W @ h + c) * s) * 0.9 + h * 0.1
+    return anp.sum(anp.tanh(a * x) * h) + anp.sum(h ** 2)
+
+
+def mixed_point():
+    rng = np.random.default_rng(5)
+    return (0.4 * rng.standard_normal((3, 3)), rng.standard_normal(3), np.float64(0.7),
+            rng.standard_normal(3), rng.standard_normal(3))
+
+
+def test_shared_first_terms_scalar_sources_and_two_sources_of_one_child():
+    args = mixed_point()
+    graph = ardiff.trace(mixed, *args)
+    c_node = graph.inputs[1].node.index
+    # every add that reads c: its activity is c's first gradient term, and it is kept
+    # (listed in wrt), so an in-place sum into it would show in its returned gradient
+    adds = [n.index for n in graph.nodes
+            if getattr(n.op, "name", "") == "add" and any(p == c_node for _, p in n.parents)]
+    wrt = [*graph.inputs, *adds]
+    plan = compile_plan(graph, graph.output, wrt, stage=False)
+    assert len(plan.relaxing) >= RELEASE_FROM
+    got = sweep_gradients(plan)
+    want = run_backprop(compile_plan(graph, graph.output, wrt)).grads
+    assert len(got) == len(want) == 5 + len(adds)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    for k in range(5):
+        if k == 2:  # the scalar s
+            h = 1e-6
+            up, down = list(args), list(args)
+            up[2], down[2] = args[2] + h, args[2] - h
+            fd = (float(mixed(*up)) - float(mixed(*down))) / (2 * h)
+            assert float(got[2]) == pytest.approx(fd, rel=1e-6)
+            continue
+        np.testing.assert_allclose(got[k], central_differences(
+            lambda *a: float(mixed(*a)), args, k), rtol=1e-6, atol=1e-8)
