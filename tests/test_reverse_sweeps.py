@@ -169,3 +169,57 @@ def test_shared_first_terms_scalar_sources_and_two_sources_of_one_child():
             continue
         np.testing.assert_allclose(got[k], central_differences(
             lambda *a: float(mixed(*a)), args, k), rtol=1e-6, atol=1e-8)
+
+
+def scaled_output(W, c, s, a, x):
+    # the output node itself reads the parameter s (a source child of the output)
+    return anp.sum(deep(W, c, x, layers=11) * a) * s
+
+
+def test_a_parameter_read_by_the_output_and_the_seed():
+    args = mixed_point()
+    graph = ardiff.trace(scaled_output, *args)
+    seed = np.float64(-1.5)
+    plan = compile_plan(graph, graph.output, graph.inputs, stage=False)
+    got = sweep_gradients(plan, seed=seed)
+    want = run_backprop(compile_plan(graph, graph.output, graph.inputs), seed=seed).grads
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    h = 1e-6
+    up, down = list(args), list(args)
+    up[2], down[2] = args[2] + h, args[2] - h
+    fd = (float(scaled_output(*up)) - float(scaled_output(*down))) / (2 * h)
+    assert float(got[2]) == pytest.approx(-1.5 * fd, rel=1e-6)
+
+
+def test_the_output_in_wrt_gets_the_seed():
+    graph = ardiff.trace(deep, *point())
+    wrt = [*graph.inputs, graph.output]
+    seed = np.float64(3.0)
+    got = sweep_gradients(compile_plan(graph, graph.output, wrt, stage=False), seed=seed)
+    assert float(got[-1]) == 3.0
+    assert float(run_backprop(compile_plan(graph, graph.output, wrt), seed=seed).grads[-1]) == 3.0
+
+
+def test_non_finite_gradients_of_the_releasing_sweep_name_the_node():
+    def fun(W, b, x):
+        return deep(W, b, x) + anp.sum(anp.sqrt(x * 0.0))  # sqrt at 0: infinite slope
+
+    plan = plan_of(fun, point())
+    assert len(plan.relaxing) >= RELEASE_FROM
+    with pytest.warns(ardiff.NonFiniteWarning, match="sqrt"), \
+            np.errstate(divide="ignore", invalid="ignore"):
+        sweep_gradients(plan)
+
+
+def test_release_from_is_inclusive(monkeypatch):
+    plan = plan_of(deep, point())
+    calls = []
+    real = reverse.sweep_releasing
+    monkeypatch.setattr(reverse, "sweep_releasing", lambda p, x: (calls.append(1), real(p, x)))
+    monkeypatch.setattr(reverse, "RELEASE_FROM", len(plan.relaxing))
+    sweep_gradients(plan)
+    assert calls == [1]
+    monkeypatch.setattr(reverse, "RELEASE_FROM", len(plan.relaxing) + 1)
+    sweep_gradients(plan_of(deep, point()))
+    assert calls == [1]
