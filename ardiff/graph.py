@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "copy_of", "buffer_like",
+__all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "contains_tracer",
+           "copy_of", "buffer_like",
            "as_differentiable", "Graph", "Released", "ReleasedValueError"]
 
 _level_lock = threading.Lock()
@@ -196,6 +197,18 @@ class TracerBase:
         super().__init_subclass__(**kwargs)
         if Graph.tracer_class is TracerBase:
             Graph.tracer_class = cls
+
+
+def contains_tracer(obj: Any) -> bool:
+    """Whether `obj` is a traced value or a (nested) list/tuple holding one."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, TracerBase):
+            return True
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def copy_of(x: Any) -> Any:

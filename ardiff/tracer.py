@@ -29,7 +29,15 @@ import scipy.special
 
 from . import numpy as anp
 from . import scipy as ascipy
-from .graph import Graph, TracerBase, TracingError, buffer_like, copy_of, unwrap
+from .graph import (
+    Graph,
+    TracerBase,
+    TracingError,
+    buffer_like,
+    contains_tracer,
+    copy_of,
+    unwrap,
+)
 from .guards import concrete
 
 # the arithmetic ops bound to module names: operators on scalars are the hot path of
@@ -76,6 +84,12 @@ def _index(key):
             item = np.asarray(item)
         out.append(item)
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _repeats(shape: tuple, index) -> bool:
+    """Whether an advanced index selects some element of an array of `shape` twice."""
+    taken = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[index]
+    return np.unique(taken).size < np.size(taken)
 
 
 def _same_index(a, b) -> bool:
@@ -138,6 +152,7 @@ ASSIGN_HELP = (
     "value x, a = np.zeros_like(x) or a = np.zeros(shape, like=x) (also ones, empty, full), "
     "and then a[i] = value is traced; or collect the values in a Python list and build the "
     "array with anp.stack(values).")
+
 
 def _live_aliases(tracer: TracerBase) -> list:
     """The other live traced values whose arrays share memory with `tracer`'s.
@@ -663,8 +678,7 @@ class Tracer(TracerBase):
             raise TypeError(f"'{type(inner).__name__}' object does not support item "
                             "assignment (a NumPy scalar is immutable, as in NumPy)")
         index = _index(key)
-        taken = np.arange(inner.size).reshape(inner.shape)[index]
-        if not is_basic_index(index) and np.unique(taken).size < np.size(taken):
+        if not is_basic_index(index) and _repeats(inner.shape, index):
             raise TracingError(
                 f"{user_line()}: x[idx] = v with a repeated index: NumPy keeps one of the "
                 "values written to the same element, which has no gradient rule here. "
@@ -711,7 +725,7 @@ class Tracer(TracerBase):
         return target
 
     def __array_function__(self, func, types, args, kwargs):
-        if func in LIKE_CREATORS and not _contains_traced((args, kwargs)):
+        if func in LIKE_CREATORS and not contains_tracer((args, tuple(kwargs.values()))):
             # np.zeros(n, like=x): NumPy's `like=` protocol asks x for the new array
             return buffer_like(self, func(*args, **kwargs))
         impl = FUNCTION_IMPLS.get(func)
@@ -814,12 +828,3 @@ FUNCTION_IMPLS[np.copyto] = _copyto
 #: Array creators that NumPy's `like=` hands to a traced prototype: a traced buffer.
 LIKE_CREATORS = frozenset({np.zeros, np.ones, np.empty, np.full})
 
-
-def _contains_traced(obj: Any) -> bool:
-    if isinstance(obj, TracerBase):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(_contains_traced(o) for o in obj)
-    if isinstance(obj, dict):
-        return any(_contains_traced(o) for o in obj.values())
-    return False

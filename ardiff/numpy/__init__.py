@@ -18,6 +18,7 @@ import numpy as _np
 # names only (see __all__ at the end).
 from ..graph import TracerBase as _TracerBase
 from ..graph import buffer_like as _buffer_like
+from ..graph import contains_tracer as _contains_tracer
 from ..graph import copy_of as _copy_of
 from ..graph import unwrap as _unwrap
 from ..guards import concrete as _concrete
@@ -178,7 +179,6 @@ from ._shape import (  # noqa: F401
     vsplit,
     vstack,
 )
-from ._shape import contains_tracer as _contains_tracer
 from ._shape import numpy_when_plain as _numpy_when_plain
 from ._stats import (  # noqa: F401
     average,

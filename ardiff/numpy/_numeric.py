@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import TracerBase, copy_of, unwrap
+from ..graph import TracerBase, contains_tracer, copy_of, unwrap
 from ..guards import concrete, plain
 from ..op import shape_of
 from ..ops import complex_parts
@@ -19,7 +19,6 @@ from ..ops.linalg import matmul
 from ._shape import (
     broadcast_to,
     concatenate,
-    contains_tracer,
     flip,
     getitem,
     moveaxis,

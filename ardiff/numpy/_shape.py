@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from ..graph import TracerBase, unwrap
+from ..graph import TracerBase, contains_tracer, unwrap
 from ..guards import concrete
 from ..op import shape_of
 from ..ops.elementwise import add, where
@@ -24,18 +24,6 @@ from ..ops.shape import getitem, untake
 from ..ops.shape import reshape as _reshape
 from ..ops.shape import roll as _roll
 from ..ops.shape import transpose as _transpose
-
-
-def contains_tracer(obj) -> bool:
-    """Whether `obj` is a traced value or a (nested) list/tuple holding one."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, TracerBase):
-            return True
-        if isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return False
 
 
 def numpy_when_plain(fun):
