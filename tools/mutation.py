@@ -73,7 +73,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_op_contract.py", "tests/test_defop.py",
     ],
     "ardiff/solvers/units.py": [
-        "tests/test_solver_references.py", "tests/test_units.py",
+        "tests/test_solver_references.py", "tests/test_units.py", "tests/test_units_nested.py",
     ],
     "ardiff/rules.py": [
         "tests/test_rules_references.py", "tests/test_rules.py",
