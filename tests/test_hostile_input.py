@@ -274,3 +274,72 @@ def outcome(text: str) -> str:
 def test_fuzzed_graph_documents_load_or_are_refused(picks, junks):
     doc = _fuzz_doc(base_doc(), picks, junks)
     assert outcome(json.dumps(doc)) in ("loaded", "refused")
+
+
+# -- non-finite values in a graph file: every solver says converged=False -----------------
+X0 = np.array([0.5, -1.0, 2.0, 3.0])
+W0 = np.array([1.0, 2.0, 3.0, 4.0])
+
+
+def _model(x, w):
+    return anp.sum(anp.tanh(w * x) * x)
+
+
+def _numpy_gradients(x, w):
+    """d/dx and d/dw of sum(tanh(w x) x), by hand in NumPy (the independent truth)."""
+    with np.errstate(all="ignore"):
+        t = np.tanh(w * x)
+        slope = 1.0 - t ** 2
+        return [t + x * w * slope, x * x * slope]
+
+
+SOLVERS = {
+    "relax sequential": dict(schedule="sequential", eta=0.5),
+    "relax parallel": dict(schedule="parallel", eta=0.5),
+    "relax one sweep": dict(),
+    "backprop": dict(method="backprop"),
+    "triangular": dict(method="triangular"),
+    "units": dict(units="layers", schedule="parallel", eta=0.5),
+    "closed form": dict(closed_form=True, schedule="parallel", eta=0.5),
+}
+
+
+def _solve(graph, options):
+    options = dict(options)
+    method = options.pop("method", "relax")
+    if method == "backprop":
+        return ardiff.backprop(graph)
+    if method == "triangular":
+        return ardiff.solve_triangular(graph)
+    return ardiff.relax(graph, **options)
+
+
+def _graph_file(x, w) -> str:
+    return ardiff.to_json(ardiff.trace(_model, x, w))
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_finite_graph_file_converges_to_numpys_gradients(solver):
+    result = _solve(ardiff.from_json(_graph_file(X0, W0)), SOLVERS[solver])
+    assert result.converged is True
+    for got, want in zip(result.grads, _numpy_gradients(X0, W0)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("where", ["x", "w"])
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_non_finite_graph_file_is_never_converged(solver, where, bad):
+    doc = json.loads(_graph_file(X0, W0))
+    node = 0 if where == "x" else 1
+    doc["nodes"][node]["value"]["__ndarray__"][1] = bad  # as to_json writes them
+    graph = ardiff.from_json(json.dumps(doc))
+    x, w = (np.asarray(graph.nodes[i].value) for i in (0, 1))
+    truth = _numpy_gradients(x, w)
+    assert not all(np.isfinite(t).all() for t in truth)  # NumPy's own verdict
+    with np.errstate(all="ignore"), \
+            pytest.warns(ardiff.NonFiniteWarning, match=rf"node {node} '_model:arg{node}'"):
+        result = _solve(graph, SOLVERS[solver])
+    finite = all(np.isfinite(np.asarray(g)).all() for g in result.grads)
+    assert not finite
+    assert result.converged is False

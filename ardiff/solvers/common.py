@@ -304,6 +304,12 @@ def finish(plan: Plan, x: dict, seed: Any, method: str, *, vjp_evals: int,
            trajectory: dict | None = None) -> Result:
     """The epilogue of every solver: read out, check for NaN/inf, build the `Result`.
 
+    A gradient that is not finite makes the result `converged=False`, whatever the
+    solver's residuals said (they measure the relaxing activities, not the read-out of
+    the sources, and an exact sweep certifies 0 by construction), and
+    `warn_non_finite` names the node where the NaN or infinity starts.  Every solver
+    ends here, so this is the one place that decides it.
+
     Parameters
     ----------
     plan : Plan
@@ -318,14 +324,17 @@ def finish(plan: Plan, x: dict, seed: Any, method: str, *, vjp_evals: int,
     vjp_evals : int
         VJP evaluations of the solve (the read-out's are added).
     iterations, converged, residuals, trajectory
-        As in `Result`; the defaults describe an exact one-step solve.
+        As in `Result`; the defaults describe an exact one-step solve.  `converged`
+        is overridden to False when a gradient is not finite.
 
     Returns
     -------
     Result
     """
     grads, read_evals = read_out(plan, x, seed)
-    warn_non_finite(plan, x, grads)
+    if not all(map(is_finite, grads)):
+        warn_non_finite(plan, x, grads)
+        converged = False
     for i in plan.fixed_nodes:
         del x[i]
     return Result(grads=grads, value=plan.graph.nodes[plan.output].value, method=method,

@@ -27,7 +27,9 @@ class Result:
         Relaxation steps (parallel) or sweeps (sequential) performed; 1 for the exact
         solvers (backprop, triangular) and for the relaxation's one-sweep solve.
     converged : bool
-        Whether the relative residual fell to `tol` (always True for exact solvers).
+        Whether the relative residual fell to `tol` (always True for exact solvers)
+        and every gradient is finite: a NaN or infinity in a gradient makes it False
+        for every solver (with a `NonFiniteWarning` naming where it starts).
     residuals : numpy.ndarray
         One entry per iteration, for every solver and schedule:
         `residuals[k]` is the largest relative residual over relaxing nodes of the

@@ -27,7 +27,8 @@ def run_backprop(plan: Plan, seed: Any = None) -> Result:
     Returns
     -------
     Result
-        With `iterations=1`, `converged=True` and `residuals=[0.0]`.
+        With `iterations=1`, `converged=True` (False if a gradient is not finite)
+        and `residuals=[0.0]`.
     """
     seed = make_seed(plan, seed)
     x = {plan.output: seed}
@@ -163,7 +164,8 @@ def backprop(graph: Graph, output: Any = None, wrt: Sequence | None = None, *,
     -------
     Result
         The same type as `ardiff.relax` returns, with `iterations=1`,
-        `converged=True` and `residuals=[0.0]` (one exact sweep).
+        `converged=True` (False if a gradient is not finite) and `residuals=[0.0]`
+        (one exact sweep).
 
     Warns
     -----
