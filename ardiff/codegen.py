@@ -38,7 +38,7 @@ from .solvers.common import make_seed, warn_non_finite
 from .solvers.plan import Plan, add_into
 
 __all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "SCALAR_OPS", "math_matches_numpy",
-           "slice_sum", "sweep_is_exact", "Replay"]
+           "slice_sum", "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
 # memory superlinearly in CPython, and a chain of calls costs nothing per line.
@@ -137,15 +137,6 @@ def slice_sum(shape: tuple, dtype, indices: tuple, parts: tuple, general):
             return general()
         out[index] += part
     return out
-
-
-def sweep_is_exact(method: str, rules, options: dict) -> bool:
-    """Whether the solve is one exact reverse sweep (and can be generated)."""
-    if method == "backprop":
-        return True
-    return (method == "relax" and not rules and not options.get("record", False)
-            and options.get("schedule", "sequential") == "sequential"
-            and float(options.get("eta", 1.0)) == 1.0)
 
 
 class Replay:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .codegen import Replay, sweep_is_exact
+from .codegen import Replay
 from .graph import as_differentiable
 from .recorder import TracedCall, function_name, gc_paused, normalize_argnums
 from .solvers import SolverOptions, compile_plan, solve_plan
@@ -780,8 +780,8 @@ class CompiledGrad:
         program = recording.program
         if program is None:
             options = self.options
-            exact = recording.plan is not None and sweep_is_exact(
-                options.method, options.rules, options.relax_keywords())
+            # generated code has no local rules: those solves run the interpreter
+            exact = recording.plan is not None and options.one_sweep and not options.rules
             program = recording.program = Replay(
                 call.graph, [t.node.index for t in call.inputs],
                 recording.plan if exact else None)

@@ -44,7 +44,7 @@ def _transform(fun: Callable, argnum: Any, options: dict,
     """
     solver_options = SolverOptions.from_keywords(**options)
     # a one-sweep solve only stages local VJPs: the recording may keep just what they read
-    lean = one_sweep(solver_options) and not solver_options.rules
+    lean = solver_options.one_sweep and not solver_options.rules
 
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
@@ -61,32 +61,9 @@ def _gradients(call: TracedCall, out: Tracer | None, seeds: list,
         return [call.zeros() for _ in seeds]
     # one seed: stage each VJP during the solve (cheaper); several: stage once for all
     plan = compile_plan(call.graph, out, call.inputs, options.rules, stage=len(seeds) > 1)
-    if one_sweep(options):  # the gradients alone: no Result, same bits
+    if options.one_sweep:  # the gradients alone: no Result, same bits
         return [sweep_gradients(plan, seed) for seed in seeds]
     return [solve_plan(plan, seed, options).grads for seed in seeds]
-
-
-def one_sweep(options: SolverOptions) -> bool:
-    """Whether `options` solve exactly in one reverse sweep over the op-level plan.
-
-    True for `method="backprop"` and for the default relaxation (sequential schedule,
-    eta 1, op units, no closed form, no recording), whose fast path is that sweep;
-    such solves can skip the `Result` (`ardiff.solvers.reverse.sweep_gradients`).
-
-    Parameters
-    ----------
-    options : SolverOptions
-        Validated settings.
-
-    Returns
-    -------
-    bool
-    """
-    if options.method == "backprop":
-        return True
-    return (options.method == "relax" and options.schedule == "sequential"
-            and options.eta == 1.0 and not options.record and not options.closed_form
-            and isinstance(options.units, str) and options.units == "ops")
 
 
 def value_and_grad(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
@@ -329,7 +306,7 @@ def make_vjp(fun: Callable, argnum: Any = 0, **options: Any) -> Callable:
         out = call.output_tracer("make_vjp")
         # A one-sweep solve stages each VJP as it goes (and drops activities once read)
         # on the first call, the usual single one; later calls stage once and reuse.
-        sweeps = one_sweep(opts)
+        sweeps = opts.one_sweep
         plan = None if out is None else compile_plan(call.graph, out, call.inputs, opts.rules,
                                                      stage=not sweeps)
         calls = [0]

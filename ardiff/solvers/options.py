@@ -60,7 +60,8 @@ class SolverOptions:
     init : {"zeros", "forward"}
         Initial activities: zeros, or the forward values (the paper).
     tol : float
-        Target maximal relative residual; 0 runs exactly `max_iter` steps.
+        Target maximal relative residual; 0 runs `max_iter` steps
+        (fewer only where the residual is exactly zero: no step would change the state).
     max_iter : int or None
         Step budget; None for a generous bound from the graph's depth and `eta`.
     record : bool
@@ -177,6 +178,28 @@ class SolverOptions:
         settings = dict(PRESETS[preset]) if preset is not None else {}
         settings.update((k, v) for k, v in given.items() if v is not None)
         return cls(method=method, rules=tuple(rules or ()), **settings)
+
+    @property
+    def one_sweep(self) -> bool:
+        """Whether the solve's gradients are exactly one top-down reverse sweep.
+
+        The one place that decides it (`grad`'s Result-free path, `run_relaxation`'s
+        fast path and `ardiff.compile`'s generated sweep all read it): backprop, and
+        the relaxation with the sequential schedule at eta = 1 without a recorded
+        trajectory, whose first top-down sweep lands every activity on its fixed
+        point (each node's update reads only its finished children).  That holds
+        for any choice of `units` (the fixed point does not depend on them), with
+        local rules (their fixed point is their own sweep's) and for the closed form
+        (the state after T >= 1 such steps is the fixed point).
+
+        Returns
+        -------
+        bool
+        """
+        if self.method == "backprop":
+            return True
+        return (self.method == "relax" and self.schedule == "sequential"
+                and self.eta == 1.0 and not self.record)
 
     def relax_keywords(self) -> dict:
         """The relaxation keywords (`RELAX_OPTIONS`) as a dict, for `run_relaxation`."""

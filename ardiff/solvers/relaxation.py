@@ -204,7 +204,7 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     seed = make_seed(plan, seed)
     x = plan.fixed_activities(seed)
     nodes = plan.graph.nodes
-    fast = schedule == "sequential" and eta == 1.0 and not record
+    fast = options.one_sweep
     if max_iter is None:
         max_iter = 1 if fast else default_max_iter(plan.max_depth, eta, schedule, tol)
     for i in ([] if fast else plan.relaxing):
@@ -277,9 +277,10 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
         as in the paper).
     tol : float, optional
         Stop when the maximal relative residual is at most `tol` (default 1e-12); 0
-        runs exactly `max_iter` steps.  Raised to 16 machine epsilons of the least
-        precise activity (2e-6 in float32), below which rounding keeps the residual
-        moving.
+        runs `max_iter` steps, stopping early only at a residual of exactly zero (a
+        state that further steps leave unchanged, bit for bit).  Raised to 16 machine
+        epsilons of the least precise activity (2e-6 in float32), below which rounding
+        keeps the residual moving.
     max_iter : int, optional
         Step budget; default a generous bound from the graph's depth and `eta`.
     record : bool
