@@ -86,7 +86,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_solver_references.py", "tests/test_relax.py", "tests/test_triangular.py",
     ],
     "ardiff/solvers/common.py": [
-        "tests/test_solver_references.py", "tests/test_relax.py",
+        "tests/test_common_references.py", "tests/test_solver_references.py",
+        "tests/test_relax.py",
         # mutmut's trampoline adds a stack frame: a warning's frame is not the test's
         "--deselect=tests/test_relax.py::test_convergence_warning_points_at_the_callers_line",
         "--deselect=tests/test_relax.py::test_non_finite_warning_points_at_the_callers_line",
