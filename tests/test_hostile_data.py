@@ -6,7 +6,13 @@ the system folder or the bundled subset.
 """
 
 import gzip
+import hashlib
+import json
+import os
 import shutil
+import struct
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,3 +137,110 @@ def test_verification_is_cached_by_size_and_mtime_and_redone_after_a_change(tmp_
               gz=False)
     with pytest.raises(DataError, match=r"corrupt or modified copy"):
         load("fashion-mnist", "test", root, download=False)
+
+
+# -- verified once per file, across processes --------------------------------------------
+def _counting_sha256(monkeypatch) -> list:
+    calls = []
+    real = data.hashlib.sha256
+    monkeypatch.setattr(data.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_a_second_process_does_not_hash_the_files_again(tmp_path, monkeypatch):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(Path(data.__file__).parents[2])]
+                                          + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    code = ("from ardiff.paper import data; import hashlib; calls = []; real = hashlib.sha256;"
+            "data.hashlib.sha256 = lambda *a: calls.append(1) or real(*a);"
+            "data.load('fashion-mnist-small', 'test'); print(len(calls))")
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True)
+    assert first.stdout.split() == ["2"]  # the other process hashed the two files
+    record = json.loads((tmp_path / "cache" / "ardiff" / data._VERIFIED_FILE).read_text())
+    assert sorted(record.values()) == sorted(
+        data._IDX_CHECKSUMS["fashion-mnist-small"][stem][0] for stem in data._SPLIT_STEMS["test"])
+    calls = _counting_sha256(monkeypatch)  # this process has verified nothing yet
+    x, y = load("fashion-mnist-small", "test")
+    assert calls == [] and x.shape == (2000, 784)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    assert second.stdout.split() == ["0"]
+
+
+def _unzipped_bundle(tmp_path) -> Path:
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for stem in data._SPLIT_STEMS["test"]:
+        (folder / f"{stem}.gz").write_bytes(read_bytes(BUNDLED / f"{stem}.gz"))  # not gzipped
+    return folder
+
+
+def test_a_file_changed_after_another_process_verified_it_is_hashed_and_refused(
+        tmp_path, monkeypatch):
+    folder = _unzipped_bundle(tmp_path)
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    with bundled_from(folder) as files:
+        monkeypatch.setattr(data, "_bundled_files", files)
+        load("fashion-mnist-small", "test")  # verified and recorded
+        monkeypatch.setattr(data, "_VERIFIED", {})  # a new process
+        before = images.stat()
+        content = bytearray(images.read_bytes())
+        content[5000] ^= 0x01
+        images.write_bytes(bytes(content))  # same size, other content
+        os.utime(images, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        calls = _counting_sha256(monkeypatch)
+        with pytest.raises(DataError, match=rf"{images}: corrupt or modified copy of "
+                                            r"fashion-mnist-small .*reinstall ardiff"):
+            load("fashion-mnist-small", "test")
+        assert calls  # the record of the old file did not count for the new one
+
+
+@pytest.mark.parametrize("record", ["not json {", "[1, 2]", "forged"])
+def test_a_damaged_or_forged_record_is_no_verification(tmp_path, monkeypatch, record):
+    folder = _unzipped_bundle(tmp_path)
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    content = bytearray(images.read_bytes())
+    content[5000] ^= 0x01
+    images.write_bytes(bytes(content))
+    st = images.stat()
+    if record == "forged":  # the right key, but not the digest ardiff records
+        key = f"{images.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        record = json.dumps({key: hashlib.sha256(bytes(content)).hexdigest()})
+    (tmp_path / "cache" / "ardiff").mkdir(parents=True)
+    (tmp_path / "cache" / "ardiff" / data._VERIFIED_FILE).write_text(record)
+    with bundled_from(folder) as files:
+        monkeypatch.setattr(data, "_bundled_files", files)
+        with pytest.raises(DataError, match=r"corrupt or modified copy"):
+            load("fashion-mnist-small", "test")
+
+
+def test_an_unwritable_cache_only_costs_the_next_process_a_hash(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    x, _ = load("fashion-mnist-small", "test")
+    assert x.shape == (2000, 784)
+
+
+@pytest.mark.skipif(not all((DEBIAN / f"{stem}.gz").is_file()
+                            for stems in data._SPLIT_STEMS.values() for stem in stems),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize("stem", [s for stems in data._SPLIT_STEMS.values() for s in stems])
+def test_debians_fashion_mnist_is_the_published_data(stem):
+    """Upstream's gzip header put back on Debian's deflate stream gives the published .gz
+    (its published SHA-256 and MD5), so the recorded IDX digest is the published data's."""
+    debian = (DEBIAN / f"{stem}.gz").read_bytes()
+    assert debian[:4] == b"\x1f\x8b\x08\x00"  # deflate, no name field: upstream's had one
+    upstream = (b"\x1f\x8b\x08\x08" + struct.pack("<I", data._UPSTREAM_GZIP_MTIMES[stem])
+                + debian[8:10] + stem.encode() + b"\x00" + debian[10:])
+    assert "sha256:" + hashlib.sha256(upstream).hexdigest() == \
+        data._CHECKSUMS["fashion-mnist"][f"{stem}.gz"]
+    published_md5 = {"train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                     "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+                     "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+                     "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310"}
+    assert hashlib.md5(upstream).hexdigest() == published_md5[stem]  # upstream README
+    content = gzip.decompress(debian)
+    assert gzip.decompress(upstream) == content
+    digest, n = data._IDX_CHECKSUMS["fashion-mnist"][stem]
+    assert hashlib.sha256(content).hexdigest() == digest
+    assert struct.unpack(">I", content[4:8]) == (n,)
