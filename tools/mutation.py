@@ -110,7 +110,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_solver_options.py", "tests/test_solver_references.py", "tests/test_relax.py",
     ],
     "ardiff/solvers/real_form.py": [
-        "tests/test_triangular.py", "tests/test_complex.py",
+        "tests/test_real_form_references.py", "tests/test_triangular.py",
+        "tests/test_complex.py",
         # reads docs/complex.md, which mutmut's copy does not have
         "--deselect=tests/test_complex.py::test_the_docs_page_examples_run",
     ],
