@@ -16,6 +16,7 @@ from . import numpy, scipy  # noqa: F401  (the traced namespaces: ardiff.numpy, 
 from .compiled import CompiledGrad, NotReplayableWarning, compile  # noqa: A004
 from .convexity import check_convexity
 from .extend import checkpoint
+from .forward import jacfwd, jvp, make_jvp
 from .graph import Graph, Node, TracingError
 from .interchange import from_json, from_networkx, to_json, to_networkx
 from .named_args import grad_named, multigrad_dict
@@ -64,6 +65,8 @@ __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
     "jacobian", "hessian", "make_vjp", "vjp",
+    # forward mode (docs/forward-mode.md)
+    "jvp", "make_jvp", "jacfwd",
     # the further transforms of HIPS autograd, under its names (docs/api.md)
     "hessian_vector_product", "hessian_tensor_product", "make_hvp", "make_ggnvp",
     "tensor_jacobian_product", "vector_jacobian_product", "grad_and_aux", "deriv",

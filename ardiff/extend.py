@@ -35,6 +35,12 @@ Arguments may be containers (tuples, lists, dicts) of arrays: each leaf is an in
 the op and the maker's VJP returns a gradient with the argument's structure.  Non-array
 arguments (functions, strings, ...) and keyword arguments are constants of the call.
 
+`defjvp` gives a primitive's tangent rules for forward mode (`ardiff.jvp`), with
+autograd's signature `jvpmaker(t, ans, *args, **kwargs)` returning the answer's tangent for
+a tangent `t` of one argument; `"same"` declares the function linear in that argument
+(its tangent is the function applied to `t`).  Without one, forward mode through the
+primitive raises `ardiff.op.NoTangentRuleError` naming it.
+
 `checkpoint(fun)` is built on the same mechanism: a segment whose intermediate values
 are recomputed when its VJP is staged instead of being kept in the recorded graph.
 """
@@ -48,14 +54,15 @@ from typing import Any
 
 import numpy as np
 
+from .forward import jvp
 from .graph import TracerBase, unwrap
-from .op import OPS, defop
+from .op import OPS, NoTangentRuleError, defop
 from .recorder import function_name
 from .transforms import make_vjp
 from .tree import flatten
 
 __all__ = ["primitive", "Primitive", "defvjp", "defvjp_argnum", "defvjp_argnums",
-           "checkpoint"]
+           "defjvp", "checkpoint"]
 
 
 class _Layout:
@@ -114,13 +121,15 @@ class Primitive:
         functools.update_wrapper(self, fun)
         self._makers: dict[int, Callable | None] = {}
         self._argnums_maker: Callable | None = None
+        self._jvp_makers: dict[int, Any] = {}
+        self._jvp_argnum: Callable | None = None
         base = f"extend.{function_name(fun)}"
         name = base
         for k in itertools.count(2):
             if name not in OPS:
                 break
             name = f"{base}#{k}"
-        self.op = defop(name, self._forward, vjp=self._vjp)
+        self.op = defop(name, self._forward, vjp=self._vjp, jvp=self._jvp)
 
     def __repr__(self) -> str:
         return f"<ardiff primitive {function_name(self.fun)}>"
@@ -152,6 +161,46 @@ class Primitive:
         """
         self._makers = dict(makers)
         self._argnums_maker = argnums_maker
+
+    def set_jvp_makers(self, makers: dict, argnum_maker: Callable | None = None) -> None:
+        """Replace the tangent rules (what `defjvp` calls).
+
+        Parameters
+        ----------
+        makers : dict
+            Argument index -> `maker(t, ans, *args, **kwargs)`, `"same"` (linear in that
+            argument) or None (a zero tangent).
+        argnum_maker : callable, optional
+            `maker(argnum, t, ans, args, kwargs)` for every argument.
+        """
+        self._jvp_makers = dict(makers)
+        self._jvp_argnum = argnum_maker
+
+    def _jvp(self, k: int, t, ans, *leaves, ardiff_layout: _Layout, **kwargs):
+        """The answer's tangent for the tangent `t` of leaf `k` (the op's jvp rule)."""
+        a, position = ardiff_layout.owner[k]
+        args = ardiff_layout.arguments(leaves)
+        if ardiff_layout.leaf_counts[a] == 1:
+            tangent = t
+        else:  # a container argument: the tangent of this leaf, zeros for the others
+            start = sum(ardiff_layout.leaf_counts[:a])
+            parts = [t if i == position else _zeros_like(leaves[start + i])
+                     for i in range(ardiff_layout.leaf_counts[a])]
+            tangent = ardiff_layout.rebuilds[a](parts)
+        name = function_name(self.fun)
+        if self._jvp_argnum is not None:
+            return self._jvp_argnum(a, tangent, ans, tuple(args), kwargs)
+        if a not in self._jvp_makers:
+            raise NoTangentRuleError(
+                f"ardiff.extend: the primitive {name} has no tangent rule (forward mode) for "
+                f"argument {a}; give it with ardiff.extend.defjvp({name}, ...), or pass that "
+                "argument as a plain value.")
+        maker = self._jvp_makers[a]
+        if maker is None:
+            return _zeros_like(ans)
+        if isinstance(maker, str):  # "same": linear in this argument
+            return self.fun(*args[:a], tangent, *args[a + 1:], **kwargs)
+        return maker(tangent, ans, *args, **kwargs)
 
     def _argument_vjp(self, a: int, ans, args: list, kwargs: dict) -> Callable:
         """`g -> g · ∂ans/∂args[a]` from the declared makers (zero for `None`)."""
@@ -300,6 +349,51 @@ def defvjp(fun: Primitive, *vjpmakers: Callable | None, argnums: Any = None) -> 
     fun.set_makers(makers)
 
 
+def defjvp(fun: Primitive, *jvpmakers: Any, argnums: Any = None) -> None:
+    """Give the tangent rules of a primitive for forward mode (autograd's `defjvp`).
+
+    Parameters
+    ----------
+    fun : Primitive
+        Made by `primitive`.
+    *jvpmakers : callable, "same" or None
+        One per positional argument: `maker(t, ans, *args, **kwargs)` returning the
+        tangent of the answer for a tangent `t` of that argument (shaped like the answer,
+        or broadcastable to it), written with ardiff's ops (`ardiff.numpy`) so that it
+        can be differentiated again; `"same"` when the function is linear in that
+        argument (the tangent is `fun` applied with `t` in its place); `None` for a zero
+        tangent.  An argument given nothing raises `ardiff.op.NoTangentRuleError` when
+        forward mode reaches it.
+    argnums : sequence of int, optional
+        The arguments the makers belong to (default `0, 1, ...`).
+
+    Raises
+    ------
+    TypeError
+        If `fun` is not a primitive or a maker is not callable, "same" or None.
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff
+    >>> from ardiff.extend import defjvp, primitive
+    >>> @primitive
+    ... def cube(x):
+    ...     return x ** 3
+    >>> defjvp(cube, lambda t, ans, x: 3 * t * x ** 2)
+    >>> float(ardiff.jvp(cube, (2.0,), (1.0,))[1])
+    12.0
+    """
+    fun = _as_primitive(fun, "defjvp")
+    nums = itertools.count() if argnums is None else argnums
+    makers = {}
+    for a, maker in zip(nums, jvpmakers):
+        if maker is not None and maker != "same" and not callable(maker):
+            raise TypeError(f"ardiff.extend.defjvp: bad tangent rule {maker!r} for argument "
+                            f"{a} of {function_name(fun.fun)}.")
+        makers[int(a)] = maker
+    fun.set_jvp_makers(makers)
+
+
 def defvjp_argnums(fun: Primitive, vjpmaker: Callable) -> None:
     """One maker for all arguments at once (autograd's `defvjp_argnums`).
 
@@ -359,5 +453,11 @@ def checkpoint(fun: Callable) -> Primitive:
     def segment_vjp(argnum, ans, args, kwargs):
         return make_vjp(fun, argnum)(*args, **kwargs)[0]
 
+    def segment_jvp(argnum, t, ans, args, kwargs):
+        def along(arg):
+            return fun(*args[:argnum], arg, *args[argnum + 1:], **kwargs)
+        return jvp(along, (args[argnum],), (t,))[1]
+
     defvjp_argnum(wrapped, segment_vjp)
+    wrapped.set_jvp_makers({}, segment_jvp)
     return wrapped

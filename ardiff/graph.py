@@ -25,14 +25,19 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Node", "NO_KWARGS", "TracingError", "TracerBase", "unwrap", "contains_tracer",
-           "copy_of", "buffer_like",
+           "copy_of", "buffer_like", "next_level",
            "as_differentiable", "Graph", "Released", "ReleasedValueError"]
 
 _level_lock = threading.Lock()
 _level_counter = itertools.count(1)
 
 
-def _next_level() -> int:
+def next_level() -> int:
+    """A new nesting level, higher than every one given before (thread-safe).
+
+    A graph (or a forward-mode trace, `ardiff.forward`) created while another is being
+    traced gets a higher level; an op unwraps the highest level present first.
+    """
     with _level_lock:
         return next(_level_counter)
 
@@ -309,7 +314,7 @@ class Graph:
         self.nodes: list[Node] = []
         # Nesting level for higher-order tracing: a graph created while another is
         # being traced gets a higher level and is unwrapped first.
-        self.level = _next_level()
+        self.level = next_level()
         # Inputs and output are kept as nodes, not tracers: a tracer refers to its graph,
         # and that cycle would keep every forward value alive until the cyclic garbage
         # collector runs, long after the gradient has been returned.

@@ -12,7 +12,12 @@ An op is declared by ONE call of `defop`, which gives
   element);
 * `infix` for binary arithmetic that has a Python operator: the forward then uses
   the operator where it is bitwise the same computation, and generated code writes it;
-* `nonlinear` for the ops the `ardiff.rules.NoDerivative` rule passes through.
+* `nonlinear` for the ops the `ardiff.rules.NoDerivative` rule passes through;
+* the tangent rule of forward mode (`ardiff.forward`), next to the VJPs: given with
+  `jvp=`, or derived from what the declaration already says (`Scale(f)` gives
+  `t -> t * f(ans, *args)`, `PASS_THROUGH` gives `t`, `NEGATED` gives `-t`; `linear=True`
+  and `multilinear=True` say the op is its own tangent map).  An op without one raises
+  `NoTangentRuleError` naming it when forward mode reaches it.
 
 Broadcasting is undone in one place, `Op.local_vjp`: a VJP maker returns
 values shaped like the answer, and the op sums them down to its argument's shape.
@@ -29,6 +34,7 @@ import numpy as np
 from .graph import NO_KWARGS, Graph, Released, TracerBase, unwrap
 
 __all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
+           "TRANSPOSED_VJP", "NoTangentRuleError", "fit_tangent",
            "Op", "defop", "RELEASE_MIN_BYTES", "shape_of", "unbroadcast", "argument_fit",
            "fit_to_argument", "real_gradient"]
 
@@ -92,6 +98,35 @@ def _negate(g):
 PASS_THROUGH = Fixed(_identity, "{}")
 #: The VJP of a negated argument (`g -> -g`).
 NEGATED = Fixed(_negate, "-{}")
+
+
+class NoTangentRuleError(NotImplementedError):
+    """Forward mode reached an op that declares no tangent rule for an argument."""
+
+
+class _TransposedVJP:
+    """The tangent rule "the adjoint of this op's VJP" (see `TRANSPOSED_VJP`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TRANSPOSED_VJP"
+
+
+#: A tangent rule declaring that `t -> J t` is the adjoint of the op's own VJP at the
+#: point, computed by one reverse pass through that VJP (a graph of the VJP's few ops,
+#: built and dropped per call: nothing of the program is kept).  For ops whose
+#: closed-form tangent is long (the decompositions); exact, but costlier than a
+#: written rule.  `ardiff.forward` resolves it.
+TRANSPOSED_VJP = _TransposedVJP()
+
+
+def _tangent_identity(t, ans, *args, **kwargs):
+    return t
+
+
+def _tangent_negated(t, ans, *args, **kwargs):
+    return -t
 
 
 #: A lean recording (`Graph.lean`) releases answers of at least this many bytes that no
@@ -158,11 +193,17 @@ class Op:
         None where unknown.  Inferred as nothing for `Fixed` makers.
     view : bool
         Whether NumPy's result may be a view of the first argument (see `defop`).
+    jvp : sequence, callable or None
+        The tangent rules of forward mode (see `defop`).
+    linear, multilinear : bool
+        Whether the op is linear in its differentiable arguments together, or in each
+        one separately (see `defop`).
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
                  nonlinear: bool = False, infix: str | None = None, reads=None,
-                 view: bool = False):
+                 view: bool = False, jvp=None, linear: bool = False,
+                 multilinear: bool = False):
         self.name = name
         self.fwd = fwd if infix is None else _via_operator(fwd, _INFIX[infix])
         self.vjps = tuple(vjps)
@@ -172,6 +213,9 @@ class Op:
         self.infix = infix
         self.reads = _normalize_reads(name, reads, self.vjps, vjp)
         self.view = view
+        self.jvps = jvp
+        self.linear = linear
+        self.multilinear = multilinear
         self._needed: dict = {}  # traced argument positions -> what their VJPs read
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
@@ -319,6 +363,53 @@ class Op:
         fit = argument_fit(args[argnum], ans)
         return out if fit is None else fit_to_argument(out, *fit)
 
+    # -- forward mode ------------------------------------------------------------------
+    def jvp_maker(self, argnum: int) -> Callable:
+        """The tangent rule of argument `argnum`: `maker(t, ans, *args, **kwargs)`.
+
+        It returns the tangent of the answer for a tangent `t` of `args[argnum]` (shaped
+        like the answer or broadcastable to it; `fit_tangent` finishes it), or is
+        `TRANSPOSED_VJP`.  Declared with `defop(..., jvp=...)`, or derived from the
+        declaration: `multilinear` ops apply themselves with `t` in place of the
+        argument, `Scale(f)` gives `t * f(ans, *args)`, `PASS_THROUGH` gives `t` and
+        `NEGATED` gives `-t`.  (A `linear` op's tangent is the op applied to all the
+        tangents at once: `ardiff.forward` handles it without makers.)
+
+        Raises
+        ------
+        NoTangentRuleError
+            When the op declares no rule for that argument.
+        """
+        rules = self.jvps
+        if rules is TRANSPOSED_VJP:
+            return TRANSPOSED_VJP
+        if callable(rules):  # variadic form jvp(k, t, ans, *args, **kwargs)
+            return lambda t, ans, *args, **kwargs: rules(argnum, t, ans, *args, **kwargs)
+        if rules is not None and argnum < len(rules) and rules[argnum] is not None:
+            return rules[argnum]
+        if self.multilinear:
+            return lambda t, ans, *args, **kwargs: self(*args[:argnum], t,
+                                                        *args[argnum + 1:], **kwargs)
+        maker = self.vjps[argnum] if self.vjp is None and argnum < len(self.vjps) else None
+        if type(maker) is Scale:
+            factor = maker.factor
+            return lambda t, ans, *args, **kwargs: t * factor(ans, *args, **kwargs)
+        if maker is PASS_THROUGH:
+            return _tangent_identity
+        if maker is NEGATED:
+            return _tangent_negated
+        raise NoTangentRuleError(
+            f"ardiff op '{self.name}' has no tangent rule (forward mode) for argument "
+            f"{argnum}. Give one where the op is declared (defop(..., jvp=...)), or for a "
+            "user primitive with ardiff.extend.defjvp; reverse mode (ardiff.grad) works "
+            "without it.")
+
+    def differentiable_positions(self, nargs: int) -> tuple:
+        """The positions of the arguments that carry derivatives (of `nargs` given)."""
+        if self.vjp is not None:
+            return tuple(range(nargs))
+        return tuple(k for k in range(min(nargs, len(self.vjps))) if self.vjps[k] is not None)
+
     def jacobian(self, argnum: int, ans, args, kwargs):
         """`∂ans/∂args[argnum]` as a scipy sparse matrix, or None without a family.
 
@@ -347,7 +438,8 @@ class Op:
 
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
           nonlinear: bool = False, infix: str | None = None, reads: Any = None,
-          view: bool = False) -> Op:
+          view: bool = False, jvp: Any = None, linear: bool = False,
+          multilinear: bool = False) -> Op:
     """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
 
     Everything ardiff knows about the op is given here; the tracer, every solver,
@@ -400,6 +492,24 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         transpose, basic indexing): such results are noted in the graph
         (`Graph.record_view`), so that an in-place update (`x += v`) can tell whether
         another live array shares the memory it would write.
+    jvp : sequence or callable, optional
+        The tangent rules of forward mode (`ardiff.jvp`), one per positional argument:
+        `maker(t, ans, *args, **kwargs)` returns the answer's tangent for a tangent `t`
+        of that argument (shaped like the answer, or broadcastable to it; a complex
+        tangent of a real answer is reduced to its real part), written with ardiff's
+        ops; `None` where the rule is derived.  For a variadic op a function
+        `jvp(k, t, ans, *args, **kwargs)`.  `TRANSPOSED_VJP` (for one argument, or
+        for all of them) computes the tangent as the adjoint of the op's VJP.  Derived
+        without `jvp=`: from `Scale(f)` (`t * f(ans, *args)`), `PASS_THROUGH` (`t`)
+        and `NEGATED` (`-t`), and from `linear` / `multilinear`.
+    linear : bool
+        The op is linear in its differentiable arguments taken together (reshape, sum,
+        getitem, concatenate, fft, ...): its tangent is the op applied to their
+        tangents (zeros for the arguments that have none), the other arguments kept.
+    multilinear : bool
+        The op is linear in each differentiable argument separately (matmul, einsum,
+        tensordot, convolutions): the tangent for argument k is the op with `t` in
+        place of argument k, summed over the arguments that have tangents.
 
     Returns
     -------
@@ -418,8 +528,10 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         raise ValueError(f"op {name!r} is defined twice")
     if infix is not None and infix not in _INFIX:
         raise ValueError(f"defop({name!r}): infix={infix!r} is not one of {sorted(_INFIX)}.")
+    if jvp is not None and not callable(jvp) and jvp is not TRANSPOSED_VJP:
+        jvp = tuple(jvp)
     op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix, reads=reads,
-            view=view)
+            view=view, jvp=jvp, linear=linear, multilinear=multilinear)
     OPS[name] = op
     return op
 
@@ -560,3 +672,39 @@ def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Excepti
         return type(exc)(message)
     except Exception:  # an exception type with another constructor: keep it as it is
         return exc
+
+
+def fit_tangent(tangent: Any, ans: Any) -> Any:
+    """A tangent brought to its answer's shape (broadcast) and dtype.
+
+    A complex tangent of a real answer keeps its real part (the real-linear
+    differential of a real function: docs/complex.md); a float tangent is cast to the
+    answer's precision.  An answer that is not a float or complex carries no tangent:
+    zeros.  Traced tangents are fitted with the table's ops (differentiable again).
+
+    Parameters
+    ----------
+    tangent : array_like
+        The tangent a rule returned (plain or traced).
+    ans : array_like
+        The op's answer (plain or traced).
+
+    Returns
+    -------
+    array_like
+        The tangent shaped and typed like `ans`.
+    """
+    shape, dtype = _shape_and_dtype(unwrap(ans))
+    if dtype.kind not in "fc":
+        return np.zeros(shape, dtype=np.float64)
+    traced = isinstance(tangent, TracerBase)
+    if shape_of(tangent) != shape:
+        tangent = OPS["broadcast_to"](tangent, shape) if traced else \
+            np.broadcast_to(tangent, shape)
+    inner = unwrap(tangent)
+    if dtype.kind != "c" and np.iscomplexobj(inner):
+        tangent = OPS["real"](tangent) if traced else np.real(tangent)
+        inner = unwrap(tangent)
+    if np.result_type(inner) != dtype:
+        tangent = OPS["astype"](tangent, dtype) if traced else np.asarray(tangent, dtype=dtype)
+    return tangent

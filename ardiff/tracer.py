@@ -190,7 +190,7 @@ class Tracer(TracerBase):
     @property
     def node(self):
         """The graph node that produced this value."""
-        return self._graph.nodes[self._node]
+        return self._graph.node_of(self)
 
     @property
     def value(self) -> Any:
@@ -523,7 +523,7 @@ class Tracer(TracerBase):
         by basic indexing (`row = y[0]`) writes through to its array when that is the
         only other live array sharing its memory.  Other sharing is refused."""
         graph = self._graph
-        node = graph.nodes[self._node]
+        node = graph.node_of(self)
         if node.op == "input":
             raise TracingError(
                 f"{user_line()}: {what} on a traced array that is an argument of the traced "
@@ -537,7 +537,7 @@ class Tracer(TracerBase):
             other = aliases[0]
             kind = ("an argument of the traced function: NumPy would change the caller's "
                     "array, and ardiff never writes into its arguments"
-                    if other._graph.nodes[other._node].op == "input" else
+                    if other._graph.node_of(other).op == "input" else
                     f"another traced array still in use (node {other._node}; views are made "
                     "by basic indexing, reshape, transpose, .T, broadcast_to, .real, .imag): "
                     "NumPy would change that array too, which ardiff does not follow")
@@ -684,7 +684,7 @@ class Tracer(TracerBase):
                 "values written to the same element, which has no gradient rule here. "
                 "Write each element once (or use anp.where).")
         if isinstance(value, TracerBase) and value._graph is self._graph:
-            written = self._graph.nodes[value._node]
+            written = self._graph.node_of(value)
             if written.op is getitem and written.parents[0][1] == self._node and \
                     _same_index(written.args[1], index):
                 return  # y[idx] = y[idx] (the end of `y[idx] += v`): nothing changes

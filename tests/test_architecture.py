@@ -55,8 +55,8 @@ LAYERS = [
     ["ardiff.interchange", "ardiff.rules", "ardiff.recorder"],  # 6
     ["ardiff.solvers"],  # 7: seed/sweep, options, relax, backprop, triangular
     ["ardiff.convexity"],  # 8: analysis
-    ["ardiff.transforms", "ardiff.testing", "ardiff.test_util", "ardiff.named_args",
-     "ardiff.strategies"],  # 9: grad ... make_vjp
+    ["ardiff.transforms", "ardiff.forward", "ardiff.testing", "ardiff.test_util",
+     "ardiff.named_args", "ardiff.strategies"],  # 9: grad ... make_vjp, jvp
     ["ardiff.codegen", "ardiff.compiled"],  # 10: compile
     ["ardiff.nn", "ardiff.plot", "ardiff.extend", "ardiff.misc",
      "ardiff.scipy.integrate"],  # 11: built on the transforms

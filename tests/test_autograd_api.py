@@ -16,7 +16,7 @@ import pytest
 
 import ardiff
 import ardiff.numpy as anp
-from ardiff.extend import checkpoint, defvjp, defvjp_argnum, defvjp_argnums, primitive
+from ardiff.extend import checkpoint, defjvp, defvjp, defvjp_argnum, defvjp_argnums, primitive
 from ardiff.misc import adam, fixed_point, flatten, flatten_func, rmsprop, sgd
 from ardiff.op import OPS
 from ardiff.scipy.integrate import odeint
@@ -325,6 +325,7 @@ def test_check_grads_accepts_autograds_modes():
         return np.sin(x)
 
     defvjp(wrong, lambda ans, x: lambda g: g * anp.sin(x))  # not cos: a wrong derivative
+    defjvp(wrong, lambda t, ans, x: t * anp.sin(x))  # forward mode's rule, as wrong
     for modes in (["fwd"], ["rev"]):
         with pytest.raises(AssertionError):
             check_grads(wrong, modes=modes, order=1)(X)

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..graph import unwrap
-from ..op import OPS, defop
+from ..op import OPS, TRANSPOSED_VJP, defop
 from ..ops.elementwise import multiply
 from ..ops.reduce import sum_
 from ..ops.shape import reshape
@@ -351,7 +351,7 @@ def _conv_row_entries(k, args, kwargs):
 
 conv2d_op = OPS["conv2d"] if "conv2d" in OPS else defop(
     "conv2d", _conv_forward, vjp=_conv_vjp, jac=LayerJacobian(_conv_jac, _conv_row_entries),
-    nonlinear=True)
+    nonlinear=True, jvp=TRANSPOSED_VJP)
 
 
 # -- the bilinear helper ops of the VJPs (their VJPs are convolutions again) ------------
@@ -379,9 +379,9 @@ def _weight_vjp_vjp(k: int, ans, x, g, stride=1, padding=0, kernel_hw=None):
 
 
 conv2d_input_vjp = OPS["conv2d_input_vjp"] if "conv2d_input_vjp" in OPS else defop(
-    "conv2d_input_vjp", _input_vjp_fwd, vjp=_input_vjp_vjp)
+    "conv2d_input_vjp", _input_vjp_fwd, vjp=_input_vjp_vjp, multilinear=True)
 conv2d_weight_vjp = OPS["conv2d_weight_vjp"] if "conv2d_weight_vjp" in OPS else defop(
-    "conv2d_weight_vjp", _weight_vjp_fwd, vjp=_weight_vjp_vjp)
+    "conv2d_weight_vjp", _weight_vjp_fwd, vjp=_weight_vjp_vjp, multilinear=True)
 
 
 # -- public functions ------------------------------------------------------------------

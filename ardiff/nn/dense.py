@@ -145,8 +145,23 @@ def _jac(k: int, ans, x, W, b=None, activation: str = "relu"):
     raise TypeError(f"ardiff op 'dense' has no Jacobian with respect to argument {k}.")
 
 
+def _jvp(k: int, t, ans, x, W, b=None, activation: str = "relu"):
+    """Tangent: `f'(z) * dz` with `dz = t @ W`, `x @ t` or `t` for x, W, b."""
+    if k == 0:
+        dz = matmul(t, W)
+    elif k == 1:
+        dz = matmul(x, t)
+    elif k == 2:
+        dz = t
+    else:
+        raise TypeError("ardiff op 'dense' has no tangent with respect to argument "
+                        f"{k}; only x (0), W (1) and b (2) are differentiable.")
+    slope = local_slope(ans, activation)
+    return dz if slope is None else multiply(dz, slope)
+
+
 dense_op = OPS["dense"] if "dense" in OPS else defop(
-    "dense", _forward, vjp=_vjp, jac=_jac, nonlinear=True)
+    "dense", _forward, vjp=_vjp, jac=_jac, nonlinear=True, jvp=_jvp)
 
 
 def dense(x: Any, W: Any, b: Any = None, activation: str = "relu") -> Any:

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from ..graph import unwrap
 from ..op import OPS, defop
 from ..ops.elementwise import multiply
-from ..ops.shape import reshape, untake
+from ..ops.shape import getitem, reshape, untake
 
 __all__ = ["max_pool2d", "avg_pool2d", "max_pool2d_op", "avg_pool2d_op", "pool_argmax",
            "unpool", "pool_size", "block_shape", "LayerJacobian"]
@@ -114,6 +114,12 @@ def _max_pool_vjp(ans, x, size=2):
     return lambda g: unpool(g, index, xr.shape)
 
 
+def _max_pool_jvp(t, ans, x, size=2):
+    """The tangent of each window's maximum: the tangent at its (first) argmax."""
+    index = pool_argmax(np.asarray(unwrap(x)), size)
+    return reshape(getitem(reshape(t, (-1,)), index.reshape(-1)), np.shape(unwrap(ans)))
+
+
 def _max_pool_jac(k: int, ans, x, size=2):
     xr = np.asarray(unwrap(x))
     cols = pool_argmax(xr, size).ravel()
@@ -164,10 +170,12 @@ def _avg_pool_jac(k: int, ans, x, size=2):
 
 max_pool2d_op = OPS["max_pool2d"] if "max_pool2d" in OPS else defop(
     "max_pool2d", _max_pool_fwd, _max_pool_vjp,
-    jac=LayerJacobian(_max_pool_jac, lambda k, args, kwargs: 1), nonlinear=True)
+    jac=LayerJacobian(_max_pool_jac, lambda k, args, kwargs: 1), nonlinear=True,
+    jvp=(_max_pool_jvp,))
 avg_pool2d_op = OPS["avg_pool2d"] if "avg_pool2d" in OPS else defop(
     "avg_pool2d", _avg_pool_fwd, _avg_pool_vjp,
-    jac=LayerJacobian(_avg_pool_jac, lambda k, args, kwargs: kwargs.get("size", 2) ** 2))
+    jac=LayerJacobian(_avg_pool_jac, lambda k, args, kwargs: kwargs.get("size", 2) ** 2),
+    linear=True)
 
 
 # -- public functions ------------------------------------------------------------------

@@ -50,11 +50,17 @@ def _angle_vjp(ans, z, deg=False):
     return lambda g: g * factor
 
 
-real = defop("real", np.real, _real_vjp, reads=((),), view=True)
-imag = defop("imag", np.imag, _imag_vjp, reads=((),), view=True)
-conj = defop("conj", np.conjugate, _conj_vjp, reads=((),))
+def _angle_jvp(t, ans, z, deg=False):
+    # d arg z = Im(dz / z) = Re(-i dz / z): the VJP's factor, the real part kept
+    return t * _angle_vjp(ans, z, deg)(1.0)
+
+
+# real, imag and conj are real-linear: each is its own tangent map
+real = defop("real", np.real, _real_vjp, reads=((),), view=True, linear=True)
+imag = defop("imag", np.imag, _imag_vjp, reads=((),), view=True, linear=True)
+conj = defop("conj", np.conjugate, _conj_vjp, reads=((),), linear=True)
 angle = defop("angle", lambda z, deg=False: np.angle(z, deg=deg), _angle_vjp, nonlinear=True,
-              reads=((0,),))
+              reads=((0,),), jvp=(_angle_jvp,))
 
 
 def conj_if_complex(x):

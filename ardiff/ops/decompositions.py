@@ -32,7 +32,7 @@ import numpy as np
 import scipy.linalg
 
 from ..graph import unwrap
-from ..op import defop
+from ..op import TRANSPOSED_VJP, defop
 from .complex_parts import conj, conj_if_complex, imag, real, real_only
 from .linalg import inv, matmul, matrix_transpose, solve
 from .shape import concatenate, getitem, reshape
@@ -158,7 +158,8 @@ def _solve_triangular_vjp(k, ans, a, b, trans=0, lower=False, unit_diagonal=Fals
 #: `scipy.linalg.solve_triangular`: `op(T) x = b` with `T` the lower or upper triangle
 #: of `a` (unit diagonal if asked), `op` the identity (`trans=0`) or the transpose.
 solve_triangular = defop("solve_triangular", _solve_triangular_fwd, vjp=_solve_triangular_vjp,
-                         reads=(("ans", 0), (0,)))  # of b, only its number of dimensions
+                         reads=(("ans", 0), (0,)),  # of b, only its number of dimensions
+                         jvp=TRANSPOSED_VJP)
 
 
 def _right_solve_upper_t(X, R):
@@ -185,7 +186,7 @@ def _cholesky_vjp(ans, a, upper=False):
 #: `numpy.linalg.cholesky` (lower factor of the lower triangle; `upper=True`: the upper
 #: factor of the upper triangle, as NumPy >= 2 and `scipy.linalg.cholesky` give it).
 cholesky = defop("cholesky", lambda a, upper=False: _cholesky_fwd(a, upper), _cholesky_vjp,
-                 nonlinear=True, reads=(("ans",),))
+                 nonlinear=True, reads=(("ans",),), jvp=TRANSPOSED_VJP)
 
 
 def _cholesky_fwd(a, upper):
@@ -222,10 +223,11 @@ def _eigh_vectors_vjp(ans, a, UPLO="L"):
 
 #: Eigenvalues of a symmetric matrix (ascending), from the triangle `UPLO`.
 eigvalsh = defop("eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO),
-                 _eigvalsh_vjp, nonlinear=True, reads=((0,),))
+                 _eigvalsh_vjp, nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
 #: Eigenvectors (columns) of a symmetric matrix, from the triangle `UPLO`.
 eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO)[1],
-                     _eigh_vectors_vjp, nonlinear=True, reads=(("ans", 0),))
+                     _eigh_vectors_vjp, nonlinear=True, reads=(("ans", 0),),
+                     jvp=TRANSPOSED_VJP)
 
 
 # -- general (non-symmetric) eigendecomposition ----------------------------------------
@@ -261,10 +263,11 @@ def _eig_vectors_vjp(ans, a):
 
 
 #: Eigenvalues of a general square matrix (complex in general), as `numpy.linalg.eigvals`.
-eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True, reads=((0,),))
+eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True, reads=((0,),),
+                jvp=TRANSPOSED_VJP)
 #: Unit-norm eigenvectors (columns) of a general square matrix, as `numpy.linalg.eig`.
 eig_vectors = defop("eig_vectors", lambda a: np.linalg.eig(a)[1], _eig_vectors_vjp,
-                    nonlinear=True, reads=(("ans", 0),))
+                    nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
 
 
 # -- singular value decomposition ----------------------------------------------------
@@ -365,13 +368,13 @@ def _svd_vt_vjp(ans, a, full_matrices=True):
 
 #: Singular values (descending), as `numpy.linalg.svd(a, compute_uv=False)`.
 svdvals = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_vjp,
-                nonlinear=True, reads=((0,),))
+                nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
 #: The left singular vectors `U` of `numpy.linalg.svd`.
 svd_u = defop("svd_u", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[0],
-              _svd_u_vjp, nonlinear=True, reads=(("ans", 0),))
+              _svd_u_vjp, nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
 #: The right singular vectors `Vh` of `numpy.linalg.svd`.
 svd_vt = defop("svd_vt", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[2],
-               _svd_vt_vjp, nonlinear=True, reads=(("ans", 0),))
+               _svd_vt_vjp, nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
 
 
 # -- QR ------------------------------------------------------------------------------
@@ -451,10 +454,10 @@ def _qr_r_vjp(ans, a, mode="reduced"):
 
 #: The orthonormal factor `Q` of `numpy.linalg.qr`.
 qr_q = defop("qr_q", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[0], _qr_q_vjp,
-             nonlinear=True, reads=((0,),))
+             nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
 #: The triangular factor `R` of `numpy.linalg.qr`.
 qr_r = defop("qr_r", lambda a, mode="reduced": np.linalg.qr(a, mode=mode)[1], _qr_r_vjp,
-             nonlinear=True, reads=((0,),))
+             nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
 
 
 # -- pseudo-inverse ------------------------------------------------------------------
@@ -475,7 +478,7 @@ def _pinv_vjp(ans, a, **kwargs):
 #: `numpy.linalg.pinv` (keyword arguments passed on); differentiable where the rank is
 #: locally constant.
 pinv = defop("pinv", lambda a, **kwargs: np.linalg.pinv(a, **kwargs), _pinv_vjp,
-             nonlinear=True, reads=(("ans", 0),))
+             nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
 
 
 # -- LU ------------------------------------------------------------------------------
@@ -535,7 +538,7 @@ def _lu_factor_vjp(ans, a):
 #: The packed `lu` of `scipy.linalg.lu_factor` (the pivots are plain: see
 #: `ardiff.scipy.linalg.lu_factor`).
 lu_factor = defop("lu_factor", lambda a: lu_pivots(a)[0],
-                  _lu_factor_vjp, nonlinear=True, reads=(("ans", 0),))
+                  _lu_factor_vjp, nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
 
 
 # -- matrix functions ----------------------------------------------------------------
@@ -556,7 +559,7 @@ def _expm_vjp(ans, a):
 
 #: `scipy.linalg.expm`.
 expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True,
-             reads=((0,),))
+             reads=((0,),), jvp=TRANSPOSED_VJP)
 
 
 def _sqrtm_fwd(a):
@@ -575,7 +578,8 @@ def _sqrtm_vjp(ans, a):
 
 
 #: The principal square root `scipy.linalg.sqrtm` (complex where it is complex).
-sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True, reads=(("ans",),))
+sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True, reads=(("ans",),),
+              jvp=TRANSPOSED_VJP)
 
 
 def _sylvester_vjp(k, ans, a, b, q):
@@ -593,7 +597,7 @@ solve_sylvester = defop("solve_sylvester",
                         lambda a, b, q: per_matrix(scipy.linalg.solve_sylvester, (a, b, q),
                                                    (2, 2, 2)),
                         vjp=_sylvester_vjp, nonlinear=True,
-                        reads=(("ans", 0, 1), ("ans", 0, 1), (0, 1)))
+                        reads=(("ans", 0, 1), ("ans", 0, 1), (0, 1)), jvp=TRANSPOSED_VJP)
 
 # their complex versions are Hermitian / unitary: the real VJP formulas do not hold
 for _op in (cholesky, qr_q, qr_r, pinv, lu_factor):

@@ -33,12 +33,18 @@ def unary(name, fwd, deriv, nonlinear=True, reads=None):
                  reads=None if reads is None else (tuple(reads),))
 
 
+def zero_tangent(t, ans, *args, **kwargs):
+    """The tangent rule of a piecewise-constant op: zeros shaped like the answer."""
+    inner = unwrap(ans)
+    return np.zeros(np.shape(inner), dtype=dtype_of(inner))
+
+
 def zero_gradient(name, fwd):
     """Register a piecewise-constant op: its derivative is zero almost everywhere."""
     def vjp(ans, x, *args, **kwargs):
         zeros = np.zeros(np.shape(unwrap(x)), dtype=dtype_of(unwrap(x)))
         return lambda g: zeros
-    return defop(name, fwd, vjp, jac=ELEMENTWISE, reads=((),))
+    return defop(name, fwd, vjp, jac=ELEMENTWISE, reads=((),), jvp=(zero_tangent,))
 
 
 negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE)
@@ -112,7 +118,12 @@ def _sign_vjp(ans, x):
     return lambda g: zeros
 
 
-sign = defop("sign", np.sign, _sign_vjp, jac=ELEMENTWISE, reads=((),))
+def _sign_jvp(t, ans, x):
+    _sign_vjp(ans, x)  # the same refusal for complex x
+    return zero_tangent(t, ans)
+
+
+sign = defop("sign", np.sign, _sign_vjp, jac=ELEMENTWISE, reads=((),), jvp=(_sign_jvp,))
 floor = zero_gradient("floor", np.floor)
 ceil = zero_gradient("ceil", np.ceil)
 rint = zero_gradient("rint", np.rint)
@@ -253,7 +264,15 @@ def _where_vjp(k, ans, condition, x, y):
     return (lambda g: where(mask, g, 0.0)) if k == 1 else (lambda g: where(mask, 0.0, g))
 
 
-where = defop("where", np.where, vjp=_where_vjp, jac=ELEMENTWISE, reads=((), (0,), (0,)))
+def _where_jvp(k, t, ans, condition, x, y):
+    if k == 0:
+        raise TypeError("ardiff op 'where': the condition carries no tangent.")
+    mask = np.asarray(unwrap(condition), dtype=bool)
+    return where(mask, t, 0.0) if k == 1 else where(mask, 0.0, t)
+
+
+where = defop("where", np.where, vjp=_where_vjp, jac=ELEMENTWISE, reads=((), (0,), (0,)),
+              jvp=_where_jvp)
 
 
 def _clip_masks(ans, x, a_min, a_max):
@@ -282,6 +301,12 @@ def _clip_vjp(which):
     return maker
 
 
+def _clip_jvp(which):
+    def maker(t, ans, x, a_min=None, a_max=None):
+        return t * _clip_masks(ans, x, a_min, a_max)[which]
+    return maker
+
+
 clip = defop("clip", lambda x, a_min=None, a_max=None: np.clip(x, a_min, a_max),
              _clip_vjp(0), _clip_vjp(1), _clip_vjp(2), jac=ELEMENTWISE, nonlinear=True,
-             reads=((0, 1, 2),) * 3)
+             reads=((0, 1, 2),) * 3, jvp=(_clip_jvp(0), _clip_jvp(1), _clip_jvp(2)))

@@ -127,8 +127,9 @@ def _irfftn_vjp(ans, x, s=None, axes=(), norm="backward"):
     return vjp
 
 
-# the VJPs read only shapes: a lean recording keeps neither the signal nor its transform
-fftn = defop("fftn", _fftn_fwd, _complex_vjp(inverse=False), reads=((),))
-ifftn = defop("ifftn", _ifftn_fwd, _complex_vjp(inverse=True), reads=((),))
-rfftn = defop("rfftn", _rfftn_fwd, _rfftn_vjp, reads=((),))
-irfftn = defop("irfftn", _irfftn_fwd, _irfftn_vjp, reads=((),))
+# the VJPs read only shapes: a lean recording keeps neither the signal nor its transform;
+# every transform is (real-)linear: its own tangent map
+fftn = defop("fftn", _fftn_fwd, _complex_vjp(inverse=False), reads=((),), linear=True)
+ifftn = defop("ifftn", _ifftn_fwd, _complex_vjp(inverse=True), reads=((),), linear=True)
+rfftn = defop("rfftn", _rfftn_fwd, _rfftn_vjp, reads=((),), linear=True)
+irfftn = defop("irfftn", _irfftn_fwd, _irfftn_vjp, reads=((),), linear=True)

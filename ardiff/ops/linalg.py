@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import unwrap
-from ..op import defop, scale_by
+from ..op import TRANSPOSED_VJP, defop, scale_by
 from .axes import kept_shape
 from .complex_parts import conj_if_complex
 from .elementwise import absolute, where
@@ -83,7 +83,7 @@ def _tensordot_contraction(argnum, ans, a, b, axes):
 tensordot = defop("tensordot", lambda a, b, axes=2: np.tensordot(a, b, axes=axes),
                   vjp=_tensordot_vjp, jac=Contractions(
                       lambda k, ans, a, b, axes=2: _tensordot_contraction(k, ans, a, b, axes)),
-                  reads=((1,), (0,)))
+                  reads=((1,), (0,)), multilinear=True)
 
 
 def _dot_vjp(k, ans, a, b):
@@ -101,7 +101,7 @@ def _dot_contraction(argnum, ans, a, b):
 
 
 dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction),
-            reads=((1,), (0,)))
+            reads=((1,), (0,)), multilinear=True)
 
 
 def _matmul_vjp(k, ans, a, b):
@@ -158,7 +158,7 @@ def _matmul_contraction(argnum, ans, a, b):
 
 
 matmul = defop("matmul", np.matmul, vjp=_matmul_vjp, jac=Contractions(_matmul_contraction),
-               reads=((1,), (0,)))
+               reads=((1,), (0,)), multilinear=True)
 
 
 # -- einsum -------------------------------------------------------------------
@@ -250,7 +250,8 @@ def _einsum_contraction(argnum, ans, subscripts, *operands):
 
 einsum = defop("einsum", lambda subscripts, *operands: np.einsum(subscripts, *operands),
                vjp=_einsum_vjp, jac=Contractions(_einsum_contraction),
-               reads=lambda k, n: tuple(j for j in range(n) if j != k))  # the others
+               reads=lambda k, n: tuple(j for j in range(n) if j != k),  # the others
+               multilinear=True)
 
 
 # -- inverses and determinants -------------------------------------------------
@@ -267,7 +268,8 @@ def _inv_contraction(argnum, ans, a):
 inv = defop("inv", np.linalg.inv,
             lambda ans, a: (lambda at: lambda g: -matmul(matmul(at, g), at))(
                 matrix_transpose(ans)),
-            jac=Contractions(_inv_contraction), reads=(("ans",),))
+            jac=Contractions(_inv_contraction), reads=(("ans",),),
+            jvp=(lambda t, ans, a: -matmul(matmul(ans, t), ans),))
 
 
 def solve_is_vector(a, b) -> bool:
@@ -320,12 +322,27 @@ def _solve_contraction(argnum, ans, a, b):
                         x_batch + "i" + tail, xr.shape, scale=-1.0)
 
 
+def _solve_jvp(k, t, ans, a, b):
+    """A x = b: dx = A^-1 db - A^-1 dA x."""
+    if k == 1:
+        return solve(a, t)
+    if not solve_is_vector(a, b):
+        return -solve(a, matmul(t, ans))
+    column = matmul(t, reshape(ans, np.shape(unwrap(ans)) + (1,)))
+    return -solve(a, reshape(column, np.shape(unwrap(column))[:-1]))
+
+
 solve = defop("solve", np.linalg.solve, vjp=_solve_vjp, jac=Contractions(_solve_contraction),
-              reads=(("ans", 0), (0,)))  # of b, only its number of dimensions
+              reads=(("ans", 0), (0,)), jvp=_solve_jvp)  # of b, only its number of dimensions
 
 
 # determinants reduce the two matrix axes of each matrix in a batch
 _LAST_TWO_AXES = Reduction(kept=lambda shape: shape[:-2] + (1, 1))
+
+
+def _trace_of_inverse_times(a, t):
+    """tr(A^-1 dA) per matrix: d det = det tr(A^-1 dA), d log|det| = Re tr(A^-1 dA)."""
+    return sum_(matrix_transpose(inv(a)) * t, axis=(-2, -1))
 
 
 def _batched_scalar(x):
@@ -335,11 +352,13 @@ def _batched_scalar(x):
 det = defop("det", np.linalg.det,
             lambda ans, a: (lambda cof: lambda g: _batched_scalar(g) * cof)(
                 _batched_scalar(ans) * matrix_transpose(inv(a))),
-            jac=_LAST_TWO_AXES, nonlinear=True, reads=(("ans", 0),))
+            jac=_LAST_TWO_AXES, nonlinear=True, reads=(("ans", 0),),
+            jvp=(lambda t, ans, a: ans * _trace_of_inverse_times(a, t),))
 logabsdet = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1],
                   lambda ans, a: (lambda it: lambda g: _batched_scalar(g) * it)(
                       matrix_transpose(inv(a))),
-                  jac=_LAST_TWO_AXES, nonlinear=True, reads=((0,),))
+                  jac=_LAST_TWO_AXES, nonlinear=True, reads=((0,),),
+                  jvp=(lambda t, ans, a: _trace_of_inverse_times(a, t),))
 
 
 # -- norms ---------------------------------------------------------------------
@@ -400,4 +419,4 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
 
 
 norm = defop("norm", _norm_fwd, _norm_vjp, jac=Reduction(), nonlinear=True,
-             reads=(("ans", 0),))
+             reads=(("ans", 0),), jvp=(TRANSPOSED_VJP,))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import TracerBase, unwrap
-from ..op import defop
+from ..op import TRANSPOSED_VJP, defop
 from .axes import dtype_of, kept_shape, reduced_axes, reduced_count
 from .complex_parts import conj_if_complex
 from .elementwise import where
@@ -38,10 +38,10 @@ def _mean_vjp(ans, x, axis=None, keepdims=False, **_):
 
 
 sum_ = defop("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
-             _sum_vjp, jac=REDUCTION, reads=((),))
+             _sum_vjp, jac=REDUCTION, reads=((),), linear=True)
 mean = defop("mean",
              lambda x, axis=None, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims),
-             _mean_vjp, jac=REDUCTION, reads=((),))
+             _mean_vjp, jac=REDUCTION, reads=((),), linear=True)
 
 
 def _extreme_vjp(ans, x, axis=None, keepdims=False):
@@ -52,10 +52,21 @@ def _extreme_vjp(ans, x, axis=None, keepdims=False):
     return lambda g: spread(g, shape, axis) * share
 
 
+def _extreme_jvp(t, ans, x, axis=None, keepdims=False):
+    """The tangent of a max/min: the mean of the tied extremes' tangents (the VJP's split)."""
+    xr = unwrap(x)
+    shape = np.shape(xr)
+    hits = (xr == np.reshape(unwrap(ans), kept_shape(shape, axis))).astype(np.result_type(xr))
+    share = hits / np.sum(hits, axis=axis, keepdims=True)
+    return sum_(t * share, axis=axis, keepdims=keepdims)
+
+
 max_ = defop("max", lambda x, axis=None, keepdims=False: np.max(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),))
+             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),),
+             jvp=(_extreme_jvp,))
 min_ = defop("min", lambda x, axis=None, keepdims=False: np.min(x, axis=axis, keepdims=keepdims),
-             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),))
+             _extreme_vjp, jac=REDUCTION, nonlinear=True, reads=(("ans", 0),),
+             jvp=(_extreme_jvp,))
 
 
 def _centred(x, axis, ddof, included) -> tuple:
@@ -88,7 +99,8 @@ def _moment(np_fun):
     return forward
 
 
-var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION, reads=((0,),))
+var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION, reads=((0,),),
+            jvp=(TRANSPOSED_VJP,))
 
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, where=None):
@@ -106,7 +118,8 @@ def where_positive(value, positive):
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
-std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION, reads=(("ans", 0),))
+std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION, reads=(("ans", 0),),
+            jvp=(TRANSPOSED_VJP,))
 
 
 def _centre_weights(shape, axis, weights, dtype) -> np.ndarray:
@@ -136,7 +149,8 @@ def _centre_vjp(ans, x, axis=None, weights=None):
 #: the node's own gradient): about 1,000 steps at eta 0.5 or 1.5 instead of tens.  Dense
 #: within each slice: the triangular
 #: solver builds its Jacobian from VJPs (tests/test_ops_numeric.py VJP_FALLBACK).
-centre = defop("centre", _centre_fwd, _centre_vjp, reads=((2,),))  # of x: shape, dtype only
+centre = defop("centre", _centre_fwd, _centre_vjp, reads=((2,),),  # of x: shape, dtype only
+               linear=True)
 
 
 def _flip_axis(x, axis):
@@ -157,7 +171,7 @@ def _cumsum_vjp(ans, x, axis=None):
 
 
 cumsum = defop("cumsum", lambda x, axis=None: np.cumsum(x, axis=axis), _cumsum_vjp, jac=Scan(),
-                reads=((),))
+                reads=((),), linear=True)
 
 
 def _exclusive_products(x, axis):
@@ -187,7 +201,7 @@ def _prod_vjp(ans, x, axis=None, keepdims=False):
 
 prod = defop("prod",
              lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-             _prod_vjp, jac=REDUCTION, nonlinear=True, reads=((0,),))
+             _prod_vjp, jac=REDUCTION, nonlinear=True, reads=((0,),), jvp=(TRANSPOSED_VJP,))
 
 
 def _cumprod_vjp(ans, x, axis=None):
@@ -250,4 +264,5 @@ def _cumprod_partials(lines: np.ndarray, later: np.ndarray, earlier: np.ndarray)
 
 
 cumprod = defop("cumprod", lambda x, axis=None: np.cumprod(x, axis=axis), _cumprod_vjp,
-                jac=Scan(_cumprod_partials), nonlinear=True, reads=(("ans", 0),))
+                jac=Scan(_cumprod_partials), nonlinear=True, reads=(("ans", 0),),
+                jvp=(TRANSPOSED_VJP,))

@@ -37,10 +37,10 @@ def _untake_fwd(g, index, shape):
 
 getitem = defop("getitem", lambda x, index: x[index],
                 lambda ans, x, index: lambda g: untake(g, index, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0, reads=((1,),), view=True)
+                jac=MOVES_ARGUMENT_0, reads=((1,),), view=True, linear=True)
 untake = defop("untake", _untake_fwd,
                lambda ans, g, index, shape: lambda h: getitem(h, index), jac=Scatter(),
-               reads=((1,),))
+               reads=((1,),), linear=True)
 
 def _setitem_fwd(x, index, v):
     out = np.array(x, copy=True)
@@ -56,11 +56,11 @@ setitem = defop("setitem", _setitem_fwd,
                 None,
                 lambda ans, x, index, v: lambda g: unbroadcast(getitem(g, index),
                                                                np.shape(unwrap(v))),
-                jac=Selection((0, 2)), reads=((1,), (), (1,)))
+                jac=Selection((0, 2)), reads=((1,), (), (1,)), linear=True)
 
 reshape = defop("reshape", np.reshape,
                 lambda ans, x, shape: lambda g: reshape(g, np.shape(unwrap(x))),
-                jac=MOVES_ARGUMENT_0, reads=((),), view=True)
+                jac=MOVES_ARGUMENT_0, reads=((),), view=True, linear=True)
 
 
 def _transpose_vjp(ans, x, axes=None):
@@ -72,7 +72,7 @@ def _transpose_vjp(ans, x, axes=None):
 
 
 transpose = defop("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_vjp,
-                  jac=MOVES_ARGUMENT_0, reads=((),), view=True)
+                  jac=MOVES_ARGUMENT_0, reads=((),), view=True, linear=True)
 
 # The generic unbroadcast in Op.local_vjp does the summation.
 broadcast_to = defop("broadcast_to", np.broadcast_to, PASS_THROUGH, jac=MOVES_ARGUMENT_0,
@@ -90,7 +90,7 @@ def _concatenate_vjp(k, ans, *arrays, axis=0):
 
 concatenate = defop("concatenate", lambda *arrays, axis=0: np.concatenate(arrays, axis=axis),
                     vjp=_concatenate_vjp, jac=Selection(data_args=None),
-                    reads=lambda k, n: ())  # the arrays' shapes only
+                    reads=lambda k, n: (), linear=True)  # the arrays' shapes only
 
 
 def _roll_vjp(ans, x, shift, axis=None):
@@ -100,7 +100,7 @@ def _roll_vjp(ans, x, shift, axis=None):
 
 
 roll = defop("roll", lambda x, shift, axis=None: np.roll(x, shift, axis), _roll_vjp,
-             jac=MOVES_ARGUMENT_0, reads=((1,),))
+             jac=MOVES_ARGUMENT_0, reads=((1,),), linear=True)
 
 
 def _astype_vjp(ans, x, dtype):
@@ -113,4 +113,4 @@ def _astype_vjp(ans, x, dtype):
 
 
 astype = defop("astype", lambda x, dtype: np.asarray(x).astype(dtype), _astype_vjp,
-               jac=ELEMENTWISE, reads=((1,),))  # of x, only its shape and dtype
+               jac=ELEMENTWISE, reads=((1,),), linear=True)  # of x, only its shape and dtype

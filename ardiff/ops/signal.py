@@ -100,4 +100,5 @@ def _convolve_vjp(k, ans, a, b, mode="full"):
 
 
 #: `scipy.signal.convolve` in mode `"full"` or `"valid"` (same number of dimensions).
-convolve = defop("convolve_nd", _convolve_fwd, vjp=_convolve_vjp, reads=((1,), (0,)))
+convolve = defop("convolve_nd", _convolve_fwd, vjp=_convolve_vjp, reads=((1,), (0,)),
+                 multilinear=True)  # linear in each of a, b

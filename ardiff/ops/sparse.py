@@ -203,7 +203,8 @@ class _MatmulJacobian(Family):
 
 
 sparse_matmul = defop("sparse_matmul", _matmul_fwd, _matmul_vjp_data, _matmul_vjp_x, None,
-                      jac=_MatmulJacobian(), reads=((1,), (0,), ()))
+                      jac=_MatmulJacobian(), reads=((1,), (0,), ()),
+                      multilinear=True)  # A x: linear in the values of A and in x
 
 
 # -- solves ------------------------------------------------------------------------------
@@ -254,5 +255,16 @@ def _solve_jacobian(argnum, ans, data, b, pattern, trans=False):
     return sp.csr_matrix(block.reshape(x.size, pattern.nnz))
 
 
+def _solve_jvp_data(t, ans, data, b, pattern, trans=False):
+    """A x = b: dx = -A^-1 dA x (dA has the values `t` on A's pattern; Aᵀ for trans)."""
+    product = sparse_matmul(t, ans, pattern.T if trans else pattern)
+    return negative(sparse_solve(data, product, pattern, trans=trans))
+
+
+def _solve_jvp_b(t, ans, data, b, pattern, trans=False):
+    return sparse_solve(data, t, pattern, trans=trans)
+
+
 sparse_solve = defop("sparse_solve", _solve_fwd, _solve_vjp_data, _solve_vjp_b, None,
-                     jac=_solve_jacobian, reads=(("ans", 0), (0,), ()))
+                     jac=_solve_jacobian, reads=(("ans", 0), (0,), ()),
+                     jvp=(_solve_jvp_data, _solve_jvp_b))

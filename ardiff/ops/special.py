@@ -26,7 +26,7 @@ from ..op import Scale, defop
 from .axes import kept_shape
 from .elementwise import exp, log, log1p, unary, where, zero_gradient
 from .jacobians import ELEMENTWISE, Reduction
-from .reduce import spread
+from .reduce import spread, sum_
 from .shape import reshape
 
 TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))
@@ -172,6 +172,12 @@ def _logsumexp_vjp(ans, x, axis=None, keepdims=False):
     return lambda g: spread(g, shape, axis) * softmax
 
 
+def _logsumexp_jvp(t, ans, x, axis=None, keepdims=False):
+    softmax = exp(x - reshape(ans, kept_shape(np.shape(unwrap(x)), axis)))
+    return sum_(t * softmax, axis=axis, keepdims=keepdims)
+
+
 logsumexp = defop("logsumexp", lambda x, axis=None, keepdims=False:
                   sps.logsumexp(x, axis=axis, keepdims=keepdims), _logsumexp_vjp,
-                  jac=Reduction(), nonlinear=True, reads=(("ans", 0),))
+                  jac=Reduction(), nonlinear=True, reads=(("ans", 0),),
+                  jvp=(_logsumexp_jvp,))
