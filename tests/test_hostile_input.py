@@ -7,8 +7,12 @@ is allocated.
 
 import copy
 import json
+import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -343,3 +347,19 @@ def test_non_finite_graph_file_is_never_converged(solver, where, bad):
     finite = all(np.isfinite(np.asarray(g)).all() for g in result.grads)
     assert not finite
     assert result.converged is False
+
+
+def test_the_fuzzer_benchmark_runs_and_every_case_is_loaded_or_refused(tmp_path):
+    """`benchmarks/bench_graph_fuzz.py` (its saved run is quoted in docs/solvers.md),
+    a few cases in a subprocess: it sets a 2 GiB address-space limit on itself."""
+    out = tmp_path / "fuzz.json"
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_graph_fuzz.py"),
+                    "--cases", "60", "--seed", "3", "--out", str(out)],
+                   check=True, capture_output=True, env=env, timeout=300)
+    result = json.loads(out.read_text())
+    assert result["tried"] == 60 == result["loaded"] + result["refused"]
+    assert result["other"] == 0 and result["others"] == []
+    assert result["address_space_limit_bytes"] == 2 * 2 ** 30
