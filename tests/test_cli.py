@@ -150,7 +150,7 @@ def test_each_figure_has_its_own_help(capsys):
     for figure, text in helps.items():
         spec = cli.FIGURES[figure]
         assert f"usage: ardiff reproduce {figure}" in text
-        assert "--quick" in text and spec["time"] in text and spec["quick_time"] in text
+        assert "--quick" in text and spec.time in text and spec.quick_time in text
         assert "--dataset" in text and "--data-dir" in text and "--no-download" in text
     for option in ("--etas", "--seed "):
         assert option in helps["fig1"]
@@ -163,7 +163,7 @@ def test_each_figure_has_its_own_help(capsys):
         cli.main(["reproduce", "--help"])
     overview = " ".join(capsys.readouterr().out.split())
     for spec in cli.FIGURES.values():
-        assert spec["time"] in overview and spec["quick_time"] in overview
+        assert spec.time in overview and spec.quick_time in overview
     with pytest.raises(SystemExit):
         cli.main(["demo", "--help"])
     demo = " ".join(capsys.readouterr().out.split())
@@ -184,7 +184,7 @@ def test_quick_mode_defaults_and_explicit_options_win(home, capsys):
     assert _wrote_line(capsys.readouterr().out).startswith(
         "Wrote 6 files to ardiff-results/fashion-mnist-small-quick/: ")
     args = cli.build_parser().parse_args(["reproduce", "fig1", "--quick"])
-    assert cli._option(args, "etas") == cli.QUICK["fig1"]["etas"]
+    assert cli._option(args, "etas") == cli.FIGURES["fig1"].quick["etas"]
     args = cli.build_parser().parse_args(["reproduce", "fig3"])
     assert cli._option(args, "conditions") == list(cli.CONDITIONS)
 
@@ -360,3 +360,37 @@ def test_full_run_without_dataset_still_means_fashion_mnist(home, capsys):
     assert cli.main(["reproduce", "fig1", "--no-download", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "fashion-mnist" in err and "--dataset fashion-mnist-small" in err
+
+
+class _Captured(Exception):
+    """Raised by the stand-in of run_sweep: the sweep a command would run."""
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+@pytest.mark.parametrize("figure", ["fig2", "fig3"])
+def test_sweep_and_reproduce_run_the_same_runs(figure, quick, home, monkeypatch, capsys):
+    """`ardiff sweep FIG` and `ardiff reproduce FIG` (full and --quick) run the same runs:
+    the same run ids, which hash condition, seed and every training setting.  Fig. 2's
+    seeds are the five that README and docs/reproduce.md state (they had drifted: the
+    sweep ran three)."""
+    from ardiff.paper import sweep_cli
+
+    def capture(sweep, out, **kwargs):
+        raise _Captured(sorted(spec.run_id for spec in sweep.runs()))
+
+    monkeypatch.setattr(sweep_cli, "run_sweep", capture)
+    monkeypatch.setattr(cli, "load_data", lambda *args, **kwargs: None)
+    flags = ["--quick"] * quick + ["--no-progress"]
+    runs = {}
+    for command in (["sweep", figure], ["reproduce", figure, "--dataset", "fashion-mnist"]):
+        with pytest.raises(_Captured) as caught:
+            cli.main(command + flags)
+        runs[command[0]] = caught.value.args[0]
+    assert runs["sweep"] == runs["reproduce"]
+    capsys.readouterr()
+    seeds = {"fig2": (5, 1), "fig3": (1, 1)}[figure][quick]
+    conditions = 2 if figure == "fig2" else 7
+    assert len(runs["sweep"]) == seeds * conditions
+    readme = (Path(__file__).parent.parent / "docs" / "reproduce.md").read_text()
+    if figure == "fig2" and not quick:
+        assert "5 seeds" in readme

@@ -1009,8 +1009,8 @@ def test_command_help_times_match_the_saved_runs():
 
     texts = {"demo": cli.DEMO_TIME}
     for name, spec in cli.FIGURES.items():
-        texts[name] = spec["time"]
-        texts[f"{name} --quick"] = spec["quick_time"]
+        texts[name] = spec.time
+        texts[f"{name} --quick"] = spec.quick_time
     runners = (ROOT / "ardiff/paper/runners.py").read_text()
     texts["demo's cnn --quick"] = re.search(r"\(--quick: (about \d+ s)", runners)[1]
     assert set(texts) == set(CLI_SOURCES)

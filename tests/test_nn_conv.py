@@ -320,7 +320,7 @@ def test_reproduce_cnn_help_and_condition_check(capsys):
     text = " ".join(capsys.readouterr().out.split())
     spec = cli.FIGURES["cnn"]
     assert "usage: ardiff reproduce cnn" in text
-    assert spec["time"] in text and spec["quick_time"] in text and "--train-size" in text
+    assert spec.time in text and spec.quick_time in text and "--train-size" in text
     with pytest.raises(SystemExit) as exc:
         cli.main(["reproduce", "cnn", "--dataset", "fashion-mnist-small", "--no-download",
                   "--no-progress", "--conditions", "backprop,feedback-alignment"])

@@ -160,7 +160,7 @@ def test_named_figure_sweeps_are_what_reproduce_runs():
     fig3 = figure_sweep("fig3", seeds=range(5))
     assert len(fig3.runs()) == 7 * 5 and fig3.config["epochs"] == 10
     assert fig3.config["dataset"] == "fashion-mnist" and "train_size" not in fig3.config
-    assert [r.seed for r in figure_sweep("fig2").runs()] == [0, 1, 2] * 2
+    assert [r.seed for r in figure_sweep("fig2").runs()] == [0, 1, 2, 3, 4] * 2
     quick = figure_sweep("fig2", quick=True).runs()[0].config
     assert quick["train_size"] == 6400 and quick["epochs"] == 2
 

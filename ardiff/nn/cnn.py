@@ -18,6 +18,7 @@ import numpy as np
 from ..graph import Graph
 from .conv import conv2d, conv_output_shape
 from .dense import check_activation, dense
+from .model import trace_layers
 
 
 class CNN:
@@ -135,8 +136,10 @@ class CNN:
                              f"images {self.image_shape}, got {x.shape}.")
         return x.reshape((x.shape[0],) + self.image_shape)
 
-    def _layers(self, x, params):
-        # one op per layer; the last conv layer flattens for the dense layers
+    def layers(self, x, params):
+        """Yield each layer's output, first to last, from the parameters `params`
+        (plain or traced, in the order of `parameters`): one fused op per layer; the
+        last convolution flattens for the dense layers."""
         it = iter(params)
         h = self.images(x)
         n_conv = len(self.filters)
@@ -153,30 +156,15 @@ class CNN:
 
     def forward(self, x: np.ndarray, *, return_hidden: bool = False):
         """Plain NumPy forward pass (no graph); optionally also every layer's output."""
-        hidden = list(self._layers(x, self.parameters()))
+        hidden = list(self.layers(x, self.parameters()))
         return (hidden[-1], hidden) if return_hidden else hidden[-1]
 
     __call__ = forward
 
     def trace(self, x: np.ndarray) -> tuple[Graph, object, list, list]:
-        """Record the forward pass on input `x` into a new graph (one node per layer).
-
-        Returns
-        -------
-        graph : Graph
-        output : Tracer
-        params : list of Tracer
-            The parameter inputs, in the order of `parameters`, named as
-            `parameter_names`.
-        layers : list of Tracer
-            Every layer's output, first to last (the last is `output`).
-        """
-        graph = Graph()
-        params = [graph.input(p, name=n) for p, n in zip(self.parameters(),
-                                                          self.parameter_names())]
-        layers = list(self._layers(x, params))
-        graph.output = layers[-1]
-        return graph, layers[-1], params, layers
+        """Record the forward pass on input `x` into a new graph, one node per layer
+        (`ardiff.nn.model.trace_layers`)."""
+        return trace_layers(self, x)
 
     def __repr__(self) -> str:
         return (f"CNN(image_shape={self.image_shape}, channels="

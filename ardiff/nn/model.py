@@ -17,6 +17,36 @@ from ..solvers import unit
 from .dense import ACTIVATIONS, check_activation, dense
 
 
+def trace_layers(model, x: np.ndarray) -> tuple[Graph, object, list, list]:
+    """Record a layered model's forward pass on input `x` into a new graph: the one
+    `trace` of `MLP` and `ardiff.nn.CNN`.
+
+    Parameters
+    ----------
+    model : MLP or CNN
+        Anything with `parameters()`, `parameter_names()` and `layers(x, params)`.
+    x : numpy.ndarray
+        The input batch.
+
+    Returns
+    -------
+    graph : Graph
+    output : Tracer
+        The network output (one fused op per layer: `dense`, `conv2d`).
+    params : list of Tracer
+        The parameter inputs, in the order of `parameters`, named as
+        `parameter_names` (`W1, b1, ...`).
+    layers : list of Tracer
+        Every layer's output, first to last (the last is `output`).
+    """
+    graph = Graph()
+    params = [graph.input(p, name=n) for p, n in zip(model.parameters(),
+                                                      model.parameter_names())]
+    layers = list(model.layers(x, params))
+    graph.output = layers[-1]
+    return graph, layers[-1], params, layers
+
+
 class MLP:
     """Fully connected network `x -> f(x W1 + b1) -> ... -> g(h W_L + b_L)`.
 
@@ -104,41 +134,23 @@ class MLP:
 
     __call__ = forward
 
-    def trace(self, x: np.ndarray) -> tuple[Graph, object, list, list]:
-        """Record the forward pass on input `x` into a new graph.
-
-        Returns
-        -------
-        graph : Graph
-        output : Tracer
-            The network output (one `dense` node per layer above it).
-        params : list of Tracer
-            The parameter inputs, in the order of `parameters`, named `W1, b1, ...`.
-        layers : list of Tracer
-            Every layer's output, first to last (the last is `output`).
-
-        Notes
-        -----
-        The hidden layers are marked as relaxation units (`ardiff.unit`), so
-        `units="layers"` (the `"paper"` preset) relaxes one unit per hidden layer; the
-        output layer is not marked, so a loss added after it leaves it clamped, as in
-        the paper.
-        """
-        graph = Graph()
-        params = [graph.input(p, name=n) for p, n in zip(self.parameters(),
-                                                          self.parameter_names())]
+    def layers(self, x, params):
+        """Yield each layer's output, first to last, from the parameters `params` (plain
+        or traced, in the order of `parameters`); the hidden layers are marked as
+        relaxation units (`ardiff.unit`), so `units="layers"` (the `"paper"` preset)
+        relaxes one unit per hidden layer; the output layer is not marked, so a loss
+        added after it leaves it clamped, as in the paper."""
         it = iter(params)
         h = x
-        layers = []
-        for b, act in zip(self.biases, self.activations()):
+        for k, (b, act) in enumerate(zip(self.biases, self.activations())):
             W = next(it)
             bt = next(it) if b is not None else None
             h = dense(h, W, bt, activation=act)
-            if len(layers) < len(self.biases) - 1:  # hidden layer: a unit
-                h = unit(h)
-            layers.append(h)
-        graph.output = h
-        return graph, h, params, layers
+            yield unit(h) if k < len(self.biases) - 1 else h
+
+    def trace(self, x: np.ndarray) -> tuple[Graph, object, list, list]:
+        """Record the forward pass on input `x` into a new graph (see `trace_layers`)."""
+        return trace_layers(self, x)
 
     def __repr__(self) -> str:
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "

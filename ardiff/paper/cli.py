@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cnn import CNN_CONDITIONS, CNNConfig, describe, run_cnn
-from .conditions import CONDITIONS, FIG2, FIG3
+from .cnn import CNNConfig, describe, run_cnn
+from .conditions import CONDITIONS
 from .data import DATASETS, DataError, DataNotFoundError, cache_dir, found_locally
-from .fig1 import PAPER_ETAS
+from .figures import CNN_CONDITIONS, FIGURES, Figure
 from .runners import load_data, run_demo, run_fig1
 from .sweep_cli import (
     add_execution_options,
@@ -43,66 +43,19 @@ from .sweep_cli import (
 from .sweep_config import SweepConfigError
 from .sweep_dask import SweepError
 from .sweep_runs import limit_blas_threads
+from .training import ExperimentConfig
 
 __all__ = ["main", "build_parser", "limit_blas_threads", "missing_dependencies",
-           "default_demo_dir", "INSTALL_HINT"]
+           "default_demo_dir", "INSTALL_HINT", "FIGURES", "DEMO_TIME"]
 
 #: What to run when an optional dependency of the command is missing.
 INSTALL_HINT = "pip install 'ardiff[cli]'"
 
-# Times of the commands on a 2-core x86-64 machine (float64, BLAS threads 1): the CPU
-# time of the demo and the quick runs (what they take on a free core), timed with
-# `python tools/time_commands.py` and saved in docs/results/commands/times.txt; the full
-# fig2, fig3 and cnn runs are the saved runs of docs/results/ (their epoch times added
-# up), made while other jobs loaded the machine (load average 8 to 17).
+# The demo's time on a 2-core x86-64 machine (float64, BLAS threads 1): CPU time, timed
+# with `python tools/time_commands.py` and saved in docs/results/commands/times.txt (the
+# figures' times are in their registry entries, ardiff/paper/figures.py).
 # tests/test_docs_figures.py checks these strings against those files.
 DEMO_TIME = "about 10 s"
-FIGURES = {
-    "fig1": {
-        "help": "relaxation error per layer against step, and the eta sweep (Fig. 1)",
-        "time": "about 3 s", "quick_time": "about 3 s",
-        "quick": "eta 0.5, 0.1, 0.02 for 100 steps",
-    },
-    "fig2": {
-        "help": "train the MLP with backprop and with AR (Fig. 2)",
-        "time": "5 seeds x 10 epochs: 3.5 h at load average 8 to 17 (2 cores)",
-        "quick_time": "about 6 s",
-        "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
-    },
-    "fig3": {
-        "help": "train the seven conditions: AR, its local-rule variants, backprop (Fig. 3)",
-        "time": "1 seed x 10 epochs, 7 conditions: 1.9 h at load average 8 to 17 (2 cores)",
-        "quick_time": "about 16 s",
-        "quick": "1 seed, 2 epochs on the first 6,400 / 2,000 images",
-    },
-    "cnn": {
-        "help": "train a small CNN (conv-pool-conv-pool-fc-fc) with backprop and with AR",
-        "time": "29 min (3 seeds x 2 epochs on 20,000 images, on a loaded machine)",
-        "quick_time": "about 10 s",
-        "quick": "1 seed, 1 epoch on the first 3,200 / 1,000 images",
-    },
-}
-
-# Defaults of the overridable options: full runs and --quick.  An option given on
-# the command line always wins.
-FULL = {
-    "fig1": {"etas": list(PAPER_ETAS), "steps": 200},
-    "fig2": {"seeds": [0, 1, 2, 3, 4], "epochs": 10, "train_size": None, "test_size": None,
-             "conditions": list(FIG2)},
-    "fig3": {"seeds": [0], "epochs": 10, "train_size": None, "test_size": None,
-             "conditions": list(FIG3)},
-    "cnn": {"seeds": [0, 1, 2], "epochs": 2, "train_size": 20000, "test_size": None,
-            "conditions": list(CNN_CONDITIONS)},
-}
-QUICK = {
-    "fig1": {"etas": [0.5, 0.1, 0.02], "steps": 100},
-    "fig2": {"seeds": [0], "epochs": 2, "train_size": 6400, "test_size": 2000,
-             "conditions": list(FIG2)},
-    "fig3": {"seeds": [0], "epochs": 2, "train_size": 6400, "test_size": 2000,
-             "conditions": list(FIG3)},
-    "cnn": {"seeds": [0], "epochs": 1, "train_size": 3200, "test_size": 1000,
-            "conditions": list(CNN_CONDITIONS)},
-}
 
 
 def _seeds(text: str) -> list[int]:
@@ -224,69 +177,84 @@ def _data_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
     parser.add_argument("--quick", action="store_true", help=quick_help)
 
 
-def _figure_parser(sub: Any, figure: str) -> argparse.ArgumentParser:
-    spec = FIGURES[figure]
-    full, quick = FULL[figure], QUICK[figure]
+def _relaxation_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
+    """Options of a relaxation figure (Fig. 1): no training."""
+    full, quick = figure.full, figure.quick
+    parser.add_argument("--seed", type=natural_int, default=0,
+                        help="weight initialisation seed (default: %(default)s)")
+    parser.add_argument("--eta", type=float, default=0.1,
+                        help="eta of Fig. 1a and of the sequential schedule "
+                        "(default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"relaxation steps of the eta sweep (default: "
+                        f"{full['steps']}; --quick: {quick['steps']})")
+    parser.add_argument("--etas", type=_etas, default=None,
+                        help="comma-separated eta values of the sweep (default: the "
+                        "paper's " + ",".join(f"{e:g}" for e in full["etas"])
+                        + "; --quick: " + ",".join(f"{e:g}" for e in quick["etas"]) + ")")
+
+
+def _training_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
+    """Options of a training figure; the defaults are `ExperimentConfig`'s (the paper's
+    training and relaxation protocol) and the figure's registry entry."""
+    full, quick = figure.full, figure.quick
+    paper = ExperimentConfig()
+    conditions = ("all " + str(len(CONDITIONS)) if len(full["conditions"]) == len(CONDITIONS)
+                  else ",".join(full["conditions"]))
+    parser.add_argument("--seeds", type=_seeds, default=None,
+                        help=f"number of seeds, or a comma-separated list (default: "
+                        f"{','.join(map(str, full['seeds']))}; --quick: "
+                        f"{','.join(map(str, quick['seeds']))})")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
+    parser.add_argument("--conditions", type=_conditions, default=None,
+                        help=f"comma-separated subset of {', '.join(CONDITIONS)} "
+                        f"(default: {conditions})")
+    parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                        help="use only the first N training images (default: "
+                        f"{full['train_size'] or 'all'}; --quick: {quick['train_size']})")
+    parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                        help="use only the first N test images (default: "
+                        f"{full['test_size'] or 'all'}; --quick: {quick['test_size']})")
+    parser.add_argument("--batch-size", type=positive_int, default=paper.batch_size,
+                        help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=paper.lr,
+                        help="learning rate (default: %(default)s)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default=paper.optimizer,
+                        help="default: %(default)s")
+    parser.add_argument("--loss", choices=("sse", "mse", "xent"), default=paper.loss,
+                        help="default: %(default)s (summed squared error)")
+    parser.add_argument("--eta", type=float, default=paper.eta,
+                        help="relaxation step (default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=paper.steps,
+                        help="relaxation steps T (default: %(default)s)")
+    parser.add_argument("--init", choices=("forward", "zeros"), default=paper.init,
+                        help="starting activities (default: %(default)s)")
+    parser.add_argument("--schedule", choices=("parallel", "sequential"),
+                        default=paper.schedule,
+                        help="parallel = Algorithm 1 of the paper; sequential = the "
+                        "top-down order of the paper's training code "
+                        "(default: %(default)s)")
+    parser.add_argument("--angle-every", type=natural_int, default=paper.angle_every,
+                        metavar="N", help="record the angle to backprop's gradient every N "
+                        "batches (0: never; default: %(default)s)")
+    if figure.kind == "mlp":
+        add_execution_options(parser, positive_int, "N > 1: run on N worker processes "
+                              "(Dask; default: in this process)")
+
+
+#: The command-line options of each kind of figure (`ardiff.paper.figures.KINDS`).
+KIND_OPTIONS = {"relaxation": _relaxation_options, "mlp": _training_options,
+                "cnn": _training_options}
+
+
+def _figure_parser(sub: Any, figure: Figure) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        figure, help=f"{spec['help']}; {spec['time']}, --quick {spec['quick_time']}",
-        description=f"{spec['help']}. Time: {spec['time']}; with --quick "
-        f"({spec['quick']}): {spec['quick_time']}.")
-    _data_options(parser, f"a short run: {spec['quick']} ({spec['quick_time']})")
-    if figure == "fig1":
-        parser.add_argument("--seed", type=natural_int, default=0,
-                            help="weight initialisation seed (default: %(default)s)")
-        parser.add_argument("--eta", type=float, default=0.1,
-                            help="eta of Fig. 1a and of the sequential schedule "
-                            "(default: %(default)s)")
-        parser.add_argument("--steps", type=positive_int, default=None,
-                            help=f"relaxation steps of the eta sweep (default: "
-                            f"{full['steps']}; --quick: {quick['steps']})")
-        parser.add_argument("--etas", type=_etas, default=None,
-                            help="comma-separated eta values of the sweep (default: the "
-                            "paper's " + ",".join(f"{e:g}" for e in full["etas"])
-                            + "; --quick: " + ",".join(f"{e:g}" for e in quick["etas"]) + ")")
-    else:
-        seeds = ",".join(map(str, full["seeds"]))
-        conditions = "all seven" if figure == "fig3" else "backprop,ar"
-        parser.add_argument("--seeds", type=_seeds, default=None,
-                            help=f"number of seeds, or a comma-separated list (default: "
-                            f"{seeds}; --quick: {quick['seeds'][0]})")
-        parser.add_argument("--epochs", type=positive_int, default=None,
-                            help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
-        parser.add_argument("--conditions", type=_conditions, default=None,
-                            help=f"comma-separated subset of {', '.join(CONDITIONS)} "
-                            f"(default: {conditions})")
-        parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                            help="use only the first N training images (default: all; "
-                            f"--quick: {quick['train_size']})")
-        parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
-                            help="use only the first N test images (default: all; "
-                            f"--quick: {quick['test_size']})")
-        parser.add_argument("--batch-size", type=positive_int, default=64,
-                            help="default: %(default)s")
-        parser.add_argument("--lr", type=float, default=5e-4,
-                            help="learning rate (default: %(default)s)")
-        parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
-                            help="default: %(default)s")
-        parser.add_argument("--loss", choices=("sse", "mse", "xent"), default="sse",
-                            help="default: %(default)s (summed squared error)")
-        parser.add_argument("--eta", type=float, default=0.1,
-                            help="relaxation step (default: %(default)s)")
-        parser.add_argument("--steps", type=positive_int, default=100,
-                            help="relaxation steps T (default: %(default)s)")
-        parser.add_argument("--init", choices=("forward", "zeros"), default="forward",
-                            help="starting activities (default: %(default)s)")
-        parser.add_argument("--schedule", choices=("parallel", "sequential"),
-                            default="parallel",
-                            help="parallel = Algorithm 1 of the paper; sequential = the "
-                            "top-down order of the paper's training code "
-                            "(default: %(default)s)")
-        parser.add_argument("--angle-every", type=natural_int, default=100, metavar="N",
-                            help="record the angle to backprop's gradient every N batches "
-                            "(0: never; default: %(default)s)")
-        if figure in ("fig2", "fig3"):
-            add_execution_options(parser, positive_int, "N > 1: run on N worker processes "
-                                  "(Dask; default: in this process)")
+        figure.name, help=f"{figure.help}; {figure.time}, --quick {figure.quick_time}",
+        description=f"{figure.help}. Time: {figure.time}; with --quick "
+        f"({figure.quick_summary}): {figure.quick_time}.")
+    _data_options(parser, f"a short run: {figure.quick_summary} ({figure.quick_time})")
+    KIND_OPTIONS[figure.kind](parser, figure)
     _common(parser)
     return parser
 
@@ -322,15 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--test-size", type=positive_int, default=None, help=argparse.SUPPRESS)
     _common(demo)
 
-    lines = [f"  {name}: {spec['help']}; {spec['time']} (--quick: {spec['quick_time']})"
-             for name, spec in FIGURES.items()]
+    lines = [f"  {name}: {f.help}; {f.time} (--quick: {f.quick_time})"
+             for name, f in FIGURES.items()]
     rep = sub.add_parser(
         "reproduce", help="run one of the paper's experiments (fig1, fig2, fig3) or the CNN",
         description="Run one of the paper's experiments; see 'ardiff reproduce FIG --help' "
         "for the options of each.\n\n" + "\n".join(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    figures = rep.add_subparsers(dest="figure", required=True, metavar="{fig1,fig2,fig3,cnn}")
-    for figure in FIGURES:
+    figures = rep.add_subparsers(dest="figure", required=True,
+                                 metavar="{" + ",".join(FIGURES) + "}")
+    for figure in FIGURES.values():
         _figure_parser(figures, figure)
     add_sweep_parser(sub, positive=positive_int, seeds=_seeds, common=_common)
     return parser
@@ -360,7 +329,7 @@ def _option(args: argparse.Namespace, name: str) -> Any:
     value = getattr(args, name)
     if value is not None:
         return value
-    return (QUICK if args.quick else FULL)[args.figure][name]
+    return FIGURES[args.figure].settings(args.quick)[name]
 
 
 def _wrote(out: Path, paths: Sequence[Path]) -> str:
@@ -373,45 +342,60 @@ def _out_dir(args: argparse.Namespace) -> Path:
         return Path(args.out)
     if args.command == "demo":
         return default_demo_dir()
-    cnn = "-cnn" if args.figure == "cnn" else ""  # its runs must not mix with fig2's
+    # runs of another model must not mix with the MLP's
+    cnn = "-cnn" if FIGURES[args.figure].kind == "cnn" else ""
     return Path(f"ardiff-results/{args.dataset}{cnn}" + ("-quick" if args.quick else ""))
 
 
-def _reproduce(args: argparse.Namespace, out: Path, command: str, progress: Any) -> int:
-    if args.figure == "fig1":
-        # Fig. 1 uses only the first 64 training images
-        data = load_data(args.dataset, args.data_dir, 64, 0, progress=progress is not None,
-                         download=not args.no_download)
-        result = run_fig1(data, out, etas=_option(args, "etas"), steps=_option(args, "steps"),
-                          main_eta=args.eta, seed=args.seed, command=command)
-        print(_wrote(out, result["files"]))
-        return 0
-    train_size, test_size = _option(args, "train_size"), _option(args, "test_size")
-    data = load_data(args.dataset, args.data_dir, train_size, test_size,
-                     progress=progress is not None, download=not args.no_download)
-    if args.figure == "cnn":
-        _reproduce_cnn(args, data, out, command, progress)
-        return
-    return reproduce_sweep(args, data, out, command, progress, _option, _wrote)
+def _reproduce_relaxation(args: argparse.Namespace, out: Path, command: str,
+                          progress: Any) -> int:
+    # Fig. 1 uses only the first 64 training images
+    data = load_data(args.dataset, args.data_dir, 64, 0, progress=progress is not None,
+                     download=not args.no_download)
+    result = run_fig1(data, out, etas=_option(args, "etas"), steps=_option(args, "steps"),
+                      main_eta=args.eta, seed=args.seed, command=command)
+    print(_wrote(out, result["files"]))
+    return 0
 
 
-def _reproduce_cnn(args: argparse.Namespace, data: dict, out: Path, command: str,
-                   progress: Any) -> None:
+def _training_data(args: argparse.Namespace, progress: Any) -> dict:
+    return load_data(args.dataset, args.data_dir, _option(args, "train_size"),
+                     _option(args, "test_size"), progress=progress is not None,
+                     download=not args.no_download)
+
+
+def _experiment_settings(args: argparse.Namespace) -> dict:
+    """The `ExperimentConfig` fields of a training figure's command line."""
+    return {"dataset": args.dataset, "epochs": _option(args, "epochs"),
+            "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+            "loss": args.loss, "eta": args.eta, "steps": args.steps, "init": args.init,
+            "schedule": args.schedule, "train_size": _option(args, "train_size"),
+            "test_size": _option(args, "test_size"), "angle_every": args.angle_every}
+
+
+def _reproduce_mlp(args: argparse.Namespace, out: Path, command: str, progress: Any) -> int:
+    return reproduce_sweep(args, _training_data(args, progress), out, command, progress,
+                           _experiment_settings(args), _option, _wrote)
+
+
+def _reproduce_cnn(args: argparse.Namespace, out: Path, command: str, progress: Any) -> int:
     conditions = _option(args, "conditions")
     other = sorted(set(conditions) - set(CNN_CONDITIONS))
     if other:
         print(f"ardiff reproduce cnn: --conditions must be among {', '.join(CNN_CONDITIONS)};"
               f" got {', '.join(other)}.", file=sys.stderr)
         raise SystemExit(2)
-    config = CNNConfig(
-        dataset=args.dataset, epochs=_option(args, "epochs"), batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, loss=args.loss, eta=args.eta, steps=args.steps,
-        init=args.init, schedule=args.schedule, train_size=_option(args, "train_size"),
-        test_size=_option(args, "test_size"), angle_every=args.angle_every)
+    data = _training_data(args, progress)
+    config = CNNConfig(**_experiment_settings(args))
     summary, paths = run_cnn(data, config, out, seeds=_option(args, "seeds"),
                              conditions=conditions, progress=progress, command=command)
     print(describe(summary))
     print(_wrote(out, paths))
+    return 0
+
+
+#: What `ardiff reproduce FIG` runs for each kind of figure.
+RUNNERS = {"relaxation": _reproduce_relaxation, "mlp": _reproduce_mlp, "cnn": _reproduce_cnn}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -455,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "sweep":
             return sweep_command(args, command, progress)
         else:
-            return _reproduce(args, out, command, progress) or 0
+            return RUNNERS[FIGURES[args.figure].kind](args, out, command, progress)
         return 0
     except KeyboardInterrupt:
         print(f"\nInterrupted; results so far are in {out}/" if out else "\nInterrupted",

@@ -16,48 +16,34 @@ last call writes the summary (`cnn_summary.json`, `cnn_table.md`, figures).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..nn import CNN
-from .training import FINISHED, format_table, load_run, run_path, train_one, write_results
+from .figures import CNN_CONDITIONS
+from .training import (
+    FINISHED,
+    ExperimentConfig,
+    format_table,
+    load_run,
+    run_path,
+    train_one,
+    write_results,
+)
 
 __all__ = ["CNNConfig", "train_cnn", "run_cnn", "describe", "CNN_CONDITIONS"]
 
-#: The conditions of the CNN experiment.
-CNN_CONDITIONS = ("backprop", "ar")
-
-
 @dataclass
-class CNNConfig:
-    """Settings shared by all runs of the CNN experiment."""
+class CNNConfig(ExperimentConfig):
+    """Settings shared by all runs of the CNN experiment: `ExperimentConfig`'s (the
+    paper's training and relaxation protocol), 2 epochs, and the network's shape."""
 
-    dataset: str = "fashion-mnist"
     epochs: int = 2
-    batch_size: int = 64
-    lr: float = 5e-4
-    optimizer: str = "sgd"
-    loss: str = "sse"
     channels: tuple = (8, 16)
     kernel: int = 5
     pool: int = 2
     hidden: tuple = (64,)
-    activation: str = "relu"
-    eta: float = 0.1
-    steps: int = 100
-    init: str = "forward"
-    schedule: str = "parallel"
-    closed_form: bool = True
-    train_size: int | None = None
-    test_size: int | None = None
-    angle_every: int = 100
-
-    def to_dict(self) -> dict:
-        """JSON-friendly settings (a saved run is reused only with equal settings)."""
-        d = asdict(self)
-        d["channels"], d["hidden"] = list(self.channels), list(self.hidden)
-        return d
 
     def model(self, seed: int) -> CNN:
         """The network of one run (weights drawn from `seed`)."""

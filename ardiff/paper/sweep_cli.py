@@ -271,19 +271,16 @@ def sweep_command(args: argparse.Namespace, command: str, progress: Any) -> int:
 
 
 def reproduce_sweep(args: argparse.Namespace, data: dict, out: Path, command: str,
-                    progress: Any, option: Callable[[argparse.Namespace, str], Any],
+                    progress: Any, config: dict,
+                    option: Callable[[argparse.Namespace, str], Any],
                     wrote: Callable[[Path, list], str]) -> int:
-    """`ardiff reproduce fig2|fig3`: the figure's named sweep with the command's options.
+    """`ardiff reproduce fig2|fig3`: the figure's named sweep with the command's options
+    (`config`: the `TrainingConfig` fields the command line gives).
 
     Runs in this process unless `--workers N` (N > 1) or `--scheduler` is given;
     finished runs with the same settings are always reused.  Returns the exit status
     (1 if a run failed); raises `KeyboardInterrupt` after writing the results so far.
     """
-    config = {"dataset": args.dataset, "epochs": option(args, "epochs"),
-              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-              "loss": args.loss, "eta": args.eta, "steps": args.steps, "init": args.init,
-              "schedule": args.schedule, "train_size": option(args, "train_size"),
-              "test_size": option(args, "test_size"), "angle_every": args.angle_every}
     sweep = figure_sweep(args.figure, args.quick, seeds=option(args, "seeds"),
                          conditions=option(args, "conditions"), config=config)
     result = run_sweep(sweep, out, workers=args.workers or (None if args.scheduler else 1),

@@ -43,8 +43,9 @@ from typing import Any
 
 from ..nn import ACTIVATIONS, CNN, LOSSES, MLP, OPTIMIZERS
 from ..solvers import SolverOptions
-from .conditions import CONDITIONS, FIG2, FIG3
+from .conditions import CONDITIONS, FIG2
 from .data import DATASETS
+from .figures import FIGURES, SWEEP_FIGURES
 from .training import TrainingConfig
 
 try:  # Python 3.11+; tomli is the same parser as a package for 3.10
@@ -56,7 +57,7 @@ except ImportError:  # pragma: no cover - Python 3.10
         tomllib = None
 
 __all__ = ["SweepConfigError", "SweepConfig", "RunSpec", "load_sweep_config", "parse_sweep",
-           "figure_sweep", "FIGURE_DEFAULTS", "NAMED_SWEEPS", "SYNTHETIC", "run_id",
+           "figure_sweep", "NAMED_SWEEPS", "SYNTHETIC", "run_id",
            "build_model", "TOP_KEYS", "MODELS", "MAX_SEEDS", "MAX_RUNS"]
 
 #: The most seeds, and the most runs (grid points x conditions x seeds), a sweep may have
@@ -79,23 +80,9 @@ TOP_KEYS = {
     "grid": "a table of TrainingConfig fields, each with a list of values to sweep",
 }
 
-#: Defaults of the paper's Figs. 2 and 3, full and --quick, shared with `ardiff reproduce`.
-FIGURE_DEFAULTS = {
-    "fig2": {
-        "full": {"seeds": [0, 1, 2], "epochs": 10, "train_size": None, "test_size": None,
-                 "conditions": list(FIG2)},
-        "quick": {"seeds": [0], "epochs": 2, "train_size": 6400, "test_size": 2000,
-                  "conditions": list(FIG2)},
-    },
-    "fig3": {
-        "full": {"seeds": [0], "epochs": 10, "train_size": None, "test_size": None,
-                 "conditions": list(FIG3)},
-        "quick": {"seeds": [0], "epochs": 2, "train_size": 6400, "test_size": 2000,
-                  "conditions": list(FIG3)},
-    },
-}
-#: The sweeps `ardiff sweep NAME` accepts instead of a file.
-NAMED_SWEEPS = tuple(FIGURE_DEFAULTS)
+#: The sweeps `ardiff sweep NAME` accepts instead of a file: the registry's MLP figures
+#: (`ardiff.paper.figures`, read by `ardiff reproduce` too).
+NAMED_SWEEPS = SWEEP_FIGURES
 
 _FIELDS = {f.name: f for f in fields(TrainingConfig)}
 
@@ -620,8 +607,9 @@ def figure_sweep(figure: str, quick: bool = False, *, seeds: Sequence[int] | Non
     Parameters
     ----------
     figure : {"fig2", "fig3"}
-        Fig. 2: backprop and AR, seeds 0-2; Fig. 3: the seven conditions, seed 0.
-        Both: the paper's MLP on Fashion-MNIST for 10 epochs.
+        Fig. 2: backprop and AR, seeds 0-4; Fig. 3: the seven conditions, seed 0.
+        Both: the paper's MLP on Fashion-MNIST for 10 epochs (the settings of
+        `ardiff.paper.figures.FIGURES`, which `ardiff reproduce` reads too).
     quick : bool, optional
         The `--quick` defaults: 1 seed, 2 epochs, the first 6,400 / 2,000 images.
     seeds, conditions : sequence, optional
@@ -635,10 +623,10 @@ def figure_sweep(figure: str, quick: bool = False, *, seeds: Sequence[int] | Non
         Named `figure`, without a grid: its result files are
         `runs/<condition>_seed<k>.json`, as `ardiff reproduce` writes them.
     """
-    if figure not in FIGURE_DEFAULTS:
+    if figure not in NAMED_SWEEPS:
         raise SweepConfigError(f"unknown named sweep {figure!r}; the named sweeps are "
                                f"{', '.join(NAMED_SWEEPS)}")
-    defaults = FIGURE_DEFAULTS[figure]["quick" if quick else "full"]
+    defaults = FIGURES[figure].settings(quick)
     settings = {"dataset": "fashion-mnist", "epochs": defaults["epochs"],
                 "train_size": defaults["train_size"], "test_size": defaults["test_size"]}
     settings.update(config or {})

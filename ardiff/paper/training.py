@@ -23,14 +23,22 @@ from typing import Any
 import numpy as np
 
 from ..nn import MLP, OPTIMIZERS, History, train
+from ..solvers.options import PRESETS
 from .conditions import CONDITIONS, get_condition
 from .files import atomic_write, write_json
 from .plots import plot_angles, plot_training
 
+#: The paper's relaxation protocol (eta, T, schedule, start, closed form): the defaults of
+#: every experiment's settings, read from the one place that defines it.
+PAPER_PROTOCOL = PRESETS["paper"]
+
 
 @dataclass
-class TrainingConfig:
-    """Settings shared by all runs of an experiment (the defaults are the paper's)."""
+class ExperimentConfig:
+    """Settings shared by all runs of an experiment, whatever the model: the training
+    (defaults: the paper's) and the relaxation (defaults: `PAPER_PROTOCOL`,
+    `ardiff.solvers.options.PRESETS["paper"]`).  `TrainingConfig` (the paper's MLP) and
+    `ardiff.paper.cnn.CNNConfig` add their model's fields."""
 
     dataset: str = "fashion-mnist"
     epochs: int = 10
@@ -38,26 +46,31 @@ class TrainingConfig:
     lr: float = 5e-4
     optimizer: str = "sgd"
     loss: str = "sse"
-    sizes: tuple = (784, 300, 300, 100, 10)
     activation: str = "relu"
-    init_std: float = 0.05
-    eta: float = 0.1
-    steps: int = 100
-    init: str = "forward"
-    schedule: str = "parallel"
+    eta: float = PAPER_PROTOCOL["eta"]
+    steps: int = PAPER_PROTOCOL["max_iter"]
+    init: str = PAPER_PROTOCOL["init"]
+    schedule: str = PAPER_PROTOCOL["schedule"]
     # the state after `steps` steps in closed form (same numbers as stepping up to
     # rounding, D = 3 sweeps instead of T); part of the settings so that a run stepped
     # explicitly is not reused as if it were this one
-    closed_form: bool = True
+    closed_form: bool = PAPER_PROTOCOL["closed_form"]
     train_size: int | None = None
     test_size: int | None = None
     angle_every: int = 100
 
     def to_dict(self) -> dict:
-        """JSON-friendly settings (used to decide whether a saved run can be reused)."""
-        d = asdict(self)
-        d["sizes"] = list(self.sizes)
-        return d
+        """JSON-friendly settings (a saved run is reused only with equal settings)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
+
+
+@dataclass
+class TrainingConfig(ExperimentConfig):
+    """Settings of the paper's MLP experiments (the defaults are the paper's)."""
+
+    sizes: tuple = (784, 300, 300, 100, 10)
+    init_std: float = 0.05
 
     def model(self, seed: int) -> MLP:
         """The network of one run (weights drawn from `seed`)."""
