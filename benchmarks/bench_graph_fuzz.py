@@ -14,7 +14,10 @@ is counted and listed.  The process runs under a 2 GiB address-space limit
 
 Per case it measures the wall time of `from_json` and its peak memory under
 tracemalloc (NumPy's array buffers included), and writes the counts, the slowest and
-the largest cases to `benchmarks/results/graph_fuzz.json`.
+the largest cases to `benchmarks/results/graph_fuzz.json`.  The first call of some ops
+imports SciPy, which is slow under tracemalloc and has nothing to do with the file, so
+the `TOP` slowest and largest cases are run a second time: `slowest` and `largest` are
+from that second run (`first_run_slowest`/`first_run_largest` keep the first's).
 
 Run from the repository root: `python benchmarks/bench_graph_fuzz.py [--cases 10000]
 [--seed 0] [--out benchmarks/results/graph_fuzz.json]`.
@@ -48,6 +51,8 @@ from ardiff.interchange import GraphValidationError  # noqa: E402
 from ardiff.op import OPS  # noqa: E402
 
 ADDRESS_SPACE = 2 * 2 ** 30
+#: How many of the slowest (and of the largest) cases are run a second time.
+TOP = 10
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -219,6 +224,7 @@ def main() -> None:
     bases = base_documents()
     counts = {"loaded": 0, "refused": 0, "other": 0}
     others, cases = [], []
+    texts: dict[int, str] = {}
     for doc in bases:  # warm up: the first call pays for lazy imports, not the file
         run_case(json.dumps(doc))
         run_case(json.dumps(doc)[:-5])
@@ -232,10 +238,26 @@ def main() -> None:
         if key == "other":
             others.append({"case": k, "mutations": description, "outcome": outcome})
         cases.append((seconds, peak, k, description, key, len(text)))
+        texts[k] = text
+        if len(texts) > 4 * TOP:  # keep only the texts of the slowest and largest cases
+            keep = {c[2] for c in sorted(cases, reverse=True)[:TOP]}
+            keep |= {c[2] for c in sorted(cases, key=lambda c: c[1], reverse=True)[:TOP]}
+            texts = {i: t for i, t in texts.items() if i in keep}
     wall = time.perf_counter() - wall
+    first_slowest = max(cases)
+    first_largest = max(cases, key=lambda c: c[1])
+    # The first run of a case may pay for a one-time lazy import (SciPy for some ops), which
+    # says nothing about the file: the slowest and largest cases are run again, and the
+    # figures reported are of that second run.
+    again = {}
+    for c in sorted(cases, reverse=True)[:TOP] + sorted(cases, key=lambda c: c[1],
+                                                         reverse=True)[:TOP]:
+        if c[2] not in again:
+            outcome, seconds, peak = run_case(texts[c[2]])
+            again[c[2]] = (seconds, peak, c[2], c[3], c[4], c[5])
     tracemalloc.stop()
-    slowest = max(cases)
-    largest = max(cases, key=lambda c: c[1])
+    slowest = max(again.values())
+    largest = max(again.values(), key=lambda c: c[1])
     times = np.array([c[0] for c in cases])
     peaks = np.array([c[1] for c in cases])
     try:
@@ -247,6 +269,7 @@ def main() -> None:
         "command": f"python benchmarks/bench_graph_fuzz.py --cases {args.cases} --seed {args.seed}",
         "run_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "ardiff_commit": commit,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "address_space_limit_bytes": ADDRESS_SPACE,
@@ -264,6 +287,11 @@ def main() -> None:
         "largest": {"case": largest[2], "peak_kib": round(largest[1] / 1024, 1),
                     "ms": round(largest[0] * 1e3, 2), "mutations": largest[3],
                     "outcome": largest[4], "text_bytes": largest[5]},
+        "first_run_slowest": {"case": first_slowest[2], "ms": round(first_slowest[0] * 1e3, 2),
+                              "mutations": first_slowest[3]},
+        "first_run_largest": {"case": first_largest[2],
+                              "peak_kib": round(first_largest[1] / 1024, 1),
+                              "mutations": first_largest[3]},
         "peak_kib_median": round(float(np.median(peaks)) / 1024, 1),
         "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
