@@ -144,6 +144,15 @@ class Dual(Tracer):
     def __repr__(self) -> str:
         return f"Dual({unwrap(self._value)!r}, tangent={unwrap(self._node.tangent)!r})"
 
+    def copy(self) -> Dual:
+        """A copy: a new array with the same tangent, writable even when this value is an
+        argument of the function (`x = x.copy(); x[0] = v`, as NumPy allows)."""
+        inner = self._value
+        inner = inner.copy() if isinstance(inner, (np.ndarray, TracerBase)) else inner
+        return Dual(self._graph, ForwardNode(self._node.tangent), inner)
+
+    __pos__ = copy
+
 
 ForwardTrace.tracer_class = Dual  # what Op boxes the answers of a forward trace in
 
