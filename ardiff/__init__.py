@@ -53,14 +53,6 @@ from .transforms import (
 
 __version__ = "0.1.0"
 
-#: Renamed modules kept as deprecated aliases (old name -> new name); importing one warns.
-DEPRECATED_MODULES = {
-    "ardiff.api": "ardiff.transforms",
-    "ardiff.data": "ardiff.paper.data",
-    "ardiff.cli": "ardiff.paper.cli",
-    "ardiff.experiments": "ardiff.paper",
-}
-
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
     "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",

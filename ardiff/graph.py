@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import warnings
 import weakref
 from typing import Any
 
@@ -463,43 +462,3 @@ class Graph:
             for argnum, parent in node.parents:
                 kids[parent].append((node.index, argnum))
         return kids
-
-    # -- deprecated: graph import/export lives in ardiff.interchange -------------------
-    # Importing and exporting resolves op names through the op table, which sits
-    # above the tape; these aliases therefore import ardiff.interchange on call: the
-    # one upward import of this module, listed as a deprecated alias in
-    # DEPRECATED_UPWARD of tests/test_architecture.py, to be removed with them.
-    def to_networkx(self):
-        """Deprecated: use `ardiff.to_networkx(graph)`."""
-        from .interchange import to_networkx
-
-        _deprecated("graph.to_networkx()", "ardiff.to_networkx(graph)")
-        return to_networkx(self)
-
-    def to_json(self, indent: int | None = None) -> str:
-        """Deprecated: use `ardiff.to_json(graph)`."""
-        from .interchange import to_json
-
-        _deprecated("graph.to_json()", "ardiff.to_json(graph)")
-        return to_json(self, indent=indent)
-
-    @classmethod
-    def from_networkx(cls, G, output: Any = None) -> Graph:
-        """Deprecated: use `ardiff.from_networkx(G)`."""
-        from .interchange import from_networkx
-
-        _deprecated("Graph.from_networkx(G)", "ardiff.from_networkx(G)")
-        return from_networkx(G, output=output)
-
-    @classmethod
-    def from_json(cls, text: str, output: Any = None) -> Graph:
-        """Deprecated: use `ardiff.from_json(text)`."""
-        from .interchange import from_json
-
-        _deprecated("Graph.from_json(text)", "ardiff.from_json(text)")
-        return from_json(text, output=output)
-
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated; use {new} (ardiff.interchange).", DeprecationWarning,
-                  stacklevel=3)

@@ -553,7 +553,7 @@ def format_violations(violations: Sequence[Violation]) -> str:
 if __name__ == "__main__":  # python tests/import_graph.py: report on ardiff/
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
-    from test_architecture import DEPRECATED_UPWARD, LAYERS, LAZY_THIRD_PARTY, PACKAGE_DIR
+    from test_architecture import LAYERS, LAZY_THIRD_PARTY, PACKAGE_DIR
 
     graph = build_import_graph(PACKAGE_DIR)
     lazy = [imp for imp in graph.internal if imp.scope == FUNCTION]
@@ -561,6 +561,5 @@ if __name__ == "__main__":  # python tests/import_graph.py: report on ardiff/
           f"{len(lazy)} of them inside functions:")
     for imp in sorted(lazy, key=lambda imp: (imp.path, imp.line)):
         print(f"  {imp.describe()}")
-    found = check_package(PACKAGE_DIR, LAYERS, lazy_allowlist=LAZY_THIRD_PARTY, graph=graph,
-                          exempt_imports=DEPRECATED_UPWARD)
+    found = check_package(PACKAGE_DIR, LAYERS, lazy_allowlist=LAZY_THIRD_PARTY, graph=graph)
     print(format_violations(found) if found else "no architecture violations")

@@ -83,17 +83,8 @@ LAZY_THIRD_PARTY = {
 }
 
 
-#: Imports inside functions that may point up, each a deprecated alias with the reason.
-#: Keep this short: an entry is removed with its alias.
-DEPRECATED_UPWARD = {
-    ("ardiff.graph", "ardiff.interchange"):
-        "Graph.to_networkx/to_json/from_networkx/from_json: deprecated aliases of the "
-        "ardiff.interchange functions (importing resolves op names above the tape)",
-}
-
 
 def check(package_dir: Path, **kwargs):
-    kwargs.setdefault("exempt_imports", DEPRECATED_UPWARD)
     return check_package(package_dir, LAYERS, lazy_allowlist=LAZY_THIRD_PARTY, **kwargs)
 
 
@@ -125,10 +116,10 @@ def test_real_graph_is_read(real_graph):
     assert len(graph.internal) > 50
 
 
-def test_deprecated_modules_are_read_from_the_root():
-    deprecated = read_deprecated_modules(PACKAGE_DIR)
-    assert "ardiff.api" in deprecated
-    assert layer_of("ardiff.api", LAYERS, "ardiff", deprecated) == TOP
+def test_the_package_has_no_deprecated_alias_left():
+    """The aliases of 0.1.0 are removed (docs/api.md keeps the record of renames): no
+    alias module, and no upward import exempted for one (there is no exemption list)."""
+    assert read_deprecated_modules(PACKAGE_DIR) == {}
 
 
 def test_layer_map_entries():

@@ -215,32 +215,15 @@ def test_blas_threads_through_threadpoolctl():
     assert blas and all(p["num_threads"] == 1 for p in blas)
 
 
-def test_deprecated_alias_modules():
-    for old, new in (("ardiff.cli", "ardiff.paper.cli"), ("ardiff.experiments", "ardiff.paper")):
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=new):
-            module = importlib.import_module(old)
-        assert set(module.__all__) <= set(dir(module))
-    import ardiff
-    import ardiff.cli
-    import ardiff.experiments
-    import ardiff.paper
-
-    assert ardiff.cli.main is cli.main
-    assert ardiff.experiments.run_demo is ardiff.paper.run_demo
-    assert {"ardiff.cli", "ardiff.data", "ardiff.experiments"} <= set(ardiff.DEPRECATED_MODULES)
-
-
 def test_engine_never_imports_the_paper_package():
-    # every module of ardiff outside ardiff.paper (and its deprecated aliases), found
+    # every module of ardiff outside ardiff.paper, found
     # on disk: pkgutil.walk_packages would import ardiff.paper itself to walk into it
     code = ("import sys, importlib, pathlib, ardiff\n"
             "root = pathlib.Path(ardiff.__file__).parent\n"
             "for f in sorted(root.rglob('*.py')):\n"
             "    parts = f.relative_to(root.parent).with_suffix('').parts\n"
             "    name = '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)\n"
-            "    if not name.startswith('ardiff.paper') and "
-            "name not in ardiff.DEPRECATED_MODULES:\n"
+            "    if not name.startswith('ardiff.paper'):\n"
             "        importlib.import_module(name)\n"
             "print(sorted(n for n in sys.modules if n.startswith('ardiff.paper')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

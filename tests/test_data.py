@@ -12,7 +12,6 @@ import os
 import struct
 import sys
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -507,13 +506,3 @@ def test_one_hot():
         one_hot([-1])
     with pytest.raises(ValueError):
         one_hot([0.5])
-
-
-def test_deprecated_alias_module():
-    sys.modules.pop("ardiff.data", None)
-    with pytest.warns(DeprecationWarning, match="ardiff.paper.data"):
-        import ardiff.data as old
-    assert old.load is load and old.read_idx is read_idx and old.one_hot is one_hot
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        import ardiff.paper.data  # noqa: F401  (the new home does not warn)

@@ -199,16 +199,3 @@ def test_values_that_json_cannot_hold_are_refused_by_name():
     g.nodes[1].kwargs = {"weird": object()}  # an op argument JSON cannot represent
     with pytest.raises(TypeError, match=r"node 1 .*cannot store a object"):
         ardiff.to_json(g)
-
-
-def test_graph_interchange_methods_are_deprecated_aliases():
-    g = ardiff.trace(lambda x: anp.sum(anp.tanh(x)), np.array([0.5, -1.0]))
-    with pytest.warns(DeprecationWarning, match=r"ardiff\.to_json\(graph\)"):
-        text = g.to_json()
-    assert text == ardiff.to_json(g)
-    with pytest.warns(DeprecationWarning, match=r"ardiff\.from_json\(text\)"):
-        assert ardiff.to_json(Graph.from_json(text)) == text
-    with pytest.warns(DeprecationWarning, match=r"ardiff\.to_networkx\(graph\)"):
-        G = g.to_networkx()
-    with pytest.warns(DeprecationWarning, match=r"ardiff\.from_networkx\(G\)"):
-        assert ardiff.to_json(Graph.from_networkx(G)) == text

@@ -271,9 +271,3 @@ def test_divergence_stops_training_and_is_reported():
     assert hist.diverged is not None and hist.epoch[-1] < 50
     assert hist.diverged == 8 * (hist.epoch[-1] - 1) + hist.diverged % 8
     assert len(hist.epoch) == len(hist.train_acc) == len(hist.epoch_time)
-
-
-def test_nn_backprop_is_a_deprecated_alias_of_backprop_method():
-    with pytest.warns(DeprecationWarning, match="backprop_method"):
-        method = nn.backprop()
-    assert method.solver == nn.backprop_method().solver == "backprop"

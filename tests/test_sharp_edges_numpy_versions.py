@@ -80,13 +80,11 @@ def test_every_numpy_name_the_package_reads_exists():
 
 
 def test_import_with_warnings_as_errors():
-    """No DeprecationWarning (or any other warning) is raised importing any module
-    (except the deprecated aliases of renamed modules, whose warning is their job)."""
+    """No DeprecationWarning (or any other warning) is raised importing any module."""
     code = (
         "import importlib, pkgutil, ardiff\n"
         "for m in pkgutil.walk_packages(ardiff.__path__, 'ardiff.'):\n"
-        "    if m.name not in ardiff.DEPRECATED_MODULES:\n"
-        "        importlib.import_module(m.name)\n"
+        "    importlib.import_module(m.name)\n"
         "print('imported', ardiff.__version__)\n"
     )
     done = subprocess.run([sys.executable, "-W", "error", "-c", code],

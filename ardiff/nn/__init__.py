@@ -34,7 +34,6 @@ from .train import (
     BatchGradients,
     History,
     Method,
-    backprop,
     backprop_method,
     batch_gradients,
     evaluate,
@@ -48,6 +47,6 @@ __all__ = [
     "ACTIVATIONS", "dense", "dense_op", "conv2d", "max_pool2d", "avg_pool2d", "CNN",
     "Loss", "SumSquaredError", "MeanSquaredError",
     "SoftmaxCrossEntropy", "LOSSES", "get_loss", "accuracy", "MLP", "Optimizer", "SGD", "Adam",
-    "OPTIMIZERS", "Method", "backprop", "backprop_method", "relaxation", "BatchGradients",
+    "OPTIMIZERS", "Method", "backprop_method", "relaxation", "BatchGradients",
     "batch_gradients", "gradient_angles", "evaluate", "History", "train", "one_hot",
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,9 +20,13 @@ import numpy as np
 from ..graph import unwrap
 from ..rules import learning_rules
 from ..solvers import compile_plan, run_backprop, run_relaxation
+from ..solvers.options import PRESETS
 from .losses import Loss, accuracy, get_loss
 from .model import MLP
 from .optim import SGD, Optimizer
+
+#: The paper's relaxation protocol, defined once in `ardiff.solvers.options.PRESETS`.
+PAPER = PRESETS["paper"]
 
 
 @dataclass
@@ -53,12 +56,12 @@ class Method:
     """
 
     solver: str = "relax"
-    eta: float = 0.1
-    steps: int = 100
-    init: str = "forward"
-    schedule: str = "parallel"
+    eta: float = PAPER["eta"]
+    steps: int = PAPER["max_iter"]
+    init: str = PAPER["init"]
+    schedule: str = PAPER["schedule"]
     rules: Any = None
-    closed_form: bool = True
+    closed_form: bool = PAPER["closed_form"]
 
     def __post_init__(self):
         if self.solver not in ("backprop", "relax"):
@@ -90,21 +93,13 @@ def backprop_method() -> Method:
     return Method(solver="backprop")
 
 
-def backprop() -> Method:
-    """Deprecated alias of `backprop_method` (the name collided with `ardiff.backprop`,
-    the solver)."""
-    warnings.warn("ardiff.nn.backprop() is deprecated; use ardiff.nn.backprop_method() "
-                  "(ardiff.backprop is the solver).", DeprecationWarning, stacklevel=2)
-    return backprop_method()
-
-
-def relaxation(eta: float = 0.1, steps: int = 100, init: str = "forward",
-               schedule: str = "parallel", rules: Any = None,
-               closed_form: bool = True) -> Method:
-    """Activation Relaxation; defaults are the paper's (eta 0.1, T = 100, forward init,
-    all layers updated in parallel as in Algorithm 1), the state after T steps computed
-    in closed form (`closed_form=False`: stepped explicitly, same numbers up to
-    rounding)."""
+def relaxation(eta: float = PAPER["eta"], steps: int = PAPER["max_iter"],
+               init: str = PAPER["init"], schedule: str = PAPER["schedule"],
+               rules: Any = None, closed_form: bool = PAPER["closed_form"]) -> Method:
+    """Activation Relaxation; defaults are the paper's protocol (`PRESETS["paper"]`:
+    eta 0.1, T = 100, forward init, all layers updated in parallel as in Algorithm 1),
+    the state after T steps computed in closed form (`closed_form=False`: stepped
+    explicitly, same numbers up to rounding)."""
     return Method(solver="relax", eta=eta, steps=steps, init=init, schedule=schedule,
                   rules=rules, closed_form=closed_form)
 
@@ -375,5 +370,5 @@ def train(model: MLP, train_data: tuple, test_data: tuple | None = None, *,
     return history
 
 
-__all__ = ["Method", "backprop", "backprop_method", "relaxation", "batch_gradients",
+__all__ = ["Method", "backprop_method", "relaxation", "batch_gradients",
            "gradient_angles", "evaluate", "History", "train", "one_hot", "accuracy"]

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from ..nn import Method, backprop_method, relaxation
 from ..rules import FeedbackAlignment, LearnedFeedback, NoDerivative, combined, compose
+from ..solvers.options import PRESETS
+
+#: The paper's relaxation protocol (`ardiff.solvers.options.PRESETS["paper"]`).
+PAPER = PRESETS["paper"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,9 @@ class Condition:
     label: str
     build: Callable[..., Method]
 
-    def method(self, seed: int = 0, eta: float = 0.1, steps: int = 100, init: str = "forward",
-               schedule: str = "parallel", closed_form: bool = True) -> Method:
+    def method(self, seed: int = 0, eta: float = PAPER["eta"], steps: int = PAPER["max_iter"],
+               init: str = PAPER["init"], schedule: str = PAPER["schedule"],
+               closed_form: bool = PAPER["closed_form"]) -> Method:
         """The `ardiff.nn.Method` of this condition for one run (AR conditions: the state
         after `steps` steps in closed form unless `closed_form=False`)."""
         return self.build(seed=seed, eta=eta, steps=steps, init=init, schedule=schedule,
