@@ -215,9 +215,8 @@ def assemble_real_form(plan: Plan, seed: Any, inner_edges: Callable,
     fallback, evals = set(), 0
     for p, k, argnum in inner_edges(plan):
         node = nodes[k]
-        vjps = staged.get((p, k), [])
-        vjp = vjps.pop(0) if vjps else node.op.local_vjp(argnum, node.value, node.args,
-                                                         node.kwargs)
+        # the plan staged one VJP per edge (Plan.stage), so every inner edge finds its own
+        vjp = staged[(p, k)].pop(0)
         parent_value = nodes[p].value
         if not (_is_complex(node.value) or _is_complex(parent_value)):
             J, slow = real_edge(node, argnum, vjp)
