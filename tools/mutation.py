@@ -23,7 +23,10 @@ added) and the report says when and at which commit the survivors were rerun; a 
 to the module itself needs a full run (mutmut renumbers its mutants).  ``--collect``
 only rewrites the report from the scratch copies.  ``--max-children`` is passed to mutmut
 (default 1: the CI machines and the developers' have few cores).  mutmut forks its own
-workers; pytest-xdist, if installed, is switched off for them (setup.cfg).
+workers; pytest-xdist, if installed, is switched off for them (setup.cfg).  The tests run
+under the hypothesis profile ``mutation`` (tests/conftest.py: the ``ci`` examples without
+shrinking): a mutant's first failing example kills it, while shrinking that example could
+take minutes per mutant and end as a timeout.
 
 The report (``--out``, default ``benchmarks/results/mutation/``) is ``report.json``
 and ``report.md``: killed / survived / no tests / timeout / total and the score
@@ -232,7 +235,9 @@ def run_module(module: str, args: argparse.Namespace, commit: str) -> dict:
         info = {"commit": commit, "source": args.ref or "working tree", "measured": now()}
     configure(workdir, module, args.pytest_arg)
     info["tests"] = [t for t in TESTS[module] if t.startswith("-") or (workdir / t).exists()]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # no shrinking (tests/conftest.py): a mutant's first failing example kills it, and
+    # shrinking one can take minutes, past the timeout, per mutant
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HYPOTHESIS_PROFILE="mutation")
     env.pop("PYTEST_ADDOPTS", None)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
                *names]
