@@ -31,6 +31,7 @@ from ardiff.paper.sweep_config import (
     load_sweep_config,
     parse_sweep,
 )
+from ardiff.paper.training import FINISHED
 
 SMALL = """\
 name = "small"
@@ -241,3 +242,49 @@ def test_dry_run_imports_no_user_model(tmp_path, monkeypatch, capsys):
     bad = _config(tmp_path, SMALL.replace('name = "small"', 'name = "small"\nmodel = "x:y:z"'))
     assert cli.main(["sweep", str(bad), "--dry-run", "--out", str(tmp_path / "o")]) == 2
     assert "model must be" in capsys.readouterr().err
+
+
+# -- the client killed mid-sweep: its lock is taken over, no finished run is lost ----------
+KILLED = SMALL.replace('name = "small"', 'name = "killed"').replace(
+    "sizes = [6, 5, 3]", "sizes = [20, 30, 3]").replace("epochs = 1", "epochs = 6").replace(
+    "train_size = 32", "train_size = 3000").replace("steps = [5]", "steps = [5, 6, 7, 8, 9, 10]")
+
+
+def _finished(out: Path) -> dict:
+    """The run files of finished runs (a serial sweep also keeps the partial record of
+    the run in progress, status "interrupted"); files are written by rename, whole."""
+    return {name: content for name, content in _result_files(out).items()
+            if json.loads(content)["status"] in FINISHED}
+
+
+def test_a_killed_sweep_leaves_its_lock_and_resume_takes_it_over_losing_nothing(tmp_path,
+                                                                                 capsys):
+    config, out = _config(tmp_path, KILLED), tmp_path / "out"
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    code = ("import sys; from ardiff.paper.cli import main; "
+            "raise SystemExit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", str(config), "--out",
+                             str(out), *QUIET], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_finished(out)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.kill()  # SIGKILL: no finally block, no clean-up in the sweep
+        proc.wait()
+    finished = _finished(out)
+    assert 2 <= len(finished) < 6  # killed mid-sweep
+    lock = json.loads((out / LOCK_NAME).read_text())
+    assert lock["pid"] == proc.pid  # left behind by the dead process
+    capsys.readouterr()
+    assert cli.main(["sweep", str(config), "--out", str(out), *QUIET, "--resume"]) == 0
+    printed = "".join(capsys.readouterr())
+    assert f"Taking over {out / LOCK_NAME}: left by process {proc.pid}" in printed
+    after = _finished(out)
+    assert len(after) == 6
+    assert {name: after[name] for name in finished} == finished  # bitwise, not rerun
+    assert not (out / LOCK_NAME).exists()
