@@ -333,7 +333,8 @@ _VERIFIED: dict[tuple[str, int, int], bool] = {}
 #: The file in the user cache that remembers, across processes, which files were hashed
 #: and found good: one JSON object, `"<path>|<size>|<mtime_ns>"` -> the SHA-256 the file
 #: was checked against (an entry counts only while that is still the digest recorded
-#: here).  At most `_VERIFIED_MAX` entries are kept, the newest.
+#: here).  At most `_VERIFIED_MAX` entries are kept, the newest.  The record is trusted
+#: as far as the user's own cache is: whoever can write it can write the cached data too.
 _VERIFIED_FILE = "verified-files.json"
 _VERIFIED_MAX = 256
 
