@@ -502,8 +502,9 @@ def deriv(fun: Callable, argnum: int = 0, **options: Any) -> Callable:
     -------
     callable
         `(*args, **kwargs) -> d fun / d args[argnum]`, one reverse solve per output
-        element (ardiff has no forward mode; autograd's `deriv` is a forward-mode JVP
-        with tangent 1, the same numbers).
+        element, with the solver options.  autograd's `deriv` is a forward-mode JVP with
+        tangent 1: the same numbers as `ardiff.make_jvp(fun, argnum)(*args)(1.0)[1]`, one
+        forward pass (docs/forward-mode.md).
     """
     jac = jacobian(fun, argnum, **options)
 
