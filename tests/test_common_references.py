@@ -423,4 +423,4 @@ def test_a_solve_warns_at_the_node_and_is_not_converged():
         with np.errstate(divide="ignore", invalid="ignore"):
             found = messages(lambda: results.append(solve(g, out)))
         assert found == [ACTIVITY.format("node 1 (op multiply, shape (2,))")]
-        assert not results[0].converged and np.isinf(results[0].grads[0][0])
+        assert results[0].converged is False and np.isinf(results[0].grads[0][0])
