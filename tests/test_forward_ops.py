@@ -95,3 +95,36 @@ def test_the_harness_catches_a_wrong_tangent_rule():
             check_jvp(case, (np.array([0.3, 1.2]),), {})
     finally:
         OPS.pop("t_forward_wrong_sin", None)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@given(data=st.data())
+def test_float32_tangents_are_float32_like_their_values(case, data):
+    """float32 arguments: each output's tangent has the output's dtype (float32 where
+    NumPy keeps float32) and agrees with the float64 tangent to float32's precision."""
+    args, kwargs = data.draw(case.draw, label=f"{case.name}: (args, kwargs)")
+    args = tuple(np.asarray(a) for a in args)
+    if any(a.dtype.kind not in "f" for a in args):
+        return  # complex and integer arguments: covered in float64 above
+    rng = np.random.default_rng(len(case.name))
+    tangents = tuple(_random_tangent(rng, a) for a in args)
+    narrow = tuple(a.astype(np.float32) for a in args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # float32 may overflow where float64 does not
+        try:
+            value, tangent = ardiff.jvp(lambda *a: case.fun(anp, *a, **kwargs), narrow,
+                                        tuple(t.astype(np.float32) for t in tangents))
+        except (np.linalg.LinAlgError, ValueError, TypeError) as error:
+            # float32 rounding can make a drawn matrix singular or a decomposition's
+            # derivative undefined; NumPy's own float32 call then fails the same way
+            with pytest.raises(type(error)):
+                case.fun(np, *narrow, **kwargs)
+            return
+        _, wide = ardiff.jvp(lambda *a: case.fun(anp, *a, **kwargs),
+                             tuple(a.astype(np.float64) for a in args), tangents)
+    for v, t, w in zip(_leaves(value), _leaves(tangent), _leaves(wide)):
+        assert t.dtype == v.dtype, f"{case.name}: tangent {t.dtype} for a {v.dtype} value"
+        if v.dtype == np.float32 and np.all(np.isfinite(t)):
+            scale = max(float(np.max(np.abs(w), initial=0.0)), 1.0)
+            np.testing.assert_allclose(t, w, rtol=2e-2, atol=2e-2 * scale,
+                                       err_msg=f"{case.name}: float32 tangent")

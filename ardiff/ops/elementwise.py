@@ -231,9 +231,12 @@ remainder = defop("remainder", np.remainder,
 
 
 def _fmod_y_slope(ans, x, y):
-    """d fmod(x, y) / dy = -trunc(x / y) (the quotient rounded towards zero)."""
+    """d fmod(x, y) / dy = -trunc(x / y) (the quotient rounded towards zero).
+
+    (x - fmod(x, y)) / y is that integer up to rounding (2.9999998 for 3 in float32):
+    rounded to the nearest integer, not truncated."""
     xr, yr = unwrap(x), unwrap(y)
-    return -np.trunc(np.divide(xr - np.fmod(xr, yr), yr))
+    return -np.rint(np.divide(xr - np.fmod(xr, yr), yr))
 
 
 #: C's fmod: the remainder takes the sign of x (`remainder` takes the sign of y).
