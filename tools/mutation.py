@@ -86,7 +86,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_closed_form.py",
     ],
     "ardiff/solvers/plan.py": [
-        "tests/test_solver_references.py", "tests/test_relax.py", "tests/test_triangular.py",
+        "tests/test_plan_references.py", "tests/test_solver_references.py", "tests/test_relax.py",
+        "tests/test_triangular.py",
     ],
     "ardiff/solvers/common.py": [
         "tests/test_common_references.py", "tests/test_solver_references.py",
