@@ -5,6 +5,7 @@ outcome is a `GraphValidationError` naming the node / field, raised before anyth
 is allocated.
 """
 
+import ast
 import copy
 import json
 import os
@@ -363,3 +364,63 @@ def test_the_fuzzer_benchmark_runs_and_every_case_is_loaded_or_refused(tmp_path)
     assert result["tried"] == 60 == result["loaded"] + result["refused"]
     assert result["other"] == 0 and result["others"] == []
     assert result["address_space_limit_bytes"] == 2 * 2 ** 30
+
+
+# -- no loader unpickles or evaluates (issue 23: "keep it so") -----------------------------
+#: Modules allowed to run code they build themselves, with the reason.
+EXEC_ALLOWED = {
+    "ardiff/strategies.py": "hypothesis strategies run the random programs they generate "
+                            "from their own templates; nothing is read from a file",
+    "ardiff/codegen.py": "compiled replays are source built from ardiff's own op templates, "
+                         "node indices and float/int literals (repr); no text of a file or "
+                         "a node's name enters it",
+}
+PICKLE_FAMILY = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle",
+                 "joblib", "yaml"}
+
+
+def _package_sources():
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted((root / "ardiff").rglob("*.py")):
+        yield path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")
+
+
+def _forbidden(rel: str, source: str) -> list[str]:
+    """What `source` does of: import a pickle-like module, pass `allow_pickle`, call
+    `eval`/`exec` (outside `EXEC_ALLOWED`), call `np.load`/`pickle.load(s)`/`yaml.load`."""
+    found = []
+    for node in ast.walk(ast.parse(source, rel)):
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [(node.module or "").split(".")[0]]
+        else:
+            names = []
+        found += [f"{rel}:{node.lineno}: imports {n}" for n in names if n in PICKLE_FAMILY]
+        if isinstance(node, ast.keyword) and node.arg == "allow_pickle":
+            found.append(f"{rel}: allow_pickle=")
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else None
+            if name in ("eval", "exec") and rel not in EXEC_ALLOWED:
+                found.append(f"{rel}:{node.lineno}: calls {name}")
+            if (isinstance(func, ast.Attribute) and func.attr in ("load", "loads")
+                    and isinstance(func.value, ast.Name)
+                    and func.value.id in ("np", "numpy", "pickle", "yaml", "marshal")):
+                found.append(f"{rel}:{node.lineno}: calls {func.value.id}.{func.attr}")
+    return found
+
+
+def test_no_module_unpickles_evaluates_or_allows_pickle():
+    found = [hit for rel, source in _package_sources() for hit in _forbidden(rel, source)]
+    assert found == []
+
+
+def test_the_scan_finds_what_it_looks_for():
+    bad = ("import pickle\nimport numpy as np\nnp.load('x', allow_pickle=True)\n"
+           "eval('1')\npickle.loads(b'')\n")
+    assert sorted(_forbidden("ardiff/x.py", bad)) == [
+        "ardiff/x.py: allow_pickle=", "ardiff/x.py:1: imports pickle",
+        "ardiff/x.py:3: calls np.load", "ardiff/x.py:4: calls eval",
+        "ardiff/x.py:5: calls pickle.loads"]
+    assert _forbidden("ardiff/codegen.py", "exec('pass')\n") == []
