@@ -60,9 +60,9 @@ __all__ = ["Tracer", "UFUNC_IMPLS", "FUNCTION_IMPLS"]
 DETACH_HELP = (
     "Keep the computation traced: use ardiff.numpy (import ardiff.numpy as anp) instead of "
     "math or plain conversions, build arrays with anp.array / anp.stack instead of np.array, "
-    "and instead of assigning into an array (a[i] = x) build the result with anp.stack, "
-    "anp.concatenate or anp.where. Use x.value for the plain number when you really want "
-    "no gradient."
+    "and assign into a traced array (a = np.zeros_like(x) or np.zeros(shape, like=x), then "
+    "a[i] = value; docs/in-place.md). Use x.value for the plain number when you really "
+    "want no gradient."
 )
 
 
