@@ -17,6 +17,7 @@ Truth:
 """
 
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -194,21 +195,25 @@ def test_compile_plan_refuses_constants_and_missing_outputs():
 
 
 class ScaleVJP:
-    """A rule replacing the VJP of every edge into nodes of `op_names` by `g * value`."""
+    """A rule replacing the VJP of every edge out of the nodes named in `names` by
+    `g * value` (the names are read from the graph the plan passes)."""
 
-    def __init__(self, op_names, value):
-        self.op_names, self.value = op_names.split(), value
+    def __init__(self, names, value):
+        self.names, self.value = names.split(), value
 
     def local_vjp(self, graph, node, argnum):
-        if node.op_name not in self.op_names:
+        parent = dict((a, p) for a, p in node.parents)[argnum]
+        if graph.nodes[parent].name not in self.names:
             return None
         return lambda g: g * self.value
 
 
 def test_rules_replace_the_edges_they_match_and_must_match_one():
     g = ardiff.Graph()
-    x = g.input(np.array([0.5, -1.0]), name="x")
-    y = anp.sum(anp.sin(anp.tanh(x)))
+    x = g.input(np.array([0.5, -1.0]), name="tanh")  # the edges out of x: into tanh
+    t = anp.tanh(x)
+    g.nodes[t._node].name = "sin"  # the edge out of tanh(x): into sin
+    y = anp.sum(anp.sin(t))
     by_hand = np.cos(np.tanh([0.5, -1.0])) * 3.0  # tanh's VJP replaced by 3 g
     plan = compile_plan(g, y, [x], rules=[ScaleVJP("tanh", 3.0)], stage=False)
     assert plan.staged  # rules stage at once
@@ -219,7 +224,7 @@ def test_rules_replace_the_edges_they_match_and_must_match_one():
     np.testing.assert_allclose(res.grads[0], [10.0, 10.0], rtol=1e-14)
     res = ardiff.relax(g, y, [x], rules=[ScaleVJP("sin", 7.0), ScaleVJP("sin tanh", 2.0)])
     np.testing.assert_allclose(res.grads[0], [14.0, 14.0], rtol=1e-14)
-    for rules in ([ScaleVJP("exp", 1.0)],
+    for rules in ([ScaleVJP("exp", 1.0)], [ScaleVJP("x", 1.0)],
                   [ScaleVJP("tanh", 1.0), ScaleVJP("exp", 1.0)],
                   [ScaleVJP("exp", 1.0), ScaleVJP("tanh", 1.0)],
                   [ScaleVJP("sin tanh", 1.0), ScaleVJP("tanh", 2.0)]):  # shadowed
@@ -303,6 +308,29 @@ def test_sum_of_vjps_is_numpys_left_to_right_sum_and_writes_nothing_it_does_not_
         if len(kinds) > 1:
             assert not np.shares_memory(got, array)
     assert sum_of_vjps([], x) is None
+
+
+def test_sum_of_vjps_adds_into_a_fresh_term_nothing_else_holds():
+    """The sum owns a VJP's fresh result held by no other name and adds into it (the
+    docstring's promise, which keeps a shared weight's sum from allocating an array per
+    term); a term still held elsewhere is never the one written."""
+    made = []
+
+    def fresh(value):
+        def vjp(_):
+            out = np.full(3, value)
+            made.append(weakref.ref(out))  # a weak reference: the array stays unshared
+            return out
+        return vjp
+
+    held = np.full(3, 0.25)
+    for edges, expected in (([(0, fresh(1.0)), (1, fresh(2.0)), (2, fresh(4.0))], 7.0),
+                            ([(0, lambda _: held), (1, fresh(2.0)), (2, fresh(4.0))], 6.25)):
+        made.clear()
+        got = sum_of_vjps(edges, dict.fromkeys(range(3)))
+        np.testing.assert_array_equal(got, np.full(3, expected))
+        assert any(got is ref() for ref in made)
+        np.testing.assert_array_equal(held, np.full(3, 0.25))
 
 
 def test_sum_of_vjps_with_one_edge_is_the_vjp_itself():
