@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from .forward import jvp
+from .forward import jvp, transposed_vjp
 from .graph import TracerBase, unwrap
-from .op import OPS, NoTangentRuleError, defop
+from .op import OPS, TRANSPOSED_VJP, NoTangentRuleError, defop
 from .recorder import function_name
 from .transforms import make_vjp
 from .tree import flatten
@@ -179,6 +179,9 @@ class Primitive:
     def _jvp(self, k: int, t, ans, *leaves, ardiff_layout: _Layout, **kwargs):
         """The answer's tangent for the tangent `t` of leaf `k` (the op's jvp rule)."""
         a, position = ardiff_layout.owner[k]
+        if self._jvp_makers.get(a) is TRANSPOSED_VJP:  # the adjoint of the leaf's VJP
+            return transposed_vjp(self.op, k, t, ans, leaves,
+                                  dict(kwargs, ardiff_layout=ardiff_layout))
         args = ardiff_layout.arguments(leaves)
         if ardiff_layout.leaf_counts[a] == 1:
             tangent = t
@@ -356,14 +359,16 @@ def defjvp(fun: Primitive, *jvpmakers: Any, argnums: Any = None) -> None:
     ----------
     fun : Primitive
         Made by `primitive`.
-    *jvpmakers : callable, "same" or None
+    *jvpmakers : callable, "same", TRANSPOSED_VJP or None
         One per positional argument: `maker(t, ans, *args, **kwargs)` returning the
         tangent of the answer for a tangent `t` of that argument (shaped like the answer,
         or broadcastable to it), written with ardiff's ops (`ardiff.numpy`) so that it
         can be differentiated again; `"same"` when the function is linear in that
-        argument (the tangent is `fun` applied with `t` in its place); `None` for a zero
-        tangent.  An argument given nothing raises `ardiff.op.NoTangentRuleError` when
-        forward mode reaches it.
+        argument (the tangent is `fun` applied with `t` in its place);
+        `ardiff.op.TRANSPOSED_VJP` to compute it as the adjoint of the argument's VJP
+        (one reverse pass through the VJP per call: exact, for a VJP written with
+        ardiff's ops); `None` for a zero tangent.  An argument given nothing raises
+        `ardiff.op.NoTangentRuleError` when forward mode reaches it.
     argnums : sequence of int, optional
         The arguments the makers belong to (default `0, 1, ...`).
 
@@ -387,7 +392,8 @@ def defjvp(fun: Primitive, *jvpmakers: Any, argnums: Any = None) -> None:
     nums = itertools.count() if argnums is None else argnums
     makers = {}
     for a, maker in zip(nums, jvpmakers):
-        if maker is not None and maker != "same" and not callable(maker):
+        if maker is not None and maker is not TRANSPOSED_VJP and maker != "same" \
+                and not callable(maker):
             raise TypeError(f"ardiff.extend.defjvp: bad tangent rule {maker!r} for argument "
                             f"{a} of {function_name(fun.fun)}.")
         makers[int(a)] = maker

@@ -23,7 +23,7 @@ import pytest
 
 import ardiff
 import ardiff.numpy as anp
-from ardiff.extend import defvjp, primitive
+from ardiff.extend import defjvp, defvjp, primitive
 from ardiff.misc import adam, flatten
 from ardiff.scipy import linalg as alinalg
 from ardiff.scipy import signal as asignal
@@ -459,6 +459,8 @@ def test_define_gradient_primitive_in_a_model():
         return m + np.log(np.sum(np.exp(x - m)))
 
     defvjp(lse, lambda ans, x: lambda g: g * anp.exp(x - ans))
+    # forward mode needs the tangent rule too (autograd raises without one, as ardiff does)
+    defjvp(lse, lambda t, ans, x: anp.sum(t * anp.exp(x - ans)))
 
     def model(w):
         return lse(anp.dot(RNG_FIXED, w)) ** 2

@@ -336,3 +336,41 @@ def test_fuzz_random_programs_in_forward_mode(drawn):
     assume(numeric is not None)  # a kink within eps: no smooth truth
     assert np.isclose(float(tangent), numeric, rtol=1e-5, atol=1e-6), (
         f"{program!r}: jvp {float(tangent)!r} != finite differences {numeric!r}")
+
+
+# -- ardiff's own primitives: fixed_point and odeint ------------------------------------
+def test_fixed_point_and_odeint_in_forward_mode():
+    from ardiff.misc import fixed_point
+    from ardiff.scipy.integrate import odeint
+
+    def newton_sqrt(a):
+        return lambda x: 0.5 * (x + a / x)
+
+    root = lambda a: fixed_point(newton_sqrt, a, 1.0, lambda x, y: abs(x - y), 1e-12)  # noqa: E731
+    assert ardiff.jvp(root, (2.0,), (1.0,))[1] == pytest.approx(0.5 / np.sqrt(2.0), rel=1e-10)
+
+    # dy/dt = -k y^2: y = y0 / (1 + k y0 t)
+    y0, t, k = np.array([1.0]), np.array([0.0, 0.5, 1.0]), np.array(0.7)
+    sol = lambda y0, t, k: odeint(lambda y, s, k: -k * y ** 2, y0, t, (k,))  # noqa: E731
+    d = 1.0 + k * y0 * t
+    closed = {0: 1.0 / d ** 2, 1: -k * y0 ** 2 / d ** 2, 2: -y0 ** 2 * t / d ** 2}
+    for which, tangents in enumerate([(np.ones(1), np.zeros(3), np.array(0.0)),
+                                      (np.zeros(1), np.array([0.0, 1.0, 1.0]), np.array(0.0)),
+                                      (np.zeros(1), np.zeros(3), np.array(1.0))]):
+        _, tangent = ardiff.jvp(sol, (y0, t, k), tangents)
+        np.testing.assert_allclose(tangent.ravel(), closed[which] * (tangents[1] if which == 1
+                                                                     else 1.0),
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_nesting_through_a_decomposition():
+    """Tangent rules by transposition (TRANSPOSED_VJP) nest with reverse mode too."""
+    B = RNG.standard_normal((3, 3))
+    A, T = B @ B.T + 3 * np.eye(3), RNG.standard_normal((3, 3))
+    f = lambda A: np.sum(np.linalg.cholesky(A)) + np.linalg.eigvalsh(A)[-1]  # noqa: E731
+    h = lambda A: ardiff.jvp(f, (A,), (T,))[1]  # noqa: E731
+    E = RNG.standard_normal((3, 3))
+    np.testing.assert_allclose(np.sum(ardiff.grad(h)(A) * E), central(h, (A,), (E,)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(ardiff.jvp(ardiff.grad(f), (A,), (T,))[1],
+                               central(ardiff.grad(f), (A,), (T,)), rtol=1e-6, atol=1e-9)

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..extend import defvjp, primitive
+from ..extend import defjvp, defvjp, primitive
+from ..forward import jvp
 from ..graph import unwrap
 from ..transforms import make_vjp
 
@@ -97,4 +98,21 @@ def _fixed_point_vjp(ans, f, a, x0, distance, tol):
     return vjp
 
 
+def _tangent_map(f: Callable) -> Callable:
+    """`params -> (dx -> (∂f/∂x) dx + b)` at the fixed point; params = `(a, x_star, b)`."""
+    def at(params: tuple) -> Callable:
+        a, x_star, b = params
+        return lambda dx: jvp(f(a), (x_star,), (dx,))[1] + b
+    return at
+
+
+def _fixed_point_jvp(t, ans, f, a, x0, distance, tol):
+    """Forward mode: dx* = (∂f/∂x) dx* + (∂f/∂a) da, the tangent fixed point (iterated
+    from zero with the same `distance` and `tol`, like the adjoint one)."""
+    _, b = jvp(lambda params: f(params)(ans), (a,), (t,))
+    start = np.zeros(np.shape(unwrap(ans)))
+    return fixed_point(_tangent_map(f), (a, ans, b), start, distance, tol)
+
+
 defvjp(fixed_point, None, _fixed_point_vjp, None, None, None)
+defjvp(fixed_point, None, _fixed_point_jvp, None, None, None)

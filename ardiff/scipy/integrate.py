@@ -32,9 +32,10 @@ import numpy as np
 import scipy.integrate
 
 from .. import numpy as anp
-from ..extend import defvjp_argnums, primitive
+from ..extend import defjvp, defvjp_argnums, primitive
 from ..graph import unwrap
 from ..misc.flatten import flatten
+from ..op import TRANSPOSED_VJP
 from ..transforms import make_vjp
 
 __all__ = ["odeint"]
@@ -130,3 +131,5 @@ def _adjoint_vjps(argnums, yt, args, kwargs):
 
 
 defvjp_argnums(_odeint, _adjoint_vjps)
+# forward mode: the adjoint of the adjoint solve (one reverse pass through it per call)
+defjvp(_odeint, None, TRANSPOSED_VJP, TRANSPOSED_VJP, TRANSPOSED_VJP)
