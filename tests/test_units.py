@@ -329,7 +329,7 @@ def test_closed_form_equals_stepping_with_units_on_random_graphs(drawn, pick):
 def test_folded_joins_and_side_branches_to_the_output():
     """Explicit units with a folded diamond between them (two paths that rejoin) and
     folded nodes that also feed the loss directly (their clamped branch enters the
-    unit's target as a constant computed from the seed)."""
+    unit's target pulled back from the clamped activity)."""
     x0 = np.array([0.4, -0.3, 0.8])
 
     def f(x):
@@ -370,6 +370,39 @@ def test_folded_joins_and_side_branches_to_the_output():
                           max_iter=9, tol=0.0, record=True, closed_form=True)
     assert gap([closed.trajectory[i] for i in (u, v)],
                [stepped.trajectory[i] for i in (u, v)]) < 1e-13
+
+
+def test_a_unit_plan_holds_no_per_solve_state():
+    """A unit plan can be solved with any seeds in any order: its edges read the
+    clamped activities from the state they are given (a folded node that also feeds the
+    loss), not from the last solve.  The target of a unit is linear in the seed and in
+    the other activities, so the state of seed s gives s times the state of seed 1."""
+    x0 = np.array([0.4, -0.3, 0.8])
+
+    def f(x):
+        u = anp.tanh(x * 1.3)
+        a = anp.sin(u)                         # folded: feeds the unit v and the loss
+        v = anp.tanh(a * 2.0)
+        return anp.sum(v ** 2) + anp.sum(anp.exp(a))
+
+    g = ardiff.trace(f, x0)
+    plan = compile_plan(g)
+    names = [g.nodes[i].op_name for i in plan.relaxing]
+    u = plan.relaxing[names.index("tanh")]
+    v = plan.relaxing[len(names) - 1 - names[::-1].index("tanh")]
+    units = unit_plan(plan, [u, v])
+    activity_v = np.array([0.3, -1.2, 0.5])
+    states = {s: {**units.fixed_activities(np.float64(s)), v: s * activity_v}
+              for s in (1.0, 2.5, -4.0)}  # all built before any target is read
+    one = units.activity_target(u, states[1.0])
+    # by hand: v's activity through tanh(2a) and a = sin(u), plus exp(a) through sin
+    uu = np.tanh(1.3 * x0)
+    aa = np.sin(uu)
+    np.testing.assert_allclose(
+        one, (activity_v * (1 - np.tanh(2 * aa) ** 2) * 2.0 + np.exp(aa)) * np.cos(uu),
+        rtol=1e-13)
+    for s in (-4.0, 2.5, 1.0):
+        np.testing.assert_allclose(units.activity_target(u, states[s]), s * one, rtol=1e-13)
 
 
 # -- beyond the paper's MLPs: an RNN and a residual network ---------------------------------

@@ -201,12 +201,12 @@ class UnitPlan(Plan):
     It has the interface every solver reads from a `Plan` (`relaxing`, `edges`,
     `depth`, `activity_target`, `fixed_activities`, ...), so stepping, the closed form
     and the read-out run on it unchanged.  `edges[u]` lists `(f, map)` pairs: the
-    op-level edges from `u` to units, clamped nodes and the output; one pair per unit
-    `f` that `u` reaches through folded nodes, `map(x_f)` being `x_f` pulled back to
-    `u` through the folded ops (the sum over every folded path) at the frozen forward
-    values; and, if `u` reaches clamped nodes through folded nodes, one pair under the
-    output whose map returns their pulled-back contribution, a constant that
-    `fixed_activities` computes from the seed (the relaxation calls it first).
+    op-level edges from `u` to units, clamped nodes and the output; and one pair per
+    unit, clamped node or output `f` that `u` reaches through folded nodes, `map(x_f)`
+    being `x_f` pulled back to `u` through the folded ops (the sum over every folded
+    path) at the frozen forward values.  The plan holds no per-solve state: the
+    clamped activities come with the state `x` (`fixed_activities(seed)`), so a plan
+    can be solved any number of times, with any seeds, in any order.
 
     Attributes
     ----------
@@ -232,8 +232,6 @@ class UnitPlan(Plan):
         self._units = unit_set
         self._frontier = unit_set | set(self.clamped) | {op_plan.output}
         self._segments: dict = {}
-        self._constant_paths: dict = {}  # unit -> the folded paths to clamped nodes
-        self._constants: dict = {}  # unit -> their contribution (set by fixed_activities)
         self.stage(restage=False)
 
     @property
@@ -248,13 +246,6 @@ class UnitPlan(Plan):
         edges = self.op_plan.edges
         for k in reversed(self.clamped):  # children come after their parents
             x[k] = sum_of_vjps(edges[k], x)
-        # each unit's constant term: the clamped values pulled back through folded ops
-        for u, (steps, first) in self._constant_paths.items():
-            local: dict = {}
-            view = ChainMap(local, x)
-            for m, terms in reversed(steps):
-                local[m] = sum_of_vjps(terms, view)
-            self._constants[u] = sum_of_vjps(first, view)
         return x
 
     def stage(self, restage: bool = True) -> UnitPlan:
@@ -267,7 +258,7 @@ class UnitPlan(Plan):
         """
         if restage:
             self.op_plan.stage()
-        self._segments, self._constant_paths, self._constants = {}, {}, {}
+        self._segments = {}
         self._edges = {u: self._composite_edges(u) for u in self.relaxing}
         self._depth = None
         return self
@@ -288,25 +279,14 @@ class UnitPlan(Plan):
     def _composite_edges(self, u: int) -> list:
         """`(node, map)` pairs of unit `u` (see the class docstring)."""
         edges = self.op_plan.edges
-        direct = [(c, vjp) for c, vjp in edges[u] if c in self._frontier]
+        frontier = self._frontier
+        direct = [(c, vjp) for c, vjp in edges[u] if c in frontier]
         segment = self._segment(u)
         if not segment:
             return direct
-        units, fixed = self._units, self._frontier - self._units
-        reach: dict = {}  # folded node -> units it reaches through folded nodes
-        to_fixed = set()  # folded nodes that reach a clamped node or the output
+        reach: dict = {}  # folded node -> frontier nodes it reaches through folded nodes
         for m in reversed(segment):
-            found = set()
-            for c, _ in edges[m]:
-                if c in units:
-                    found.add(c)
-                elif c in fixed:
-                    to_fixed.add(m)
-                else:
-                    found |= reach[c]
-                    if c in to_fixed:
-                        to_fixed.add(m)
-            reach[m] = found
+            reach[m] = set().union(*({c} if c in frontier else reach[c] for c, _ in edges[m]))
         composite = []
         for f in sorted(set().union(*(reach[c] for c, _ in edges[u] if c in reach))):
             path = [m for m in segment if f in reach[m]]
@@ -314,26 +294,7 @@ class UnitPlan(Plan):
             steps = [(m, [(c, vjp) for c, vjp in edges[m] if c in on_path]) for m in path]
             first = [(c, vjp) for c, vjp in edges[u] if c in on_path and c != f]
             composite.append((f, _pull_back(f, steps, first)))
-        if any(c in to_fixed for c, _ in edges[u]):
-            # the clamped nodes reached through folded ops: one constant term, computed
-            # with the clamped values in `fixed_activities`, entered under the output
-            path = [m for m in segment if m in to_fixed]
-            on_path = to_fixed | fixed
-            self._constant_paths[u] = (
-                [(m, [(c, vjp) for c, vjp in edges[m] if c in on_path]) for m in path],
-                [(c, vjp) for c, vjp in edges[u] if c in to_fixed])
-            composite.append((self.output, self._constant_of(u)))
         return direct + composite
-
-    def _constant_of(self, u: int):
-        """The map under which unit `u`'s constant term enters its target."""
-        def constant(_seed):
-            if u not in self._constants:
-                raise RuntimeError(
-                    f"UnitPlan: the constant term of unit {self.graph.nodes[u].label()} is "
-                    "computed by fixed_activities(seed); call it before the edges.")
-            return self._constants[u]
-        return constant
 
     @property
     def depth(self) -> dict:
