@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/bench_suite.py [--repeats 15] [--only mlp,chain] [--fixed-heap]
       python benchmarks/bench_suite.py --smoke      # every workload once, untimed
+      python benchmarks/bench_suite.py --processes 5 --clock cpu   # 5 fresh processes each
 
 Each workload times one full gradient call (forward included) per engine, repeats
 the engines interleaved (so machine noise hits all of them alike) and prints the
@@ -17,6 +18,16 @@ and the ratios are drawn to ``suite.png`` beside it (``--out DIR`` elsewhere).
 ``--smoke`` runs every workload and engine once on small sizes, checks the
 gradients, and saves only with ``--out``; the test suite runs it so that the
 benchmark never rots.
+
+``--processes N`` runs each workload in N fresh Python processes instead (in rounds:
+every workload once per round), each timing its engines interleaved as above, and
+prints per process ardiff's median time, each engine's, and the ratio ardiff/engine,
+with the median of each over the N processes; saved to ``suite_processes.txt``.  A
+fresh process matters for the array workloads: whether glibc maps a large temporary
+afresh (and page-faults it on every call) or reuses heap memory depends on the
+process's allocation history, so one process's ratio can differ from the next's.
+The two example programs of autograd (``convnet``, ``define_gradient``) are written
+in ``workloads_examples.py``.
 """
 
 from __future__ import annotations
@@ -54,6 +65,12 @@ from workloads_arrays import (  # noqa: E402
     rnn_fun,
     rnn_problem,
 )
+from workloads_examples import (  # noqa: E402
+    convnet_loss,
+    convnet_problem,
+    define_gradient_by_hand,
+    define_gradient_fun,
+)
 from workloads_small import (  # noqa: E402
     chain_by_hand,
     chain_fun,
@@ -70,11 +87,15 @@ from workloads_small import (  # noqa: E402
 
 import ardiff  # noqa: E402
 import ardiff.numpy as anp  # noqa: E402
+import ardiff.scipy.signal as asignal  # noqa: E402
 import ardiff.scipy.special as asp  # noqa: E402
+from ardiff.extend import defvjp, primitive  # noqa: E402
 
 try:
     import autograd
+    import autograd.extend as agext
     import autograd.numpy as agnp
+    import autograd.scipy.signal as agsignal
     import autograd.scipy.special as agsp
 except ImportError:  # pragma: no cover - optional
     autograd = None
@@ -236,6 +257,31 @@ def workload_tiny_gan(smoke: bool) -> dict:
     return engines
 
 
+def workload_convnet(smoke: bool) -> dict:
+    """autograd's convnet example (benchmarks/workloads_examples.py), batch 8."""
+    W, X, T = convnet_problem(2 if smoke else 8)
+    grad = ardiff.grad(convnet_loss(anp, asignal.convolve))
+    engines = {"ardiff": lambda: grad(W, X, T)}
+    if autograd:
+        reference = autograd.grad(convnet_loss(agnp, agsignal.convolve))
+        engines["autograd"] = lambda: reference(W, X, T)
+        close([engines["ardiff"]()], [reference(W, X, T)], 1e-10, "convnet vs autograd")
+    return engines
+
+
+def workload_define_gradient(smoke: bool) -> dict:
+    """autograd's define_gradient example: a user primitive in a tiny function."""
+    y = np.random.default_rng(4).standard_normal(10)
+    grad = ardiff.grad(define_gradient_fun(anp, primitive, defvjp))
+    engines = {"ardiff": lambda: grad(y)}
+    close([engines["ardiff"]()], [define_gradient_by_hand(y)], 1e-12,
+          "define_gradient vs by hand")
+    if autograd:
+        reference = autograd.grad(define_gradient_fun(agnp, agext.primitive, agext.defvjp))
+        engines["autograd"] = lambda: reference(y)
+    return engines
+
+
 def workload_paper(smoke: bool):
     """Time per relaxation iteration of the paper preset / one hand-written VJP sweep."""
     params, X, Y = mlp_problem()
@@ -285,13 +331,14 @@ WORKLOADS = {
     "tiny_logsumexp": tiny_workload(tiny_logsumexp_fun, lse=True),
     "tiny_sigmoid": tiny_workload(tiny_sigmoid_fun),
     "sinusoid": workload_sinusoid, "tiny_gan": workload_tiny_gan,
+    "convnet": workload_convnet, "define_gradient": workload_define_gradient,
     "paper": workload_paper, "scaling": None,
 }
 #: Workloads whose tracemalloc peaks are compared with the hand-written code (point 5).
 MEMORY = ("mlp", "rnn", "lstm")
 #: Calls per timed sample: the tiny programs take microseconds.
 INNER = {"tiny_vector": 20, "tiny_logsumexp": 20, "tiny_sigmoid": 20, "sinusoid": 5,
-         "tiny_gan": 5}
+         "tiny_gan": 5, "define_gradient": 20}
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -396,7 +443,9 @@ def machine_description() -> str:
     return describe()
 
 
-def run_workload(name: str, args, out, ratios: dict) -> None:
+def run_workload(name: str, args, out, ratios: dict, memory: bool = True) -> dict:
+    """Time one workload, print its lines; the medians (s) by engine (for ``paper``:
+    ardiff's time per iteration and one hand-written sweep's)."""
     made = WORKLOADS[name](args.smoke)
     if name == "paper":
         engines, steps = made
@@ -405,7 +454,7 @@ def run_workload(name: str, args, out, ratios: dict) -> None:
         out(f"{name:<15}{'ardiff':<10}{per_iter * 1e3:>11.3f}"
             f"{per_iter / t['numpy']:>15.2f}  (per iteration / one hand-written sweep)")
         out(f"{'':<15}{'numpy':<10}{t['numpy'] * 1e3:>11.3f}")
-        return
+        return {"ardiff": per_iter, "numpy": t["numpy"]}
     # smoke: one untimed warm-up and one timed call per engine, so that the printing
     # and the plot run too (the workload itself already checked the gradients)
     t = measure(made, 1) if args.smoke else measure(made, args.repeats, INNER.get(name, 1))
@@ -422,10 +471,64 @@ def run_workload(name: str, args, out, ratios: dict) -> None:
             if engine == baseline:
                 ratios[name][("compiled", engine)] = t["compiled"] / value
         out(line)
-    if name in MEMORY:
+    if memory and name in MEMORY:
         mine, theirs = peak_memory(made["ardiff"]), peak_memory(made["numpy"])
         out(f"{'':<15}peak memory (tracemalloc): ardiff {mine:.2f} MiB, "
             f"numpy by hand {theirs:.2f} MiB, ratio {mine / theirs:.2f}")
+    return t
+
+
+#: The line a child process of ``--processes`` prints its medians on.
+CHILD_RESULT = "CHILD-RESULT "
+
+
+def child_command(name: str, args) -> list[str]:
+    """The command line of one fresh process timing the workload `name`."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--only", name,
+               "--repeats", str(args.repeats), "--clock", args.clock]
+    return command + (["--fixed-heap"] if args.fixed_heap else []) + (
+        ["--smoke"] if args.smoke else [])
+
+
+def run_processes(names: list[str], args, out) -> None:
+    """Each workload in `args.processes` fresh processes (rounds: every workload once
+    per round, so that load drifts hit all alike): per-process ratios ardiff/engine
+    and ardiff's median ms, each with their median over the processes."""
+    import json
+    import subprocess
+
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for k in range(args.processes):
+        for name in names:
+            done = subprocess.run(child_command(name, args), capture_output=True, text=True,
+                                  check=False)
+            lines = [line for line in done.stdout.splitlines()
+                     if line.startswith(CHILD_RESULT)]
+            if done.returncode or not lines:
+                raise RuntimeError(f"{name}, process {k + 1} failed:\n{done.stderr[-3000:]}")
+            results[name].append(json.loads(lines[-1][len(CHILD_RESULT):]))
+            print(f"  [{name}: process {k + 1} of {args.processes} done]", flush=True)
+    header = (f"{'workload':<16}{'engine':<10}{'':<7}"
+              f"{'per process':<{8 * args.processes}}{'median':>7}")
+    out(header)
+    out("-" * len(header))
+    for name in names:
+        runs = results[name]
+        label = name
+
+        def row(engine: str, kind: str, values: list[float], label_: str) -> str:
+            cells = "".join(f"{v:>8.3f}" if kind == "ms" else f"{v:>8.2f}" for v in values)
+            middle = statistics.median(values)
+            mid = f"{middle:.3f}" if kind == "ms" else f"{middle:.2f}"
+            return f"{label_:<16}{engine:<10}{kind:<7}{cells}  median {mid}"
+
+        out(row("ardiff", "ms", [r["ardiff"] * 1e3 for r in runs], label))
+        label = ""
+        for engine in runs[0]:
+            if engine == "ardiff":
+                continue
+            out(row(engine, "ms", [r[engine] * 1e3 for r in runs], label))
+            out(row(engine, "ratios", [r["ardiff"] / r[engine] for r in runs], label))
 
 
 def main(argv=None) -> int:
@@ -445,6 +548,11 @@ def main(argv=None) -> int:
                              "preempted, which inflates their wall time more than short ones')")
     parser.add_argument("--smoke", action="store_true",
                         help="every workload and engine once, small sizes, untimed")
+    parser.add_argument("--processes", type=int, default=0, metavar="N",
+                        help="run each workload in N fresh processes and report the "
+                             "per-process ratios and their median (saved to "
+                             "suite_processes.txt; the scaling workload is left out)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None,
                         help="folder for suite.txt and suite.png (default benchmarks/results; "
                              "with --smoke nothing is saved unless given)")
@@ -453,6 +561,14 @@ def main(argv=None) -> int:
     unknown = sorted(set(only) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; choose from {sorted(WORKLOADS)}")
+    if args.fixed_heap:
+        fix_heap()
+    CLOCK["clock"] = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.child:  # one workload, quietly; its medians on one line for the parent
+        import json
+        t = run_workload(only[0], args, lambda line="": None, {}, memory=False)
+        print(CHILD_RESULT + json.dumps(t), flush=True)
+        return 0
     out_dir = Path(args.out) if args.out else (None if args.smoke else RESULTS)
     lines: list[str] = []
 
@@ -460,9 +576,6 @@ def main(argv=None) -> int:
         print(line, flush=True)
         lines.append(line)
 
-    if args.fixed_heap:
-        fix_heap()
-    CLOCK["clock"] = time.process_time if args.clock == "cpu" else time.perf_counter
     began = time.perf_counter()
     given = argv if argv is not None else sys.argv[1:]
     out(f"$ python benchmarks/bench_suite.py {' '.join(given)}")
@@ -473,7 +586,16 @@ def main(argv=None) -> int:
         f"torch {torch.__version__ if torch else 'not installed'}")
     out(f"medians of {args.repeats} interleaved repeats of {args.clock} time; heap: "
         f"{'fixed thresholds' if args.fixed_heap else 'glibc defaults'}"
+        + (f"; each workload in {args.processes} fresh processes" if args.processes else "")
         + ("; SMOKE: small sizes, untimed" if args.smoke else "") + "\n")
+    if args.processes:
+        run_processes([name for name in only if name != "scaling"], args, out)
+        out(f"\nwhole run: {time.perf_counter() - began:.0f} s")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "suite_processes.txt").write_text("\n".join(lines) + "\n")
+            print(f"saved {out_dir / 'suite_processes.txt'}")
+        return 0
     header = (f"{'workload':<15}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
               f"{'compiled/engine':>17}")
     out(header)
