@@ -25,6 +25,7 @@ values shaped like the answer, and the op sums them down to its argument's shape
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +218,7 @@ class Op:
         self.linear = linear
         self.multilinear = multilinear
         self._needed: dict = {}  # traced argument positions -> what their VJPs read
+        self._bound_vjps: dict = {}  # argnum -> a variadic vjp bound to it (vjp_maker)
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
 
@@ -316,10 +318,21 @@ class Op:
         return out
 
     # -- derivatives ---------------------------------------------------------------------
-    def vjp_maker(self, argnum: int) -> Callable | None:
-        """The declared VJP maker of argument `argnum` (None for variadic ops)."""
+    def vjp_maker(self, argnum: int) -> Callable:
+        """The VJP rule of argument `argnum`, as declared: `maker(ans, *args, **kwargs)`
+        returns `g -> g · ∂ans/∂args[argnum]` shaped like `ans`.
+
+        A `Scale` or `Fixed` maker is returned as itself (generated code writes those
+        inline); a variadic op's `vjp` comes bound to the position.  `local_vjp` stages
+        it at a recorded point and `apply_vjp` applies it once, both shaped like the
+        argument (broadcasting undone): every solver, the Jacobian families and
+        generated code start from this one lookup.
+        """
         if self.vjp is not None:
-            return None
+            bound = self._bound_vjps.get(argnum)
+            if bound is None:
+                bound = self._bound_vjps[argnum] = functools.partial(self.vjp, argnum)
+            return bound
         maker = self.vjps[argnum] if argnum < len(self.vjps) else None
         if maker is None:
             raise TypeError(
@@ -327,15 +340,9 @@ class Op:
                 f"{argnum}; pass that argument as a plain (untraced) value.")
         return maker
 
-    def answer_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
-        """The staged VJP of argument `argnum` at a recorded point, shaped like `ans`."""
-        if self.vjp is not None:
-            return self.vjp(argnum, ans, *args, **kwargs)
-        return self.vjp_maker(argnum)(ans, *args, **kwargs)
-
     def local_vjp(self, argnum: int, ans, args, kwargs) -> Callable:
         """The staged VJP of argument `argnum` at a recorded point, shaped like it."""
-        inner = self.answer_vjp(argnum, ans, args, kwargs)
+        inner = self.vjp_maker(argnum)(ans, *args, **kwargs)
         fit = argument_fit(args[argnum], ans)
         if fit is None:  # VJPs come out shaped like the answer: nothing to undo
             return inner
@@ -349,17 +356,14 @@ class Op:
         and `Scale` makers are applied directly, the same operations their closures
         run, so the result is the same.
         """
-        if self.vjp is not None:  # variadic makers (matmul, einsum, ...): one call less
-            out = self.vjp(argnum, ans, *args, **kwargs)(g)
+        maker = self.vjp_maker(argnum)
+        kind = type(maker)
+        if kind is Scale:
+            out = g * maker.factor(ans, *args, **kwargs)
+        elif kind is Fixed:
+            out = maker.vjp(g)
         else:
-            maker = self.vjps[argnum] if argnum < len(self.vjps) else None
-            kind = type(maker)
-            if kind is Scale:
-                out = g * maker.factor(ans, *args, **kwargs)
-            elif kind is Fixed:
-                out = maker.vjp(g)
-            else:
-                out = self.vjp_maker(argnum)(ans, *args, **kwargs)(g)
+            out = maker(ans, *args, **kwargs)(g)
         fit = argument_fit(args[argnum], ans)
         return out if fit is None else fit_to_argument(out, *fit)
 

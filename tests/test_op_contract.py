@@ -293,8 +293,10 @@ def test_vjp_maker_errors_and_variadic(fresh_names):
         first.vjp_maker(1)
     with pytest.raises(TypeError, match="argument 2"):
         first.vjp_maker(2)
-    assert OPS["concatenate"].vjp_maker(0) is None
-    assert first.answer_vjp(0, 6.0, (2.0, 3.0), {})(1.0) == 3.0
+    # a variadic op's vjp, bound to the position: the VJP of concatenate's second part
+    part = OPS["concatenate"].vjp_maker(1)(np.arange(5.0), np.ones(2), np.ones(3))
+    np.testing.assert_array_equal(part(np.arange(5.0)), [2.0, 3.0, 4.0])
+    assert first.vjp_maker(0)(6.0, 2.0, 3.0)(1.0) == 3.0
 
 
 @pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((3, 1), (3, 4)), ((2, 3, 4), (1, 4)),
@@ -436,7 +438,7 @@ def test_keyword_arguments_reach_forward_vjps_and_jacobians():
     want = np.repeat(gv[:, None], 4, axis=1)
     np.testing.assert_array_equal(op.apply_vjp(0, ans, (x,), kw, gv), want)
     np.testing.assert_array_equal(op.local_vjp(0, ans, (x,), kw)(gv), want)
-    np.testing.assert_array_equal(op.answer_vjp(0, ans, (x,), kw)(gv), want)
+    np.testing.assert_array_equal(op.vjp_maker(0)(ans, x, **kw)(gv), want)
     J = op.jacobian(0, ans, (x,), kw)
     np.testing.assert_array_equal(J.toarray(), np.kron(np.eye(3), np.ones((1, 4))))
     # nested (second order) calls keep their keywords and their plain arguments
@@ -552,7 +554,7 @@ def test_keywords_reach_variadic_vjps_and_scale_factors(fresh_names):
     g = np.arange(10.0).reshape(2, 5)
     args = (a, b) if op.vjp is not None and len(op.vjps) == 0 else ([a, b],)
     np.testing.assert_array_equal(op.apply_vjp(1, ans, args, {"axis": 1}, g), g[:, 2:])
-    np.testing.assert_array_equal(op.answer_vjp(0, ans, args, {"axis": 1})(g), g[:, :2])
+    np.testing.assert_array_equal(op.vjp_maker(0)(ans, *args, axis=1)(g), g[:, :2])
     fresh_names.append("t_scaled_kw")
     scaled = defop("t_scaled_kw", lambda x, k=1.0: k * x, Scale(lambda ans, x, k=1.0: k))
     x = np.array([1.0, 2.0])
@@ -563,7 +565,7 @@ def test_keywords_reach_variadic_vjps_and_scale_factors(fresh_names):
                      vjp=lambda i, ans, x, y, k=1.0: (lambda g: g * k * (y if i == 0 else x)))
     np.testing.assert_array_equal(variadic.apply_vjp(0, x, (x, x), {"k": 2.0}, np.ones(2)),
                                   2 * x)
-    np.testing.assert_array_equal(variadic.answer_vjp(1, x, (x, x), {"k": 2.0})(np.ones(2)),
+    np.testing.assert_array_equal(variadic.vjp_maker(1)(x, x, x, k=2.0)(np.ones(2)),
                                   2 * x)
 
 

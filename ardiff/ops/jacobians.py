@@ -7,7 +7,7 @@ order), or for an upper bound on its stored entries *without* building it, so th
 system too large for memory is refused before it is assembled.
 
 No derivative formula is written here.  Each family reads the numbers it needs from
-the op's own staged VJP (`Op.answer_vjp`, the one place the derivative is written)
+the op's own VJP rule (`Op.vjp_maker`, the one place the derivative is written)
 or from its forward:
 
 * `ELEMENTWISE` (with broadcasting): diagonal times a broadcast-selection
@@ -56,7 +56,7 @@ def _size(x: Any) -> int:
 def _vjp_of_ones(op, argnum, ans, args, kwargs) -> np.ndarray:
     a = _arr(ans)
     ones = np.ones(a.shape, dtype=a.dtype if a.dtype.kind == "f" else np.float64)
-    return _arr(op.answer_vjp(argnum, ans, args, kwargs)(ones))
+    return _arr(op.vjp_maker(argnum)(ans, *args, **kwargs)(ones))
 
 
 def _coo(data, rows, cols, shape) -> sp.csr_matrix:
