@@ -13,7 +13,7 @@ Only the exact one-sweep solve (`method="backprop"`, or the default relaxation:
 sequential schedule, eta = 1, no rules, no recording) is generated; other solver
 settings replay the forward here and run their solver on the updated graph.
 
-Scalar programs (every node a 0-d float64 of an op in `SCALAR_OPS`) get a second
+Scalar programs (every node a 0-d float64 of an op with a `scalar` form) get a second
 pair of functions working on Python floats: `a + b` on two floats is the same IEEE
 operation as on two `np.float64`, and a `math` function is used only where it
 gives NumPy's bits (`math_matches_numpy`; otherwise the ufunc is called).  Where
@@ -37,7 +37,7 @@ from .ops.shape import is_basic_index
 from .solvers.common import make_seed, warn_non_finite
 from .solvers.plan import Plan, add_into
 
-__all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "SCALAR_OPS", "math_matches_numpy",
+__all__ = ["LINES_PER_FUNCTION", "FUSED_LINES", "math_matches_numpy",
            "slice_sum", "Replay"]
 
 # Functions longer than this are split: compiling one huge function costs time and
@@ -47,32 +47,6 @@ LINES_PER_FUNCTION = 2000
 FUSED_LINES = 50_000
 
 
-#: Ops a scalar program is written with on Python floats: op name -> (forward,
-#: derivative factor per argument, or None where every VJP is `g` or `-g`).  `{0}`,
-#: `{1}` are the arguments and `{ans}` the answer; each factor is the expression the
-#: op's `Scale` maker computes (`ardiff.ops.elementwise`), operation for operation,
-#: and function names are NumPy's (bound to `math` where `math_matches_numpy`).
-SCALAR_OPS: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "add": ("{0} + {1}", None),
-    "subtract": ("{0} - {1}", None),
-    "negative": ("-{0}", None),
-    "multiply": ("{0} * {1}", ("{1}", "{0}")),
-    "divide": ("{0} / {1}", ("1.0 / {1}", "-{ans} / {1}")),
-    "square": ("{0} * {0}", ("2.0 * {0}",)),
-    "sin": ("sin({0})", ("cos({0})",)),
-    "cos": ("cos({0})", ("-sin({0})",)),
-    "tan": ("tan({0})", ("1.0 + {ans} * {ans}",)),
-    "exp": ("exp({0})", ("{ans}",)),
-    "expm1": ("expm1({0})", ("{ans} + 1.0",)),
-    "log": ("log({0})", ("1.0 / {0}",)),
-    "log1p": ("log1p({0})", ("1.0 / ({0} + 1.0)",)),
-    "sqrt": ("sqrt({0})", ("0.5 / {ans}",)),
-    "tanh": ("tanh({0})", ("1.0 - {ans} * {ans}",)),
-    "sinh": ("sinh({0})", ("cosh({0})",)),
-    "cosh": ("cosh({0})", ("sinh({0})",)),
-    "arctan": ("arctan({0})", ("1.0 / (1.0 + {0} * {0})",)),
-    "absolute": ("abs({0})", ("sign({0})",)),
-}
 _MATH_NAMES = {"arctan": "atan"}
 #: Errors Python float arithmetic and `math` raise where NumPy returns inf or NaN.
 _FLOAT_ERRORS = (ArithmeticError, ValueError)
@@ -417,7 +391,8 @@ class Replay:
     def _scalar_program(self):
         """The code of a scalar program on Python floats (see `_scalar_replay`), or None.
 
-        Only when every node is a 0-d float64 of an op in `SCALAR_OPS` with literal
+        Only when every node is a 0-d float64 of an op with a scalar form (`Op.scalar`,
+        declared in its `defop`) with literal
         constants, and no edge needs broadcasting undone.  Without guards, and up to
         `FUSED_LINES` lines, forward and sweep are one function on local variables
         (`("fused", f)`, `f(leaves) -> (value, gradients)`): a local is cheaper to
@@ -446,7 +421,7 @@ class Replay:
                 return None
             if node.op == "input":
                 continue
-            entry = SCALAR_OPS.get(node.op.name)
+            entry = node.op.scalar
             operands = self._scalar_operands(node, value_of)
             if entry is None or node.kwargs or operands is None or \
                     len(operands) != (2 if "{1}" in entry[0] else 1):
@@ -465,7 +440,7 @@ class Replay:
                 if isinstance(maker, Fixed):
                     term = maker.template.format(activity_of(child))
                 else:
-                    factors = SCALAR_OPS[node.op.name][1]
+                    factors = node.op.scalar[1]
                     if factors is None or not isinstance(maker, Scale):
                         return None
                     factor = factors[argnum].format(*self._scalar_operands(node, value_of),
@@ -494,7 +469,7 @@ class Replay:
     def replay(self, leaves: list, guards: list):
         """`(output value, gradients)` at new leaves; None if a guard answers otherwise.
 
-        Needs a plan.  Scalar programs run on Python floats (see `SCALAR_OPS`) and
+        Needs a plan.  Scalar programs run on Python floats (each op's `Op.scalar`) and
         fall back to the NumPy code where Python raises or a result is not finite.
         """
         if self.scalar is not None and all(type(v) in (float, np.float64) for v in leaves):

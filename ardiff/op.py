@@ -199,12 +199,14 @@ class Op:
     linear, multilinear : bool
         Whether the op is linear in its differentiable arguments together, or in each
         one separately (see `defop`).
+    scalar : tuple or None
+        The op's scalar form for generated code on Python floats (see `defop`).
     """
 
     def __init__(self, name: str, fwd: Callable, vjps=(), *, vjp=None, jac=None,
                  nonlinear: bool = False, infix: str | None = None, reads=None,
                  view: bool = False, jvp=None, linear: bool = False,
-                 multilinear: bool = False):
+                 multilinear: bool = False, scalar: tuple | None = None):
         self.name = name
         self.fwd = fwd if infix is None else _via_operator(fwd, _INFIX[infix])
         self.vjps = tuple(vjps)
@@ -217,6 +219,7 @@ class Op:
         self.jvps = jvp
         self.linear = linear
         self.multilinear = multilinear
+        self.scalar = scalar
         self._needed: dict = {}  # traced argument positions -> what their VJPs read
         self._bound_vjps: dict = {}  # argnum -> a variadic vjp bound to it (vjp_maker)
         self.__name__ = name
@@ -443,7 +446,7 @@ class Op:
 def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any = None,
           nonlinear: bool = False, infix: str | None = None, reads: Any = None,
           view: bool = False, jvp: Any = None, linear: bool = False,
-          multilinear: bool = False) -> Op:
+          multilinear: bool = False, scalar: tuple | None = None) -> Op:
     """Declare an elementary op and enter it in the table `OPS`: the one way to add an op.
 
     Everything ardiff knows about the op is given here; the tracer, every solver,
@@ -514,6 +517,15 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         The op is linear in each differentiable argument separately (matmul, einsum,
         tensordot, convolutions): the tangent for argument k is the op with `t` in
         place of argument k, summed over the arguments that have tangents.
+    scalar : tuple, optional
+        The op on Python floats, for `ardiff.compile`'s scalar programs: `(forward,
+        factors)`, source text with `{0}`, `{1}` for the arguments and `{ans}` for the
+        answer; `factors` gives, per argument, the expression its `Scale` maker
+        computes, operation for operation (so that generated code gives the same bits),
+        or None where every VJP is `PASS_THROUGH` / `NEGATED`.  Function names are
+        NumPy's (generated code binds them to `math` where that gives NumPy's bits).
+        Write it next to the VJP it restates: tests/test_compile.py checks the two
+        agree bit for bit.
 
     Returns
     -------
@@ -535,7 +547,7 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
     if jvp is not None and not callable(jvp) and jvp is not TRANSPOSED_VJP:
         jvp = tuple(jvp)
     op = Op(name, fwd, vjps, vjp=vjp, jac=jac, nonlinear=nonlinear, infix=infix, reads=reads,
-            view=view, jvp=jvp, linear=linear, multilinear=multilinear)
+            view=view, jvp=jvp, linear=linear, multilinear=multilinear, scalar=scalar)
     OPS[name] = op
     return op
 

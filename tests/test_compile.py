@@ -202,7 +202,7 @@ def test_non_finite_warning_of_a_replay_points_at_the_callers_line(options):
     assert f.replays == 1
 
 
-# -- scalar programs on Python floats (ardiff.codegen.SCALAR_OPS) ---------------------------
+# -- scalar programs on Python floats (each op's scalar form, Op.scalar) ---------------------
 def _unary_steps():
     """Scalar ops with bounded values and derivatives, each written with ardiff.numpy."""
     return [
@@ -324,10 +324,11 @@ def test_scalar_replays_check_guards():
 
 def test_math_functions_are_used_only_where_they_give_numpys_bits():
     """Independent of the calibration points: fresh random points, both NumPy paths."""
-    from ardiff.codegen import SCALAR_OPS, scalar_function
+    from ardiff.codegen import scalar_function
+    from ardiff.op import OPS
     rng = np.random.default_rng(7)
     points = np.concatenate([rng.uniform(-3.0, 3.0, 300), rng.uniform(-50.0, 50.0, 300)])
-    names = {n for fwd, factors in SCALAR_OPS.values()
+    names = {n for fwd, factors in (op.scalar for op in OPS.values() if op.scalar)
              for text in (fwd, *(factors or ())) for n in re.findall(r"([a-z][a-z0-9]*)\(", text)}
     assert names >= {"sin", "cos", "exp", "log", "tanh"}
     for name in sorted(names - {"abs", "sign"}):
@@ -421,3 +422,51 @@ def test_lstm_replay_uses_one_buffer_per_gate_block_and_keeps_grads_bits():
         for got, want in zip(compiled(*call), ardiff.grad(lstm, argnum=(0, 1, 2))(*call)):
             assert got.tobytes() == want.tobytes()
     assert _scalar_program_of(compiled).slice_sums == 3  # one per step
+
+
+def test_each_scalar_form_restates_its_op_bit_for_bit():
+    """Every op's scalar form (`Op.scalar`, declared next to its VJP) computes, on
+    Python floats, the bits NumPy gives for the op's forward and for its `Scale`
+    factors on float64 (where Python does not raise: the replay then runs NumPy)."""
+    import math
+
+    from ardiff.codegen import scalar_function
+    from ardiff.op import OPS, Fixed, Scale
+
+    rng = np.random.default_rng(11)
+    points = [float(p) for p in np.concatenate([rng.uniform(-3.0, 3.0, 60),
+                                                rng.uniform(0.05, 40.0, 60)])]
+    forms = {name: op for name, op in OPS.items() if op.scalar is not None}
+    assert {"add", "multiply", "divide", "tanh", "exp", "log"} <= set(forms)
+
+    def run(text, args, ans):
+        names = {n: scalar_function(n) for n in re.findall(r"([a-z][a-z0-9]*)\(", text)}
+        with np.errstate(all="ignore"):  # a NumPy function bound where math differs
+            return eval(text.format(*map(repr, args), ans=repr(ans)),
+                        {"inf": math.inf, "nan": math.nan}, names)
+
+    for name, op in forms.items():
+        fwd, factors = op.scalar
+        arity = 2 if "{1}" in fwd else 1
+        for k in range(0, len(points) - arity, 3):
+            args = points[k:k + arity]
+            with np.errstate(all="ignore"):
+                want = op.fwd(*map(np.float64, args))
+            try:
+                got = run(fwd, args, None)
+            except (ArithmeticError, ValueError):
+                continue
+            assert np.float64(got).tobytes() == np.float64(want).tobytes(), (name, args)
+            for argnum, maker in enumerate(op.vjps):
+                if factors is None:
+                    assert isinstance(maker, Fixed), name
+                    continue
+                assert isinstance(maker, Scale), name
+                with np.errstate(all="ignore"):
+                    want_factor = maker.factor(want, *map(np.float64, args))
+                try:
+                    got_factor = run(factors[argnum], args, float(want))
+                except (ArithmeticError, ValueError):
+                    continue
+                assert np.float64(got_factor).tobytes() == \
+                    np.float64(want_factor).tobytes(), (name, argnum, args)

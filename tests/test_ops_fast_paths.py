@@ -65,7 +65,7 @@ def test_keyword_arguments_reach_the_ufunc():
     assert np.result_type(out) == np.float32
 
 
-# -- the premise of compiled scalar replays (ardiff.codegen.SCALAR_OPS) ---------------------
+# -- the premise of compiled scalar replays (the ops' scalar forms, Op.scalar) ---------------
 SPECIAL = [0.0, -0.0, 1.0, -1.5, 0.1, 1e308, -1e308, 5e-324, 2.2250738585072014e-308,
            float("inf"), float("-inf"), float("nan"), 3.0, 1.0 / 3.0, 123456789.123]
 

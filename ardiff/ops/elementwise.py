@@ -24,13 +24,15 @@ LN2 = float(np.log(2.0))
 LN10 = float(np.log(10.0))
 
 
-def unary(name, fwd, deriv, nonlinear=True, reads=None):
+def unary(name, fwd, deriv, nonlinear=True, reads=None, scalar=None):
     """Register an elementwise op with local derivative `deriv(ans, x)`.
 
-    `reads` names what `deriv` reads: `"ans"`, `0` (x) or both (see `defop`).
+    `reads` names what `deriv` reads: `"ans"`, `0` (x) or both; `scalar` its form on
+    Python floats, the derivative written operation for operation as `deriv` (see
+    `defop`).
     """
     return defop(name, fwd, Scale(deriv), jac=ELEMENTWISE, nonlinear=nonlinear,
-                 reads=None if reads is None else (tuple(reads),))
+                 reads=None if reads is None else (tuple(reads),), scalar=scalar)
 
 
 def zero_tangent(t, ans, *args, **kwargs):
@@ -47,7 +49,8 @@ def zero_gradient(name, fwd):
     return defop(name, fwd, vjp, jac=ELEMENTWISE, reads=((),), jvp=(zero_tangent,))
 
 
-negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE)
+negative = defop("negative", np.negative, NEGATED, jac=ELEMENTWISE,
+                 scalar=("-{0}", None))
 positive = defop("positive", np.positive, PASS_THROUGH, jac=ELEMENTWISE)
 def _abs_slope(ans, x):
     """sign(x) for real x; conj(z)/|z| for complex z (docs/complex.md), 0 at 0 in both."""
@@ -57,26 +60,40 @@ def _abs_slope(ans, x):
     return where(nonzero, OPS["conj"](x) / where(nonzero, ans, 1.0), 0.0)
 
 
-absolute = unary("absolute", np.absolute, _abs_slope, reads=("ans", 0))
-square = unary("square", np.square, lambda ans, x: 2.0 * x, reads=(0,))
-sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans, reads=("ans",))
+absolute = unary("absolute", np.absolute, _abs_slope, reads=("ans", 0),
+                 scalar=("abs({0})", ("sign({0})",)))
+square = unary("square", np.square, lambda ans, x: 2.0 * x, reads=(0,),
+               scalar=("{0} * {0}", ("2.0 * {0}",)))
+sqrt = unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans, reads=("ans",),
+             scalar=("sqrt({0})", ("0.5 / {ans}",)))
 reciprocal = unary("reciprocal", np.reciprocal, lambda ans, x: -(ans * ans), reads=("ans",))
-exp = unary("exp", np.exp, lambda ans, x: ans, reads=("ans",))
+exp = unary("exp", np.exp, lambda ans, x: ans, reads=("ans",),
+            scalar=("exp({0})", ("{ans}",)))
 exp2 = unary("exp2", np.exp2, lambda ans, x: ans * LN2, reads=("ans",))
-expm1 = unary("expm1", np.expm1, lambda ans, x: ans + 1.0, reads=("ans",))
-log = unary("log", np.log, lambda ans, x: 1.0 / x, reads=(0,))
+expm1 = unary("expm1", np.expm1, lambda ans, x: ans + 1.0, reads=("ans",),
+              scalar=("expm1({0})", ("{ans} + 1.0",)))
+log = unary("log", np.log, lambda ans, x: 1.0 / x, reads=(0,),
+            scalar=("log({0})", ("1.0 / {0}",)))
 log2 = unary("log2", np.log2, lambda ans, x: 1.0 / (x * LN2), reads=(0,))
 log10 = unary("log10", np.log10, lambda ans, x: 1.0 / (x * LN10), reads=(0,))
-log1p = unary("log1p", np.log1p, lambda ans, x: 1.0 / (x + 1.0), reads=(0,))
-sin = unary("sin", np.sin, lambda ans, x: cos(x), reads=(0,))
-cos = unary("cos", np.cos, lambda ans, x: -sin(x), reads=(0,))
-tan = unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans, reads=("ans",))
+log1p = unary("log1p", np.log1p, lambda ans, x: 1.0 / (x + 1.0), reads=(0,),
+              scalar=("log1p({0})", ("1.0 / ({0} + 1.0)",)))
+sin = unary("sin", np.sin, lambda ans, x: cos(x), reads=(0,),
+            scalar=("sin({0})", ("cos({0})",)))
+cos = unary("cos", np.cos, lambda ans, x: -sin(x), reads=(0,),
+            scalar=("cos({0})", ("-sin({0})",)))
+tan = unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans, reads=("ans",),
+            scalar=("tan({0})", ("1.0 + {ans} * {ans}",)))
 arcsin = unary("arcsin", np.arcsin, lambda ans, x: 1.0 / sqrt(1.0 - x * x), reads=(0,))
 arccos = unary("arccos", np.arccos, lambda ans, x: -1.0 / sqrt(1.0 - x * x), reads=(0,))
-arctan = unary("arctan", np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), reads=(0,))
-sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x), reads=(0,))
-cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x), reads=(0,))
-tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans, reads=("ans",))
+arctan = unary("arctan", np.arctan, lambda ans, x: 1.0 / (1.0 + x * x), reads=(0,),
+               scalar=("arctan({0})", ("1.0 / (1.0 + {0} * {0})",)))
+sinh = unary("sinh", np.sinh, lambda ans, x: cosh(x), reads=(0,),
+             scalar=("sinh({0})", ("cosh({0})",)))
+cosh = unary("cosh", np.cosh, lambda ans, x: sinh(x), reads=(0,),
+             scalar=("cosh({0})", ("sinh({0})",)))
+tanh = unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans, reads=("ans",),
+             scalar=("tanh({0})", ("1.0 - {ans} * {ans}",)))
 arcsinh = unary("arcsinh", np.arcsinh, lambda ans, x: 1.0 / sqrt(x * x + 1.0), reads=(0,))
 #: The real cube root; its slope 1 / (3 cbrt(x)^2) is infinite at 0, as sqrt's.
 cbrt = unary("cbrt", np.cbrt, lambda ans, x: 1.0 / (3.0 * ans * ans), reads=("ans",))
@@ -130,13 +147,17 @@ rint = zero_gradient("rint", np.rint)
 trunc = zero_gradient("trunc", np.trunc)
 round_ = zero_gradient("round", lambda x, decimals=0: np.round(x, decimals))
 
-add = defop("add", np.add, PASS_THROUGH, PASS_THROUGH, jac=ELEMENTWISE, infix="+")
-subtract = defop("subtract", np.subtract, PASS_THROUGH, NEGATED, jac=ELEMENTWISE, infix="-")
+add = defop("add", np.add, PASS_THROUGH, PASS_THROUGH, jac=ELEMENTWISE, infix="+",
+            scalar=("{0} + {1}", None))
+subtract = defop("subtract", np.subtract, PASS_THROUGH, NEGATED, jac=ELEMENTWISE, infix="-",
+                 scalar=("{0} - {1}", None))
 multiply = defop("multiply", np.multiply, Scale(lambda ans, x, y: y),
-                 Scale(lambda ans, x, y: x), jac=ELEMENTWISE, infix="*", reads=((1,), (0,)))
+                 Scale(lambda ans, x, y: x), jac=ELEMENTWISE, infix="*", reads=((1,), (0,)),
+                 scalar=("{0} * {1}", ("{1}", "{0}")))
 divide = defop("divide", np.divide, Scale(lambda ans, x, y: 1.0 / y),
                Scale(lambda ans, x, y: -ans / y), jac=ELEMENTWISE, infix="/",
-               reads=((1,), ("ans", 1)))
+               reads=((1,), ("ans", 1)),
+               scalar=("{0} / {1}", ("1.0 / {1}", "-{ans} / {1}")))
 
 
 def _log_base(x):
