@@ -13,7 +13,6 @@ import numpy as _np
 from ..graph import TracerBase as _TracerBase
 from ..graph import unwrap as _unwrap
 from ..ops.shape import getitem as _getitem
-from ..ops.shape import reshape as _reshape
 from ..ops.shape import transpose as _transpose
 from ..ops.signal import convolve as _convolve
 from ..ops.signal import flip_all as _flip_all
@@ -99,33 +98,37 @@ def _general_convolve(a, b, mode, axes, dot_axes):
     keep_a = [i for i in range(na) if i not in conv_a + dot_a]
     keep_b = [i for i in range(nb) if i not in conv_b + dot_b]
     sa, sb = _np.shape(_unwrap(a)), _np.shape(_unwrap(b))
-    # one n-d convolution over [kept of a | kept of b | dot | conv]: a kept axis meets
-    # length 1 in the other operand (an outer product), a dot axis with the other
-    # operand flipped there gives the sum of products at its middle index
-    a1 = _reshape(_transpose(a, tuple(keep_a + dot_a + conv_a)),
-                  tuple(sa[i] for i in keep_a) + (1,) * len(keep_b) +
-                  tuple(sa[i] for i in dot_a + conv_a))
-    b1 = _reshape(_transpose(b, tuple(keep_b + dot_b + conv_b)),
-                  (1,) * len(keep_a) + tuple(sb[i] for i in keep_b + dot_b + conv_b))
-    first_dot = len(keep_a) + len(keep_b)
-    if dot_a:
-        flip = [slice(None)] * (first_dot + len(dot_a) + len(conv_a))
-        for k in range(len(dot_a)):
-            flip[first_dot + k] = slice(None, None, -1)
-        b1 = _getitem(b1, tuple(flip))
-    full = _convolve(a1, b1, mode="full")
-    if dot_a:
-        middle = [slice(None)] * first_dot + [sa[i] - 1 for i in dot_a]
-        full = _getitem(full, tuple(middle))
-    if mode == "full":
-        return full
+    if any(sa[i] != sb[j] for i, j in zip(dot_a, dot_b)):
+        raise ValueError("the dot_axes of in1 and in2 must have the same lengths")
     la, lb = [sa[i] for i in conv_a], [sb[i] for i in conv_b]
     if mode == "valid" and not (all(m >= n for m, n in zip(la, lb))
                                 or all(m <= n for m, n in zip(la, lb))):
         raise ValueError("One array must be larger than the other along all convolved "
                          "dimensions")
-    positions = list(range(first_dot, first_dot + len(conv_a)))
-    return _cut(full, positions, la, lb, mode)
+    # the op's layout: a as [kept of a | dot | conv], b as [dot | kept of b | conv];
+    # the answer is [kept of a | kept of b | conv], autograd's order
+    first = _moved(a, keep_a + dot_a + conv_a)
+    second = _moved(b, dot_b + keep_b + conv_b)
+    if mode == "valid" and not all(m >= n for m, n in zip(la, lb)):
+        # b is the larger one: convolution is symmetric, so convolve b's windows with a
+        # ([kept of b | dot | conv] by [dot | kept of a | conv]) and put a's axes first
+        swapped = _convolve(_moved(b, keep_b + dot_b + conv_b),
+                            _moved(a, dot_a + keep_a + conv_a), mode="valid",
+                            keep=len(keep_b), dot=len(dot_b))
+        nk_a, nk_b = len(keep_a), len(keep_b)
+        return _moved(swapped, list(range(nk_b, nk_b + nk_a)) + list(range(nk_b))
+                      + list(range(nk_a + nk_b, nk_a + nk_b + len(conv_a))))
+    out = _convolve(first, second, mode="valid" if mode == "valid" else "full",
+                    keep=len(keep_a), dot=len(dot_a))
+    if mode != "same":
+        return out
+    first_conv = len(keep_a) + len(keep_b)
+    return _cut(out, list(range(first_conv, first_conv + len(conv_a))), la, lb, mode)
+
+
+def _moved(x, order: list):
+    """`x` transposed to `order`, left alone when that is the identity."""
+    return x if order == list(range(len(order))) else _transpose(x, tuple(order))
 
 
 def correlate(in1, in2, mode="full", method="auto"):
