@@ -28,9 +28,8 @@ from .solvers import (
     backprop,
     relax,
     solve_triangular,
-    unit,
 )
-from .tracer import Tracer
+from .tracer import Tracer, unit
 from .transforms import (
     deriv,
     elementwise_grad,

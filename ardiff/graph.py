@@ -61,9 +61,11 @@ class Node:
         `Released` stand-in when no local VJP reads it).
     name : str or None
         Optional label.
+    unit : bool
+        Marked as a relaxation unit (`ardiff.unit`; read by `units="layers"`).
     """
 
-    __slots__ = ("index", "op", "args", "kwargs", "parents", "value", "name")
+    __slots__ = ("index", "op", "args", "kwargs", "parents", "value", "name", "unit")
 
     def __init__(self, index, op, args, kwargs, parents, value, name=None):
         self.index = index
@@ -73,6 +75,7 @@ class Node:
         self.parents = parents
         self.value = value
         self.name = name
+        self.unit = False
 
     @property
     def op_name(self) -> str:

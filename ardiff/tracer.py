@@ -55,7 +55,7 @@ from .ops.elementwise import (
 from .ops.linalg import matmul
 from .ops.shape import getitem, is_basic_index, setitem
 
-__all__ = ["Tracer", "UFUNC_IMPLS", "FUNCTION_IMPLS"]
+__all__ = ["Tracer", "UFUNC_IMPLS", "FUNCTION_IMPLS", "unit"]
 
 DETACH_HELP = (
     "Keep the computation traced: use ardiff.numpy (import ardiff.numpy as anp) instead of "
@@ -828,3 +828,42 @@ FUNCTION_IMPLS[np.copyto] = _copyto
 #: Array creators that NumPy's `like=` hands to a traced prototype: a traced buffer.
 LIKE_CREATORS = frozenset({np.zeros, np.ones, np.empty, np.full})
 
+
+def unit(x: Any) -> Any:
+    """Mark a traced value as a relaxation unit; identity in value and gradient.
+
+    Under `units="layers"` (the `"paper"` preset) a marked node always relaxes as a
+    unit, and it anchors the layers upstream of it (see `ardiff.solvers.units`).
+    The mark is recorded on the node: no op is added to the graph, so the
+    op-level dynamics (`units="ops"`) and every gradient are unchanged.  Outside
+    tracing (a plain array) it returns `x` and does nothing.  Under nested tracing
+    the value is marked at every level.  A mark on a node that does not relax in a
+    given solve (the output, a node off the path between `wrt` and the output) is
+    ignored there; `units="ops"` and explicit lists ignore marks.
+
+    Parameters
+    ----------
+    x : Tracer or array_like
+        The value to mark (e.g. a layer's output `h`).
+
+    Returns
+    -------
+    Tracer or array_like
+        `x` itself.
+
+    Examples
+    --------
+    >>> import numpy as np, ardiff, ardiff.numpy as anp
+    >>> def f(x):
+    ...     h = ardiff.unit(anp.sin(x) * 2.0)
+    ...     return anp.sum(h ** 2)
+    >>> bool(np.allclose(ardiff.grad(f, preset="paper", closed_form=False, max_iter=400)(
+    ...     np.ones(3)), 4 * np.sin(1) * np.cos(1) * 2))
+    True
+    """
+    value = x
+    while isinstance(value, Tracer):
+        node = value.node
+        node.unit = True
+        value = node.value
+    return x

@@ -937,7 +937,8 @@ def test_unit_plan_structure(ref, data):
 
 
 def test_unit_selection_refusals_and_marks():
-    from ardiff.solvers.units import marked_units, select_units, unit, unit_plan
+    from ardiff.solvers.units import marked_units, select_units, unit_plan
+    from ardiff.tracer import unit
 
     ref = skip_connection()
     plan = compile_plan(ref.graph, ref.traced[-1])

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..graph import Graph
-from ..solvers import unit
+from ..tracer import unit
 from .dense import ACTIVATIONS, check_activation, dense
 
 

@@ -4,7 +4,7 @@ sweep) and `solve_triangular` (exact sparse solve).
 Layers, lowest first: `plan` (the pruned graph) and `result`; `common` (seed,
 exact sweep, read-out, the epilogue every solver ends with); `options` (one
 validated options object, presets) and `theory` (error bounds, step counts);
-`units` (which nodes relax: `unit`, `UnitPlan`); then the solver modules
+`units` (which nodes relax: `UnitPlan`; the marks of `ardiff.unit`); then the solver modules
 `relaxation` (`relax`), `reverse` (`backprop`) and
 `triangular` (`solve_triangular`).  The modules are not named after the functions,
 so that `ardiff.solvers.relax` is the function, for Python and for the docs alike.
@@ -19,7 +19,7 @@ from .relaxation import ConvergenceWarning, relax, run_relaxation
 from .result import Result
 from .reverse import backprop, run_backprop
 from .triangular import run_triangular, solve_triangular
-from .units import UnitPlan, unit, unit_plan
+from .units import UnitPlan, unit_plan
 
 #: method name -> runner(plan, seed, options) -> Result, for every name in
 #: `options.METHODS`; `solve_plan` dispatches through it.
@@ -52,4 +52,4 @@ def solve_plan(plan: Plan, seed: Any, options: SolverOptions) -> Result:
 __all__ = ["backprop", "relax", "compile_plan", "Plan", "Result", "ConvergenceWarning",
            "NonFiniteWarning", "PRESETS", "RUNNERS", "SolverOptions", "relative_error",
            "run_backprop", "run_relaxation", "solve_plan", "solve_triangular",
-           "run_triangular", "unit", "unit_plan", "UnitPlan"]
+           "run_triangular", "unit_plan", "UnitPlan"]

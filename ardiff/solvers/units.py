@@ -35,65 +35,19 @@ linear or not) have no anchor downstream, so they form the clamped head.
 
 from __future__ import annotations
 
-import weakref
 from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any
 
 from ..graph import Graph
-from ..tracer import Tracer
 from .options import UNIT_CHOICES
 from .plan import Plan, sum_of_vjps
 
-__all__ = ["unit", "marked_units", "is_nonlinear", "select_units", "UnitPlan", "unit_plan",
+__all__ = ["marked_units", "is_nonlinear", "select_units", "UnitPlan", "unit_plan",
            "UNIT_CHOICES"]
 
-# graph -> indices of the nodes marked with `unit` (weak: a mark dies with its graph)
-_MARKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def unit(x: Any) -> Any:
-    """Mark a traced value as a relaxation unit; identity in value and gradient.
-
-    Under `units="layers"` (the `"paper"` preset) a marked node always relaxes as a
-    unit, and it anchors the layers upstream of it (see `ardiff.solvers.units`).
-    The mark is recorded on the node: no op is added to the graph, so the
-    op-level dynamics (`units="ops"`) and every gradient are unchanged.  Outside
-    tracing (a plain array) it returns `x` and does nothing.  Under nested tracing
-    the value is marked at every level.  A mark on a node that does not relax in a
-    given solve (the output, a node off the path between `wrt` and the output) is
-    ignored there; `units="ops"` and explicit lists ignore marks.
-
-    Parameters
-    ----------
-    x : Tracer or array_like
-        The value to mark (e.g. a layer's output `h`).
-
-    Returns
-    -------
-    Tracer or array_like
-        `x` itself.
-
-    Examples
-    --------
-    >>> import numpy as np, ardiff, ardiff.numpy as anp
-    >>> def f(x):
-    ...     h = ardiff.unit(anp.sin(x) * 2.0)
-    ...     return anp.sum(h ** 2)
-    >>> bool(np.allclose(ardiff.grad(f, preset="paper", closed_form=False, max_iter=400)(
-    ...     np.ones(3)), 4 * np.sin(1) * np.cos(1) * 2))
-    True
-    """
-    value = x
-    while isinstance(value, Tracer):
-        node = value.node
-        _MARKS.setdefault(value.graph, set()).add(node.index)
-        value = node.value
-    return x
-
-
 def marked_units(graph: Graph) -> set:
-    """Indices of the nodes of `graph` marked with `unit`.
+    """Indices of the nodes of `graph` marked with `ardiff.unit` (`Node.unit`).
 
     Parameters
     ----------
@@ -103,7 +57,7 @@ def marked_units(graph: Graph) -> set:
     -------
     set of int
     """
-    return set(_MARKS.get(graph, ()))
+    return {node.index for node in graph.nodes if node.unit}
 
 
 def is_nonlinear(node: Any) -> bool:
