@@ -75,6 +75,15 @@ class _Layout:
 
     def __init__(self, args: tuple):
         self.n_args = len(args)
+        self.cache: dict[int, list] = {}
+        # the usual call: every argument one leaf (an array, a scalar, a traced value)
+        self.flat = not any(isinstance(arg, _CONTAINERS) for arg in args)
+        if self.flat:
+            self.rebuilds = [_only_leaf] * len(args)
+            self.owner = [(a, 0) for a in range(len(args))]
+            self.leaf_counts = [1] * len(args)
+            self.traced_counts = [int(isinstance(arg, TracerBase)) for arg in args]
+            return
         self.rebuilds = []
         self.owner = []  # leaf index -> (argument index, position among its leaves)
         for a, arg in enumerate(args):
@@ -87,10 +96,11 @@ class _Layout:
         # how many leaves of each argument will ask for its VJP (the traced ones)
         self.traced_counts = [sum(1 for (owner, _), t in zip(self.owner, traced)
                                   if owner == a and t) for a in range(len(args))]
-        self.cache: dict[int, list] = {}
 
     def arguments(self, leaves: tuple) -> list:
         """The positional arguments rebuilt from the flat leaves."""
+        if self.flat:
+            return list(leaves)
         args, start = [], 0
         for rebuild, count in zip(self.rebuilds, self.leaf_counts):
             args.append(rebuild(list(leaves[start:start + count])))
@@ -118,6 +128,7 @@ class Primitive:
 
     def __init__(self, fun: Callable):
         self.fun = fun
+        self._name = function_name(fun)  # for messages, computed once
         functools.update_wrapper(self, fun)
         self._makers: dict[int, Callable | None] = {}
         self._argnums_maker: Callable | None = None
@@ -138,7 +149,10 @@ class Primitive:
         return self if instance is None else functools.partial(self, instance)
 
     def __call__(self, *args, **kwargs):
-        leaves = flatten(list(args))[0]
+        if any(isinstance(arg, _CONTAINERS) for arg in args):
+            leaves = flatten(list(args))[0]
+        else:  # every argument is one leaf: no flattening
+            leaves = args
         if not any(isinstance(leaf, TracerBase) for leaf in leaves):
             return self.fun(*args, **kwargs)
         return self.op(*leaves, ardiff_layout=_Layout(args), **kwargs)
@@ -190,7 +204,7 @@ class Primitive:
             parts = [t if i == position else _zeros_like(leaves[start + i])
                      for i in range(ardiff_layout.leaf_counts[a])]
             tangent = ardiff_layout.rebuilds[a](parts)
-        name = function_name(self.fun)
+        name = self._name
         if self._jvp_argnum is not None:
             return self._jvp_argnum(a, tangent, ans, tuple(args), kwargs)
         if a not in self._jvp_makers:
@@ -207,7 +221,7 @@ class Primitive:
 
     def _argument_vjp(self, a: int, ans, args: list, kwargs: dict) -> Callable:
         """`g -> g · ∂ans/∂args[a]` from the declared makers (zero for `None`)."""
-        name = function_name(self.fun)
+        name = self._name
         if self._argnums_maker is not None:
             together = self._argnums_maker((a,), ans, tuple(args), kwargs)
             return lambda g: next(iter(together(g)))
@@ -222,6 +236,9 @@ class Primitive:
         return maker(ans, *args, **kwargs)
 
     def _vjp(self, k: int, ans, *leaves, ardiff_layout: _Layout, **kwargs) -> Callable:
+        if ardiff_layout.flat:  # one leaf per argument: the maker's VJP is the leaf's
+            return self._leaf_vjp(k, self._argument_vjp(k, ans, list(leaves), kwargs),
+                                  leaves[k])
         a, position = ardiff_layout.owner[k]
         n_leaves = ardiff_layout.traced_counts[a]
         cached = ardiff_layout.cache.get(a)
@@ -237,10 +254,14 @@ class Primitive:
             if n_leaves > 1:  # the argument's other leaves ask for the same VJP
                 ardiff_layout.cache[a] = [ans, leaves, argument_vjp, n_leaves - 1]
         leaf = leaves[k]
-        name = function_name(self.fun)
+        name = self._name
 
         def vjp(g):
             out = argument_vjp(g)
+            if type(out) is np.ndarray and position == 0:  # the usual answer: one array
+                if out.shape != np.shape(unwrap(leaf)):
+                    _wrong_shape(name, a, out, leaf)
+                return out
             out_leaves = flatten(out)[0]
             expected = np.shape(unwrap(leaf))
             if position >= len(out_leaves):
@@ -252,14 +273,51 @@ class Primitive:
             if got is None:
                 return _zeros_like(leaf)
             if np.shape(unwrap(got)) != expected:
-                raise ValueError(
-                    f"ardiff.extend: the VJP of {name} with respect to argument {a} "
-                    f"returned shape {np.shape(unwrap(got))}, but the argument has shape "
-                    f"{expected}; a VJP returns a value shaped like its argument (undo "
-                    "any broadcasting in the VJP).")
+                _wrong_shape(name, a, got, leaf)
             return got
 
         return vjp
+
+    def _leaf_vjp(self, a: int, argument_vjp: Callable, leaf: Any) -> Callable:
+        """The VJP of argument `a`, itself one leaf: the maker's, with its answer checked
+        (the shape of `leaf`; a container answer gives its first leaf, None zeros)."""
+        name = self._name
+        shape = np.shape(unwrap(leaf))
+
+        def vjp(g):
+            out = argument_vjp(g)
+            if type(out) is not np.ndarray:
+                if isinstance(out, _CONTAINERS):
+                    out_leaves = flatten(out)[0]
+                    if not out_leaves:
+                        raise ValueError(
+                            f"ardiff.extend: the VJP of {name} with respect to argument "
+                            f"{a} returned 0 value(s), but the argument has more leaves; "
+                            "return a value with the argument's structure.")
+                    out = out_leaves[0]
+                if out is None:
+                    return _zeros_like(leaf)
+            if np.shape(unwrap(out)) != shape:
+                _wrong_shape(name, a, out, leaf)
+            return out
+
+        return vjp
+
+
+#: The containers whose leaves are separate inputs of a primitive (`ardiff.tree`).
+_CONTAINERS = (tuple, list, dict)
+
+
+def _only_leaf(leaves: list) -> Any:
+    return leaves[0]
+
+
+def _wrong_shape(name: str, a: int, got: Any, leaf: Any) -> None:
+    """Raise the ValueError of a VJP answer not shaped like its argument."""
+    raise ValueError(
+        f"ardiff.extend: the VJP of {name} with respect to argument {a} returned shape "
+        f"{np.shape(unwrap(got))}, but the argument has shape {np.shape(unwrap(leaf))}; a "
+        "VJP returns a value shaped like its argument (undo any broadcasting in the VJP).")
 
 
 def _zeros_like(x: Any) -> np.ndarray:

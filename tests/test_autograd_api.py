@@ -115,6 +115,27 @@ def test_wrong_vjp_shape_fails_clearly():
         ardiff.grad(lambda x: anp.sum(double(x)))(np.ones(3))
 
 
+def test_one_leaf_arguments_vjp_answers_none_a_tuple_or_a_wrong_shape():
+    # the usual call (every argument one array or scalar) takes its own path: the same
+    # answers as for containers (None: zeros; a 1-tuple: its leaf; a wrong shape raises)
+    @primitive
+    def weighted(x, w):
+        return x * w
+
+    x, w = np.array([1.0, -2.0, 0.5]), np.array([3.0, 4.0, 5.0])
+    defvjp(weighted, lambda ans, x, w: lambda g: (g * w,), lambda ans, x, w: lambda g: None)
+    gx, gw = ardiff.grad(lambda x, w: anp.sum(weighted(x, w) ** 2), argnum=(0, 1))(x, w)
+    np.testing.assert_array_equal(gx, 2 * x * w * w)
+    np.testing.assert_array_equal(gw, np.zeros(3))
+    defvjp(weighted, lambda ans, x, w: lambda g: ())
+    with pytest.raises(ValueError, match="weighted with respect to argument 0 returned 0"):
+        ardiff.grad(lambda x: anp.sum(weighted(x, w)))(x)
+    defvjp(weighted, None, lambda ans, x, w: lambda g: g[:2])
+    with pytest.raises(ValueError, match="weighted with respect to argument 1 returned "
+                                         r"shape \(2,\)"):
+        ardiff.grad(lambda w: anp.sum(weighted(x, w)))(w)
+
+
 def test_defvjp_checks_its_arguments():
     with pytest.raises(TypeError, match="not a primitive"):
         defvjp(lambda x: x, None)

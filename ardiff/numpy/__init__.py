@@ -432,7 +432,9 @@ def asarray(obj, dtype=None, **kwargs):
 def full(shape, fill_value, dtype=None, order="C", **kwargs):
     """Like `numpy.full`; a traced `fill_value` is broadcast to `shape` and stays traced
     (autograd's examples write `np.full(x.shape, g)` inside VJPs)."""
-    if not _contains_tracer(fill_value) or _integer_kind(dtype):
+    if not _contains_tracer(fill_value):  # NumPy's (a VJP's `full(shape, g)`: per call)
+        return _np.full(shape, fill_value, dtype=dtype, order=order, **kwargs)
+    if _integer_kind(dtype):
         return _np.full(shape, _plain(fill_value), dtype=dtype, order=order, **kwargs)
     value = asarray(fill_value) if dtype is None else _astype(asarray(fill_value), dtype)
     return broadcast_to(value, shape)
