@@ -24,6 +24,7 @@ from .op import Op
 from .solvers import (
     ConvergenceWarning,
     NonFiniteWarning,
+    ReachWarning,
     Result,
     backprop,
     relax,
@@ -54,8 +55,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Graph", "Node", "Op", "Tracer", "TracingError", "Result", "ConvergenceWarning",
-    "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad", "elementwise_grad",
-    "jacobian", "hessian", "make_vjp", "vjp",
+    "ReachWarning", "NonFiniteWarning", "relax", "backprop", "grad", "value_and_grad",
+    "elementwise_grad", "jacobian", "hessian", "make_vjp", "vjp",
     # forward mode (docs/forward-mode.md)
     "jvp", "make_jvp", "jacfwd",
     # the further transforms of HIPS autograd, under its names (docs/api.md)

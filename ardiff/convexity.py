@@ -41,11 +41,14 @@ from .graph import Graph, unwrap
 from .interchange import describe_cycle, find_cycle, from_networkx
 from .recorder import trace
 from .solvers import ConvergenceWarning, compile_plan, relative_error, run_relaxation
-from .solvers.options import SCHEDULES
+from .solvers.options import PRESETS, REACH, SCHEDULES
 from .solvers.theory import (
     MAX_PREDICTED,
+    REACH_FRACTION,
     error_bound,
     predict_iterations,
+    reach_depth,
+    remaining_fractions,
     rounding_floor,
     stability,
     transient_growth,
@@ -55,6 +58,7 @@ from .solvers.units import UnitPlan, unit_plan
 
 __all__ = ["check_convexity", "ConvexityReport", "unit_matrix", "error_bound", "predict_iterations",
            "transient_growth", "rounding_floor", "stability", "MAX_PREDICTED",
+           "remaining_fractions", "reach_depth", "REACH_FRACTION",
            "SYMMETRIC_LIMIT", "NEGATIVE_SYMMETRIC_NOTE"]
 
 #: Largest system whose symmetric part is diagonalised (dense eigvalsh, O(N^3)).
@@ -77,6 +81,14 @@ class ConvexityReport:
     Attributes are None where a check could not run (e.g. everything after `is_dag`
     for a cyclic graph, the symmetric part beyond the size limit, measurement for an
     unstable `eta`).
+
+    The reach of the step budget: `steps` is T (the given `max_iter`, else
+    `predicted_iterations`); `remaining_fraction[k - 1]` is `error_bound(T, k, eta,
+    schedule)`, the fraction of its initial error a unit at distance k = 1 .. D from
+    the output still holds after T steps (`remaining_fractions`: from zeros on chains
+    and layered graphs exactly its relative error; from the forward values the weight
+    of the propagated initial errors, docs/theory.md); `reach_depth` is the largest
+    distance whose fraction is at most `REACH_FRACTION` (0.05; None: unlimited).
     """
 
     is_dag: bool
@@ -103,6 +115,9 @@ class ConvexityReport:
     transient_growth: float | None = None
     rounding_floor: float | None = None
     predicted_iterations: int | None = None
+    steps: int | None = None
+    remaining_fraction: list | None = None
+    reach_depth: int | None = None
     measured_iterations: int | None = None
     measured_converged: bool | None = None
     measured_error: float | None = None
@@ -165,6 +180,14 @@ class ConvexityReport:
             row("transient growth of the error bound", f"up to {self.transient_growth:.3g}x")
         if self.rounding_floor is not None and self.stable:
             row("rounding floor (worst case, relative)", f"{self.rounding_floor:.2g}")
+        if self.remaining_fraction and self.steps != self.predicted_iterations:
+            row(f"remaining fraction after T={self.steps} steps",
+                f"{self.remaining_fraction[-1]:.3g} at the deepest unit (D = {self.depth}); "
+                f"{_fraction_list(self.remaining_fraction)}")
+            reach = "unlimited" if self.reach_depth is None else self.reach_depth
+            row(f"reach (deepest unit <= {REACH_FRACTION:g})",
+                f"{reach}" + (" (D is beyond it)" if self.reach_depth is not None
+                              and self.depth > self.reach_depth else ""))
         pred = "n/a (unstable)" if self.predicted_iterations is None else \
             str(self.predicted_iterations) + " (exact arithmetic)"
         row(f"predicted iterations to tol={self.tol:g}", pred)
@@ -182,6 +205,14 @@ class ConvexityReport:
         for note in self.notes:
             lines.append(_wrap(note))
         return "\n".join(lines)
+
+
+def _fraction_list(fractions: list, head: int = 4) -> str:
+    """`k=1: 1e-05, k=2: ...` for the first few distances and the last."""
+    shown = list(enumerate(fractions, start=1))
+    if len(shown) > head + 1:
+        shown = shown[:head] + [shown[-1]]
+    return ", ".join(f"k={k}: {f:.2g}" for k, f in shown)
 
 
 def _wrap(text: str, width: int = 88, indent: str = "  ") -> str:
@@ -247,10 +278,12 @@ def _resolve(target: Any, args: tuple, output: Any, wrt: Any):
 
 
 def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = None,
-                    wrt: Any = None, eta: float = 1.0, schedule: str = "sequential",
-                    tol: float = 1e-10, seed: Any = None, init: str = "zeros",
+                    wrt: Any = None, eta: float | None = None, schedule: str | None = None,
+                    tol: float = 1e-10, seed: Any = None, init: str | None = None,
                     measure: bool = True, symmetric_limit: int | None = None,
-                    max_nnz: int | None = None, units: Any = "ops") -> ConvexityReport:
+                    max_nnz: int | None = None, units: Any = None,
+                    max_iter: int | str | None = None,
+                    preset: str | None = None) -> ConvexityReport:
     """Measure the structure, spectrum and convergence of the relaxation on a graph.
 
     Call as `check_convexity(graph, output, wrt=None, ...)`,
@@ -267,10 +300,10 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         arguments for a callable.
     output, wrt
         As for [`ardiff.relax`][ardiff.relax] (defaults: the graph's output and inputs).
-    eta : float
+    eta : float, optional
         Euler step to judge (any real number: outside (0, 2) the report says why the
-        relaxation diverges).
-    schedule : {"sequential", "parallel"}
+        relaxation diverges); default 1, or the preset's.
+    schedule : {"sequential", "parallel"}, optional
         Schedule to predict and measure; the default is that of [`ardiff.grad`][ardiff.grad], so the
         default report describes the default gradient.
     tol : float
@@ -278,8 +311,9 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     seed : array_like, optional
         Output seed for the measurement; default ones (the structure does not depend
         on it).
-    init : {"zeros", "forward"}
-        Initial activities of the measured relaxation (predictions assume zeros).
+    init : {"zeros", "forward"}, optional
+        Initial activities of the measured relaxation (default zeros).  The predicted
+        fractions are weights of the initial errors, for either start.
     measure : bool
         Run `ardiff.relax` for the measured iteration count (stable eta only).
     symmetric_limit : int, optional
@@ -291,13 +325,29 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         other than `"ops"` the report describes the unit-level system: `N` between
         units (the op-level matrix with the folded nodes eliminated, `N_UU + N_UF (I -
         N_FF)^-1 N_FU`), its depth D, the predictions for D, and a measurement with
-        those units.
+        those units.  Default `"ops"`, or the preset's.
+    max_iter : int or "reach", optional
+        The step budget T whose reach is reported (`remaining_fraction`, `reach_depth`)
+        and with which the relaxation is measured; `"reach"` (or None): the predicted
+        iterations for `tol`.
+    preset : str, optional
+        A key of `ardiff.solvers.PRESETS` (`"paper"`): fills `eta`, `schedule`, `init`,
+        `units` and `max_iter` where they are not given (explicit arguments win; `tol`
+        stays this function's).
 
     Returns
     -------
     ConvexityReport
         `.ok`, a readable `str()`, and `.to_dict()`.
     """
+    given = dict(eta=eta, schedule=schedule, init=init, units=units, max_iter=max_iter)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; available: {sorted(PRESETS)}")
+        given = {k: PRESETS[preset].get(k) if v is None else v for k, v in given.items()}
+    defaults = dict(eta=1.0, schedule="sequential", init="zeros", units="ops")
+    eta, schedule, init, units, max_iter = (
+        defaults.get(k) if v is None else v for k, v in given.items())
     eta = float(eta)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be 'parallel' or 'sequential', got {schedule!r}")
@@ -339,12 +389,20 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
                     default=np.dtype(np.float64))
         report.rounding_floor = rounding_floor(
             depth, eta, worst if worst.kind == "f" else np.float64)
+    fixed = None if max_iter in (None, REACH) else int(max_iter)
+    if stable and schedule != "continuous":
+        report.steps = fixed if fixed is not None else report.predicted_iterations
+    if report.steps is not None:
+        report.remaining_fraction = [float(f) for f in remaining_fractions(
+            report.steps, depth, eta, schedule)]
+        report.reach_depth = reach_depth(report.steps, eta, schedule)
     if stable and measure and system.size:
         exact = run_triangular(plan, seed)
         with warnings.catch_warnings():
+            # the report states both (remaining_fraction, measured_converged)
             warnings.simplefilter("ignore", ConvergenceWarning)
             measured = run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init,
-                                      tol=tol, units=units)
+                                      tol=tol, units=units, max_iter=fixed)
         report.measured_iterations = measured.iterations
         report.measured_converged = bool(measured.converged)
         report.measured_error = max(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from graphs import tanh_mlp
 from hypothesis import HealthCheck, given, settings
+from reach_helpers import expect_reach
 from scipy.integrate import solve_ivp
 
 import ardiff
@@ -58,11 +59,14 @@ def test_state_after_T_steps_equals_stepping(schedule, eta, init):
     g = mlp_graph()
     exact = ardiff.backprop(g)
     keys = sorted(exact.activities)
-    for steps in (1, 3, 37):
-        stepped = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
-                               max_iter=steps)
-        closed = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
-                              max_iter=steps, closed_form=True)
+    depth = compile_plan(g).max_depth
+    for steps in (1, 3, 37):  # few steps on purpose: the ReachWarning says so
+        with expect_reach(depth, steps, eta, schedule):
+            stepped = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
+                                   max_iter=steps)
+        with expect_reach(depth, steps, eta, schedule):
+            closed = ardiff.relax(g, schedule=schedule, eta=eta, init=init, tol=0.0,
+                                  max_iter=steps, closed_form=True)
         assert relative_gap(closed.grads, stepped.grads, exact.grads) < 1e-12
         assert sorted(closed.activities) == sorted(stepped.activities) == keys
         assert relative_gap([closed.activities[i] for i in keys],
@@ -92,13 +96,15 @@ def test_sweeps_are_at_most_the_depth_whatever_the_number_of_steps():
     depth = compile_plan(g).max_depth
     counts = set()
     for steps in (10, 100, 10_000):
-        res = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
-                           max_iter=steps, closed_form=True)
+        with expect_reach(depth, steps, 0.1):
+            res = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
+                               max_iter=steps, closed_form=True)
         assert res.sweeps <= depth
         counts.add((res.sweeps, res.vjp_evals))
     assert len(counts) == 1  # the work does not grow with T
-    stepped = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
-                           max_iter=100)
+    with expect_reach(depth, 100, 0.1):
+        stepped = ardiff.relax(g, schedule="parallel", eta=0.1, init="forward", tol=0.0,
+                               max_iter=100)
     assert stepped.sweeps == 100
 
 
@@ -107,9 +113,12 @@ def test_large_eta_loses_only_the_digits_stepping_loses():
     and stepping then agree to about eps times that growth, not better."""
     g = mlp_graph(depth=4)
     eta, steps = 1.6, 60
-    stepped = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
-    closed = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps,
-                          closed_form=True)
+    depth = compile_plan(g).max_depth
+    with expect_reach(depth, steps, eta):
+        stepped = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
+    with expect_reach(depth, steps, eta):
+        closed = ardiff.relax(g, schedule="parallel", eta=eta, tol=0.0, max_iter=steps,
+                              closed_form=True)
     growth = np.max(np.abs(trajectory_weights(np.arange(steps + 1), 6, eta, "parallel")))
     exact = ardiff.backprop(g).grads
     assert relative_gap(closed.grads, stepped.grads, exact) < 1e-13 * max(growth, 1.0)
@@ -119,8 +128,11 @@ def test_large_eta_loses_only_the_digits_stepping_loses():
 def test_rules_are_linear_so_the_closed_form_holds_for_them(rule):
     g, out, wrt = tanh_mlp()
     kwargs = dict(schedule="parallel", eta=0.2, init="forward", tol=0.0, max_iter=40)
-    stepped = ardiff.relax(g, out, wrt, rules=[rule], **kwargs)
-    closed = ardiff.relax(g, out, wrt, rules=[rule], closed_form=True, **kwargs)
+    depth = compile_plan(g, out, wrt, [rule]).max_depth
+    with expect_reach(depth, 40, 0.2):
+        stepped = ardiff.relax(g, out, wrt, rules=[rule], **kwargs)
+    with expect_reach(depth, 40, 0.2):
+        closed = ardiff.relax(g, out, wrt, rules=[rule], closed_form=True, **kwargs)
     converged = ardiff.relax(g, out, wrt, rules=[rule], schedule="sequential", eta=1.0)
     assert relative_gap(closed.grads, stepped.grads, converged.grads) < 1e-12
 

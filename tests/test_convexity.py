@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from graphs import scalar_chain
+from reach_helpers import depth_of, expect_reach
 from scipy.stats import binom
 
 import ardiff
@@ -66,9 +67,10 @@ def test_predicted_iterations_match_relax_on_chains(length, schedule, eta):
 def test_error_bound_is_the_exact_error_on_a_chain(schedule, eta, steps):
     length = 5
     g, out, x = scalar_chain(length)
-    res = ardiff.relax(g, out, [x], schedule=schedule, eta=eta, tol=0.0, max_iter=steps,
-                       record=True)
     depth = length - 1
+    with expect_reach(depth_of(g, out, [x]), steps, eta, schedule):  # few steps on purpose
+        res = ardiff.relax(g, out, [x], schedule=schedule, eta=eta, tol=0.0, max_iter=steps,
+                           record=True)
     exact = 1.1 ** length  # gradient at the deepest relaxing node is 1.1**(length-1)
     deepest = min(res.activities)
     rel_error = abs(res.activities[deepest] - exact / 1.1) / (exact / 1.1)
@@ -82,7 +84,9 @@ def test_error_bound_above_one_bounds_the_chain_error_and_shows_transient_growth
     length, eta = 8, 1.7
     g, out, x = scalar_chain(length, factor=1.0)
     for steps in (3, 10, 30):
-        res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, tol=0.0, max_iter=steps)
+        with expect_reach(depth_of(g, out, [x]), steps, eta):  # the transient, on purpose
+            res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, tol=0.0,
+                               max_iter=steps)
         err = abs(res.activities[min(res.activities)] - 1.0)
         assert err <= float(error_bound(steps, length - 1, eta)) * (1 + 1e-9)
     assert transient_growth(length - 1, eta) > 10.0

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from graphs import scalar_chain, tanh_mlp
+from reach_helpers import depth_of, expect_reach, tail
 from scipy.stats import binom
 
 import ardiff
@@ -58,8 +59,9 @@ def test_parallel_error_follows_binomial_tail(eta):
     # is exactly (true gradient) * P(Binomial(t, eta) >= k).
     depth = 6
     g, out, x = scalar_chain(depth, factor=1.0)
-    res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, max_iter=25, tol=0.0,
-                       record=True)
+    with expect_reach(depth_of(g, out, [x]), 25, eta):  # the early steps, on purpose
+        res = ardiff.relax(g, out, [x], schedule="parallel", eta=eta, max_iter=25, tol=0.0,
+                           record=True)
     plan = res.plan
     for i in plan.relaxing:
         k = plan.depth[i]
@@ -209,7 +211,8 @@ def test_parallel_eta_one_evaluates_each_vjp_once(builder):
 @pytest.mark.parametrize("eta", [0.3, 1.0, 1.5])
 def test_change_tracking_matches_dense_iteration(eta):
     g, out, wrt = tanh_mlp(seed=3)
-    res = ardiff.relax(g, out, wrt, schedule="parallel", eta=eta, max_iter=7, tol=0.0)
+    with expect_reach(depth_of(g, out, wrt), 7, eta):  # 7 steps compared, on purpose
+        res = ardiff.relax(g, out, wrt, schedule="parallel", eta=eta, max_iter=7, tol=0.0)
     dense = dense_jacobi(res.plan, np.float64(1.0), eta, res.iterations)
     for i in res.plan.relaxing:
         np.testing.assert_array_equal(res.activities[i], dense[i])
@@ -277,11 +280,14 @@ def test_no_relaxing_nodes_means_no_iterations_and_no_residuals():
 # -- presets: explicit keywords win everywhere -------------------------------------------
 def test_explicit_keywords_override_the_preset_in_relax():
     g, out, wrt = tanh_mlp()
-    with pytest.warns(ardiff.ConvergenceWarning):
+    D = depth_of(g, out, wrt, units="layers")
+    assert tail(7, D, 0.1) > 0.05  # 7 steps do not reach: one ReachWarning that says so
+    with pytest.warns(ardiff.ConvergenceWarning, match="relative residual"):
         res = ardiff.relax(g, out, wrt, preset="paper", max_iter=7, tol=1e-12)
     assert res.iterations == 7  # the preset alone runs 100 steps
-    res = ardiff.relax(g, out, wrt, preset="paper", max_iter=7)
-    assert res.iterations == 7  # tol = 0 from the preset: no warning, exactly 7 steps
+    with pytest.warns(ardiff.ReachWarning, match=f"depth {D} "):
+        res = ardiff.relax(g, out, wrt, preset="paper", max_iter=7)
+    assert res.iterations == 7  # tol = 0 from the preset: exactly 7 steps
     paper = ardiff.relax(g, out, wrt, preset="paper", record=True)
     explicit = ardiff.relax(g, out, wrt, schedule="parallel", eta=0.1, init="forward",
                             max_iter=100, tol=0.0, record=True, units="layers")
@@ -310,14 +316,25 @@ def test_explicit_keywords_override_the_preset_in_grad():
         return anp.sum(h ** 2)
 
     graph = ardiff.trace(f, x)
-    seven = ardiff.relax(graph, preset="paper", max_iter=7).grads[0]
-    hundred = ardiff.relax(graph, preset="paper").grads[0]
+    D = depth_of(graph, units="layers")  # 6 units: 100 steps leave 0.058 > 0.05
+
+    def paper(steps):
+        return expect_reach(D, steps, 0.1)
+
+    with paper(7):
+        seven = ardiff.relax(graph, preset="paper", max_iter=7).grads[0]
+    with paper(100):
+        hundred = ardiff.relax(graph, preset="paper").grads[0]
     assert not np.allclose(seven, hundred)
-    np.testing.assert_array_equal(ardiff.grad(f, preset="paper", max_iter=7)(x), seven)
-    np.testing.assert_array_equal(ardiff.grad(f, preset="paper")(x), hundred)
+    with paper(7):
+        np.testing.assert_array_equal(ardiff.grad(f, preset="paper", max_iter=7)(x), seven)
+    with paper(100):
+        np.testing.assert_array_equal(ardiff.grad(f, preset="paper")(x), hundred)
     compiled = ardiff.compile(f, preset="paper", max_iter=7)
-    np.testing.assert_array_equal(compiled(x), seven)
-    np.testing.assert_array_equal(compiled(x), seven)  # the replay too
+    with paper(7):
+        np.testing.assert_array_equal(compiled(x), seven)
+    with paper(7):
+        np.testing.assert_array_equal(compiled(x), seven)  # the replay too
 
 
 def test_relax_signature_defaults_are_none_or_the_library_defaults():

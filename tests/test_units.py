@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reach_helpers import depth_of, expect_reach
 from scipy.integrate import solve_ivp
 
 import ardiff
@@ -151,8 +152,9 @@ def test_paper_preset_equals_algorithm_1_on_every_build(schedule, T):
     for name, build in BUILDERS.items():
         g, out, params = build(*data)
         for closed in (True, False):
-            res = ardiff.relax(g, out, params, preset="paper", schedule=schedule, max_iter=T,
-                               record=True, closed_form=closed)
+            with expect_reach(3, T, 0.1, schedule):  # D = 3; few steps on purpose
+                res = ardiff.relax(g, out, params, preset="paper", schedule=schedule,
+                                   max_iter=T, record=True, closed_form=closed)
             assert res.iterations == T
             trajectory = unit_trajectories(res)
             assert gap(trajectory, reference) < 1e-12, (name, closed)
@@ -183,7 +185,8 @@ def test_parameters_seen_through_views_still_anchor_the_layers():
 
     g = ardiff.trace(loss, *[p for W, b in zip(Ws, bs) for p in (W.T.copy(), b)])
     reference, ref_grads = algorithm1(*data, T=30)
-    res = ardiff.relax(g, preset="paper", max_iter=30, record=True)
+    with expect_reach(3, 30, 0.1):  # 30 steps compared with Algorithm 1, on purpose
+        res = ardiff.relax(g, preset="paper", max_iter=30, record=True)
     assert res.plan.max_depth == 3 and len(res.plan.relaxing) == 3
     assert gap(unit_trajectories(res), reference) < 1e-12
     grads = [grad.T if grad.ndim == 2 else grad for grad in res.grads]
@@ -354,8 +357,9 @@ def test_folded_joins_and_side_branches_to_the_output():
         assert res.converged and gap(res.grads, exact) < 1e-12, kwargs
     # after one step from the forward values, by hand: u's target is the sum over both
     # paths through the diamond of v's activity, plus the side branch through exp(a)
-    res = ardiff.relax(g, units=[u, v], schedule="parallel", eta=1.0, init="forward",
-                       max_iter=1, tol=0.0, record=True)
+    with expect_reach(2, 1, 1.0):  # one step by hand
+        res = ardiff.relax(g, units=[u, v], schedule="parallel", eta=1.0, init="forward",
+                           max_iter=1, tol=0.0, record=True)
     uu = np.tanh(1.3 * x0)
     aa, bb = np.sin(uu), np.cos(uu)
     vv = np.tanh(aa * bb + aa)
@@ -364,10 +368,12 @@ def test_folded_joins_and_side_branches_to_the_output():
                   + np.exp(aa) * np.cos(uu))
     np.testing.assert_allclose(res.trajectory[u][1], expected_u, rtol=1e-13)
     np.testing.assert_allclose(res.trajectory[v][1], 2 * vv, rtol=1e-13)
-    stepped = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3, init="forward",
-                           max_iter=9, tol=0.0, record=True)
-    closed = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3, init="forward",
-                          max_iter=9, tol=0.0, record=True, closed_form=True)
+    with expect_reach(2, 9, 0.3):  # 9 steps compared, on purpose
+        stepped = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3,
+                               init="forward", max_iter=9, tol=0.0, record=True)
+    with expect_reach(2, 9, 0.3):
+        closed = ardiff.relax(g, units=[u, v], schedule="parallel", eta=0.3, init="forward",
+                              max_iter=9, tol=0.0, record=True, closed_form=True)
     assert gap([closed.trajectory[i] for i in (u, v)],
                [stepped.trajectory[i] for i in (u, v)]) < 1e-13
 
@@ -463,8 +469,10 @@ def test_rnn_relaxes_one_unit_per_step_to_the_gradient():
         assert res.converged and gap(res.grads, exact) < 1e-10, kwargs
     paper = ardiff.relax(g, preset="paper", max_iter=600)
     assert gap(paper.grads, exact) < 1e-10
-    stepped = ardiff.relax(g, preset="paper", closed_form=False)
-    closed = ardiff.relax(g, preset="paper")
+    with expect_reach(6, 100, 0.1):  # D = 6: 100 steps leave 0.058
+        stepped = ardiff.relax(g, preset="paper", closed_form=False)
+    with expect_reach(6, 100, 0.1):
+        closed = ardiff.relax(g, preset="paper")
     assert gap(closed.grads, stepped.grads) < 1e-12 and closed.sweeps <= 6
 
 
@@ -479,8 +487,10 @@ def test_residual_network_relaxes_with_merges_as_units():
     for kwargs in (dict(schedule="parallel", eta=0.5), dict(schedule="sequential", eta=0.5)):
         res = ardiff.relax(g, units="layers", init="forward", tol=1e-13, **kwargs)
         assert res.converged and gap(res.grads, exact) < 1e-10, kwargs
-    stepped = ardiff.relax(g, preset="paper", closed_form=False, record=True)
-    closed = ardiff.relax(g, preset="paper", record=True)
+    with expect_reach(7, 100, 0.1):  # D = 7: 100 steps leave 0.12
+        stepped = ardiff.relax(g, preset="paper", closed_form=False, record=True)
+    with expect_reach(7, 100, 0.1):
+        closed = ardiff.relax(g, preset="paper", record=True)
     assert gap([closed.trajectory[i] for i in plan.relaxing],
                [stepped.trajectory[i] for i in plan.relaxing]) < 1e-12
 
@@ -534,9 +544,11 @@ def test_ops_is_todays_plan_and_the_default():
     g = rnn_graph(steps=3)
     plan = compile_plan(g)
     assert unit_plan(plan, "ops") is plan
-    a = ardiff.relax(g, schedule="parallel", eta=0.3, max_iter=9, tol=0.0, record=True)
-    b = ardiff.relax(g, units="ops", schedule="parallel", eta=0.3, max_iter=9, tol=0.0,
-                     record=True)
+    with expect_reach(plan.max_depth, 9, 0.3):  # 9 steps compared, on purpose
+        a = ardiff.relax(g, schedule="parallel", eta=0.3, max_iter=9, tol=0.0, record=True)
+    with expect_reach(plan.max_depth, 9, 0.3):
+        b = ardiff.relax(g, units="ops", schedule="parallel", eta=0.3, max_iter=9, tol=0.0,
+                         record=True)
     assert a.trajectory.keys() == b.trajectory.keys() == set(plan.relaxing)
     for i in plan.relaxing:
         np.testing.assert_array_equal(a.trajectory[i], b.trajectory[i])
@@ -560,9 +572,14 @@ def test_transforms_take_units():
     loss, *params = rnn_problem(steps=4)
     kwargs = dict(units="layers", schedule="parallel", eta=0.3, max_iter=5, tol=0.0,
                   init="forward")
-    expected = ardiff.relax(ardiff.trace(loss, *params), **kwargs).grads
-    got = ardiff.grad(loss, argnum=(0, 1, 2, 3), **kwargs)(*params)
+    graph = ardiff.trace(loss, *params)
+    short = expect_reach(depth_of(graph, units="layers"), 5, 0.3)  # 5 steps, on purpose
+    with short:
+        expected = ardiff.relax(graph, **kwargs).grads
+    with expect_reach(depth_of(graph, units="layers"), 5, 0.3):
+        got = ardiff.grad(loss, argnum=(0, 1, 2, 3), **kwargs)(*params)
     for a, e in zip(got, expected):
         np.testing.assert_array_equal(a, e)
-    ops = ardiff.grad(loss, argnum=(0, 1, 2, 3), **{**kwargs, "units": "ops"})(*params)
+    with expect_reach(depth_of(graph), 5, 0.3):
+        ops = ardiff.grad(loss, argnum=(0, 1, 2, 3), **{**kwargs, "units": "ops"})(*params)
     assert gap(ops, expected) > 1e-6  # a different trajectory (op level is deeper)

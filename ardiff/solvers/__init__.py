@@ -15,7 +15,7 @@ from typing import Any
 from .common import NonFiniteWarning, relative_error
 from .options import PRESETS, SolverOptions
 from .plan import Plan, compile_plan
-from .relaxation import ConvergenceWarning, relax, run_relaxation
+from .relaxation import ConvergenceWarning, ReachWarning, relax, run_relaxation
 from .result import Result
 from .reverse import backprop, run_backprop
 from .triangular import run_triangular, solve_triangular
@@ -50,6 +50,7 @@ def solve_plan(plan: Plan, seed: Any, options: SolverOptions) -> Result:
 
 
 __all__ = ["backprop", "relax", "compile_plan", "Plan", "Result", "ConvergenceWarning",
-           "NonFiniteWarning", "PRESETS", "RUNNERS", "SolverOptions", "relative_error",
+           "ReachWarning", "NonFiniteWarning", "PRESETS", "RUNNERS", "SolverOptions",
+           "relative_error",
            "run_backprop", "run_relaxation", "solve_plan", "solve_triangular",
            "run_triangular", "unit_plan", "UnitPlan"]

@@ -46,7 +46,13 @@ from ..graph import unwrap
 from .common import finish, make_seed, sweep, warn_at_caller
 from .options import SolverOptions
 from .plan import Plan, sum_of_vjps
-from .residuals import ConvergenceWarning, max_abs, residual_parts, worst_residual
+from .residuals import (
+    ConvergenceWarning,
+    ReachWarning,
+    max_abs,
+    residual_parts,
+    worst_residual,
+)
 from .result import Result
 from .theory import predict_iterations
 
@@ -154,7 +160,8 @@ def _combine(base: dict, weights: np.ndarray, vectors: list[dict], nodes: list[i
     return out
 
 
-def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
+def run_closed_form(plan: Plan, seed: Any, options: SolverOptions, *,
+                    reach: str | None = None) -> Result:
     """The relaxation's state after `options.max_iter` steps (or at `options.time`) from
     at most D sweeps; see the module docstring.  `run_relaxation` calls it when
     `options.closed_form` is set.
@@ -167,6 +174,9 @@ def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
         dL/d(output); None for a scalar output.
     options : SolverOptions
         `schedule`, `eta`, `init`, `max_iter` (or `time`), `tol`, `record`.
+    reach : str, optional
+        A `ReachWarning` message for this solve (`steps_by_reach`): issued instead of
+        the `ConvergenceWarning`, with its text appended, so that one warning says both.
 
     Returns
     -------
@@ -217,13 +227,17 @@ def run_closed_form(plan: Plan, seed: Any, options: SolverOptions) -> Result:
     x.update(fixed)
     # no early stop: `iterations` is the number of steps the returned state describes
     converged = not relaxing or residuals[-1] <= options.tol
+    message = None
     if not converged and options.tol > 0 and np.isfinite(residuals[-1]):
-        warn_at_caller(
+        message = (
             f"The closed-form relaxation state after {times[-1]:g} "
             f"{'time units' if schedule == 'continuous' else 'steps'} ({schedule}, "
             f"eta={options.eta:g}) has relative residual {residuals[-1]:.3g} > "
-            f"tol={options.tol:g}. Ask for more steps (max_iter) or a longer time.",
-            ConvergenceWarning)
+            f"tol={options.tol:g}. Ask for more steps (max_iter) or a longer time.")
+    if reach is not None:
+        warn_at_caller(reach if message is None else f"{reach} {message}", ReachWarning)
+    elif message is not None:
+        warn_at_caller(message, ConvergenceWarning)
     result = finish(plan, x, seed, "relax", vjp_evals=evals + more,
                     iterations=0 if schedule == "continuous" else int(times[-1]),
                     converged=bool(converged), residuals=residuals, trajectory=trajectory)

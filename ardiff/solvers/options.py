@@ -26,6 +26,8 @@ INITS = ("zeros", "forward")
 #: Keywords that only the relaxation accepts.
 RELAX_OPTIONS = ("eta", "schedule", "init", "tol", "max_iter", "record", "closed_form", "time",
                  "units")
+#: `max_iter=REACH`: T chosen from the depth so that the deepest unit is reached to `tol`.
+REACH = "reach"
 #: The named choices of `units=` (besides an explicit list of nodes).
 UNIT_CHOICES = ("ops", "layers")
 
@@ -62,8 +64,12 @@ class SolverOptions:
     tol : float
         Target maximal relative residual; 0 runs `max_iter` steps
         (fewer only where the residual is exactly zero: no step would change the state).
-    max_iter : int or None
-        Step budget; None for a generous bound from the graph's depth and `eta`.
+    max_iter : int, None or "reach"
+        Step budget; None for a generous bound from the graph's depth and `eta`;
+        `"reach"`: the smallest T after which the deepest relaxing unit keeps at most
+        `tol` of its initial error (`ardiff.solvers.theory.predict_iterations` with the
+        plan's depth D), then exactly T steps are run (as `tol=0`; best with
+        `closed_form`, whose cost is D sweeps whatever T).
     record : bool
         Keep every relaxing node's activity per step (`Result.trajectory`).
     closed_form : bool
@@ -88,7 +94,7 @@ class SolverOptions:
     schedule: str = "sequential"
     init: str = "zeros"
     tol: float = 1e-12
-    max_iter: int | None = None
+    max_iter: int | str | None = None
     record: bool = False
     closed_form: bool = False
     time: float | tuple | None = None
@@ -117,7 +123,19 @@ class SolverOptions:
         if not isinstance(tol, (int, float, np.floating)) or not math.isfinite(tol) or tol < 0:
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
         max_iter = self.max_iter
-        if max_iter is not None:
+        if isinstance(max_iter, str):
+            if max_iter != REACH:
+                raise TypeError(f"max_iter must be a positive integer or None, got "
+                                f"{max_iter!r}")
+            if self.schedule == "continuous":
+                raise ValueError("max_iter='reach' chooses a number of steps; "
+                                 "schedule='continuous' takes time= instead.")
+            if not tol > 0:
+                raise ValueError(
+                    "max_iter='reach' picks the smallest T whose remaining fraction at the "
+                    "deepest unit is at most tol, so it needs tol > 0 (e.g. tol=1e-3); "
+                    f"got tol={tol!r}.")
+        elif max_iter is not None:
             if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
                 raise TypeError(
                     f"max_iter must be a positive integer or None, got {max_iter!r}")

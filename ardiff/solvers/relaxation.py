@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,17 @@ import numpy as np
 from ..graph import Graph, TracerBase, unwrap
 from .closed_form import run_closed_form
 from .common import finish, make_seed, sweep, warn_at_caller
-from .options import SolverOptions
+from .options import REACH, SolverOptions
 from .plan import Plan, compile_plan
-from .residuals import ConvergenceWarning, max_abs, residual_parts, worst_residual
+from .residuals import (
+    ConvergenceWarning,
+    ReachWarning,
+    max_abs,
+    residual_parts,
+    worst_residual,
+)
 from .result import Result
-from .theory import default_max_iter, predict_iterations
+from .theory import REACH_FRACTION, default_max_iter, predict_iterations, reach_shortfall
 from .units import unit_plan
 
 
@@ -170,6 +177,58 @@ def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
     return iterations, converged, residuals, evals
 
 
+def steps_by_reach(plan: Plan, options: SolverOptions) -> tuple[SolverOptions, str | None]:
+    """The number of steps, checked against the depth of the relaxing units: the one
+    place where `relax`, `grad` and `compile` (all through `run_relaxation`) meet it.
+
+    * `max_iter="reach"`: T becomes the smallest number of steps after which the
+      deepest unit (distance D = `plan.max_depth`) keeps at most `tol` of its initial
+      error (`predict_iterations`), and exactly those T steps are run (`tol=0`).
+    * A fixed `max_iter` that leaves the deepest unit more than `REACH_FRACTION` of
+      its initial error (`reach_shortfall`): the text of the solve's one
+      `ReachWarning`, naming D, the fraction and the T that would bring it to 0.05
+      (the solver issues it at the user's line when it ends, with the residual's
+      `ConvergenceWarning` text appended where that applies too).  Not for the
+      one-sweep solve (exact), nor continuous time (no steps).
+
+    Parameters
+    ----------
+    plan : Plan
+        The plan whose units relax (after `unit_plan`).
+    options : SolverOptions
+
+    Returns
+    -------
+    tuple of (SolverOptions, str or None)
+        The options with a numeric `max_iter`, and the `ReachWarning` message (None
+        when the steps reach the deepest unit).
+    """
+    depth, eta, schedule = plan.max_depth, options.eta, options.schedule
+    if options.max_iter == REACH:
+        steps = predict_iterations(depth, eta, schedule, options.tol)
+        if steps is None:
+            raise ValueError(f"max_iter='reach': no T up to 1e7 steps brings a unit at "
+                             f"depth {depth} to tol={options.tol:g} ({schedule}, "
+                             f"eta={eta:g}); use a larger eta or tol.")
+        return replace(options, max_iter=max(steps, 1), tol=0.0), None
+    if options.max_iter is None or options.one_sweep or schedule == "continuous" \
+            or not plan.relaxing:
+        return options, None
+    shortfall = reach_shortfall(depth, options.max_iter, eta, schedule)
+    if shortfall is None:
+        return options, None
+    remaining, needed = shortfall
+    advice = (f"max_iter={needed} would bring it to {REACH_FRACTION:g}" if needed is not None
+              else "no step count up to 1e7 brings it there")
+    return options, (
+        f"max_iter={options.max_iter} {schedule} steps of eta={eta:g} do not reach the "
+        f"deepest relaxing unit: at depth {depth} from the output it still holds "
+        f"{remaining:.3g} of its initial error (more than {REACH_FRACTION:g}; "
+        f"ardiff.solvers.theory.error_bound), so its gradient is mostly its initial "
+        f"activity. {advice}; max_iter='reach' with tol= picks T from the depth "
+        "(at closed-form cost with closed_form=True).")
+
+
 def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None = None,
                    **keywords: Any) -> Result:
     """Relax a compiled plan.
@@ -197,8 +256,9 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
         raise TypeError(f"run_relaxation: pass options= or keywords, not both "
                         f"(got {sorted(keywords)}).")
     plan = unit_plan(plan, options.units)
+    options, reach = steps_by_reach(plan, options)
     if options.closed_form:
-        return run_closed_form(plan, seed, options)
+        return run_closed_form(plan, seed, options, reach=reach)
     eta, schedule, init = options.eta, options.schedule, options.init
     tol, max_iter, record = options.tol, options.max_iter, options.record
     seed = make_seed(plan, seed)
@@ -230,11 +290,15 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     else:
         iterations, converged, residuals, evals = _sequential(
             plan, x, eta, tol, max_iter, trajectory, max_abs(unwrap(seed)))
+    message = None
     if not converged and tol > 0 and math.isfinite(residuals[-1]):
-        warn_at_caller(
-            f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
-            f"({schedule} schedule, eta={eta:g}); final relative residual "
-            f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.", ConvergenceWarning)
+        message = (f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
+                   f"({schedule} schedule, eta={eta:g}); final relative residual "
+                   f"{residuals[-1]:.3g}. Increase max_iter, or use eta=1.")
+    if reach is not None:  # one warning per solve: the reach, then the residual
+        warn_at_caller(reach if message is None else f"{reach} {message}", ReachWarning)
+    elif message is not None:
+        warn_at_caller(message, ConvergenceWarning)
     if record:
         trajectory = {i: np.stack([unwrap(a) for a in acts]) for i, acts in trajectory.items()}
     result = finish(plan, x, seed, "relax", vjp_evals=evals, iterations=iterations,
@@ -245,7 +309,7 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
 
 def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed: Any = None,
           eta: float | None = None, schedule: str | None = None, init: str | None = None,
-          tol: float | None = None, max_iter: int | None = None, record: bool = False,
+          tol: float | None = None, max_iter: int | str | None = None, record: bool = False,
           closed_form: bool | None = None, time: float | Sequence | None = None,
           units: str | Sequence | None = None, rules: Sequence | None = None,
           preset: str | None = None) -> Result:
@@ -281,8 +345,11 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
         state that further steps leave unchanged, bit for bit).  Raised to 16 machine
         epsilons of the least precise activity (2e-6 in float32), below which rounding
         keeps the residual moving.
-    max_iter : int, optional
+    max_iter : int or "reach", optional
         Step budget; default a generous bound from the graph's depth and `eta`.
+        `"reach"`: the smallest T after which the deepest relaxing unit keeps at most
+        `tol` of its initial error (from the depth D of the relaxing units), then
+        exactly T steps (`tol` > 0 is spent on choosing T).
     record : bool
         Keep every node's activity per iteration in `result.trajectory`.
     closed_form : bool, optional
@@ -321,6 +388,9 @@ def relax(graph: Graph, output: Any = None, wrt: Sequence | None = None, *, seed
     -----
     ConvergenceWarning
         If `tol > 0` was not reached within `max_iter`.
+    ReachWarning
+        Once, if a fixed `max_iter` leaves the deepest relaxing unit more than 0.05 of
+        its initial error (its text then includes the `ConvergenceWarning`'s).
     NonFiniteWarning
         Naming the first node whose activity becomes NaN or infinite.
     """

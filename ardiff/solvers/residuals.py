@@ -15,11 +15,24 @@ import numpy as np
 
 from ..graph import unwrap
 
-__all__ = ["ConvergenceWarning", "NEGLIGIBLE", "max_abs", "residual_parts", "worst_residual"]
+__all__ = ["ConvergenceWarning", "ReachWarning", "NEGLIGIBLE", "max_abs", "residual_parts",
+           "worst_residual"]
 
 
 class ConvergenceWarning(RuntimeWarning):
     """The relaxation stopped at `max_iter` before reaching `tol`."""
+
+
+class ReachWarning(ConvergenceWarning):
+    """A fixed number of relaxation steps does not reach the deepest unit.
+
+    Issued once per solve by `ardiff.relax`, `ardiff.grad` and `ardiff.compile` when
+    `max_iter` is a fixed number and the deepest relaxing unit still holds more than
+    `ardiff.solvers.theory.REACH_FRACTION` (0.05) of its initial error after it
+    (`ardiff.solvers.theory.reach_shortfall`); the message names that unit's depth,
+    the fraction and the number of steps that would bring it to 0.05.  A
+    `ConvergenceWarning`, so filters on that class cover it too.
+    """
 
 
 def max_abs(a: np.ndarray) -> float:

@@ -25,6 +25,7 @@ These functions are re-exported by `ardiff.convexity`, whose report uses them.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -35,6 +36,9 @@ from .options import SCHEDULES
 
 #: Step budget searched by `predict_iterations`.
 MAX_PREDICTED = 10_000_000
+#: The remaining fraction above which a fixed step budget is said not to reach a unit
+#: (`reach_depth`, and the `ReachWarning` of `ardiff.relax`, `grad` and `compile`).
+REACH_FRACTION = 0.05
 
 
 def error_bound(t: Any, depth: int, eta: float, schedule: str = "parallel") -> np.ndarray:
@@ -124,6 +128,119 @@ def predict_iterations(depth: int, eta: float, schedule: str = "parallel",
         start += chunk
         chunk = min(chunk * 2, 65536)
     return None
+
+
+def remaining_fractions(t: int, depth: int, eta: float,
+                        schedule: str = "parallel") -> np.ndarray:
+    """`error_bound(t, k, eta, schedule)` for every unit distance k = 1 .. depth.
+
+    After `t` steps the error of a unit at distance k from the clamped output is
+    e_t = Σ_{m<k} w_m (N^m e_0) (`ardiff.solvers.closed_form`), the initial errors
+    (initial activity minus final value) of the units m levels closer to the output
+    propagated down to it, with weights that sum to this fraction.  From zeros on a
+    chain or a layered graph every N^m e_0 equals e_0 = -x* at that unit, so the
+    fraction is exactly the relative error left; from the forward values it multiplies
+    the propagated initial errors, which can be much larger than the gradient.
+
+    Parameters
+    ----------
+    t : int
+        Steps (parallel) or sweeps (sequential).
+    depth : int
+        The largest distance D (the depth of the relaxing units).
+    eta, schedule
+        As for `error_bound`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape `(depth,)`: entry k - 1 is the fraction at distance k (nondecreasing in k).
+    """
+    k = np.arange(1, depth + 1)
+    if 0.0 < eta <= 1.0 and t > 0:  # the binomial tails at once (error_bound's branch)
+        from scipy.stats import binom  # imported here: see error_bound
+
+        return binom.cdf(k - 1, t if schedule == "parallel" else t + k - 1, eta)
+    return np.array([float(error_bound(t, int(d), eta, schedule)) for d in k])
+
+
+def reach_depth(t: int, eta: float, schedule: str = "parallel",
+                fraction: float = REACH_FRACTION, limit: int = MAX_PREDICTED) -> int | None:
+    """The largest unit distance whose remaining fraction after `t` steps is at most `fraction`.
+
+    Units farther from the output than this still hold more than `fraction` of their
+    initial error after `t` steps: the relaxation's reach.  `error_bound` grows with the
+    distance, so the answer is found by doubling and bisection.
+
+    Parameters
+    ----------
+    t : int
+        Steps (parallel) or sweeps (sequential).
+    eta : float
+        Euler step, in (0, 2).
+    schedule : {"parallel", "sequential"}
+        The update schedule.
+    fraction : float
+        The threshold (default `REACH_FRACTION`, 0.05).
+    limit : int
+        Distances beyond this count as unlimited.
+
+    Returns
+    -------
+    int or None
+        The reach (0 when even the units next to the output keep more than `fraction`);
+        None when every distance up to `limit` is within it (the sequential schedule at
+        eta = 1, exact in one sweep).
+    """
+    def within(k: int) -> bool:
+        return float(error_bound(t, k, eta, schedule)) <= fraction
+
+    if not within(1):
+        return 0
+    low, high = 1, 2
+    while within(high):
+        low, high = high, high * 2
+        if low > limit:
+            return None
+    while high - low > 1:  # within(low), not within(high)
+        mid = (low + high) // 2
+        low, high = (mid, high) if within(mid) else (low, mid)
+    return low
+
+
+@functools.lru_cache(maxsize=256)
+def reach_shortfall(depth: int, t: int, eta: float, schedule: str,
+                    fraction: float = REACH_FRACTION) -> tuple[float, int | None] | None:
+    """Whether `t` fixed steps leave the deepest unit above `fraction` of its initial error.
+
+    The one test behind the `ReachWarning` of `ardiff.relax`, `ardiff.grad` and
+    `ardiff.compile` (`run_relaxation` calls it once per solve, with the depth of the
+    plan's relaxing units); cached, since training asks the same question every batch.
+
+    Parameters
+    ----------
+    depth : int
+        D, the deepest relaxing unit's distance from the output.
+    t : int
+        The fixed number of steps (parallel) or sweeps (sequential).
+    eta : float
+        Euler step, in (0, 2).
+    schedule : {"parallel", "sequential"}
+        The update schedule.
+    fraction : float
+        The threshold (default `REACH_FRACTION`).
+
+    Returns
+    -------
+    tuple of (float, int or None) or None
+        None when `error_bound(t, depth, eta, schedule) <= fraction`; else that
+        remaining fraction and the smallest number of steps that brings it to
+        `fraction` or below (`predict_iterations`).
+    """
+    remaining = float(error_bound(t, depth, eta, schedule))
+    if remaining <= fraction:
+        return None
+    return remaining, predict_iterations(depth, eta, schedule, fraction)
 
 
 def transient_growth(depth: int, eta: float, schedule: str = "parallel",
