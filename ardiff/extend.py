@@ -77,12 +77,13 @@ class _Layout:
         self.n_args = len(args)
         self.cache: dict[int, list] = {}
         # the usual call: every argument one leaf (an array, a scalar, a traced value)
-        self.flat = not any(isinstance(arg, _CONTAINERS) for arg in args)
+        self.flat = _all_leaves(args)
         if self.flat:
-            self.rebuilds = [_only_leaf] * len(args)
-            self.owner = [(a, 0) for a in range(len(args))]
-            self.leaf_counts = [1] * len(args)
-            self.traced_counts = [int(isinstance(arg, TracerBase)) for arg in args]
+            n = len(args)
+            self.rebuilds = [_only_leaf] * n
+            self.owner = list(zip(range(n), [0] * n))
+            self.leaf_counts = [1] * n
+            self.traced_counts = None  # not read for one-leaf arguments
             return
         self.rebuilds = []
         self.owner = []  # leaf index -> (argument index, position among its leaves)
@@ -149,16 +150,17 @@ class Primitive:
         return self if instance is None else functools.partial(self, instance)
 
     def __call__(self, *args, **kwargs):
-        if any(isinstance(arg, _CONTAINERS) for arg in args):
-            leaves = flatten(list(args))[0]
-        else:  # every argument is one leaf: no flattening
-            leaves = args
-        if not any(isinstance(leaf, TracerBase) for leaf in leaves):
-            return self.fun(*args, **kwargs)
-        return self.op(*leaves, ardiff_layout=_Layout(args), **kwargs)
+        # every argument one leaf (the usual call): no flattening
+        leaves = args if _all_leaves(args) else flatten(list(args))[0]
+        for leaf in leaves:
+            if isinstance(leaf, TracerBase):
+                return self.op(*leaves, ardiff_layout=_Layout(args), **kwargs)
+        return self.fun(*args, **kwargs)
 
     # -- what the op calls -------------------------------------------------------------
     def _forward(self, *leaves, ardiff_layout: _Layout, **kwargs):
+        if ardiff_layout.flat:  # the leaves are the arguments
+            return self.fun(*leaves, **kwargs)
         return self.fun(*ardiff_layout.arguments(leaves), **kwargs)
 
     def set_makers(self, makers: dict, argnums_maker: Callable | None = None) -> None:
@@ -282,21 +284,24 @@ class Primitive:
         """The VJP of argument `a`, itself one leaf: the maker's, with its answer checked
         (the shape of `leaf`; a container answer gives its first leaf, None zeros)."""
         name = self._name
-        shape = np.shape(unwrap(leaf))
 
         def vjp(g):
             out = argument_vjp(g)
-            if type(out) is not np.ndarray:
-                if isinstance(out, _CONTAINERS):
-                    out_leaves = flatten(out)[0]
-                    if not out_leaves:
-                        raise ValueError(
-                            f"ardiff.extend: the VJP of {name} with respect to argument "
-                            f"{a} returned 0 value(s), but the argument has more leaves; "
-                            "return a value with the argument's structure.")
-                    out = out_leaves[0]
-                if out is None:
-                    return _zeros_like(leaf)
+            if type(out) is np.ndarray and type(leaf) is np.ndarray:  # the usual answer
+                if out.shape != leaf.shape:
+                    _wrong_shape(name, a, out, leaf)
+                return out
+            shape = np.shape(unwrap(leaf))
+            if isinstance(out, _CONTAINERS):
+                out_leaves = flatten(out)[0]
+                if not out_leaves:
+                    raise ValueError(
+                        f"ardiff.extend: the VJP of {name} with respect to argument "
+                        f"{a} returned 0 value(s), but the argument has more leaves; "
+                        "return a value with the argument's structure.")
+                out = out_leaves[0]
+            if out is None:
+                return _zeros_like(leaf)
             if np.shape(unwrap(out)) != shape:
                 _wrong_shape(name, a, out, leaf)
             return out
@@ -306,6 +311,14 @@ class Primitive:
 
 #: The containers whose leaves are separate inputs of a primitive (`ardiff.tree`).
 _CONTAINERS = (tuple, list, dict)
+
+
+def _all_leaves(args: tuple) -> bool:
+    """Whether no argument is a container (a loop: cheaper than `any` over a generator)."""
+    for arg in args:
+        if isinstance(arg, _CONTAINERS):
+            return False
+    return True
 
 
 def _only_leaf(leaves: list) -> Any:

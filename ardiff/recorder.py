@@ -192,9 +192,17 @@ class TracedCall:
         self._scalar_leaf = []  # gradients of scalar inputs are scalars, of arrays arrays
         add_input = self.graph.input
         for k in self.argnums:
-            leaves, rebuild = _flatten(args[k])
-            self._scalar_leaf += [not isinstance(leaf, (np.ndarray, Tracer)) for leaf in leaves]
+            arg = args[k]
             label = f"{name}:arg{k}"
+            if type(arg) is np.ndarray:  # the usual argument: one array
+                tracer = add_input(arg, name=label)
+                boxed[k] = tracer
+                self._scalar_leaf.append(False)
+                self._rebuilds.append((_only_leaf, 1))
+                self.inputs.append(tracer)
+                continue
+            leaves, rebuild = _flatten(arg)
+            self._scalar_leaf += [not isinstance(leaf, (np.ndarray, Tracer)) for leaf in leaves]
             tracers = [add_input(leaf, name=label) for leaf in leaves]
             boxed[k] = rebuild(tracers)
             self._rebuilds.append((rebuild, len(tracers)))
@@ -245,6 +253,11 @@ class TracedCall:
             `scalar` is set.
         """
         out = self.output
+        if type(out) is Tracer and out._graph is self.graph:  # the usual output, checked fast
+            value = out._value
+            if not scalar or (value.size if type(value) is np.ndarray
+                              else np.size(unwrap(out))) == 1:
+                return out
         name = function_name(self.fun)
         if isinstance(out, Tracer) and out.graph is self.graph:
             traced = out

@@ -293,3 +293,43 @@ def test_is_finite_agrees_with_numpy(dtype):
                     cases += [broken, broken[::-1], broken * 0.5]
             for case in cases:
                 assert is_finite(case) == bool(np.all(np.isfinite(case)))
+
+
+# -- issue 27: the per-call shortcuts of a tiny function's gradient ----------------------
+SQUARED_AT = np.array([0.0, -0.0, 1e-310, np.inf, -np.inf, np.nan, 3.5, -2.25, 1e300])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_squares_derivative_is_the_general_powers_bits(dtype):
+    # Independent truth: NumPy's own g * (y * x ** (y - 1)) on special values.
+    power = OPS["power"]
+    x = SQUARED_AT.astype(dtype) if dtype == np.float64 else SQUARED_AT[:-1].astype(dtype)
+    g = np.linspace(-1.0, 1.0, x.size).astype(dtype)
+    with np.errstate(all="ignore"):
+        expected = g * (2 * x ** 1.0)
+        got = power.apply_vjp(0, x ** 2, (x, 2), {}, g)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
+
+
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (0, False),
+                                            ((0, 2), True), (1, False)])
+def test_the_plain_sum_adjoint_is_the_traced_ops_bits(axis, keepdims):
+    # Independent truth: NumPy's broadcast of g, reshaped to keep the reduced axes.
+    from ardiff.ops.reduce import spread
+
+    x = np.random.default_rng(5).standard_normal((2, 3, 4))
+    g = np.sum(x, axis=axis, keepdims=keepdims) * 1.5
+    kept = np.sum(x, axis=axis, keepdims=True).shape
+    expected = np.broadcast_to(np.reshape(g, kept), x.shape)
+    got = spread(g, x.shape, axis)
+    np.testing.assert_array_equal(got, expected)
+    assert got.shape == x.shape
+
+
+def test_output_check_shortcut_keeps_the_errors():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match="needs a scalar output"):
+        ardiff.grad(lambda x: x * 2.0)(x)
+    assert ardiff.grad(lambda x: (x * x).sum())(x).tolist() == [2.0, 4.0]
+    np.testing.assert_array_equal(ardiff.elementwise_grad(lambda x: x * x)(x), 2 * x)

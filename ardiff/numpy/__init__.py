@@ -247,6 +247,9 @@ def _reduction(name, note="with `axis` and `keepdims`", dtype_argument=True):
     numpy_reduction = getattr(_np, name)
 
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if isinstance(a, _TracerBase) and dtype is None and out is None and not kwargs \
+                and not isinstance(axis, list):  # the usual traced call, at once
+            return op(a, axis=axis, keepdims=bool(keepdims))
         if not _contains_tracer(a):  # nothing traced: exactly NumPy, every option included
             return numpy_reduction(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims,
                                    **kwargs)

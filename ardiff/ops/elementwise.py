@@ -177,8 +177,16 @@ def _exponent_less_one(x, y):
     return where((raw != 0) | (unwrap(x) != 0), y - 1.0, 1.0)
 
 
+def _power_factor(ans, x, y):
+    """d(x**y)/dx = y * x**(y-1); for a real array squared, 2 * x (x**1.0 is x exactly,
+    so the bits are the general form's, without its power)."""
+    if type(y) is int and y == 2 and type(x) is np.ndarray and x.dtype.kind == "f":
+        return y * x
+    return y * x ** _exponent_less_one(x, y)
+
+
 power = defop("power", np.power,
-              Scale(lambda ans, x, y: y * x ** _exponent_less_one(x, y)),
+              Scale(_power_factor),
               Scale(lambda ans, x, y: ans * _log_base(x)), jac=ELEMENTWISE,
               reads=((0, 1), ("ans", 0)))
 

@@ -23,6 +23,10 @@ REDUCTION = Reduction()
 
 def spread(g, shape, axis):
     """Adjoint of summing over `axis`: copy `g` back over the reduced axes."""
+    if type(g) is np.ndarray:  # a plain cotangent (the usual sweep): NumPy's, at once
+        if axis is None:  # g is 0-d, or all ones (keepdims): it broadcasts as it is
+            return np.broadcast_to(g, shape)
+        return np.broadcast_to(g.reshape(kept_shape(shape, axis)), shape)
     return broadcast_to(reshape(g, kept_shape(shape, axis)), shape)
 
 
@@ -99,8 +103,16 @@ def _moment(np_fun):
     return forward
 
 
+def _var_jvp(t, ans, x, axis=None, ddof=0, keepdims=False, where=None):
+    """d var = 2 Re(sum(conj(c) dc)) / dof, with dc the tangent centred the same way."""
+    _, centred, dof = _centred(x, axis, ddof, where)
+    _, d_centred, _ = _centred(t, axis, ddof, where)
+    total = sum_(conj_if_complex(centred) * d_centred, axis=axis, keepdims=True)
+    return reshape(total * (2.0 / dof), np.shape(unwrap(ans)))
+
+
 var = defop("var", _moment(np.var), _var_vjp, jac=REDUCTION, reads=((0,),),
-            jvp=(TRANSPOSED_VJP,))
+            jvp=(_var_jvp,))
 
 
 def _std_vjp(ans, x, axis=None, ddof=0, keepdims=False, where=None):
@@ -118,8 +130,18 @@ def where_positive(value, positive):
     return where(positive, 1.0 / where(positive, value, 1.0), 0.0)
 
 
+def _std_jvp(t, ans, x, axis=None, ddof=0, keepdims=False, where=None):
+    """d std = d var / (2 std), 0 where std = 0 (as the VJP)."""
+    shape, centred, dof = _centred(x, axis, ddof, where)
+    _, d_centred, _ = _centred(t, axis, ddof, where)
+    total = sum_(conj_if_complex(centred) * d_centred, axis=axis, keepdims=True)
+    std_kept = reshape(ans, kept_shape(shape, axis))
+    inv = where_positive(std_kept, np.asarray(unwrap(std_kept)) > 0)
+    return reshape(total * inv * (1.0 / dof), np.shape(unwrap(ans)))
+
+
 std = defop("std", _moment(np.std), _std_vjp, jac=REDUCTION, reads=(("ans", 0),),
-            jvp=(TRANSPOSED_VJP,))
+            jvp=(_std_jvp,))
 
 
 def _centre_weights(shape, axis, weights, dtype) -> np.ndarray:
