@@ -97,17 +97,19 @@ def _traced_min_iter(plan: Plan, eta: float, schedule: str, tol: float) -> int:
     return steps or 0
 
 
-def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
+def _parallel(plan, x, options, trajectory, scale):
     """Jacobi iteration that recomputes a node's target only when a child changed.
 
     VJPs are linear in the activity, so a node whose children are unchanged since
     the last evaluation has the same target: reusing it gives exactly the dense
     iteration.  At eta = 1 on a layered graph every node is then evaluated once.
+    `options` has a numeric `max_iter` and the `tol` the activities can resolve.
     """
+    eta, tol, max_iter = options.eta, options.tol, options.max_iter
     order = plan.relaxing[::-1]
     edges = plan.edges
     targets, parts = {}, {}
-    if init == "forward":
+    if options.init == "forward":
         changed = None  # everything is stale at the start
     else:
         changed = set(plan.fixed_nodes)  # the seed (and clamped nodes) are new
@@ -148,8 +150,9 @@ def _parallel(plan, x, eta, tol, max_iter, init, trajectory, scale):
                 trajectory[i].append(x[i])
 
 
-def _sequential(plan, x, eta, tol, max_iter, trajectory, scale):
+def _sequential(plan, x, options, trajectory, scale):
     """Top-down Gauss–Seidel sweeps; the residual is that of the state after a sweep."""
+    eta, tol, max_iter = options.eta, options.tol, options.max_iter
     order = plan.relaxing[::-1]
     residuals, evals, iterations = [], 0, 0
     converged = False
@@ -284,12 +287,11 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
         # after it is zero by construction (a certificate, not a guess).
         evals = sweep(plan, x)
         iterations, converged, residuals = 1, True, [0.0]
-    elif schedule == "parallel":
-        iterations, converged, residuals, evals = _parallel(
-            plan, x, eta, tol, max_iter, init, trajectory, max_abs(unwrap(seed)))
     else:
-        iterations, converged, residuals, evals = _sequential(
-            plan, x, eta, tol, max_iter, trajectory, max_abs(unwrap(seed)))
+        stepping = _parallel if schedule == "parallel" else _sequential
+        iterations, converged, residuals, evals = stepping(
+            plan, x, replace(options, tol=tol, max_iter=max_iter), trajectory,
+            max_abs(unwrap(seed)))
     message = None
     if not converged and tol > 0 and math.isfinite(residuals[-1]):
         message = (f"Relaxation did not reach tol={tol:g} within max_iter={max_iter} "
