@@ -314,11 +314,12 @@ def test_the_squares_derivative_is_the_general_powers_bits(dtype):
 
 @pytest.mark.parametrize("axis, keepdims", [(None, False), (None, True), (0, False),
                                             ((0, 2), True), (1, False)])
-def test_the_plain_sum_adjoint_is_the_traced_ops_bits(axis, keepdims):
+@pytest.mark.parametrize("shape", [(2, 3, 4), (20, 30, 40)])  # a new array; a view
+def test_the_plain_sum_adjoint_is_the_traced_ops_bits(axis, keepdims, shape):
     # Independent truth: NumPy's broadcast of g, reshaped to keep the reduced axes.
     from ardiff.ops.reduce import spread
 
-    x = np.random.default_rng(5).standard_normal((2, 3, 4))
+    x = np.random.default_rng(5).standard_normal(shape)
     g = np.sum(x, axis=axis, keepdims=keepdims) * 1.5
     kept = np.sum(x, axis=axis, keepdims=True).shape
     expected = np.broadcast_to(np.reshape(g, kept), x.shape)
