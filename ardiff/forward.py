@@ -212,10 +212,9 @@ def push_tangent(op: Op, ans: Any, args: tuple, kwargs: dict, tangents: list) ->
     total = None
     for k, t in tangents:
         maker = op.jvp_maker(k)
-        if maker is TRANSPOSED_VJP:
+        part = TRANSPOSED_VJP if maker is TRANSPOSED_VJP else maker(t, ans, *args, **kwargs)
+        if part is TRANSPOSED_VJP:  # declared, or a rule deferring a case (complex input)
             part = transposed_vjp(op, k, t, ans, args, kwargs)
-        else:
-            part = maker(t, ans, *args, **kwargs)
         total = part if total is None else total + part
     if total is None:
         return _zeros(ans)

@@ -506,7 +506,8 @@ def defop(name: str, fwd: Callable, *vjps, vjp: Callable | None = None, jac: Any
         tangent of a real answer is reduced to its real part), written with ardiff's
         ops; `None` where the rule is derived.  For a variadic op a function
         `jvp(k, t, ans, *args, **kwargs)`.  `TRANSPOSED_VJP` (for one argument, or
-        for all of them) computes the tangent as the adjoint of the op's VJP.  Derived
+        for all of them) computes the tangent as the adjoint of the op's VJP; a rule
+        may also return it, to leave a case it does not cover (complex input) to that.  Derived
         without `jvp=`: from `Scale(f)` (`t * f(ans, *args)`), `PASS_THROUGH` (`t`)
         and `NEGATED` (`-t`), and from `linear` / `multilinear`.
     linear : bool

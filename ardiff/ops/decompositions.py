@@ -35,6 +35,7 @@ from ..graph import unwrap
 from ..op import TRANSPOSED_VJP, defop
 from .complex_parts import conj, conj_if_complex, imag, real, real_only
 from .linalg import inv, matmul, matrix_transpose, solve
+from .reduce import sum_
 from .shape import concatenate, getitem, reshape
 
 __all__ = ["solve_triangular", "cholesky", "eigvalsh", "eigh_vectors", "eigvals", "eig_vectors",
@@ -155,11 +156,24 @@ def _solve_triangular_vjp(k, ans, a, b, trans=0, lower=False, unit_diagonal=Fals
     return vjp
 
 
+def _solve_triangular_jvp(k, t, ans, a, b, trans=0, lower=False, unit_diagonal=False):
+    """op(T) x = b: dx = op(T)^-1 (db - op(dT) x), dT the tangent's read triangle."""
+    flags = dict(trans=trans, lower=lower, unit_diagonal=unit_diagonal)
+    if k == 1:
+        return solve_triangular(a, t, **flags)
+    dT = t * _triangle_mask(_shape(a)[-1], lower, unit_diagonal)
+    op_dT = dT if trans_code(trans) == 0 else mT(dT)
+    if len(_shape(b)) == 1:  # a vector (or a batch of them): op(dT) x as columns
+        product = matmul(op_dT, _as_column(ans))
+        return -reshape(solve_triangular(a, product, **flags), _shape(ans))
+    return -solve_triangular(a, matmul(op_dT, ans), **flags)
+
+
 #: `scipy.linalg.solve_triangular`: `op(T) x = b` with `T` the lower or upper triangle
 #: of `a` (unit diagonal if asked), `op` the identity (`trans=0`) or the transpose.
 solve_triangular = defop("solve_triangular", _solve_triangular_fwd, vjp=_solve_triangular_vjp,
                          reads=(("ans", 0), (0,)),  # of b, only its number of dimensions
-                         jvp=TRANSPOSED_VJP)
+                         jvp=_solve_triangular_jvp)
 
 
 def _right_solve_upper_t(X, R):
@@ -183,10 +197,33 @@ def _cholesky_vjp(ans, a, upper=False):
     return vjp
 
 
+def _symmetric_from_triangle(t, n: int, lower: bool):
+    """The symmetric matrix a real tangent `t` stands for when one triangle is read
+    (the adjoint of `_read_triangle`): that triangle, mirrored."""
+    ones = np.ones((n, n))
+    tri, strict = (np.tril(ones), np.tril(ones, -1)) if lower else (np.triu(ones),
+                                                                    np.triu(ones, 1))
+    return t * tri + mT(t * strict)
+
+
+def _cholesky_jvp(t, ans, a, upper=False):
+    """dL = L Φ(L^-1 dS L^-T), Φ the lower triangle with half the diagonal, dS the
+    symmetric tangent read from the triangle (real matrices; complex ones raise)."""
+    if np.iscomplexobj(_plain(a)) or np.iscomplexobj(_plain(t)):
+        return TRANSPOSED_VJP  # whose VJP refuses complex input, naming the op
+    n = _shape(a)[-1]
+    L = mT(ans) if upper else ans
+    dS = _symmetric_from_triangle(t, n, lower=not upper)
+    X = solve_triangular(L, dS, lower=True)                 # L^-1 dS
+    Y = solve_triangular(L, mT(X), lower=True)              # L^-1 dS L^-T
+    dL = matmul(L, Y * (np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)))
+    return mT(dL) if upper else dL
+
+
 #: `numpy.linalg.cholesky` (lower factor of the lower triangle; `upper=True`: the upper
 #: factor of the upper triangle, as NumPy >= 2 and `scipy.linalg.cholesky` give it).
 cholesky = defop("cholesky", lambda a, upper=False: _cholesky_fwd(a, upper), _cholesky_vjp,
-                 nonlinear=True, reads=(("ans",),), jvp=TRANSPOSED_VJP)
+                 nonlinear=True, reads=(("ans",),), jvp=(_cholesky_jvp,))
 
 
 def _cholesky_fwd(a, upper):
@@ -221,13 +258,34 @@ def _eigh_vectors_vjp(ans, a, UPLO="L"):
     return vjp
 
 
+def _eigvalsh_jvp(t, ans, a, UPLO="L"):
+    """dw_k = (Vᵀ dS V)_kk, dS the symmetric tangent read from the triangle `UPLO`."""
+    if np.iscomplexobj(_plain(a)) or np.iscomplexobj(_plain(t)):
+        return TRANSPOSED_VJP  # Hermitian: the adjoint of the VJP's conjugate formula
+    V = eigh_vectors(a, UPLO=UPLO)
+    dS = _symmetric_from_triangle(t, _shape(a)[-1], UPLO.upper() == "L")
+    return sum_(V * matmul(dS, V), axis=-2)
+
+
+def _eigh_vectors_jvp(t, ans, a, UPLO="L"):
+    """dV = V (F ∘ (Vᵀ dS V)), F_ij = 1 / (w_j - w_i) off the diagonal (real matrices)."""
+    if np.iscomplexobj(_plain(a)) or np.iscomplexobj(_plain(t)):
+        return TRANSPOSED_VJP
+    n = _shape(a)[-1]
+    w = eigvalsh(a, UPLO=UPLO)
+    _distinct_or_raise(w, "eigenvalues", "the eigenvectors of eigh")
+    F = _off_diagonal(n) / (_as_row(w) - _as_column(w) + np.eye(n))
+    dS = _symmetric_from_triangle(t, n, UPLO.upper() == "L")
+    return matmul(ans, F * matmul(mT(ans), matmul(dS, ans)))
+
+
 #: Eigenvalues of a symmetric matrix (ascending), from the triangle `UPLO`.
 eigvalsh = defop("eigvalsh", lambda a, UPLO="L": np.linalg.eigvalsh(a, UPLO=UPLO),
-                 _eigvalsh_vjp, nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
+                 _eigvalsh_vjp, nonlinear=True, reads=((0,),), jvp=(_eigvalsh_jvp,))
 #: Eigenvectors (columns) of a symmetric matrix, from the triangle `UPLO`.
 eigh_vectors = defop("eigh_vectors", lambda a, UPLO="L": np.linalg.eigh(a, UPLO=UPLO)[1],
                      _eigh_vectors_vjp, nonlinear=True, reads=(("ans", 0),),
-                     jvp=TRANSPOSED_VJP)
+                     jvp=(_eigh_vectors_jvp,))
 
 
 # -- general (non-symmetric) eigendecomposition ----------------------------------------
