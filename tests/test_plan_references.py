@@ -135,6 +135,14 @@ def test_pruning_of_a_hand_built_graph():
     assert plan.relevant == [9] and plan.relaxing == [] and plan.sources == []
     assert len(plan.children) == 11
     assert plan.depth == {9: 0} and plan.max_depth == 0
+    # no wrt: nothing is relevant; an output that does not descend from wrt: nor here
+    plan = check_plan(g, out._node, [])
+    assert plan.relevant == [] and plan.relaxing == [] and plan.sources == []
+    plan = check_plan(g, 7, [w._node])
+    assert plan.relevant == [] and plan.children[1] is None
+    # stage=True is the default
+    assert compile_plan(g, out._node, [x._node]).staged
+    assert compile_plan(g, out, [x]).staged
     # depth: longest path to the output
     plan = check_plan(g, out._node, [x._node])
     assert plan.depth == {9: 0, 8: 1, 6: 2, 5: 3, 4: 4, 3: 5, 0: 6}
