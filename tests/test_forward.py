@@ -374,3 +374,26 @@ def test_nesting_through_a_decomposition():
                                rtol=1e-6)
     np.testing.assert_allclose(ardiff.jvp(ardiff.grad(f), (A,), (T,))[1],
                                central(ardiff.grad(f), (A,), (T,)), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("trans", [0, 1, "T"])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("unit_diagonal", [False, True])
+def test_closed_form_decomposition_rules_over_their_flags(trans, lower, unit_diagonal):
+    import ardiff.scipy.linalg as asl
+
+    B = RNG.standard_normal((2, 4, 4))
+    A = B @ np.swapaxes(B, -1, -2) + 4 * np.eye(4)
+    T, b, bm = RNG.standard_normal((2, 4, 4)), RNG.standard_normal(4), \
+        RNG.standard_normal((2, 4, 3))
+    flags = dict(trans=trans, lower=lower, unit_diagonal=unit_diagonal)
+    cases = [(lambda a: asl.solve_triangular(a, bm, **flags), A, T),
+             (lambda a: asl.solve_triangular(a, b, **flags), A[0], T[0]),
+             (lambda v: asl.solve_triangular(A[1], v, **flags), b, bm[0, :, 0]),
+             (lambda a: np.linalg.cholesky(a), A, T),
+             (lambda a: asl.cholesky(a, lower=lower), A, T),
+             (lambda a: np.linalg.eigh(a, UPLO="L" if lower else "U")[0], A, T),
+             (lambda a: np.linalg.eigh(a, UPLO="L" if lower else "U")[1] ** 2, A, T)]
+    for f, x, t in cases:
+        value, tangent = ardiff.jvp(f, (x,), (t,))
+        np.testing.assert_allclose(tangent, central(f, (x,), (t,)), rtol=1e-6, atol=1e-8)
