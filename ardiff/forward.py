@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from . import numpy as anp
 from .graph import Graph, TracerBase, as_differentiable, next_level, unwrap
 from .op import TRANSPOSED_VJP, Op, fit_tangent, shape_of
 from .tracer import Tracer
@@ -360,7 +361,7 @@ def make_jvp(fun: Callable, argnum: Any = 0) -> Callable:
     return at
 
 
-def jacfwd(fun: Callable, argnum: int = 0) -> Callable:
+def jacfwd(fun: Callable, argnum: Any = 0) -> Callable:
     """The Jacobian of `fun` with respect to `args[argnum]`, one forward pass per input
     element (JAX's `jacfwd`; cheaper than `ardiff.jacobian` when the output is larger
     than the input).
@@ -369,15 +370,17 @@ def jacfwd(fun: Callable, argnum: int = 0) -> Callable:
     ----------
     fun : callable
         Returns an array or scalar.
-    argnum : int
-        The argument (an array or a scalar).
+    argnum : int or tuple of int
+        The differentiated argument (an array, a scalar, or a container of them), or a
+        tuple of them, as for `ardiff.jacobian`.
 
     Returns
     -------
     callable
-        `jac(*args, **kwargs)` returning an array of shape `out.shape + x.shape`.  For a
-        complex argument the columns are the derivatives along real perturbations (the
-        complex derivative when `fun` is holomorphic).
+        `jac(*args, **kwargs)` returning, for each array of the argument, an array of
+        shape `out.shape + x.shape`, in the argument's structure (a tuple of them for a
+        tuple `argnum`).  For a complex argument the columns are the derivatives along
+        real perturbations (the complex derivative when `fun` is holomorphic).
 
     Examples
     --------
@@ -386,23 +389,46 @@ def jacfwd(fun: Callable, argnum: int = 0) -> Callable:
     array([[2., 0.],
            [0., 6.]])
     """
-    def jac(*args: Any, **kwargs: Any) -> np.ndarray:
-        x = as_differentiable(args[argnum], where="ardiff.jacfwd")
-        shape, dtype = np.shape(x), np.result_type(x)
-        size = int(np.prod(shape, dtype=np.int64))
-        push = make_jvp(fun, argnum)(*args[:argnum], x, *args[argnum + 1:], **kwargs)
+    several = isinstance(argnum, (tuple, list))
+    nums = tuple(int(n) for n in argnum) if several else (int(argnum),)
+
+    def jac(*args: Any, **kwargs: Any) -> Any:
+        leaves, rebuild = flatten(tuple(args[n] for n in nums))
+        leaves = [as_differentiable(leaf, where="ardiff.jacfwd") for leaf in leaves]
+
+        def along(*values):
+            full = list(args)
+            for n, part in zip(nums, rebuild(list(values))):
+                full[n] = part
+            return fun(*full, **kwargs)
+
+        zeros = [_zeros(leaf) for leaf in leaves]
+        out_shape = None
         columns = []
-        out_shape: tuple = ()
-        for i in range(size):
-            basis = np.zeros(size, dtype=dtype)
-            basis[i] = 1.0
-            value, tangent = push(basis.reshape(shape))
-            out_shape = np.shape(unwrap(value))
-            columns.append(np.asarray(unwrap(tangent)))
-        if not columns:
-            out_shape = np.shape(unwrap(fun(*args, **kwargs)))
-            return np.zeros(out_shape + shape)
-        stacked = np.stack(columns, axis=-1)
-        return stacked.reshape(out_shape + shape)
+        for j, leaf in enumerate(leaves):
+            shape = np.shape(unwrap(leaf))
+            mine = []
+            for i in range(int(np.prod(shape, dtype=np.int64))):
+                basis = np.zeros(zeros[j].size, dtype=zeros[j].dtype)
+                basis[i] = 1.0
+                tangents = list(zeros)
+                tangents[j] = basis.reshape(shape)
+                value, tangent = jvp(along, tuple(leaves), tuple(tangents))
+                out_shape = np.shape(unwrap(value))
+                mine.append(tangent)
+            columns.append((mine, shape))
+        if out_shape is None:  # every argument is empty: one call for the output's shape
+            out_shape = np.shape(unwrap(along(*leaves)))
+        blocks = []
+        for mine, shape in columns:
+            if not mine:
+                blocks.append(np.zeros(out_shape + shape))
+            elif any(isinstance(c, TracerBase) for c in mine):  # inside another transform
+                blocks.append(anp.reshape(anp.stack(mine, axis=-1), out_shape + shape))
+            else:
+                blocks.append(np.stack([np.asarray(c) for c in mine], axis=-1)
+                              .reshape(out_shape + shape))
+        packed = rebuild(blocks)
+        return packed if several else packed[0]
 
     return jac

@@ -397,3 +397,24 @@ def test_closed_form_decomposition_rules_over_their_flags(trans, lower, unit_dia
     for f, x, t in cases:
         value, tangent = ardiff.jvp(f, (x,), (t,))
         np.testing.assert_allclose(tangent, central(f, (x,), (t,)), rtol=1e-6, atol=1e-8)
+
+
+def test_jacfwd_of_several_and_container_arguments_and_inside_grad():
+    def f(x, p):
+        return np.sum(p["W"] @ x) * x + p["b"]
+
+    x, p = np.array([1.0, 2.0]), {"W": np.array([[1.0, 2.0], [0.5, -1.0]]), "b": np.ones(2)}
+    jx, jp = ardiff.jacfwd(f, (0, 1))(x, p)
+    # closed forms: s = 1ᵀ W x; d(s x)/dx = x (1ᵀW) + s I, d(s x_i)/dW_kl = x_i x_l, d/db = I
+    s = np.sum(p["W"] @ x)
+    np.testing.assert_allclose(jx, np.outer(x, p["W"].sum(axis=0)) + s * np.eye(2),
+                               rtol=1e-15)
+    np.testing.assert_allclose(jp["W"], np.einsum("i,l,k->ikl", x, x, np.ones(2)), rtol=1e-15)
+    np.testing.assert_allclose(jp["b"], np.eye(2), rtol=1e-15)
+    # second order: the Hessian of sum(sin^3) is diagonal, 6 sin cos^2 - 3 sin^3
+    g = lambda x: np.sum(np.sin(x) ** 3)  # noqa: E731
+    np.testing.assert_allclose(ardiff.jacfwd(ardiff.grad(g))(x),
+                               np.diag(6 * np.sin(x) * np.cos(x) ** 2 - 3 * np.sin(x) ** 3),
+                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(ardiff.grad(lambda x: np.sum(ardiff.jacfwd(np.sin)(x)))(x),
+                               -np.sin(x), rtol=1e-15)
