@@ -26,13 +26,13 @@ import numpy as np
 
 from . import numpy as anp
 from .graph import Graph, TracerBase, as_differentiable, next_level, unwrap
-from .op import TRANSPOSED_VJP, Op, fit_tangent, shape_of
+from .op import OPS, TRANSPOSED_VJP, Op, shape_of
 from .tracer import Tracer
 from .transforms import make_vjp
 from .tree import flatten
 
 __all__ = ["Dual", "ForwardNode", "ForwardTrace", "jvp", "make_jvp", "jacfwd", "push_tangent",
-           "transposed_vjp"]
+           "transposed_vjp", "fit_tangent"]
 
 
 class ForwardNode:
@@ -162,6 +162,43 @@ def _zeros(value: Any) -> np.ndarray:
     inner = unwrap(value)
     dtype = np.result_type(inner)
     return np.zeros(np.shape(inner), dtype=dtype if dtype.kind in "fc" else np.float64)
+
+
+def fit_tangent(tangent: Any, ans: Any) -> Any:
+    """A tangent brought to its answer's shape (broadcast) and dtype.
+
+    A complex tangent of a real answer keeps its real part (the real-linear
+    differential of a real function: docs/complex.md); a float tangent is cast to the
+    answer's precision.  An answer that is not a float or complex carries no tangent:
+    zeros.  Traced tangents are fitted with the table's ops (differentiable again).
+
+    Parameters
+    ----------
+    tangent : array_like
+        The tangent a rule returned (plain or traced).
+    ans : array_like
+        The op's answer (plain or traced).
+
+    Returns
+    -------
+    array_like
+        The tangent shaped and typed like `ans`.
+    """
+    inner = unwrap(ans)
+    shape, dtype = np.shape(inner), np.result_type(inner)
+    if dtype.kind not in "fc":
+        return np.zeros(shape, dtype=np.float64)
+    traced = isinstance(tangent, TracerBase)
+    if shape_of(tangent) != shape:
+        tangent = OPS["broadcast_to"](tangent, shape) if traced else \
+            np.broadcast_to(tangent, shape)
+    inner = unwrap(tangent)
+    if dtype.kind != "c" and np.iscomplexobj(inner):
+        tangent = OPS["real"](tangent) if traced else np.real(tangent)
+        inner = unwrap(tangent)
+    if np.result_type(inner) != dtype:
+        tangent = OPS["astype"](tangent, dtype) if traced else np.asarray(tangent, dtype=dtype)
+    return tangent
 
 
 def transposed_vjp(op: Op, argnum: int, t: Any, ans: Any, args: tuple, kwargs: dict) -> Any:

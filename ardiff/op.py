@@ -35,7 +35,7 @@ import numpy as np
 from .graph import NO_KWARGS, Graph, Released, TracerBase, unwrap
 
 __all__ = ["OPS", "OPERATOR_TYPES", "scale_by", "Scale", "Fixed", "PASS_THROUGH", "NEGATED",
-           "TRANSPOSED_VJP", "NoTangentRuleError", "fit_tangent",
+           "TRANSPOSED_VJP", "NoTangentRuleError",
            "Op", "defop", "RELEASE_MIN_BYTES", "shape_of", "unbroadcast", "argument_fit",
            "fit_to_argument", "real_gradient"]
 
@@ -375,7 +375,8 @@ class Op:
         """The tangent rule of argument `argnum`: `maker(t, ans, *args, **kwargs)`.
 
         It returns the tangent of the answer for a tangent `t` of `args[argnum]` (shaped
-        like the answer or broadcastable to it; `fit_tangent` finishes it), or is
+        like the answer or broadcastable to it; `ardiff.forward.fit_tangent`
+        finishes it), or is
         `TRANSPOSED_VJP`.  Declared with `defop(..., jvp=...)`, or derived from the
         declaration: `multilinear` ops apply themselves with `t` in place of the
         argument, `Scale(f)` gives `t * f(ans, *args)`, `PASS_THROUGH` gives `t` and
@@ -689,39 +690,3 @@ def _recording_error(op: Op, graph: Graph, raw: list, exc: Exception) -> Excepti
         return type(exc)(message)
     except Exception:  # an exception type with another constructor: keep it as it is
         return exc
-
-
-def fit_tangent(tangent: Any, ans: Any) -> Any:
-    """A tangent brought to its answer's shape (broadcast) and dtype.
-
-    A complex tangent of a real answer keeps its real part (the real-linear
-    differential of a real function: docs/complex.md); a float tangent is cast to the
-    answer's precision.  An answer that is not a float or complex carries no tangent:
-    zeros.  Traced tangents are fitted with the table's ops (differentiable again).
-
-    Parameters
-    ----------
-    tangent : array_like
-        The tangent a rule returned (plain or traced).
-    ans : array_like
-        The op's answer (plain or traced).
-
-    Returns
-    -------
-    array_like
-        The tangent shaped and typed like `ans`.
-    """
-    shape, dtype = _shape_and_dtype(unwrap(ans))
-    if dtype.kind not in "fc":
-        return np.zeros(shape, dtype=np.float64)
-    traced = isinstance(tangent, TracerBase)
-    if shape_of(tangent) != shape:
-        tangent = OPS["broadcast_to"](tangent, shape) if traced else \
-            np.broadcast_to(tangent, shape)
-    inner = unwrap(tangent)
-    if dtype.kind != "c" and np.iscomplexobj(inner):
-        tangent = OPS["real"](tangent) if traced else np.real(tangent)
-        inner = unwrap(tangent)
-    if np.result_type(inner) != dtype:
-        tangent = OPS["astype"](tangent, dtype) if traced else np.asarray(tangent, dtype=dtype)
-    return tangent
