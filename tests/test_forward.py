@@ -418,3 +418,42 @@ def test_jacfwd_of_several_and_container_arguments_and_inside_grad():
                                rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(ardiff.grad(lambda x: np.sum(ardiff.jacfwd(np.sin)(x)))(x),
                                -np.sin(x), rtol=1e-15)
+
+
+# -- the declarations: defop(jvp=, linear=, multilinear=) ----------------------------------
+def test_defop_tangent_declarations():
+    from ardiff.op import NEGATED, OPS, PASS_THROUGH, TRANSPOSED_VJP, Scale
+
+    made = []
+
+    def make(name, *vjps, **kw):
+        made.append(name)
+        return defop(name, kw.pop("fwd", lambda *a: a[0]), *vjps, **kw)
+
+    try:
+        cube = make("t_fwd_cube", Scale(lambda ans, x: 3.0 * x * x), fwd=lambda x: x ** 3)
+        assert cube.jvp_maker(0)(2.0, 8.0, 2.0) == 24.0  # derived from Scale: t * 3x^2
+        assert make("t_fwd_pass", PASS_THROUGH).jvp_maker(0)(5.0, None, 1.0) == 5.0
+        assert make("t_fwd_neg", NEGATED).jvp_maker(0)(5.0, None, 1.0) == -5.0
+        explicit = make("t_fwd_explicit", Scale(lambda ans, x: x),
+                        jvp=(lambda t, ans, x: 7.0 * t,))  # an explicit rule wins
+        assert explicit.jvp_maker(0)(1.0, None, 1.0) == 7.0
+        bilinear = make("t_fwd_bilinear", None, None, fwd=np.multiply, multilinear=True)
+        assert bilinear.jvp_maker(1)(2.0, None, 3.0, 4.0) == 6.0  # x * t
+        variadic = make("t_fwd_variadic", vjp=lambda k, ans, *a: lambda g: g,
+                        jvp=lambda k, t, ans, *a: (k + 1) * t)
+        assert variadic.jvp_maker(2)(1.0, None) == 3.0
+        assert variadic.differentiable_positions(3) == (0, 1, 2)
+        assert make("t_fwd_transposed", lambda ans, x: lambda g: g,
+                    jvp=TRANSPOSED_VJP).jvp_maker(0) is TRANSPOSED_VJP
+        assert make("t_fwd_lin", lambda ans, x, i: lambda g: g, None,
+                    fwd=lambda x, i: x[i], linear=True).differentiable_positions(2) == (0,)
+        # a linear op: its tangent is the op applied to the tangent (zeros elsewhere)
+        tangent = ardiff.jvp(lambda x: OPS["t_fwd_lin"](x, slice(1, None)),
+                             (np.arange(3.0),), (np.array([1.0, 2.0, 3.0]),))[1]
+        np.testing.assert_array_equal(tangent, [2.0, 3.0])
+        with pytest.raises(NoTangentRuleError, match="'t_fwd_none' has no tangent rule"):
+            make("t_fwd_none", lambda ans, x: lambda g: g).jvp_maker(0)
+    finally:
+        for name in made:
+            OPS.pop(name, None)
