@@ -457,3 +457,13 @@ def test_defop_tangent_declarations():
     finally:
         for name in made:
             OPS.pop(name, None)
+
+
+def test_forward_over_every_reverse_solver_and_compile():
+    f = lambda w: np.sum(np.tanh(w) ** 2)  # noqa: E731
+    w, v = np.array([0.3, -0.2]), np.array([1.0, 0.5])
+    sech2 = 1.0 / np.cosh(w) ** 2  # d²/dw² tanh(w)² = 2 sech²(w) (sech²(w) - 2 tanh²(w))
+    exact = 2 * sech2 * (sech2 - 2 * np.tanh(w) ** 2) * v
+    for gradient in (ardiff.grad(f), ardiff.grad(f, schedule="parallel", eta=1.0),
+                     ardiff.grad(f, method="triangular"), ardiff.compile(f)):
+        np.testing.assert_allclose(ardiff.jvp(gradient, (w,), (v,))[1], exact, rtol=1e-12)
