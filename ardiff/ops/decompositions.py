@@ -336,6 +336,13 @@ def _svdvals_vjp(ans, a):
     return lambda g: conj_if_complex(matmul(U * _as_row(g), Vt))
 
 
+def _svdvals_jvp(t, ans, a):
+    """ds_k = Re(u_kᴴ dA v_k)."""
+    U = svd_u(a, full_matrices=False)
+    V = conj_if_complex(mT(svd_vt(a, full_matrices=False)))
+    return sum_(conj_if_complex(U) * matmul(t, V), axis=-2)
+
+
 def _svd_setup(a, full_matrices, factor):
     m, n = _shape(a)[-2:]
     k = min(m, n)
@@ -426,7 +433,7 @@ def _svd_vt_vjp(ans, a, full_matrices=True):
 
 #: Singular values (descending), as `numpy.linalg.svd(a, compute_uv=False)`.
 svdvals = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False), _svdvals_vjp,
-                nonlinear=True, reads=((0,),), jvp=TRANSPOSED_VJP)
+                nonlinear=True, reads=((0,),), jvp=(_svdvals_jvp,))
 #: The left singular vectors `U` of `numpy.linalg.svd`.
 svd_u = defop("svd_u", lambda a, full_matrices=True: np.linalg.svd(a, full_matrices)[0],
               _svd_u_vjp, nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)
@@ -615,9 +622,17 @@ def _expm_vjp(ans, a):
     return vjp
 
 
+def _expm_jvp(t, ans, a):
+    """The Fréchet derivative: the upper-right block of exp([[A, dA], [0, A]])."""
+    n = _shape(a)[-1]
+    zeros = np.zeros(_shape(a))
+    block = concatenate(concatenate(a, t, axis=-1), concatenate(zeros, a, axis=-1), axis=-2)
+    return getitem(expm(block), (Ellipsis, slice(0, n), slice(n, 2 * n)))
+
+
 #: `scipy.linalg.expm`.
 expm = defop("expm", lambda a: scipy.linalg.expm(a), _expm_vjp, nonlinear=True,
-             reads=((0,),), jvp=TRANSPOSED_VJP)
+             reads=((0,),), jvp=(_expm_jvp,))
 
 
 def _sqrtm_fwd(a):
@@ -637,7 +652,7 @@ def _sqrtm_vjp(ans, a):
 
 #: The principal square root `scipy.linalg.sqrtm` (complex where it is complex).
 sqrtm = defop("sqrtm", _sqrtm_fwd, _sqrtm_vjp, nonlinear=True, reads=(("ans",),),
-              jvp=TRANSPOSED_VJP)
+              jvp=(lambda t, ans, a: solve_sylvester(ans, ans, t),))  # X dX + dX X = dA
 
 
 def _sylvester_vjp(k, ans, a, b, q):
@@ -650,12 +665,19 @@ def _sylvester_vjp(k, ans, a, b, q):
     return lambda g: -matmul(mT(ans), adjoint(g))
 
 
+def _sylvester_jvp(k, t, ans, a, b, q):
+    """A dX + dX B = dQ - dA X - X dB."""
+    if k == 2:
+        return solve_sylvester(a, b, t)
+    return solve_sylvester(a, b, -(matmul(t, ans) if k == 0 else matmul(ans, t)))
+
+
 #: `scipy.linalg.solve_sylvester`: `X` with `A X + X B = Q`.
 solve_sylvester = defop("solve_sylvester",
                         lambda a, b, q: per_matrix(scipy.linalg.solve_sylvester, (a, b, q),
                                                    (2, 2, 2)),
                         vjp=_sylvester_vjp, nonlinear=True,
-                        reads=(("ans", 0, 1), ("ans", 0, 1), (0, 1)), jvp=TRANSPOSED_VJP)
+                        reads=(("ans", 0, 1), ("ans", 0, 1), (0, 1)), jvp=_sylvester_jvp)
 
 # their complex versions are Hermitian / unitary: the real VJP formulas do not hold
 for _op in (cholesky, qr_q, qr_r, pinv, lu_factor):
