@@ -125,6 +125,12 @@ def _check_unary(fun: Callable, x: Any, order: int, modes: tuple, eps: float, rt
         projected_vjp.__name__ = f"vjp_{getattr(fun, '__name__', 'fun')}"
         _check_unary(projected_vjp, x, order - 1, ("rev",), eps, rtol, atol, seed + 1,
                      options)
+    if order > 1 and "fwd" in modes:  # the JVP as a function of the point, in both modes
+        def jvp_along(a):
+            return jvp(fun, (a,), (rebuild(direction),))[1]
+
+        jvp_along.__name__ = f"jvp_{getattr(fun, '__name__', 'fun')}"
+        _check_unary(jvp_along, x, order - 1, modes, eps, rtol, atol, seed + 2, options)
 
 
 def check_grads(fun: Callable, argnum: Any = 0, order: int = 2, *, modes: Any = ("rev",),
@@ -158,7 +164,9 @@ def check_grads(fun: Callable, argnum: Any = 0, order: int = 2, *, modes: Any = 
         `"rev"` checks `u · J · d` from the VJP (`J^T u`) against finite differences,
         for random `u` and `d`.  `"fwd"` checks the whole vector `J · d`, computed in
         forward mode ([`ardiff.jvp`][ardiff.jvp]), against finite differences.  Higher
-        orders (`order > 1`) are checked in reverse mode.
+        orders (`order > 1`) are checked in reverse mode, and with `"fwd"` also by
+        checking the JVP itself, as a function of the point, in the given modes
+        (forward over forward and reverse over forward, as autograd does).
     seed : int
         Seed of the random directions.
     **options

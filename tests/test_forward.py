@@ -467,3 +467,23 @@ def test_forward_over_every_reverse_solver_and_compile():
     for gradient in (ardiff.grad(f), ardiff.grad(f, schedule="parallel", eta=1.0),
                      ardiff.grad(f, method="triangular"), ardiff.compile(f)):
         np.testing.assert_allclose(ardiff.jvp(gradient, (w,), (v,))[1], exact, rtol=1e-12)
+
+
+def test_check_grads_second_order_in_forward_mode():
+    """order=2 with "fwd" checks the JVP as a function of the point (forward over forward):
+    a tangent rule that is right at first order but computes its factor off the trace
+    (plain NumPy on the plain value) has the wrong second derivative, and is caught."""
+    from ardiff.graph import unwrap
+
+    @primitive
+    def sine(x):
+        return np.sin(x)
+
+    defvjp(sine, lambda ans, x: lambda g: g * anp.cos(x))
+    defjvp(sine, lambda t, ans, x: t * np.cos(unwrap(x)))  # a constant factor: order 1 only
+    x = np.array([0.4, 1.3])
+    check_grads(sine, modes=["fwd"], order=1)(x)
+    with pytest.raises(AssertionError, match="jvp_"):
+        check_grads(sine, modes=["fwd"], order=2)(x)
+    defjvp(sine, lambda t, ans, x: t * anp.cos(x))  # traced: right at every order
+    check_grads(sine, modes=["fwd", "rev"], order=3)(x)
