@@ -490,6 +490,21 @@ def child_command(name: str, args) -> list[str]:
         ["--smoke"] if args.smoke else [])
 
 
+def git_commit() -> str:
+    """The checkout's commit (short), with "+ uncommitted changes" when the tree differs."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + (" + uncommitted changes" if dirty.strip() else "")
+
+
 def run_processes(names: list[str], args, out) -> None:
     """Each workload in `args.processes` fresh processes (rounds: every workload once
     per round, so that load drifts hit all alike): per-process ratios ardiff/engine
@@ -589,6 +604,7 @@ def main(argv=None) -> int:
         + (f"; each workload in {args.processes} fresh processes" if args.processes else "")
         + ("; SMOKE: small sizes, untimed" if args.smoke else "") + "\n")
     if args.processes:
+        out(f"ardiff commit: {git_commit()}\n")
         run_processes([name for name in only if name != "scaling"], args, out)
         out(f"\nwhole run: {time.perf_counter() - began:.0f} s")
         if out_dir is not None:

@@ -218,6 +218,31 @@ def parse_suite(text: str) -> dict[str, Decimal]:
     return out
 
 
+def parse_suite_processes(text: str) -> dict[str, Decimal]:
+    """A saved run of ``bench_suite.py --processes N``: ``<workload>.<engine>.ms.p<k>``
+    (median ms in the k-th process, from 1), ``<workload>.<engine>.ms.median`` (their
+    median), ``<workload>.<engine>.ratio.p<k>`` and ``<workload>.<engine>.ratio.median``
+    (ardiff's time over the engine's); ``load.{1,5,15}``; ``whole_run`` (s)."""
+    out: dict[str, Decimal] = {}
+    workload = None
+    for line in text.splitlines():
+        if m := re.match(r"load average \(1, 5, 15 min\) at start: (\S+), (\S+), (\S+)",
+                         line):
+            out.update({"load.1": Decimal(m[1]), "load.5": Decimal(m[2]),
+                        "load.15": Decimal(m[3])})
+        elif m := re.match(r"whole run: (\d+) s", line):
+            out["whole_run"] = Decimal(m[1])
+        elif m := re.match(r"(\S+)?\s+(\w+)\s+(ms|ratios)\s+([\d.\s]+?)\s+median (\S+)$",
+                           line):
+            workload = m[1] or workload
+            kind = "ms" if m[3] == "ms" else "ratio"
+            key = f"{workload}.{m[2]}.{kind}"
+            for k, value in enumerate(m[4].split(), start=1):
+                out[f"{key}.p{k}"] = Decimal(value)
+            out[f"{key}.median"] = Decimal(m[5])
+    return out
+
+
 def parse_paper_batch(text: str) -> dict[str, Decimal]:
     """benchmarks/results/paper_batch.txt: ``run<k>.load1``, ``run<k>.error``,
     ``run<k>.<method>.{ms,ratio}`` with method backprop, ar_closed_form, ar_stepping."""
@@ -417,6 +442,7 @@ PARSERS = [
     ("benchmarks/results/paper_batch.txt", parse_paper_batch),
     ("benchmarks/results/units.txt", parse_units),
     ("benchmarks/results/round3/attribution_mlp.txt", parse_attribution),
+    ("benchmarks/results/suite_processes*.txt", parse_suite_processes),
     ("benchmarks/results/*suite.txt", parse_suite),
     ("benchmarks/results/round2/*.txt", parse_suite),
     ("docs/results/commands/*.txt", parse_times),
@@ -1036,4 +1062,7 @@ CLI_SOURCES = {
     "cnn": "docs/results/fashion-mnist-cnn/runs/*.json:history.epoch_time.* sum scale=1/60",
     "cnn --quick": f"{_T}:ardiff_reproduce_cnn_quick.cpu.*",
     "demo's cnn --quick": f"{_T}:ardiff_reproduce_cnn_quick.cpu.*",
+    # the saved subset of the depth experiment (the full run was not made: docs/results.md)
+    "depth": "docs/results/depth/runs/*.json:history.epoch_time.* sum scale=1/60",
+    "depth --quick": "docs/results/commands/depth_times.txt:ardiff_reproduce_depth_quick.cpu.*",
 }
