@@ -22,7 +22,8 @@ benchmark never rots.
 ``--processes N`` runs each workload in N fresh Python processes instead (in rounds:
 every workload once per round), each timing its engines interleaved as above, and
 prints per process ardiff's median time, each engine's, and the ratio ardiff/engine,
-with the median of each over the N processes; saved to ``suite_processes.txt``.  A
+with the median of each over the N processes (and, for the array workloads, each
+engine's minor page faults per call); saved to ``suite_processes.txt``.  A
 fresh process matters for the array workloads: whether glibc maps a large temporary
 afresh (and page-faults it on every call) or reuses heap memory depends on the
 process's allocation history, so one process's ratio can differ from the next's.
@@ -348,18 +349,37 @@ INNER = {"tiny_vector": 20, "tiny_logsumexp": 20, "tiny_sigmoid": 20, "sinusoid"
 CLOCK = {"clock": time.perf_counter}
 
 
+#: Minor page faults per call of each engine in the last `measure` (fresh pages the
+#: allocator handed out: the cost of large temporaries mapped or trimmed between calls).
+FAULTS: dict = {}
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far (0 where `resource` is missing)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def measure(engines: dict, repeats: int, inner: int = 1) -> dict:
     """Median seconds per call of each engine, engines interleaved in every repeat."""
     clock = CLOCK["clock"]
     for fun in engines.values():  # warm-up
         fun()
     times = {name: [] for name in engines}
+    faults = dict.fromkeys(engines, 0)
     for _ in range(repeats):
         for name, fun in engines.items():
+            before = minor_faults()
             start = clock()
             for _ in range(inner):
                 fun()
             times[name].append((clock() - start) / inner)
+            faults[name] += minor_faults() - before
+    FAULTS.clear()
+    FAULTS.update({name: n / (repeats * inner) for name, n in faults.items()})
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -393,7 +413,7 @@ def scaling(out, repeats: int, sizes=(1_000, 10_000, 100_000), ops: int = 100_00
     for n in sizes:
         t = statistics.median(per_op[n])
         mem = peak_memory(lambda: grads[n](0.5)) * 2**20 / n
-        out(f"{'scaling':<15}{f'n={n:.0e}':<10}{t * 1e9:>11.0f}{t / base:>15.2f}"
+        out(f"{'scaling':<16}{f'n={n:.0e}':<10}{t * 1e9:>11.0f}{t / base:>15.2f}"
             f"  ns/op, x time/op at n={sizes[0]:.0e}; peak {mem:.0f} B/op")
 
 
@@ -451,20 +471,20 @@ def run_workload(name: str, args, out, ratios: dict, memory: bool = True) -> dic
         engines, steps = made
         t = measure(engines, 1 if args.smoke else max(3, args.repeats // 3))
         per_iter = t["ardiff"] / (steps + 1)  # +1: the final residual evaluation
-        out(f"{name:<15}{'ardiff':<10}{per_iter * 1e3:>11.3f}"
+        out(f"{name:<16}{'ardiff':<10}{per_iter * 1e3:>11.3f}"
             f"{per_iter / t['numpy']:>15.2f}  (per iteration / one hand-written sweep)")
-        out(f"{'':<15}{'numpy':<10}{t['numpy'] * 1e3:>11.3f}")
+        out(f"{'':<16}{'numpy':<10}{t['numpy'] * 1e3:>11.3f}")
         return {"ardiff": per_iter, "numpy": t["numpy"]}
     # smoke: one untimed warm-up and one timed call per engine, so that the printing
     # and the plot run too (the workload itself already checked the gradients)
     t = measure(made, 1) if args.smoke else measure(made, args.repeats, INNER.get(name, 1))
     baseline = "numpy" if "numpy" in made else "python" if "python" in made else None
     ratios[name] = {}
-    out(f"{name:<15}{'ardiff':<10}{t['ardiff'] * 1e3:>11.3f}")
+    out(f"{name:<16}{'ardiff':<10}{t['ardiff'] * 1e3:>11.3f}")
     for engine, value in t.items():
         if engine == "ardiff":
             continue
-        line = f"{'':<15}{engine:<10}{value * 1e3:>11.3f}{t['ardiff'] / value:>15.2f}"
+        line = f"{'':<16}{engine:<10}{value * 1e3:>11.3f}{t['ardiff'] / value:>15.2f}"
         ratios[name][("ardiff", engine)] = t["ardiff"] / value
         if "compiled" in t and engine not in ("ardiff", "compiled"):
             line += f"{t['compiled'] / value:>17.2f}"
@@ -473,7 +493,7 @@ def run_workload(name: str, args, out, ratios: dict, memory: bool = True) -> dic
         out(line)
     if memory and name in MEMORY:
         mine, theirs = peak_memory(made["ardiff"]), peak_memory(made["numpy"])
-        out(f"{'':<15}peak memory (tracemalloc): ardiff {mine:.2f} MiB, "
+        out(f"{'':<16}peak memory (tracemalloc): ardiff {mine:.2f} MiB, "
             f"numpy by hand {theirs:.2f} MiB, ratio {mine / theirs:.2f}")
     return t
 
@@ -532,18 +552,22 @@ def run_processes(names: list[str], args, out) -> None:
         label = name
 
         def row(engine: str, kind: str, values: list[float], label_: str) -> str:
-            cells = "".join(f"{v:>8.3f}" if kind == "ms" else f"{v:>8.2f}" for v in values)
-            middle = statistics.median(values)
-            mid = f"{middle:.3f}" if kind == "ms" else f"{middle:.2f}"
+            digits = {"ms": 3, "ratios": 2, "faults": 0}[kind]
+            cells = "".join(f"{v:>8.{digits}f}" for v in values)
+            mid = f"{statistics.median(values):.{digits}f}"
             return f"{label_:<16}{engine:<10}{kind:<7}{cells}  median {mid}"
 
-        out(row("ardiff", "ms", [r["ardiff"] * 1e3 for r in runs], label))
+        times = [r["t"] for r in runs]
+        out(row("ardiff", "ms", [t["ardiff"] * 1e3 for t in times], label))
         label = ""
-        for engine in runs[0]:
+        for engine in times[0]:
             if engine == "ardiff":
                 continue
-            out(row(engine, "ms", [r[engine] * 1e3 for r in runs], label))
-            out(row(engine, "ratios", [r["ardiff"] / r[engine] for r in runs], label))
+            out(row(engine, "ms", [t[engine] * 1e3 for t in times], label))
+            out(row(engine, "ratios", [t["ardiff"] / t[engine] for t in times], label))
+        if name in MEMORY:  # fresh pages per call: whether the heap kept the temporaries
+            for engine in times[0]:
+                out(row(engine, "faults", [r["faults"].get(engine, 0.0) for r in runs], ""))
 
 
 def main(argv=None) -> int:
@@ -582,7 +606,7 @@ def main(argv=None) -> int:
     if args.child:  # one workload, quietly; its medians on one line for the parent
         import json
         t = run_workload(only[0], args, lambda line="": None, {}, memory=False)
-        print(CHILD_RESULT + json.dumps(t), flush=True)
+        print(CHILD_RESULT + json.dumps({"t": t, "faults": dict(FAULTS)}), flush=True)
         return 0
     out_dir = Path(args.out) if args.out else (None if args.smoke else RESULTS)
     lines: list[str] = []
@@ -612,7 +636,7 @@ def main(argv=None) -> int:
             (out_dir / "suite_processes.txt").write_text("\n".join(lines) + "\n")
             print(f"saved {out_dir / 'suite_processes.txt'}")
         return 0
-    header = (f"{'workload':<15}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
+    header = (f"{'workload':<16}{'engine':<10}{'median ms':>11}{'ardiff/engine':>15}"
               f"{'compiled/engine':>17}")
     out(header)
     out("-" * len(header))

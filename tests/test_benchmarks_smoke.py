@@ -91,10 +91,48 @@ def test_suite_smoke_runs_every_workload(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = (tmp_path / "suite.txt").read_text()
     for name in ("mlp", "mlp_f32", "rnn", "lstm", "chain", "wide_scalar", "tiny_vector",
-                 "tiny_logsumexp", "tiny_sigmoid", "sinusoid", "tiny_gan", "paper", "scaling"):
+                 "tiny_logsumexp", "tiny_sigmoid", "sinusoid", "tiny_gan", "paper", "scaling",
+                 "convnet", "define_gradient"):
         assert f"\n{name} " in text, name
     assert "peak memory (tracemalloc)" in text
     assert (tmp_path / "suite.png").stat().st_size > 1000
+
+
+def test_suite_processes_mode_reports_every_process(tmp_path):
+    """`--processes N` runs each workload in N fresh processes and saves their ratios."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_suite.py"), "--smoke", "--processes", "2",
+         "--only", "mlp,define_gradient", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split() for line in (tmp_path / "suite_processes.txt").read_text()
+            .splitlines() if " median " in line]
+    kinds = set()
+    for row in rows:  # [workload] engine kind, two per-process values, median, their median
+        at = next(i for i, token in enumerate(row) if token in ("ms", "ratios", "faults"))
+        kinds.add((row[at - 1], row[at]))
+        assert row[at + 3] == "median" and len(row) == at + 5
+        values = [float(v) for v in row[at + 1:at + 3]]
+        assert min(values) <= float(row[-1]) <= max(values)
+    assert {("autograd", "ratios"), ("ardiff", "faults"), ("ardiff", "ms")} <= kinds
+
+
+def test_example_workloads_match_their_references():
+    """The convnet's and define_gradient's hand-written parts against finite differences."""
+    examples = _load("workloads_examples")
+    y = np.random.default_rng(3).standard_normal(6)
+
+    def f():
+        z = y ** 2
+        return float(np.max(z) + np.log(np.sum(np.exp(z - np.max(z)))))
+    np.testing.assert_allclose(examples.define_gradient_by_hand(y), _fd(f, y), rtol=1e-6,
+                               atol=1e-8)
+    layout, n = examples.convnet_layout()
+    W, X, T = examples.convnet_problem(batch=2)
+    assert W.shape == (n,) and X.shape == (2, 1, 28, 28) and T.sum() == 2
+    shapes = [piece[2] for _, _, pieces in layout for piece in pieces]
+    assert shapes[:4] == [(1, 6, 5, 5), (1, 6, 1, 1), (6, 16, 5, 5), (1, 16, 1, 1)]
+    assert shapes[4] == (16 * 4 * 4, 120) and shapes[-2:] == [(84, 10), (10,)]
 
 
 def test_compile_checks_benchmark_runs():

@@ -222,7 +222,8 @@ def parse_suite_processes(text: str) -> dict[str, Decimal]:
     """A saved run of ``bench_suite.py --processes N``: ``<workload>.<engine>.ms.p<k>``
     (median ms in the k-th process, from 1), ``<workload>.<engine>.ms.median`` (their
     median), ``<workload>.<engine>.ratio.p<k>`` and ``<workload>.<engine>.ratio.median``
-    (ardiff's time over the engine's); ``load.{1,5,15}``; ``whole_run`` (s)."""
+    (ardiff's time over the engine's), ``<workload>.<engine>.faults.{p<k>,median}``
+    (minor page faults per call); ``load.{1,5,15}``; ``whole_run`` (s)."""
     out: dict[str, Decimal] = {}
     workload = None
     for line in text.splitlines():
@@ -232,10 +233,10 @@ def parse_suite_processes(text: str) -> dict[str, Decimal]:
                         "load.15": Decimal(m[3])})
         elif m := re.match(r"whole run: (\d+) s", line):
             out["whole_run"] = Decimal(m[1])
-        elif m := re.match(r"(\S+)?\s+(\w+)\s+(ms|ratios)\s+([\d.\s]+?)\s+median (\S+)$",
-                           line):
+        elif m := re.match(r"(\S+)?\s+(\w+)\s+(ms|ratios|faults)\s+([\d.\s]+?)\s+"
+                           r"median (\S+)$", line):
             workload = m[1] or workload
-            kind = "ms" if m[3] == "ms" else "ratio"
+            kind = {"ms": "ms", "ratios": "ratio", "faults": "faults"}[m[3]]
             key = f"{workload}.{m[2]}.{kind}"
             for k, value in enumerate(m[4].split(), start=1):
                 out[f"{key}.p{k}"] = Decimal(value)
