@@ -5,6 +5,8 @@ Decompositions and matrix functions are in `ardiff.ops.decompositions`.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..graph import unwrap
@@ -104,15 +106,88 @@ dot = defop("dot", np.dot, vjp=_dot_vjp, jac=Contractions(_dot_contraction),
             reads=((1,), (0,)), multilinear=True)
 
 
+#: Matrix products of a VJP of at least this many bytes are written into buffers kept
+#: between calls (`pooled_matmul`).
+POOL_MIN_BYTES = 128 * 1024
+#: At most this many bytes are kept in the pool, all shapes together.
+POOL_MAX_BYTES = 64 * 2**20
+_pool: dict = {}  # (shape, dtype) -> [arrays]
+getrefcount = getattr(sys, "getrefcount", None)  # None: no reference counts, no pool
+_pool_bytes = [0]
+
+
+def _probe_pooled_count() -> int:
+    # What getrefcount reads for a pooled array that nothing outside the pool holds,
+    # measured with the loop `free_buffer` runs (the list's reference, the loop
+    # variable's, the call's argument), whatever the interpreter adds.
+    for buf in [np.empty(1)]:
+        return getrefcount(buf)
+    return 0  # pragma: no cover
+
+
+_POOLED_ONLY = _probe_pooled_count() if getrefcount is not None else 0
+
+
+def free_buffer(shape: tuple, dtype) -> np.ndarray:
+    """An array of `shape` and `dtype` for a VJP to write: a pooled one that nothing
+    outside the pool refers to any more, else a new one (pooled while room is left).
+
+    Its reference count proves a pooled array free: a gradient the user still holds,
+    a view of it, or an activity of the running sweep all count, so such an array is
+    never handed out again; one the user dropped is written again by a later call
+    instead of the allocator mapping (and page-faulting) fresh memory for it.
+
+    Parameters
+    ----------
+    shape : tuple
+    dtype : numpy dtype
+
+    Returns
+    -------
+    numpy.ndarray
+        Uninitialised.
+    """
+    buffers = _pool.get((shape, dtype))
+    if buffers is None:
+        buffers = _pool[(shape, dtype)] = []
+    if _POOLED_ONLY:
+        for buf in buffers:
+            if getrefcount(buf) == _POOLED_ONLY:
+                return buf
+    buf = np.empty(shape, dtype)
+    if _POOLED_ONLY and _pool_bytes[0] + buf.nbytes <= POOL_MAX_BYTES:
+        buffers.append(buf)
+        _pool_bytes[0] += buf.nbytes
+    return buf
+
+
+def pooled_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`numpy.matmul(a, b)` of plain arrays; a large product of two float matrices is
+    written into a `free_buffer` (the same BLAS call, so the same bits).
+
+    glibc maps blocks of a few hundred kB afresh, or trims the heap they were freed
+    to, depending on what the process freed before: a backward pass that allocates
+    its weight gradients anew on every call then page-faults them on every call (an
+    mlp's gradient ran about a third slower so, in some processes and not others).
+    Kept buffers are reused instead, once their last user has let go of them.
+    """
+    if a.ndim == 2 and b.ndim == 2:
+        dtype = np.result_type(a, b)
+        shape = (a.shape[0], b.shape[1])
+        if dtype.kind in "fc" and shape[0] * shape[1] * dtype.itemsize >= POOL_MIN_BYTES:
+            return np.matmul(a, b, out=free_buffer(shape, dtype))
+    return np.matmul(a, b)
+
+
 def _matmul_vjp(k, ans, a, b):
     # A 1-D operand is a row (a) or a column (b) whose extra axis NumPy drops from
     # the answer; the VJP puts the axis back on g, multiplies, and drops it again.
     if k == 0 and type(b) is np.ndarray and b.ndim > 1 and _ndim(a) > 1:  # the common case
         bt = b.swapaxes(-1, -2)  # (plain matrices or stacks of them; a traced g records)
-        return lambda g: np.matmul(g, bt) if type(g) is np.ndarray else matmul(g, bt)
+        return lambda g: pooled_matmul(g, bt) if type(g) is np.ndarray else matmul(g, bt)
     if k == 1 and type(a) is np.ndarray and a.ndim > 1 and _ndim(b) > 1:
         at = a.swapaxes(-1, -2)
-        return lambda g: np.matmul(at, g) if type(g) is np.ndarray else matmul(at, g)
+        return lambda g: pooled_matmul(at, g) if type(g) is np.ndarray else matmul(at, g)
     a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
     if not (a_vec or b_vec):  # matrices (or stacks of them): g @ b^T and a^T @ g
         if k == 0:
