@@ -62,7 +62,7 @@ from .transforms import make_vjp
 from .tree import flatten
 
 __all__ = ["primitive", "Primitive", "defvjp", "defvjp_argnum", "defvjp_argnums",
-           "defjvp", "checkpoint"]
+           "defjvp", "defjvp_argnum", "checkpoint"]
 
 
 class _Layout:
@@ -469,6 +469,21 @@ def defjvp(fun: Primitive, *jvpmakers: Any, argnums: Any = None) -> None:
                             f"{a} of {function_name(fun.fun)}.")
         makers[int(a)] = maker
     fun.set_jvp_makers(makers)
+
+
+def defjvp_argnum(fun: Primitive, jvpmaker: Callable) -> None:
+    """One tangent rule taking the argument index (autograd's `defjvp_argnum`).
+
+    Parameters
+    ----------
+    fun : Primitive
+        Made by `primitive`.
+    jvpmaker : callable
+        `jvpmaker(argnum, t, ans, args, kwargs)` returning the answer's tangent for a
+        tangent `t` of `args[argnum]`.
+    """
+    fun = _as_primitive(fun, "defjvp_argnum")
+    fun.set_jvp_makers({}, jvpmaker)
 
 
 def defvjp_argnums(fun: Primitive, vjpmaker: Callable) -> None:

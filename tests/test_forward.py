@@ -487,3 +487,14 @@ def test_check_grads_second_order_in_forward_mode():
         check_grads(sine, modes=["fwd"], order=2)(x)
     defjvp(sine, lambda t, ans, x: t * anp.cos(x))  # traced: right at every order
     check_grads(sine, modes=["fwd", "rev"], order=3)(x)
+
+
+def test_defjvp_argnum():
+    from ardiff.extend import defjvp_argnum
+
+    @primitive
+    def mul(x, y):
+        return x * y
+
+    defjvp_argnum(mul, lambda argnum, t, ans, args, kwargs: t * args[1 - argnum])
+    assert ardiff.jvp(mul, (2.0, 3.0), (1.0, 10.0))[1] == 3.0 + 20.0
