@@ -10,12 +10,12 @@ import sys
 import numpy as np
 
 from ..graph import unwrap
-from ..op import TRANSPOSED_VJP, defop, scale_by
+from ..op import defop, scale_by
 from .axes import kept_shape
 from .complex_parts import conj_if_complex
 from .elementwise import absolute, where
 from .jacobians import Contraction, Contractions, Reduction, fresh_letters, pick
-from .reduce import spread, sum_
+from .reduce import reduction_jvp, spread, sum_
 from .shape import broadcast_to, reshape, transpose
 
 
@@ -170,6 +170,17 @@ def pooled_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     its weight gradients anew on every call then page-faults them on every call (an
     mlp's gradient ran about a third slower so, in some processes and not others).
     Kept buffers are reused instead, once their last user has let go of them.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Plain arrays, as `numpy.matmul` takes them.
+
+    Returns
+    -------
+    numpy.ndarray
+        The product, in a pooled buffer when it is a float matrix of at least
+        `POOL_MIN_BYTES`.
     """
     if a.ndim == 2 and b.ndim == 2:
         dtype = np.result_type(a, b)
@@ -494,4 +505,4 @@ def _norm_vjp(ans, x, ord=None, axis=None, keepdims=False):
 
 
 norm = defop("norm", _norm_fwd, _norm_vjp, jac=Reduction(), nonlinear=True,
-             reads=(("ans", 0),), jvp=(TRANSPOSED_VJP,))
+             reads=(("ans", 0),), jvp=(reduction_jvp(_norm_vjp),))
