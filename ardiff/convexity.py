@@ -303,16 +303,18 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     eta : float, optional
         Euler step to judge (any real number: outside (0, 2) the report says why the
         relaxation diverges); default 1, or the preset's.
-    schedule : {"sequential", "parallel"}, optional
-        Schedule to predict and measure; the default is that of [`ardiff.grad`][ardiff.grad], so the
+    schedule : str, optional
+        Schedule to predict and measure, `"sequential"` or `"parallel"`; by default
+        `"sequential"` (or the preset's), that of [`ardiff.grad`][ardiff.grad], so the
         default report describes the default gradient.
     tol : float
         Target relative residual for the predicted and measured iteration counts.
     seed : array_like, optional
         Output seed for the measurement; default ones (the structure does not depend
         on it).
-    init : {"zeros", "forward"}, optional
-        Initial activities of the measured relaxation (default zeros).  The predicted
+    init : str, optional
+        Initial activities of the measured relaxation, `"zeros"` (by default, or the
+        preset's) or `"forward"`.  The predicted
         fractions are weights of the initial errors, for either start.
     measure : bool
         Run `ardiff.relax` for the measured iteration count (stable eta only).
@@ -320,12 +322,12 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         Largest N for the dense eigenvalues of (H + Hᵀ)/2 (default 2000).
     max_nnz : int, optional
         Size guard of the assembly (see [`ardiff.solve_triangular`][ardiff.solve_triangular]).
-    units : {"ops", "layers"} or sequence
-        The relaxation's units (as for [`ardiff.relax`][ardiff.relax]).  With units
+    units : str or sequence, optional
+        The relaxation's units, `"ops"`, `"layers"` or a list of nodes (as for [`ardiff.relax`][ardiff.relax]).  With units
         other than `"ops"` the report describes the unit-level system: `N` between
         units (the op-level matrix with the folded nodes eliminated, `N_UU + N_UF (I -
         N_FF)^-1 N_FU`), its depth D, the predictions for D, and a measurement with
-        those units.  Default `"ops"`, or the preset's.
+        those units.  By default `"ops"`, or the preset's.
     max_iter : int or "reach", optional
         The step budget T whose reach is reported (`remaining_fraction`, `reach_depth`)
         and with which the relaxation is measured; `"reach"` (or None): the predicted

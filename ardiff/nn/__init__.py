@@ -27,7 +27,7 @@ from .losses import (
     accuracy,
     get_loss,
 )
-from .model import MLP
+from .model import MLP, ResidualMLP
 from .optim import OPTIMIZERS, SGD, Adam, Optimizer
 from .pool import avg_pool2d, max_pool2d
 from .train import (
@@ -46,7 +46,8 @@ from .train import (
 __all__ = [
     "ACTIVATIONS", "dense", "dense_op", "conv2d", "max_pool2d", "avg_pool2d", "CNN",
     "Loss", "SumSquaredError", "MeanSquaredError",
-    "SoftmaxCrossEntropy", "LOSSES", "get_loss", "accuracy", "MLP", "Optimizer", "SGD", "Adam",
+    "SoftmaxCrossEntropy", "LOSSES", "get_loss", "accuracy", "MLP", "ResidualMLP",
+    "Optimizer", "SGD", "Adam",
     "OPTIMIZERS", "Method", "backprop_method", "relaxation", "BatchGradients",
     "batch_gradients", "gradient_angles", "evaluate", "History", "train", "one_hot",
 ]

@@ -20,7 +20,7 @@ import numpy as np
 from ..graph import unwrap
 from ..rules import learning_rules
 from ..solvers import compile_plan, run_backprop, run_relaxation
-from ..solvers.options import PRESETS
+from ..solvers.options import PRESETS, REACH
 from .losses import Loss, accuracy, get_loss
 from .model import MLP
 from .optim import SGD, Optimizer
@@ -39,8 +39,11 @@ class Method:
         Activation Relaxation, or the exact reverse sweep.
     eta : float
         Euler step of the relaxation (the paper: 0.1).
-    steps : int
-        Number of relaxation steps T, run in full (the paper: 100).
+    steps : int or "reach"
+        Number of relaxation steps T, run in full (the paper: 100); `"reach"`: the
+        smallest T after which the deepest unit keeps at most `reach_tol` of its
+        initial error (`max_iter="reach"` of `ardiff.relax`), chosen per batch from
+        the traced network's depth.
     init : {"forward", "zeros"}
         Initial activities (the paper: the forward values).
     schedule : {"parallel", "sequential"}
@@ -53,6 +56,8 @@ class Method:
         numbers as stepping up to rounding, from D sweeps of the layers (D = 3 on the
         paper's MLP) instead of T (`ardiff.solvers.closed_form`).  False steps
         explicitly, T sweeps.
+    reach_tol : float
+        The remaining fraction that `steps="reach"` aims at (not used otherwise).
     """
 
     solver: str = "relax"
@@ -62,15 +67,20 @@ class Method:
     schedule: str = PAPER["schedule"]
     rules: Any = None
     closed_form: bool = PAPER["closed_form"]
+    reach_tol: float = 1e-3
 
     def __post_init__(self):
         if self.solver not in ("backprop", "relax"):
             raise ValueError(f"solver must be 'backprop' or 'relax', got {self.solver!r}")
         if self.rules is not None and self.solver != "relax":
             raise ValueError("Local rules change the relaxation dynamics; use solver='relax'.")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
+        if self.steps == REACH:
+            if not self.reach_tol > 0:
+                raise ValueError(f"steps='reach' needs reach_tol > 0, got {self.reach_tol!r}")
+        elif isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) \
                 or self.steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+            raise ValueError(f"steps must be a positive integer or 'reach', got "
+                             f"{self.steps!r}")
 
     def rule_list(self) -> list | None:
         """The rules as a list for `compile_plan` (None when there are none)."""
@@ -83,6 +93,8 @@ class Method:
         d = asdict(self) if self.rules is None else {
             **{k: v for k, v in asdict(self).items() if k != "rules"},
             "rules": [repr(r) for r in self.rule_list()]}
+        if self.steps != REACH:
+            d.pop("reach_tol")
         if self.solver == "backprop":
             d = {"solver": "backprop"}
         return d
@@ -93,15 +105,18 @@ def backprop_method() -> Method:
     return Method(solver="backprop")
 
 
-def relaxation(eta: float = PAPER["eta"], steps: int = PAPER["max_iter"],
+def relaxation(eta: float = PAPER["eta"], steps: int | str = PAPER["max_iter"],
                init: str = PAPER["init"], schedule: str = PAPER["schedule"],
-               rules: Any = None, closed_form: bool = PAPER["closed_form"]) -> Method:
+               rules: Any = None, closed_form: bool = PAPER["closed_form"],
+               reach_tol: float = 1e-3) -> Method:
     """Activation Relaxation; defaults are the paper's protocol (`PRESETS["paper"]`:
     eta 0.1, T = 100, forward init, all layers updated in parallel as in Algorithm 1),
     the state after T steps computed in closed form (`closed_form=False`: stepped
-    explicitly, same numbers up to rounding)."""
+    explicitly, same numbers up to rounding).  `steps="reach"` chooses T from the
+    network's depth so that the deepest unit keeps at most `reach_tol` of its initial
+    error (`max_iter="reach"`)."""
     return Method(solver="relax", eta=eta, steps=steps, init=init, schedule=schedule,
-                  rules=rules, closed_form=closed_form)
+                  rules=rules, closed_form=closed_form, reach_tol=reach_tol)
 
 
 @dataclass
@@ -134,9 +149,12 @@ def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | 
     if method.solver == "backprop":
         result = run_backprop(plan, seed)
     else:
-        # tol=0: the T steps are the method (the paper's fixed budget), not a stopping rule
+        # tol=0: the T steps are the method (the paper's fixed budget), not a stopping
+        # rule; with steps="reach" the tolerance picks T (then T steps are run)
+        reach = method.steps == REACH
         result = run_relaxation(plan, seed, eta=method.eta, schedule=method.schedule,
-                                init=method.init, tol=0.0, max_iter=int(method.steps),
+                                init=method.init, tol=method.reach_tol if reach else 0.0,
+                                max_iter=REACH if reach else int(method.steps),
                                 closed_form=method.closed_form)
     return BatchGradients(float(loss(output, target)), output, result.grads, result, seed,
                           graph, out, params)

@@ -6,6 +6,7 @@
     ardiff reproduce fig3 [--quick] [--dataset NAME] [--seeds N] [--epochs N] ...
     ardiff sweep CONFIG [--resume] [--workers N | --scheduler tcp://HOST:PORT] ...
     ardiff reproduce cnn [--quick] [--dataset NAME] [--seeds N] [--epochs N] ...
+    ardiff reproduce depth [--quick] [--depths 8,32] [--seeds N] [--epochs N] ...
 
 Each figure has its own options (`ardiff reproduce fig1 --help`), a `--quick`
 mode and a time estimate.  Optional dependencies (the `cli` extra) are checked
@@ -30,7 +31,8 @@ from typing import Any
 from .cnn import CNNConfig, describe, run_cnn
 from .conditions import CONDITIONS
 from .data import DATASETS, DataError, DataNotFoundError, cache_dir, found_locally
-from .figures import CNN_CONDITIONS, FIGURES, Figure
+from .depth import DepthConfig, describe_depth, run_depth
+from .figures import CNN_CONDITIONS, DEPTH_CONDITIONS, FIGURES, Figure
 from .runners import load_data, run_demo, run_fig1
 from .sweep_cli import (
     add_execution_options,
@@ -243,9 +245,65 @@ def _training_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
                               "(Dask; default: in this process)")
 
 
+def _depths(text: str) -> list[int]:
+    try:
+        depths = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        depths = []
+    if not depths or min(depths) < 0:
+        raise argparse.ArgumentTypeError(f"--depths takes comma-separated numbers of residual "
+                                         f"blocks >= 0, got {text!r}")
+    return depths
+
+
+def _depth_conditions(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in DEPTH_CONDITIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown condition(s) {unknown}; choose from {', '.join(DEPTH_CONDITIONS)}")
+    return names
+
+
+def _depth_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
+    """Options of the depth experiment; the training and relaxation protocol are the
+    paper's (`DepthConfig`, `ExperimentConfig`)."""
+    full, quick = figure.full, figure.quick
+    config = DepthConfig()
+    parser.add_argument("--depths", type=_depths, default=None,
+                        help="comma-separated numbers of residual blocks (default: "
+                        f"{','.join(map(str, full['depths']))}; --quick: "
+                        f"{','.join(map(str, quick['depths']))})")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help=f"hidden width (default: {full['width']}; --quick: "
+                        f"{quick['width']})")
+    parser.add_argument("--conditions", type=_depth_conditions, default=None,
+                        help=f"comma-separated subset of {', '.join(DEPTH_CONDITIONS)} "
+                        "(default: all)")
+    parser.add_argument("--seeds", type=_seeds, default=None,
+                        help=f"number of seeds, or a comma-separated list (default: "
+                        f"{','.join(map(str, full['seeds']))}; --quick: "
+                        f"{','.join(map(str, quick['seeds']))})")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
+    parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                        help="use only the first N training images (default: "
+                        f"{full['train_size'] or 'all'}; --quick: {quick['train_size']})")
+    parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                        help="use only the first N test images (default: "
+                        f"{full['test_size'] or 'all'}; --quick: {quick['test_size']})")
+    parser.add_argument("--reach-tol", type=float, default=config.reach_tol,
+                        help="remaining fraction at the deepest unit that the ar-reach "
+                        "condition's T aims at (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=config.batch_size,
+                        help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=config.lr,
+                        help="learning rate (default: %(default)s)")
+
+
 #: The command-line options of each kind of figure (`ardiff.paper.figures.KINDS`).
 KIND_OPTIONS = {"relaxation": _relaxation_options, "mlp": _training_options,
-                "cnn": _training_options}
+                "cnn": _training_options, "depth": _depth_options}
 
 
 def _figure_parser(sub: Any, figure: Figure) -> argparse.ArgumentParser:
@@ -343,8 +401,9 @@ def _out_dir(args: argparse.Namespace) -> Path:
     if args.command == "demo":
         return default_demo_dir()
     # runs of another model must not mix with the MLP's
-    cnn = "-cnn" if FIGURES[args.figure].kind == "cnn" else ""
-    return Path(f"ardiff-results/{args.dataset}{cnn}" + ("-quick" if args.quick else ""))
+    kind = FIGURES[args.figure].kind
+    model = f"-{kind}" if kind in ("cnn", "depth") else ""
+    return Path(f"ardiff-results/{args.dataset}{model}" + ("-quick" if args.quick else ""))
 
 
 def _reproduce_relaxation(args: argparse.Namespace, out: Path, command: str,
@@ -394,8 +453,29 @@ def _reproduce_cnn(args: argparse.Namespace, out: Path, command: str, progress: 
     return 0
 
 
+def _reproduce_depth(args: argparse.Namespace, out: Path, command: str, progress: Any) -> int:
+    data = _training_data(args, progress)
+    if data["train"][0].shape[1] != 784:
+        print("ardiff reproduce depth: the networks take 28 x 28 images (784 inputs).",
+              file=sys.stderr)
+        raise SystemExit(2)
+    config = DepthConfig(dataset=args.dataset, epochs=_option(args, "epochs"),
+                         batch_size=args.batch_size, lr=args.lr,
+                         train_size=_option(args, "train_size"),
+                         test_size=_option(args, "test_size"), width=_option(args, "width"),
+                         reach_tol=args.reach_tol)
+    rows, paths = run_depth(data, config, out, depths=_option(args, "depths"),
+                            seeds=_option(args, "seeds"),
+                            conditions=_option(args, "conditions"), progress=progress,
+                            command=command)
+    print(describe_depth(rows))
+    print(_wrote(out, paths))
+    return 0
+
+
 #: What `ardiff reproduce FIG` runs for each kind of figure.
-RUNNERS = {"relaxation": _reproduce_relaxation, "mlp": _reproduce_mlp, "cnn": _reproduce_cnn}
+RUNNERS = {"relaxation": _reproduce_relaxation, "mlp": _reproduce_mlp, "cnn": _reproduce_cnn,
+           "depth": _reproduce_depth}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,16 +20,21 @@ from typing import Any
 from .conditions import FIG2, FIG3
 from .fig1 import PAPER_ETAS
 
-__all__ = ["Figure", "FIGURES", "KINDS", "SWEEP_FIGURES", "CNN_CONDITIONS"]
+__all__ = ["Figure", "FIGURES", "KINDS", "SWEEP_FIGURES", "CNN_CONDITIONS",
+           "DEPTH_CONDITIONS"]
 
 #: The conditions of the CNN experiment.
 CNN_CONDITIONS = ("backprop", "ar")
+
+#: The conditions of the depth experiment (`ardiff.paper.depth`).
+DEPTH_CONDITIONS = ("backprop", "ar", "ar-reach")
 
 #: What each kind of figure runs: its options and runner live in `ardiff.paper.cli`.
 KINDS = {
     "relaxation": "relaxation error per layer on one batch (no training)",
     "mlp": "the paper's MLP trained under conditions x seeds: a named sweep",
     "cnn": "the small CNN trained under conditions x seeds",
+    "depth": "residual MLPs of several depths: backprop, AR with T = 100, AR with T by reach",
 }
 
 
@@ -117,6 +122,17 @@ _FIGURES = (
                  "conditions": list(CNN_CONDITIONS)},
            quick={"seeds": [0], "epochs": 1, "train_size": 3200, "test_size": 1000,
                   "conditions": list(CNN_CONDITIONS)}),
+    Figure("depth", "depth",
+           help="train residual MLPs of depth 8 and 32 with backprop, AR (T = 100) and AR "
+           "with T by reach",
+           time="26 min of training for the saved subset (3 seeds x 2 epochs on the first 12,800 "
+           "images); the full 5 epochs on 60,000 were not run", quick_time="about 4 s",
+           quick_summary="depths 2 and 4, width 16, 1 seed, 1 epoch on the first 256 / 256 "
+           "images",
+           full={"seeds": [0, 1, 2], "epochs": 5, "train_size": None, "test_size": None,
+                 "depths": [8, 32], "width": 128, "conditions": list(DEPTH_CONDITIONS)},
+           quick={"seeds": [0], "epochs": 1, "train_size": 256, "test_size": 256,
+                  "depths": [2, 4], "width": 16, "conditions": list(DEPTH_CONDITIONS)}),
 )
 
 #: Every experiment of `ardiff reproduce`, by name.
