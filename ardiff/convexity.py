@@ -323,11 +323,12 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
     max_nnz : int, optional
         Size guard of the assembly (see [`ardiff.solve_triangular`][ardiff.solve_triangular]).
     units : str or sequence, optional
-        The relaxation's units, `"ops"`, `"layers"` or a list of nodes (as for [`ardiff.relax`][ardiff.relax]).  With units
-        other than `"ops"` the report describes the unit-level system: `N` between
-        units (the op-level matrix with the folded nodes eliminated, `N_UU + N_UF (I -
-        N_FF)^-1 N_FU`), its depth D, the predictions for D, and a measurement with
-        those units.  By default `"ops"`, or the preset's.
+        The relaxation's units, `"ops"`, `"layers"` or a list of nodes (as for
+        [`ardiff.relax`][ardiff.relax]).  With units other than `"ops"` the report
+        describes the unit-level system: `N` between units (the op-level matrix with
+        the folded nodes eliminated, `N_UU + N_UF (I - N_FF)^-1 N_FU`), its depth D,
+        the predictions for D, and a measurement with those units.  By default
+        `"ops"`, or the preset's.
     max_iter : int or "reach", optional
         The step budget T whose reach is reported (`remaining_fraction`, `reach_depth`)
         and with which the relaxation is measured; `"reach"` (or None): the predicted
