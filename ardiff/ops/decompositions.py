@@ -297,6 +297,12 @@ def _eigvals_vjp(ans, a):
     return lambda g: matmul(left, _as_column(g) * Vt)
 
 
+def _eigvals_jvp(t, ans, a):
+    """dλ = diag(V^-1 dA V)."""
+    V = eig_vectors(a)
+    return sum_(mT(inv(V)) * matmul(t, V), axis=-2)
+
+
 def _eig_vectors_vjp(ans, a):
     """dV = V C with C_ij = (V^-1 dA V)_ij / (λ_j - λ_i) off the diagonal, and a real
     diagonal keeping every column at unit norm (NumPy's normalisation; the phase of each
@@ -322,7 +328,7 @@ def _eig_vectors_vjp(ans, a):
 
 #: Eigenvalues of a general square matrix (complex in general), as `numpy.linalg.eigvals`.
 eigvals = defop("eigvals", np.linalg.eigvals, _eigvals_vjp, nonlinear=True, reads=((0,),),
-                jvp=TRANSPOSED_VJP)
+                jvp=(_eigvals_jvp,))
 #: Unit-norm eigenvectors (columns) of a general square matrix, as `numpy.linalg.eig`.
 eig_vectors = defop("eig_vectors", lambda a: np.linalg.eig(a)[1], _eig_vectors_vjp,
                     nonlinear=True, reads=(("ans", 0),), jvp=TRANSPOSED_VJP)

@@ -67,6 +67,17 @@ def _extreme_vjp(ans, x, axis=None, keepdims=False):
     return lambda g: spread(g, shape, axis) * share
 
 
+def reduction_jvp(vjp_maker):
+    """The tangent rule of a reduction whose VJP is `g -> spread(g) * weights`: the
+    weights are that VJP of ones, and the tangent is `sum(t * weights)` over the same
+    axes (prod's exclusive products, a norm's slopes)."""
+    def maker(t, ans, x, *args, axis=None, keepdims=False, **kwargs):
+        ones = np.ones(np.shape(unwrap(ans)))
+        weights = vjp_maker(ans, x, *args, axis=axis, keepdims=keepdims, **kwargs)(ones)
+        return sum_(t * weights, axis=axis, keepdims=keepdims)
+    return maker
+
+
 def _extreme_jvp(t, ans, x, axis=None, keepdims=False):
     """The tangent of a max/min: the mean of the tied extremes' tangents (the VJP's split)."""
     xr = unwrap(x)
@@ -234,7 +245,8 @@ def _prod_vjp(ans, x, axis=None, keepdims=False):
 
 prod = defop("prod",
              lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
-             _prod_vjp, jac=REDUCTION, nonlinear=True, reads=((0,),), jvp=(TRANSPOSED_VJP,))
+             _prod_vjp, jac=REDUCTION, nonlinear=True, reads=((0,),),
+             jvp=(reduction_jvp(_prod_vjp),))
 
 
 def _cumprod_vjp(ans, x, axis=None):
