@@ -19,6 +19,7 @@ function that calls `jvp` records the tangent computation and differentiates it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,8 @@ from .tracer import Tracer
 from .transforms import make_vjp
 from .tree import flatten
 
-__all__ = ["Dual", "ForwardNode", "ForwardTrace", "jvp", "make_jvp", "jacfwd", "push_tangent",
-           "transposed_vjp", "fit_tangent"]
+__all__ = ["Dual", "ForwardNode", "WeakParent", "ForwardTrace", "jvp", "make_jvp", "jacfwd",
+           "push_tangent", "transposed_vjp", "fit_tangent"]
 
 
 class ForwardNode:
@@ -41,11 +42,11 @@ class ForwardNode:
     `op`, `args` and `parents` are kept only for arguments (`op == "input"`) and for
     the results of view-making ops (basic indexing, reshape, transpose, ...): the
     in-place writes of `ardiff.tracer.Tracer` read them to write through a view to its
-    base, as NumPy does.  For other values they are None and empty, so a chain of ops
-    keeps nothing of its past.
+    base, as NumPy does.  A view's parent is held weakly (`WeakParent`), so a chain of
+    views (`x = x.reshape(...).T` in a loop) keeps nothing of its past either.
     """
 
-    __slots__ = ("tangent", "op", "args", "parents")
+    __slots__ = ("tangent", "op", "args", "parents", "__weakref__")
 
     def __init__(self, tangent: Any, op: Any = None, args: tuple = (), parents: tuple = ()):
         self.tangent, self.op, self.args, self.parents = tangent, op, args, parents
@@ -57,6 +58,24 @@ class ForwardNode:
 
     def __repr__(self) -> str:
         return f"<forward node: tangent of shape {shape_of(self.tangent)}>"
+
+
+class WeakParent:
+    """A view's parent node, held weakly; equal to that node while it lives.
+
+    In-place writes compare a view's parent with the base they write through
+    (`node.parents[0][1] == base._node`); a dead parent has no live base to match.
+    """
+
+    __slots__ = ("ref",)
+
+    def __init__(self, node: ForwardNode):
+        self.ref = weakref.ref(node)
+
+    def __eq__(self, other: object) -> bool:
+        return self.ref() is other
+
+    __hash__ = None  # compared, never hashed
 
 
 class _NoGuards:
@@ -102,7 +121,8 @@ class ForwardTrace(Graph):
         tangent = push_tangent(op, value, args, kwargs,
                                [(k, node.tangent) for k, node in parents])
         if op.view and parents:
-            return ForwardNode(tangent, op, args, parents)
+            return ForwardNode(tangent, op, args, tuple((k, WeakParent(node))
+                                                        for k, node in parents))
         return ForwardNode(tangent)
 
     def input(self, value: Any, tangent: Any = None, name: str | None = None) -> Dual:

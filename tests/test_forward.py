@@ -317,6 +317,26 @@ def test_memory_does_not_grow_with_the_chain():
     assert peaks[1] <= 2 * peaks[0], peaks
 
 
+def test_a_chain_of_views_keeps_nothing_either():
+    """Views note their parent for in-place writes, weakly: a loop of reshapes and
+    transposes does not keep every earlier view alive."""
+    def chain(x, steps):
+        for _ in range(steps):
+            x = x.reshape(8, 8).T.reshape(-1)[::-1]
+        return x
+
+    peaks = []
+    for steps in (300, 3000):
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        _, tangent = ardiff.jvp(lambda y, s=steps: chain(y, s), (np.arange(64.0),),
+                                (np.arange(64.0),))
+        peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        tracemalloc.stop()
+        np.testing.assert_array_equal(tangent, chain(np.arange(64.0), steps))  # linear
+    assert peaks[1] <= 2 * peaks[0], peaks
+
+
 # -- random programs (ardiff.strategies) ------------------------------------------------
 @given(random_programs(min_nodes=30, max_nodes=60))
 def test_fuzz_random_programs_in_forward_mode(drawn):
