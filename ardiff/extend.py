@@ -68,9 +68,10 @@ __all__ = ["primitive", "Primitive", "defvjp", "defvjp_argnum", "defvjp_argnums"
 class _Layout:
     """How one call's flat leaves map back to the primitive's arguments.
 
-    One per recorded call (it travels as a keyword argument of the node), so it also
-    caches the maker's VJP of that node: a container argument has several leaves, and
-    its VJP is made and applied once for all of them.
+    One per recorded call with a container argument (it travels as a keyword argument
+    of the node), so it also caches the maker's VJP of that node: a container argument
+    has several leaves, and its VJP is made and applied once for all of them.  Calls
+    whose arguments are all one leaf share one layout per arity (`_flat_layout`).
     """
 
     def __init__(self, args: tuple):
@@ -154,7 +155,8 @@ class Primitive:
         leaves = args if _all_leaves(args) else flatten(list(args))[0]
         for leaf in leaves:
             if isinstance(leaf, TracerBase):
-                return self.op(*leaves, ardiff_layout=_Layout(args), **kwargs)
+                layout = _flat_layout(len(args)) if leaves is args else _Layout(args)
+                return self.op(*leaves, ardiff_layout=layout, **kwargs)
         return self.fun(*args, **kwargs)
 
     # -- what the op calls -------------------------------------------------------------
@@ -307,6 +309,18 @@ class Primitive:
             return out
 
         return vjp
+
+
+_FLAT_LAYOUTS: dict[int, _Layout] = {}
+
+
+def _flat_layout(n: int) -> _Layout:
+    """The layout of `n` one-leaf arguments, shared by every such call (it holds no
+    per-call state: its VJP cache serves containers only)."""
+    layout = _FLAT_LAYOUTS.get(n)
+    if layout is None:
+        layout = _FLAT_LAYOUTS[n] = _Layout((None,) * n)
+    return layout
 
 
 #: The containers whose leaves are separate inputs of a primitive (`ardiff.tree`).

@@ -435,7 +435,12 @@ def asarray(obj, dtype=None, **kwargs):
 def full(shape, fill_value, dtype=None, order="C", **kwargs):
     """Like `numpy.full`; a traced `fill_value` is broadcast to `shape` and stays traced
     (autograd's examples write `np.full(x.shape, g)` inside VJPs)."""
-    if not _contains_tracer(fill_value):  # NumPy's (a VJP's `full(shape, g)`: per call)
+    if type(fill_value) is _np.ndarray and dtype is None and not kwargs:
+        # a VJP's `full(shape, g)` (per call): numpy.full's own steps, without its wrapper
+        out = _np.empty(shape, fill_value.dtype, order=order)
+        _np.copyto(out, fill_value, casting="unsafe")
+        return out
+    if not _contains_tracer(fill_value):  # NumPy's
         return _np.full(shape, fill_value, dtype=dtype, order=order, **kwargs)
     if _integer_kind(dtype):
         return _np.full(shape, _plain(fill_value), dtype=dtype, order=order, **kwargs)
