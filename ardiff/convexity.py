@@ -41,7 +41,7 @@ from .graph import Graph, unwrap
 from .interchange import describe_cycle, find_cycle, from_networkx
 from .recorder import trace
 from .solvers import ConvergenceWarning, compile_plan, relative_error, run_relaxation
-from .solvers.options import PRESETS, REACH, SCHEDULES
+from .solvers.options import PRESETS, REACH, SCHEDULES, SolverOptions
 from .solvers.theory import (
     MAX_PREDICTED,
     REACH_FRACTION,
@@ -404,8 +404,8 @@ def check_convexity(target: Graph | Callable | Any, *args: Any, output: Any = No
         with warnings.catch_warnings():
             # the report states both (remaining_fraction, measured_converged)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            measured = run_relaxation(plan, seed, eta=eta, schedule=schedule, init=init,
-                                      tol=tol, units=units, max_iter=fixed)
+            measured = run_relaxation(plan, seed, SolverOptions(
+                eta=eta, schedule=schedule, init=init, tol=tol, units=units, max_iter=fixed))
         report.measured_iterations = measured.iterations
         report.measured_converged = bool(measured.converged)
         report.measured_error = max(

@@ -318,8 +318,8 @@ def workload_paper(smoke: bool):
     steps = 5 if smoke else 100
 
     def relax_paper():
-        return ardiff.solvers.run_relaxation(plan, seed, schedule="parallel", eta=0.1,
-                                             init="forward", max_iter=steps, tol=0.0)
+        return ardiff.solvers.run_relaxation(plan, seed, ardiff.solvers.SolverOptions(
+            schedule="parallel", eta=0.1, init="forward", max_iter=steps, tol=0.0))
 
     return {"ardiff": relax_paper, "numpy": vjp_sweep}, steps
 

@@ -785,24 +785,23 @@ def test_complex_graph_with_real_inner_edges():
     np.testing.assert_allclose(tri.grads[0], ardiff.backprop(g).grads[0], rtol=1e-12)
 
 
-def test_run_relaxation_options_and_keywords():
+def test_run_relaxation_takes_one_options_object():
     from ardiff.solvers import SolverOptions
     from ardiff.solvers.relaxation import run_relaxation
 
     ref = skip_connection()
     plan = compile_plan(ref.graph, ref.traced[-1])
-    with pytest.raises(TypeError, match=r"run_relaxation: pass options= or keywords, not both "
-                                        r"\(got \['eta', 'tol'\]\)"):
-        run_relaxation(plan, options=SolverOptions(), tol=0.1, eta=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'eta'"):
+        run_relaxation(plan, eta=0.5)  # settings travel in one object
     D = plan.max_depth
     with expect_reach(D, 4, 0.5):  # 4 steps, compared with stepping by hand
-        by_keywords = run_relaxation(plan, schedule="parallel", eta=0.5, tol=0.0, max_iter=4)
-    with expect_reach(D, 4, 0.5):
         by_options = run_relaxation(plan, None, SolverOptions(schedule="parallel", eta=0.5,
                                                               tol=0.0, max_iter=4))
-    assert by_keywords.iterations == by_options.iterations == 4
-    assert_state(by_keywords, ref, ref.stepped("parallel", 0.5, 4))
+    assert by_options.iterations == 4
     assert_state(by_options, ref, ref.stepped("parallel", 0.5, 4))
+    default = run_relaxation(plan)  # SolverOptions(): one exact sweep
+    assert default.iterations == 1
+    assert_state(default, ref, ref.stepped("sequential", 1.0, 1))
 
 
 def test_stepping_without_relaxing_nodes():

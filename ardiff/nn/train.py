@@ -20,7 +20,7 @@ import numpy as np
 from ..graph import unwrap
 from ..rules import learning_rules
 from ..solvers import compile_plan, run_backprop, run_relaxation
-from ..solvers.options import PRESETS, REACH
+from ..solvers.options import PRESETS, REACH, SolverOptions
 from .losses import Loss, accuracy, get_loss
 from .model import MLP
 from .optim import SGD, Optimizer
@@ -152,10 +152,10 @@ def batch_gradients(model: MLP, x: np.ndarray, target: np.ndarray, loss: Loss | 
         # tol=0: the T steps are the method (the paper's fixed budget), not a stopping
         # rule; with steps="reach" the tolerance picks T (then T steps are run)
         reach = method.steps == REACH
-        result = run_relaxation(plan, seed, eta=method.eta, schedule=method.schedule,
-                                init=method.init, tol=method.reach_tol if reach else 0.0,
-                                max_iter=REACH if reach else int(method.steps),
-                                closed_form=method.closed_form)
+        result = run_relaxation(plan, seed, SolverOptions(
+            eta=method.eta, schedule=method.schedule, init=method.init,
+            tol=method.reach_tol if reach else 0.0,
+            max_iter=REACH if reach else int(method.steps), closed_form=method.closed_form))
     return BatchGradients(float(loss(output, target)), output, result.grads, result, seed,
                           graph, out, params)
 

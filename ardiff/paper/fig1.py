@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..nn import MLP, one_hot
-from ..solvers import ReachWarning, compile_plan, run_backprop, run_relaxation
+from ..solvers import ReachWarning, SolverOptions, compile_plan, run_backprop, run_relaxation
 
 #: The eta values of the paper's Fig. 1b.
 PAPER_ETAS = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
@@ -67,8 +67,9 @@ def layer_errors(x: np.ndarray, y: np.ndarray, *, etas: Sequence[float] = (0.1,)
             # the figure is the remaining error per step: a small eta that does not reach
             # the first layer in `steps` steps is what it shows, not a mistake to warn of
             warnings.simplefilter("ignore", ReachWarning)
-            res = run_relaxation(plan, seed_error, eta=eta, schedule=schedule,
-                                 init="forward", tol=0.0, max_iter=steps, record=True)
+            res = run_relaxation(plan, seed_error, SolverOptions(
+                eta=eta, schedule=schedule, init="forward", tol=0.0, max_iter=steps,
+                record=True))
         mse, rel = [], []
         for i, g in zip(hidden, truth):
             traj = res.trajectory[i]

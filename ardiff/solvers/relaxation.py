@@ -232,8 +232,8 @@ def steps_by_reach(plan: Plan, options: SolverOptions) -> tuple[SolverOptions, s
         "(at closed-form cost with closed_form=True).")
 
 
-def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None = None,
-                   **keywords: Any) -> Result:
+def run_relaxation(plan: Plan, seed: Any = None,
+                   options: SolverOptions | None = None) -> Result:
     """Relax a compiled plan.
 
     Parameters
@@ -243,10 +243,9 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
     seed : array_like, optional
         dL/d(output); default 1 for a scalar output.
     options : SolverOptions, optional
-        Validated settings (`method` and `rules` are not read here).
-    **keywords
-        Instead of `options`: `eta`, `schedule`, `init`, `tol`, `max_iter`, `record`,
-        `closed_form`, `time`, `units` (defaults as in `SolverOptions`), validated here.
+        Validated settings (default: `SolverOptions()`; `method` and `rules` are not
+        read here).  The one way settings reach a solver (`relax` builds them from its
+        keywords).
 
     Returns
     -------
@@ -254,10 +253,7 @@ def run_relaxation(plan: Plan, seed: Any = None, options: SolverOptions | None =
         See `relax`.
     """
     if options is None:
-        options = SolverOptions(**keywords)
-    elif keywords:
-        raise TypeError(f"run_relaxation: pass options= or keywords, not both "
-                        f"(got {sorted(keywords)}).")
+        options = SolverOptions()
     plan = unit_plan(plan, options.units)
     options, reach = steps_by_reach(plan, options)
     if options.closed_form:
