@@ -74,6 +74,8 @@ TESTS: dict[str, list[str]] = {
     ],
     "ardiff/op.py": [
         "tests/test_op_contract.py", "tests/test_defop.py",
+        # the tangent rules' declarations (jvp_maker, differentiable_positions)
+        "tests/test_forward.py", "tests/test_forward_ops.py",
     ],
     "ardiff/solvers/units.py": [
         "tests/test_solver_references.py", "tests/test_units.py", "tests/test_units_nested.py",
