@@ -117,9 +117,9 @@ def dot_convolve(a: np.ndarray, b: np.ndarray, mode: str, keep: int, dot: int
     Parameters
     ----------
     a : numpy.ndarray
-        Laid out as ``[kept of a | dot | conv]``.
+        Laid out as `[kept of a | dot | conv]`.
     b : numpy.ndarray
-        Laid out as ``[dot | kept of b | conv]``, with as many convolved axes as `a`.
+        Laid out as `[dot | kept of b | conv]`, with as many convolved axes as `a`.
     mode : {"full", "valid"}
         For `"valid"`, `a` at least as large as `b` along every convolved axis.
     keep, dot : int
@@ -128,7 +128,7 @@ def dot_convolve(a: np.ndarray, b: np.ndarray, mode: str, keep: int, dot: int
     Returns
     -------
     numpy.ndarray
-        Laid out as ``[kept of a | kept of b | conv]``.
+        Laid out as `[kept of a | kept of b | conv]`.
     """
     conv = a.ndim - keep - dot
     kernel = b.shape[b.ndim - conv:]
