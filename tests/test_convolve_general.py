@@ -113,3 +113,18 @@ def test_convnet_gradient_matches_autograd():
     theirs = autograd.grad(loss(agnp, agsignal.convolve), argnum=(0, 1))(a, b)
     for x, y in zip(mine, theirs):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-12)
+
+
+def test_compiled_replay_and_triangular_solver_agree_with_grad():
+    a = RNG.standard_normal((2, 2, 6, 6))
+    b0 = RNG.standard_normal((2, 3, 3, 3))
+
+    def loss(b):
+        return anp.sum(anp.tanh(asignal.convolve(a, b, mode="valid", **CONVNET)) ** 2)
+
+    compiled = ardiff.compile(loss)
+    for b in (b0, 1.5 * b0):  # the replay at a second point
+        exact = ardiff.grad(loss)(b)
+        np.testing.assert_array_equal(compiled(b), exact)
+        np.testing.assert_allclose(ardiff.grad(loss, method="triangular")(b), exact,
+                                   rtol=1e-12, atol=1e-14)
