@@ -143,15 +143,18 @@ def find(api: dict[str, Rendered], public: str) -> Rendered | None:
 
 
 # -- comparing defaults -------------------------------------------------------------------------
-def same_default(text: str, value) -> bool:
-    """Whether the source text of a rendered default denotes the signature's default."""
+def same_default(text: str, value, namespace: dict | None = None) -> bool:
+    """Whether the source text of a rendered default denotes the signature's default.
+
+    A default written as an expression of its module (`PAPER["eta"]`: the paper's
+    protocol, defined once) is rendered as written and evaluated in `namespace`."""
     if repr(value) == "<factory>":  # a dataclass field's default_factory: any source text
         return True
     try:
         rendered = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         try:
-            rendered = eval(text, {"np": np, "numpy": np})  # e.g. np.float64
+            rendered = eval(text, {"np": np, "numpy": np, **(namespace or {})})
         except Exception:
             return text.rsplit(".", 1)[-1] == getattr(value, "__name__", repr(value))
     if isinstance(value, float) and isinstance(rendered, (int, float)):
@@ -194,6 +197,8 @@ def mismatches(obj: Rendered) -> list[str]:
         real = signature_defaults(resolve(obj.id))
     except (TypeError, ValueError):  # no introspectable signature (some builtins)
         return []
+    module = inspect.getmodule(resolve(obj.id))
+    namespace = vars(module) if module is not None else {}
     problems = []
     if obj.signature is not None and "(" in obj.signature:
         shown = rendered_defaults(obj.signature)
@@ -205,7 +210,7 @@ def mismatches(obj: Rendered) -> list[str]:
             if (text is None) != (real[name] is inspect.Parameter.empty):
                 problems.append(f"{name}: rendered default {text}, signature "
                                 f"{describe(real[name])}")
-            elif text is not None and not same_default(text, real[name]):
+            elif text is not None and not same_default(text, real[name], namespace):
                 problems.append(f"{name}: rendered default {text}, signature {real[name]!r}")
     for name, text in obj.documented.items():
         # "argnum, **options" in a docstring once rendered **options with argnum's default;
@@ -219,7 +224,7 @@ def mismatches(obj: Rendered) -> list[str]:
             continue
         default = real[name]
         if text is not None and (default is inspect.Parameter.empty
-                                 or not same_default(text, default)):
+                                 or not same_default(text, default, namespace)):
             problems.append(f"{name}: parameter list says default {text}, signature "
                             f"{describe(default)}")
     return problems
