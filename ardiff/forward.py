@@ -39,17 +39,20 @@ __all__ = ["Dual", "ForwardNode", "WeakParent", "ForwardTrace", "jvp", "make_jvp
 class ForwardNode:
     """What a forward trace knows of one value: its tangent, and how a view was made.
 
-    `op`, `args` and `parents` are kept only for arguments (`op == "input"`) and for
-    the results of view-making ops (basic indexing, reshape, transpose, ...): the
+    `op`, `args` and `parents` are kept only for arguments (`op == "input"`, with the
+    caller's array as `value`, which in-place writes must leave alone) and for the
+    results of view-making ops (basic indexing, reshape, transpose, ...): the
     in-place writes of `ardiff.tracer.Tracer` read them to write through a view to its
     base, as NumPy does.  A view's parent is held weakly (`WeakParent`), so a chain of
     views (`x = x.reshape(...).T` in a loop) keeps nothing of its past either.
     """
 
-    __slots__ = ("tangent", "op", "args", "parents", "__weakref__")
+    __slots__ = ("tangent", "op", "args", "parents", "value", "__weakref__")
 
-    def __init__(self, tangent: Any, op: Any = None, args: tuple = (), parents: tuple = ()):
+    def __init__(self, tangent: Any, op: Any = None, args: tuple = (), parents: tuple = (),
+                 value: Any = None):
         self.tangent, self.op, self.args, self.parents = tangent, op, args, parents
+        self.value = value
 
     @property
     def index(self) -> ForwardNode:
@@ -129,7 +132,7 @@ class ForwardTrace(Graph):
         """A dual value: `value` with `tangent` (zeros when None)."""
         value = as_differentiable(value, where="ardiff.jvp")
         tangent = _zeros(value) if tangent is None else tangent
-        return Dual(self, ForwardNode(tangent, "input"), value)
+        return Dual(self, ForwardNode(tangent, "input", value=value), value)
 
     def constant(self, value: Any, name: str | None = None) -> Dual:
         """A dual value with a zero tangent (`np.zeros_like(x)` of a dual `x`)."""

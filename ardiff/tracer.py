@@ -524,7 +524,9 @@ class Tracer(TracerBase):
         only other live array sharing its memory.  Other sharing is refused."""
         graph = self._graph
         node = graph.node_of(self)
-        if node.op == "input":
+        # the caller's array itself (a copy, `x = x.copy()`, stands for the same leaf
+        # but holds its own memory, and may be written)
+        if node.op == "input" and np.may_share_memory(unwrap(self), unwrap(node.value)):
             raise TracingError(
                 f"{user_line()}: {what} on a traced array that is an argument of the traced "
                 f"function: NumPy would change the caller's array, and ardiff never writes "

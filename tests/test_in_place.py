@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import ardiff
+import ardiff.numpy as anp
 from ardiff.graph import TracingError
 
 X = np.array([0.7, -1.3, 2.1])
@@ -411,3 +412,35 @@ def test_copyto_refuses_what_numpy_refuses():
         unsafe(X.copy())
     with pytest.raises(TypeError, match="Cannot cast"):
         ardiff.grad(unsafe)(X)
+
+
+@pytest.mark.parametrize("copy", [lambda u: u.copy(), lambda u: np.copy(u),
+                                  lambda u: anp.array(u), lambda u: +u],
+                         ids=["method", "np.copy", "anp.array", "positive"])
+def test_a_copy_of_an_argument_is_writable_and_the_argument_is_not(copy):
+    """`u = u.copy(); u[1:-1] += v` is what the refusal of a write into an argument
+    advises: the copy holds its own memory, so NumPy's semantics allow the write; the
+    caller's array stays as it was.  Both modes against central differences."""
+    from ardiff.testing import check_grads
+
+    def stencil(u, v):
+        w = copy(u)
+        w[1:-1] += v * w[:-2]
+        np.multiply(w, 2.0, out=w)
+        w[0] = v[0]
+        return np.sum(w ** 2) + np.sum(u)
+
+    u0, v0 = np.array([0.3, 1.0, -2.0, 0.5]), np.array([0.5, -1.5])
+    before = u0.copy()
+    check_grads(stencil, modes=["rev", "fwd"])(u0, v0)
+    np.testing.assert_array_equal(u0, before)
+
+    def writes_its_argument(u):
+        u[1:-1] += 1.0
+        return np.sum(u)
+
+    with pytest.raises(TracingError, match="an argument of the traced function"):
+        ardiff.grad(writes_its_argument)(u0)
+    with pytest.raises(TracingError, match="an argument of the traced function"):
+        ardiff.jvp(writes_its_argument, (u0,), (np.ones(4),))
+    np.testing.assert_array_equal(u0, before)
