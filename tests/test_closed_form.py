@@ -360,3 +360,29 @@ def test_large_eta_against_exact_rational_arithmetic(schedule, eta):
         # above the final state), which the closed form does not (docs/theory.md)
         assert closed_error < 1e-12
         assert stepped_error <= 200 * eps * max(growth, 1.0)
+
+
+def test_the_closed_form_warns_of_the_reach_as_stepping_does():
+    """A fixed budget that leaves the deepest unit short gives one ReachWarning, the same
+    text from the closed form as from stepping (nothing appended when tol is met or 0)."""
+    import warnings
+
+    import ardiff.numpy as anp
+
+    def deep(x):
+        h = x
+        for _ in range(12):
+            h = anp.tanh(1.1 * h)
+        return anp.sum(h * h)
+
+    x0 = np.array([0.3, -0.4])
+    texts = []
+    for closed_form in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ardiff.grad(deep, schedule="parallel", eta=0.1, max_iter=5, tol=0.0,
+                        closed_form=closed_form)(x0)
+        assert [type(w.message) for w in caught] == [ardiff.ReachWarning]
+        texts.append(str(caught[0].message))
+    assert texts[0] == texts[1]
+    assert texts[1].endswith("(at closed-form cost with closed_form=True).")
