@@ -1068,6 +1068,6 @@ CLI_SOURCES = {
     "cnn --quick": f"{_T}:ardiff_reproduce_cnn_quick.cpu.*",
     "demo's cnn --quick": f"{_T}:ardiff_reproduce_cnn_quick.cpu.*",
     # the saved subset of the depth experiment (the full run was not made: docs/results.md)
-    "depth": "docs/results/depth/runs/*.json:history.epoch_time.* sum scale=1/60",
+    "depth": "docs/results/depth-full/runs/*.json:history.epoch_time.* sum scale=1/3600",
     "depth --quick": "docs/results/commands/depth_times.txt:ardiff_reproduce_depth_quick.cpu.*",
 }
