@@ -77,24 +77,34 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _etas(text: str) -> list[float]:
-    try:
-        etas = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        etas = []
-    if not etas or not all(0 < e < 2 for e in etas):
-        raise argparse.ArgumentTypeError(f"--etas takes comma-separated numbers in (0, 2), "
-                                         f"got {text!r}")
-    return etas
+def _numbers(option: str, convert: Callable, valid: Callable, wanted: str) -> Callable:
+    """An argparse type for comma-separated numbers: `--etas 0.5,0.1` -> [0.5, 0.1]."""
+    def parse(text: str) -> list:
+        try:
+            values = [convert(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            values = []
+        if not values or not all(valid(v) for v in values):
+            raise argparse.ArgumentTypeError(f"{option} takes comma-separated {wanted}, "
+                                             f"got {text!r}")
+        return values
+    return parse
 
 
-def _conditions(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in CONDITIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown condition(s) {unknown}; choose from {', '.join(CONDITIONS)}")
-    return names
+def _names(choices: Sequence[str]) -> Callable:
+    """An argparse type for a comma-separated subset of `choices`."""
+    def parse(text: str) -> list[str]:
+        names = [s.strip() for s in text.split(",") if s.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown condition(s) {unknown}; choose from {', '.join(choices)}")
+        return names
+    return parse
+
+
+_etas = _numbers("--etas", float, lambda e: 0 < e < 2, "numbers in (0, 2)")
+_conditions = _names(CONDITIONS)
 
 
 THREADS_HELP = ("BLAS threads (default: %(default)s; the matrices are small, and more "
@@ -245,24 +255,9 @@ def _training_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
                               "(Dask; default: in this process)")
 
 
-def _depths(text: str) -> list[int]:
-    try:
-        depths = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        depths = []
-    if not depths or min(depths) < 0:
-        raise argparse.ArgumentTypeError(f"--depths takes comma-separated numbers of residual "
-                                         f"blocks >= 0, got {text!r}")
-    return depths
-
-
-def _depth_conditions(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in DEPTH_CONDITIONS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown condition(s) {unknown}; choose from {', '.join(DEPTH_CONDITIONS)}")
-    return names
+_depths = _numbers("--depths", int, lambda d: d >= 0,
+                   "numbers of residual blocks >= 0")
+_depth_conditions = _names(DEPTH_CONDITIONS)
 
 
 def _depth_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
