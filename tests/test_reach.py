@@ -251,3 +251,44 @@ def test_check_convexity_reports_remaining_fractions_and_reach():
     assert report.steps == report.predicted_iterations
     assert report.remaining_fraction[-1] <= report.tol
     assert report.to_dict()["reach_depth"] == report.reach_depth
+
+
+def chain_of(depth):
+    def deep(x):
+        h = x
+        for _ in range(depth):
+            h = anp.tanh(1.1 * h)
+        return anp.sum(h * h)
+    return deep
+
+
+def test_reach_messages_in_full():
+    """The refusal of a tolerance no step count reaches, and the warning's advice when
+    none does, word for word (the one place that writes them: steps_by_reach)."""
+    deep, x0 = chain_of(6), np.array([0.3, -0.4])
+    depth = compile_plan(ardiff.trace(deep, x0)).max_depth
+    with pytest.raises(ValueError) as refused:
+        ardiff.grad(deep, schedule="parallel", eta=1e-9, max_iter="reach", tol=1e-12)(x0)
+    assert str(refused.value) == (
+        f"max_iter='reach': no T up to 1e7 steps brings a unit at depth {depth} to "
+        "tol=1e-12 (parallel, eta=1e-09); use a larger eta or tol.")
+    with pytest.warns(ardiff.ReachWarning) as record:
+        ardiff.grad(deep, schedule="parallel", eta=1e-9, max_iter=5, tol=0.0)(x0)
+    assert str(record[0].message) == (
+        f"max_iter=5 parallel steps of eta=1e-09 do not reach the deepest relaxing unit: "
+        f"at depth {depth} from the output it still holds {tail(5, depth, 1e-9):.3g} of "
+        "its initial error (more than 0.05; ardiff.solvers.theory.error_bound), so its "
+        "gradient is mostly its initial activity. no step count up to 1e7 brings it "
+        "there; max_iter='reach' with tol= picks T from the depth (at closed-form cost "
+        "with closed_form=True).")
+
+
+def test_continuous_time_takes_no_step_count_and_gives_no_reach_warning():
+    """max_iter counts discrete steps: with schedule='continuous' (time= decides) a
+    max_iter given anyway leaves the solve silent and exact to the flow's time."""
+    deep, x0 = chain_of(12), np.array([0.3, -0.4])
+    exact = ardiff.grad(deep, method="backprop")(x0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flowed = ardiff.grad(deep, schedule="continuous", time=80.0, max_iter=3)(x0)
+    assert relative_error(flowed, exact) < 1e-9
