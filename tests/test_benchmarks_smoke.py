@@ -114,7 +114,10 @@ def test_suite_processes_mode_reports_every_process(tmp_path):
         assert row[at + 3] == "median" and len(row) == at + 5
         values = [float(v) for v in row[at + 1:at + 3]]
         assert min(values) <= float(row[-1]) <= max(values)
-    assert {("autograd", "ratios"), ("ardiff", "faults"), ("ardiff", "ms")} <= kinds
+    expected = {("ardiff", "faults"), ("ardiff", "ms")}
+    if importlib.util.find_spec("autograd") is not None:  # not in CI's NumPy 1.26 venv
+        expected.add(("autograd", "ratios"))
+    assert expected <= kinds
 
 
 def test_example_workloads_match_their_references():

@@ -73,6 +73,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "ardiff/convexity.py": [
         "tests/test_convexity_references.py", "tests/test_convexity.py",
+        "tests/test_reach.py",  # the reach rows of the report (max_iter=, preset=)
     ],
     "ardiff/op.py": [
         "tests/test_op_contract.py", "tests/test_defop.py",
