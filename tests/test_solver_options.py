@@ -204,3 +204,19 @@ def test_relax_keywords_are_the_relaxation_fields():
 def test_options_are_frozen():
     with pytest.raises(AttributeError):
         SolverOptions().eta = 0.5
+
+
+def test_max_iter_reach_is_validated_word_for_word():
+    """max_iter='reach' needs a tolerance and discrete steps; each refusal in full."""
+    assert SolverOptions(max_iter="reach", tol=1e-3).max_iter == "reach"
+    assert SolverOptions(max_iter="reach", tol=2.0).tol == 2.0  # any tol > 0
+    with pytest.raises(ValueError) as refused:
+        SolverOptions(max_iter="reach", tol=1e-3, schedule="continuous", time=1.0)
+    assert str(refused.value) == ("max_iter='reach' chooses a number of steps; "
+                                  "schedule='continuous' takes time= instead.")
+    for tol in (0, 0.0):
+        with pytest.raises(ValueError) as refused:
+            SolverOptions(max_iter="reach", tol=tol)
+        assert str(refused.value) == (
+            "max_iter='reach' picks the smallest T whose remaining fraction at the deepest "
+            f"unit is at most tol, so it needs tol > 0 (e.g. tol=1e-3); got tol={tol!r}.")
