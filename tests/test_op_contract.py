@@ -593,3 +593,25 @@ def test_lean_patterns_of_a_new_op(monkeypatch, fresh_names):
     # the same traced positions (0, 1) at another arity: reads argument 2, so s goes
     again = total(a, s, np.ones(4))
     assert type(g.nodes[again._node].args[1]) is Released
+
+
+def test_a_declared_scalar_form_reaches_compiled_scalar_programs(fresh_names):
+    """`defop(scalar=...)` is kept on the op and is what `ardiff.compile` writes for a
+    program of Python-float scalars: a cube declared with its scalar form compiles to
+    `grad`'s bits on a second call (the replay), and an op without one does too (it
+    keeps NumPy's path)."""
+    fresh_names.extend(["t_cube_scalar", "t_cube_plain"])
+    factor = Scale(lambda ans, x: 3.0 * x * x)
+    with_form = defop("t_cube_scalar", lambda x: x * x * x, factor,
+                      scalar=("{0} * {0} * {0}", ("3.0 * {0} * {0}",)))
+    plain = defop("t_cube_plain", lambda x: x * x * x, factor)
+    assert with_form.scalar == ("{0} * {0} * {0}", ("3.0 * {0} * {0}",))
+    assert plain.scalar is None
+    for op in (with_form, plain):
+        def f(x, op=op):
+            return op(x) * 2.0
+        compiled = ardiff.compile(f)
+        for x in (np.float64(0.7), np.float64(-1.3), np.float64(2.1)):
+            got = compiled(x)
+            assert np.float64(got).tobytes() == np.float64(ardiff.grad(f)(x)).tobytes()
+            assert got == pytest.approx(6.0 * x * x, rel=1e-15)
