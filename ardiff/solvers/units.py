@@ -183,7 +183,6 @@ class UnitPlan(Plan):
                 below.add(k)
         self.clamped = [k for k in op_plan.relaxing if k not in unit_set and k not in below]
         self.folded = [k for k in op_plan.relaxing if k not in unit_set and k in below]
-        self._units = unit_set
         self._frontier = unit_set | set(self.clamped) | {op_plan.output}
         self._segments: dict = {}
         self.stage(restage=False)
