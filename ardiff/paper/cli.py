@@ -206,28 +206,34 @@ def _relaxation_options(parser: argparse.ArgumentParser, figure: Figure) -> None
                         + "; --quick: " + ",".join(f"{e:g}" for e in quick["etas"]) + ")")
 
 
-def _training_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
-    """Options of a training figure; the defaults are `ExperimentConfig`'s (the paper's
-    training and relaxation protocol) and the figure's registry entry."""
+def _run_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
+    """Seeds, epochs and data sizes of a training figure, with its registry defaults."""
     full, quick = figure.full, figure.quick
-    paper = ExperimentConfig()
-    conditions = ("all " + str(len(CONDITIONS)) if len(full["conditions"]) == len(CONDITIONS)
-                  else ",".join(full["conditions"]))
     parser.add_argument("--seeds", type=_seeds, default=None,
                         help=f"number of seeds, or a comma-separated list (default: "
                         f"{','.join(map(str, full['seeds']))}; --quick: "
                         f"{','.join(map(str, quick['seeds']))})")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
-    parser.add_argument("--conditions", type=_conditions, default=None,
-                        help=f"comma-separated subset of {', '.join(CONDITIONS)} "
-                        f"(default: {conditions})")
     parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                         help="use only the first N training images (default: "
                         f"{full['train_size'] or 'all'}; --quick: {quick['train_size']})")
     parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
                         help="use only the first N test images (default: "
                         f"{full['test_size'] or 'all'}; --quick: {quick['test_size']})")
+
+
+def _training_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
+    """Options of a training figure; the defaults are `ExperimentConfig`'s (the paper's
+    training and relaxation protocol) and the figure's registry entry."""
+    full = figure.full
+    paper = ExperimentConfig()
+    conditions = ("all " + str(len(CONDITIONS)) if len(full["conditions"]) == len(CONDITIONS)
+                  else ",".join(full["conditions"]))
+    parser.add_argument("--conditions", type=_conditions, default=None,
+                        help=f"comma-separated subset of {', '.join(CONDITIONS)} "
+                        f"(default: {conditions})")
+    _run_options(parser, figure)
     parser.add_argument("--batch-size", type=positive_int, default=paper.batch_size,
                         help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=paper.lr,
@@ -275,18 +281,7 @@ def _depth_options(parser: argparse.ArgumentParser, figure: Figure) -> None:
     parser.add_argument("--conditions", type=_depth_conditions, default=None,
                         help=f"comma-separated subset of {', '.join(DEPTH_CONDITIONS)} "
                         "(default: all)")
-    parser.add_argument("--seeds", type=_seeds, default=None,
-                        help=f"number of seeds, or a comma-separated list (default: "
-                        f"{','.join(map(str, full['seeds']))}; --quick: "
-                        f"{','.join(map(str, quick['seeds']))})")
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"default: {full['epochs']}; --quick: {quick['epochs']}")
-    parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                        help="use only the first N training images (default: "
-                        f"{full['train_size'] or 'all'}; --quick: {quick['train_size']})")
-    parser.add_argument("--test-size", type=positive_int, default=None, metavar="N",
-                        help="use only the first N test images (default: "
-                        f"{full['test_size'] or 'all'}; --quick: {quick['test_size']})")
+    _run_options(parser, figure)
     parser.add_argument("--reach-tol", type=float, default=config.reach_tol,
                         help="remaining fraction at the deepest unit that the ar-reach "
                         "condition's T aims at (default: %(default)s)")
