@@ -292,3 +292,20 @@ def test_continuous_time_takes_no_step_count_and_gives_no_reach_warning():
         warnings.simplefilter("error")
         flowed = ardiff.grad(deep, schedule="continuous", time=80.0, max_iter=3)(x0)
     assert relative_error(flowed, exact) < 1e-9
+
+
+def test_reach_runs_exactly_its_steps_when_stepping_and_advises_the_needed_steps():
+    """Stepped (not the closed form): max_iter='reach' runs exactly the T it picks, even
+    where the residual meets tol earlier; a fixed budget that falls short names the T
+    that reaches 0.05, word for word."""
+    deep, x0 = chain_of(6), np.array([0.3, -0.4])
+    g = ardiff.trace(deep, x0)
+    depth = compile_plan(g).max_depth
+    T = needed(depth, 0.1, 0.2, "parallel")
+    res = ardiff.relax(g, schedule="parallel", eta=0.1, max_iter="reach", tol=0.2,
+                       init="zeros")
+    assert res.iterations == T and T > 1
+    with pytest.warns(ardiff.ReachWarning) as record:
+        ardiff.grad(deep, schedule="parallel", eta=0.1, max_iter=5, tol=0.0)(x0)
+    text = str(record[0].message)
+    assert f". max_iter={needed(depth, 0.1)} would bring it to 0.05; max_iter='reach'" in text
