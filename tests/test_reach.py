@@ -309,3 +309,19 @@ def test_reach_runs_exactly_its_steps_when_stepping_and_advises_the_needed_steps
         ardiff.grad(deep, schedule="parallel", eta=0.1, max_iter=5, tol=0.0)(x0)
     text = str(record[0].message)
     assert f". max_iter={needed(depth, 0.1)} would bring it to 0.05; max_iter='reach'" in text
+
+
+@pytest.mark.parametrize("schedule", ["parallel", "sequential"])
+def test_reach_depth_and_fractions_against_a_brute_force_scan(schedule):
+    """reach_depth (doubling and bisection) is the largest k whose exact tail is at most
+    0.05, found here by scanning k = 1, 2, ...; remaining_fractions is the exact tail at
+    every distance."""
+    for eta in (0.1, 0.5, 0.9):
+        for T in (1, 2, 3, 5, 20, 100):
+            k = 0
+            while tail(T, k + 1, eta, schedule) <= 0.05:
+                k += 1
+            assert reach_depth(T, eta, schedule) == k, (eta, T)
+            np.testing.assert_allclose(
+                remaining_fractions(T, 7, eta, schedule),
+                [tail(T, d, eta, schedule) for d in range(1, 8)], rtol=1e-9, atol=1e-15)
