@@ -10,6 +10,7 @@ first sweep already equals backprop's gradient; where it says no, one step does 
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -65,13 +66,12 @@ def test_the_predicate_is_the_mathematics(keywords):
             and not keywords["closed_form"] and keywords["units"] == "ops":
         one_step = ardiff.grad(chain, schedule=keywords["schedule"], eta=keywords["eta"],
                                max_iter=1, tol=0.0)
-        with np.errstate(all="ignore"):
-            try:
-                got = one_step(W, X)
-            except ardiff.ConvergenceWarning:  # warnings are errors in the tests
-                got = None
-        exact = np.allclose(got, chain_rule_by_hand(W, X), rtol=1e-12, atol=0) \
-            if got is not None else False
+        with warnings.catch_warnings():
+            # one step of the other schedules warns that it does not reach (ReachWarning):
+            # compute it anyway, since its value is what this test compares
+            warnings.simplefilter("ignore", ardiff.ConvergenceWarning)
+            got = one_step(W, X)
+        exact = np.allclose(got, chain_rule_by_hand(W, X), rtol=1e-12, atol=0)
         assert exact is expected
 
 
