@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from ..nn import SGD, History, Method, ResidualMLP, backprop_method, relaxation, train
+from ..nn import SGD, Method, ResidualMLP, backprop_method, relaxation
 from ..solvers import ReachWarning, compile_plan, unit_plan
 from ..solvers.theory import error_bound, predict_iterations
 from .figures import DEPTH_CONDITIONS as CONDITION_NAMES
 from .files import atomic_write, write_json
-from .training import FINISHED, ExperimentConfig, load_run
+from .training import FINISHED, ExperimentConfig, load_run, train_saving
 
 __all__ = ["DEPTH_CONDITIONS", "DepthConfig", "depth_method", "unit_depth", "train_depth",
            "run_depth", "summarize_depth", "versus_backprop", "format_depth_table",
@@ -154,35 +154,19 @@ def train_depth(config: DepthConfig, condition: str, seed: int, data: dict, out:
                  if method.steps == "reach" else int(method.steps))
         run["steps"] = steps
         run["remaining_fraction"] = float(error_bound(steps, D, method.eta, method.schedule))
-    history = History()
-    path = run_file(out, condition, config.depth, seed)
-
-    def save(status: str) -> None:
-        run["status"] = status
-        run["history"] = history.to_dict()
-        write_json(path, run)
-
-    per_epoch = -(-len(data["train"][0]) // config.batch_size)
-    run["batches_per_epoch"] = per_epoch
-    bar = progress(total=per_epoch * config.epochs, leave=False, unit="batch",
-                   desc=f"{condition} depth {config.depth} seed {seed}") if progress else None
     reach = []
+    # The paper's T = 100 warns on every batch of a deep network: the first warning is
+    # kept in the run (below), the others would only repeat it.  Any other warning is
+    # passed on.
+    caught: list = []
     try:
-        # The paper's T = 100 warns on every batch of a deep network: the first warning
-        # is kept in the run (below), the others would only repeat it.  Any other
-        # warning is passed on.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            train(model, data["train"], data["test"], method=method, loss=config.loss,
-                  optimizer=SGD(lr=config.lr), epochs=config.epochs,
-                  batch_size=config.batch_size, seed=seed, angle_every=config.angle_every,
-                  history=history, progress=bar, on_epoch=lambda h: save("running"))
-    except KeyboardInterrupt:
-        save("interrupted")
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+            history, save = train_saving(
+                run, run_file(out, condition, config.depth, seed), model, method,
+                SGD(lr=config.lr), config, data, seed, progress,
+                f"{condition} depth {config.depth} seed {seed}")
+    finally:  # outside the capture, so that the others reach the caller
         for w in caught:
             if issubclass(w.category, ReachWarning):
                 reach.append(str(w.message))

@@ -111,14 +111,35 @@ def train_one(config: Any, condition: str, seed: int, data: dict, out: Path,
                          f"{sorted(OPTIMIZERS)}.")
     model = config.model(seed)
     optimizer = OPTIMIZERS[config.optimizer](lr=config.lr)
-    history = History()
-    path = run_path(out, condition, seed)
     run = {"condition": condition, "label": cond.label, "seed": seed,
            "config": config.to_dict()}
     if record_model:
         run["model"] = repr(model)
     run.update({"method": method.describe(), "command": command, "status": "running",
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    history, save = train_saving(run, run_path(out, condition, seed), model, method,
+                                 optimizer, config, data, seed, progress,
+                                 f"{name}{condition} seed {seed}")
+    save("diverged" if history.diverged is not None else "complete")
+    return run
+
+
+def train_saving(run: dict, path: Path, model: Any, method: Any, optimizer: Any, config: Any,
+                 data: dict, seed: int, progress: Callable[..., Any] | None,
+                 desc: str) -> tuple[History, Callable[[str], None]]:
+    """Train `model` by `method`, writing `run` (with its history) to `path` after every
+    epoch, and with status "interrupted" on Ctrl-C (then re-raised).
+
+    The loop of every experiment (`train_one`, the CNN, `ardiff.paper.depth`); the
+    caller records what it adds to `run` and writes the final status with the returned
+    `save(status)`.
+
+    Returns
+    -------
+    tuple of (History, callable)
+        The training history and `save(status)`.
+    """
+    history = History()
 
     def save(status: str) -> None:
         run["status"] = status
@@ -127,8 +148,7 @@ def train_one(config: Any, condition: str, seed: int, data: dict, out: Path,
 
     per_epoch = math.ceil(len(data["train"][0]) / config.batch_size)
     run["batches_per_epoch"] = per_epoch
-    n_batches = per_epoch * config.epochs
-    bar = progress(total=n_batches, desc=f"{name}{condition} seed {seed}", unit="batch",
+    bar = progress(total=per_epoch * config.epochs, desc=desc, unit="batch",
                    leave=False) if progress else None
     try:
         train(model, data["train"], data["test"], method=method, loss=config.loss,
@@ -141,8 +161,7 @@ def train_one(config: Any, condition: str, seed: int, data: dict, out: Path,
     finally:
         if bar is not None:
             bar.close()
-    save("diverged" if history.diverged is not None else "complete")
-    return run
+    return history, save
 
 
 def summarize(runs: Sequence[dict], conditions: Sequence[str]) -> dict:
