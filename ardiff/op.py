@@ -221,7 +221,6 @@ class Op:
         self.multilinear = multilinear
         self.scalar = scalar
         self._needed: dict = {}  # traced argument positions -> what their VJPs read
-        self._bound_vjps: dict = {}  # argnum -> a variadic vjp bound to it (vjp_maker)
         self.__name__ = name
         self.__doc__ = f"Traced `{name}` (see the op table, docs/ops.md)."
 
@@ -332,10 +331,7 @@ class Op:
         generated code start from this one lookup.
         """
         if self.vjp is not None:
-            bound = self._bound_vjps.get(argnum)
-            if bound is None:
-                bound = self._bound_vjps[argnum] = functools.partial(self.vjp, argnum)
-            return bound
+            return functools.partial(self.vjp, argnum)
         maker = self.vjps[argnum] if argnum < len(self.vjps) else None
         if maker is None:
             raise TypeError(
