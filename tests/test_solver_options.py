@@ -193,14 +193,6 @@ def test_time_refusals():
             SolverOptions(schedule="continuous", time=bad)
 
 
-def test_relax_keywords_are_the_relaxation_fields():
-    o = SolverOptions(eta=0.5, schedule="parallel", init="forward", tol=1e-6, max_iter=9,
-                      record=True, units="layers")
-    assert o.relax_keywords() == dict(eta=0.5, schedule="parallel", init="forward", tol=1e-6,
-                                      max_iter=9, record=True, closed_form=False, time=None,
-                                      units="layers")
-
-
 def test_options_are_frozen():
     with pytest.raises(AttributeError):
         SolverOptions().eta = 0.5

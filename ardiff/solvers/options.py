@@ -219,10 +219,6 @@ class SolverOptions:
         return (self.method == "relax" and self.schedule == "sequential"
                 and self.eta == 1.0 and not self.record)
 
-    def relax_keywords(self) -> dict:
-        """The relaxation keywords (`RELAX_OPTIONS`) as a dict, for `run_relaxation`."""
-        return {name: getattr(self, name) for name in RELAX_OPTIONS}
-
 
 def _check_time(time: Any, schedule: str) -> float | tuple | None:
     """`time` as a float or a tuple of increasing floats >= 0; required exactly in
