@@ -325,3 +325,64 @@ def test_reach_depth_and_fractions_against_a_brute_force_scan(schedule):
             np.testing.assert_allclose(
                 remaining_fractions(T, 7, eta, schedule),
                 [tail(T, d, eta, schedule) for d in range(1, 8)], rtol=1e-9, atol=1e-15)
+
+
+def test_check_convexity_reach_rows_per_schedule_and_where_there_are_none():
+    """The report's reach rows follow the schedule (sequential tails differ from
+    parallel ones), its measured run takes the given budget, and there are no rows where
+    no step count applies: continuous time, or an eta outside (0, 2)."""
+    deep, x0 = chain_of(5), np.array([0.3, -0.4])
+    D = ardiff.check_convexity(deep, x0, measure=False).depth
+    report = ardiff.check_convexity(deep, x0, schedule="sequential", eta=0.3, max_iter=6,
+                                    measure=False)
+    assert report.steps == 6
+    np.testing.assert_allclose(report.remaining_fraction,
+                               [tail(6, k, 0.3, "sequential") for k in range(1, D + 1)],
+                               rtol=1e-10)
+    k = 0
+    while tail(6, k + 1, 0.3, "sequential") <= 0.05:
+        k += 1
+    assert report.reach_depth == k
+    measured = ardiff.check_convexity(deep, x0, schedule="parallel", eta=0.5, max_iter=7,
+                                      tol=0.0)
+    assert measured.steps == measured.measured_iterations == 7
+    for kwargs in (dict(schedule="continuous", max_iter=5), dict(eta=2.5, max_iter=5)):
+        quiet = ardiff.check_convexity(deep, x0, measure=False, **kwargs)
+        assert quiet.steps is None and quiet.remaining_fraction is None, kwargs
+    with pytest.raises(ValueError) as refused:
+        ardiff.check_convexity(deep, x0, preset="nope")
+    assert str(refused.value) == "Unknown preset 'nope'; available: ['paper']"
+
+
+def _expected_fractions(T, D, eta, schedule):
+    """The report's list, written here: the first four distances and the last."""
+    ks = list(range(1, D + 1))
+    ks = ks if len(ks) <= 5 else ks[:4] + [D]
+    return ", ".join(f"k={k}: {tail(T, k, eta, schedule):.2g}" for k in ks)
+
+
+@pytest.mark.parametrize("layers,scaled,depth", [(1, True, 4), (2, False, 5), (2, True, 6),
+                                                 (8, False, 17)])
+def test_check_convexity_reach_rows_word_for_word(layers, scaled, depth):
+    """The two reach rows of the printed report, against the exact tails (whitespace of
+    the report's line wrapping ignored); depths around the list's cut after five."""
+    chain, x0 = chain_of(layers), np.array([0.3, -0.4])
+
+    def deep(x):
+        return chain(x) * 2.0 if scaled else chain(x)  # one more relaxing node
+    for schedule, eta, T in (("parallel", 0.1, 100), ("sequential", 1.0, 3),
+                             ("parallel", 0.6, 60)):
+        report = ardiff.check_convexity(deep, x0, schedule=schedule, eta=eta, max_iter=T,
+                                        measure=False)
+        D = report.depth
+        assert D == depth
+        text = " ".join(str(report).split())
+        first = (f"remaining fraction after T={T} steps {tail(T, D, eta, schedule):.3g} at the "
+                 f"deepest unit (D = {D}); {_expected_fractions(T, D, eta, schedule)}")
+        assert first in text, (first, text)
+        k = 0
+        while k < 1000 and tail(T, k + 1, eta, schedule) <= 0.05:
+            k += 1
+        reach = "unlimited" if k == 1000 else str(k)
+        beyond = " (D is beyond it)" if reach != "unlimited" and D > k else ""
+        assert f"reach (deepest unit <= 0.05) {reach}{beyond} " in text + " "
