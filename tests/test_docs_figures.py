@@ -169,6 +169,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9+]+", "_", text.lower()).strip("_")
 
 
+def _suite_header(line: str, out: dict) -> bool:
+    """The load average and whole-run lines every bench_suite run prints."""
+    if m := re.match(r"load average \(1, 5, 15 min\) at start: (\S+), (\S+), (\S+)", line):
+        out.update({"load.1": Decimal(m[1]), "load.5": Decimal(m[2]), "load.15": Decimal(m[3])})
+    elif m := re.match(r"whole run: (\d+) s", line):
+        out["whole_run"] = Decimal(m[1])
+    else:
+        return False
+    return True
+
+
 def parse_suite(text: str) -> dict[str, Decimal]:
     """benchmarks/bench_suite.py's saved run.
 
@@ -182,12 +193,8 @@ def parse_suite(text: str) -> dict[str, Decimal]:
     workload = None
     table = False
     for line in text.splitlines():
-        if m := re.match(r"load average \(1, 5, 15 min\) at start: (\S+), (\S+), (\S+)",
-                         line):
-            out.update({"load.1": Decimal(m[1]), "load.5": Decimal(m[2]),
-                        "load.15": Decimal(m[3])})
-        elif m := re.match(r"whole run: (\d+) s", line):
-            out["whole_run"] = Decimal(m[1])
+        if _suite_header(line, out):
+            continue
         elif line.startswith("saved "):
             continue
         elif line.startswith("-----"):
@@ -227,12 +234,8 @@ def parse_suite_processes(text: str) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     workload = None
     for line in text.splitlines():
-        if m := re.match(r"load average \(1, 5, 15 min\) at start: (\S+), (\S+), (\S+)",
-                         line):
-            out.update({"load.1": Decimal(m[1]), "load.5": Decimal(m[2]),
-                        "load.15": Decimal(m[3])})
-        elif m := re.match(r"whole run: (\d+) s", line):
-            out["whole_run"] = Decimal(m[1])
+        if _suite_header(line, out):
+            continue
         elif m := re.match(r"(\S+)?\s+(\w+)\s+(ms|ratios|faults)\s+([\d.\s]+?)\s+"
                            r"median (\S+)$", line):
             workload = m[1] or workload
